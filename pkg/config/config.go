@@ -1,0 +1,208 @@
+// Package config parses a service's configuration from its environment.
+//
+// Every datamill service describes its configuration as one struct holding
+// the shared blocks as named fields (Kafka kafka.Config, Registry
+// serde.Config, Postgres pg.Config) plus config.Service embedded, next to its
+// own variables, which carry the service's prefix. It is parsed once, in run,
+// with Parse. Every variable either has a default or is required; all
+// problems are reported together, naming the variables to fix.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Service is the block every datamill process shares.
+type Service struct {
+	// LogLevel is the minimum level logged: debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// LogFormat is json (default, for machines) or console (for people).
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
+	// HTTPAddr is where /metrics, /healthz and /readyz are served.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// Datasets lists the datasets this process handles.
+	Datasets []string `env:"DATASETS" envDefault:"users" envSeparator:","`
+	// RunID labels this run of the pipeline in eco samples and reports.
+	RunID string `env:"RUN_ID" envDefault:"default"`
+}
+
+// Validator is implemented by configurations with cross-field rules.
+type Validator interface {
+	Validate() error
+}
+
+// Parse fills a T from environ (KEY=VALUE pairs, as os.Environ returns them).
+// Variables without a default are required. When T implements Validator,
+// Validate runs after parsing.
+func Parse[T any](environ []string) (T, error) {
+	var cfg T
+	err := env.ParseWithOptions(&cfg, env.Options{
+		Environment:     ToMap(environ),
+		RequiredIfNoDef: true,
+	})
+	if err != nil {
+		return cfg, fmt.Errorf("configuration: %w", nameVariables(err, reflect.TypeOf(cfg)))
+	}
+	if err := validate(reflect.ValueOf(&cfg)); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// validate runs Validate on the struct v points to and on every struct field
+// inside it, depth first, and joins the errors. Shared blocks are held as
+// named fields (Kafka kafka.Config), so their Validate methods are never
+// promoted into, or hidden by, the service's own.
+func validate(v reflect.Value) error {
+	s := v.Elem()
+	if s.Kind() != reflect.Struct {
+		return nil
+	}
+	var errs []error
+	for i := range s.NumField() {
+		f := s.Field(i)
+		if f.Kind() == reflect.Struct && s.Type().Field(i).IsExported() && !s.Type().Field(i).Anonymous {
+			errs = append(errs, validate(f.Addr()))
+		}
+	}
+	if val, ok := v.Interface().(Validator); ok {
+		errs = append(errs, val.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// nameVariables rewrites env's parse errors, which name the Go field, so that
+// they name the environment variable the user has to fix.
+func nameVariables(err error, t reflect.Type) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if name := variableOf(t, pe.Name); name != "" {
+				e = fmt.Errorf("%s: %w", name, pe.Err)
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// variableOf returns the environment variable of the field called field in t
+// or in the structs it embeds.
+func variableOf(t reflect.Type, field string) string {
+	for _, v := range Variables(reflect.New(t).Interface()) {
+		if v.Field == field {
+			return v.Name
+		}
+	}
+	return ""
+}
+
+// ToMap turns KEY=VALUE pairs into a map; later pairs win.
+func ToMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Redacted returns cfg's fields as a flat map for logging, with the values of
+// fields tagged `secret:"true"` (or whose variable names a secret) replaced.
+func Redacted(cfg any) map[string]any {
+	out := map[string]any{}
+	redact(reflect.ValueOf(cfg), out)
+	return out
+}
+
+func redact(v reflect.Value, out map[string]any) {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" {
+			redact(v.Field(i), out)
+			continue
+		}
+		val := v.Field(i).Interface()
+		if isSecret(f, name) && !v.Field(i).IsZero() {
+			val = "[redacted]"
+		}
+		out[name] = val
+	}
+}
+
+func isSecret(f reflect.StructField, name string) bool {
+	if f.Tag.Get("secret") == "true" {
+		return true
+	}
+	for _, word := range []string{"PASSWORD", "SECRET", "TOKEN"} {
+		if strings.Contains(name, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// Variable describes one environment variable of a configuration.
+type Variable struct {
+	Name     string
+	Field    string
+	Default  string
+	Required bool
+}
+
+// Variables lists the environment variables a configuration struct reads,
+// in declaration order. Tests and docs use it so that lists of variables are
+// derived from the structs instead of written by hand.
+func Variables(cfg any) []Variable {
+	var vars []Variable
+	collect(reflect.TypeOf(cfg), &vars)
+	return vars
+}
+
+func collect(t reflect.Type, vars *[]Variable) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" {
+			collect(f.Type, vars)
+			continue
+		}
+		def, hasDef := f.Tag.Lookup("envDefault")
+		*vars = append(*vars, Variable{Name: name, Field: f.Name, Default: def, Required: !hasDef})
+	}
+}

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type sample struct {
+	Service
+	Brokers  []string `env:"KAFKA_BROKERS" envSeparator:","`
+	Password string   `env:"DB_PASSWORD" envDefault:""`
+	Batch    int      `env:"SAMPLE_BATCH" envDefault:"100"`
+}
+
+func (s *sample) Validate() error {
+	if s.Batch <= 0 {
+		return errBatch
+	}
+	return nil
+}
+
+var errBatch = &batchError{}
+
+type batchError struct{}
+
+func (*batchError) Error() string { return "SAMPLE_BATCH must be positive" }
+
+func TestParse(t *testing.T) {
+	tests := map[string]struct {
+		environ []string
+		want    sample
+		wantErr string
+	}{
+		"defaults and required": {
+			environ: []string{"KAFKA_BROKERS=a:1,b:2"},
+			want: sample{
+				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", Datasets: []string{"users"}, RunID: "default"},
+				Brokers: []string{"a:1", "b:2"},
+				Batch:   100,
+			},
+		},
+		"later pair wins": {
+			environ: []string{"KAFKA_BROKERS=a:1", "SAMPLE_BATCH=5", "SAMPLE_BATCH=7", "DATASETS=users,jobs"},
+			want: sample{
+				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", Datasets: []string{"users", "jobs"}, RunID: "default"},
+				Brokers: []string{"a:1"},
+				Batch:   7,
+			},
+		},
+		"missing required": {environ: nil, wantErr: "KAFKA_BROKERS"},
+		"bad number":       {environ: []string{"KAFKA_BROKERS=a", "SAMPLE_BATCH=x"}, wantErr: "SAMPLE_BATCH"},
+		"validate runs":    {environ: []string{"KAFKA_BROKERS=a", "SAMPLE_BATCH=0"}, wantErr: "must be positive"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Parse[sample](tc.environ)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Parse(%q) error = %v, want it to mention %q", tc.environ, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tc.environ, err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Parse(%q) mismatch (-want +got):\n%s", tc.environ, diff)
+			}
+		})
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	cfg := sample{Brokers: []string{"k:9092"}, Password: "hunter2", Batch: 3}
+	got := Redacted(cfg)
+	if got["DB_PASSWORD"] != "[redacted]" {
+		t.Errorf("DB_PASSWORD = %v, want [redacted]", got["DB_PASSWORD"])
+	}
+	if got["SAMPLE_BATCH"] != 3 {
+		t.Errorf("SAMPLE_BATCH = %v, want 3", got["SAMPLE_BATCH"])
+	}
+	if _, ok := got["LOG_LEVEL"]; !ok {
+		t.Errorf("embedded block not flattened: %v", got)
+	}
+}
+
+func TestVariables(t *testing.T) {
+	vars := Variables(sample{})
+	byName := map[string]Variable{}
+	for _, v := range vars {
+		byName[v.Name] = v
+	}
+	if !byName["KAFKA_BROKERS"].Required {
+		t.Errorf("KAFKA_BROKERS should be required: %+v", byName["KAFKA_BROKERS"])
+	}
+	if v := byName["HTTP_ADDR"]; v.Required || v.Default != ":8080" {
+		t.Errorf("HTTP_ADDR = %+v, want optional with default :8080", v)
+	}
+	if len(vars) != 8 {
+		t.Errorf("got %d variables, want 8: %+v", len(vars), vars)
+	}
+}

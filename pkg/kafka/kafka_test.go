@@ -1,0 +1,83 @@
+package kafka
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/testkit"
+)
+
+func TestValidate(t *testing.T) {
+	tests := map[string]struct {
+		cfg     Config
+		wantErr string
+	}{
+		"ok":            {cfg: Config{Brokers: []string{"k:9092"}, Partitions: 3}},
+		"no brokers":    {cfg: Config{Partitions: 3}, wantErr: "KAFKA_BROKERS"},
+		"bad mechanism": {cfg: Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "GSSAPI"}, wantErr: "KAFKA_SASL_MECHANISM"},
+		"scram no user": {cfg: Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "SCRAM-SHA-512"}, wantErr: "KAFKA_SASL_USERNAME"},
+		"half a cert":   {cfg: Config{Brokers: []string{"k"}, Partitions: 1, TLSCertFile: "c.pem"}, wantErr: "KAFKA_TLS_KEY_FILE"},
+		"no partitions": {cfg: Config{Brokers: []string{"k"}}, wantErr: "KAFKA_TOPIC_PARTITIONS"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("Validate(%+v) = %v", tc.cfg, err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestOptsRejectsMissingCA(t *testing.T) {
+	cfg := Config{Brokers: []string{"k"}, Partitions: 1, TLS: true, TLSCAFile: "/nonexistent/ca.pem"}
+	if _, err := Opts(cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "KAFKA_TLS_CA_FILE") {
+		t.Fatalf("Opts = %v, want an error naming KAFKA_TLS_CA_FILE", err)
+	}
+}
+
+func TestPipelineTopics(t *testing.T) {
+	got := strings.Join(PipelineTopics("users"), " ")
+	if want := "eco.samples raw.users clean.users persisted.users scored.users dlq.users"; got != want {
+		t.Errorf("PipelineTopics(users) = %q, want %q", got, want)
+	}
+}
+
+func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
+	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 3, ReplicationFactor: -1}
+	cl, err := NewClient(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	a, b := testkit.Name(t, "raw"), testkit.Name(t, "clean")
+	if err := EnsureTopics(ctx, cl, cfg, a, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureTopics(ctx, cl, cfg, a, b); err != nil {
+		t.Fatalf("second EnsureTopics: %v", err)
+	}
+	details, err := kadm.NewClient(cl).ListTopics(ctx, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{a, b} {
+		if n := len(details[topic].Partitions); n != 3 {
+			t.Errorf("%s has %d partitions, want 3", topic, n)
+		}
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: a, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce to the created topic: %v", err)
+	}
+}

@@ -1,0 +1,141 @@
+// Package telemetry serves a process's Prometheus metrics and its health
+// and readiness on HTTP_ADDR: /metrics, /healthz (the process is alive) and
+// /readyz (every component the process registered says it is ready).
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Server exposes a metrics registry and readiness over HTTP.
+type Server struct {
+	registry *prometheus.Registry
+	srv      *http.Server
+	ln       net.Listener
+
+	mu    sync.Mutex
+	state map[string]string // component → "" when ready, else why not
+}
+
+// New returns a server with a fresh registry holding the Go runtime and
+// process collectors. Nothing listens until Start.
+func New() *Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	s := &Server{registry: reg, state: map[string]string{}}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s
+}
+
+// Registry is where the process registers its metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// SetReady records whether component is ready; reason says why not.
+// The process is ready once every component it named is ready.
+func (s *Server) SetReady(component string, ready bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ready {
+		reason = ""
+	} else if reason == "" {
+		reason = "not ready"
+	}
+	s.state[component] = reason
+}
+
+// Ready reports whether at least one component is registered and all are
+// ready.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.state) == 0 {
+		return false
+	}
+	for _, reason := range s.state {
+		if reason != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.state))
+	for name := range s.state {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	type component struct {
+		Name   string `json:"name"`
+		Ready  bool   `json:"ready"`
+		Reason string `json:"reason,omitempty"`
+	}
+	body := struct {
+		Ready      bool        `json:"ready"`
+		Components []component `json:"components"`
+	}{Ready: len(names) > 0}
+	for _, name := range names {
+		reason := s.state[name]
+		body.Components = append(body.Components, component{Name: name, Ready: reason == "", Reason: reason})
+		if reason != "" {
+			body.Ready = false
+		}
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !body.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Start listens on addr (host:port; port 0 picks a free one) and serves in
+// the background until Shutdown.
+func (s *Server) Start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", addr, err)
+	}
+	s.ln = ln
+	go func() { _ = s.srv.Serve(ln) }()
+	return nil
+}
+
+// Addr is the address Start listens on.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops serving, waiting for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down telemetry server: %w", err)
+	}
+	return nil
+}
