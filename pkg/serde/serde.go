@@ -1,0 +1,201 @@
+// Package serde encodes and decodes record values in the Confluent wire
+// format: a zero magic byte, the writer schema's registry id as four
+// big-endian bytes, then the Avro binary body.
+//
+// Schemas are registered under <topic>-value. Registration is refused when
+// the new schema is not BACKWARD compatible with the subject's latest
+// version; datamill checks this itself, so it holds with any registry.
+// Decoding looks the writer schema up by id and resolves it against the
+// reader's schema, so consumers keep reading across compatible changes.
+package serde
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/datamill/datamill/schemas"
+)
+
+// ErrMalformed marks a value that can never be decoded: retrying will not
+// help, the record belongs in a dead-letter topic.
+var ErrMalformed = errors.New("malformed value")
+
+// Config is the schema registry block of a service's configuration.
+type Config struct {
+	// RegistryURL is the base URL of a Confluent-API schema registry.
+	RegistryURL string `env:"SCHEMA_REGISTRY_URL"`
+	Username    string `env:"SCHEMA_REGISTRY_USERNAME" envDefault:""`
+	Password    string `env:"SCHEMA_REGISTRY_PASSWORD" envDefault:"" secret:"true"`
+}
+
+// Registry is a schema registry client that enforces BACKWARD
+// compatibility on registration and caches schemas by id.
+type Registry struct {
+	cl   *sr.Client
+	byID sync.Map // int → avro.Schema
+}
+
+// NewRegistry returns a client for the registry of cfg.
+func NewRegistry(cfg Config) (*Registry, error) {
+	opts := []sr.ClientOpt{sr.URLs(cfg.RegistryURL)}
+	if cfg.Username != "" {
+		opts = append(opts, sr.BasicAuth(cfg.Username, cfg.Password))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client for %s: %w", cfg.RegistryURL, err)
+	}
+	return &Registry{cl: cl}, nil
+}
+
+// Subject is the registry subject of a topic's values.
+func Subject(topic string) string { return topic + "-value" }
+
+// Ping checks that the registry answers.
+func (r *Registry) Ping(ctx context.Context) error {
+	if _, err := r.cl.Subjects(ctx); err != nil {
+		return fmt.Errorf("schema registry: %w", err)
+	}
+	return nil
+}
+
+// Register registers schema under subject and returns its id. It refuses,
+// with an error wrapping schemas.ErrIncompatible, a schema that cannot read
+// data written with the subject's latest version. Registering the same
+// schema again returns the same id.
+func (r *Registry) Register(ctx context.Context, subject string, schema avro.Schema) (int, error) {
+	latest, err := r.cl.SchemaByVersion(ctx, subject, -1)
+	switch {
+	case notFound(err):
+	case err != nil:
+		return 0, fmt.Errorf("latest schema of %s: %w", subject, err)
+	default:
+		prev, err := schemas.Parse(latest.Schema.Schema)
+		if err != nil {
+			return 0, fmt.Errorf("latest schema of %s (id %d) does not parse: %w", subject, latest.ID, err)
+		}
+		if err := schemas.CheckBackward(schema, prev); err != nil {
+			return 0, fmt.Errorf("register %s: refused: %w", subject, err)
+		}
+	}
+	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: schema.String(), Type: sr.TypeAvro})
+	if err != nil {
+		return 0, fmt.Errorf("register %s: %w", subject, err)
+	}
+	r.byID.Store(ss.ID, schema)
+	return ss.ID, nil
+}
+
+// schema returns the schema with id, from the cache or the registry. An id
+// the registry does not know is malformed input.
+func (r *Registry) schema(ctx context.Context, id int) (avro.Schema, error) {
+	if s, ok := r.byID.Load(id); ok {
+		return s.(avro.Schema), nil
+	}
+	got, err := r.cl.SchemaByID(ctx, id)
+	if notFound(err) {
+		return nil, fmt.Errorf("%w: schema id %d is unknown to the registry", ErrMalformed, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("schema id %d: %w", id, err)
+	}
+	s, err := schemas.Parse(got.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("%w: schema id %d does not parse: %w", ErrMalformed, id, err)
+	}
+	r.byID.Store(id, s)
+	return s, nil
+}
+
+func notFound(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+// Codec encodes and decodes the values of one topic as T.
+type Codec[T any] struct {
+	reg      *Registry
+	schema   avro.Schema
+	id       int
+	header   [5]byte
+	resolved sync.Map // writer id → avro.Schema to decode with
+}
+
+// NewCodec registers schema for topic's values and returns the codec that
+// writes with it and reads into T through it.
+func NewCodec[T any](ctx context.Context, reg *Registry, topic string, schema avro.Schema) (*Codec[T], error) {
+	id, err := reg.Register(ctx, Subject(topic), schema)
+	if err != nil {
+		return nil, err
+	}
+	c := &Codec[T]{reg: reg, schema: schema, id: id}
+	binary.BigEndian.PutUint32(c.header[1:], uint32(id))
+	c.resolved.Store(id, schema)
+	return c, nil
+}
+
+// ID is the registry id of the codec's schema.
+func (c *Codec[T]) ID() int { return c.id }
+
+// Schema is the codec's schema.
+func (c *Codec[T]) Schema() avro.Schema { return c.schema }
+
+// AppendEncode appends v in the wire format to dst.
+func (c *Codec[T]) AppendEncode(dst []byte, v *T) ([]byte, error) {
+	body, err := avro.Marshal(c.schema, v)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", c.schema.(avro.NamedSchema).FullName(), err)
+	}
+	dst = append(dst, c.header[:]...)
+	return append(dst, body...), nil
+}
+
+// Encode returns v in the wire format.
+func (c *Codec[T]) Encode(v *T) ([]byte, error) {
+	return c.AppendEncode(make([]byte, 0, 64), v)
+}
+
+// Decode reads b into v. Bytes that can never decode give an error matching
+// ErrMalformed; an unreachable registry gives another error, worth a retry.
+func (c *Codec[T]) Decode(b []byte, v *T) error {
+	if len(b) < 5 {
+		return fmt.Errorf("%w: %d bytes, shorter than the 5-byte header", ErrMalformed, len(b))
+	}
+	if b[0] != 0 {
+		return fmt.Errorf("%w: magic byte %d, want 0", ErrMalformed, b[0])
+	}
+	id := int(binary.BigEndian.Uint32(b[1:5]))
+	s, err := c.readerFor(id)
+	if err != nil {
+		return err
+	}
+	if err := avro.Unmarshal(s, b[5:], v); err != nil {
+		return fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
+	}
+	return nil
+}
+
+// readerFor returns the schema that decodes data written with schema id
+// into T: the codec's own schema resolved against the writer's.
+func (c *Codec[T]) readerFor(id int) (avro.Schema, error) {
+	if s, ok := c.resolved.Load(id); ok {
+		return s.(avro.Schema), nil
+	}
+	writer, err := c.reg.schema(context.Background(), id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := avro.NewSchemaCompatibility().Resolve(c.schema, writer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: schema id %d cannot be read as %s: %w", ErrMalformed, id, c.schema.(avro.NamedSchema).FullName(), err)
+	}
+	c.resolved.Store(id, s)
+	return s, nil
+}
