@@ -1,0 +1,49 @@
+// Package stage is the consume → transform → produce loop that every
+// Kafka-to-Kafka and Kafka-to-database step of datamill runs.
+//
+// A Runner consumes one input topic in a consumer group, polls a batch,
+// decodes it, hands the decoded messages to the step's Handler (plain Go
+// values, no Kafka types), produces the handler's outputs and the dead
+// letters, and commits the consumed offsets. Everything a batch produces and
+// the offsets it consumed are committed in one Kafka transaction
+// (franz-go's GroupTransactSession; inputs are read with read_committed).
+//
+// # Delivery guarantee
+//
+// Effectively once. For a Kafka-to-Kafka step an input offset is committed
+// if and only if the outputs and dead letters made from it are, so a crash at
+// any point replays exactly the uncommitted batch and downstream
+// read_committed consumers never see a record twice.
+//
+// For a step with a database sink the handler writes and commits its
+// database transaction before it returns; only then does the runner produce
+// the outputs and commit the Kafka transaction carrying the offsets. The
+// commit order is therefore: database, then outputs and offsets together. A
+// crash between the two replays the batch: the handler must be idempotent
+// and recognise rows it already applied for the same event, returning their
+// outputs again so that nothing is lost downstream.
+//
+// A rebalance during a batch aborts the batch's transaction; the partition's
+// new owner replays it from the last commit, so nothing is lost or doubled.
+// On shutdown (the context passed to Run ends) the runner stops polling,
+// finishes and commits the batch in flight, and leaves the group.
+//
+// # Errors
+//
+// Classify sorts errors into two classes.
+//
+// Permanent errors belong to one record: it cannot be decoded, or the step
+// rejects it (Reject, Permanent). The record goes to the dead-letter topic,
+// in the same transaction as the batch's outputs, with its original key and
+// bytes and headers naming the stage, the reasons and its origin topic,
+// partition and offset; the rest of the batch goes on. When the share of
+// dead letters over the last records exceeds a threshold the runner aborts
+// the batch and stops with ErrDeadLetterFlood instead of emptying the topic
+// into the dead-letter queue.
+//
+// Every other error is transient (broker, registry, database, network): the
+// batch is retried with backoff; when the retries run out its transaction
+// is aborted, nothing is committed, and the runner pauses and replays the
+// batch from the last commit until the dependency is back. Transient errors
+// never produce dead letters.
+package stage

@@ -1,0 +1,82 @@
+package stage
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the counters every runner of a process reports, labelled by
+// stage and dataset.
+type Metrics struct {
+	in, out, duplicates *prometheus.CounterVec
+	dead                *prometheus.CounterVec // + reason
+	txns                *prometheus.CounterVec // + outcome
+	batchSize           *prometheus.HistogramVec
+	batchSeconds        *prometheus.HistogramVec
+	lag                 *prometheus.GaugeVec // + partition
+}
+
+// NewMetrics registers the stage metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	labels := []string{"stage", "dataset"}
+	m := &Metrics{
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_records_in_total", Help: "Records consumed and committed by the stage.",
+		}, labels),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_records_out_total", Help: "Records produced to the stage's output topic and committed.",
+		}, labels),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_records_duplicates_total", Help: "Records dropped as duplicates of content already seen.",
+		}, labels),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_records_dead_lettered_total", Help: "Records sent to the dead-letter topic, by the first reason's code.",
+		}, append(labels, "reason")),
+		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_transactions_total", Help: "Batch transactions, by outcome (committed, aborted).",
+		}, append(labels, "outcome")),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "datamill_stage_batch_records", Help: "Records per polled batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}, labels),
+		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "datamill_stage_batch_seconds", Help: "Time from poll to committed transaction, per batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, labels),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "datamill_stage_consumer_lag_records", Help: "Committed records not yet consumed, per input partition.",
+		}, append(labels, "partition")),
+	}
+	reg.MustRegister(m.in, m.out, m.duplicates, m.dead, m.txns, m.batchSize, m.batchSeconds, m.lag)
+	return m
+}
+
+// Counts are a runner's totals since it started.
+type Counts struct {
+	In, Out, DeadLettered, Duplicates int64
+}
+
+// count is what one committed batch adds.
+type count struct {
+	in, out, duplicates int
+	deadReasons         []string // first reason of each dead letter
+}
+
+func (m *Metrics) committed(stage, dataset string, c count) {
+	m.in.WithLabelValues(stage, dataset).Add(float64(c.in))
+	m.out.WithLabelValues(stage, dataset).Add(float64(c.out))
+	m.duplicates.WithLabelValues(stage, dataset).Add(float64(c.duplicates))
+	for _, r := range c.deadReasons {
+		m.dead.WithLabelValues(stage, dataset, reasonCode(r)).Inc()
+	}
+	m.txns.WithLabelValues(stage, dataset, "committed").Inc()
+}
+
+func (m *Metrics) setLag(stage, dataset string, partition int32, lag int64) {
+	m.lag.WithLabelValues(stage, dataset, strconv.Itoa(int(partition))).Set(float64(lag))
+}
+
+func (m *Metrics) dropLag(stage, dataset string, partition int32) {
+	m.lag.DeleteLabelValues(stage, dataset, strconv.Itoa(int(partition)))
+}

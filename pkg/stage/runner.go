@@ -1,0 +1,541 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/schemas"
+)
+
+// Config tunes the runners of a stage service: the STAGE_* variables.
+type Config struct {
+	// BatchMax is the most records polled into one batch (one transaction).
+	BatchMax int `env:"STAGE_BATCH_MAX" envDefault:"2000"`
+	// DLQMaxRate stops the stage when more than this share of the records
+	// over the last DLQWindow records were dead-lettered...
+	DLQMaxRate float64 `env:"STAGE_DLQ_MAX_RATE" envDefault:"0.5"`
+	DLQWindow  int     `env:"STAGE_DLQ_WINDOW" envDefault:"1000"`
+	// ...once at least DLQMinRecords records were seen.
+	DLQMinRecords int `env:"STAGE_DLQ_MIN_RECORDS" envDefault:"100"`
+	// Retries bounds the attempts at a batch's transient failures before
+	// its transaction is aborted and the stage pauses.
+	Retries      int           `env:"STAGE_RETRIES" envDefault:"4"`
+	RetryBackoff time.Duration `env:"STAGE_RETRY_BACKOFF" envDefault:"100ms"`
+	// MaxPause caps the pause between replays while a dependency is down.
+	MaxPause time.Duration `env:"STAGE_MAX_PAUSE" envDefault:"10s"`
+	// SessionTimeout is the consumer group session timeout.
+	SessionTimeout time.Duration `env:"STAGE_SESSION_TIMEOUT" envDefault:"10s"`
+	// TransactionTimeout is how long the broker waits before aborting the
+	// open transaction of a producer that died.
+	TransactionTimeout time.Duration `env:"STAGE_TRANSACTION_TIMEOUT" envDefault:"20s"`
+	// InstanceID names this process among the group's members and makes
+	// its transactional id stable across restarts, so that a restarted
+	// process fences and aborts its predecessor's open transaction at once.
+	// It must differ between processes of the same stage; default: the
+	// host name.
+	InstanceID string `env:"STAGE_INSTANCE_ID" envDefault:""`
+}
+
+// Validate checks the ranges.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.BatchMax < 1 {
+		errs = append(errs, fmt.Errorf("STAGE_BATCH_MAX %d: must be at least 1", c.BatchMax))
+	}
+	if c.DLQMaxRate <= 0 || c.DLQMaxRate > 1 {
+		errs = append(errs, fmt.Errorf("STAGE_DLQ_MAX_RATE %g: must be in (0, 1]", c.DLQMaxRate))
+	}
+	if c.DLQWindow < 1 || c.DLQMinRecords < 1 {
+		errs = append(errs, errors.New("STAGE_DLQ_WINDOW and STAGE_DLQ_MIN_RECORDS must be at least 1"))
+	}
+	if c.Retries < 1 {
+		errs = append(errs, fmt.Errorf("STAGE_RETRIES %d: must be at least 1", c.Retries))
+	}
+	return errors.Join(errs...)
+}
+
+// Decoder decodes one record value; serde.Codec implements it.
+type Decoder[T any] interface {
+	Decode(b []byte, v *T) error
+}
+
+// Encoder encodes one record value; serde.Codec implements it.
+type Encoder[T any] interface {
+	AppendEncode(dst []byte, v *T) ([]byte, error)
+}
+
+// Origin is where an input record was read.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+}
+
+// Message is one decoded input record.
+type Message[T any] struct {
+	Key    []byte
+	Value  T
+	Origin Origin
+}
+
+// Output is one record for the output topic.
+type Output[T any] struct {
+	Key   []byte
+	Value T
+}
+
+// Rejection dead-letters the input at Index in the batch for Reasons.
+type Rejection struct {
+	Index   int
+	Reasons []string
+}
+
+// Result is what a handler made of a batch.
+type Result[Out any] struct {
+	Outputs    []Output[Out]
+	Rejected   []Rejection
+	Duplicates int
+}
+
+// Handler processes one batch of decoded messages. A returned error fails
+// the whole batch and is treated as transient: the batch is retried and
+// never committed until the handler succeeds. Records the handler rejects
+// go in Result.Rejected. A handler with a database sink commits its
+// database transaction before returning and must be idempotent: it may see
+// a batch again after a crash.
+type Handler[In, Out any] func(ctx context.Context, batch []Message[In]) (Result[Out], error)
+
+// Transform processes one message into zero or more outputs. Zero outputs
+// and no error means the record is filtered out. Errors are sorted by
+// Classify: permanent ones dead-letter the record, ErrDuplicate counts it,
+// any other fails the batch as transient.
+type Transform[In, Out any] func(ctx context.Context, msg Message[In]) ([]Output[Out], error)
+
+// PerRecord makes a Handler from a Transform.
+func PerRecord[In, Out any](fn Transform[In, Out]) Handler[In, Out] {
+	return func(ctx context.Context, batch []Message[In]) (Result[Out], error) {
+		var res Result[Out]
+		for i, msg := range batch {
+			outs, err := fn(ctx, msg)
+			switch {
+			case err == nil:
+				res.Outputs = append(res.Outputs, outs...)
+			case Classify(err) == ClassPermanent:
+				res.Rejected = append(res.Rejected, Rejection{Index: i, Reasons: reasons(err)})
+			case Classify(err) == ClassDuplicate:
+				res.Duplicates++
+			default:
+				return Result[Out]{}, fmt.Errorf("%s partition %d offset %d: %w", msg.Origin.Topic, msg.Origin.Partition, msg.Origin.Offset, err)
+			}
+		}
+		return res, nil
+	}
+}
+
+// Spec describes one stage for one dataset.
+type Spec[In, Out any] struct {
+	// Stage names the step ("cleaner"); Dataset the dataset ("users").
+	Stage, Dataset string
+	// Input is the consumed topic, Output the produced one, DeadLetters
+	// the dead-letter topic.
+	Input, Output, DeadLetters string
+	// Group is the consumer group; default datamill-<stage>-<dataset>.
+	Group string
+	// Decoder reads inputs, Encoder writes outputs, DeadLetterEncoder
+	// writes the dead-letter envelope.
+	Decoder           Decoder[In]
+	Encoder           Encoder[Out]
+	DeadLetterEncoder Encoder[schemas.DeadLetter]
+	// Handler is the step itself.
+	Handler Handler[In, Out]
+	// OnReady, when set, is told whether the runner is consuming (true) or
+	// paused by a failing dependency (false, with the reason).
+	OnReady func(ready bool, reason string)
+}
+
+// Runner runs one Spec. Build it with NewRunner and call Run once.
+type Runner[In, Out any] struct {
+	spec    Spec[In, Out]
+	cfg     Config
+	kafka   kafka.Config
+	log     *zap.Logger
+	metrics *Metrics
+	flood   floodWindow
+
+	mu     sync.Mutex
+	counts Counts
+
+	// beforeCommit, when set by a test, runs after a batch's outputs are
+	// produced and before its transaction commits.
+	beforeCommit func()
+}
+
+// NewRunner checks spec and returns its runner.
+func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, log *zap.Logger, m *Metrics) (*Runner[In, Out], error) {
+	var missing []string
+	for name, ok := range map[string]bool{
+		"Stage": spec.Stage != "", "Dataset": spec.Dataset != "", "Input": spec.Input != "",
+		"Output": spec.Output != "", "DeadLetters": spec.DeadLetters != "",
+		"Decoder": spec.Decoder != nil, "Encoder": spec.Encoder != nil,
+		"DeadLetterEncoder": spec.DeadLetterEncoder != nil, "Handler": spec.Handler != nil,
+	} {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("stage spec lacks %s", strings.Join(missing, ", "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Group == "" {
+		spec.Group = "datamill-" + spec.Stage + "-" + spec.Dataset
+	}
+	if cfg.InstanceID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("STAGE_INSTANCE_ID is unset and the host name is unknown: %w", err)
+		}
+		cfg.InstanceID = host
+	}
+	if spec.OnReady == nil {
+		spec.OnReady = func(bool, string) {}
+	}
+	return &Runner[In, Out]{
+		spec:    spec,
+		cfg:     cfg,
+		kafka:   kcfg,
+		log:     log.Named(spec.Stage).With(zap.String("dataset", spec.Dataset), zap.String("topic", spec.Input)),
+		metrics: m,
+		flood:   floodWindow{size: cfg.DLQWindow, minRecords: cfg.DLQMinRecords, maxRate: cfg.DLQMaxRate},
+	}, nil
+}
+
+// Counts returns the runner's committed totals.
+func (r *Runner[In, Out]) Counts() Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts
+}
+
+// TransactionalID is the producer's transactional id.
+func (r *Runner[In, Out]) TransactionalID() string {
+	return r.spec.Group + "-" + r.cfg.InstanceID
+}
+
+// Run consumes until ctx ends, then finishes and commits the batch in
+// flight, leaves the group and returns nil. It returns an error when the
+// stage must stop: a dead-letter flood, a fenced or failed producer, or
+// an output that cannot be encoded.
+func (r *Runner[In, Out]) Run(ctx context.Context) error {
+	opts, err := kafka.Opts(r.kafka, r.log)
+	if err != nil {
+		return err
+	}
+	stage, ds := r.spec.Stage, r.spec.Dataset
+	opts = append(opts,
+		kgo.ConsumerGroup(r.spec.Group),
+		kgo.ConsumeTopics(r.spec.Input),
+		kgo.TransactionalID(r.TransactionalID()),
+		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
+		kgo.SessionTimeout(r.cfg.SessionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ClientID("datamill-"+stage),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			r.log.Info("partitions assigned", zap.Int32s("partitions", a[r.spec.Input]))
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rv map[string][]int32) {
+			r.log.Info("partitions revoked", zap.Int32s("partitions", rv[r.spec.Input]))
+			for _, p := range rv[r.spec.Input] {
+				r.metrics.dropLag(stage, ds, p)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) {
+			r.log.Warn("partitions lost", zap.Int32s("partitions", l[r.spec.Input]))
+			for _, p := range l[r.spec.Input] {
+				r.metrics.dropLag(stage, ds, p)
+			}
+		}),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("%s %s: consumer group session: %w", stage, ds, err)
+	}
+	defer func() {
+		sess.CloseAllowingRebalance()
+		r.log.Info("left the group", zap.String("group", r.spec.Group))
+	}()
+	r.log.Info("consuming", zap.String("group", r.spec.Group), zap.String("transactional_id", r.TransactionalID()))
+	r.spec.OnReady(true, "")
+
+	// Work on a batch outlives ctx so that shutdown finishes the batch in
+	// flight; ctx still ends polling, retries and pauses.
+	work := context.WithoutCancel(ctx)
+	pauses := 0
+	for {
+		fetches := sess.PollRecords(ctx, r.cfg.BatchMax)
+		if fetches.IsClientClosed() || ctx.Err() != nil && fetches.NumRecords() == 0 {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
+			}
+		})
+		if fetches.NumRecords() == 0 {
+			sess.AllowRebalance()
+			continue
+		}
+		err := r.batch(ctx, work, sess, fetches)
+		sess.AllowRebalance()
+		var te *transientError
+		switch {
+		case err == nil:
+			if pauses > 0 {
+				r.log.Info("resumed")
+				r.spec.OnReady(true, "")
+			}
+			pauses = 0
+		case errors.As(err, &te):
+			// Nothing was committed and the consumer was rewound to the
+			// last commit: pause, then replay the batch.
+			pauses++
+			pause := min(r.cfg.RetryBackoff<<min(pauses+r.cfg.Retries, 20), r.cfg.MaxPause)
+			r.log.Warn("batch failed; paused, it will be replayed", zap.Error(err), zap.Duration("pause", pause))
+			r.spec.OnReady(false, err.Error())
+			if !sleep(ctx, pause) {
+				return nil
+			}
+		default:
+			r.spec.OnReady(false, err.Error())
+			return err
+		}
+	}
+}
+
+// deadLetter is one input bound for the dead-letter topic.
+type deadLetter struct {
+	rec     *kgo.Record
+	reasons []string
+}
+
+// batch processes one polled batch in one transaction. It returns nil when
+// the batch committed or was aborted by a rebalance (its records are then
+// replayed by the partition's owner), a *transientError when it was aborted
+// because a dependency failed, and any other error when the stage must stop.
+func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+	start := time.Now()
+	stage, ds := r.spec.Stage, r.spec.Dataset
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.metrics.setLag(stage, ds, p.Partition, max(p.LastStableOffset-p.Records[n-1].Offset-1, 0))
+		}
+	})
+	recs := fetches.Records()
+
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("%s %s: begin transaction: %w", stage, ds, err)
+	}
+	c, err := r.process(ctx, work, sess, recs)
+	if err != nil {
+		if _, abortErr := sess.End(work, kgo.TryAbort); abortErr != nil {
+			return fmt.Errorf("%s %s: abort transaction after %w: %w", stage, ds, err, abortErr)
+		}
+		r.metrics.txns.WithLabelValues(stage, ds, "aborted").Inc()
+		return err
+	}
+	if r.beforeCommit != nil {
+		r.beforeCommit()
+	}
+	committed, err := sess.End(work, kgo.TryCommit)
+	if err != nil {
+		return fmt.Errorf("%s %s: commit transaction: %w", stage, ds, err)
+	}
+	if !committed {
+		r.metrics.txns.WithLabelValues(stage, ds, "aborted").Inc()
+		r.log.Info("batch aborted by a rebalance; the partition's owner replays it", zap.Int("batch_size", len(recs)))
+		return nil
+	}
+	r.flood.add(c.in, len(c.deadReasons))
+	r.metrics.committed(stage, ds, c)
+	r.metrics.batchSize.WithLabelValues(stage, ds).Observe(float64(len(recs)))
+	r.metrics.batchSeconds.WithLabelValues(stage, ds).Observe(time.Since(start).Seconds())
+	r.mu.Lock()
+	r.counts.In += int64(c.in)
+	r.counts.Out += int64(c.out)
+	r.counts.DeadLettered += int64(len(c.deadReasons))
+	r.counts.Duplicates += int64(c.duplicates)
+	r.mu.Unlock()
+	r.log.Debug("batch committed", zap.Int("batch_size", len(recs)), zap.Int("out", c.out), zap.Int("dead_lettered", len(c.deadReasons)))
+	return nil
+}
+
+// process decodes, handles and produces one batch inside the open
+// transaction.
+func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (count, error) {
+	msgs := make([]Message[In], 0, len(recs))
+	from := make([]*kgo.Record, 0, len(recs)) // from[i] is msgs[i]'s record
+	var dead []deadLetter
+	for _, rec := range recs {
+		var v In
+		err := r.retry(ctx, func() error { return r.spec.Decoder.Decode(rec.Value, &v) })
+		switch {
+		case err == nil:
+			msgs = append(msgs, Message[In]{Key: rec.Key, Value: v, Origin: Origin{
+				Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp,
+			}})
+			from = append(from, rec)
+		case Classify(err) == ClassPermanent:
+			dead = append(dead, deadLetter{rec, []string{"decode: " + err.Error()}})
+		default:
+			return count{}, err
+		}
+	}
+
+	var res Result[Out]
+	if len(msgs) > 0 {
+		err := r.retry(ctx, func() error {
+			var err error
+			res, err = r.spec.Handler(work, msgs)
+			return err
+		})
+		if err != nil {
+			return count{}, err
+		}
+	}
+	for _, rj := range res.Rejected {
+		if rj.Index < 0 || rj.Index >= len(from) {
+			return count{}, fmt.Errorf("%s %s: handler rejected index %d of a %d-message batch", r.spec.Stage, r.spec.Dataset, rj.Index, len(from))
+		}
+		dead = append(dead, deadLetter{from[rj.Index], rj.Reasons})
+	}
+	if r.flood.exceeds(len(recs), len(dead)) {
+		return count{}, fmt.Errorf("%s %s: %w: %d of the batch's %d records would be dead-lettered (STAGE_DLQ_MAX_RATE=%g over STAGE_DLQ_WINDOW=%d); stopping without committing the batch",
+			r.spec.Stage, r.spec.Dataset, ErrDeadLetterFlood, len(dead), len(recs), r.cfg.DLQMaxRate, r.cfg.DLQWindow)
+	}
+
+	c := count{in: len(recs), out: len(res.Outputs), duplicates: res.Duplicates}
+	var (
+		produceMu  sync.Mutex
+		produceErr error
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			produceMu.Lock()
+			produceErr = errors.Join(produceErr, err)
+			produceMu.Unlock()
+		}
+	}
+	for i := range res.Outputs {
+		out := &res.Outputs[i]
+		b, err := r.spec.Encoder.AppendEncode(nil, &out.Value)
+		if err != nil {
+			return count{}, fmt.Errorf("%s %s: encode output for %s: %w", r.spec.Stage, r.spec.Dataset, r.spec.Output, err)
+		}
+		sess.Produce(work, &kgo.Record{Topic: r.spec.Output, Key: out.Key, Value: b}, promise)
+	}
+	now := time.Now()
+	for _, d := range dead {
+		rec, err := r.deadLetterRecord(d, now)
+		if err != nil {
+			return count{}, err
+		}
+		sess.Produce(work, rec, promise)
+		c.deadReasons = append(c.deadReasons, d.reasons[0])
+		r.log.Info("dead-lettered", zap.Int32("partition", d.rec.Partition), zap.Int64("offset", d.rec.Offset), zap.Strings("reasons", d.reasons))
+	}
+	if err := sess.Client().Flush(work); err != nil {
+		return count{}, &transientError{1, fmt.Errorf("flush outputs: %w", err)}
+	}
+	if produceErr != nil {
+		return count{}, &transientError{1, fmt.Errorf("produce outputs: %w", produceErr)}
+	}
+	return c, nil
+}
+
+// deadLetterRecord wraps an input in the dead-letter envelope: the original
+// key and bytes, the stage, the reasons and the origin, also as headers.
+func (r *Runner[In, Out]) deadLetterRecord(d deadLetter, now time.Time) (*kgo.Record, error) {
+	env := schemas.DeadLetter{
+		Dataset:         r.spec.Dataset,
+		Stage:           r.spec.Stage,
+		Reasons:         d.reasons,
+		SourceTopic:     d.rec.Topic,
+		SourcePartition: d.rec.Partition,
+		SourceOffset:    d.rec.Offset,
+		Value:           d.rec.Value,
+		FailedAt:        now,
+	}
+	if d.rec.Key != nil {
+		env.Key = &d.rec.Key
+	}
+	b, err := r.spec.DeadLetterEncoder.AppendEncode(nil, &env)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: encode dead letter: %w", r.spec.Stage, r.spec.Dataset, err)
+	}
+	return &kgo.Record{
+		Topic: r.spec.DeadLetters,
+		Key:   d.rec.Key,
+		Value: b,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderStage, Value: []byte(r.spec.Stage)},
+			{Key: HeaderReason, Value: []byte(strings.Join(d.reasons, "; "))},
+			{Key: HeaderSourceTopic, Value: []byte(d.rec.Topic)},
+			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(d.rec.Partition)))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.rec.Offset, 10))},
+		},
+	}, nil
+}
+
+// Dead-letter record headers.
+const (
+	HeaderStage           = "datamill.stage"
+	HeaderReason          = "datamill.reason"
+	HeaderSourceTopic     = "datamill.source.topic"
+	HeaderSourcePartition = "datamill.source.partition"
+	HeaderSourceOffset    = "datamill.source.offset"
+)
+
+// retry calls fn until it succeeds, fails permanently, or has failed
+// transiently Retries times, backing off between attempts.
+func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = fn(); err == nil || Classify(err) != ClassTransient {
+			return err
+		}
+		if attempt >= r.cfg.Retries {
+			return &transientError{attempts: attempt, err: err}
+		}
+		r.log.Debug("transient failure; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		if !sleep(ctx, r.cfg.RetryBackoff<<(attempt-1)) {
+			return &transientError{attempts: attempt, err: err}
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
