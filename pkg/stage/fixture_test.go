@@ -35,16 +35,16 @@ var itemSchema = avro.MustParse(`{"type":"record","name":"Item","namespace":"dat
 // fixture is one stage's topics, codecs and clients on the test's broker
 // and registry.
 type fixture struct {
-	kcfg                 kafka.Config
-	registryURL          string
-	in, out, dlq         string
-	inCodec, outCodec    *serde.Codec[item]
-	dlqCodec             *serde.Codec[schemas.DeadLetter]
-	client               *kgo.Client
-	admin                *kadm.Client
-	partitions           int32
-	instances            atomic.Int32
-	log                  *zap.Logger
+	kcfg              kafka.Config
+	registryURL       string
+	in, out, dlq      string
+	inCodec, outCodec *serde.Codec[item]
+	dlqCodec          *serde.Codec[schemas.DeadLetter]
+	client            *kgo.Client
+	admin             *kadm.Client
+	partitions        int32
+	instances         atomic.Int32
+	log               *zap.Logger
 }
 
 func newFixture(t *testing.T) *fixture {
