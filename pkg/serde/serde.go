@@ -176,9 +176,32 @@ func (c *Codec[T]) Decode(b []byte, v *T) error {
 	if err != nil {
 		return err
 	}
-	if err := avro.Unmarshal(s, b[5:], v); err != nil {
+	if err := unmarshal(s, b[5:], v); err != nil {
 		return fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
 	}
+	return nil
+}
+
+var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
+
+// unmarshal decodes body, which must hold exactly one value. Unlike
+// avro.Unmarshal it treats a body that ends early as an error (hamba
+// reports a truncated value as io.EOF, which Unmarshal swallows) and
+// refuses trailing bytes.
+func unmarshal(s avro.Schema, body []byte, v any) error {
+	r := readers.Get().(*avro.Reader)
+	defer readers.Put(r)
+	r.Error = nil
+	r.Reset(body)
+	r.ReadVal(s, v)
+	if r.Error != nil {
+		return r.Error
+	}
+	r.Peek()
+	if r.Error == nil {
+		return errors.New("trailing bytes after the value")
+	}
+	r.Error = nil
 	return nil
 }
 
