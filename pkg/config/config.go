@@ -31,6 +31,15 @@ type Service struct {
 	RunID string `env:"RUN_ID" envDefault:"default"`
 }
 
+// Block returns the shared block; a configuration that embeds Service
+// gets it as a method, which Configured asks for.
+func (s Service) Block() Service { return s }
+
+// Configured is a service configuration that embeds Service.
+type Configured interface {
+	Block() Service
+}
+
 // Validator is implemented by configurations with cross-field rules.
 type Validator interface {
 	Validate() error

@@ -1,0 +1,72 @@
+# datamill — one entry point for building, testing and running.
+#
+#   make check   what CI runs: lint, all tests on the embedded stack, then the
+#                integration tests again on a real Apache Kafka broker when
+#                java and mvn are present
+#   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
+#   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
+
+GO          ?= go
+SERVICES    := extractor cleaner loader scorer ecometer
+# Every module of go.work; ./services/... alone matches nothing, as services/
+# itself is not a module.
+PKGS        := ./schemas/... ./pkg/... $(foreach s,$(SERVICES),./services/$(s)/...) ./cmd/datamill/...
+# Packages whose tests talk to Kafka through testkit.Kafka: they run a second
+# time against the real broker.
+INTEGRATION := ./pkg/stage/... ./pkg/kafka/...
+TEST_FLAGS  ?= -count=1 -timeout 20m
+BIN         := bin
+KAFKA_PORT  ?= 39092
+
+.PHONY: all build test test-real lint fmt generate bench dev demo check clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(foreach s,$(SERVICES),./services/$(s)) ./cmd/datamill
+
+test:
+	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+# The integration suite against a real Apache Kafka broker (scripts/kafka).
+test-real:
+	scripts/kafka/broker.sh fetch
+	scripts/kafka/broker.sh start --port $(KAFKA_PORT)
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION); \
+		rc=$$?; scripts/kafka/broker.sh stop; exit $$rc
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+	@out=$$($(GO) tool gofumpt -l schemas pkg services cmd); \
+		if [ -n "$$out" ]; then echo "not gofumpt-formatted (run make fmt):"; echo "$$out"; exit 1; fi
+
+fmt:
+	$(GO) tool gofumpt -w schemas pkg services cmd
+
+generate:
+	cd schemas && $(GO) generate ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+dev:
+	$(GO) run ./cmd/datamill dev
+
+demo:
+	$(GO) run ./cmd/datamill demo
+
+# check is what .ci/run runs.
+check: lint test
+	@tiers="embedded (kfake, srfake, PostgreSQL $$(initdb --version 2>/dev/null | awk '{print $$NF}'))"; \
+	if command -v java >/dev/null && command -v mvn >/dev/null; then \
+		$(MAKE) --no-print-directory test-real || exit 1; \
+		tiers="$$tiers, real Apache Kafka broker ($$(scripts/kafka/broker.sh version))"; \
+	else \
+		echo "java or mvn missing: the real-broker tier did not run"; \
+	fi; \
+	echo "test tiers that ran: $$tiers"
+
+clean:
+	rm -rf $(BIN) .dev

@@ -1,0 +1,179 @@
+// Package service is what every datamill service process starts with: the
+// logger, the telemetry server (/metrics, /healthz, /readyz on HTTP_ADDR),
+// the log of its effective configuration, and readiness probes of the
+// dependencies it needs.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/logging"
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/telemetry"
+)
+
+// Process is a running service's shared equipment.
+type Process struct {
+	Name      string
+	Log       *zap.Logger
+	Telemetry *telemetry.Server
+}
+
+// Start builds the logger (on stdout), starts the telemetry server on
+// svc.HTTPAddr and logs cfg, the service's whole configuration, with its
+// secrets redacted.
+func Start(name string, svc config.Service, cfg any, stdout io.Writer) (*Process, error) {
+	log, err := logging.New(stdout, name, svc.LogLevel, svc.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	tel := telemetry.New()
+	if err := tel.Start(svc.HTTPAddr); err != nil {
+		return nil, err
+	}
+	log.Info("starting", zap.String("http_addr", tel.Addr()), zap.Any("config", config.Redacted(cfg)))
+	return &Process{Name: name, Log: log, Telemetry: tel}, nil
+}
+
+// Close stops the telemetry server and flushes the log.
+func (p *Process) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := p.Telemetry.Shutdown(ctx)
+	p.Log.Info("stopped")
+	_ = p.Log.Sync()
+	return err
+}
+
+// Probe reports whether a dependency answers; it is called until it does.
+type Probe struct {
+	Component string
+	Check     func(ctx context.Context) error
+}
+
+// Await runs every probe until it succeeds or ctx ends, keeping /readyz
+// not ready (with the last error as the reason) until all have succeeded.
+func (p *Process) Await(ctx context.Context, probes ...Probe) error {
+	for _, pr := range probes {
+		p.Telemetry.SetReady(pr.Component, false, "not checked yet")
+	}
+	for _, pr := range probes {
+		backoff := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := pr.Check(checkCtx)
+			cancel()
+			if err == nil {
+				p.Telemetry.SetReady(pr.Component, true, "")
+				p.Log.Info("dependency ready", zap.String("component", pr.Component))
+				break
+			}
+			p.Telemetry.SetReady(pr.Component, false, err.Error())
+			if attempt == 1 || attempt%10 == 0 {
+				p.Log.Warn("dependency not ready; retrying", zap.String("component", pr.Component), zap.Int("attempt", attempt), zap.Error(err))
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w", pr.Component, errors.Join(ctx.Err(), err))
+			case <-time.After(backoff):
+				backoff = min(2*backoff, 5*time.Second)
+			}
+		}
+	}
+	return nil
+}
+
+// KafkaProbe checks that the brokers answer with a client built from cfg.
+// The client is closed when ctx ends.
+func KafkaProbe(ctx context.Context, cfg kafka.Config, log *zap.Logger) (Probe, error) {
+	cl, err := kafka.NewClient(cfg, log)
+	if err != nil {
+		return Probe{}, err
+	}
+	context.AfterFunc(ctx, cl.Close)
+	return Probe{Component: "kafka", Check: func(ctx context.Context) error { return ping(ctx, cl) }}, nil
+}
+
+func ping(ctx context.Context, cl *kgo.Client) error {
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+// RegistryProbe checks that the schema registry answers.
+func RegistryProbe(reg *serde.Registry) Probe {
+	return Probe{Component: "schema_registry", Check: reg.Ping}
+}
+
+// PostgresProbe checks that PostgreSQL answers.
+func PostgresProbe(cfg pg.Config) Probe {
+	return Probe{Component: "postgres", Check: func(ctx context.Context) error {
+		pool, err := pg.Open(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		pool.Close()
+		return nil
+	}}
+}
+
+// Main is the whole of a service's main function: it runs run with a
+// context that ends on SIGINT or SIGTERM, prints its error once and exits
+// with status 1 when it fails.
+func Main(name string, run func(ctx context.Context, args, environ []string, stdout io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Environ(), os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// Run parses a service's configuration C from environ, starts the process
+// and calls step until ctx ends. Errors of step after ctx ended are the
+// shutdown's own and are not reported.
+func Run[C config.Configured](ctx context.Context, name string, environ []string, stdout io.Writer,
+	step func(ctx context.Context, p *Process, cfg C) error,
+) (err error) {
+	cfg, err := config.Parse[C](environ)
+	if err != nil {
+		return err
+	}
+	p, err := Start(name, cfg.Block(), cfg, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, p.Close()) }()
+	if err := step(ctx, p, cfg); err != nil && ctx.Err() == nil {
+		p.Log.Error("stopping", zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+// Idle waits for the probes and then for ctx to end: the shape of a
+// service whose step is not built yet, so that it still starts, reports
+// ready and stops cleanly in the stack.
+func (p *Process) Idle(ctx context.Context, probes ...Probe) error {
+	if err := p.Await(ctx, probes...); err != nil {
+		return err
+	}
+	p.Log.Info("ready; this service's step is not built yet, idling")
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,38 @@
+// Command extractor reads records from files and the HTTP ingest endpoint into raw.<dataset>, keeping source values as they came.
+//
+// Its step is not built yet: it starts, waits for its dependencies, reports
+// ready on /readyz and idles until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/service"
+)
+
+// settings is the extractor's configuration, read from the environment.
+type settings struct {
+	config.Service
+	Kafka    kafka.Config
+	Registry serde.Config
+}
+
+func main() { service.Main("extractor", run) }
+
+func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
+	return service.Run(ctx, "extractor", environ, stdout, func(ctx context.Context, p *service.Process, cfg settings) error {
+		brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
+		if err != nil {
+			return err
+		}
+		reg, err := serde.NewRegistry(cfg.Registry)
+		if err != nil {
+			return err
+		}
+		return p.Idle(ctx, brokers, service.RegistryProbe(reg))
+	})
+}
