@@ -1,0 +1,397 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/embedded"
+	"github.com/datamill/datamill/pkg/kafka"
+)
+
+// services are the pipeline's binaries, in the order they start.
+var services = []string{"extractor", "cleaner", "loader", "scorer", "ecometer"}
+
+type devFlags struct {
+	infraOnly    bool
+	kafkaPort    int
+	registryPort int
+	pgPort       int
+	httpBasePort int
+	dir          string
+	partitions   int
+	readyTimeout time.Duration
+}
+
+func dev(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	var f devFlags
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: datamill dev [flags]\n\nStarts Kafka (in-process), a schema registry (in-process) and PostgreSQL\n(DATABASE_URL if set, else a throwaway cluster), creates the topics, builds and\nstarts the five services, prints the endpoints and \"ready\". Ctrl-C stops it all.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&f.infraOnly, "infra-only", false, "start only Kafka, the schema registry and PostgreSQL")
+	fs.IntVar(&f.kafkaPort, "kafka-port", 19092, "Kafka port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&f.registryPort, "registry-port", 18081, "schema registry port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&f.pgPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&f.httpBasePort, "http-base-port", 9101, "metrics and health port of the first service, the others follow (0: any free ports)")
+	fs.StringVar(&f.dir, "dir", ".dev", "directory for PostgreSQL's data and the service binaries")
+	fs.IntVar(&f.partitions, "partitions", 3, "partitions of the topics created")
+	fs.DurationVar(&f.readyTimeout, "ready-timeout", 60*time.Second, "how long the services may take to become ready")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "datamill dev: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	d := &devStack{flags: f, env: config.ToMap(environ), environ: environ, out: &lockedWriter{w: stdout}, colour: isTerminal(stdout)}
+	return d.run(ctx)
+}
+
+type devStack struct {
+	flags    devFlags
+	env      map[string]string
+	environ  []string
+	out      *lockedWriter
+	colour   bool
+	children []*child
+}
+
+func (d *devStack) logf(format string, args ...any) {
+	d.out.printf("dev       | "+format+"\n", args...)
+}
+
+func (d *devStack) run(ctx context.Context) (err error) {
+	started := time.Now()
+	dir, err := filepath.Abs(d.flags.dir)
+	if err != nil {
+		return err
+	}
+	datasets := strings.Split(cmpOr(d.env["DATASETS"], "users"), ",")
+
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	brokers := strings.Join(k.Brokers(), ",")
+	d.logf("kafka (in-process) on %s", brokers)
+
+	reg, err := embedded.StartRegistry(d.flags.registryPort)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	d.logf("schema registry (in-process) on %s", reg.URL())
+
+	dbURL := d.env["DATABASE_URL"]
+	if dbURL == "" {
+		pg, err := embedded.StartPostgres(ctx, embedded.PostgresOptions{Dir: filepath.Join(dir, "pg"), Port: d.flags.pgPort, Logf: d.logf})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if stopErr := pg.Stop(); stopErr != nil {
+				err = errors.Join(err, stopErr)
+			}
+		}()
+		dbURL = pg.URL()
+	} else {
+		d.logf("postgres: using DATABASE_URL from the environment")
+	}
+
+	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	topics := kafka.PipelineTopics(datasets...)
+	err = kafka.EnsureTopics(ctx, cl, kcfg, topics...)
+	cl.Close()
+	if err != nil {
+		return err
+	}
+	d.logf("topics: %s", strings.Join(topics, " "))
+
+	endpoints := []string{
+		"KAFKA_BROKERS=" + brokers,
+		"SCHEMA_REGISTRY_URL=" + reg.URL(),
+		"DATABASE_URL=" + dbURL,
+	}
+	exited := make(chan *child, len(services))
+	if !d.flags.infraOnly {
+		defer d.stopChildren()
+		if err := d.startServices(ctx, dir, endpoints, datasets, exited); err != nil {
+			return err
+		}
+	}
+	for _, e := range endpoints {
+		d.out.printf("%s\n", e)
+	}
+	for _, c := range d.children {
+		d.out.printf("# %s: http://%s/metrics /healthz /readyz\n", c.name, c.addr)
+	}
+	d.logf("ready in %v; Ctrl-C stops everything", time.Since(started).Round(100*time.Millisecond))
+	d.out.printf("ready\n")
+
+	select {
+	case <-ctx.Done():
+		d.logf("stopping")
+		return nil
+	case c := <-exited:
+		return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
+	}
+}
+
+// startServices builds the services, starts them and waits until each is
+// ready.
+func (d *devStack) startServices(ctx context.Context, dir string, endpoints, datasets []string, exited chan<- *child) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "bin")
+	d.logf("building services into %s…", bin)
+	buildStart := time.Now()
+	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	for _, s := range services {
+		args = append(args, "./services/"+s)
+	}
+	build := exec.CommandContext(ctx, "go", args...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build services: %w\n%s", err, out)
+	}
+	d.logf("built in %v", time.Since(buildStart).Round(100*time.Millisecond))
+
+	for i, name := range services {
+		addr, err := d.httpAddr(i)
+		if err != nil {
+			return err
+		}
+		env := append(append([]string{}, d.environ...), endpoints...)
+		env = append(env,
+			"HTTP_ADDR="+addr,
+			"DATASETS="+strings.Join(datasets, ","),
+			"STAGE_INSTANCE_ID=dev",
+			"RUN_ID="+cmpOr(d.env["RUN_ID"], "dev"),
+			"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
+		)
+		c, err := startChild(name, filepath.Join(bin, name), env, addr, d.prefix(name), d.out, exited)
+		if err != nil {
+			return err
+		}
+		d.children = append(d.children, c)
+	}
+	deadline := time.Now().Add(d.flags.readyTimeout)
+	for _, c := range d.children {
+		if err := c.awaitReady(ctx, deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *devStack) httpAddr(i int) (string, error) {
+	if d.flags.httpBasePort != 0 {
+		return "127.0.0.1:" + strconv.Itoa(d.flags.httpBasePort+i), nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// prefix is the padded, on a terminal coloured, name before a child's lines.
+func (d *devStack) prefix(name string) string {
+	p := fmt.Sprintf("%-9s | ", name)
+	if !d.colour {
+		return p
+	}
+	colours := []string{"36", "32", "33", "35", "34"}
+	for i, s := range services {
+		if s == name {
+			return "\x1b[" + colours[i%len(colours)] + "m" + p + "\x1b[0m"
+		}
+	}
+	return p
+}
+
+// stopChildren sends SIGTERM to every child and waits; children still
+// running after 15 s are killed.
+func (d *devStack) stopChildren() {
+	for _, c := range d.children {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	timeout := time.After(15 * time.Second)
+	for _, c := range d.children {
+		select {
+		case <-c.done:
+		case <-timeout:
+			d.logf("%s did not stop within 15 s; killing it", c.name)
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	}
+}
+
+// child is one service process.
+type child struct {
+	name, addr string
+	cmd        *exec.Cmd
+	done       chan struct{}
+	err        error
+	tail       *tail
+}
+
+func startChild(name, path string, env []string, addr, prefix string, out *lockedWriter, exited chan<- *child) (*child, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	w.Close()
+	c := &child{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), tail: &tail{max: 20}}
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			c.tail.add(sc.Text())
+			out.printf("%s%s\n", prefix, sc.Text())
+		}
+		r.Close()
+	}()
+	go func() {
+		c.err = cmd.Wait()
+		<-lines
+		close(c.done)
+		exited <- c
+	}()
+	return c, nil
+}
+
+// awaitReady polls the child's /readyz until it answers 200.
+func (c *child) awaitReady(ctx context.Context, deadline time.Time) error {
+	url := "http://" + c.addr + "/readyz"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-c.done:
+			return fmt.Errorf("%s exited before it was ready (%v); last lines:\n%s", c.name, c.err, c.tail.String())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready at %s in time (see -ready-timeout); last lines:\n%s", c.name, url, c.tail.String())
+		}
+	}
+}
+
+// tail keeps a child's last lines for error messages.
+type tail struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[1:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+// lockedWriter serialises the lines of concurrent writers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format, args...)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// repoRoot walks up from the working directory to the one holding go.work.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("datamill dev builds the services from source: run it inside the datamill repository (no go.work found above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
