@@ -251,8 +251,8 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		kgo.TransactionalID(r.TransactionalID()),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.SessionTimeout(r.cfg.SessionTimeout),
+		// read_committed; franz-go always requires stable offsets (KIP-447).
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("datamill-"+stage),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/datamill/datamill/pkg/testkit"
 )
 
 func TestPoisonRecordsGoToDeadLettersWhileTheBatchGoesOn(t *testing.T) {
@@ -290,4 +292,8 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%s: Classify(%v) = %v, want %v", name, tc.err, got, tc.want)
 		}
 	}
+}
+
+func TestConfigIsDocumented(t *testing.T) {
+	testkit.Documented(t, Config{})
 }

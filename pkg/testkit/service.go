@@ -5,9 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datamill/datamill/pkg/config"
 )
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
@@ -81,5 +85,34 @@ func ServeUntilReady(t *testing.T, run Run, environ []string) {
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Errorf("%s still serves after shutdown", addr)
+	}
+}
+
+// Documented fails the test when README.md at the repository root does not
+// name every environment variable of cfg, a service's configuration.
+func Documented(t *testing.T, cfg any) {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		if parent := filepath.Dir(dir); parent != dir {
+			dir = parent
+			continue
+		}
+		t.Fatal("no go.work above the test's directory")
+	}
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Variables(cfg) {
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README.md does not document %s", v.Name)
+		}
 	}
 }

@@ -18,3 +18,7 @@ func TestMissingVariableIsNamed(t *testing.T) {
 		t.Fatalf("run without SCHEMA_REGISTRY_URL = %v, want an error naming it", err)
 	}
 }
+
+func TestEveryVariableIsDocumented(t *testing.T) {
+	testkit.Documented(t, settings{})
+}
