@@ -59,7 +59,7 @@ demo:
 
 # check is what .ci/run runs.
 check: lint test
-	@tiers="embedded (kfake, srfake, PostgreSQL $$(initdb --version 2>/dev/null | awk '{print $$NF}'))"; \
+	@tiers="embedded (kfake, srfake, PostgreSQL $$(ls -d /usr/lib/postgresql/*/ 2>/dev/null | xargs -n1 basename | sort -n | tail -1))"; \
 	if command -v java >/dev/null && command -v mvn >/dev/null; then \
 		$(MAKE) --no-print-directory test-real || exit 1; \
 		tiers="$$tiers, real Apache Kafka broker ($$(scripts/kafka/broker.sh version))"; \

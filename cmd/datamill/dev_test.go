@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,9 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 		t.Fatalf("consumed %d records (%v), want the one produced", fetches.NumRecords(), fetches.Errors())
 	}
 
+	// So does kcat, a client of another implementation.
+	kcatRoundTrip(t, endpoints["KAFKA_BROKERS"])
+
 	// The registry answers.
 	resp, err := http.Get(endpoints["SCHEMA_REGISTRY_URL"] + "/subjects")
 	if err != nil || resp.StatusCode != http.StatusOK {
@@ -181,3 +185,26 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func getenv(k string) string { return os.Getenv(k) }
+
+// kcatRoundTrip produces a record with kcat and reads it back. kcat is a
+// test dependency (.ci/run installs it): missing, it skips locally and fails
+// in CI.
+func kcatRoundTrip(t *testing.T, brokers string) {
+	t.Helper()
+	if _, err := exec.LookPath("kcat"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is required in CI (apt-get install kcat)")
+		}
+		t.Log("kcat not installed: skipping the kcat round trip")
+		return
+	}
+	produce := exec.CommandContext(t.Context(), "kcat", "-b", brokers, "-t", "clean.users", "-P", "-k", "k1")
+	produce.Stdin = strings.NewReader("from-kcat\n")
+	if out, err := produce.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v: %s", err, out)
+	}
+	out, err := exec.CommandContext(t.Context(), "kcat", "-b", brokers, "-t", "clean.users", "-C", "-e", "-q", "-o", "beginning").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "from-kcat" {
+		t.Fatalf("kcat consume = %q, %v; want from-kcat", out, err)
+	}
+}
