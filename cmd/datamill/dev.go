@@ -90,6 +90,12 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	}
 	datasets := strings.Split(cmpOr(d.env["DATASETS"], "users"), ",")
 
+	// Build the services while the infrastructure starts.
+	built := make(chan error, 1)
+	if !d.flags.infraOnly {
+		go func() { built <- d.build(ctx, filepath.Join(dir, "bin")) }()
+	}
+
 	k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
 	if err != nil {
 		return err
@@ -142,7 +148,10 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	exited := make(chan *child, len(services))
 	if !d.flags.infraOnly {
 		defer d.stopChildren()
-		if err := d.startServices(ctx, dir, endpoints, datasets, exited); err != nil {
+		if err := <-built; err != nil {
+			return err
+		}
+		if err := d.startServices(ctx, filepath.Join(dir, "bin"), endpoints, datasets, exited); err != nil {
 			return err
 		}
 	}
@@ -164,27 +173,30 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	}
 }
 
-// startServices builds the services, starts them and waits until each is
-// ready.
-func (d *devStack) startServices(ctx context.Context, dir string, endpoints, datasets []string, exited chan<- *child) error {
+// build compiles the services into bin, without debug information, which
+// only slows a cold build down.
+func (d *devStack) build(ctx context.Context, bin string) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "bin")
 	d.logf("building services into %s…", bin)
-	buildStart := time.Now()
-	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	start := time.Now()
+	args := []string{"build", "-ldflags=-s -w", "-o", bin + string(filepath.Separator)}
 	for _, s := range services {
 		args = append(args, "./services/"+s)
 	}
-	build := exec.CommandContext(ctx, "go", args...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build services: %w\n%s", err, out)
 	}
-	d.logf("built in %v", time.Since(buildStart).Round(100*time.Millisecond))
+	d.logf("services built in %v", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
 
+// startServices starts the built services and waits until each is ready.
+func (d *devStack) startServices(ctx context.Context, bin string, endpoints, datasets []string, exited chan<- *child) error {
 	for i, name := range services {
 		addr, err := d.httpAddr(i)
 		if err != nil {
