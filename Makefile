@@ -54,8 +54,10 @@ bench:
 dev:
 	$(GO) run ./cmd/datamill dev
 
+# The demo (generate dirty users, run them through the pipeline, report)
+# lands with the users pipeline; until then dev is the way in.
 demo:
-	$(GO) run ./cmd/datamill demo
+	@echo "datamill demo is not built yet: it lands with the users pipeline (issue 3). Use make dev." >&2; exit 1
 
 # check is what .ci/run runs.
 check: lint test

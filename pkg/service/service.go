@@ -166,10 +166,23 @@ func Run[C config.Configured](ctx context.Context, name string, environ []string
 	return nil
 }
 
-// Idle waits for the probes and then for ctx to end: the shape of a
-// service whose step is not built yet, so that it still starts, reports
-// ready and stops cleanly in the stack.
-func (p *Process) Idle(ctx context.Context, probes ...Probe) error {
+// Idle waits until Kafka, the registry and, when db is not nil, PostgreSQL
+// answer, then until ctx ends: the shape of a service whose step is not
+// built yet, so that it still starts, reports ready and stops cleanly in the
+// stack.
+func (p *Process) Idle(ctx context.Context, kcfg kafka.Config, rcfg serde.Config, db *pg.Config) error {
+	brokers, err := KafkaProbe(ctx, kcfg, p.Log)
+	if err != nil {
+		return err
+	}
+	reg, err := serde.NewRegistry(rcfg)
+	if err != nil {
+		return err
+	}
+	probes := []Probe{brokers, RegistryProbe(reg)}
+	if db != nil {
+		probes = append(probes, PostgresProbe(*db))
+	}
 	if err := p.Await(ctx, probes...); err != nil {
 		return err
 	}

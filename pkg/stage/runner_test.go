@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/datamill/datamill/pkg/testkit"
 )
@@ -70,6 +71,23 @@ func TestPoisonRecordsGoToDeadLettersWhileTheBatchGoesOn(t *testing.T) {
 	}
 	if got, want := r.Counts(), (Counts{In: 61, Out: 58, DeadLettered: 3}); got != want {
 		t.Errorf("counts = %+v, want %+v (in = out + dead letters)", got, want)
+	}
+	m := r.metrics
+	for name, tc := range map[string]struct {
+		got  float64
+		want float64
+	}{
+		"records in":            {testutil.ToFloat64(m.in.WithLabelValues("tester", "items")), 61},
+		"records out":           {testutil.ToFloat64(m.out.WithLabelValues("tester", "items")), 58},
+		"dead-lettered payload": {testutil.ToFloat64(m.dead.WithLabelValues("tester", "items", "payload")), 2},
+		"dead-lettered decode":  {testutil.ToFloat64(m.dead.WithLabelValues("tester", "items", "decode")), 1},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("metric %s = %v, want %v", name, tc.got, tc.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.batchSeconds); n == 0 {
+		t.Error("no batch latency observed")
 	}
 }
 

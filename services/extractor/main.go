@@ -25,14 +25,6 @@ func main() { service.Main("extractor", run) }
 
 func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "extractor", environ, stdout, func(ctx context.Context, p *service.Process, cfg settings) error {
-		brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
-		if err != nil {
-			return err
-		}
-		reg, err := serde.NewRegistry(cfg.Registry)
-		if err != nil {
-			return err
-		}
-		return p.Idle(ctx, brokers, service.RegistryProbe(reg))
+		return p.Idle(ctx, cfg.Kafka, cfg.Registry, nil)
 	})
 }

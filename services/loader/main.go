@@ -27,14 +27,6 @@ func main() { service.Main("loader", run) }
 
 func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "loader", environ, stdout, func(ctx context.Context, p *service.Process, cfg settings) error {
-		brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
-		if err != nil {
-			return err
-		}
-		reg, err := serde.NewRegistry(cfg.Registry)
-		if err != nil {
-			return err
-		}
-		return p.Idle(ctx, brokers, service.RegistryProbe(reg), service.PostgresProbe(cfg.Postgres))
+		return p.Idle(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	})
 }
