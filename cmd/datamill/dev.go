@@ -276,7 +276,7 @@ type child struct {
 	cmd        *exec.Cmd
 	done       chan struct{}
 	err        error
-	tail       *tail
+	tail       *logTail
 }
 
 func startChild(name, path string, env []string, addr, prefix string, out *lockedWriter, exited chan<- *child) (*child, error) {
@@ -294,7 +294,7 @@ func startChild(name, path string, env []string, addr, prefix string, out *locke
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	w.Close()
-	c := &child{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), tail: &tail{max: 20}}
+	c := &child{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), tail: &logTail{max: 20}}
 	lines := make(chan struct{})
 	go func() {
 		defer close(lines)
@@ -340,14 +340,14 @@ func (c *child) awaitReady(ctx context.Context, deadline time.Time) error {
 	}
 }
 
-// tail keeps a child's last lines for error messages.
-type tail struct {
+// logTail keeps a child's last lines for error messages.
+type logTail struct {
 	mu    sync.Mutex
 	max   int
 	lines []string
 }
 
-func (t *tail) add(line string) {
+func (t *logTail) add(line string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lines = append(t.lines, line)
@@ -356,7 +356,7 @@ func (t *tail) add(line string) {
 	}
 }
 
-func (t *tail) String() string {
+func (t *logTail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, "\n")

@@ -1,7 +1,8 @@
 // Command datamill is the operator's tool for the datamill pipeline.
 //
-//	datamill dev [flags]     run the whole pipeline on the embedded stack
-//	datamill help            this help
+//	datamill dev [flags]            run the whole pipeline on the embedded stack
+//	datamill tail <topic> [flags]   print a topic as JSON lines
+//	datamill help                   this help
 package main
 
 import (
@@ -37,6 +38,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
+		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},
 	}
 }
 

@@ -222,3 +222,22 @@ func (c *Codec[T]) readerFor(id int) (avro.Schema, error) {
 	c.resolved.Store(id, s)
 	return s, nil
 }
+
+// DecodeAny decodes a wire-format value with the schema it was written
+// with into generic values (records as map[string]any), for tools that
+// show any topic. It returns the writer schema's id.
+func (r *Registry) DecodeAny(ctx context.Context, b []byte) (int, any, error) {
+	if len(b) < 5 || b[0] != 0 {
+		return 0, nil, fmt.Errorf("%w: not in the Confluent wire format", ErrMalformed)
+	}
+	id := int(binary.BigEndian.Uint32(b[1:5]))
+	s, err := r.schema(ctx, id)
+	if err != nil {
+		return id, nil, err
+	}
+	var v any
+	if err := unmarshal(s, b[5:], &v); err != nil {
+		return id, nil, fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
+	}
+	return id, v, nil
+}
