@@ -1,18 +1,31 @@
-// Command loader upserts clean.<dataset> records into PostgreSQL and publishes what it did to persisted.<dataset>.
+// Command loader upserts clean.<dataset> records into PostgreSQL and
+// publishes what it did to persisted.<dataset>.
 //
-// Its step is not built yet: it starts, waits for its dependencies, reports
-// ready on /readyz and idles until SIGINT or SIGTERM.
+// Each batch is written in one database transaction (COPY into a staging
+// table, then one INSERT … ON CONFLICT DO UPDATE that applies only newer,
+// changed events); the consumed offsets and the persisted records commit in
+// one Kafka transaction after the database commit. Records the database
+// refuses go to dlq.<dataset> with its error; an outage pauses the loader
+// without committing.
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/services/loader/migrations"
 )
 
 // settings is the loader's configuration, read from the environment.
@@ -21,12 +34,101 @@ type settings struct {
 	Kafka    kafka.Config
 	Registry serde.Config
 	Postgres pg.Config
+	Stage    stage.Config
 }
 
 func main() { service.Main("loader", run) }
 
 func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
-	return service.Run(ctx, "loader", environ, stdout, func(ctx context.Context, p *service.Process, cfg settings) error {
-		return p.Idle(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
-	})
+	return service.Run(ctx, "loader", environ, stdout, load)
+}
+
+// load runs one stage runner per dataset until ctx ends.
+func load(ctx context.Context, p *service.Process, cfg settings) error {
+	brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
+	if err != nil {
+		return err
+	}
+	reg, err := serde.NewRegistry(cfg.Registry)
+	if err != nil {
+		return err
+	}
+	if err := p.Await(ctx, brokers, service.RegistryProbe(reg), service.PostgresProbe(cfg.Postgres)); err != nil {
+		return err
+	}
+	pool, err := pg.Open(ctx, cfg.Postgres)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	applied, err := pg.Migrate(ctx, pool, "loader", migrations.FS)
+	if err != nil {
+		return err
+	}
+	if applied > 0 {
+		p.Log.Info("migrated the database")
+	}
+	metrics := stage.NewMetrics(p.Telemetry.Registry())
+	var runs []func(context.Context) error
+	for _, ds := range cfg.Datasets {
+		r, err := runner(ctx, p, cfg, reg, pool, metrics, ds)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	return runAll(ctx, runs)
+}
+
+// runner builds the stage runner of one dataset.
+func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, ds string) (func(context.Context) error, error) {
+	switch ds {
+	case "users":
+		return build(ctx, p, cfg, reg, pool, m, ds, usersDataset)
+	}
+	return nil, fmt.Errorf("DATASETS: the loader knows no dataset %q", ds)
+}
+
+func build[C, P any](ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, ds string, d *dataset[C, P]) (func(context.Context) error, error) {
+	in, out, dlq := kafka.Topic(kafka.Clean, ds), kafka.Topic(kafka.Persisted, ds), kafka.Topic(kafka.DLQ, ds)
+	dec, err := serde.NewCodec[C](ctx, reg, in, d.cleanSchema)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := serde.NewCodec[P](ctx, reg, out, d.persistedSchema)
+	if err != nil {
+		return nil, err
+	}
+	dead, err := serde.NewCodec[schemas.DeadLetter](ctx, reg, dlq, schemas.MustSchema("deadletter"))
+	if err != nil {
+		return nil, err
+	}
+	r, err := stage.NewRunner(stage.Spec[C, P]{
+		Stage: "loader", Dataset: ds, Input: in, Output: out, DeadLetters: dlq,
+		Decoder: dec, Encoder: enc, DeadLetterEncoder: dead,
+		Handler: d.handler(pool),
+		OnReady: func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) },
+	}, cfg.Stage, cfg.Kafka, p.Log, m)
+	if err != nil {
+		return nil, err
+	}
+	return r.Run, nil
+}
+
+// runAll runs every function until ctx ends or one fails; a failure stops
+// the others.
+func runAll(ctx context.Context, runs []func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(runs))
+	for i, run := range runs {
+		wg.Go(func() {
+			if errs[i] = run(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -1,0 +1,254 @@
+// Package sink writes batches of records into a PostgreSQL table,
+// idempotently, and says what it did with each.
+//
+// A batch is copied into a temporary staging table with COPY (no bind
+// parameters, whatever the batch size) and merged with one INSERT … ON
+// CONFLICT DO UPDATE. Within a batch, the newest event of each key wins
+// (by event time, then event id), so a key never reaches ON CONFLICT twice
+// in one statement (SQLSTATE 21000). A row changes only for an event newer
+// than the one it holds whose content differs. An event the table already
+// holds is recognised on replay and reported as applied again, so that the
+// caller republishes what a crash may have kept from being published.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Action is what the sink did with a record.
+type Action string
+
+// The actions.
+const (
+	// Inserted: the record created its row.
+	Inserted Action = "INSERTED"
+	// Updated: the record changed its row.
+	Updated Action = "UPDATED"
+	// Unchanged: the row already held the same content.
+	Unchanged Action = "UNCHANGED"
+	// Stale: the row, or another record of the batch, holds a newer event.
+	Stale Action = "STALE"
+)
+
+// Applied reports whether the record's content is what its row now holds
+// because of it: the actions downstream stages hear about.
+func (a Action) Applied() bool { return a == Inserted || a == Updated }
+
+// Table declares a dataset's table. Besides Columns, the table has the
+// lineage columns event_id, source, ingested_at, content_hash,
+// created_event_id and updated_at.
+type Table struct {
+	// Name of the table; Key its primary key column.
+	Name, Key string
+	// Columns are the data columns in Row.Values order, Key first.
+	Columns []string
+}
+
+// Row is one record for the table.
+type Row struct {
+	// Values in Table.Columns order.
+	Values      []any
+	EventID     string
+	Source      *string
+	IngestedAt  time.Time
+	ContentHash string
+}
+
+// Result is the outcome of one row of a batch.
+type Result struct {
+	Action Action
+	// Err is set when the row itself was refused by the database (a
+	// constraint or a value out of range): it is not applied, the rest of
+	// the batch is.
+	Err error
+}
+
+// Apply writes rows in tx and returns one Result per row, in order. Errors
+// of the database as a whole fail the batch; errors of a row's data are
+// isolated to that row.
+//
+// An event that appears more than once in rows is applied once; its
+// repeats are Unchanged.
+func (t *Table) Apply(ctx context.Context, tx pgx.Tx, rows []Row) ([]Result, error) {
+	unique, firsts, repeatOf := dedupe(rows)
+	results, err := t.apply(ctx, tx, unique)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(rows))
+	for i, j := range firsts {
+		out[j] = results[i]
+	}
+	for j, first := range repeatOf {
+		out[j] = Result{Action: Unchanged, Err: out[first].Err}
+	}
+	return out, nil
+}
+
+// dedupe keeps the first row of each event id. firsts[i] is the index in
+// rows of unique[i]; repeatOf maps a repeat's index to its first's.
+func dedupe(rows []Row) (unique []Row, firsts []int, repeatOf map[int]int) {
+	seen := make(map[string]int, len(rows))
+	repeatOf = map[int]int{}
+	for j, r := range rows {
+		if first, ok := seen[r.EventID]; ok {
+			repeatOf[j] = first
+			continue
+		}
+		seen[r.EventID] = j
+		unique = append(unique, r)
+		firsts = append(firsts, j)
+	}
+	return unique, firsts, repeatOf
+}
+
+func (t *Table) apply(ctx context.Context, tx pgx.Tx, rows []Row) ([]Result, error) {
+	actions, err := t.underSavepoint(ctx, tx, rows)
+	if err == nil {
+		out := make([]Result, len(rows))
+		for i, a := range actions {
+			out[i] = Result{Action: a}
+		}
+		return out, nil
+	}
+	if !isDataError(err) {
+		return nil, err
+	}
+	// A row's data failed the batch: apply row by row to find and set
+	// aside the rows at fault.
+	out := make([]Result, len(rows))
+	for i := range rows {
+		actions, err := t.underSavepoint(ctx, tx, rows[i:i+1])
+		switch {
+		case err == nil:
+			out[i] = Result{Action: actions[0]}
+		case isDataError(err):
+			out[i] = Result{Err: err}
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// underSavepoint applies rows under a savepoint, rolled back when they
+// fail, so that the transaction can go on.
+func (t *Table) underSavepoint(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	actions, err := t.applyBatch(ctx, sp, rows)
+	if err != nil {
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return nil, errors.Join(err, fmt.Errorf("roll back to savepoint: %w", rbErr))
+		}
+		return nil, err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("release savepoint: %w", err)
+	}
+	return actions, nil
+}
+
+// isDataError reports a PostgreSQL error caused by the values of the rows
+// (SQLSTATE classes 22, data exception, and 23, integrity constraint
+// violation) rather than by the database or the statement.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}
+
+// applyBatch stages rows and merges them in one statement.
+func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action, error) {
+	stage := "datamill_stage_" + t.Name
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`create temp table if not exists %s
+		(like %s including defaults, ord integer not null) on commit delete rows`, ident(stage), ident(t.Name))); err != nil {
+		return nil, fmt.Errorf("stage %s: %w", t.Name, err)
+	}
+	if _, err := tx.Exec(ctx, "truncate "+ident(stage)); err != nil {
+		return nil, fmt.Errorf("stage %s: %w", t.Name, err)
+	}
+	cols := append(append([]string{"ord"}, t.Columns...), "event_id", "source", "ingested_at", "content_hash", "created_event_id")
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := rows[i]
+		if len(r.Values) != len(t.Columns) {
+			return nil, fmt.Errorf("row %d has %d values for %d columns", i, len(r.Values), len(t.Columns))
+		}
+		vals := make([]any, 0, len(cols))
+		vals = append(vals, i)
+		vals = append(vals, r.Values...)
+		return append(vals, r.EventID, r.Source, r.IngestedAt, r.ContentHash, r.EventID), nil
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("copy %d rows into %s: %w", len(rows), stage, err)
+	}
+	if int(n) != len(rows) {
+		return nil, fmt.Errorf("copied %d of %d rows into %s", n, len(rows), stage)
+	}
+
+	key, table := ident(t.Key), ident(t.Name)
+	var insertCols, sets []string
+	for _, c := range append(append([]string{}, t.Columns...), "event_id", "source", "ingested_at", "content_hash", "created_event_id") {
+		insertCols = append(insertCols, ident(c))
+		if c != t.Key && c != "created_event_id" {
+			sets = append(sets, fmt.Sprintf("%s = excluded.%s", ident(c), ident(c)))
+		}
+	}
+	// The outer query reads the table as it was before the insert (a data-
+	// modifying CTE's changes are invisible to its own statement): "before"
+	// tells replays, unchanged content and stale events apart.
+	query := fmt.Sprintf(`
+with winners as (
+    select distinct on (%[1]s) * from %[2]s order by %[1]s, ingested_at desc, event_id desc
+), merged as (
+    insert into %[3]s (%[4]s)
+    select %[4]s from winners
+    on conflict (%[1]s) do update set %[5]s, updated_at = now()
+    where (%[3]s.ingested_at, %[3]s.event_id) < (excluded.ingested_at, excluded.event_id)
+      and %[3]s.content_hash <> excluded.content_hash
+    returning %[1]s, event_id, xmax = 0 as inserted
+)
+select s.ord,
+    case
+        when w.event_id <> s.event_id then 'STALE'
+        when m.%[1]s is not null then case when m.inserted then 'INSERTED' else 'UPDATED' end
+        when before.event_id = s.event_id then case when before.created_event_id = s.event_id then 'INSERTED' else 'UPDATED' end
+        when (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id) then 'STALE'
+        else 'UNCHANGED'
+    end
+from %[2]s s
+join winners w on w.%[1]s = s.%[1]s
+left join merged m on m.%[1]s = s.%[1]s
+left join %[3]s before on before.%[1]s = s.%[1]s`,
+		key, ident(stage), table, strings.Join(insertCols, ", "), strings.Join(sets, ", "))
+	res, err := tx.Query(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("merge into %s: %w", t.Name, err)
+	}
+	actions := make([]Action, len(rows))
+	var ord int
+	var action string
+	_, err = pgx.ForEachRow(res, []any{&ord, &action}, func() error {
+		actions[ord] = Action(action)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("merge into %s: %w", t.Name, err)
+	}
+	for i, a := range actions {
+		if a == "" {
+			return nil, fmt.Errorf("merge into %s: no outcome for row %d", t.Name, i)
+		}
+	}
+	return actions, nil
+}
+
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

@@ -1,0 +1,211 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/services/loader/migrations"
+)
+
+var users = &Table{Name: "users", Key: "id", Columns: []string{"id", "age", "country", "monthly_spend", "quality_flags"}}
+
+func setup(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pg.Migrate(t.Context(), pool, "loader", migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// row is a users row for id at minute m with content c.
+func row(id int64, m int, age int, country string) Row {
+	return Row{
+		Values:  []any{id, age, country, "10.00", []string{}},
+		EventID: fmt.Sprintf("ev-%d-%d", id, m), IngestedAt: t0.Add(time.Duration(m) * time.Minute),
+		ContentHash: fmt.Sprintf("%d/%s", age, country),
+	}
+}
+
+func apply(t *testing.T, pool *pgxpool.Pool, rows ...Row) []Result {
+	t.Helper()
+	var res []Result
+	err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = users.Apply(t.Context(), tx, rows)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func actions(res []Result) []Action {
+	out := make([]Action, len(res))
+	for i, r := range res {
+		out[i] = r.Action
+		if r.Err != nil {
+			out[i] = "ERROR"
+		}
+	}
+	return out
+}
+
+type state struct {
+	age     int
+	country string
+	eventID string
+}
+
+func read(t *testing.T, pool *pgxpool.Pool, id int64) state {
+	t.Helper()
+	var s state
+	if err := pool.QueryRow(context.Background(), `select age, country, event_id from users where id = $1`, id).Scan(&s.age, &s.country, &s.eventID); err != nil {
+		t.Fatalf("read user %d: %v", id, err)
+	}
+	return s
+}
+
+func TestApplyDecidesPerRecord(t *testing.T) {
+	pool := setup(t)
+	got := actions(apply(t, pool, row(1, 1, 30, "FR"), row(2, 1, 40, "DE")))
+	want := []Action{Inserted, Inserted}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("first batch = %v, want %v", got, want)
+	}
+	got = actions(apply(t, pool,
+		row(1, 2, 31, "FR"), // newer, changed
+		row(2, 0, 99, "ES"), // older than the row
+		row(3, 5, 20, "IT"), // new
+	))
+	want = []Action{Updated, Stale, Inserted}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("second batch = %v, want %v", got, want)
+	}
+	if s := read(t, pool, 1); s.age != 31 || s.eventID != "ev-1-2" {
+		t.Errorf("user 1 = %+v, want the newer event's content", s)
+	}
+	if s := read(t, pool, 2); s.age != 40 || s.country != "DE" {
+		t.Errorf("user 2 = %+v: an older event overwrote a newer row", s)
+	}
+	// Same content in a newer event: nothing changes.
+	if got := actions(apply(t, pool, row(3, 9, 20, "IT"))); got[0] != Unchanged {
+		t.Errorf("newer event with the same content = %v, want UNCHANGED", got)
+	}
+	if s := read(t, pool, 3); s.eventID != "ev-3-5" {
+		t.Errorf("user 3 holds event %s, want the one that set its content", s.eventID)
+	}
+}
+
+func TestApplyResolvesDuplicateKeysInOneBatch(t *testing.T) {
+	pool := setup(t)
+	// Three versions of user 7 in one batch: the newest wins whatever the
+	// order, instead of ON CONFLICT hitting the same row twice (21000).
+	got := actions(apply(t, pool, row(7, 3, 33, "FR"), row(7, 5, 35, "FR"), row(7, 1, 31, "FR")))
+	want := []Action{Stale, Inserted, Stale}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("batch = %v, want %v", got, want)
+	}
+	if s := read(t, pool, 7); s.age != 35 {
+		t.Errorf("user 7 age = %d, want the newest event's 35", s.age)
+	}
+}
+
+func TestApplyRecognisesReplays(t *testing.T) {
+	pool := setup(t)
+	first := []Row{row(1, 1, 30, "FR"), row(2, 1, 40, "DE")}
+	apply(t, pool, first...)
+	second := []Row{row(1, 2, 31, "FR")}
+	apply(t, pool, second...)
+	// A crash after the commit replays both batches: each event is
+	// recognised as the one the row holds and reported applied again.
+	if got := actions(apply(t, pool, second...)); got[0] != Updated {
+		t.Errorf("replayed update = %v, want UPDATED", got)
+	}
+	if got := actions(apply(t, pool, first[1])); got[0] != Inserted {
+		t.Errorf("replayed insert = %v, want INSERTED", got)
+	}
+	// The same event twice in a batch is applied once.
+	if got := actions(apply(t, pool, row(9, 1, 50, "FR"), row(9, 1, 50, "FR"))); fmt.Sprint(got) != fmt.Sprint([]Action{Inserted, Unchanged}) {
+		t.Errorf("repeated event = %v, want INSERTED then UNCHANGED", got)
+	}
+	var n int
+	if err := pool.QueryRow(t.Context(), `select count(*) from users`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("%d rows (%v), want 3", n, err)
+	}
+}
+
+func TestApplyIsolatesRowsTheDatabaseRefuses(t *testing.T) {
+	pool := setup(t)
+	res := apply(t, pool, row(1, 1, 30, "FR"), row(2, 1, 200, "DE"), row(3, 1, 20, "fra"), row(4, 1, 25, "IT"))
+	if got := actions(res); fmt.Sprint(got) != fmt.Sprint([]Action{Inserted, "ERROR", "ERROR", Inserted}) {
+		t.Fatalf("actions = %v", got)
+	}
+	if res[1].Err == nil || res[2].Err == nil {
+		t.Fatal("refused rows carry no error")
+	}
+	var n int
+	if err := pool.QueryRow(t.Context(), `select count(*) from users`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d rows (%v), want the 2 valid ones", n, err)
+	}
+}
+
+func TestApplyLargeBatch(t *testing.T) {
+	pool := setup(t)
+	// Far beyond the 65,535 bind parameters an INSERT … VALUES would need.
+	rows := make([]Row, 30000)
+	for i := range rows {
+		rows[i] = row(int64(i), 1, 20+i%50, "FR")
+	}
+	res := apply(t, pool, rows...)
+	for i, r := range res {
+		if r.Action != Inserted {
+			t.Fatalf("row %d = %+v", i, r)
+		}
+	}
+}
+
+// BenchmarkApply writes batches of 2,000 new users (the default
+// STAGE_BATCH_MAX) in one transaction each.
+func BenchmarkApply(b *testing.B) {
+	pool, err := pg.Open(b.Context(), pg.Config{URL: testkit.Postgres(b), MaxConns: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pg.Migrate(b.Context(), pool, "loader", migrations.FS); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 2000
+	next := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		rows := make([]Row, batch)
+		for i := range rows {
+			rows[i] = row(next, 1, 30, "FR")
+			next++
+		}
+		err := pg.InTx(b.Context(), pool, func(tx pgx.Tx) error {
+			_, err := users.Apply(b.Context(), tx, rows)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(next)/b.Elapsed().Seconds(), "rows/s")
+}
