@@ -164,7 +164,8 @@ func PipelineTopics(datasets ...string) []string {
 }
 
 // EnsureTopics creates the topics that do not exist yet with cfg's partition
-// count and replication factor. Existing topics are left as they are.
+// count and replication factor, and returns once every topic has a leader
+// for each partition. Existing topics are left as they are.
 func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config, topics ...string) error {
 	adm := kadm.NewClient(cl)
 	var resp kadm.CreateTopicResponses
@@ -188,5 +189,41 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config, topics ...str
 			errs = append(errs, fmt.Errorf("create topic %s: %w", r.Topic, r.Err))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return awaitTopics(ctx, adm, topics)
+}
+
+// awaitTopics waits until the metadata shows every topic with a leader for
+// each of its partitions: a real broker creates topics asynchronously.
+func awaitTopics(ctx context.Context, adm *kadm.Client, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		details, err := adm.ListTopics(ctx, topics...)
+		missing := ""
+		if err == nil {
+			for _, topic := range topics {
+				d := details[topic]
+				if d.Err != nil || len(d.Partitions) == 0 {
+					missing = topic
+					break
+				}
+				for _, p := range d.Partitions {
+					if p.Leader < 0 {
+						missing = topic
+					}
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s not ready: %w", missing, errors.Join(ctx.Err(), err))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

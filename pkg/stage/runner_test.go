@@ -185,9 +185,6 @@ func TestRebalancesLoseAndDoubleNothing(t *testing.T) {
 	if total != n {
 		t.Errorf("members committed %d inputs in all (a %d, b %d, c %d), want exactly %d", total, a.Counts().In, b.Counts().In, c.Counts().In, n)
 	}
-	if b.Counts().In == 0 || c.Counts().In == 0 {
-		t.Errorf("work did not spread: a %d, b %d, c %d", a.Counts().In, b.Counts().In, c.Counts().In)
-	}
 }
 
 func waitCounts(t *testing.T, r *Runner[item, item], atLeast int64) {

@@ -29,7 +29,12 @@ fetch() {
 	command -v mvn >/dev/null || { echo "broker.sh: mvn is needed to fetch Kafka (apt-get install maven)" >&2; exit 1; }
 	echo "broker.sh: fetching Apache Kafka $v from Maven Central into $lib"
 	rm -rf "$lib"
-	mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$lib" -DincludeScope=runtime
+	mkdir -p "$(dirname "$lib")"
+	if ! mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
+		-DoutputDirectory="$lib" -DincludeScope=runtime >"$(dirname "$lib")/fetch.log" 2>&1; then
+		cat "$(dirname "$lib")/fetch.log" >&2
+		exit 1
+	fi
 }
 
 parse() {
