@@ -2,7 +2,10 @@ module github.com/datamill/datamill/services/cleaner
 
 go 1.26.8
 
-require github.com/datamill/datamill/pkg v0.0.0
+require (
+	github.com/datamill/datamill/pkg v0.0.0
+	github.com/hamba/avro/v2 v2.31.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -10,7 +13,6 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/datamill/datamill/schemas v0.0.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect
-	github.com/hamba/avro/v2 v2.31.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect

@@ -1,0 +1,446 @@
+// Package rules cleans raw records into typed ones by rules that each
+// dataset declares in its clean schema: every field of the clean record
+// may carry a "datamill.clean" attribute saying how its value is read from
+// the raw record, which values are valid, and what an invalid value gets.
+//
+//	{"name": "age", "type": ["null", "int"], "default": null,
+//	 "datamill.clean": {"type": "int", "min": 0, "max": 120}}
+//
+// Attribute keys:
+//
+//	type        int, string, enum, country, email, date, decimal
+//	from        raw field to read (default: the field's own name)
+//	required    a missing or invalid value rejects the record
+//	on_invalid  "null" (default): the field is set to null and flagged in
+//	            quality_flags as field:problem; "reject": the record is
+//	            rejected with the reason
+//	min, max    bounds (int and decimal: numbers; date: "2006-01-02")
+//	values      enum: canonical value → its accepted spellings
+//	not_before  date: a field this date may not precede
+//
+// Values are trimmed and their inner whitespace collapsed first; a value
+// that is not valid UTF-8 is invalid. Fields without the attribute are not
+// read from the raw record (the envelope: event id, time, hash).
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hamba/avro/v2"
+)
+
+// Attribute is the name of the schema attribute holding a field's rule.
+const Attribute = "datamill.clean"
+
+// Rules clean the records of one dataset.
+type Rules struct {
+	fields    []*field
+	countries map[string]string
+}
+
+type field struct {
+	name, from, kind string
+	required, reject bool
+	min, max         *float64
+	minDate, maxDate *time.Time
+	values           map[string]string // folded spelling → canonical
+	notBefore        string
+	long             bool // the Avro type is long, not int
+}
+
+// Compile reads the rules declared in a clean schema.
+func Compile(schema avro.Schema) (*Rules, error) {
+	rec, ok := schema.(*avro.RecordSchema)
+	if !ok {
+		return nil, errors.New("rules: the clean schema must be a record")
+	}
+	r := &Rules{countries: countryIndex()}
+	var errs []error
+	for _, f := range rec.Fields() {
+		spec, ok := f.Prop(Attribute).(map[string]any)
+		if !ok {
+			continue
+		}
+		fl, err := compileField(f.Name(), spec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("field %s: %w", f.Name(), err))
+			continue
+		}
+		fl.long = isLong(f.Type())
+		r.fields = append(r.fields, fl)
+	}
+	names := map[string]bool{}
+	for _, f := range r.fields {
+		names[f.name] = true
+	}
+	for _, f := range r.fields {
+		if f.notBefore != "" && !names[f.notBefore] {
+			errs = append(errs, fmt.Errorf("field %s: not_before names no ruled field %q", f.name, f.notBefore))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("rules in %s: %w", rec.FullName(), errors.Join(errs...))
+	}
+	return r, nil
+}
+
+func compileField(name string, spec map[string]any) (*field, error) {
+	f := &field{name: name, from: name}
+	for k, v := range spec {
+		var err error
+		switch k {
+		case "type":
+			f.kind, err = asString(v)
+		case "from":
+			f.from, err = asString(v)
+		case "required":
+			f.required, err = asBool(v)
+		case "on_invalid":
+			var s string
+			s, err = asString(v)
+			if s != "null" && s != "reject" {
+				err = fmt.Errorf("on_invalid %q: want null or reject", s)
+			}
+			f.reject = s == "reject"
+		case "min", "max":
+			err = f.bound(k, v)
+		case "values":
+			err = f.enum(v)
+		case "not_before":
+			f.notBefore, err = asString(v)
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch f.kind {
+	case "int", "string", "country", "email", "date", "decimal":
+	case "enum":
+		if len(f.values) == 0 {
+			return nil, errors.New("enum without values")
+		}
+	default:
+		return nil, fmt.Errorf("type %q: want int, string, enum, country, email, date or decimal", f.kind)
+	}
+	return f, nil
+}
+
+func (f *field) bound(k string, v any) error {
+	switch x := v.(type) {
+	case float64:
+		if k == "min" {
+			f.min = &x
+		} else {
+			f.max = &x
+		}
+	case string:
+		d, err := time.Parse(time.DateOnly, x)
+		if err != nil {
+			return fmt.Errorf("%s %q: want a number or a yyyy-mm-dd date", k, x)
+		}
+		if k == "min" {
+			f.minDate = &d
+		} else {
+			f.maxDate = &d
+		}
+	default:
+		return fmt.Errorf("%s: want a number or a date", k)
+	}
+	return nil
+}
+
+func (f *field) enum(v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return errors.New("values: want an object of canonical value → spellings")
+	}
+	f.values = map[string]string{}
+	for canonical, spellings := range m {
+		f.values[strings.ToLower(canonical)] = canonical
+		list, ok := spellings.([]any)
+		if !ok {
+			return fmt.Errorf("values.%s: want a list of spellings", canonical)
+		}
+		for _, s := range list {
+			str, ok := s.(string)
+			if !ok {
+				return fmt.Errorf("values.%s: spellings are strings", canonical)
+			}
+			f.values[strings.ToLower(str)] = canonical
+		}
+	}
+	return nil
+}
+
+// Outcome is the result of cleaning one raw record.
+type Outcome struct {
+	// Values are the clean fields the rules produced, typed for Avro.
+	Values map[string]any
+	// Flags name the fields set to null because they were invalid.
+	Flags []string
+	// Reasons are set when the record is rejected: every reason.
+	Reasons []string
+}
+
+// Rejected reports whether the record must go to the dead-letter topic.
+func (o *Outcome) Rejected() bool { return len(o.Reasons) > 0 }
+
+// Apply cleans raw, whose values are the source's strings (or nil).
+func (r *Rules) Apply(raw map[string]any) Outcome {
+	out := Outcome{Values: make(map[string]any, len(r.fields))}
+	for _, f := range r.fields {
+		v, problem := r.value(f, raw[f.from])
+		switch {
+		case problem == "":
+			out.Values[f.name] = v
+			continue
+		case problem == "missing" && !f.required:
+			out.Values[f.name] = nil
+			continue
+		}
+		if f.required || f.reject {
+			out.Reasons = append(out.Reasons, fmt.Sprintf("%s: %s%s", f.name, problem, quoted(raw[f.from])))
+			continue
+		}
+		out.Values[f.name] = nil
+		out.Flags = append(out.Flags, f.name+":"+problem)
+	}
+	// Cross-field rules run on the values that survived.
+	for _, f := range r.fields {
+		if f.notBefore == "" {
+			continue
+		}
+		v, ok1 := out.Values[f.name].(time.Time)
+		lower, ok2 := out.Values[f.notBefore].(time.Time)
+		if ok1 && ok2 && v.Before(lower) {
+			problem := "before_" + f.notBefore
+			if f.reject || f.required {
+				out.Reasons = append(out.Reasons, fmt.Sprintf("%s: %s", f.name, problem))
+				continue
+			}
+			out.Values[f.name] = nil
+			out.Flags = append(out.Flags, f.name+":"+problem)
+		}
+	}
+	return out
+}
+
+func quoted(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return ""
+	}
+	if !utf8.ValidString(s) {
+		return " (invalid UTF-8)"
+	}
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return fmt.Sprintf(" (%q)", s)
+}
+
+// value reads and checks one field; problem is "" when the value is valid.
+func (r *Rules) value(f *field, raw any) (any, string) {
+	s, ok := raw.(string)
+	if raw == nil || ok && strings.TrimSpace(s) == "" {
+		return nil, "missing"
+	}
+	if !ok {
+		return nil, "not_text"
+	}
+	if !utf8.ValidString(s) {
+		return nil, "invalid_utf8"
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	switch f.kind {
+	case "string":
+		return s, ""
+	case "int":
+		n, err := strconv.ParseInt(strings.TrimSuffix(s, ".0"), 10, 64)
+		if err != nil {
+			return nil, "not_a_number"
+		}
+		if out := outOfRange(f, float64(n)); out != "" {
+			return nil, out
+		}
+		if f.long {
+			return n, ""
+		}
+		if n > 1<<31-1 || n < -1<<31 {
+			return nil, "out_of_range"
+		}
+		return int32(n), ""
+	case "enum":
+		if c, ok := f.values[strings.ToLower(s)]; ok {
+			return c, ""
+		}
+		return nil, "unknown_value"
+	case "country":
+		if c, ok := r.countries[fold(s)]; ok {
+			return c, ""
+		}
+		return nil, "unknown_country"
+	case "email":
+		e := strings.ToLower(s)
+		if !email.MatchString(e) || strings.Contains(e, "..") {
+			return nil, "malformed_email"
+		}
+		return e, ""
+	case "date":
+		d, ok := parseDate(s)
+		if !ok {
+			return nil, "bad_date"
+		}
+		if f.minDate != nil && d.Before(*f.minDate) || f.maxDate != nil && d.After(*f.maxDate) {
+			return nil, "out_of_range"
+		}
+		return d, ""
+	case "decimal":
+		d, ok := parseMoney(s)
+		if !ok {
+			return nil, "not_a_number"
+		}
+		f64, _ := d.Float64()
+		if out := outOfRange(f, f64); out != "" {
+			return nil, out
+		}
+		return d, ""
+	}
+	return nil, "unknown_type"
+}
+
+// isLong reports whether a field's type, or its non-null branch, is long.
+func isLong(s avro.Schema) bool {
+	if u, ok := s.(*avro.UnionSchema); ok {
+		for _, t := range u.Types() {
+			if t.Type() != avro.Null {
+				s = t
+			}
+		}
+	}
+	return s.Type() == avro.Long
+}
+
+func outOfRange(f *field, v float64) string {
+	if f.min != nil && v < *f.min || f.max != nil && v > *f.max {
+		return "out_of_range"
+	}
+	return ""
+}
+
+var email = regexp.MustCompile(`^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$`)
+
+// dateLayouts are the date formats real exports use, tried in order.
+// Slashed dates are read day first (dd/mm/yyyy), as European sources write
+// them; year-first slashed dates are unambiguous.
+var dateLayouts = []string{
+	time.DateOnly, "2006/01/02", "02/01/2006", "2/1/2006", "02.01.2006", "02-01-2006",
+	"20060102", "2 Jan 2006", "2 January 2006", "Jan 2, 2006", "January 2, 2006",
+	time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05",
+}
+
+// parseDate reads a calendar date in one of dateLayouts; impossible dates
+// (2023-02-30) fail.
+func parseDate(s string) (time.Time, bool) {
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			y, m, d := t.Date()
+			return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// parseMoney reads an amount with an optional currency sign or code,
+// spaces as thousands separators and a decimal point or comma; the last of
+// '.' and ',' is the decimal separator when both appear.
+func parseMoney(s string) (*big.Rat, bool) {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9', r == '.', r == ',', r == '-':
+			b.WriteRune(r)
+		case r == ' ', r == '\u00a0', r == '\u202f', r == '\'':
+		case strings.ContainsRune("€$£¥", r), r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+			// currency signs and codes (EUR, USD, ...)
+		default:
+			return nil, false
+		}
+	}
+	n := b.String()
+	if n == "" || strings.Count(n, "-") > 1 || strings.Contains(n[1:], "-") {
+		return nil, false
+	}
+	dot, comma := strings.LastIndex(n, "."), strings.LastIndex(n, ",")
+	switch {
+	case comma > dot:
+		n = strings.ReplaceAll(n[:comma], ".", "") + "." + n[comma+1:]
+	case dot > comma:
+		n = strings.ReplaceAll(n[:dot], ",", "") + n[dot:]
+	}
+	if strings.Count(n, ".") > 1 || strings.Contains(n, ",") {
+		return nil, false
+	}
+	r, ok := new(big.Rat).SetString(n)
+	if !ok {
+		return nil, false
+	}
+	// Two decimals, as the money type stores them.
+	cents := new(big.Rat).Mul(r, big.NewRat(100, 1))
+	q := new(big.Int).Quo(cents.Num(), cents.Denom())
+	return new(big.Rat).SetFrac(q, big.NewInt(100)), true
+}
+
+func asString(v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%v: want a string", v)
+	}
+	return s, nil
+}
+
+func asBool(v any) (bool, error) {
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("%v: want true or false", v)
+	}
+	return b, nil
+}
+
+// Hash returns the hex SHA-256 of a clean record's content: its ruled
+// values in field order and its flags, not its envelope. Two events with
+// the same hash for the same key carry the same content.
+func (r *Rules) Hash(o Outcome) string {
+	h := sha256.New()
+	for _, f := range r.fields {
+		h.Write([]byte(f.name))
+		h.Write([]byte{0})
+		switch v := o.Values[f.name].(type) {
+		case nil:
+			h.Write([]byte{1})
+		case time.Time:
+			h.Write([]byte(v.Format(time.DateOnly)))
+		case *big.Rat:
+			h.Write([]byte(v.FloatString(2)))
+		default:
+			fmt.Fprint(h, v)
+		}
+		h.Write([]byte{0})
+	}
+	for _, flag := range o.Flags {
+		h.Write([]byte(flag))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
