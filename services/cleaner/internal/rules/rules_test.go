@@ -45,17 +45,21 @@ func TestApplyUsers(t *testing.T) {
 		"clean row": {
 			in: raw("id", "42", "age", "31", "gender", "female", "country", "FR", "city", "Lyon", "email", "ada@example.org",
 				"signup_date", "2023-01-02", "last_login", "2024-05-06", "account_status", "active", "monthly_spend", "12.50"),
-			want: map[string]any{"id": int64(42), "age": int32(31), "gender": "female", "country": "FR", "city": "Lyon",
+			want: map[string]any{
+				"id": int64(42), "age": int32(31), "gender": "female", "country": "FR", "city": "Lyon",
 				"email": "ada@example.org", "signup_date": day("2023-01-02"), "last_login": day("2024-05-06"),
-				"account_status": "active", "monthly_spend": big.NewRat(1250, 100)},
+				"account_status": "active", "monthly_spend": big.NewRat(1250, 100),
+			},
 		},
 		"mixed forms": {
 			in: raw("id", " 7 ", "gender", " Homme ", "country", "Allemagne", "email", " Ada.Lovelace@Example.ORG ",
 				"signup_date", "02/01/2023", "last_login", "2 Jan 2024", "account_status", "Cancelled", "monthly_spend", "€1 234,56",
 				"city", "  Saint   Étienne "),
-			want: map[string]any{"id": int64(7), "gender": "male", "country": "DE", "email": "ada.lovelace@example.org",
+			want: map[string]any{
+				"id": int64(7), "gender": "male", "country": "DE", "email": "ada.lovelace@example.org",
 				"signup_date": day("2023-01-02"), "last_login": day("2024-01-02"), "account_status": "churned",
-				"monthly_spend": big.NewRat(123456, 100), "city": "Saint Étienne"},
+				"monthly_spend": big.NewRat(123456, 100), "city": "Saint Étienne",
+			},
 		},
 		"country codes and names": {
 			in:   raw("id", "1", "country", "U.S.A."),
@@ -66,8 +70,10 @@ func TestApplyUsers(t *testing.T) {
 			in: raw("id", "9", "age", "230", "gender", "?", "country", "Atlantis", "email", "ada@@example.org",
 				"signup_date", "2023-02-30", "monthly_spend", "-12.00"),
 			want: map[string]any{"age": nil, "gender": nil, "country": nil, "email": nil, "signup_date": nil, "monthly_spend": nil},
-			flags: []string{"age:out_of_range", "gender:unknown_value", "country:unknown_country", "email:malformed_email",
-				"signup_date:bad_date", "monthly_spend:out_of_range"},
+			flags: []string{
+				"age:out_of_range", "gender:unknown_value", "country:unknown_country", "email:malformed_email",
+				"signup_date:bad_date", "monthly_spend:out_of_range",
+			},
 		},
 		"last login before signup": {
 			in:    raw("id", "3", "signup_date", "2024-01-01", "last_login", "2023-12-31"),
