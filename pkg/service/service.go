@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -189,4 +190,22 @@ func (p *Process) Idle(ctx context.Context, kcfg kafka.Config, rcfg serde.Config
 	p.Log.Info("ready; this service's step is not built yet, idling")
 	<-ctx.Done()
 	return nil
+}
+
+// RunAll runs every function until ctx ends or one of them fails, which
+// stops the others; it returns their errors joined.
+func RunAll(ctx context.Context, runs ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(runs))
+	for i, run := range runs {
+		wg.Go(func() {
+			if errs[i] = run(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -66,3 +66,15 @@ func TestRunReportsConfigurationErrors(t *testing.T) {
 		t.Fatalf("Run = %v, want an error naming NEEDED", err)
 	}
 }
+
+func TestRunAllStopsTheOthersOnAFailure(t *testing.T) {
+	boom := errors.New("boom")
+	var stopped atomic.Bool
+	err := RunAll(t.Context(),
+		func(context.Context) error { return boom },
+		func(ctx context.Context) error { <-ctx.Done(); stopped.Store(true); return nil },
+	)
+	if !errors.Is(err, boom) || !stopped.Load() {
+		t.Errorf("RunAll = %v (other stopped: %v), want boom and the other stopped", err, stopped.Load())
+	}
+}

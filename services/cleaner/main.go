@@ -1,17 +1,24 @@
-// Command cleaner turns raw.<dataset> records into typed clean.<dataset> records, sending what it rejects to dlq.<dataset> with the reasons.
+// Command cleaner turns raw.<dataset> records into typed clean.<dataset>
+// records by the rules declared in the dataset's clean schema, and sends
+// what it rejects to dlq.<dataset> with every reason.
 //
-// Its step is not built yet: it starts, waits for its dependencies, reports
-// ready on /readyz and idles until SIGINT or SIGTERM.
+// It is the same code for every dataset: a dataset is its pair of schemas,
+// schemas/avro/<dataset>/raw.avsc and clean.avsc. Each batch's clean
+// records, dead letters and consumed offsets commit in one Kafka
+// transaction.
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas"
 )
 
 // settings is the cleaner's configuration, read from the environment.
@@ -19,12 +26,53 @@ type settings struct {
 	config.Service
 	Kafka    kafka.Config
 	Registry serde.Config
+	Stage    stage.Config
 }
 
 func main() { service.Main("cleaner", run) }
 
 func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
-	return service.Run(ctx, "cleaner", environ, stdout, func(ctx context.Context, p *service.Process, cfg settings) error {
-		return p.Idle(ctx, cfg.Kafka, cfg.Registry, nil)
-	})
+	return service.Run(ctx, "cleaner", environ, stdout, clean)
+}
+
+// clean runs one stage runner per dataset until ctx ends.
+func clean(ctx context.Context, p *service.Process, cfg settings) error {
+	brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
+	if err != nil {
+		return err
+	}
+	reg, err := serde.NewRegistry(cfg.Registry)
+	if err != nil {
+		return err
+	}
+	if err := p.Await(ctx, brokers, service.RegistryProbe(reg)); err != nil {
+		return err
+	}
+	metrics := stage.NewMetrics(p.Telemetry.Registry())
+	var runs []func(context.Context) error
+	for _, ds := range cfg.Datasets {
+		raw, err := schemas.Schema(ds + "/raw")
+		if err != nil {
+			return fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", ds, err)
+		}
+		cleanSchema, err := schemas.Schema(ds + "/clean")
+		if err != nil {
+			return fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", ds, err)
+		}
+		c, err := newCleaning(cleanSchema)
+		if err != nil {
+			return err
+		}
+		spec, err := stage.NewSpec(ctx, reg, "cleaner", ds, kafka.Raw, kafka.Clean, raw, cleanSchema, stage.PerRecord(c.transform))
+		if err != nil {
+			return err
+		}
+		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
+		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r.Run)
+	}
+	return service.RunAll(ctx, runs...)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
@@ -88,8 +89,8 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 		done <- run(runCtx, nil, append(env, "HTTP_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
 	}()
 
-	persisted := consume(t, kcfg, "persisted.users", 4)
-	dead := consume(t, kcfg, "dlq.users", 1)
+	persisted := testkit.Consume(t, kcfg.Brokers, "persisted.users", 4)
+	dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 1)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("loader: %v", err)
@@ -111,7 +112,7 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 	if strings.Join(sorted(got), " ") != want {
 		t.Errorf("persisted = %v, want %s", sorted(got), want)
 	}
-	if h := headerOf(dead[0], "datamill.reason"); !strings.Contains(h, "database:") || !strings.Contains(h, "country") {
+	if h := testkit.Header(dead[0], stage.HeaderReason); !strings.Contains(h, "database:") || !strings.Contains(h, "country") {
 		t.Errorf("dead letter reason = %q, want the database's refusal", h)
 	}
 
@@ -133,43 +134,6 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 	if got, want := strings.Join(table, " "), "1/31/FR/19.99/ev-1-2 2/40/DE/19.99/ev-2-1 4/50/IT/19.99/ev-4-1"; got != want {
 		t.Errorf("users table = %s, want %s", got, want)
 	}
-}
-
-// consume reads n committed records of topic, waiting up to 60 s.
-func consume(t *testing.T, kcfg kafka.Config, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		f := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%s: got %d records within 60 s, want %d", topic, len(out), n)
-		}
-		out = append(out, f.Records()...)
-	}
-	// Anything more would be a duplicate: one more short poll must be empty.
-	short, cancelShort := context.WithTimeout(t.Context(), time.Second)
-	defer cancelShort()
-	if extra := cl.PollFetches(short).Records(); len(extra) > 0 {
-		t.Errorf("%s: %d records beyond the %d expected", topic, len(extra), n)
-	}
-	return out
-}
-
-func headerOf(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func sorted(s []string) []string {

@@ -11,10 +11,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
-	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/loader/migrations"
 )
 
@@ -77,7 +74,7 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 		}
 		runs = append(runs, r)
 	}
-	return runAll(ctx, runs)
+	return service.RunAll(ctx, runs...)
 }
 
 // runner builds the stage runner of one dataset.
@@ -90,45 +87,14 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 }
 
 func build[C, P any](ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, ds string, d *dataset[C, P]) (func(context.Context) error, error) {
-	in, out, dlq := kafka.Topic(kafka.Clean, ds), kafka.Topic(kafka.Persisted, ds), kafka.Topic(kafka.DLQ, ds)
-	dec, err := serde.NewCodec[C](ctx, reg, in, d.cleanSchema)
+	spec, err := stage.NewSpec(ctx, reg, "loader", ds, kafka.Clean, kafka.Persisted, d.cleanSchema, d.persistedSchema, d.handler(pool))
 	if err != nil {
 		return nil, err
 	}
-	enc, err := serde.NewCodec[P](ctx, reg, out, d.persistedSchema)
-	if err != nil {
-		return nil, err
-	}
-	dead, err := serde.NewCodec[schemas.DeadLetter](ctx, reg, dlq, schemas.MustSchema("deadletter"))
-	if err != nil {
-		return nil, err
-	}
-	r, err := stage.NewRunner(stage.Spec[C, P]{
-		Stage: "loader", Dataset: ds, Input: in, Output: out, DeadLetters: dlq,
-		Decoder: dec, Encoder: enc, DeadLetterEncoder: dead,
-		Handler: d.handler(pool),
-		OnReady: func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) },
-	}, cfg.Stage, cfg.Kafka, p.Log, m)
+	spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
+	r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, m)
 	if err != nil {
 		return nil, err
 	}
 	return r.Run, nil
-}
-
-// runAll runs every function until ctx ends or one fails; a failure stops
-// the others.
-func runAll(ctx context.Context, runs []func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(runs))
-	for i, run := range runs {
-		wg.Go(func() {
-			if errs[i] = run(ctx); errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

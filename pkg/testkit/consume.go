@@ -1,0 +1,48 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Consume reads exactly n committed records of topic from its start, as a
+// read_committed consumer, waiting up to 60 s for them; a record beyond the
+// n within a further second fails the test.
+func Consume(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: got %d records within 60 s, want %d", topic, len(out), n)
+		}
+		out = append(out, f.Records()...)
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), time.Second)
+	defer cancelShort()
+	if extra := cl.PollFetches(short).Records(); len(extra) > 0 || len(out) > n {
+		t.Errorf("%s: %d records beyond the %d expected", topic, len(extra)+len(out)-n, n)
+	}
+	return out
+}
+
+// Header returns the value of a record's header, "" when absent.
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/services/cleaner/internal/rules"
+)
+
+// record is a decoded Avro record; the cleaner is the same code for every
+// dataset, since what differs is declared in the dataset's schemas.
+type record = map[string]any
+
+// KeyAttribute names, on a clean schema, the field that keys its records.
+const KeyAttribute = "datamill.key"
+
+// cleaning is the cleaning step of one dataset.
+type cleaning struct {
+	rules *rules.Rules
+	key   string
+}
+
+// newCleaning reads the rules and the key field of a clean schema.
+func newCleaning(clean avro.Schema) (*cleaning, error) {
+	r, err := rules.Compile(clean)
+	if err != nil {
+		return nil, err
+	}
+	rec, _ := clean.(*avro.RecordSchema)
+	key, _ := rec.Prop(KeyAttribute).(string)
+	if key == "" {
+		return nil, fmt.Errorf("clean schema %s names no key field (%s)", rec.FullName(), KeyAttribute)
+	}
+	return &cleaning{rules: r, key: key}, nil
+}
+
+// transform cleans one raw record: a clean record keyed by its key field,
+// carrying the raw event's id, time and source, or a rejection with every
+// reason.
+func (c *cleaning) transform(_ context.Context, m stage.Message[record]) ([]stage.Output[record], error) {
+	o := c.rules.Apply(m.Value)
+	if o.Rejected() {
+		return nil, stage.Reject(o.Reasons...)
+	}
+	v := o.Values
+	flags := o.Flags
+	if flags == nil {
+		flags = []string{}
+	}
+	v["quality_flags"] = flags
+	v["event_id"] = m.Value["event_id"]
+	v["event_time"] = m.Value["ingested_at"]
+	v["source"] = m.Value["source"]
+	v["content_hash"] = c.rules.Hash(o)
+	return []stage.Output[record]{{Key: fmt.Append(nil, v[c.key]), Value: v}}, nil
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/schemas/users"
+)
+
+func ptr(s string) *string { return &s }
+
+// TestCleansRawUsers runs the cleaner service on the embedded stack end to
+// end: valid rows come out typed and keyed by id, bad optional values are
+// nulled and flagged, rows without a usable id go to the dead letters with
+// the reason.
+func TestCleansRawUsers(t *testing.T) {
+	if testkit.RealBroker() {
+		t.Fatal("this test uses the fixed topic names of the users dataset: run it on the embedded broker")
+	}
+	env := testkit.Stack(t, false)
+	m := config.ToMap(env)
+	ctx := t.Context()
+	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(ctx, cl, kcfg, kafka.PipelineTopics("users")...); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: m["SCHEMA_REGISTRY_URL"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := serde.NewCodec[users.Raw](ctx, reg, "raw.users", schemas.MustSchema("users/raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	inputs := []users.Raw{
+		{ID: ptr(" 1 "), Age: ptr("31"), Gender: ptr("F"), Country: ptr("France"), Email: ptr("Ada@Example.org"), SignupDate: ptr("02/01/2023"), MonthlySpend: ptr("€12,50")},
+		{ID: ptr("2"), Age: ptr("230"), Country: ptr("Atlantis"), LastLogin: ptr("2023-02-30")},
+		{ID: ptr("abc"), Age: ptr("40")},
+		{Age: ptr("50")},
+	}
+	for i := range inputs {
+		inputs[i].EventID, inputs[i].Source, inputs[i].IngestedAt = fmt.Sprintf("ev-%d", i), "test", at
+		b, err := raw.Encode(&inputs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw.users", Value: b}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(runCtx, nil, append(env, "HTTP_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
+	}()
+	cleaned := testkit.Consume(t, kcfg.Brokers, "clean.users", 2)
+	dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 2)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("cleaner: %v", err)
+	}
+
+	codec, err := serde.NewCodec[users.Clean](ctx, reg, "clean.users", schemas.MustSchema("users/clean"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[int64]users.Clean{}
+	for _, r := range cleaned {
+		var c users.Clean
+		if err := codec.Decode(r.Value, &c); err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != fmt.Sprint(c.ID) {
+			t.Errorf("clean record keyed %q, want its id %d", r.Key, c.ID)
+		}
+		byID[c.ID] = c
+	}
+	one := byID[1]
+	if one.Gender == nil || *one.Gender != "female" || *one.Country != "FR" || *one.Email != "ada@example.org" ||
+		one.SignupDate == nil || !one.SignupDate.Equal(time.Date(2023, 1, 2, 0, 0, 0, 0, time.UTC)) ||
+		(*one.MonthlySpend).FloatString(2) != "12.50" || one.EventID != "ev-0" || !one.EventTime.Equal(at) || one.ContentHash == "" {
+		t.Errorf("user 1 cleaned to %+v", one)
+	}
+	two := byID[2]
+	if two.Age != nil || two.Country != nil || two.LastLogin != nil ||
+		strings.Join(two.QualityFlags, ",") != "age:out_of_range,country:unknown_country,last_login:bad_date" {
+		t.Errorf("user 2 cleaned to %+v, want its bad values nulled and flagged", two)
+	}
+	var reasons []string
+	for _, d := range dead {
+		if testkit.Header(d, stage.HeaderStage) != "cleaner" || testkit.Header(d, stage.HeaderSourceTopic) != "raw.users" {
+			t.Errorf("dead letter headers %v", d.Headers)
+		}
+		reasons = append(reasons, testkit.Header(d, stage.HeaderReason))
+	}
+	if got := strings.Join(slices.Sorted(slices.Values(reasons)), " | "); got != `id: missing | id: not_a_number ("abc")` {
+		t.Errorf("dead letter reasons = %s", got)
+	}
+}
