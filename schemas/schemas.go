@@ -79,3 +79,20 @@ func CheckBackward(next avro.Schema, prev ...avro.Schema) error {
 	}
 	return errors.Join(errs...)
 }
+
+// KeyAttribute names, on a dataset's clean schema, the field whose value
+// keys the dataset's records on every topic ("datamill.key": "id").
+const KeyAttribute = "datamill.key"
+
+// KeyField returns the key field a clean schema declares.
+func KeyField(clean avro.Schema) (string, error) {
+	rec, ok := clean.(*avro.RecordSchema)
+	if !ok {
+		return "", errors.New("a clean schema must be a record")
+	}
+	key, _ := rec.Prop(KeyAttribute).(string)
+	if key == "" {
+		return "", fmt.Errorf("clean schema %s declares no key field (%s)", rec.FullName(), KeyAttribute)
+	}
+	return key, nil
+}

@@ -217,3 +217,12 @@ func TestSchemaUnknownPath(t *testing.T) {
 var importBlock = regexp.MustCompile(`(?s)\nimport \(.*?\n\)\n`)
 
 func withoutImports(b []byte) []byte { return importBlock.ReplaceAll(b, []byte("\n")) }
+
+func TestKeyField(t *testing.T) {
+	if k, err := KeyField(MustSchema("users/clean")); err != nil || k != "id" {
+		t.Errorf("KeyField(users/clean) = %q, %v; want id", k, err)
+	}
+	if _, err := KeyField(MustSchema("users/raw")); err == nil {
+		t.Error("a schema without the attribute has a key field")
+	}
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +208,88 @@ func kcatRoundTrip(t *testing.T, brokers string) {
 	out, err := exec.CommandContext(t.Context(), "kcat", "-b", brokers, "-t", "clean.users", "-C", "-e", "-q", "-o", "beginning").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "from-kcat" {
 		t.Fatalf("kcat consume = %q, %v; want from-kcat", out, err)
+	}
+}
+
+// TestPipelineFromFileToTable publishes a dirty CSV with `datamill produce`
+// into the stack of `datamill dev` and follows it through the cleaner and
+// the loader into PostgreSQL.
+func TestPipelineFromFileToTable(t *testing.T) {
+	endpoints, _, stop := startDev(t)
+	csv := filepath.Join(t.TempDir(), "users.csv")
+	data := "id,age,gender,country,email,signup_date,monthly_spend\n" +
+		"1,30,F,FR,ada@example.org,2023-01-02,12.50\n" +
+		"2,40,Homme,Deutschland,bob@example.org,02/01/2023,\"€1 234,56\"\n" +
+		",50,M,IT,nobody@example.org,2023-01-02,1\n" +
+		"3,230,x,fra,not-an-email,2023-02-30,-4\n" +
+		"1,31,F,FR,ada@example.org,2023-01-02,12.50\n" +
+		"2,40,Homme,Deutschland,bob@example.org,02/01/2023,\"€1 234,56\"\n"
+	if err := os.WriteFile(csv, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"KAFKA_BROKERS=" + endpoints["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + endpoints["SCHEMA_REGISTRY_URL"]}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"produce", "users", csv}, env, &out, &out); err != nil {
+		t.Fatalf("produce: %v: %s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "published 6 users records to raw.users") {
+		t.Errorf("produce said %q", out.String())
+	}
+	brokers := []string{endpoints["KAFKA_BROKERS"]}
+	testkit.Consume(t, brokers, "clean.users", 5)
+	dead := testkit.Consume(t, brokers, "dlq.users", 1)
+	if r := testkit.Header(dead[0], "datamill.reason"); r != "id: missing" {
+		t.Errorf("dead letter reason %q, want id: missing", r)
+	}
+
+	conn, err := pgx.Connect(t.Context(), endpoints["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	// User 1's re-send (a later line) wins; the exact duplicate of user 2
+	// changes nothing; user 3's bad optional values are nulled and flagged.
+	want := "1/31/female/FR/12.50/ 2/40/male/DE/1234.56/ 3/-/other/FR/-/{age:out_of_range,email:malformed_email,signup_date:bad_date,monthly_spend:out_of_range}"
+	var got string
+	deadline := time.Now().Add(30 * time.Second)
+	for got != want && time.Now().Before(deadline) {
+		rows, err := conn.Query(t.Context(), `select id, coalesce(age::text, '-'), coalesce(gender, '-'), coalesce(country, '-'),
+			coalesce(monthly_spend::text, '-'), case when quality_flags = '{}' then '' else quality_flags::text end from users order by id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var id int
+			var age, gender, country, spend, flags string
+			err := r.Scan(&id, &age, &gender, &country, &spend, &flags)
+			return fmt.Sprintf("%d/%s/%s/%s/%s/%s", id, age, gender, country, spend, flags), err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = strings.Join(lines, " ")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != want {
+		t.Fatalf("users table:\n got %s\nwant %s", got, want)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProduceRefusesBadInputWhole(t *testing.T) {
+	csv := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(csv, []byte("id,age\n1,30\n2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The broker address is never reached: the input is checked first.
+	var out strings.Builder
+	err := run(t.Context(), []string{"produce", "users", csv}, []string{"KAFKA_BROKERS=127.0.0.1:1"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "nothing was published") {
+		t.Errorf("produce of a bad file = %v, want an error naming line 3 and saying nothing was published", err)
+	}
+	if err := run(t.Context(), []string{"produce", "jobs", csv}, nil, &out, &out); err == nil || !strings.Contains(err.Error(), `unknown dataset "jobs"`) {
+		t.Errorf("produce jobs = %v, want an unknown dataset error", err)
 	}
 }

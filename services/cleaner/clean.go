@@ -7,15 +7,13 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/cleaner/internal/rules"
 )
 
 // record is a decoded Avro record; the cleaner is the same code for every
 // dataset, since what differs is declared in the dataset's schemas.
 type record = map[string]any
-
-// KeyAttribute names, on a clean schema, the field that keys its records.
-const KeyAttribute = "datamill.key"
 
 // cleaning is the cleaning step of one dataset.
 type cleaning struct {
@@ -29,10 +27,9 @@ func newCleaning(clean avro.Schema) (*cleaning, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, _ := clean.(*avro.RecordSchema)
-	key, _ := rec.Prop(KeyAttribute).(string)
-	if key == "" {
-		return nil, fmt.Errorf("clean schema %s names no key field (%s)", rec.FullName(), KeyAttribute)
+	key, err := schemas.KeyField(clean)
+	if err != nil {
+		return nil, err
 	}
 	return &cleaning{rules: r, key: key}, nil
 }

@@ -1,0 +1,314 @@
+// Package ingest reads source records — CSV with a header row, a JSON
+// array of objects, or NDJSON — and turns them into raw records of a
+// dataset: every source value kept as the text it came as, plus the
+// envelope (a deterministic event id, the source, the ingestion time).
+//
+// The extractor and `datamill produce` both read through it, so a record
+// gets the same event id whichever way it enters.
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hamba/avro/v2"
+)
+
+// Format is a source format.
+type Format string
+
+// The formats.
+const (
+	CSV    Format = "csv"
+	JSON   Format = "json"
+	NDJSON Format = "ndjson"
+)
+
+// ParseFormat reads a format name.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(s)); f {
+	case CSV, JSON, NDJSON:
+		return f, nil
+	}
+	return "", fmt.Errorf("format %q: want csv, json or ndjson", s)
+}
+
+// FormatOf guesses a source's format from its name, else from its first
+// bytes: '[' is a JSON array, '{' NDJSON, anything else CSV.
+func FormatOf(name string, head []byte) Format {
+	switch {
+	case strings.HasSuffix(name, ".csv"):
+		return CSV
+	case strings.HasSuffix(name, ".ndjson"), strings.HasSuffix(name, ".jsonl"):
+		return NDJSON
+	case strings.HasSuffix(name, ".json"):
+		return JSON
+	}
+	switch t := bytes.TrimSpace(head); {
+	case len(t) > 0 && t[0] == '[':
+		return JSON
+	case len(t) > 0 && t[0] == '{':
+		return NDJSON
+	}
+	return CSV
+}
+
+// Record is one source record: its values by field name (nil: absent or
+// null) and where it stands in its source.
+type Record struct {
+	Values map[string]*string
+	// Position is the record's place in its source: "line 42" for CSV
+	// and NDJSON, "item 7" for a JSON array.
+	Position string
+}
+
+// Error is a source record that cannot be read, with its position.
+type Error struct {
+	Position string
+	Err      error
+}
+
+func (e *Error) Error() string { return e.Position + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Read calls fn for every record of r in format f, in order. It stops at
+// the first record it cannot read, with an *Error naming its position, or
+// at the first error of fn.
+func Read(r io.Reader, f Format, fn func(Record) error) error {
+	switch f {
+	case CSV:
+		return readCSV(r, fn)
+	case JSON:
+		return readJSONArray(r, fn)
+	case NDJSON:
+		return readNDJSON(r, fn)
+	}
+	return fmt.Errorf("format %q: want csv, json or ndjson", f)
+}
+
+func readCSV(r io.Reader, fn func(Record) error) error {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return &Error{"line 1", fmt.Errorf("CSV header: %w", err)}
+	}
+	names := make([]string, len(header))
+	for i, h := range header {
+		names[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+	}
+	for {
+		row, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		line, _ := cr.FieldPos(0)
+		pos := "line " + strconv.Itoa(line)
+		if err != nil {
+			return &Error{pos, err}
+		}
+		if len(row) != len(names) {
+			return &Error{pos, fmt.Errorf("%d values for %d header columns", len(row), len(names))}
+		}
+		rec := Record{Values: make(map[string]*string, len(row)), Position: pos}
+		for i, v := range row {
+			if v != "" {
+				rec.Values[names[i]] = &v
+			}
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+}
+
+func readNDJSON(r io.Reader, fn func(Record) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		pos := "line " + strconv.Itoa(line)
+		values, err := object(json.NewDecoder(bytes.NewReader(b)))
+		if err != nil {
+			return &Error{pos, err}
+		}
+		if err := fn(Record{Values: values, Position: pos}); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read NDJSON: %w", err)
+	}
+	return nil
+}
+
+func readJSONArray(r io.Reader, fn func(Record) error) error {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return nil
+	}
+	if d, ok := tok.(json.Delim); err != nil || !ok || d != '[' {
+		return &Error{"start", errors.New("a JSON array of objects is expected")}
+	}
+	for i := 1; dec.More(); i++ {
+		pos := "item " + strconv.Itoa(i)
+		values, err := object(dec)
+		if err != nil {
+			return &Error{pos, err}
+		}
+		if err := fn(Record{Values: values, Position: pos}); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return &Error{"end", fmt.Errorf("unterminated JSON array: %w", err)}
+	}
+	return nil
+}
+
+// object decodes one flat JSON object; scalars keep their JSON text
+// (numbers as written), null is absent, nested values are refused.
+func object(dec *json.Decoder) (map[string]*string, error) {
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object: null")
+	}
+	out := make(map[string]*string, len(m))
+	for k, v := range m {
+		var s string
+		switch x := v.(type) {
+		case nil:
+			continue
+		case string:
+			s = x
+		case json.Number:
+			s = x.String()
+		case bool:
+			s = strconv.FormatBool(x)
+		default:
+			return nil, fmt.Errorf("field %q holds a nested %T, want a scalar", k, v)
+		}
+		out[strings.ToLower(strings.TrimSpace(k))] = &s
+	}
+	return out, nil
+}
+
+// Envelope fields of every raw schema.
+const (
+	FieldEventID    = "event_id"
+	FieldSource     = "source"
+	FieldIngestedAt = "ingested_at"
+)
+
+// Dataset turns source records into raw records of one dataset.
+type Dataset struct {
+	Name   string
+	key    string   // source field keying the records
+	fields []string // source fields of the raw schema
+}
+
+// NewDataset reads the source fields of a raw schema: every field but the
+// envelope. Records are keyed by their key field.
+func NewDataset(name string, raw avro.Schema, key string) (*Dataset, error) {
+	rec, ok := raw.(*avro.RecordSchema)
+	if !ok {
+		return nil, fmt.Errorf("raw schema of %s is not a record", name)
+	}
+	d := &Dataset{Name: name, key: key}
+	for _, f := range rec.Fields() {
+		switch f.Name() {
+		case FieldEventID, FieldSource, FieldIngestedAt:
+		default:
+			d.fields = append(d.fields, f.Name())
+		}
+	}
+	if !slices.Contains(d.fields, key) {
+		return nil, fmt.Errorf("raw schema of %s has no key field %q", name, key)
+	}
+	return d, nil
+}
+
+// Key is the record's key: its key field, trimmed, so that the records of
+// one entity share a partition however their source spaced the key; nil
+// when the field is missing.
+func (d *Dataset) Key(rec Record) []byte {
+	v := rec.Values[d.key]
+	if v == nil || strings.TrimSpace(*v) == "" {
+		return nil
+	}
+	return []byte(strings.TrimSpace(*v))
+}
+
+// Fields are the dataset's source fields.
+func (d *Dataset) Fields() []string { return slices.Clone(d.fields) }
+
+// Unknown lists a record's fields the dataset does not have.
+func (d *Dataset) Unknown(rec Record) []string {
+	var out []string
+	for k := range rec.Values {
+		if !slices.Contains(d.fields, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// EventID is the deterministic id of a source record: the same record at
+// the same place of the same source always gets the same id.
+func (d *Dataset) EventID(source string, rec Record) string {
+	h := sha256.New()
+	for _, s := range []string{d.Name, source, rec.Position} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	for _, f := range d.fields {
+		if v := rec.Values[f]; v != nil {
+			h.Write([]byte{1})
+			h.Write([]byte(*v))
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Raw returns the raw record of rec for the dataset's raw schema, as a
+// generic Avro record.
+func (d *Dataset) Raw(source string, rec Record, at time.Time) map[string]any {
+	out := make(map[string]any, len(d.fields)+3)
+	for _, f := range d.fields {
+		if v := rec.Values[f]; v != nil {
+			out[f] = *v
+		} else {
+			out[f] = nil
+		}
+	}
+	out[FieldEventID] = d.EventID(source, rec)
+	out[FieldSource] = source
+	out[FieldIngestedAt] = at
+	return out
+}
