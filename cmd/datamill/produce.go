@@ -134,4 +134,3 @@ func peek(r *bufio.Reader) []byte {
 	b, _ := r.Peek(512)
 	return b
 }
-

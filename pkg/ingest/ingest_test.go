@@ -93,8 +93,12 @@ func TestFormatOf(t *testing.T) {
 		name, head string
 		want       Format
 	}{
-		{"users.csv", "", CSV}, {"u.ndjson", "", NDJSON}, {"u.json", "", JSON},
-		{"-", "  [{", JSON}, {"-", "{\"id\"", NDJSON}, {"-", "id,age", CSV},
+		{"users.csv", "", CSV},
+		{"u.ndjson", "", NDJSON},
+		{"u.json", "", JSON},
+		{"-", "  [{", JSON},
+		{"-", "{\"id\"", NDJSON},
+		{"-", "id,age", CSV},
 	} {
 		if got := FormatOf(tc.name, []byte(tc.head)); got != tc.want {
 			t.Errorf("FormatOf(%q, %q) = %s, want %s", tc.name, tc.head, got, tc.want)
