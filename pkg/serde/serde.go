@@ -12,6 +12,7 @@ package serde
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -85,7 +86,15 @@ func (r *Registry) Register(ctx context.Context, subject string, schema avro.Sch
 			return 0, fmt.Errorf("register %s: refused: %w", subject, err)
 		}
 	}
-	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: schema.String(), Type: sr.TypeAvro})
+	// Register the full form: the canonical form (schema.String()) drops
+	// defaults and docs, so a registry that checks compatibility itself
+	// would refuse an added optional field, and other clients would not
+	// see the defaults.
+	full, err := json.Marshal(schema)
+	if err != nil {
+		return 0, fmt.Errorf("register %s: %w", subject, err)
+	}
+	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: string(full), Type: sr.TypeAvro})
 	if err != nil {
 		return 0, fmt.Errorf("register %s: %w", subject, err)
 	}

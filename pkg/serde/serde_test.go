@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/datamill/datamill/schemas"
@@ -226,5 +228,23 @@ func BenchmarkDecodeClean(b *testing.B) {
 		if err := c.Decode(enc, &v); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRegisteredSchemaKeepsDefaults(t *testing.T) {
+	reg, fake := newRegistry(t)
+	if _, err := reg.Register(t.Context(), "raw.users-value", schemas.MustSchema("users/raw")); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := sr.NewClient(sr.URLs(fake.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cl.SchemaByVersion(t.Context(), "raw.users-value", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got.Schema.Schema, `"default":null`) {
+		t.Errorf("the registered schema lost its defaults: %s", got.Schema.Schema)
 	}
 }
