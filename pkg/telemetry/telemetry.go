@@ -22,6 +22,7 @@ import (
 // Server exposes a metrics registry and readiness over HTTP.
 type Server struct {
 	registry *prometheus.Registry
+	mux      *http.ServeMux
 	srv      *http.Server
 	ln       net.Listener
 
@@ -37,8 +38,8 @@ func New() *Server {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	s := &Server{registry: reg, state: map[string]string{}}
 	mux := http.NewServeMux()
+	s := &Server{registry: reg, mux: mux, state: map[string]string{}}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -48,6 +49,10 @@ func New() *Server {
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }
+
+// Handle serves h for pattern next to the telemetry endpoints, e.g. a
+// service's own API. It may be called while the server runs.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Registry is where the process registers its metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }

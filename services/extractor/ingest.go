@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/ingest"
+	"github.com/datamill/datamill/pkg/serde"
+)
+
+// source is one dataset the extractor publishes.
+type source struct {
+	dataset *ingest.Dataset
+	codec   *serde.Codec[map[string]any]
+	topic   string
+}
+
+// ingestAPI is the HTTP ingest endpoint, POST /v1/datasets/{dataset}/events:
+// a JSON object, a JSON array of objects or NDJSON. It answers 202 with the
+// count only once Kafka has committed every record of the body in one
+// transaction, so a body is published whole or not at all.
+type ingestAPI struct {
+	sources map[string]*source
+	token   string
+	maxBody int64
+	timeout time.Duration
+	log     *zap.Logger
+
+	mu       sync.Mutex // one transaction at a time
+	producer *kgo.Client
+}
+
+func (a *ingestAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.token != "" && r.Header.Get("Authorization") != "Bearer "+a.token {
+		reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <EXTRACTOR_HTTP_TOKEN>)")
+		return
+	}
+	name := r.PathValue("dataset")
+	src, ok := a.sources[name]
+	if !ok {
+		reply(w, http.StatusNotFound, "error", fmt.Sprintf("unknown dataset %q", name))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		reply(w, http.StatusRequestEntityTooLarge, "error", fmt.Sprintf("body larger than %d bytes (EXTRACTOR_MAX_BODY_BYTES); nothing was published", a.maxBody))
+		return
+	case err != nil:
+		reply(w, http.StatusBadRequest, "error", "read body: "+err.Error())
+		return
+	}
+	recs, err := a.parse(src, body)
+	if err != nil {
+		reply(w, http.StatusBadRequest, "error", err.Error()+"; nothing was published")
+		return
+	}
+	if err := a.publish(r.Context(), src, recs); err != nil {
+		a.log.Warn("ingest not published", zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
+		reply(w, http.StatusServiceUnavailable, "error", "Kafka did not take the records, nothing was published: "+err.Error())
+		return
+	}
+	reply(w, http.StatusAccepted, "accepted", len(recs))
+}
+
+// parse reads a body into records: a JSON array, or one object per line
+// (a single object is one line). Unknown fields are refused.
+func (a *ingestAPI) parse(src *source, body []byte) ([]*kgo.Record, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, errors.New("empty body: send a JSON object, a JSON array of objects or NDJSON")
+	}
+	format := ingest.NDJSON
+	if trimmed[0] == '[' {
+		format = ingest.JSON
+	}
+	now := time.Now().Truncate(time.Microsecond)
+	var recs []*kgo.Record
+	err := ingest.Read(bytes.NewReader(trimmed), format, func(rec ingest.Record) error {
+		if unknown := src.dataset.Unknown(rec); len(unknown) > 0 {
+			return &ingest.Error{Position: rec.Position, Err: fmt.Errorf("unknown fields %s (known: %s)",
+				strings.Join(unknown, ", "), strings.Join(src.dataset.Fields(), ", "))}
+		}
+		v := src.dataset.Raw("http", rec, now.Add(time.Duration(len(recs))*time.Microsecond))
+		b, err := src.codec.Encode(&v)
+		if err != nil {
+			return &ingest.Error{Position: rec.Position, Err: err}
+		}
+		recs = append(recs, &kgo.Record{Topic: src.topic, Key: src.dataset.Key(rec), Value: b})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("no records in the body")
+	}
+	return recs, nil
+}
+
+// publish produces recs in one transaction and waits for its commit.
+func (a *ingestAPI) publish(ctx context.Context, src *source, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.producer.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := a.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		abortCtx, cancel := context.WithTimeout(context.Background(), a.timeout)
+		defer cancel()
+		_ = a.producer.AbortBufferedRecords(abortCtx)
+		_ = a.producer.EndTransaction(abortCtx, kgo.TryAbort)
+		return fmt.Errorf("produce %d records to %s: %w", len(recs), src.topic, err)
+	}
+	if err := a.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit %d records to %s: %w", len(recs), src.topic, err)
+	}
+	return nil
+}
+
+func reply(w http.ResponseWriter, status int, key string, value any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{key: value})
+}

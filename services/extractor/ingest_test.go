@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/embedded"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/schemas/users"
+)
+
+// startExtractor runs the extractor on its own in-process broker and
+// returns its base URL and the broker.
+func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, string) {
+	t.Helper()
+	k := testkit.KafkaCluster(t)
+	registry := testkit.Registry(t)
+	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(t.Context(), cl, kcfg, kafka.PipelineTopics("users")...); err != nil {
+		t.Fatal(err)
+	}
+	addr := testkit.FreeAddr(t)
+	env := append([]string{
+		"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + registry,
+		"HTTP_ADDR=" + addr, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s",
+	}, extra...)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, env, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("extractor: %v", err)
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("extractor not ready within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return base, k, registry
+}
+
+func post(t *testing.T, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func TestIngestEndpoint(t *testing.T) {
+	base, k, registry := startExtractor(t, "EXTRACTOR_HTTP_TOKEN=s3cret", "EXTRACTOR_MAX_BODY_BYTES=2048")
+	url := base + "/v1/datasets/users/events"
+	tests := map[string]struct {
+		url, token, body string
+		status           int
+		message          string
+	}{
+		"array":          {url, "s3cret", `[{"id":"1","age":" 31 ","country":"FR"},{"id":2,"email":"a@b.org"}]`, 202, ""},
+		"ndjson":         {url, "s3cret", "{\"id\":\"3\"}\n{\"id\":\"4\",\"city\":\"Lyon\"}\n", 202, ""},
+		"object":         {url, "s3cret", `{"id":"5"}`, 202, ""},
+		"missing token":  {url, "", `{"id":"6"}`, 401, "bearer token"},
+		"wrong token":    {url, "nope", `{"id":"6"}`, 401, "bearer token"},
+		"wrong dataset":  {base + "/v1/datasets/jobs/events", "s3cret", `{"id":"6"}`, 404, `unknown dataset "jobs"`},
+		"malformed JSON": {url, "s3cret", `[{"id":"6"},{"id":]`, 400, "item 2"},
+		"bad ndjson":     {url, "s3cret", "{\"id\":\"6\"}\n{\"id\":\n", 400, "line 2"},
+		"unknown field":  {url, "s3cret", `[{"id":"6"},{"id":"7","shoe":"44"}]`, 400, "unknown fields shoe"},
+		"nested value":   {url, "s3cret", `{"id":{"x":1}}`, 400, "nested"},
+		"empty":          {url, "s3cret", ``, 400, "empty body"},
+		"oversize":       {url, "s3cret", `[` + strings.Repeat(`{"id":"9"},`, 300) + `{"id":"9"}]`, 413, "larger than 2048 bytes"},
+	}
+	accepted := 0
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			status, body := post(t, tc.url, tc.token, tc.body)
+			if status != tc.status {
+				t.Fatalf("status %d (%v), want %d", status, body, tc.status)
+			}
+			if tc.status == 202 {
+				accepted += int(body["accepted"].(float64))
+				return
+			}
+			if msg, _ := body["error"].(string); !strings.Contains(msg, tc.message) {
+				t.Errorf("error %q, want it to mention %q", msg, tc.message)
+			}
+		})
+	}
+	if accepted != 5 {
+		t.Fatalf("accepted %d records, want 5", accepted)
+	}
+
+	// Exactly the accepted records are on raw.users: nothing partial from
+	// the refused bodies.
+	recs := testkit.Consume(t, k.Brokers(), "raw.users", 5)
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := serde.NewCodec[users.Raw](t.Context(), reg, "raw.users", schemas.MustSchema("users/raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		var raw users.Raw
+		if err := codec.Decode(r.Value, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if raw.Source != "http" || raw.EventID == "" || raw.ID == nil || string(r.Key) != *raw.ID {
+			t.Errorf("raw record %+v keyed %q", raw, r.Key)
+		}
+		if *raw.ID == "1" && (raw.Age == nil || *raw.Age != " 31 ") {
+			t.Errorf("the source value was not kept as it came: %+v", raw)
+		}
+	}
+}
+
+func TestIngestAnswers503WhenKafkaIsDown(t *testing.T) {
+	base, k, _ := startExtractor(t)
+	k.Close()
+	status, body := post(t, base+"/v1/datasets/users/events", "", `{"id":"1"}`)
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d (%v), want 503", status, body)
+	}
+	if msg, _ := body["error"].(string); !strings.Contains(msg, "nothing was published") {
+		t.Errorf("error %q", msg)
+	}
+}
