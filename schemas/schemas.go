@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -68,16 +69,85 @@ func Parse(text string) (avro.Schema, error) {
 
 // CheckBackward returns nil when data written with every schema in prev can
 // be read with next, and otherwise an error wrapping ErrIncompatible that
-// says what broke.
+// names the fields that broke, e.g. "field tier: added without a default".
 func CheckBackward(next avro.Schema, prev ...avro.Schema) error {
 	compat := avro.NewSchemaCompatibility()
 	var errs []error
 	for i, p := range prev {
-		if err := compat.Compatible(next, p); err != nil {
-			errs = append(errs, fmt.Errorf("%w: cannot read data written with previous version %d: %w", ErrIncompatible, i+1, err))
+		err := compat.Compatible(next, p)
+		if err == nil {
+			continue
 		}
+		what := err.Error()
+		if broken := brokenFields(compat, next, p, ""); len(broken) > 0 {
+			what = strings.Join(broken, "; ")
+		}
+		errs = append(errs, fmt.Errorf("%w: %s cannot read data written with the previous schema (%d of %d): %s",
+			ErrIncompatible, typeName(next), i+1, len(prev), what))
 	}
 	return errors.Join(errs...)
+}
+
+// brokenFields explains why reader, a record, cannot read writer's data,
+// field by field, recursing into records nested directly in fields. It
+// returns nothing when both are not records.
+func brokenFields(compat *avro.SchemaCompatibility, reader, writer avro.Schema, prefix string) []string {
+	r, ok := reader.(*avro.RecordSchema)
+	if !ok {
+		return nil
+	}
+	w, ok := writer.(*avro.RecordSchema)
+	if !ok {
+		return nil
+	}
+	written := make(map[string]*avro.Field, len(w.Fields()))
+	for _, f := range w.Fields() {
+		written[f.Name()] = f
+	}
+	var broken []string
+	for _, f := range r.Fields() {
+		name := prefix + f.Name()
+		wf := written[f.Name()]
+		for _, alias := range f.Aliases() {
+			if wf == nil {
+				wf = written[alias]
+			}
+		}
+		switch {
+		case wf == nil && !f.HasDefault():
+			broken = append(broken, fmt.Sprintf("field %s: added without a default", name))
+		case wf == nil:
+		default:
+			if err := compat.Compatible(f.Type(), wf.Type()); err != nil {
+				if nested := brokenFields(compat, f.Type(), wf.Type(), name+"."); len(nested) > 0 {
+					broken = append(broken, nested...)
+					continue
+				}
+				broken = append(broken, fmt.Sprintf("field %s: %s cannot read %s", name, typeName(f.Type()), typeName(wf.Type())))
+			}
+		}
+	}
+	return broken
+}
+
+// typeName names a schema in messages: "string", "datamill.users.Clean",
+// "union[null,int]", "int(date)".
+func typeName(s avro.Schema) string {
+	switch t := s.(type) {
+	case avro.NamedSchema:
+		return t.FullName()
+	case *avro.UnionSchema:
+		names := make([]string, len(t.Types()))
+		for i, u := range t.Types() {
+			names[i] = typeName(u)
+		}
+		return "union[" + strings.Join(names, ",") + "]"
+	case avro.LogicalTypeSchema:
+		if l := t.Logical(); l != nil {
+			return string(s.Type()) + "(" + string(l.Type()) + ")"
+		}
+	}
+	return string(s.Type())
 }
 
 // KeyAttribute names, on a dataset's clean schema, the field whose value

@@ -150,19 +150,36 @@ func TestEverySchemaIsBackwardCompatibleWithItsReleases(t *testing.T) {
 }
 
 func TestCheckBackward(t *testing.T) {
-	v1 := `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"email","type":["null","string"],"default":null}]}`
+	v1 := `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"email","type":["null","string"],"default":null},
+		{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}}]}`
 	tests := map[string]struct {
-		next    string
-		wantErr bool
+		next string
+		want string // in the error; empty when compatible
 	}{
 		"same": {next: v1},
 		"optional field with default": {next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
-			{"name":"email","type":["null","string"],"default":null},{"name":"tier","type":["null","string"],"default":null}]}`},
-		"field removed": {next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"}]}`},
-		"required field without default": {next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
-			{"name":"email","type":["null","string"],"default":null},{"name":"tier","type":"string"}]}`, wantErr: true},
-		"type change string to int": {next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
-			{"name":"email","type":["null","int"],"default":null}]}`, wantErr: true},
+			{"name":"email","type":["null","string"],"default":null},{"name":"tier","type":["null","string"],"default":null},
+			{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}}]}`},
+		"field removed": {next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
+			{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}}]}`},
+		"required field without default": {
+			next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
+			{"name":"email","type":["null","string"],"default":null},{"name":"tier","type":"string"},
+			{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}}]}`,
+			want: "field tier: added without a default",
+		},
+		"type change string to int": {
+			next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
+			{"name":"email","type":["null","int"],"default":null},
+			{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}}]}`,
+			want: "field email: union[null,int] cannot read union[null,string]",
+		},
+		"nested type change": {
+			next: `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
+			{"name":"email","type":["null","string"],"default":null},
+			{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"int"}]}}]}`,
+			want: "field address.city: int cannot read string",
+		},
 	}
 	prev, err := Parse(v1)
 	if err != nil {
@@ -175,38 +192,85 @@ func TestCheckBackward(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = CheckBackward(next, prev)
-			if tc.wantErr != (err != nil) {
-				t.Fatalf("CheckBackward = %v, want error: %v", err, tc.wantErr)
-			}
-			if err != nil && !errors.Is(err, ErrIncompatible) {
-				t.Errorf("error %v does not wrap ErrIncompatible", err)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckBackward(%s) = %v, want compatible", tc.next, err)
+			case tc.want == "":
+			case !errors.Is(err, ErrIncompatible):
+				t.Fatalf("CheckBackward(%s) = %v, want ErrIncompatible", tc.next, err)
+			case !strings.Contains(err.Error(), tc.want):
+				t.Errorf("CheckBackward(%s) = %q, want it to say %q", tc.next, err, tc.want)
 			}
 		})
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func TestCleanUserRoundTrip(t *testing.T) {
-	age := int32(42)
-	country, email := "FR", "ada@example.org"
-	signup := time.Date(2023, 1, 31, 0, 0, 0, 0, time.UTC)
-	spend := big.NewRat(123456, 100)
-	in := users.Clean{
-		ID: 7, Age: &age, Country: &country, Email: &email, SignupDate: &signup,
-		MonthlySpend: &spend, QualityFlags: []string{"gender:unknown"},
-		EventID: "e1", EventTime: time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC), ContentHash: "ab",
+	tests := map[string]users.Clean{
+		"every field set": {
+			ID: 7, Age: ptr(int32(42)), Gender: ptr("female"), Country: ptr("FR"), City: ptr("Lyon"),
+			Email:         ptr("ada@example.org"),
+			SignupDate:    ptr(time.Date(2023, 1, 31, 0, 0, 0, 0, time.UTC)),
+			LastLogin:     ptr(time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)),
+			AccountStatus: ptr("active"),
+			MonthlySpend:  ptr(big.NewRat(123456, 100)),
+			QualityFlags:  []string{"gender:unknown", "age:out_of_range"},
+			EventID:       "e1", Source: ptr("file:/data/users.csv#2"),
+			EventTime:   time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC),
+			ContentHash: "ab",
+		},
+		"optional fields null": {
+			ID: 1, QualityFlags: []string{}, EventID: "e2",
+			EventTime: time.UnixMicro(0).UTC(), ContentHash: "cd",
+		},
+		"negative decimal, largest precision": {
+			ID: 2, MonthlySpend: ptr(big.NewRat(-999999999999, 100)), QualityFlags: []string{},
+			EventID: "e3", EventTime: time.UnixMicro(1).UTC(), ContentHash: "ef",
+		},
 	}
-	b, err := avro.Marshal(MustSchema("users/clean"), in)
+	schema := MustSchema("users/clean")
+	for name, in := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := avro.Marshal(schema, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out users.Clean
+			if err := avro.Unmarshal(schema, b, &out); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(in, out, ratEqual); diff != "" {
+				t.Errorf("round trip of %+v (-in +out):\n%s", in, diff)
+			}
+		})
+	}
+}
+
+func TestPersistedUserRoundTrip(t *testing.T) {
+	in := users.Persisted{
+		Record: users.Clean{
+			ID: 7, Age: ptr(int32(42)), MonthlySpend: ptr(big.NewRat(5, 2)), QualityFlags: []string{},
+			EventID: "e1", EventTime: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), ContentHash: "ab",
+		},
+		Action:      users.LoadActionUnchanged,
+		PersistedAt: time.Date(2024, 5, 6, 7, 8, 10, 1000, time.UTC),
+	}
+	b, err := in.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out users.Clean
-	if err := avro.Unmarshal(MustSchema("users/clean"), b, &out); err != nil {
+	var out users.Persisted
+	if err := avro.Unmarshal(MustSchema("users/persisted"), b, &out); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(in, out, cmp.Comparer(func(a, b *big.Rat) bool { return a.Cmp(b) == 0 })); diff != "" {
-		t.Errorf("round trip mismatch (-in +out):\n%s", diff)
+	if diff := cmp.Diff(in, out, ratEqual); diff != "" {
+		t.Errorf("round trip (-in +out):\n%s", diff)
 	}
 }
+
+var ratEqual = cmp.Comparer(func(a, b *big.Rat) bool { return a.Cmp(b) == 0 })
 
 func TestSchemaUnknownPath(t *testing.T) {
 	if _, err := Schema("users/nope"); err == nil {

@@ -83,18 +83,18 @@ func (r *Registry) Register(ctx context.Context, subject string, schema avro.Sch
 			return 0, fmt.Errorf("latest schema of %s (id %d) does not parse: %w", subject, latest.ID, err)
 		}
 		if err := schemas.CheckBackward(schema, prev); err != nil {
-			return 0, fmt.Errorf("register %s: refused: %w", subject, err)
+			return 0, fmt.Errorf("register %s: refused against version %d (id %d): %w", subject, latest.Version, latest.ID, err)
 		}
 	}
-	// Register the full form: the canonical form (schema.String()) drops
-	// defaults and docs, so a registry that checks compatibility itself
-	// would refuse an added optional field, and other clients would not
-	// see the defaults.
-	full, err := json.Marshal(schema)
+	// The full form, not schema.String(): the canonical form drops
+	// defaults, docs and attributes, and a registry that checks
+	// compatibility itself would then see an added optional field as a
+	// required one.
+	text, err := json.Marshal(schema)
 	if err != nil {
-		return 0, fmt.Errorf("register %s: %w", subject, err)
+		return 0, fmt.Errorf("register %s: schema to JSON: %w", subject, err)
 	}
-	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: string(full), Type: sr.TypeAvro})
+	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: string(text), Type: sr.TypeAvro})
 	if err != nil {
 		return 0, fmt.Errorf("register %s: %w", subject, err)
 	}
@@ -156,14 +156,32 @@ func (c *Codec[T]) ID() int { return c.id }
 // Schema is the codec's schema.
 func (c *Codec[T]) Schema() avro.Schema { return c.schema }
 
+// writers holds Avro writers for AppendEncode, which copies the body out
+// of the writer's buffer into the caller's.
+var writers = sync.Pool{New: func() any { return avro.NewWriter(nil, 512) }}
+
+// maxPooledBuffer bounds the buffer a pooled writer keeps, so that one huge
+// record does not pin its memory in the pool.
+const maxPooledBuffer = 64 << 10
+
 // AppendEncode appends v in the wire format to dst.
 func (c *Codec[T]) AppendEncode(dst []byte, v *T) ([]byte, error) {
-	body, err := avro.Marshal(c.schema, v)
-	if err != nil {
-		return dst, fmt.Errorf("encode %s: %w", c.schema.(avro.NamedSchema).FullName(), err)
+	w := writers.Get().(*avro.Writer)
+	w.Reset(nil)
+	w.WriteVal(c.schema, v)
+	err := w.Error
+	if err == nil {
+		dst = append(dst, c.header[:]...)
+		dst = append(dst, w.Buffer()...)
 	}
-	dst = append(dst, c.header[:]...)
-	return append(dst, body...), nil
+	w.Error = nil
+	if cap(w.Buffer()) <= maxPooledBuffer {
+		writers.Put(w)
+	}
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", name(c.schema), err)
+	}
+	return dst, nil
 }
 
 // Encode returns v in the wire format.
@@ -199,7 +217,11 @@ var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
 // refuses trailing bytes.
 func unmarshal(s avro.Schema, body []byte, v any) error {
 	r := readers.Get().(*avro.Reader)
-	defer readers.Put(r)
+	defer func() {
+		r.Reset(nil) // drop the reference to body
+		r.Error = nil
+		readers.Put(r)
+	}()
 	r.Error = nil
 	r.Reset(body)
 	r.ReadVal(s, v)
@@ -210,7 +232,6 @@ func unmarshal(s avro.Schema, body []byte, v any) error {
 	if r.Error == nil {
 		return errors.New("trailing bytes after the value")
 	}
-	r.Error = nil
 	return nil
 }
 
@@ -226,7 +247,7 @@ func (c *Codec[T]) readerFor(id int) (avro.Schema, error) {
 	}
 	s, err := avro.NewSchemaCompatibility().Resolve(c.schema, writer)
 	if err != nil {
-		return nil, fmt.Errorf("%w: schema id %d cannot be read as %s: %w", ErrMalformed, id, c.schema.(avro.NamedSchema).FullName(), err)
+		return nil, fmt.Errorf("%w: schema id %d cannot be read as %s: %w", ErrMalformed, id, name(c.schema), err)
 	}
 	c.resolved.Store(id, s)
 	return s, nil
@@ -249,4 +270,12 @@ func (r *Registry) DecodeAny(ctx context.Context, b []byte) (int, any, error) {
 		return id, nil, fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
 	}
 	return id, v, nil
+}
+
+// name names a schema in errors: its full name, or its type when unnamed.
+func name(s avro.Schema) string {
+	if n, ok := s.(avro.NamedSchema); ok {
+		return n.FullName()
+	}
+	return string(s.Type())
 }

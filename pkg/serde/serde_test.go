@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"strings"
@@ -127,34 +128,53 @@ func TestMalformedValues(t *testing.T) {
 	}
 }
 
-func TestIncompatibleSchemaRefusedCompatibleEvolves(t *testing.T) {
+func TestRegisterRefusesIncompatible(t *testing.T) {
+	const v1 = `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"email","type":["null","string"],"default":null}]}`
+	tests := map[string]string{
+		"required field without default": `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
+			{"name":"email","type":["null","string"],"default":null},{"name":"tier","type":"string"}]}`,
+		"type change string to int": `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},
+			{"name":"email","type":["null","int"],"default":null}]}`,
+		"type change long to string": `{"type":"record","name":"U","fields":[{"name":"id","type":"string"},
+			{"name":"email","type":["null","string"],"default":null}]}`,
+	}
+	for name, next := range tests {
+		t.Run(name, func(t *testing.T) {
+			reg, _ := newRegistry(t)
+			if _, err := reg.Register(t.Context(), Subject("evo"), mustParse(t, v1)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := reg.Register(t.Context(), Subject("evo"), mustParse(t, next))
+			if !errors.Is(err, schemas.ErrIncompatible) {
+				t.Fatalf("Register(%s) = %v, want ErrIncompatible", next, err)
+			}
+			if !strings.Contains(err.Error(), Subject("evo")) {
+				t.Errorf("error %q does not name the subject %s", err, Subject("evo"))
+			}
+		})
+	}
+}
+
+func TestCompatibleSchemaEvolves(t *testing.T) {
 	reg, _ := newRegistry(t)
 	ctx := t.Context()
-	v1 := avro.MustParse(`{"type":"record","name":"U","fields":[{"name":"id","type":"long"}]}`)
-	old, err := NewCodec[struct {
+	type u1 struct {
 		ID int64 `avro:"id"`
-	}](ctx, reg, "evo", v1)
-	if err != nil {
-		t.Fatal(err)
 	}
-	written, err := old.Encode(&struct {
-		ID int64 `avro:"id"`
-	}{ID: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	bad, _ := schemas.Parse(`{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"tier","type":"string"}]}`)
-	if _, err := reg.Register(ctx, Subject("evo"), bad); !errors.Is(err, schemas.ErrIncompatible) {
-		t.Fatalf("Register(required field without default) = %v, want ErrIncompatible", err)
-	}
-
-	v2, _ := schemas.Parse(`{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"tier","type":["null","string"],"default":null}]}`)
 	type u2 struct {
 		ID   int64   `avro:"id"`
 		Tier *string `avro:"tier"`
 	}
-	next, err := NewCodec[u2](ctx, reg, "evo", v2)
+	old, err := NewCodec[u1](ctx, reg, "evo", mustParse(t, `{"type":"record","name":"U","fields":[{"name":"id","type":"long"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := old.Encode(&u1{ID: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := `{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"tier","type":["null","string"],"default":null}]}`
+	next, err := NewCodec[u2](ctx, reg, "evo", mustParse(t, v2))
 	if err != nil {
 		t.Fatalf("a compatible change was refused: %v", err)
 	}
@@ -163,33 +183,89 @@ func TestIncompatibleSchemaRefusedCompatibleEvolves(t *testing.T) {
 	}
 	var got u2
 	if err := next.Decode(written, &got); err != nil {
-		t.Fatalf("the new reader cannot read old data: %v", err)
+		t.Fatalf("the new reader cannot read data written with the old schema: %v", err)
 	}
-	if got.ID != 5 || got.Tier != nil {
-		t.Errorf("decoded %+v, want id 5 and the default tier", got)
+	if diff := cmp.Diff(u2{ID: 5}, got); diff != "" {
+		t.Errorf("old data read with the new schema (-want +got):\n%s", diff)
+	}
+}
+
+// TestRegistryKeepsFullSchema checks that what the registry stores keeps
+// docs, defaults and attributes: another client (or the registry's own
+// compatibility check) reads defaults from there.
+func TestRegistryKeepsFullSchema(t *testing.T) {
+	reg, fake := newRegistry(t)
+	for _, p := range []string{"users/raw", "users/clean", "users/persisted", "users/scored", "deadletter", "ecosample"} {
+		t.Run(p, func(t *testing.T) {
+			local := schemas.MustSchema(p)
+			id, err := reg.Register(t.Context(), Subject(p), local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := sr.NewClient(sr.URLs(fake.URL()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := cl.SchemaByID(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := schemas.Parse(stored.Schema)
+			if err != nil {
+				t.Fatalf("stored schema %d does not parse: %v", id, err)
+			}
+			if diff := cmp.Diff(fullJSON(t, local), fullJSON(t, got)); diff != "" {
+				t.Errorf("registry stored %s differently (-local +stored):\n%s", p, diff)
+			}
+		})
 	}
 }
 
 func TestRegistryDownIsNotMalformed(t *testing.T) {
 	reg, fake := newRegistry(t)
-	c, err := NewCodec[users.Clean](t.Context(), reg, "clean.users", schemas.MustSchema("users/clean"))
+	ctx := t.Context()
+	other, err := reg.Register(ctx, "other-value", mustParse(t, `{"type":"record","name":"Clean","namespace":"datamill.users","fields":[{"name":"id","type":"long"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := schemas.Parse(`{"type":"record","name":"Clean","namespace":"datamill.users","fields":[{"name":"id","type":"long"}]}`)
-	id, err := reg.Register(t.Context(), "other-value", other)
+	// A second client, whose cache has never seen the other schema.
+	reg2, err := NewRegistry(Config{RegistryURL: fake.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg2, _ := NewRegistry(Config{RegistryURL: fake.URL()}) // empty cache
-	c2 := &Codec[users.Clean]{reg: reg2, schema: c.schema}
+	c, err := NewCodec[users.Clean](ctx, reg2, "clean.users", schemas.MustSchema("users/clean"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	fake.Close()
-	b := []byte{0, 0, 0, 0, byte(id), 2}
+	b := binary.BigEndian.AppendUint32([]byte{0}, uint32(other))
+	b = append(b, 2) // id 1
 	var v users.Clean
-	err = c2.Decode(b, &v)
+	err = c.Decode(b, &v)
 	if err == nil || errors.Is(err, ErrMalformed) {
-		t.Fatalf("Decode with the registry down = %v, want a transient (not malformed) error", err)
+		t.Fatalf("Decode(% x) with the registry down = %v, want a transient (not malformed) error", b, err)
 	}
+	if _, err := reg2.Register(ctx, "another-value", schemas.MustSchema("users/raw")); err == nil || errors.Is(err, schemas.ErrIncompatible) {
+		t.Fatalf("Register with the registry down = %v, want a transient error", err)
+	}
+}
+
+func mustParse(t testing.TB, text string) avro.Schema {
+	t.Helper()
+	s, err := schemas.Parse(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func fullJSON(t testing.TB, s avro.Schema) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func benchCodec(b *testing.B) (*Codec[users.Clean], []byte) {
@@ -228,23 +304,5 @@ func BenchmarkDecodeClean(b *testing.B) {
 		if err := c.Decode(enc, &v); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-func TestRegisteredSchemaKeepsDefaults(t *testing.T) {
-	reg, fake := newRegistry(t)
-	if _, err := reg.Register(t.Context(), "raw.users-value", schemas.MustSchema("users/raw")); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := cl.SchemaByVersion(t.Context(), "raw.users-value", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(got.Schema.Schema, `"default":null`) {
-		t.Errorf("the registered schema lost its defaults: %s", got.Schema.Schema)
 	}
 }
