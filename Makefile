@@ -32,9 +32,9 @@ test:
 # The integration suite against a real Apache Kafka broker (scripts/kafka).
 test-real:
 	scripts/kafka/broker.sh fetch
-	scripts/kafka/broker.sh start --port $(KAFKA_PORT)
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION); \
-		rc=$$?; scripts/kafka/broker.sh stop; exit $$rc
+	trap 'scripts/kafka/broker.sh stop' EXIT INT TERM; \
+	scripts/kafka/broker.sh start --port $(KAFKA_PORT) && \
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION)
 
 lint:
 	$(GO) vet $(PKGS)

@@ -1,142 +1,345 @@
 #!/usr/bin/env bash
-# Runs one real Apache Kafka broker (KRaft, combined broker and controller)
-# on 127.0.0.1 from jars fetched from Maven Central, for the real-broker
-# test tier. See README.md beside this file.
+# One real Apache Kafka broker (KRaft, combined broker and controller) on
+# 127.0.0.1, run from the Kafka jars on Maven Central: the real-broker test
+# tier. See README.md beside this file.
 #
-#   broker.sh fetch                          jars into <repo>/.cache/kafka/lib
-#   broker.sh start [--port 39092] [--dir D] format storage, start, wait until ready
-#   broker.sh stop [--dir D]                 stop it
-#   broker.sh status [--dir D]
-#   broker.sh version
+#   broker.sh fetch                                jars into <repo>/.cache/kafka/lib
+#   broker.sh version                              the Kafka version used
+#   broker.sh start [--port 39092] [--dir DIR]     fresh storage, start, wait until ready
+#   broker.sh stop [--dir DIR]                     SIGTERM, SIGKILL after 30 s
+#   broker.sh status [--dir DIR]                   exit 0 when running, 3 when not
+#   broker.sh tool CLASS [ARGS]                    a Kafka tool from the jars, e.g.
+#       broker.sh tool TopicCommand --bootstrap-server 127.0.0.1:39092 --list
+#
+# start prints KAFKA_BROKERS=127.0.0.1:PORT on stdout; everything else goes
+# to stderr. KAFKA_VERSION overrides the version pinned in pom.xml and
+# KAFKA_HEAP_OPTS the broker's heap.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-lib="$root/.cache/kafka/lib"
+cache="$root/.cache/kafka"
+lib="$cache/lib"
 port=39092
-dir="$root/.cache/kafka/run"
+dir="$cache/run"
+# Any valid KRaft cluster id will do: a fixed one saves a JVM start.
+cluster_id=ZGF0YW1pbGwtdGVzdHMtMQ
+ready_timeout=${KAFKA_READY_TIMEOUT:-90}
+stop_timeout=30
 
-version() {
-	sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml"
+say() { echo "broker.sh: $*" >&2; }
+die() {
+	say "$*"
+	exit 1
 }
 
+version() {
+	if [ -n "${KAFKA_VERSION:-}" ]; then
+		echo "$KAFKA_VERSION"
+	else
+		sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml"
+	fi
+}
+
+fetched() {
+	[ -f "$lib/.fetched" ] && [ "$(cat "$lib/.fetched")" = "$(version)" ]
+}
+
+# fetch copies the jars into a fresh directory and swaps it in only when
+# mvn succeeded, so an interrupted fetch never leaves a half-filled lib that
+# a later run would take as complete.
 fetch() {
-	local v
+	fetched && return 0
+	command -v mvn >/dev/null || die "mvn is needed to fetch Kafka (apt-get install maven)"
+	mkdir -p "$cache"
+	# Two fetches at once (two checkouts' make runs) must not interleave.
+	if command -v flock >/dev/null; then
+		exec 9>"$cache/fetch.lock"
+		flock 9
+		fetched && return 0
+	fi
+	local v tmp
 	v=$(version)
-	if [ -f "$lib/kafka_2.13-$v.jar" ]; then
-		return 0
+	tmp="$cache/lib.tmp.$$"
+	say "fetching Apache Kafka $v from Maven Central into $lib"
+	rm -rf "$tmp"
+	if ! mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dkafka.version="$v" \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
+		>"$cache/fetch.log" 2>&1; then
+		rm -rf "$tmp"
+		tail -n 50 "$cache/fetch.log" | sed 's/\x1b\[[0-9;]*m//g' >&2
+		die "fetch failed (full log: $cache/fetch.log)"
 	fi
-	command -v mvn >/dev/null || { echo "broker.sh: mvn is needed to fetch Kafka (apt-get install maven)" >&2; exit 1; }
-	echo "broker.sh: fetching Apache Kafka $v from Maven Central into $lib"
-	rm -rf "$lib"
-	mkdir -p "$(dirname "$lib")"
-	if ! mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
-		-DoutputDirectory="$lib" -DincludeScope=runtime >"$(dirname "$lib")/fetch.log" 2>&1; then
-		cat "$(dirname "$lib")/fetch.log" >&2
-		exit 1
-	fi
+	[ -f "$tmp/kafka_2.13-$v.jar" ] || die "mvn ran but kafka_2.13-$v.jar is missing from $tmp"
+	echo "$v" >"$tmp/.fetched"
+	rm -rf "$lib.old"
+	if [ -d "$lib" ]; then mv "$lib" "$lib.old"; fi
+	mv "$tmp" "$lib"
+	rm -rf "$lib.old"
 }
 
 parse() {
 	while [ $# -gt 0 ]; do
 		case "$1" in
-		--port) port=$2; shift 2 ;;
-		--dir) dir=$2; shift 2 ;;
-		*) echo "broker.sh: unknown option $1" >&2; exit 2 ;;
+		--port)
+			[ $# -ge 2 ] || die "--port needs a value"
+			port=$2
+			shift 2
+			;;
+		--port=*) port=${1#--port=} && shift ;;
+		--dir)
+			[ $# -ge 2 ] || die "--dir needs a value"
+			dir=$2
+			shift 2
+			;;
+		--dir=*) dir=${1#--dir=} && shift ;;
+		*) die "unknown option $1" ;;
 		esac
 	done
-}
-
-running() {
-	[ -f "$dir/broker.pid" ] && kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null
-}
-
-start() {
-	fetch
-	if running; then
-		echo "broker.sh: already running (pid $(cat "$dir/broker.pid"))" >&2
-		exit 1
+	case "$port" in
+	'' | *[!0-9]*) die "--port must be a number, not '$port'" ;;
+	esac
+	if [ "$port" -lt 1 ] || [ "$port" -gt 65534 ]; then
+		die "--port must be in 1..65534 (the controller takes PORT+1)"
 	fi
-	rm -rf "$dir"
-	mkdir -p "$dir/logs"
-	cat >"$dir/server.properties" <<PROPS
+	if [ -d "$dir" ]; then dir=$(cd "$dir" && pwd -P); fi
+}
+
+# pid prints the broker's pid when it is alive and really is the broker of
+# this directory (a stale pid file may name a recycled pid).
+pid() {
+	local p
+	[ -f "$dir/broker.pid" ] || return 1
+	p=$(cat "$dir/broker.pid")
+	[ -n "$p" ] && [ -r "/proc/$p/cmdline" ] || return 1
+	tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "kafka.Kafka $dir/server.properties" || return 1
+	echo "$p"
+}
+
+# alive succeeds while process $1 runs (a zombie does not count).
+alive() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[ "${stat%% *}" != Z ]
+}
+
+listening() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# commands sets the java command lines, once DIR is final.
+commands() {
+	# shellcheck disable=SC2206 # KAFKA_HEAP_OPTS is a list of flags
+	local heap=(${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m})
+	broker=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+		-Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$lib/*")
+}
+
+# The command-line tools: small heap and C1 only, for a fast start. Without
+# a log4j2 configuration they log errors only.
+tool=(java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.awt.headless=true -cp "$lib/*")
+
+# run_tool runs a Kafka tool class from the jars; names outside org. and
+# kafka. are taken from org.apache.kafka.tools (TopicCommand,
+# consumer.group.ConsumerGroupCommand, TransactionsCommand, ...).
+run_tool() {
+	[ $# -gt 0 ] || usage
+	fetch
+	local class=$1
+	shift
+	case "$class" in
+	org.* | kafka.*) ;;
+	*) class=org.apache.kafka.tools.$class ;;
+	esac
+	exec "${tool[@]}" "$class" "$@"
+}
+
+# now prints the time in milliseconds.
+now() {
+	local t=${EPOCHREALTIME/./}
+	echo $((t / 1000))
+}
+
+write_config() {
+	cat >"$dir/server.properties" <<EOF
+# Written by scripts/kafka/broker.sh: one combined broker and controller for tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$((port + 1))
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$dir/logs
-num.partitions=3
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+
+# Topics: tests create their own, three partitions unless they say otherwise.
 auto.create.topics.enable=false
+num.partitions=3
+default.replication.factor=1
+min.insync.replicas=1
+log.segment.bytes=1048576
+log.index.size.max.bytes=1048576
+log.retention.hours=4
+log.cleaner.dedupe.buffer.size=16777216
+
+# Internal topics on one broker.
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=3
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+
+# Groups: no initial rebalance delay, and short sessions allowed.
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=500
-log.segment.bytes=16777216
-log.retention.hours=2
+
+# Two cores: few threads.
 num.network.threads=2
 num.io.threads=4
-PROPS
-	cat >"$dir/log4j2.properties" <<PROPS
-rootLogger.level=WARN
-rootLogger.appenderRef.file.ref=file
-appender.file.type=File
-appender.file.name=file
-appender.file.fileName=$dir/broker.log
-appender.file.layout.type=PatternLayout
-appender.file.layout.pattern=[%d] %p %m (%c)%n
-logger.kafka.name=kafka
-logger.kafka.level=INFO
-PROPS
-	local java=(java -Xms128m -Xmx512m -XX:+UseG1GC -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$lib/*")
-	"${java[@]}" kafka.tools.StorageTool format --standalone \
-		--cluster-id "$("${java[@]}" kafka.tools.StorageTool random-uuid)" \
-		--config "$dir/server.properties" >"$dir/format.log" 2>&1 || {
+background.threads=4
+num.recovery.threads.per.data.dir=1
+log.cleaner.threads=1
+EOF
+	cat >"$dir/log4j2.properties" <<'EOF'
+# The broker writes to its stdout, which is DIR/broker.log.
+status=warn
+appender.out.type=Console
+appender.out.name=out
+appender.out.target=SYSTEM_OUT
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.out.ref=out
+logger.statechange.name=state.change.logger
+logger.statechange.level=WARN
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+EOF
+}
+
+fail_start() {
+	trap - INT TERM
+	say "$*; last lines of $dir/broker.log:"
+	tail -n 50 "$dir/broker.log" >&2 2>/dev/null || true
+	stop_pid "$bpid"
+	rm -f "$dir/broker.pid"
+	exit 1
+}
+
+start() {
+	command -v java >/dev/null || die "java (17 or newer) is needed to run Kafka"
+	fetch
+	local p
+	if p=$(pid); then
+		die "a broker is already running from $dir (pid $p): broker.sh stop --dir $dir"
+	fi
+	# A broker left on the port by someone else would answer our readiness
+	# check: refuse instead.
+	listening "$port" && die "127.0.0.1:$port is already in use"
+	listening $((port + 1)) && die "127.0.0.1:$((port + 1)) (the controller port) is already in use"
+
+	# DIR is wiped so that every run starts empty; never wipe a directory
+	# that is not ours (--dir ~ by mistake).
+	if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/server.properties" ]; then
+		die "$dir is not empty and holds no server.properties: refusing to wipe it"
+	fi
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd -P)
+	commands
+	write_config
+	echo "$port" >"$dir/broker.port"
+	local t0 t0ms
+	t0=$SECONDS
+	t0ms=$(now)
+	if ! "${tool[@]}" kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" \
+		--config "$dir/server.properties" >"$dir/format.log" 2>&1; then
 		cat "$dir/format.log" >&2
-		exit 1
-	}
-	local started=$SECONDS
-	nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
-	echo $! >"$dir/broker.pid"
-	until "${java[@]}" org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$port" >/dev/null 2>&1; do
-		if ! running || [ $((SECONDS - started)) -gt 90 ]; then
-			echo "broker.sh: the broker did not become ready; last lines of its logs:" >&2
-			tail -n 50 "$dir/stdout.log" "$dir/broker.log" >&2 2>/dev/null || true
-			stop
-			exit 1
+		die "formatting the KRaft storage failed"
+	fi
+
+	# A simple command in the background: $! is java's own pid. (Started
+	# from a script, it ignores SIGINT: Ctrl-C leaves it running, and stop
+	# uses SIGTERM.)
+	"${broker[@]}" kafka.Kafka "$dir/server.properties" </dev/null >"$dir/broker.log" 2>&1 &
+	bpid=$!
+	echo "$bpid" >"$dir/broker.pid"
+	trap 'fail_start "interrupted"' INT TERM
+
+	# Ready when the broker answers a metadata request (a topic listing).
+	# Until its port accepts connections, poll cheaply from the shell.
+	local deadline=$((t0 + ready_timeout)) left
+	while :; do
+		# (Not pid: until java has replaced the forked shell, its command
+		# line is not the broker's yet.)
+		alive "$bpid" || fail_start "the broker exited during start-up"
+		left=$((deadline - SECONDS))
+		[ "$left" -gt 0 ] || fail_start "the broker was not ready after ${ready_timeout}s"
+		if listening "$port" && timeout "$left" \
+			"${tool[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list \
+			>"$dir/ready.log" 2>&1; then
+			break
 		fi
-		sleep 1
+		sleep 0.2
 	done
-	echo "broker.sh: Apache Kafka $(version) ready on 127.0.0.1:$port in $((SECONDS - started)) s (pid $(cat "$dir/broker.pid"))" >&2
+	trap - INT TERM
+	local ms=$(($(now) - t0ms))
+	say "Apache Kafka $(version) ready on 127.0.0.1:$port in $((ms / 1000)).$((ms % 1000 / 100)) s (pid $(cat "$dir/broker.pid"), log $dir/broker.log)"
 	echo "KAFKA_BROKERS=127.0.0.1:$port"
 }
 
 stop() {
-	running || { rm -f "$dir/broker.pid"; return 0; }
-	local pid
-	pid=$(cat "$dir/broker.pid")
-	kill -TERM "$pid"
-	for _ in $(seq 30); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
+	local p
+	if p=$(pid); then
+		stop_pid "$p"
+	fi
 	rm -f "$dir/broker.pid"
+}
+
+# stop_pid stops process $1: SIGTERM (a clean shutdown takes 2-3 s), SIGKILL
+# if it is still there after stop_timeout seconds.
+stop_pid() {
+	local p=$1 i
+	kill -TERM "$p" 2>/dev/null || return 0
+	for ((i = 0; i < stop_timeout * 5; i++)); do
+		alive "$p" || return 0
+		sleep 0.2
+	done
+	say "the broker (pid $p) did not stop within ${stop_timeout}s: SIGKILL"
+	kill -KILL "$p" 2>/dev/null || true
+	while alive "$p"; do sleep 0.1; done
+}
+
+status() {
+	local p
+	if p=$(pid); then
+		echo "running: pid $p, KAFKA_BROKERS=127.0.0.1:$(cat "$dir/broker.port" 2>/dev/null || echo '?'), dir $dir"
+	else
+		echo "stopped"
+		return 3
+	fi
+}
+
+usage() {
+	echo "usage: broker.sh fetch | version | start [--port P] [--dir D] | stop [--dir D] | status [--dir D] | tool CLASS [ARGS]" >&2
+	exit 2
 }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-fetch) fetch ;;
-version) version ;;
-start) parse "$@"; start ;;
-stop) parse "$@"; stop ;;
-status) parse "$@"; if running; then echo "running (pid $(cat "$dir/broker.pid"))"; else echo "stopped"; exit 1; fi ;;
-*) echo "usage: broker.sh fetch|version|start [--port P] [--dir D]|stop [--dir D]|status [--dir D]" >&2; exit 2 ;;
+fetch | version)
+	[ $# -eq 0 ] || usage
+	"$cmd"
+	;;
+tool) run_tool "$@" ;;
+start | stop | status)
+	parse "$@"
+	"$cmd"
+	;;
+*) usage ;;
 esac
