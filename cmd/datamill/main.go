@@ -1,6 +1,7 @@
 // Command datamill is the operator's tool for the datamill pipeline.
 //
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
+//	datamill gen users [flags]      generate realistic (dirty) users
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill tail <topic> [flags]   print a topic as JSON lines
 //	datamill help                   this help
@@ -39,6 +40,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
+		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},
 	}

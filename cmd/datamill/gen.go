@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+)
+
+func generate(_ context.Context, args, _ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rows := fs.Int("rows", 10000, "number of distinct users (duplicates and re-sends add rows)")
+	seed := fs.Uint64("seed", 1, "seed: the same flags give the same output")
+	dirty := fs.Float64("dirty", 0, "share of rows, in [0, 1], carrying the dirt of real exports")
+	format := fs.String("format", "csv", "csv, ndjson or json")
+	out := fs.String("out", "", "file to write (default: standard output)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: datamill gen users [flags]\n\nWrites realistic users (id, age, gender, country, city, email, signup_date,\nlast_login, account_status, monthly_spend) whose account_status follows a hidden\nchurn process, optionally with dirt: missing values, mixed forms, malformed\nemails and dates, absurd numbers, currency signs, invalid UTF-8, duplicates and\nlater re-sends.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	dataset, rest := firstArg(args)
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	switch {
+	case dataset == "":
+		fs.Usage()
+		return errUsage
+	case dataset != "users":
+		return fmt.Errorf("gen: no generator for dataset %q (only users for now)", dataset)
+	case *dirty < 0 || *dirty > 1:
+		return fmt.Errorf("gen: --dirty %g: want a share in [0, 1]", *dirty)
+	case *rows < 0:
+		return fmt.Errorf("gen: --rows %d: want 0 or more", *rows)
+	case fs.NArg() > 0:
+		return fmt.Errorf("gen: unexpected argument %q", fs.Arg(0))
+	}
+	w := stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	g := gen.New(gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty})
+	var progress func(int)
+	if isTerminal(stderr) {
+		progress = func(n int) { fmt.Fprintf(stderr, "\rgen: %d rows", n) }
+	}
+	if err := gen.Write(w, g, *format, progress); err != nil {
+		return err
+	}
+	if progress != nil {
+		fmt.Fprint(stderr, "\r")
+	}
+	s := g.Stats()
+	kinds := make([]string, 0, len(s.ByKind))
+	for k, n := range s.ByKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(stderr, "gen: %d rows, %d users (%.1f%% churned), %d dirty rows, %d exact duplicates, %d re-sends; dirt: %s\n",
+		s.Rows, s.Users, 100*float64(s.Churned)/float64(max(s.Users, 1)), s.DirtyRows, s.Duplicates, s.Resends, strings.Join(kinds, ", "))
+	return nil
+}
