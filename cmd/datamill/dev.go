@@ -70,6 +70,9 @@ func dev(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 }
 
 type devStack struct {
+	// onReady, when set, runs once the stack is ready with its endpoints
+	// and the services' metrics addresses; the stack stops when it returns.
+	onReady  func(ctx context.Context, endpoints map[string]string, services map[string]string) error
 	flags    devFlags
 	env      map[string]string
 	environ  []string
@@ -164,11 +167,34 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	d.logf("ready in %v; Ctrl-C stops everything", time.Since(started).Round(100*time.Millisecond))
 	d.out.printf("ready\n")
 
+	if d.onReady != nil {
+		eps := map[string]string{}
+		for _, e := range endpoints {
+			k, v, _ := strings.Cut(e, "=")
+			eps[k] = v
+		}
+		svc := map[string]string{}
+		for _, c := range d.children {
+			svc[c.name] = c.addr
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.onReady(ctx, eps, svc) }()
+		select {
+		case err := <-done:
+			return err
+		case c := <-exited:
+			return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
+		}
+	}
+
 	select {
 	case <-ctx.Done():
 		d.logf("stopping")
 		return nil
 	case c := <-exited:
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
 	}
 }
@@ -287,7 +313,9 @@ func startChild(name, path string, env []string, addr, prefix string, out *locke
 	cmd := exec.Command(path)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A process group of its own: a terminal's Ctrl-C reaches only dev,
+	// which then stops the services in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()

@@ -1,5 +1,6 @@
 // Command datamill is the operator's tool for the datamill pipeline.
 //
+//	datamill demo [flags]           the users pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
 //	datamill gen users [flags]      generate realistic (dirty) users
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
@@ -39,6 +40,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},

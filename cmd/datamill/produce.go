@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -46,15 +47,7 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	if file == "" {
 		file = "-"
 	}
-	raw, err := schemas.Schema(dataset + "/raw")
-	if err != nil {
-		return fmt.Errorf("unknown dataset %q: %w", dataset, err)
-	}
-	key, err := schemas.KeyField(schemas.MustSchema(dataset + "/clean"))
-	if err != nil {
-		return err
-	}
-	ds, err := ingest.NewDataset(dataset, raw, key)
+	ds, raw, err := newDataset(dataset)
 	if err != nil {
 		return err
 	}
@@ -76,14 +69,65 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		}
 	}
 
-	// Read and check everything first: nothing partial is published. Later
-	// records of the source are newer: their ingestion times follow their
-	// order, a microsecond apart.
+	values, keys, err := readRecords(ds, source, br, f, stderr)
+	if err != nil {
+		return err
+	}
+	topic, err := publish(ctx, config.ToMap(environ), dataset, raw, values, keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %d %s records to %s\n", len(values), dataset, topic)
+	return nil
+}
+
+// publish encodes raw records of dataset and produces them to
+// raw.<dataset>, keyed, waiting until every one is acknowledged.
+func publish(ctx context.Context, env map[string]string, dataset string, raw avro.Schema, values []map[string]any, keys [][]byte) (string, error) {
+	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
+	if err != nil {
+		return "", err
+	}
+	topic := kafka.Topic(kafka.Raw, dataset)
+	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
+	if err != nil {
+		return "", err
+	}
+	recs := make([]*kgo.Record, len(values))
+	for i := range values {
+		b, err := codec.Encode(&values[i])
+		if err != nil {
+			return "", fmt.Errorf("encode record %d: %w", i+1, err)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Key: keys[i], Value: b}
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return "", fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return topic, nil
+}
+
+// peek returns the first bytes of r without consuming them.
+func peek(r *bufio.Reader) []byte {
+	b, _ := r.Peek(512)
+	return b
+}
+
+// readRecords reads and checks a whole source into raw records and their
+// keys. Later records of the source are newer: their ingestion times
+// follow their order, a microsecond apart.
+func readRecords(ds *ingest.Dataset, source string, r io.Reader, f ingest.Format, stderr io.Writer) ([]map[string]any, [][]byte, error) {
 	now := time.Now().Truncate(time.Microsecond)
 	var values []map[string]any
 	var keys [][]byte
 	unknown := map[string]bool{}
-	err = ingest.Read(br, f, func(rec ingest.Record) error {
+	err := ingest.Read(r, f, func(rec ingest.Record) error {
 		for _, u := range ds.Unknown(rec) {
 			unknown[u] = true
 		}
@@ -92,45 +136,24 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w; nothing was published", source, err)
+		return nil, nil, fmt.Errorf("%s: %w; nothing was published", source, err)
 	}
 	if len(unknown) > 0 {
-		fmt.Fprintf(stderr, "datamill produce: ignoring fields %s has no place for: %s\n", dataset, strings.Join(slices.Sorted(maps.Keys(unknown)), ", "))
+		fmt.Fprintf(stderr, "datamill: ignoring fields %s has no place for: %s\n", ds.Name, strings.Join(slices.Sorted(maps.Keys(unknown)), ", "))
 	}
-
-	env := config.ToMap(environ)
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
-	if err != nil {
-		return err
-	}
-	topic := kafka.Topic(kafka.Raw, dataset)
-	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
-	if err != nil {
-		return err
-	}
-	recs := make([]*kgo.Record, len(values))
-	for i := range values {
-		b, err := codec.Encode(&values[i])
-		if err != nil {
-			return fmt.Errorf("encode record %d: %w", i+1, err)
-		}
-		recs[i] = &kgo.Record{Topic: topic, Key: keys[i], Value: b}
-	}
-	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ProducerBatchMaxBytes(1<<20))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
-	}
-	fmt.Fprintf(stdout, "published %d %s records to %s\n", len(recs), dataset, topic)
-	return nil
+	return values, keys, nil
 }
 
-// peek returns the first bytes of r without consuming them.
-func peek(r *bufio.Reader) []byte {
-	b, _ := r.Peek(512)
-	return b
+// newDataset prepares a dataset for reading sources.
+func newDataset(name string) (*ingest.Dataset, avro.Schema, error) {
+	raw, err := schemas.Schema(name + "/raw")
+	if err != nil {
+		return nil, nil, fmt.Errorf("unknown dataset %q: %w", name, err)
+	}
+	key, err := schemas.KeyField(schemas.MustSchema(name + "/clean"))
+	if err != nil {
+		return nil, nil, err
+	}
+	ds, err := ingest.NewDataset(name, raw, key)
+	return ds, raw, err
 }
