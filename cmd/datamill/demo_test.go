@@ -18,7 +18,7 @@ func TestDemoReconciles(t *testing.T) {
 		Counts struct {
 			Raw, Clean, DLQ, Duplicates, Persisted, Unchanged int
 		}
-		Tables struct{ Users int }
+		Tables           struct{ Users int }
 		DistinctValidIDs int     `json:"distinct_valid_ids"`
 		Elapsed          float64 `json:"elapsed_seconds"`
 		Reconciled       bool
