@@ -293,7 +293,8 @@ func (g *Generator) apply(row *Row, kind string) bool {
 	set := func(col int, s string) { row.Values[col] = &s }
 	switch kind {
 	case DirtMissing:
-		row.Values[1+r.IntN(len(row.Values)-1)] = nil
+		// Any field, the id too: such a row cannot be loaded and is rejected.
+		row.Values[r.IntN(len(row.Values))] = nil
 	case DirtGender:
 		forms := map[string][]string{
 			"female": {"F", "f", " F ", "FEMALE", "Femme", "woman", "W"},
