@@ -167,24 +167,33 @@ func Run[C config.Configured](ctx context.Context, name string, environ []string
 	return nil
 }
 
-// Idle waits until Kafka, the registry and, when db is not nil, PostgreSQL
-// answer, then until ctx ends: the shape of a service whose step is not
-// built yet, so that it still starts, reports ready and stops cleanly in the
-// stack.
-func (p *Process) Idle(ctx context.Context, kcfg kafka.Config, rcfg serde.Config, db *pg.Config) error {
+// Connect waits until Kafka, the schema registry and, when db is not nil,
+// PostgreSQL answer (keeping /readyz not ready until then), and returns the
+// registry client.
+func (p *Process) Connect(ctx context.Context, kcfg kafka.Config, rcfg serde.Config, db *pg.Config) (*serde.Registry, error) {
 	brokers, err := KafkaProbe(ctx, kcfg, p.Log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	reg, err := serde.NewRegistry(rcfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	probes := []Probe{brokers, RegistryProbe(reg)}
 	if db != nil {
 		probes = append(probes, PostgresProbe(*db))
 	}
 	if err := p.Await(ctx, probes...); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// Idle connects, then waits for ctx to end: the shape of a service whose
+// step is not built yet, so that it still starts, reports ready and stops
+// cleanly in the stack.
+func (p *Process) Idle(ctx context.Context, kcfg kafka.Config, rcfg serde.Config, db *pg.Config) error {
+	if _, err := p.Connect(ctx, kcfg, rcfg, db); err != nil {
 		return err
 	}
 	p.Log.Info("ready; this service's step is not built yet, idling")

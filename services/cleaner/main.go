@@ -37,15 +37,8 @@ func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
 
 // clean runs one stage runner per dataset until ctx ends.
 func clean(ctx context.Context, p *service.Process, cfg settings) error {
-	brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
+	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, nil)
 	if err != nil {
-		return err
-	}
-	reg, err := serde.NewRegistry(cfg.Registry)
-	if err != nil {
-		return err
-	}
-	if err := p.Await(ctx, brokers, service.RegistryProbe(reg)); err != nil {
 		return err
 	}
 	metrics := stage.NewMetrics(p.Telemetry.Registry())

@@ -50,15 +50,8 @@ func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
 
 func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	p.Telemetry.SetReady("ingest", false, "starting")
-	brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
+	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, nil)
 	if err != nil {
-		return err
-	}
-	reg, err := serde.NewRegistry(cfg.Registry)
-	if err != nil {
-		return err
-	}
-	if err := p.Await(ctx, brokers, service.RegistryProbe(reg)); err != nil {
 		return err
 	}
 	if cfg.InstanceID == "" {

@@ -42,15 +42,8 @@ func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
 
 // load runs one stage runner per dataset until ctx ends.
 func load(ctx context.Context, p *service.Process, cfg settings) error {
-	brokers, err := service.KafkaProbe(ctx, cfg.Kafka, p.Log)
+	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	if err != nil {
-		return err
-	}
-	reg, err := serde.NewRegistry(cfg.Registry)
-	if err != nil {
-		return err
-	}
-	if err := p.Await(ctx, brokers, service.RegistryProbe(reg), service.PostgresProbe(cfg.Postgres)); err != nil {
 		return err
 	}
 	pool, err := pg.Open(ctx, cfg.Postgres)
