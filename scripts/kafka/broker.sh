@@ -41,8 +41,16 @@ version() {
 	fi
 }
 
+# stamp names what lib holds: the version and pom.xml's checksum, so that
+# an edited pom.xml (another logging binding, an exclusion) fetches again.
+stamp() {
+	local sum
+	sum=$(cksum <"$here/pom.xml")
+	echo "$(version) ${sum%% *}"
+}
+
 fetched() {
-	[ -f "$lib/.fetched" ] && [ "$(cat "$lib/.fetched")" = "$(version)" ]
+	[ -f "$lib/.fetched" ] && [ "$(cat "$lib/.fetched")" = "$(stamp)" ]
 }
 
 # fetch copies the jars into a fresh directory and swaps it in only when
@@ -52,11 +60,16 @@ fetch() {
 	fetched && return 0
 	command -v mvn >/dev/null || die "mvn is needed to fetch Kafka (apt-get install maven)"
 	mkdir -p "$cache"
-	# Two fetches at once (two checkouts' make runs) must not interleave.
+	# Two fetches at once (two make runs in one checkout) must not
+	# interleave. The lock is released before returning: start runs the
+	# broker next, which would otherwise inherit it for its whole life.
 	if command -v flock >/dev/null; then
 		exec 9>"$cache/fetch.lock"
 		flock 9
-		fetched && return 0
+		if fetched; then
+			exec 9>&-
+			return 0
+		fi
 	fi
 	local v tmp
 	v=$(version)
@@ -71,11 +84,12 @@ fetch() {
 		die "fetch failed (full log: $cache/fetch.log)"
 	fi
 	[ -f "$tmp/kafka_2.13-$v.jar" ] || die "mvn ran but kafka_2.13-$v.jar is missing from $tmp"
-	echo "$v" >"$tmp/.fetched"
+	stamp >"$tmp/.fetched"
 	rm -rf "$lib.old"
 	if [ -d "$lib" ]; then mv "$lib" "$lib.old"; fi
 	mv "$tmp" "$lib"
 	rm -rf "$lib.old"
+	exec 9>&-
 }
 
 parse() {
@@ -279,10 +293,18 @@ start() {
 		alive "$bpid" || fail_start "the broker exited during start-up"
 		left=$((deadline - SECONDS))
 		[ "$left" -gt 0 ] || fail_start "the broker was not ready after ${ready_timeout}s"
-		if listening "$port" && timeout "$left" \
+		# Each try is cut at 20 s: a tool that failed without exiting
+		# (it happens) must not use up the whole wait.
+		if listening "$port" && timeout -k 2 "$((left < 20 ? left : 20))" \
 			"${tool[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list \
 			>"$dir/ready.log" 2>&1; then
 			break
+		fi
+		# A tool that cannot even load its classes (jars of two Kafka
+		# versions mixed in lib) will not get better by waiting.
+		if grep -sqE 'NoClassDefFoundError|ClassNotFoundException|UnsupportedClassVersionError' "$dir/ready.log"; then
+			cat "$dir/ready.log" >&2
+			fail_start "the readiness check (TopicCommand) cannot run from $lib"
 		fi
 		sleep 0.2
 	done
