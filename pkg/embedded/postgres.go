@@ -1,28 +1,37 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
+// ErrNoPostgres is returned by StartPostgres when the machine has no
+// PostgreSQL server binaries.
+var ErrNoPostgres = errors.New("no PostgreSQL server binaries (initdb, postgres) on PATH or under /usr/lib/postgresql/*/bin: " +
+	"install them (Debian, Ubuntu: apt-get install postgresql) or set DATABASE_URL to an existing server")
+
 // PostgresOptions configures StartPostgres.
 type PostgresOptions struct {
-	// Dir is the data directory; an initialised one is reused, so a
-	// restart keeps the data. Empty means a new temporary directory,
-	// removed by Stop.
+	// Dir is the data directory. One that holds a cluster already is
+	// reused, so its data survives; a missing or empty one is initialised.
+	// Empty means a new temporary directory, removed by Stop.
 	Dir string
 	// Port on 127.0.0.1; 0 picks a free one.
 	Port int
@@ -30,29 +39,55 @@ type PostgresOptions struct {
 	Logf func(format string, args ...any)
 }
 
-// Postgres is a PostgreSQL server run from the machine's binaries.
+// Postgres is a PostgreSQL server run from the machine's binaries, with a
+// superuser and a database both named datamill, trusting every connection
+// and listening on 127.0.0.1 only. Its log is postgres.log in the data
+// directory.
 type Postgres struct {
 	bin     string // directory of initdb and postgres
 	dir     string
 	port    int
-	tempDir bool
+	tempDir bool // dir was made by StartPostgres and is removed by Stop
 	cred    *syscall.Credential
-	cmd     *exec.Cmd
-	exited  chan struct{}
 	logf    func(string, ...any)
+
+	mu     sync.Mutex
+	server *exec.Cmd
+	exited chan struct{} // closed when server has exited
 }
 
-// StartPostgres initialises (when needed) and starts a PostgreSQL cluster
-// listening on 127.0.0.1 only, with a superuser and a database both named
-// datamill, and returns once it accepts connections.
+// Timeouts of the server's life cycle.
+const (
+	stopTimeout = 15 * time.Second
+	readyPoll   = 25 * time.Millisecond
+	// connectTimeout bounds one readiness probe: something that accepts
+	// connections on the port but never answers must not stall the start.
+	connectTimeout = 2 * time.Second
+	// bindAttempts is how often a server on a port picked by StartPostgres
+	// is retried on another one when something else took the port first.
+	bindAttempts = 3
+)
+
+// StartPostgres initialises the cluster in opts.Dir when it holds none yet,
+// starts the server and returns once the datamill database accepts
+// connections. ctx bounds the start only; the server runs until Stop, or
+// until this process dies: it is killed with it.
+//
+// PostgreSQL refuses to run as root, so when this process is root the
+// server runs as the postgres user, which then owns the data directory.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
-	bin, err := postgresBinaries()
+	bin, err := findPostgres("/usr/lib/postgresql")
 	if err != nil {
 		return nil, err
 	}
 	p := &Postgres{bin: bin, dir: opts.Dir, port: opts.Port, logf: opts.Logf}
 	if p.logf == nil {
 		p.logf = func(string, ...any) {}
+	}
+	if os.Geteuid() == 0 {
+		if p.cred, err = postgresUser(); err != nil {
+			return nil, err
+		}
 	}
 	if p.dir == "" {
 		if p.dir, err = os.MkdirTemp("", "datamill-pg-"); err != nil {
@@ -61,64 +96,104 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		p.tempDir = true
 	}
 	if p.dir, err = filepath.Abs(p.dir); err != nil {
-		return nil, err
-	}
-	if p.port == 0 {
-		if p.port, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root: run it as the postgres user.
-		if p.cred, err = unprivileged(); err != nil {
-			return nil, err
-		}
+		return nil, fmt.Errorf("postgres data dir: %w", err)
 	}
 	if err := p.initdb(ctx); err != nil {
-		p.cleanup()
+		p.removeTemp()
 		return nil, err
 	}
-	if err := p.start(ctx); err != nil {
-		p.cleanup()
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		if opts.Port == 0 {
+			if p.port, err = freePort(); err != nil {
+				p.removeTemp()
+				return nil, err
+			}
+		}
+		err = p.start(ctx)
+		if err == nil {
+			return p, nil
+		}
+		if opts.Port != 0 || attempt == bindAttempts || !errors.Is(err, errPortTaken) {
+			p.removeTemp()
+			return nil, err
+		}
+		p.logf("postgres: port %d was taken meanwhile, trying another", p.port)
 	}
-	return p, nil
 }
 
-// postgresBinaries finds the directory holding initdb and postgres.
-func postgresBinaries() (string, error) {
-	if path, err := exec.LookPath("initdb"); err == nil {
-		dir := filepath.Dir(path)
-		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
-			return dir, nil
+// findPostgres returns the directory holding initdb and postgres: the one
+// of initdb on PATH, else the newest version under root (Debian's layout,
+// root/<version>/bin, kept off PATH).
+func findPostgres(root string) (string, error) {
+	if initdb, err := exec.LookPath("initdb"); err == nil {
+		// Prefer the real directory, so that both programs are of one
+		// version even when PATH holds symlinks.
+		dirs := []string{filepath.Dir(initdb)}
+		if real, err := filepath.EvalSymlinks(initdb); err == nil {
+			dirs = append([]string{filepath.Dir(real)}, dirs...)
+		}
+		for _, d := range dirs {
+			if hasPostgres(d) {
+				return d, nil
+			}
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(dirs, func(a, b string) int {
-		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-		return vb - va
+	dirs, _ := filepath.Glob(filepath.Join(root, "*", "bin"))
+	slices.SortFunc(dirs, func(a, b string) int { // newest first
+		return compareVersions(filepath.Base(filepath.Dir(b)), filepath.Base(filepath.Dir(a)))
 	})
 	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+		if hasPostgres(d) {
 			return d, nil
 		}
 	}
-	return "", errors.New("no PostgreSQL server binaries (initdb, postgres) found: install them (Debian: apt-get install postgresql) or set DATABASE_URL to an existing server")
+	return "", ErrNoPostgres
 }
 
-// unprivileged returns the credentials of the postgres (else nobody) user.
-func unprivileged() (*syscall.Credential, error) {
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
+func hasPostgres(dir string) bool {
+	for _, name := range []string{"initdb", "postgres"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return false
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 	}
-	return nil, errors.New("running as root, and no postgres or nobody user to run PostgreSQL as")
+	return true
+}
+
+// compareVersions orders dotted version numbers such as 9.6 and 15.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if c := cmp.Compare(x, y); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// postgresUser returns the credentials to run PostgreSQL with when this
+// process is root.
+func postgresUser() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, which PostgreSQL refuses, and no postgres user to run it as (apt-get install postgresql creates one): %w", err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres user id %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres group id %q: %w", u.Gid, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 func freePort() (int, error) {
@@ -130,174 +205,295 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// command prepares one of the PostgreSQL programs: as the postgres user
+// when this process is root, in a process group of its own (a Ctrl-C in
+// the terminal is for this process, which stops the server in its own
+// time), killed when this process dies, with a neutral environment.
 func (p *Postgres) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(p.bin, name), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: p.cred}
-	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Env = []string{"LC_ALL=C.UTF-8", "TZ=UTC"}
+	for _, kv := range os.Environ() {
+		// PG* would steer the programs (PGDATA, PGPORT, PGOPTIONS...),
+		// LANG and LC_* the cluster's locale.
+		if !strings.HasPrefix(kv, "PG") && !strings.HasPrefix(kv, "LC_") && !strings.HasPrefix(kv, "LANG") && !strings.HasPrefix(kv, "TZ=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	return cmd
 }
 
-func (p *Postgres) dataDir() string { return filepath.Join(p.dir, "data") }
-func (p *Postgres) logFile() string { return filepath.Join(p.dir, "postgres.log") }
+// spawn starts cmd and returns a channel that receives its exit. Linux
+// sends the parent-death signal when the thread that started the child
+// ends, not the process (go.dev/issue/27505), so cmd is started from a
+// goroutine locked to its thread until cmd has exited.
+func spawn(cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the thread ends with this goroutine.
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
+}
 
-// initdb creates the cluster unless the data dir already holds one.
+// initdb creates the cluster unless the data directory holds one already.
 func (p *Postgres) initdb(ctx context.Context) error {
-	if _, err := os.Stat(filepath.Join(p.dataDir(), "PG_VERSION")); err == nil {
+	if _, err := os.Stat(filepath.Join(p.dir, "PG_VERSION")); err == nil {
+		p.logf("postgres: reusing the cluster in %s", p.dir)
 		return nil
 	}
-	if err := os.MkdirAll(p.dataDir(), 0o700); err != nil {
+	if entries, err := os.ReadDir(p.dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("postgres data dir %s is not empty and holds no cluster: empty it or choose another", p.dir)
+	}
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return fmt.Errorf("postgres data dir: %w", err)
 	}
-	if err := p.chown(); err != nil {
+	if err := p.handOver(); err != nil {
 		return err
 	}
-	start := time.Now()
-	cmd := p.command(ctx, "initdb", "-D", p.dataDir(), "-U", "datamill", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb %s: %w: %s", p.dataDir(), err, lastLines(string(out), 20))
+	args := []string{"-D", p.dir, "-U", "datamill", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"}
+	if p.tempDir {
+		// Skip initdb's final sync: a temporary cluster does not outlive a
+		// machine crash anyway. The server itself always runs with fsync.
+		args = append(args, "--no-sync")
 	}
-	p.logf("postgres: initialised %s in %v", p.dataDir(), time.Since(start).Round(time.Millisecond))
+	var out strings.Builder
+	cmd := p.command(ctx, "initdb", args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	exited, err := spawn(cmd)
+	if err == nil {
+		err = <-exited
+	}
+	if err != nil {
+		return fmt.Errorf("initdb %s: %w\n%s", p.dir, cmp.Or(ctx.Err(), err), lastLines(out.String(), 20))
+	}
+	p.logf("postgres: initialised a cluster in %s in %v", p.dir, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// chown hands the directory to the user PostgreSQL runs as.
-func (p *Postgres) chown() error {
+// handOver gives the data directory to the postgres user when this process
+// is root, and makes its parents traversable for that user.
+func (p *Postgres) handOver() error {
 	if p.cred == nil {
 		return nil
 	}
-	for _, d := range []string{p.dir, p.dataDir()} {
-		if err := os.Chown(d, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
-			return fmt.Errorf("hand %s to the postgres user: %w", d, err)
-		}
+	if err := os.Chown(p.dir, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+		return fmt.Errorf("give %s to the postgres user: %w", p.dir, err)
 	}
-	// Every parent must be traversable by that user.
-	for d := filepath.Dir(p.dir); d != "/"; d = filepath.Dir(d) {
-		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
-				return fmt.Errorf("make %s traversable for the postgres user: %w", d, err)
-			}
+	for d := filepath.Dir(p.dir); d != filepath.Dir(d); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("postgres data dir: %w", err)
 		}
+		if fi.Mode().Perm()&0o001 != 0 {
+			continue
+		}
+		if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+			return fmt.Errorf("let the postgres user traverse %s: %w", d, err)
+		}
+		p.logf("postgres: let other users traverse %s (chmod o+x) to reach %s", d, p.dir)
 	}
 	return nil
 }
 
-// start runs postgres and waits until it accepts connections.
+// errPortTaken is a start that failed because the port was in use.
+var errPortTaken = errors.New("port in use")
+
+// start runs the server and waits until the datamill database accepts
+// connections, creating it on first start.
 func (p *Postgres) start(ctx context.Context) error {
-	log, err := os.OpenFile(p.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := p.LogFile()
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("postgres log: %w", err)
 	}
 	defer log.Close()
-	cmd := p.command(context.Background(), "postgres",
-		"-D", p.dataDir(),
+	if p.cred != nil {
+		if err := log.Chown(int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return fmt.Errorf("postgres log: %w", err)
+		}
+	}
+	logStart, _ := log.Seek(0, io.SeekEnd)
+	since := func() string { return p.logSince(logStart) }
+
+	args := []string{
+		"-D", p.dir,
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "port="+strconv.Itoa(p.port),
-		"-c", "unix_socket_directories="+p.dataDir(),
+		"-c", "port=" + strconv.Itoa(p.port),
+		// A small cluster for one developer or one test binary. Durability
+		// stays as in production: tests kill processes and count rows.
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=64MB",
 		"-c", "max_wal_size=1GB",
-	)
+		"-c", "fsync=on",
+		"-c", "synchronous_commit=on",
+		"-c", "log_timezone=UTC",
+	}
+	// The socket lives in the data dir, unless its path is longer than a
+	// Unix socket address allows; clients here use TCP anyway.
+	if len(p.dir)+len("/.s.PGSQL.")+len(strconv.Itoa(p.port)) < 107 {
+		args = append(args, "-c", "unix_socket_directories="+p.dir)
+	} else {
+		args = append(args, "-c", "unix_socket_directories=")
+	}
+	// Not bound to ctx: the server outlives the start.
+	cmd := p.command(context.Background(), "postgres", args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	started := time.Now()
-	if err := cmd.Start(); err != nil {
+	began := time.Now()
+	waited, err := spawn(cmd)
+	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	p.cmd = cmd
-	p.exited = make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
+		<-waited
+		close(exited)
+	}()
+	p.server, p.exited = cmd, exited
+
+	// Probes end when the server exits, so that its error is reported at
+	// once rather than a probe's.
+	probeCtx, cancelProbes := context.WithCancel(ctx)
+	defer cancelProbes()
+	go func() {
+		select {
+		case <-exited:
+			cancelProbes()
+		case <-probeCtx.Done():
+		}
 	}()
 	for {
-		conn, err := pgx.Connect(ctx, p.adminURL())
+		err := p.ensureDatabase(probeCtx)
 		if err == nil {
-			err = ensureDatabase(ctx, conn)
-			_ = conn.Close(ctx)
-			if err != nil {
-				return err
-			}
-			p.logf("postgres: ready on 127.0.0.1:%d in %v", p.port, time.Since(started).Round(time.Millisecond))
+			p.logf("postgres: ready on 127.0.0.1:%d in %v (log: %s)", p.port, time.Since(began).Round(time.Millisecond), logPath)
 			return nil
 		}
 		select {
-		case <-p.exited:
-			return fmt.Errorf("postgres exited at start: %s", p.lastLog())
+		case <-exited:
+			p.server = nil
+			tail := since()
+			if strings.Contains(tail, "Address already in use") {
+				return fmt.Errorf("postgres on 127.0.0.1:%d exited at start: %w:\n%s", p.port, errPortTaken, tail)
+			}
+			return fmt.Errorf("postgres on 127.0.0.1:%d exited at start (%s):\n%s", p.port, cmd.ProcessState, tail)
 		case <-ctx.Done():
 			_ = p.stop()
-			return fmt.Errorf("postgres not ready: %w: %s", ctx.Err(), p.lastLog())
-		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("postgres on 127.0.0.1:%d not ready: %w (last error: %v):\n%s", p.port, ctx.Err(), err, since())
+		case <-time.After(readyPoll):
 		}
 	}
 }
 
-func ensureDatabase(ctx context.Context, conn *pgx.Conn) error {
+// ensureDatabase connects to the server and creates the datamill database
+// when it is missing.
+func (p *Postgres) ensureDatabase(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.databaseURL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
 	var exists bool
 	if err := conn.QueryRow(ctx, `select exists (select 1 from pg_database where datname = 'datamill')`).Scan(&exists); err != nil {
-		return fmt.Errorf("postgres: look up database datamill: %w", err)
+		return fmt.Errorf("look up database datamill: %w", err)
 	}
 	if !exists {
 		if _, err := conn.Exec(ctx, `create database datamill`); err != nil {
-			return fmt.Errorf("postgres: create database datamill: %w", err)
+			return fmt.Errorf("create database datamill: %w", err)
 		}
 	}
 	return nil
 }
 
-func (p *Postgres) adminURL() string {
-	return fmt.Sprintf("postgres://datamill@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+func (p *Postgres) databaseURL(db string) string {
+	return fmt.Sprintf("postgres://datamill@127.0.0.1:%d/%s?sslmode=disable", p.port, db)
 }
 
 // URL is the connection URL of the datamill database.
-func (p *Postgres) URL() string {
-	return fmt.Sprintf("postgres://datamill@127.0.0.1:%d/datamill?sslmode=disable", p.port)
-}
+func (p *Postgres) URL() string { return p.databaseURL("datamill") }
 
-// Port is the port the server listens on.
+// Port is the port the server listens on, on 127.0.0.1.
 func (p *Postgres) Port() int { return p.port }
 
-// Dir is the cluster's directory (data and log).
+// Dir is the data directory.
 func (p *Postgres) Dir() string { return p.dir }
 
-// stop shuts the server down fast (SIGINT), then kills it after a timeout.
-func (p *Postgres) stop() error {
-	if p.cmd == nil {
-		return nil
-	}
-	defer func() { p.cmd = nil }()
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return errors.New("postgres did not stop within 20 s of SIGINT and was killed")
-	}
-}
+// LogFile is the path of the server's log.
+func (p *Postgres) LogFile() string { return filepath.Join(p.dir, "postgres.log") }
 
-// Restart stops the server and starts it again on the same port and data.
+// Restart stops the server and starts it again on the same port and data,
+// as an operator restarting the database would; connections are dropped.
 func (p *Postgres) Restart(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err := p.stop(); err != nil {
 		return err
 	}
 	return p.start(ctx)
 }
 
-// Stop stops the server and removes its directory if StartPostgres made it.
+// Stop shuts the server down and removes the data directory if
+// StartPostgres made it. It is safe to call more than once.
 func (p *Postgres) Stop() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	err := p.stop()
-	p.cleanup()
+	p.removeTemp()
 	return err
 }
 
-func (p *Postgres) cleanup() {
+// stop asks for a fast shutdown (SIGINT: roll back open transactions,
+// checkpoint, exit) and kills the server when it takes too long.
+func (p *Postgres) stop() error {
+	if p.server == nil {
+		return nil
+	}
+	server := p.server
+	p.server = nil
+	select {
+	case <-p.exited:
+		return fmt.Errorf("postgres on 127.0.0.1:%d had exited (%s): see %s", p.port, server.ProcessState, p.LogFile())
+	default:
+	}
+	pid := server.Process.Pid
+	_ = syscall.Kill(pid, syscall.SIGINT)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-p.exited
+		return fmt.Errorf("postgres on 127.0.0.1:%d did not stop within %v of SIGINT and was killed", p.port, stopTimeout)
+	}
+}
+
+func (p *Postgres) removeTemp() {
 	if p.tempDir {
 		_ = os.RemoveAll(p.dir)
 	}
 }
 
-func (p *Postgres) lastLog() string {
-	b, _ := os.ReadFile(p.logFile())
+// logSince returns the last lines the server logged after offset.
+func (p *Postgres) logSince(offset int64) string {
+	f, err := os.Open(p.LogFile())
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.NewSectionReader(f, offset, 1<<20))
 	return lastLines(string(b), 20)
 }
 

@@ -1,78 +1,147 @@
-// Package pg connects services to PostgreSQL and applies their schema
-// migrations.
+// Package pg connects services to PostgreSQL, applies their schema
+// migrations and opens their transactions.
 //
-// Each service that owns tables embeds its migrations (files named
-// NNNN_description.sql) and applies them at start with Migrate; the
-// applied versions are recorded per component in datamill_migrations, and
-// concurrent replicas are serialised with an advisory lock. InTx is the one
-// place database transactions are opened.
+// Open builds a pool once the database answers, waiting for a database that
+// is still starting. Each service that owns tables embeds its migrations,
+// files named NNNN_description.sql, and applies them at start with Migrate:
+// every migration runs in its own transaction together with its row in the
+// datamill_migrations table, under an advisory lock, so that replicas
+// starting together apply each migration exactly once. InTx is the one
+// place transactions are opened.
 package pg
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Config is the PostgreSQL block of a service's configuration.
 type Config struct {
-	// URL is a libpq connection string or postgres:// URL.
+	// URL is a postgres:// URL or a keyword/value connection string.
 	URL string `env:"DATABASE_URL" secret:"true"`
 	// MaxConns caps the pool.
 	MaxConns int32 `env:"DATABASE_MAX_CONNS" envDefault:"8"`
 }
 
-// Open returns a pool for cfg once the database answers, retrying with
-// backoff until ctx ends: at start the database may still be coming up.
+// Validate checks what parsing the environment cannot. Its errors never
+// quote the URL, which may hold a password.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS is %d, want at least 1", c.MaxConns))
+	}
+	if c.URL != "" {
+		if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+			errs = append(errs, parseError(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Retry bounds of Open.
+const (
+	firstBackoff = 50 * time.Millisecond
+	maxBackoff   = 2 * time.Second
+	pingTimeout  = 5 * time.Second
+	// maxOpenWait bounds Open when ctx has no earlier deadline.
+	maxOpenWait = 2 * time.Minute
+)
+
+// Open returns a pool for cfg once the database answers. A database that
+// refuses connections or is still starting is retried with backoff until
+// ctx ends, or for two minutes at most; a refusal that waiting cannot cure
+// (bad password, unknown database or role) returns at once. Errors name the
+// user, host, port and database, never the password.
 func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("postgres: DATABASE_URL is empty")
+	}
 	pc, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		// pgx's parse errors can quote the URL; never print a password.
-		return nil, errors.New("DATABASE_URL does not parse as a PostgreSQL connection string")
+		return nil, parseError(err)
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	where := fmt.Sprintf("%s@%s:%d/%s", pc.ConnConfig.User, pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database)
+	where := fmt.Sprintf("postgres %s@%s:%d/%s", pc.ConnConfig.User, pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres %s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	backoff := 100 * time.Millisecond
-	for {
-		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, maxOpenWait)
+	defer cancel()
+	backoff := firstBackoff
+	for attempt := 1; ; attempt++ {
+		pingCtx, cancelPing := context.WithTimeout(ctx, pingTimeout)
 		err = pool.Ping(pingCtx)
-		cancel()
+		cancelPing()
 		if err == nil {
 			return pool, nil
+		}
+		if permanent(err) {
+			pool.Close()
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		select {
 		case <-ctx.Done():
 			pool.Close()
-			return nil, fmt.Errorf("postgres %s unreachable: %w", where, err)
+			return nil, fmt.Errorf("%s unreachable after %d attempts: %w", where, attempt, err)
 		case <-time.After(backoff):
-			backoff = min(2*backoff, 2*time.Second)
+			backoff = min(2*backoff, maxBackoff)
 		}
 	}
 }
 
+// permanent reports whether a connection error will not go away by retrying:
+// authentication failures and a missing database or role.
+func permanent(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000"
+}
+
+// parseError says why a connection string does not parse without quoting
+// it: pgx masks passwords on a best-effort basis only, and a malformed
+// string is exactly where that can fail.
+func parseError(err error) error {
+	const prefix = "postgres: DATABASE_URL does not parse"
+	if urlErr, ok := errors.AsType[*url.Error](err); ok {
+		return fmt.Errorf("%s: %w", prefix, urlErr.Err)
+	}
+	// A ParseConfigError reads "cannot parse `<conn string>`: <reason>";
+	// keep only what follows the last backtick, past the string.
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`"); i >= 0 {
+		return fmt.Errorf("%s%s", prefix, msg[i+1:])
+	}
+	return errors.New(prefix)
+}
+
 // InTx runs fn in a transaction and commits it, or rolls it back when fn
-// fails.
+// returns an error (returned as is) or panics.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	// After a commit, Rollback is a no-op.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fn(tx); err != nil {
 		return err
@@ -83,7 +152,8 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error 
 	return nil
 }
 
-var migrationName = regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
+// migrationName is the NNNN_description.sql pattern of migration files.
+var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
 
 type migration struct {
 	version  int
@@ -92,14 +162,59 @@ type migration struct {
 	checksum string
 }
 
-// Migrate applies the migrations of component found at the root of
-// migrations that are not applied yet, in version order, each in its own
-// transaction with its record. It returns how many it applied. It refuses
-// misnamed files and applied migrations whose content changed.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migrations fs.FS) (int, error) {
-	entries, err := fs.ReadDir(migrations, ".")
+// Migrate applies the migrations of component not applied yet and returns
+// how many it applied.
+//
+// The migrations are the NNNN_description.sql files at the root of the
+// given fs.FS (subdirectories are ignored), applied in version order, each
+// in its own transaction together with its row in datamill_migrations. A
+// migration must therefore not contain transaction control or statements
+// that cannot run in a transaction (CREATE INDEX CONCURRENTLY). Every
+// transaction holds one advisory lock, so concurrent callers are serialised
+// and each migration is applied once. Migrate refuses, before applying
+// anything, a file with another name, two files with one version, an
+// applied migration whose content changed, and a new migration older than
+// one already applied. Versions recorded in the database but unknown to
+// migrations (applied by a newer release) are left alone.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migrations fs.FS) (applied int, err error) {
+	ms, err := readMigrations(migrations)
 	if err != nil {
 		return 0, fmt.Errorf("migrations of %s: %w", component, err)
+	}
+	for {
+		done := false
+		err := InTx(ctx, pool, func(tx pgx.Tx) error {
+			next, err := pending(ctx, tx, component, ms)
+			if err != nil || next == nil {
+				done = true
+				return err
+			}
+			if _, err := tx.Exec(ctx, next.sql); err != nil {
+				return fmt.Errorf("migration %s of %s: %w", next.name, component, err)
+			}
+			// clock_timestamp, not now(): the transaction may have waited
+			// for the lock, and applied_at orders the migrations.
+			if _, err := tx.Exec(ctx, `insert into datamill_migrations (component, version, name, checksum, applied_at)
+				values ($1, $2, $3, $4, clock_timestamp())`, component, next.version, next.name, next.checksum); err != nil {
+				return fmt.Errorf("record migration %s of %s: %w", next.name, component, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return applied, err
+		}
+		if done {
+			return applied, nil
+		}
+		applied++
+	}
+}
+
+// readMigrations reads and checks the migration files, in version order.
+func readMigrations(fsys fs.FS) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
 	}
 	var ms []migration
 	for _, e := range entries {
@@ -108,76 +223,73 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migratio
 		}
 		m := migrationName.FindStringSubmatch(e.Name())
 		if m == nil {
-			return 0, fmt.Errorf("migrations of %s: file %q is not named NNNN_description.sql", component, e.Name())
+			return nil, fmt.Errorf("file %q is not named NNNN_description.sql (four digits, lower-case description)", e.Name())
 		}
-		b, err := fs.ReadFile(migrations, e.Name())
+		version, _ := strconv.Atoi(m[1])
+		if version == 0 {
+			return nil, fmt.Errorf("file %q: versions start at 0001", e.Name())
+		}
+		b, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
-			return 0, fmt.Errorf("migrations of %s: %w", component, err)
+			return nil, err
 		}
-		v, _ := strconv.Atoi(m[1])
 		sum := sha256.Sum256(b)
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b), checksum: hex.EncodeToString(sum[:])})
+		ms = append(ms, migration{version: version, name: e.Name(), sql: string(b), checksum: hex.EncodeToString(sum[:])})
 	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	slices.SortFunc(ms, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
 	for i := 1; i < len(ms); i++ {
 		if ms[i].version == ms[i-1].version {
-			return 0, fmt.Errorf("migrations of %s: %s and %s share version %d", component, ms[i-1].name, ms[i].name, ms[i].version)
+			return nil, fmt.Errorf("files %s and %s share version %04d", ms[i-1].name, ms[i].name, ms[i].version)
 		}
 	}
-	if _, err := pool.Exec(ctx, `create table if not exists datamill_migrations (
-		component text not null,
-		version int not null,
-		name text not null,
-		checksum text not null,
-		applied_at timestamptz not null default now(),
-		primary key (component, version))`); err != nil {
-		// Two first starts may race on the create itself.
-		var again error
-		if _, again = pool.Exec(ctx, `select 1 from datamill_migrations limit 1`); again != nil {
-			return 0, fmt.Errorf("create datamill_migrations: %w", err)
-		}
-	}
-	applied := 0
-	for _, m := range ms {
-		did, err := apply(ctx, pool, component, m)
-		if err != nil {
-			return applied, err
-		}
-		if did {
-			applied++
-		}
-	}
-	return applied, nil
+	return ms, nil
 }
 
-// apply runs one migration unless it is already recorded, under a
-// transaction-scoped advisory lock that serialises concurrent migrators.
-func apply(ctx context.Context, pool *pgxpool.Pool, component string, m migration) (bool, error) {
-	did := false
-	err := InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_migrations'), hashtext($1))`, component); err != nil {
-			return fmt.Errorf("lock migrations of %s: %w", component, err)
-		}
-		var checksum string
-		err := tx.QueryRow(ctx, `select checksum from datamill_migrations where component = $1 and version = $2`, component, m.version).Scan(&checksum)
-		switch {
-		case err == nil:
-			if checksum != m.checksum {
-				return fmt.Errorf("migration %s of %s was changed after it was applied: add a new migration instead", m.name, component)
-			}
-			return nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("read migrations of %s: %w", component, err)
-		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s of %s: %w", m.name, component, err)
-		}
-		if _, err := tx.Exec(ctx, `insert into datamill_migrations (component, version, name, checksum) values ($1, $2, $3, $4)`,
-			component, m.version, m.name, m.checksum); err != nil {
-			return fmt.Errorf("record migration %s of %s: %w", m.name, component, err)
-		}
-		did = true
+// pending takes the migration lock, checks the applied migrations of
+// component against ms and returns the first one not applied yet, or nil.
+func pending(ctx context.Context, tx pgx.Tx, component string, ms []migration) (*migration, error) {
+	// One lock for every component: creating the table must be serialised
+	// too, and migrations of two components may touch the same objects.
+	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_migrations'))`); err != nil {
+		return nil, fmt.Errorf("lock migrations of %s: %w", component, err)
+	}
+	if _, err := tx.Exec(ctx, `create table if not exists datamill_migrations (
+		component  text        not null,
+		version    int         not null,
+		name       text        not null,
+		checksum   text        not null,
+		applied_at timestamptz not null default now(),
+		primary key (component, version))`); err != nil {
+		return nil, fmt.Errorf("create datamill_migrations: %w", err)
+	}
+	rows, err := tx.Query(ctx, `select version, checksum from datamill_migrations where component = $1`, component)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations of %s: %w", component, err)
+	}
+	checksums := make(map[int]string)
+	latest := 0
+	var version int
+	var checksum string
+	if _, err := pgx.ForEachRow(rows, []any{&version, &checksum}, func() error {
+		checksums[version] = checksum
+		latest = max(latest, version)
 		return nil
-	})
-	return did, err
+	}); err != nil {
+		return nil, fmt.Errorf("read migrations of %s: %w", component, err)
+	}
+	var next *migration
+	for i, m := range ms {
+		sum, ok := checksums[m.version]
+		switch {
+		case ok && sum != m.checksum:
+			return nil, fmt.Errorf("migration %s of %s was changed after it was applied (checksum %.12s, applied %.12s): restore it and add a new migration instead",
+				m.name, component, m.checksum, sum)
+		case !ok && m.version < latest:
+			return nil, fmt.Errorf("migration %s of %s is new but version %04d is already applied: renumber it after %04d",
+				m.name, component, latest, latest)
+		case !ok && next == nil:
+			next = &ms[i]
+		}
+	}
+	return next, nil
 }

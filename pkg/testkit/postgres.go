@@ -3,7 +3,8 @@ package testkit
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,95 +19,110 @@ import (
 	"github.com/datamill/datamill/pkg/embedded"
 )
 
-var shared struct {
-	once sync.Once
-	pg   *embedded.Postgres
-	err  error
-}
+// startTimeout bounds starting a cluster (initdb included) on a busy machine.
+const startTimeout = 2 * time.Minute
 
-// Postgres returns the URL of a new, empty database for the test, dropped
-// in t.Cleanup. The databases live in one cluster per test binary, started
-// on first use; it dies with the test binary.
+// sharedPostgres is the cluster of this test binary, started by the first
+// test that asks for a database. Nothing stops it when the binary exits, so
+// it dies with the binary (the parent-death signal) and its directory,
+// named after the binary's pid, is removed by a later binary.
+var sharedPostgres = sync.OnceValues(func() (*embedded.Postgres, error) {
+	removeStaleClusters()
+	// A directory of this pid is a dead binary's that had the pid before.
+	dir := clusterDir(os.Getpid())
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("remove stale test cluster: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	return embedded.StartPostgres(ctx, embedded.PostgresOptions{Dir: dir})
+})
+
+// Postgres returns the URL of a new, empty database for the test, owned by
+// the superuser datamill and dropped in t.Cleanup (with any connection
+// still open to it). The databases live in one cluster per test binary,
+// started on first use.
 func Postgres(t testing.TB) string {
 	t.Helper()
-	shared.once.Do(func() {
-		dir := filepath.Join(os.TempDir(), "datamill-testkit-"+strconv.Itoa(os.Getpid()))
-		removeStale()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		shared.pg, shared.err = embedded.StartPostgres(ctx, embedded.PostgresOptions{Dir: dir})
-	})
-	if shared.err != nil {
-		unavailable(t, shared.err)
+	pg, err := sharedPostgres()
+	if err != nil {
+		postgresUnavailable(t, err)
 	}
-	name := "t_" + randomHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := strings.Replace(shared.pg.URL(), "/datamill?", "/postgres?", 1)
-	exec(t, ctx, admin, "create database "+name)
+	name := "t_" + strings.ToLower(rand.Text()[:12])
+	admin := fmt.Sprintf("postgres://datamill@127.0.0.1:%d/postgres?sslmode=disable", pg.Port())
+	if err := execSQL(admin, "create database "+name); err != nil {
+		t.Fatalf("create the test's database: %v", err)
+	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		exec(t, ctx, admin, "drop database if exists "+name+" with (force)")
+		if err := execSQL(admin, "drop database "+name+" with (force)"); err != nil {
+			t.Errorf("drop the test's database: %v", err)
+		}
 	})
-	return strings.Replace(shared.pg.URL(), "/datamill?", "/"+name+"?", 1)
+	return fmt.Sprintf("postgres://datamill@127.0.0.1:%d/%s?sslmode=disable", pg.Port(), name)
 }
 
-// PostgresCluster starts a cluster of the test's own, stopped in t.Cleanup,
-// for tests that stop or restart the server.
+// PostgresCluster starts a cluster for the test alone, in a temporary
+// directory, and stops it in t.Cleanup: for tests that stop or restart the
+// server. Its URL names the datamill database.
 func PostgresCluster(t testing.TB) *embedded.Postgres {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	p, err := embedded.StartPostgres(ctx, embedded.PostgresOptions{})
+	pg, err := embedded.StartPostgres(ctx, embedded.PostgresOptions{Logf: t.Logf})
 	if err != nil {
-		unavailable(t, err)
+		postgresUnavailable(t, err)
 	}
 	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
+		if err := pg.Stop(); err != nil {
 			t.Errorf("stop postgres: %v", err)
 		}
 	})
-	return p
+	return pg
 }
 
-// unavailable skips the test locally and fails it in CI.
-func unavailable(t testing.TB, err error) {
+// postgresUnavailable ends a test that cannot have its cluster: missing
+// server binaries skip the test locally and fail it in CI (CI=true);
+// anything else fails it.
+func postgresUnavailable(t testing.TB, err error) {
 	t.Helper()
+	if !errors.Is(err, embedded.ErrNoPostgres) {
+		t.Fatalf("start postgres: %v", err)
+	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("PostgreSQL is required in CI: %v", err)
 	}
-	t.Skipf("PostgreSQL unavailable (CI=true makes this a failure): %v", err)
+	t.Skipf("skipped (CI=true makes this a failure): %v", err)
 }
 
-func exec(t testing.TB, ctx context.Context, url, sql string) {
-	t.Helper()
+func execSQL(url, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		t.Fatalf("connect to test cluster: %v", err)
+		return fmt.Errorf("connect to the test cluster: %w", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+		return fmt.Errorf("%s: %w", sql, err)
 	}
+	return nil
 }
 
-// removeStale deletes the cluster dirs of test binaries that are gone.
-func removeStale() {
+func clusterDir(pid int) string {
+	return filepath.Join(os.TempDir(), "datamill-testkit-"+strconv.Itoa(pid))
+}
+
+// removeStaleClusters removes the cluster directories of test binaries
+// that have exited.
+func removeStaleClusters() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "datamill-testkit-*"))
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "datamill-testkit-"))
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if syscall.Kill(pid, 0) == syscall.ESRCH {
+		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 			_ = os.RemoveAll(d)
 		}
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
