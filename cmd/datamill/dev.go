@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +26,10 @@ import (
 	"github.com/datamill/datamill/pkg/kafka"
 )
 
-// services are the pipeline's binaries, in the order they start.
-var services = []string{"extractor", "cleaner", "loader", "scorer", "ecometer"}
+// serviceNames are the pipeline's binaries, in the order they start.
+func serviceNames() []string {
+	return []string{"extractor", "cleaner", "loader", "scorer", "ecometer"}
+}
 
 type devFlags struct {
 	infraOnly    bool
@@ -87,6 +90,9 @@ func (d *devStack) logf(format string, args ...any) {
 
 func (d *devStack) run(ctx context.Context) (err error) {
 	started := time.Now()
+	// Ending ctx on every return also stops a build still running.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	dir, err := filepath.Abs(d.flags.dir)
 	if err != nil {
 		return err
@@ -148,7 +154,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		"SCHEMA_REGISTRY_URL=" + reg.URL(),
 		"DATABASE_URL=" + dbURL,
 	}
-	exited := make(chan *child, len(services))
+	exited := make(chan *child, len(serviceNames()))
 	if !d.flags.infraOnly {
 		defer d.stopChildren()
 		if err := <-built; err != nil {
@@ -162,7 +168,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.out.printf("%s\n", e)
 	}
 	for _, c := range d.children {
-		d.out.printf("# %s: http://%s/metrics /healthz /readyz\n", c.name, c.addr)
+		d.out.printf("# %s (pid %d): http://%s/metrics /healthz /readyz\n", c.name, c.cmd.Process.Pid, c.addr)
 	}
 	d.logf("ready in %v; Ctrl-C stops everything", time.Since(started).Round(100*time.Millisecond))
 	d.out.printf("ready\n")
@@ -209,7 +215,7 @@ func (d *devStack) build(ctx context.Context, bin string) error {
 	d.logf("building services into %s…", bin)
 	start := time.Now()
 	args := []string{"build", "-ldflags=-s -w", "-o", bin + string(filepath.Separator)}
-	for _, s := range services {
+	for _, s := range serviceNames() {
 		args = append(args, "./services/"+s)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -223,7 +229,7 @@ func (d *devStack) build(ctx context.Context, bin string) error {
 
 // startServices starts the built services and waits until each is ready.
 func (d *devStack) startServices(ctx context.Context, bin string, endpoints, datasets []string, exited chan<- *child) error {
-	for i, name := range services {
+	for i, name := range serviceNames() {
 		addr, err := d.httpAddr(i)
 		if err != nil {
 			return err
@@ -270,7 +276,7 @@ func (d *devStack) prefix(name string) string {
 		return p
 	}
 	colours := []string{"36", "32", "33", "35", "34"}
-	for i, s := range services {
+	for i, s := range serviceNames() {
 		if s == name {
 			return "\x1b[" + colours[i%len(colours)] + "m" + p + "\x1b[0m"
 		}
@@ -308,37 +314,52 @@ type child struct {
 func startChild(name, path string, env []string, addr, prefix string, out *lockedWriter, exited chan<- *child) (*child, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pipe for %s's output: %w", name, err)
 	}
 	cmd := exec.Command(path)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = w, w
-	// A process group of its own: a terminal's Ctrl-C reaches only dev,
-	// which then stops the services in order.
+	// SIGKILL when dev dies, so that no service outlives it; a process
+	// group of its own, so that a terminal's Ctrl-C reaches only dev, which
+	// then stops the services in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	w.Close()
 	c := &child{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), tail: &logTail{max: 20}}
 	lines := make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		// Linux sends the parent-death signal when the thread that started
+		// the child ends, not the process (go.dev/issue/27505): start and
+		// wait from a goroutine locked to its thread, never unlocked, so
+		// the thread lives exactly as long as the child.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		c.err = cmd.Wait()
+		<-lines
+		close(c.done)
+		exited <- c
+	}()
+	err = <-started
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	go func() {
 		defer close(lines)
+		defer r.Close()
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			c.tail.add(sc.Text())
 			out.printf("%s%s\n", prefix, sc.Text())
 		}
-		r.Close()
-	}()
-	go func() {
-		c.err = cmd.Wait()
-		<-lines
-		close(c.done)
-		exited <- c
+		// A line longer than the buffer ends the scan: keep draining, so
+		// that the child never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, r)
 	}()
 	return c, nil
 }

@@ -3,22 +3,45 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/datamill/datamill/pkg/testkit"
 )
+
+// devBin is where every test's `datamill dev` builds the services: one
+// directory for the whole test run, so that only the first build links and
+// the others find the binaries up to date.
+var devBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "datamill-dev-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	devBin = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -26,77 +49,142 @@ func freePort(t *testing.T) string {
 	return port
 }
 
-// startDev runs `datamill dev` with args on free ports and returns the
-// endpoints it printed once it said ready, and a stop function returning
-// run's error.
-func startDev(t *testing.T, extra ...string) (map[string]string, []string, func() error) {
+// devRun is a `datamill dev` running in a test.
+type devRun struct {
+	endpoints map[string]string
+	services  map[string]devService
+	done      chan error
+	cancel    context.CancelFunc
+}
+
+type devService struct {
+	addr string
+	pid  int
+}
+
+// startDev runs `datamill dev` with args on free ports, in an environment
+// of the Go toolchain's variables plus env, waits until it prints ready, and
+// reads the endpoints and services it printed.
+func startDev(t *testing.T, env []string, extra ...string) *devRun {
 	t.Helper()
-	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", t.TempDir()}, extra...)
+	dir := t.TempDir()
+	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", dir}, extra...)
 	ctx, cancel := context.WithCancel(t.Context())
+	d := &devRun{endpoints: map[string]string{}, services: map[string]devService{}, done: make(chan error, 1), cancel: cancel}
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, args, []string{"PATH=" + getenv("PATH"), "HOME=" + getenv("HOME"), "GOCACHE=" + getenv("GOCACHE"), "GOPATH=" + getenv("GOPATH"), "GOFLAGS=" + getenv("GOFLAGS")}, pw, io.Discard)
+		err := run(ctx, args, append(toolchainEnv(), env...), pw, io.Discard)
 		pw.CloseWithError(err)
-		done <- err
+		d.done <- err
 	}()
-	endpoints := map[string]string{}
-	var metrics []string
+	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz"
+	serviceLine := regexp.MustCompile(`^# (\w+) \(pid (\d+)\): http://([^/]+)/metrics`)
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			switch {
-			case line == "ready":
+			if m := serviceLine.FindStringSubmatch(line); m != nil {
+				pid, _ := strconv.Atoi(m[2])
+				d.services[m[1]] = devService{addr: m[3], pid: pid}
+				continue
+			}
+			if line == "ready" {
 				close(ready)
-			case strings.HasPrefix(line, "# "):
-				if i := strings.Index(line, "http://"); i >= 0 {
-					metrics = append(metrics, strings.Fields(line[i:])[0])
-				}
-			case strings.Contains(line, "=") && !strings.Contains(line, " "):
-				k, v, _ := strings.Cut(line, "=")
-				endpoints[k] = v
+				break
+			}
+			if k, v, ok := strings.Cut(line, "="); ok && !strings.Contains(line, " ") {
+				d.endpoints[k] = v
 			}
 		}
+		// Keep draining: the services log until they stop.
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	select {
 	case <-ready:
-	case err := <-done:
+	case err := <-d.done:
+		d.done <- err
 		t.Fatalf("datamill dev ended before ready: %v", err)
 	case <-time.After(120 * time.Second):
 		cancel()
 		t.Fatal("datamill dev not ready within 120 s")
 	}
-	var stopped bool
-	var runErr error
-	stop := func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(60 * time.Second):
-				t.Fatal("datamill dev did not stop within 60 s")
-			}
-		}
-		return runErr
+	t.Cleanup(func() { _ = d.stop(t) })
+	return d
+}
+
+// stop is Ctrl-C: it ends run's context and returns run's error.
+func (d *devRun) stop(t *testing.T) error {
+	t.Helper()
+	d.cancel()
+	return d.wait(t)
+}
+
+// wait returns run's error once it returned.
+func (d *devRun) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("datamill dev did not stop within 60 s")
+		return nil
 	}
-	t.Cleanup(func() { _ = stop() })
-	return endpoints, metrics, stop
+}
+
+// addrs are every address the stack listens on: the broker, the registry,
+// PostgreSQL when dev started it, and the services.
+func (d *devRun) addrs(t *testing.T) []string {
+	t.Helper()
+	addrs := []string{d.endpoints["KAFKA_BROKERS"]}
+	u, err := url.Parse(d.endpoints["SCHEMA_REGISTRY_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs = append(addrs, u.Host)
+	cfg, err := pgx.ParseConfig(d.endpoints["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs = append(addrs, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	for _, s := range d.services {
+		addrs = append(addrs, s.addr)
+	}
+	return addrs
+}
+
+// assertGone fails the test when any of addrs still accepts connections or
+// a service process still exists.
+func (d *devRun) assertGone(t *testing.T, addrs []string) {
+	t.Helper()
+	for _, addr := range addrs {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still listens after dev stopped", addr)
+		}
+	}
+	for name, s := range d.services {
+		if err := syscall.Kill(s.pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("%s (pid %d) still exists after dev stopped (kill 0: %v)", name, s.pid, err)
+		}
+	}
 }
 
 func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
-	endpoints, metrics, stop := startDev(t)
+	d := startDev(t, nil)
 	for _, k := range []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATABASE_URL"} {
-		if endpoints[k] == "" {
-			t.Fatalf("dev printed no %s: %v", k, endpoints)
+		if d.endpoints[k] == "" {
+			t.Fatalf("dev printed no %s: %v", k, d.endpoints)
 		}
 	}
 	ctx := t.Context()
 
 	// A Kafka client produces and consumes on the printed broker.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(endpoints["KAFKA_BROKERS"]), kgo.ConsumeTopics("raw.users"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.endpoints["KAFKA_BROKERS"]), kgo.ConsumeTopics("raw.users"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -112,63 +200,116 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 	}
 
 	// So does kcat, a client of another implementation.
-	kcatRoundTrip(t, endpoints["KAFKA_BROKERS"])
+	kcatRoundTrip(t, d.endpoints["KAFKA_BROKERS"])
 
-	// The registry answers.
-	resp, err := http.Get(endpoints["SCHEMA_REGISTRY_URL"] + "/subjects")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /subjects = %v, %v", resp, err)
-	}
-	resp.Body.Close()
-
-	// PostgreSQL answers.
-	conn, err := pgx.Connect(ctx, endpoints["DATABASE_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var one int
-	if err := conn.QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
-		t.Fatalf("select 1 = %d, %v", one, err)
-	}
-	conn.Close(ctx)
+	// The registry and PostgreSQL answer.
+	checkRegistry(t, d.endpoints["SCHEMA_REGISTRY_URL"])
+	checkPostgres(t, d.endpoints["DATABASE_URL"])
 
 	// Every service is ready.
-	if len(metrics) != len(services) {
-		t.Fatalf("dev printed %d service endpoints, want %d: %v", len(metrics), len(services), metrics)
+	if len(d.services) != len(serviceNames()) {
+		t.Fatalf("dev printed %d services, want %d: %v", len(d.services), len(serviceNames()), d.services)
 	}
-	var addrs []string
-	for _, m := range metrics {
-		addr := strings.TrimSuffix(strings.TrimPrefix(m, "http://"), "/metrics")
-		addrs = append(addrs, addr)
-		resp, err := http.Get("http://" + addr + "/readyz")
+	for _, name := range serviceNames() {
+		s, ok := d.services[name]
+		if !ok {
+			t.Errorf("dev printed no endpoint for %s", name)
+			continue
+		}
+		resp, err := http.Get("http://" + s.addr + "/readyz")
 		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s/readyz = %v, %v; want 200", addr, resp, err)
+			t.Errorf("GET %s/readyz = %v, %v; want 200", s.addr, resp, err)
 			continue
 		}
 		resp.Body.Close()
 	}
 
-	if err := stop(); err != nil {
+	addrs := d.addrs(t)
+	if err := d.stop(t); err != nil {
 		t.Fatalf("dev after Ctrl-C: %v", err)
 	}
-	for _, addr := range append(addrs, endpoints["KAFKA_BROKERS"]) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			t.Errorf("%s still listens after dev stopped", addr)
-		}
-	}
+	d.assertGone(t, addrs)
 }
 
 func TestDevInfraOnly(t *testing.T) {
-	endpoints, metrics, stop := startDev(t, "--infra-only")
-	if len(metrics) != 0 {
-		t.Errorf("--infra-only started services: %v", metrics)
+	d := startDev(t, nil, "--infra-only")
+	if len(d.services) != 0 {
+		t.Errorf("--infra-only started services: %v", d.services)
 	}
-	if endpoints["KAFKA_BROKERS"] == "" || endpoints["DATABASE_URL"] == "" {
-		t.Errorf("endpoints = %v", endpoints)
-	}
-	if err := stop(); err != nil {
+	checkRegistry(t, d.endpoints["SCHEMA_REGISTRY_URL"])
+	checkPostgres(t, d.endpoints["DATABASE_URL"])
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.endpoints["KAFKA_BROKERS"]))
+	if err != nil {
 		t.Fatal(err)
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(t.Context())
+	cl.Close()
+	if err != nil || !topics.Has("raw.users") || !topics.Has("dlq.users") {
+		t.Errorf("topics = %v, %v; want the users pipeline's", topics.Names(), err)
+	}
+	addrs := d.addrs(t)
+	if err := d.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	d.assertGone(t, addrs)
+}
+
+func TestDevStopsWhenAServiceDies(t *testing.T) {
+	d := startDev(t, nil)
+	victim := d.services["cleaner"]
+	addrs := d.addrs(t)
+	if err := syscall.Kill(victim.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := d.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "cleaner exited unexpectedly") {
+		t.Fatalf("dev after the cleaner died = %v, want an error naming it", err)
+	}
+	d.assertGone(t, addrs)
+}
+
+func TestDevUsesDatabaseURL(t *testing.T) {
+	db := testkit.Postgres(t)
+	d := startDev(t, []string{"DATABASE_URL=" + db})
+	if got := d.endpoints["DATABASE_URL"]; got != db {
+		t.Errorf("dev printed DATABASE_URL=%s, want the one it was given, %s", got, db)
+	}
+	for name, s := range d.services {
+		resp, err := http.Get("http://" + s.addr + "/readyz")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: GET /readyz = %v, %v; want 200", name, resp, err)
+			continue
+		}
+		resp.Body.Close()
+	}
+	if err := d.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	checkPostgres(t, db) // dev leaves a server it did not start alone
+}
+
+func checkRegistry(t *testing.T, registry string) {
+	t.Helper()
+	resp, err := http.Get(registry + "/subjects")
+	if err != nil {
+		t.Fatalf("GET %s/subjects: %v", registry, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/subjects = %s, want 200", registry, resp.Status)
+	}
+}
+
+func checkPostgres(t *testing.T, dbURL string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var one int
+	if err := conn.QueryRow(t.Context(), "select 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("select 1 = %d, %v", one, err)
 	}
 }
 
@@ -184,9 +325,41 @@ func TestUsageErrors(t *testing.T) {
 	if err := run(t.Context(), []string{"help"}, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "dev") {
 		t.Errorf("help = %v, %q", err, out.String())
 	}
+	out.Reset()
+	if err := run(t.Context(), []string{"help", "dev"}, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "-infra-only") {
+		t.Errorf("help dev = %v, %q; want dev's flags", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), nil, nil, io.Discard, &out); err != errUsage || !strings.Contains(out.String(), "commands:") {
+		t.Errorf("run() = %v, %q; want a usage error with the usage on stderr", err, out.String())
+	}
+	if err := run(t.Context(), []string{"dev", "extra"}, nil, io.Discard, io.Discard); err != errUsage {
+		t.Errorf("run(dev extra) = %v, want a usage error", err)
+	}
 }
 
-func getenv(k string) string { return os.Getenv(k) }
+func TestDevReadyTimeoutNamesTheService(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", dir, "--ready-timeout", "1ns"}
+	err := run(t.Context(), args, toolchainEnv(), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "extractor not ready") {
+		t.Fatalf("dev with no time to get ready = %v, want an error naming the extractor", err)
+	}
+}
+
+// toolchainEnv is the environment dev needs to build the services.
+func toolchainEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "GOCACHE", "GOPATH", "GOMODCACHE", "GOFLAGS", "GOPROXY"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
 
 // kcatRoundTrip produces a record with kcat and reads it back. kcat is a
 // test dependency (.ci/run installs it): missing, it skips locally and fails
@@ -215,7 +388,8 @@ func kcatRoundTrip(t *testing.T, brokers string) {
 // into the stack of `datamill dev` and follows it through the cleaner and
 // the loader into PostgreSQL.
 func TestPipelineFromFileToTable(t *testing.T) {
-	endpoints, _, stop := startDev(t)
+	d := startDev(t, nil)
+	endpoints := d.endpoints
 	csv := filepath.Join(t.TempDir(), "users.csv")
 	data := "id,age,gender,country,email,signup_date,monthly_spend\n" +
 		"1,30,F,FR,ada@example.org,2023-01-02,12.50\n" +
@@ -273,7 +447,7 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	if got != want {
 		t.Fatalf("users table:\n got %s\nwant %s", got, want)
 	}
-	if err := stop(); err != nil {
+	if err := d.stop(t); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,7 +5,7 @@
 //	datamill gen users [flags]      generate realistic (dirty) users
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill tail <topic> [flags]   print a topic as JSON lines
-//	datamill help                   this help
+//	datamill help [command]         this help, or a command's flags
 package main
 
 import (
@@ -49,19 +49,29 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return errUsage
+	}
+	name, help := args[0], false
+	switch {
+	case name == "help" && len(args) > 1:
+		name, help = args[1], true
+	case name == "help" || name == "-h" || name == "--help":
 		usage(stdout)
-		if len(args) == 0 {
-			return errUsage
-		}
 		return nil
 	}
 	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], environ, stdout, stderr)
+		if c.name != name {
+			continue
 		}
+		if help {
+			// `datamill help dev` is `datamill dev -h`, on stdout.
+			return c.run(ctx, []string{"-h"}, environ, stdout, stdout)
+		}
+		return c.run(ctx, args[1:], environ, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "datamill: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "datamill: unknown command %q\n\n", name)
 	usage(stderr)
 	return errUsage
 }
@@ -72,5 +82,5 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\n`datamill <command> -h` describes a command's flags.")
+	fmt.Fprintln(w, "\n`datamill help <command>` or `datamill <command> -h` describes a command's flags.")
 }

@@ -5,11 +5,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/testkit"
 )
 
 func TestAwaitHoldsReadinessUntilEveryProbePasses(t *testing.T) {
@@ -77,4 +83,76 @@ func TestRunAllStopsTheOthersOnAFailure(t *testing.T) {
 	if !errors.Is(err, boom) || !stopped.Load() {
 		t.Errorf("RunAll = %v (other stopped: %v), want boom and the other stopped", err, stopped.Load())
 	}
+}
+
+func TestConnectWaitsForTheEmbeddedStack(t *testing.T) {
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	db := pg.Config{URL: testkit.Postgres(t)}
+	reg, err := p.Connect(t.Context(), kafka.Config{Brokers: testkit.Kafka(t)}, serde.Config{RegistryURL: testkit.Registry(t)}, &db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg == nil {
+		t.Fatal("Connect returned no registry client")
+	}
+	code, body := readyz(t, p.Telemetry.Addr())
+	if code != http.StatusOK {
+		t.Errorf("/readyz = %d %s, want 200", code, body)
+	}
+	for _, c := range []string{"kafka", "schema_registry", "postgres"} {
+		if !strings.Contains(body, `"name":"`+c+`"`) {
+			t.Errorf("/readyz does not name %s: %s", c, body)
+		}
+	}
+}
+
+func TestProbesKeepAnUnreachableDependencyNotReady(t *testing.T) {
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	brokers := testkit.Kafka(t)
+	closed := testkit.FreeAddr(t) // nothing listens there any more
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Connect(ctx, kafka.Config{Brokers: brokers}, serde.Config{RegistryURL: "http://" + closed}, nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := readyz(t, p.Telemetry.Addr())
+		if code == http.StatusServiceUnavailable && strings.Contains(body, `"name":"schema_registry","ready":false,"reason":"`) &&
+			strings.Contains(body, `"name":"kafka","ready":true`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %s, want 503 with kafka ready and the registry not, with a reason", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "schema_registry") {
+		t.Errorf("Connect after cancel = %v, want an error naming schema_registry", err)
+	}
+}
+
+func readyz(t *testing.T, addr string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }

@@ -1,13 +1,18 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,48 +49,131 @@ func Stack(t testing.TB, db bool) []string {
 // Run is the signature of a service's run function.
 type Run func(ctx context.Context, args, environ []string, stdout io.Writer) error
 
-// ServeUntilReady runs a service's run with environ plus a free HTTP_ADDR,
-// waits until its /readyz answers 200, then ends its context and checks
-// that run returns nil: the service starts, becomes ready and stops
-// cleanly.
-func ServeUntilReady(t *testing.T, run Run, environ []string) {
+// Service is a service's run function running in a test.
+type Service struct {
+	// Addr is the host:port its telemetry server bound.
+	Addr string
+	log  *serviceLog
+	stop context.CancelFunc
+	done chan error
+}
+
+// Serve runs a service's run with environ plus HTTP_ADDR=127.0.0.1:0,
+// learns the address the telemetry server bound from the "starting" line
+// the service logs, and waits until its /readyz answers 200. The service
+// is stopped in t.Cleanup unless Stop was called.
+func Serve(t testing.TB, run Run, environ []string) *Service {
 	t.Helper()
-	addr := FreeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, append(environ, "HTTP_ADDR="+addr), io.Discard) }()
-	deadline := time.Now().Add(60 * time.Second)
+	s := &Service{log: &serviceLog{addr: make(chan string, 1)}, stop: cancel, done: make(chan error, 1)}
+	// The address is read from the log, so the log must be JSON and at
+	// least at info; later variables win over the caller's.
+	env := append(slices.Clone(environ), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "LOG_LEVEL=info")
+	go func() { s.done <- run(ctx, nil, env, s.log) }()
+	t.Cleanup(func() { _ = s.Stop(t) })
+
+	deadline := time.After(60 * time.Second)
+	select {
+	case s.Addr = <-s.log.addr:
+	case err := <-s.done:
+		s.done <- err
+		t.Fatalf("run returned before it served: %v\n%s", err, s.log.tail())
+	case <-deadline:
+		t.Fatalf("no telemetry address logged within 60 s:\n%s", s.log.tail())
+	}
+	var last string
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := http.Get("http://" + s.Addr + "/readyz")
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return s
 			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		} else {
+			last = err.Error()
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("run returned before it was ready: %v", err)
-		default:
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("run returned before it was ready: %v\n%s", err, s.log.tail())
+		case <-deadline:
+			t.Fatalf("GET http://%s/readyz not 200 within 60 s (last: %s)\n%s", s.Addr, last, s.log.tail())
+		case <-time.After(50 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET http://%s/readyz not 200 within 60 s (last: %v)", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
+}
+
+// Stop ends the service's context and returns run's error; it fails the
+// test when run does not return within 30 s.
+func (s *Service) Stop(t testing.TB) error {
+	t.Helper()
+	s.stop()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after shutdown: %v", err)
-		}
+	case err := <-s.done:
+		s.done <- err
+		return err
 	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return within 30 s of shutdown")
+		t.Fatalf("run did not return within 30 s of shutdown:\n%s", s.log.tail())
+		return nil
 	}
-	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
-		t.Errorf("%s still serves after shutdown", addr)
+}
+
+// ServeUntilReady serves a service (see Serve) until it is ready, then
+// ends its context and checks that run returns nil and that its telemetry
+// server is closed: the service starts, becomes ready and stops cleanly.
+func ServeUntilReady(t *testing.T, run Run, environ []string) {
+	t.Helper()
+	s := Serve(t, run, environ)
+	if err := s.Stop(t); err != nil {
+		t.Fatalf("run after shutdown: %v\n%s", err, s.log.tail())
 	}
+	if resp, err := http.Get("http://" + s.Addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("%s still serves after shutdown", s.Addr)
+	}
+}
+
+// serviceLog is a service's stdout in a test: it keeps the last lines for
+// failure messages and reports the http_addr of the first line naming one.
+type serviceLog struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+	addr    chan string
+	found   bool
+}
+
+func (l *serviceLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(l.partial[:i])
+		l.partial = l.partial[i+1:]
+		if len(l.lines) == 20 {
+			l.lines = l.lines[1:]
+		}
+		l.lines = append(l.lines, line)
+		var entry struct {
+			HTTPAddr string `json:"http_addr"`
+		}
+		if !l.found && json.Unmarshal([]byte(line), &entry) == nil && entry.HTTPAddr != "" {
+			l.found = true
+			l.addr <- entry.HTTPAddr
+		}
+	}
+}
+
+func (l *serviceLog) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }
 
 // Documented fails the test when README.md at the repository root does not
