@@ -140,7 +140,7 @@ func TestPostgresRefusesForeignDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := findPostgres("/usr/lib/postgresql"); err != nil {
+	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
 		t.Skip(err)
 	}
 	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
