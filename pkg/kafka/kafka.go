@@ -3,7 +3,9 @@
 //
 // Every datamill process connects through Opts, so TLS, SASL and logging are
 // set up in one place. Topics are named <step>.<dataset>: raw.users,
-// clean.users, persisted.users, scored.users, dlq.users, plus eco.samples.
+// clean.users, persisted.users, scored.users, dlq.users, plus eco.samples;
+// a stage that keeps state per partition writes its changelog to the
+// compacted topic _state.<stage>.<dataset>.
 package kafka
 
 import (
@@ -152,6 +154,10 @@ const EcoSamples = "eco.samples"
 // Topic names the topic of a step for a dataset, e.g. Topic(Raw, "users").
 func Topic(step, dataset string) string { return step + "." + dataset }
 
+// StateTopic names the compacted changelog of a stage's state for a
+// dataset, e.g. StateTopic("cleaner", "users") is _state.cleaner.users.
+func StateTopic(stage, dataset string) string { return "_state." + stage + "." + dataset }
+
 // PipelineTopics lists every topic the pipeline uses for the datasets.
 func PipelineTopics(datasets ...string) []string {
 	topics := []string{EcoSamples}
@@ -167,11 +173,52 @@ func PipelineTopics(datasets ...string) []string {
 // count and replication factor, and returns once every topic has a leader
 // for each partition. Existing topics are left as they are.
 func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config, topics ...string) error {
+	return ensure(ctx, kadm.NewClient(cl), cfg.Partitions, cfg.ReplicationFactor, nil, topics...)
+}
+
+// EnsureCompacted makes sure topic exists as a compacted topic with the
+// partition count of like: the changelog of state kept per partition of
+// like. It fails when topic exists with another partition count.
+func EnsureCompacted(ctx context.Context, cl *kgo.Client, cfg Config, topic, like string) error {
 	adm := kadm.NewClient(cl)
+	partitions := func(topic string) (int, error) {
+		// One topic at a time: asking for a missing topic among others
+		// stalls on the client's metadata retries.
+		details, err := adm.ListTopics(ctx, topic)
+		if err == nil {
+			err = details[topic].Err
+		}
+		if err != nil {
+			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+		}
+		return len(details[topic].Partitions), nil
+	}
+	want, err := partitions(like)
+	if err != nil {
+		return err
+	}
+	compact := "compact"
+	if err := ensure(ctx, adm, int32(want), cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &compact}, topic); err != nil {
+		return err
+	}
+	got, err := partitions(topic)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("topic %s has %d partitions, but it keeps the state of %s's %d: delete it or give them the same count",
+			topic, got, like, want)
+	}
+	return nil
+}
+
+// ensure creates the topics that do not exist yet and waits for their
+// leaders.
+func ensure(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, configs map[string]*string, topics ...string) error {
 	var resp kadm.CreateTopicResponses
 	var err error
 	for attempt := 1; ; attempt++ {
-		resp, err = adm.CreateTopics(ctx, cfg.Partitions, cfg.ReplicationFactor, nil, topics...)
+		resp, err = adm.CreateTopics(ctx, partitions, replication, configs, topics...)
 		if err == nil || attempt == 10 || ctx.Err() != nil {
 			break
 		}

@@ -81,3 +81,47 @@ func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
 		t.Fatalf("produce to the created topic: %v", err)
 	}
 }
+
+func TestEnsureCompactedFollowsThePartitionsOfItsInput(t *testing.T) {
+	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 5, ReplicationFactor: -1}
+	cl, err := NewClient(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	in, state := testkit.Name(t, "in"), testkit.Name(t, "state")
+	if err := EnsureCompacted(ctx, cl, cfg, state, in); err == nil {
+		t.Fatal("EnsureCompacted for a missing input topic succeeded")
+	}
+	if err := EnsureTopics(ctx, cl, cfg, in); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Partitions = 2 // the state topic follows the input, not the default
+	for range 2 {
+		if err := EnsureCompacted(ctx, cl, cfg, state, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(cl)
+	details, err := adm.ListTopics(ctx, state)
+	if err != nil || len(details[state].Partitions) != 5 {
+		t.Fatalf("state topic: %d partitions (%v), want 5", len(details[state].Partitions), err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := ""
+	for _, c := range configs {
+		for _, kv := range c.Configs {
+			if kv.Key == "cleanup.policy" && kv.Value != nil {
+				policy = *kv.Value
+			}
+		}
+	}
+	if policy != "compact" {
+		t.Errorf("cleanup.policy = %q, want compact", policy)
+	}
+}

@@ -28,6 +28,17 @@
 // On shutdown (the context passed to Run ends) the runner stops polling,
 // finishes and commits the batch in flight, and leaves the group.
 //
+// # Duplicates
+//
+// A Spec with a Digest drops the outputs that repeat the last output
+// committed for their key and counts their inputs as duplicates, so that
+// in = out + dead letters + duplicates still holds. The last digest of
+// every key is state of the input partition: it is written to partition p
+// of a compacted changelog topic in the same transaction as the batch that
+// changed it, read back when a member first handles partition p, and
+// forgotten when p is revoked. A crash or rebalance therefore never keeps
+// the digest of an output that was not committed, nor loses one that was.
+//
 // # Errors
 //
 // Classify sorts errors into two classes.

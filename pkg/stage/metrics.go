@@ -61,6 +61,7 @@ type Counts struct {
 type count struct {
 	in, out, duplicates int
 	deadReasons         []string // first reason of each dead letter
+	state               changes  // Spec.Digest's state changes
 }
 
 func (m *Metrics) committed(stage, dataset string, c count) {

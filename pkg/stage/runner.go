@@ -93,6 +93,8 @@ type Message[T any] struct {
 type Output[T any] struct {
 	Key   []byte
 	Value T
+
+	from int // 1 + the index of the input it was made from, set by PerRecord
 }
 
 // Rejection dead-letters the input at Index in the batch for Reasons.
@@ -130,7 +132,10 @@ func PerRecord[In, Out any](fn Transform[In, Out]) Handler[In, Out] {
 			outs, err := fn(ctx, msg)
 			switch {
 			case err == nil:
-				res.Outputs = append(res.Outputs, outs...)
+				for _, out := range outs {
+					out.from = i + 1
+					res.Outputs = append(res.Outputs, out)
+				}
 			case Classify(err) == ClassPermanent:
 				res.Rejected = append(res.Rejected, Rejection{Index: i, Reasons: reasons(err)})
 			case Classify(err) == ClassDuplicate:
@@ -162,6 +167,17 @@ type Spec[In, Out any] struct {
 	// OnReady, when set, is told whether the runner is consuming (true) or
 	// paused by a failing dependency (false, with the reason).
 	OnReady func(ready bool, reason string)
+	// Digest, when set, drops every output whose digest equals that of the
+	// last output committed for its key, and counts its input as a
+	// duplicate when all of the input's outputs were dropped. The digests
+	// are kept per input partition in the compacted topic StateTopic,
+	// written in each batch's transaction (see dedupe). The Handler must
+	// be made by PerRecord.
+	Digest func(Out) string
+	// StateTopic is Digest's changelog; default
+	// kafka.StateTopic(Stage, Dataset), created with the input's
+	// partition count.
+	StateTopic string
 }
 
 // Runner runs one Spec. Build it with NewRunner and call Run once.
@@ -175,6 +191,8 @@ type Runner[In, Out any] struct {
 
 	mu     sync.Mutex
 	counts Counts
+
+	dedupe *dedupe // nil without Spec.Digest
 
 	// beforeCommit, when set by a test, runs after a batch's outputs are
 	// produced and before its transaction commits.
@@ -213,6 +231,9 @@ func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, l
 	if spec.OnReady == nil {
 		spec.OnReady = func(bool, string) {}
 	}
+	if spec.Digest != nil && spec.StateTopic == "" {
+		spec.StateTopic = kafka.StateTopic(spec.Stage, spec.Dataset)
+	}
 	return &Runner[In, Out]{
 		spec:    spec,
 		cfg:     cfg,
@@ -235,8 +256,9 @@ func (r *Runner[In, Out]) TransactionalID() string {
 	return r.spec.Group + "-" + r.cfg.InstanceID
 }
 
-// Run consumes until ctx ends, then finishes and commits the batch in
-// flight, leaves the group and returns nil. It returns an error when the
+// Run creates the stage's topics that do not exist yet, then consumes
+// until ctx ends, finishes and commits the batch in flight, leaves the
+// group and returns nil. It returns an error when the
 // stage must stop: a dead-letter flood, a fenced or failed producer, or
 // an output that cannot be encoded.
 func (r *Runner[In, Out]) Run(ctx context.Context) error {
@@ -245,6 +267,13 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		return err
 	}
 	stage, ds := r.spec.Stage, r.spec.Dataset
+	if r.spec.Digest != nil {
+		r.dedupe = &dedupe{topic: r.spec.StateTopic, kafka: r.kafka, log: r.log, parts: map[int32]map[string]string{}}
+		opts = append(opts, kgo.RecordPartitioner(statePartitioner{
+			topic: r.spec.StateTopic,
+			def:   kgo.UniformBytesPartitioner(64<<10, true, true, nil), // franz-go's default
+		}))
+	}
 	opts = append(opts,
 		kgo.ConsumerGroup(r.spec.Group),
 		kgo.ConsumeTopics(r.spec.Input),
@@ -263,12 +292,14 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 			for _, p := range rv[r.spec.Input] {
 				r.metrics.dropLag(stage, ds, p)
 			}
+			r.forget(rv[r.spec.Input])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) {
 			r.log.Warn("partitions lost", zap.Int32s("partitions", l[r.spec.Input]))
 			for _, p := range l[r.spec.Input] {
 				r.metrics.dropLag(stage, ds, p)
 			}
+			r.forget(l[r.spec.Input])
 		}),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
@@ -279,6 +310,14 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		sess.CloseAllowingRebalance()
 		r.log.Info("left the group", zap.String("group", r.spec.Group))
 	}()
+	if err := kafka.EnsureTopics(ctx, sess.Client(), r.kafka, r.spec.Input, r.spec.Output, r.spec.DeadLetters); err != nil {
+		return fmt.Errorf("%s %s: %w", stage, ds, err)
+	}
+	if r.dedupe != nil {
+		if err := kafka.EnsureCompacted(ctx, sess.Client(), r.kafka, r.spec.StateTopic, r.spec.Input); err != nil {
+			return fmt.Errorf("%s %s: state topic: %w", stage, ds, err)
+		}
+	}
 	r.log.Info("consuming", zap.String("group", r.spec.Group), zap.String("transactional_id", r.TransactionalID()))
 	r.spec.OnReady(true, "")
 
@@ -370,6 +409,9 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 		r.log.Info("batch aborted by a rebalance; the partition's owner replays it", zap.Int("batch_size", len(recs)))
 		return nil
 	}
+	if r.dedupe != nil {
+		r.dedupe.commit(c.state)
+	}
 	r.flood.add(c.in, len(c.deadReasons))
 	r.metrics.committed(stage, ds, c)
 	r.metrics.batchSize.WithLabelValues(stage, ds).Observe(float64(len(recs)))
@@ -387,6 +429,11 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 // process decodes, handles and produces one batch inside the open
 // transaction.
 func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (count, error) {
+	if r.dedupe != nil {
+		if err := r.dedupe.load(ctx, recs); err != nil {
+			return count{}, &transientError{1, err}
+		}
+	}
 	msgs := make([]Message[In], 0, len(recs))
 	from := make([]*kgo.Record, 0, len(recs)) // from[i] is msgs[i]'s record
 	var dead []deadLetter
@@ -428,7 +475,17 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 			r.spec.Stage, r.spec.Dataset, ErrDeadLetterFlood, len(dead), len(recs), r.cfg.DLQMaxRate, r.cfg.DLQWindow)
 	}
 
-	c := count{in: len(recs), out: len(res.Outputs), duplicates: res.Duplicates}
+	c := count{in: len(recs)}
+	var state []*kgo.Record // the changelog records of Spec.Digest
+	if r.dedupe != nil {
+		var dups int
+		var err error
+		if res.Outputs, dups, state, c.state, err = keepNew(r.dedupe, res.Outputs, from, r.spec.Digest); err != nil {
+			return count{}, fmt.Errorf("%s %s: %w", r.spec.Stage, r.spec.Dataset, err)
+		}
+		res.Duplicates += dups
+	}
+	c.out, c.duplicates = len(res.Outputs), res.Duplicates
 	var (
 		produceMu  sync.Mutex
 		produceErr error
@@ -447,6 +504,9 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 			return count{}, fmt.Errorf("%s %s: encode output for %s: %w", r.spec.Stage, r.spec.Dataset, r.spec.Output, err)
 		}
 		sess.Produce(work, &kgo.Record{Topic: r.spec.Output, Key: out.Key, Value: b}, promise)
+	}
+	for _, rec := range state {
+		sess.Produce(work, rec, promise)
 	}
 	now := time.Now()
 	for _, d := range dead {
@@ -525,6 +585,13 @@ func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
 		if !sleep(ctx, r.cfg.RetryBackoff<<(attempt-1)) {
 			return &transientError{attempts: attempt, err: err}
 		}
+	}
+}
+
+// forget drops the state of partitions no longer owned.
+func (r *Runner[In, Out]) forget(partitions []int32) {
+	if r.dedupe != nil {
+		r.dedupe.forget(partitions)
 	}
 }
 

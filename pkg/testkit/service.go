@@ -204,3 +204,35 @@ func Documented(t *testing.T, cfg any) {
 		}
 	}
 }
+
+// WaitMetric waits up to 30 s until the /metrics page served on addr has
+// the series line "<series> <want>", e.g.
+// `datamill_stage_records_in_total{dataset="users",stage="cleaner"} 3`, and
+// fails the test with the page's matching lines when it does not.
+func WaitMetric(t testing.TB, addr, series, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	name, _, _ := strings.Cut(series, "{")
+	var seen []string
+	for {
+		seen = seen[:0]
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for line := range strings.Lines(string(body)) {
+				line = strings.TrimSpace(line)
+				if line == series+" "+want {
+					return
+				}
+				if strings.HasPrefix(line, name) {
+					seen = append(seen, line)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metric %s never was %s within 30 s (%v); saw:\n%s", series, want, err, strings.Join(seen, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

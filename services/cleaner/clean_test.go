@@ -26,7 +26,8 @@ func ptr(s string) *string { return &s }
 // TestCleansRawUsers runs the cleaner service on the embedded stack end to
 // end: valid rows come out typed and keyed by id, bad optional values are
 // nulled and flagged, rows without a usable id go to the dead letters with
-// the reason.
+// the reason, and a re-send of the same content in another form is dropped
+// and counted.
 func TestCleansRawUsers(t *testing.T) {
 	if testkit.RealBroker() {
 		t.Fatal("this test uses the fixed topic names of the users dataset: run it on the embedded broker")
@@ -35,7 +36,9 @@ func TestCleansRawUsers(t *testing.T) {
 	m := config.ToMap(env)
 	ctx := t.Context()
 	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
-	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	// Every input on partition 0, so that the re-send of user 1 is
+	// processed before user 6.
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +60,9 @@ func TestCleansRawUsers(t *testing.T) {
 		{ID: ptr("2"), Age: ptr("230"), Country: ptr("Atlantis"), LastLogin: ptr("2023-02-30")},
 		{ID: ptr("abc"), Age: ptr("40")},
 		{Age: ptr("50")},
+		// user 1 again, the same content written otherwise
+		{ID: ptr("1"), Age: ptr(" 31"), Gender: ptr("female"), Country: ptr("FR"), Email: ptr("ada@example.org"), SignupDate: ptr("2023-01-02"), MonthlySpend: ptr("12.50")},
+		{ID: ptr("6"), Age: ptr("60")},
 	}
 	for i := range inputs {
 		inputs[i].EventID, inputs[i].Source, inputs[i].IngestedAt = fmt.Sprintf("ev-%d", i), "test", at
@@ -64,18 +70,20 @@ func TestCleansRawUsers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw.users", Value: b}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw.users", Key: []byte("k"), Value: b}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	addr := testkit.FreeAddr(t)
 	go func() {
-		done <- run(runCtx, nil, append(env, "HTTP_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
+		done <- run(runCtx, nil, append(env, "HTTP_ADDR="+addr, "STAGE_INSTANCE_ID=t"), io.Discard)
 	}()
-	cleaned := testkit.Consume(t, kcfg.Brokers, "clean.users", 2)
+	cleaned := testkit.Consume(t, kcfg.Brokers, "clean.users", 3)
 	dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 2)
+	testkit.WaitMetric(t, addr, `datamill_stage_records_duplicates_total{dataset="users",stage="cleaner"}`, "1")
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("cleaner: %v", err)
@@ -86,6 +94,7 @@ func TestCleansRawUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	byID := map[int64]users.Clean{}
+	var ids []int64
 	for _, r := range cleaned {
 		var c users.Clean
 		if err := codec.Decode(r.Value, &c); err != nil {
@@ -95,7 +104,12 @@ func TestCleansRawUsers(t *testing.T) {
 			t.Errorf("clean record keyed %q, want its id %d", r.Key, c.ID)
 		}
 		byID[c.ID] = c
+		ids = append(ids, c.ID)
 	}
+	if slices.Sort(ids); fmt.Sprint(ids) != "[1 2 6]" {
+		t.Errorf("clean ids = %v, want [1 2 6]: the re-send of user 1 is a duplicate", ids)
+	}
+
 	one := byID[1]
 	if one.Gender == nil || *one.Gender != "female" || *one.Country != "FR" || *one.Email != "ada@example.org" ||
 		one.SignupDate == nil || !one.SignupDate.Equal(time.Date(2023, 1, 2, 0, 0, 0, 0, time.UTC)) ||

@@ -6,6 +6,13 @@
 // schemas/avro/<dataset>/raw.avsc and clean.avsc. Each batch's clean
 // records, dead letters and consumed offsets commit in one Kafka
 // transaction.
+//
+// A record whose clean content (its content_hash) equals the last one the
+// cleaner emitted for its key is dropped and counted as a duplicate: the
+// exact duplicates and unchanged re-sends of an export. The last hash of
+// every key is kept per input partition in the compacted topic
+// _state.cleaner.<dataset>, written in the same transactions, so the
+// check survives restarts and rebalances.
 package main
 
 import (
@@ -61,6 +68,7 @@ func clean(ctx context.Context, p *service.Process, cfg settings) error {
 			return err
 		}
 		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
+		spec.Digest = contentDigest
 		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)
 		if err != nil {
 			return err

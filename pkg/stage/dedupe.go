@@ -1,0 +1,162 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
+)
+
+// dedupe is the state behind Spec.Digest: for each input partition the
+// runner owns, the digest of the last output it committed for every key.
+//
+// The state of input partition p lives in partition p of a compacted
+// changelog topic, one record per key whose value is the digest. A batch
+// writes its changes to the changelog in its own transaction, so the
+// changelog moves exactly with the committed offsets; a partition's state
+// is read back from it (read_committed) the first time a batch holds the
+// partition after an assignment, and forgotten when the partition is
+// revoked or lost.
+//
+// Records of one key share an input partition (the contract), so the
+// partition that sees a key is the one that knows its last digest.
+type dedupe struct {
+	topic string
+	kafka kafka.Config
+	log   *zap.Logger
+
+	mu    sync.Mutex
+	parts map[int32]map[string]string // partition → key → digest
+}
+
+// changes are a batch's state changes: partition → key → digest.
+type changes map[int32]map[string]string
+
+// forget drops the state of partitions no longer owned.
+func (d *dedupe) forget(partitions []int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range partitions {
+		delete(d.parts, p)
+	}
+}
+
+// load reads the state of every partition in recs that is not loaded yet.
+func (d *dedupe) load(ctx context.Context, recs []*kgo.Record) error {
+	var missing []int32
+	d.mu.Lock()
+	for _, rec := range recs {
+		if _, ok := d.parts[rec.Partition]; !ok && !slices.Contains(missing, rec.Partition) {
+			missing = append(missing, rec.Partition)
+		}
+	}
+	d.mu.Unlock()
+	for _, p := range missing {
+		start := time.Now()
+		state, err := d.restore(ctx, p)
+		if err != nil {
+			return fmt.Errorf("restore partition %d of %s: %w", p, d.topic, err)
+		}
+		d.log.Info("state restored", zap.String("changelog", d.topic), zap.Int32("partition", p),
+			zap.Int("keys", len(state)), zap.Duration("took", time.Since(start)))
+		d.mu.Lock()
+		d.parts[p] = state
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+// restore reads partition p of the changelog.
+func (d *dedupe) restore(ctx context.Context, p int32) (map[string]string, error) {
+	state := map[string]string{}
+	err := kafka.ReadCommitted(ctx, d.kafka, d.log, d.topic, []int32{p}, func(rec *kgo.Record) {
+		if rec.Value == nil {
+			delete(state, string(rec.Key))
+		} else {
+			state[string(rec.Key)] = string(rec.Value)
+		}
+	})
+	return state, err
+}
+
+// keepNew drops the outputs whose digest equals the last one committed or
+// pending for their key on their input's partition. from[i] is the record
+// of input i. It returns the outputs kept, how many inputs had all their
+// outputs dropped, and the changelog records and state changes of the kept
+// ones.
+func keepNew[Out any](d *dedupe, outs []Output[Out], from []*kgo.Record, digest func(Out) string) ([]Output[Out], int, []*kgo.Record, changes, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pending := changes{}
+	var (
+		kept     []Output[Out]
+		records  []*kgo.Record
+		produced = map[int]int{} // input index → outputs kept
+		dropped  = map[int]int{} // input index → outputs dropped
+	)
+	for _, out := range outs {
+		if out.from < 1 || out.from > len(from) {
+			return nil, 0, nil, nil, errors.New("Spec.Digest needs a Handler made by PerRecord")
+		}
+		i := out.from - 1
+		p, key, sum := from[i].Partition, string(out.Key), digest(out.Value)
+		last, ok := pending[p][key]
+		if !ok {
+			last, ok = d.parts[p][key]
+		}
+		if ok && last == sum {
+			dropped[i]++
+			continue
+		}
+		if pending[p] == nil {
+			pending[p] = map[string]string{}
+		}
+		pending[p][key] = sum
+		kept = append(kept, out)
+		produced[i]++
+		records = append(records, &kgo.Record{Topic: d.topic, Partition: p, Key: out.Key, Value: []byte(sum)})
+	}
+	duplicates := 0
+	for i := range dropped {
+		if produced[i] == 0 {
+			duplicates++
+		}
+	}
+	return kept, duplicates, records, pending, nil
+}
+
+// commit applies a committed batch's changes to the partitions still owned.
+func (d *dedupe) commit(c changes) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p, keys := range c {
+		state, ok := d.parts[p]
+		if !ok {
+			continue
+		}
+		for k, v := range keys {
+			state[k] = v
+		}
+	}
+}
+
+// statePartitioner sends changelog records to the partition they name and
+// every other record where the default partitioner would.
+type statePartitioner struct {
+	topic string
+	def   kgo.Partitioner
+}
+
+func (s statePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == s.topic {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return s.def.ForTopic(topic)
+}
