@@ -129,7 +129,7 @@ func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, 
 	if err != nil {
 		return nil, err
 	}
-	values, keys, err := readRecords(ds, "demo:users.csv", &csv, ingest.CSV, io.Discard)
+	values, keys, err := readRecords(ds, "demo:users.csv", &csv, ingest.CSV, time.Now(), io.Discard)
 	if err != nil {
 		return nil, err
 	}

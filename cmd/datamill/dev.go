@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,6 +84,7 @@ type devStack struct {
 	out      *lockedWriter
 	colour   bool
 	children []*child
+	exited   chan *child // children that ended, restarted ones included
 }
 
 func (d *devStack) logf(format string, args ...any) {
@@ -154,13 +157,13 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		"SCHEMA_REGISTRY_URL=" + reg.URL(),
 		"DATABASE_URL=" + dbURL,
 	}
-	exited := make(chan *child, len(serviceNames()))
+	d.exited = make(chan *child, len(serviceNames()))
 	if !d.flags.infraOnly {
 		defer d.stopChildren()
 		if err := <-built; err != nil {
 			return err
 		}
-		if err := d.startServices(ctx, filepath.Join(dir, "bin"), endpoints, datasets, exited); err != nil {
+		if err := d.startServices(ctx, filepath.Join(dir, "bin"), endpoints, datasets); err != nil {
 			return err
 		}
 	}
@@ -185,23 +188,31 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- d.onReady(ctx, eps, svc) }()
-		select {
-		case err := <-done:
-			return err
-		case c := <-exited:
-			return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
+		for {
+			select {
+			case err := <-done:
+				return err
+			case c := <-d.exited:
+				if !c.killed.Load() {
+					return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
+				}
+			}
 		}
 	}
 
-	select {
-	case <-ctx.Done():
-		d.logf("stopping")
-		return nil
-	case c := <-exited:
-		if ctx.Err() != nil {
+	for {
+		select {
+		case <-ctx.Done():
+			d.logf("stopping")
 			return nil
+		case c := <-d.exited:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !c.killed.Load() {
+				return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
+			}
 		}
-		return fmt.Errorf("%s exited unexpectedly (%v); last lines:\n%s", c.name, c.err, c.tail.String())
 	}
 }
 
@@ -228,7 +239,7 @@ func (d *devStack) build(ctx context.Context, bin string) error {
 }
 
 // startServices starts the built services and waits until each is ready.
-func (d *devStack) startServices(ctx context.Context, bin string, endpoints, datasets []string, exited chan<- *child) error {
+func (d *devStack) startServices(ctx context.Context, bin string, endpoints, datasets []string) error {
 	for i, name := range serviceNames() {
 		addr, err := d.httpAddr(i)
 		if err != nil {
@@ -242,7 +253,7 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 			"RUN_ID="+cmpOr(d.env["RUN_ID"], "dev"),
 			"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
 		)
-		c, err := startChild(name, filepath.Join(bin, name), env, addr, d.prefix(name), d.out, exited)
+		c, err := startChild(name, filepath.Join(bin, name), env, addr, d.prefix(name), d.out, d.exited)
 		if err != nil {
 			return err
 		}
@@ -284,6 +295,26 @@ func (d *devStack) prefix(name string) string {
 	return p
 }
 
+// restart kills a service with SIGKILL, as a crash would, starts it again
+// as a supervisor would, and returns once the new process is ready.
+func (d *devStack) restart(ctx context.Context, name string) error {
+	i := slices.IndexFunc(d.children, func(c *child) bool { return c.name == name })
+	if i < 0 {
+		return fmt.Errorf("restart: no service %q", name)
+	}
+	old := d.children[i]
+	old.killed.Store(true)
+	_ = old.cmd.Process.Kill()
+	<-old.done
+	d.logf("%s killed (SIGKILL); starting it again", name)
+	c, err := startChild(name, old.cmd.Path, old.cmd.Env, old.addr, d.prefix(name), d.out, d.exited)
+	if err != nil {
+		return err
+	}
+	d.children[i] = c
+	return c.awaitReady(ctx, time.Now().Add(d.flags.readyTimeout))
+}
+
 // stopChildren sends SIGTERM to every child and waits; children still
 // running after 15 s are killed.
 func (d *devStack) stopChildren() {
@@ -309,6 +340,7 @@ type child struct {
 	done       chan struct{}
 	err        error
 	tail       *logTail
+	killed     atomic.Bool // by restart: its exit is expected
 }
 
 func startChild(name, path string, env []string, addr, prefix string, out *lockedWriter, exited chan<- *child) (*child, error) {

@@ -52,14 +52,21 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		return err
 	}
 
-	in, source := io.Reader(os.Stdin), "stdin"
+	in, source, at := io.Reader(os.Stdin), "stdin", time.Now()
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		in, source = f, "file:"+file
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		// A file's records are timed by the file: publishing an unchanged
+		// file again reproduces its events exactly, so nothing changes
+		// downstream.
+		in, source, at = f, "file:"+file, st.ModTime()
 	}
 	br := bufio.NewReaderSize(in, 1<<16)
 	f := ingest.FormatOf(file, peek(br))
@@ -69,7 +76,7 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		}
 	}
 
-	values, keys, err := readRecords(ds, source, br, f, stderr)
+	values, keys, err := readRecords(ds, source, br, f, at, stderr)
 	if err != nil {
 		return err
 	}
@@ -121,9 +128,9 @@ func peek(r *bufio.Reader) []byte {
 
 // readRecords reads and checks a whole source into raw records and their
 // keys. Later records of the source are newer: their ingestion times
-// follow their order, a microsecond apart.
-func readRecords(ds *ingest.Dataset, source string, r io.Reader, f ingest.Format, stderr io.Writer) ([]map[string]any, [][]byte, error) {
-	now := time.Now().Truncate(time.Microsecond)
+// follow their order from at, a microsecond apart.
+func readRecords(ds *ingest.Dataset, source string, r io.Reader, f ingest.Format, at time.Time, stderr io.Writer) ([]map[string]any, [][]byte, error) {
+	now := at.Truncate(time.Microsecond)
 	var values []map[string]any
 	var keys [][]byte
 	unknown := map[string]bool{}

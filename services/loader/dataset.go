@@ -36,6 +36,8 @@ func (d *dataset[C, P]) handler(pool *pgxpool.Pool) stage.Handler[C, P] {
 		rows := make([]sink.Row, len(batch))
 		for i := range batch {
 			rows[i] = d.row(&batch[i].Value)
+			o := batch[i].Origin
+			rows[i].Origin = fmt.Sprintf("%s/%d/%d", o.Topic, o.Partition, o.Offset)
 		}
 		var results []sink.Result
 		err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {

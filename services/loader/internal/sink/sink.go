@@ -1,13 +1,20 @@
 // Package sink writes batches of records into a PostgreSQL table,
 // idempotently, and says what it did with each.
 //
-// A batch is copied into a temporary staging table with COPY (no bind
-// parameters, whatever the batch size) and merged with one INSERT … ON
-// CONFLICT DO UPDATE. Within a batch, the newest event of each key wins
-// (by event time, then event id), so a key never reaches ON CONFLICT twice
-// in one statement (SQLSTATE 21000). A row changes only for an event newer
-// than the one it holds whose content differs. An event the table already
-// holds is recognised on replay and reported as applied again, so that the
+// A batch is applied as if its events came one at a time, in the order
+// they came, so that its outcome never depends on where batches begin and
+// end. The events of a batch are split into rounds, the k-th round
+// holding the k-th event of every key, so that no key reaches
+// ON CONFLICT twice in one statement (SQLSTATE 21000). Each round is copied
+// into a temporary staging table with COPY (no bind parameters, whatever
+// the batch size) and merged with one INSERT … ON CONFLICT DO UPDATE. A row
+// changes only for an event newer than the one it holds whose content
+// differs.
+//
+// Every applied event is written, in the same statement, to the ledger
+// table applied_events with the input record it came in (Row.Origin). A
+// row whose event and origin are found there is a replay of that record:
+// it is reported as applied again, with its first action, so that the
 // caller republishes what a crash may have kept from being published.
 package sink
 
@@ -59,6 +66,9 @@ type Row struct {
 	Source      *string
 	IngestedAt  time.Time
 	ContentHash string
+	// Origin names the input record the row came in, e.g. its
+	// topic/partition/offset: the same origin again is a replay.
+	Origin string
 }
 
 // Result is the outcome of one row of a batch.
@@ -78,13 +88,19 @@ type Result struct {
 // repeats are Unchanged.
 func (t *Table) Apply(ctx context.Context, tx pgx.Tx, rows []Row) ([]Result, error) {
 	unique, firsts, repeatOf := dedupe(rows)
-	results, err := t.apply(ctx, tx, unique)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]Result, len(rows))
-	for i, j := range firsts {
-		out[j] = results[i]
+	for _, round := range rounds(unique) {
+		batch := make([]Row, len(round))
+		for i, u := range round {
+			batch[i] = unique[u]
+		}
+		results, err := t.apply(ctx, tx, batch)
+		if err != nil {
+			return nil, err
+		}
+		for i, u := range round {
+			out[firsts[u]] = results[i]
+		}
 	}
 	for j, first := range repeatOf {
 		out[j] = Result{Action: Unchanged, Err: out[first].Err}
@@ -107,6 +123,22 @@ func dedupe(rows []Row) (unique []Row, firsts []int, repeatOf map[int]int) {
 		firsts = append(firsts, j)
 	}
 	return unique, firsts, repeatOf
+}
+
+// rounds returns, as indexes into rows, the first row of every key, then
+// the second, and so on, each key's rows in the order they came.
+func rounds(rows []Row) [][]int {
+	seen := map[any]int{} // key → rows of it so far
+	var out [][]int
+	for i, r := range rows {
+		n := seen[r.Values[0]]
+		seen[r.Values[0]] = n + 1
+		if n == len(out) {
+			out = append(out, nil)
+		}
+		out[n] = append(out[n], i)
+	}
+	return out
 }
 
 func (t *Table) apply(ctx context.Context, tx pgx.Tx, rows []Row) ([]Result, error) {
@@ -166,24 +198,25 @@ func isDataError(err error) bool {
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
-// applyBatch stages rows and merges them in one statement.
+// applyBatch stages rows, at most one per key, and merges them in one
+// statement.
 func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action, error) {
 	stage := "datamill_stage_" + t.Name
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`create temp table if not exists %s
-		(like %s including defaults, ord integer not null) on commit delete rows`, ident(stage), ident(t.Name))); err != nil {
+		(like %s including defaults, ord integer not null, origin text not null) on commit delete rows`, ident(stage), ident(t.Name))); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", t.Name, err)
 	}
 	if _, err := tx.Exec(ctx, "truncate "+ident(stage)); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", t.Name, err)
 	}
-	cols := append(append([]string{"ord"}, t.Columns...), "event_id", "source", "ingested_at", "content_hash", "created_event_id")
+	cols := append(append([]string{"ord", "origin"}, t.Columns...), "event_id", "source", "ingested_at", "content_hash", "created_event_id")
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		r := rows[i]
 		if len(r.Values) != len(t.Columns) {
 			return nil, fmt.Errorf("row %d has %d values for %d columns", i, len(r.Values), len(t.Columns))
 		}
 		vals := make([]any, 0, len(cols))
-		vals = append(vals, i)
+		vals = append(vals, i, r.Origin)
 		vals = append(vals, r.Values...)
 		return append(vals, r.EventID, r.Source, r.IngestedAt, r.ContentHash, r.EventID), nil
 	}))
@@ -202,34 +235,37 @@ func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action
 			sets = append(sets, fmt.Sprintf("%s = excluded.%s", ident(c), ident(c)))
 		}
 	}
-	// The outer query reads the table as it was before the insert (a data-
-	// modifying CTE's changes are invisible to its own statement): "before"
-	// tells replays, unchanged content and stale events apart.
+	// The statement reads the table and the ledger as they were before it
+	// (a data-modifying CTE's changes are invisible to its own statement):
+	// "before" tells unchanged content and stale events apart, "done" the
+	// events applied by an earlier attempt at the batch.
 	query := fmt.Sprintf(`
-with winners as (
-    select distinct on (%[1]s) * from %[2]s order by %[1]s, ingested_at desc, event_id desc
-), merged as (
+with merged as (
     insert into %[3]s (%[4]s)
-    select %[4]s from winners
+    select %[4]s from %[2]s
     on conflict (%[1]s) do update set %[5]s, updated_at = now()
     where (%[3]s.ingested_at, %[3]s.event_id) < (excluded.ingested_at, excluded.event_id)
       and %[3]s.content_hash <> excluded.content_hash
-    returning %[1]s, event_id, xmax = 0 as inserted
+    returning %[1]s, xmax = 0 as inserted
+), outcome as (
+    select s.ord, s.event_id, s.origin, m.%[1]s is not null as applied,
+        case
+            when m.%[1]s is not null then case when m.inserted then 'INSERTED' else 'UPDATED' end
+            when done.origin = s.origin then done.action
+            when (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id) then 'STALE'
+            else 'UNCHANGED'
+        end as action
+    from %[2]s s
+    left join merged m on m.%[1]s = s.%[1]s
+    left join applied_events done on done.table_name = $1 and done.event_id = s.event_id
+    left join %[3]s before on before.%[1]s = s.%[1]s
+), ledger as (
+    insert into applied_events (table_name, event_id, action, origin)
+    select $1, event_id, action, origin from outcome where applied
 )
-select s.ord,
-    case
-        when w.event_id <> s.event_id then 'STALE'
-        when m.%[1]s is not null then case when m.inserted then 'INSERTED' else 'UPDATED' end
-        when before.event_id = s.event_id then case when before.created_event_id = s.event_id then 'INSERTED' else 'UPDATED' end
-        when (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id) then 'STALE'
-        else 'UNCHANGED'
-    end
-from %[2]s s
-join winners w on w.%[1]s = s.%[1]s
-left join merged m on m.%[1]s = s.%[1]s
-left join %[3]s before on before.%[1]s = s.%[1]s`,
+select ord, action from outcome`,
 		key, ident(stage), table, strings.Join(insertCols, ", "), strings.Join(sets, ", "))
-	res, err := tx.Query(ctx, query)
+	res, err := tx.Query(ctx, query, t.Name)
 	if err != nil {
 		return nil, fmt.Errorf("merge into %s: %w", t.Name, err)
 	}

@@ -36,7 +36,7 @@ func row(id int64, m int, age int, country string) Row {
 	return Row{
 		Values:  []any{id, age, country, "10.00", []string{}},
 		EventID: fmt.Sprintf("ev-%d-%d", id, m), IngestedAt: t0.Add(time.Duration(m) * time.Minute),
-		ContentHash: fmt.Sprintf("%d/%s", age, country),
+		ContentHash: fmt.Sprintf("%d/%s", age, country), Origin: fmt.Sprintf("in/%d/%d", id, m),
 	}
 }
 
@@ -113,15 +113,44 @@ func TestApplyDecidesPerRecord(t *testing.T) {
 
 func TestApplyResolvesDuplicateKeysInOneBatch(t *testing.T) {
 	pool := setup(t)
-	// Three versions of user 7 in one batch: the newest wins whatever the
-	// order, instead of ON CONFLICT hitting the same row twice (21000).
+	// Three versions of user 7 in one batch, the oldest last: they are
+	// applied in the order they came, one round each, instead of ON
+	// CONFLICT hitting the same row twice (21000); the newest wins.
 	got := actions(apply(t, pool, row(7, 3, 33, "FR"), row(7, 5, 35, "FR"), row(7, 1, 31, "FR")))
-	want := []Action{Stale, Inserted, Stale}
+	want := []Action{Inserted, Updated, Stale}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("batch = %v, want %v", got, want)
 	}
-	if s := read(t, pool, 7); s.age != 35 {
-		t.Errorf("user 7 age = %d, want the newest event's 35", s.age)
+	if s := read(t, pool, 7); s.age != 35 || s.eventID != "ev-7-5" {
+		t.Errorf("user 7 = %+v, want the newest event's content", s)
+	}
+}
+
+func TestApplyOutcomeDoesNotDependOnBatching(t *testing.T) {
+	// Events of a few users: changes, a stale one, an unchanged one.
+	events := []Row{
+		row(1, 1, 30, "FR"), row(2, 2, 40, "DE"), row(1, 3, 31, "FR"), row(3, 3, 50, "IT"),
+		row(2, 1, 41, "DE"), row(1, 4, 31, "FR"), row(3, 5, 51, "IT"), row(1, 6, 32, "ES"),
+	}
+	var first string
+	for _, size := range []int{len(events), 1, 2, 3, 5} {
+		pool := setup(t)
+		var got []Action
+		for i := 0; i < len(events); i += size {
+			got = append(got, actions(apply(t, pool, events[i:min(i+size, len(events))]...))...)
+		}
+		outcome := fmt.Sprint(got, read(t, pool, 1), read(t, pool, 2), read(t, pool, 3))
+		if first == "" {
+			first = outcome
+			continue
+		}
+		if outcome != first {
+			t.Errorf("batches of %d: %s\nwhole batch:   %s", size, outcome, first)
+		}
+	}
+	want := "[INSERTED INSERTED UPDATED INSERTED STALE UNCHANGED UPDATED UPDATED] {32 ES ev-1-6} {40 DE ev-2-2} {51 IT ev-3-5}"
+	if first != want {
+		t.Errorf("outcome %s\nwant    %s", first, want)
 	}
 }
 
@@ -139,13 +168,26 @@ func TestApplyRecognisesReplays(t *testing.T) {
 	if got := actions(apply(t, pool, first[1])); got[0] != Inserted {
 		t.Errorf("replayed insert = %v, want INSERTED", got)
 	}
+	// A replayed batch that changed a row twice reports both changes again.
+	twice := []Row{row(5, 1, 20, "FR"), row(5, 2, 21, "FR")}
+	apply(t, pool, twice...)
+	if got := actions(apply(t, pool, twice...)); fmt.Sprint(got) != fmt.Sprint([]Action{Inserted, Updated}) {
+		t.Errorf("replayed batch = %v, want INSERTED then UPDATED as the first time", got)
+	}
+	// The same event in another input record (a source extracted twice)
+	// is no replay: it changes nothing and is not reported applied.
+	again := row(1, 2, 31, "FR")
+	again.Origin = "in/elsewhere"
+	if got := actions(apply(t, pool, again)); got[0] != Unchanged {
+		t.Errorf("re-sent event = %v, want UNCHANGED", got)
+	}
 	// The same event twice in a batch is applied once.
 	if got := actions(apply(t, pool, row(9, 1, 50, "FR"), row(9, 1, 50, "FR"))); fmt.Sprint(got) != fmt.Sprint([]Action{Inserted, Unchanged}) {
 		t.Errorf("repeated event = %v, want INSERTED then UNCHANGED", got)
 	}
 	var n int
-	if err := pool.QueryRow(t.Context(), `select count(*) from users`).Scan(&n); err != nil || n != 3 {
-		t.Errorf("%d rows (%v), want 3", n, err)
+	if err := pool.QueryRow(t.Context(), `select count(*) from users`).Scan(&n); err != nil || n != 4 {
+		t.Errorf("%d rows (%v), want 4", n, err)
 	}
 }
 

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/pkg/testkit"
+)
+
+// The users pipeline at scale, on the embedded stack with every service a
+// process: 100k generated users, a tenth of them dirty, extracted from a
+// file. Run twice — once undisturbed, once with the loader killed with
+// SIGKILL mid-stream and restarted — the table ends in the same state.
+func TestPipelineOf100kDirtyUsers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "users.csv")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gen.New(gen.Options{Users: 100_000, Seed: 11, Dirty: 0.1})
+	if err := gen.Write(f, g, "csv", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("generated %+v", g.Stats())
+
+	undisturbed := runPipeline(t, file, false)
+	t.Logf("undisturbed: %+v", undisturbed)
+	killed := runPipeline(t, file, true)
+	if undisturbed != killed {
+		t.Errorf("the loader's crash changed the outcome:\n undisturbed %+v\n killed      %+v", undisturbed, killed)
+	}
+}
+
+// outcome is what a pipeline run ends with.
+type outcome struct {
+	Rows      int    // rows of the users table
+	Table     string // digest of the table's content and lineage
+	Persisted int    // records of persisted.users
+}
+
+// runPipeline runs the stack once over file, checks that every record is
+// accounted for and that extracting the file again changes nothing, and
+// returns the outcome. With kill, the loader is killed with SIGKILL while
+// it is loading, then restarted.
+func runPipeline(t *testing.T, file string, kill bool) outcome {
+	t.Helper()
+	dir := t.TempDir()
+	logs, err := os.Create(filepath.Join(dir, "services.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	d := &devStack{
+		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
+		env:     map[string]string{},
+		environ: append(toolchainEnv(), "LOG_LEVEL=warn"),
+		out:     &lockedWriter{w: logs},
+	}
+	var out outcome
+	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
+		p := &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}
+		p.extract(ctx, file)
+		if kill {
+			p.killLoaderMidStream(ctx, d)
+		}
+		raw := p.drained(ctx)
+		out = p.check(ctx, raw)
+
+		// The same file again: nothing new reaches the table or
+		// persisted.users.
+		p.extract(ctx, file)
+		again := p.drained(ctx)
+		if again.records != 2*raw.records {
+			t.Errorf("raw.users holds %d records after the second extraction, want %d", again.records, 2*raw.records)
+		}
+		if after := p.check(ctx, again); after != out {
+			t.Errorf("extracting the same file again changed the outcome:\n before %+v\n after  %+v", out, after)
+		}
+		return nil
+	}
+	if err := d.run(t.Context()); err != nil {
+		b, _ := os.ReadFile(logs.Name())
+		t.Fatalf("stack: %v\nservices' log (end):\n%s", err, lastLines(string(b), 40))
+	}
+	return out
+}
+
+// pipeline is one run's view of the stack.
+type pipeline struct {
+	t    *testing.T
+	eps  map[string]string
+	svc  map[string]string
+	kcfg kafka.Config
+}
+
+// extract publishes the records of file to raw.users.
+func (p *pipeline) extract(ctx context.Context, file string) {
+	p.t.Helper()
+	var out strings.Builder
+	env := []string{"KAFKA_BROKERS=" + p.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + p.eps["SCHEMA_REGISTRY_URL"]}
+	if err := run(ctx, []string{"produce", "users", file}, env, &out, &out); err != nil {
+		p.t.Fatalf("produce: %v: %s", err, out.String())
+	}
+}
+
+// killLoaderMidStream waits until the loader has committed part of the
+// stream, then kills it and starts it again.
+func (p *pipeline) killLoaderMidStream(ctx context.Context, d *devStack) {
+	p.t.Helper()
+	for {
+		c, err := scrape(ctx, p.svc["loader"], "loader")
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if c.in >= 10_000 {
+			cleaner, err := scrape(ctx, p.svc["cleaner"], "cleaner")
+			if err != nil {
+				p.t.Fatal(err)
+			}
+			if c.in >= cleaner.out && cleaner.in >= 100_000 {
+				p.t.Fatalf("the loader had loaded everything (%d) before it could be killed", c.in)
+			}
+			p.t.Logf("killing the loader after %d records", c.in)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := d.restart(ctx, "loader"); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// topicRead is what a read of a whole topic found.
+type topicRead struct {
+	records int
+	keys    map[string]bool
+	next    map[int32]int64 // partition → offset after its last record
+}
+
+func (p *pipeline) read(ctx context.Context, topic string, fn func(*kgo.Record)) topicRead {
+	p.t.Helper()
+	r := topicRead{keys: map[string]bool{}, next: map[int32]int64{}}
+	err := kafka.ReadCommitted(ctx, p.kcfg, zap.NewNop(), topic, nil, func(rec *kgo.Record) {
+		r.records++
+		r.keys[string(rec.Key)] = true
+		r.next[rec.Partition] = rec.Offset + 1
+		if fn != nil {
+			fn(rec)
+		}
+	})
+	if err != nil {
+		p.t.Fatalf("read %s: %v", topic, err)
+	}
+	return r
+}
+
+// drained waits until the cleaner has committed every record of raw.users
+// and the loader every record of clean.users; it returns what raw.users
+// holds.
+func (p *pipeline) drained(ctx context.Context) topicRead {
+	p.t.Helper()
+	raw := p.read(ctx, "raw.users", nil)
+	p.waitCommitted(ctx, "datamill-cleaner-users", "raw.users", raw.next)
+	clean := p.read(ctx, "clean.users", nil)
+	p.waitCommitted(ctx, "datamill-loader-users", "clean.users", clean.next)
+	return raw
+}
+
+// waitCommitted waits until group has committed at least next on every
+// partition of topic.
+func (p *pipeline) waitCommitted(ctx context.Context, group, topic string, next map[int32]int64) {
+	p.t.Helper()
+	cl, err := kafka.NewClient(p.kcfg, zap.NewNop())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		offsets, err := adm.FetchOffsets(ctx, group)
+		behind := map[int32]int64{}
+		for part, want := range next {
+			o, ok := offsets.Lookup(topic, part)
+			if err != nil || !ok || o.At < want {
+				behind[part] = want - o.At
+			}
+		}
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s did not commit %s within 5 minutes: records behind per partition %v (%v)", group, topic, behind, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// check asserts that every raw record is accounted for and that the table
+// holds one row per distinct valid id, and returns the outcome.
+func (p *pipeline) check(ctx context.Context, raw topicRead) outcome {
+	t := p.t
+	t.Helper()
+	var deadByCleaner int
+	badHeaders := 0
+	dlq := p.read(ctx, "dlq.users", func(r *kgo.Record) {
+		if testkit.Header(r, stage.HeaderReason) == "" {
+			badHeaders++
+		}
+		if testkit.Header(r, stage.HeaderStage) == "cleaner" {
+			deadByCleaner++
+		}
+	})
+	if badHeaders > 0 {
+		t.Errorf("%d of %d dead letters have no reason", badHeaders, dlq.records)
+	}
+	clean := p.read(ctx, "clean.users", nil)
+	persisted := p.read(ctx, "persisted.users", nil)
+	cleaner, err := scrape(ctx, p.svc["cleaner"], "cleaner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.records != clean.records+deadByCleaner+cleaner.duplicates {
+		t.Errorf("raw %d != clean %d + dead letters %d + duplicates %d", raw.records, clean.records, deadByCleaner, cleaner.duplicates)
+	}
+	if deadByCleaner == 0 || cleaner.duplicates == 0 {
+		t.Errorf("the dirty data made %d dead letters and %d duplicates: the generator's dirt did not reach the cleaner", deadByCleaner, cleaner.duplicates)
+	}
+
+	conn, err := pgx.Connect(ctx, p.eps["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var o outcome
+	o.Persisted = persisted.records
+	err = conn.QueryRow(ctx, `select count(*), md5(coalesce(string_agg(row(id, age, gender, country, city, email,
+		signup_date, last_login, account_status, monthly_spend, quality_flags, event_id, source, content_hash,
+		created_event_id)::text, E'\n' order by id), '')) from users`).Scan(&o.Rows, &o.Table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Rows != len(clean.keys) {
+		t.Errorf("users table has %d rows for %d distinct valid ids", o.Rows, len(clean.keys))
+	}
+	return o
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
