@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/config"
-	"github.com/datamill/datamill/pkg/ingest"
 )
 
 func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -58,9 +56,14 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	// The demo's own throwaway stack: free ports, a fresh database.
 	env := config.ToMap(environ)
 	delete(env, "DATABASE_URL")
-	var childEnv []string
+	// The extractor watches inbox; the generated file is renamed into it.
+	inbox := filepath.Join(dir, "inbox")
+	if err := os.Mkdir(inbox, 0o755); err != nil {
+		return err
+	}
+	childEnv := []string{"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms"}
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") {
 			childEnv = append(childEnv, kv)
 		}
 	}
@@ -72,7 +75,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		s, err := runDemo(ctx, eps, svc, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty}, progress)
+		s, err := runDemo(ctx, eps, svc, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty}, inbox, progress)
 		summary = s
 		return err
 	}
@@ -117,43 +120,52 @@ type demoSummary struct {
 	Reconciled       bool    `json:"reconciled"`
 }
 
-func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, progress func(string, ...any)) (*demoSummary, error) {
-	var csv bytes.Buffer
+func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, inbox string, progress func(string, ...any)) (*demoSummary, error) {
+	// Written under a dot name, which the extractor leaves alone, then
+	// renamed in whole.
+	tmp := filepath.Join(inbox, ".users.csv")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return nil, err
+	}
 	g := gen.New(opts)
-	if err := gen.Write(&csv, g, "csv", nil); err != nil {
+	err = gen.Write(f, g, "csv", nil)
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
 		return nil, err
 	}
 	st := g.Stats()
 	progress("generated %d rows for %d users (%d dirty rows, %d duplicates, %d re-sends)", st.Rows, st.Users, st.DirtyRows, st.Duplicates, st.Resends)
-	ds, raw, err := newDataset("users")
-	if err != nil {
-		return nil, err
-	}
-	values, keys, err := readRecords(ds, "demo:users.csv", &csv, ingest.CSV, time.Now(), io.Discard)
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
-	if _, err := publish(ctx, eps, "users", raw, values, keys); err != nil {
+	if err := os.Rename(tmp, filepath.Join(inbox, "users.csv")); err != nil {
 		return nil, err
 	}
-	progress("published %d records to raw.users; waiting for the pipeline to drain…", len(values))
+	progress("users.csv is in the extractor's directory; waiting for the pipeline to drain…")
 
 	s := &demoSummary{DeadLetters: map[string]int{}}
-	s.Counts.Raw = len(values)
 	var cleaner, loader stageCounts
+	extracted, unreadable := 0, 0
 	for last := time.Now(); ; {
+		m, err := fetchMetrics(ctx, svc["extractor"])
+		if err != nil {
+			return nil, err
+		}
+		done := sumOf(m, "datamill_extractor_files_total") > 0
+		extracted = sumOf(m, "datamill_extractor_records_total", `source="file"`)
+		unreadable = sumOf(m, "datamill_extractor_records_dead_lettered_total")
 		if cleaner, err = scrape(ctx, svc["cleaner"], "cleaner"); err != nil {
 			return nil, err
 		}
 		if loader, err = scrape(ctx, svc["loader"], "loader"); err != nil {
 			return nil, err
 		}
-		if cleaner.in == s.Counts.Raw && loader.in == cleaner.out {
+		if done && cleaner.in == extracted && loader.in == cleaner.out {
 			break
 		}
 		if time.Since(last) > 2*time.Second {
-			progress("cleaned %d/%d, loaded %d/%d", cleaner.in, s.Counts.Raw, loader.in, cleaner.out)
+			progress("extracted %d/%d, cleaned %d, loaded %d/%d", extracted+unreadable, st.Rows, cleaner.in, loader.in, cleaner.out)
 			last = time.Now()
 		}
 		if time.Since(start) > 10*time.Minute {
@@ -165,10 +177,14 @@ func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	s.Counts.Raw = extracted
 	s.ElapsedSeconds = time.Since(start).Seconds()
 	s.EventsPerSecond = float64(s.Counts.Raw) / s.ElapsedSeconds
 	s.Counts.Clean, s.Counts.Duplicates = cleaner.out, cleaner.duplicates
-	s.Counts.DLQ = cleaner.dead + loader.dead
+	s.Counts.DLQ = unreadable + cleaner.dead + loader.dead
+	if unreadable > 0 {
+		s.DeadLetters["extractor: unreadable"] = unreadable
+	}
 	s.Counts.Persisted, s.Counts.Unchanged = loader.out, loader.duplicates
 	for r, n := range cleaner.deadBy {
 		s.DeadLetters["cleaner: "+r] += n
@@ -188,7 +204,8 @@ func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, 
 	if s.DistinctValidIDs, err = distinctKeys(ctx, eps["KAFKA_BROKERS"], "clean.users", s.Counts.Clean); err != nil {
 		return nil, err
 	}
-	s.Reconciled = s.Counts.Raw == s.Counts.Clean+cleaner.dead+s.Counts.Duplicates &&
+	s.Reconciled = st.Rows == extracted+unreadable &&
+		s.Counts.Raw == s.Counts.Clean+cleaner.dead+s.Counts.Duplicates &&
 		loader.in == loader.out+loader.dead+loader.duplicates &&
 		s.Tables.Users == s.DistinctValidIDs
 	return s, nil
@@ -200,43 +217,72 @@ type stageCounts struct {
 	deadBy                    map[string]int
 }
 
-// scrape reads a stage's record counters from its metrics endpoint.
-func scrape(ctx context.Context, addr, stage string) (stageCounts, error) {
-	c := stageCounts{deadBy: map[string]int{}}
+// fetchMetrics reads a service's /metrics page: each series (name and
+// labels) with its value.
+func fetchMetrics(ctx context.Context, addr string) (map[string]float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return c, fmt.Errorf("metrics of %s: %w", stage, err)
+		return nil, fmt.Errorf("metrics of %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "datamill_stage_records_") || !strings.Contains(line, `stage="`+stage+`"`) {
-			continue
-		}
 		i := strings.LastIndexByte(line, ' ')
-		f, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
+		if strings.HasPrefix(line, "#") || i < 0 {
 			continue
 		}
-		n := int(f)
-		switch {
-		case strings.HasPrefix(line, "datamill_stage_records_in_total"):
-			c.in += n
-		case strings.HasPrefix(line, "datamill_stage_records_out_total"):
-			c.out += n
-		case strings.HasPrefix(line, "datamill_stage_records_duplicates_total"):
-			c.duplicates += n
-		case strings.HasPrefix(line, "datamill_stage_records_dead_lettered_total"):
-			c.dead += n
-			if _, reason, ok := strings.Cut(line, `reason="`); ok {
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// sumOf adds up the series of metric name whose labels contain every one
+// of with (e.g. `stage="cleaner"`).
+func sumOf(m map[string]float64, name string, with ...string) int {
+	total := 0.0
+	for series, v := range m {
+		if series != name && !strings.HasPrefix(series, name+"{") {
+			continue
+		}
+		ok := true
+		for _, w := range with {
+			ok = ok && strings.Contains(series, w)
+		}
+		if ok {
+			total += v
+		}
+	}
+	return int(total)
+}
+
+// scrape reads a stage's record counters from its metrics endpoint.
+func scrape(ctx context.Context, addr, stage string) (stageCounts, error) {
+	m, err := fetchMetrics(ctx, addr)
+	if err != nil {
+		return stageCounts{}, err
+	}
+	is := `stage="` + stage + `"`
+	c := stageCounts{
+		in:         sumOf(m, "datamill_stage_records_in_total", is),
+		out:        sumOf(m, "datamill_stage_records_out_total", is),
+		duplicates: sumOf(m, "datamill_stage_records_duplicates_total", is),
+		dead:       sumOf(m, "datamill_stage_records_dead_lettered_total", is),
+		deadBy:     map[string]int{},
+	}
+	for series, v := range m {
+		if strings.HasPrefix(series, "datamill_stage_records_dead_lettered_total{") && strings.Contains(series, is) {
+			if _, reason, ok := strings.Cut(series, `reason="`); ok {
 				reason, _, _ = strings.Cut(reason, `"`)
-				c.deadBy[reason] += n
+				c.deadBy[reason] += int(v)
 			}
 		}
 	}
-	return c, sc.Err()
+	return c, nil
 }
 
 // distinctKeys reads the n committed records of topic and counts their

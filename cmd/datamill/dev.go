@@ -26,6 +26,7 @@ import (
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/progress"
 )
 
 // serviceNames are the pipeline's binaries, in the order they start.
@@ -70,7 +71,7 @@ func dev(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "datamill dev: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	d := &devStack{flags: f, env: config.ToMap(environ), environ: environ, out: &lockedWriter{w: stdout}, colour: isTerminal(stdout)}
+	d := &devStack{flags: f, env: config.ToMap(environ), environ: environ, out: &lockedWriter{w: stdout}, colour: progress.IsTerminal(stdout)}
 	return d.run(ctx)
 }
 
@@ -453,15 +454,6 @@ func (l *lockedWriter) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, format, args...)
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // repoRoot walks up from the working directory to the one holding go.work.

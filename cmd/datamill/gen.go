@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/progress"
 )
 
 func generate(_ context.Context, args, _ []string, stdout, stderr io.Writer) error {
@@ -55,14 +56,14 @@ func generate(_ context.Context, args, _ []string, stdout, stderr io.Writer) err
 		w = f
 	}
 	g := gen.New(gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty})
-	var progress func(int)
-	if isTerminal(stderr) {
-		progress = func(n int) { fmt.Fprintf(stderr, "\rgen: %d rows", n) }
+	var report func(int)
+	if progress.IsTerminal(stderr) {
+		report = func(n int) { fmt.Fprintf(stderr, "\rgen: %d rows", n) }
 	}
-	if err := gen.Write(w, g, *format, progress); err != nil {
+	if err := gen.Write(w, g, *format, report); err != nil {
 		return err
 	}
-	if progress != nil {
+	if report != nil {
 		fmt.Fprint(stderr, "\r")
 	}
 	s := g.Stats()

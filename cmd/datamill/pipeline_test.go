@@ -20,12 +20,15 @@ import (
 )
 
 // The users pipeline at scale, on the embedded stack with every service a
-// process: 100k generated users, a tenth of them dirty, extracted from a
-// file. Run twice — once undisturbed, once with the loader killed with
-// SIGKILL mid-stream and restarted — the table ends in the same state.
+// process: 100k generated users, a tenth of them dirty, in a file the
+// extractor reads from its directory. Run twice — once undisturbed, once
+// with the loader killed with SIGKILL mid-stream and restarted — the table
+// ends in the same state.
 func TestPipelineOf100kDirtyUsers(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "users.csv")
-	f, err := os.Create(file)
+	// One directory for both runs: a record's event id names its file.
+	inbox := t.TempDir()
+	file := filepath.Join(inbox, "users.csv")
+	f, err := os.Create(filepath.Join(inbox, ".users.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +37,9 @@ func TestPipelineOf100kDirtyUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.Name(), file); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("generated %+v", g.Stats())
@@ -53,9 +59,9 @@ type outcome struct {
 	Persisted int    // records of persisted.users
 }
 
-// runPipeline runs the stack once over file, checks that every record is
-// accounted for and that extracting the file again changes nothing, and
-// returns the outcome. With kill, the loader is killed with SIGKILL while
+// runPipeline runs a fresh stack whose extractor reads file, checks that
+// every record is accounted for and that publishing the file again
+// changes nothing, and returns the outcome. With kill, the loader is killed with SIGKILL while
 // it is loading, then restarted.
 func runPipeline(t *testing.T, file string, kill bool) outcome {
 	t.Helper()
@@ -68,22 +74,21 @@ func runPipeline(t *testing.T, file string, kill bool) outcome {
 	d := &devStack{
 		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
 		env:     map[string]string{},
-		environ: append(toolchainEnv(), "LOG_LEVEL=warn"),
+		environ: append(toolchainEnv(), "LOG_LEVEL=warn", "EXTRACTOR_FILES=users="+filepath.Dir(file), "EXTRACTOR_SCAN_INTERVAL=100ms"),
 		out:     &lockedWriter{w: logs},
 	}
 	var out outcome
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		p := &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}
-		p.extract(ctx, file)
 		if kill {
 			p.killLoaderMidStream(ctx, d)
 		}
 		raw := p.drained(ctx)
 		out = p.check(ctx, raw)
 
-		// The same file again: nothing new reaches the table or
-		// persisted.users.
-		p.extract(ctx, file)
+		// The same file again, published by `datamill produce`: nothing
+		// new reaches the table or persisted.users.
+		p.produce(ctx, file)
 		again := p.drained(ctx)
 		if again.records != 2*raw.records {
 			t.Errorf("raw.users holds %d records after the second extraction, want %d", again.records, 2*raw.records)
@@ -108,8 +113,9 @@ type pipeline struct {
 	kcfg kafka.Config
 }
 
-// extract publishes the records of file to raw.users.
-func (p *pipeline) extract(ctx context.Context, file string) {
+// produce publishes the records of file to raw.users with `datamill
+// produce`.
+func (p *pipeline) produce(ctx context.Context, file string) {
 	p.t.Helper()
 	var out strings.Builder
 	env := []string{"KAFKA_BROKERS=" + p.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + p.eps["SCHEMA_REGISTRY_URL"]}
@@ -169,11 +175,21 @@ func (p *pipeline) read(ctx context.Context, topic string, fn func(*kgo.Record))
 	return r
 }
 
-// drained waits until the cleaner has committed every record of raw.users
-// and the loader every record of clean.users; it returns what raw.users
-// holds.
+// drained waits until the extractor has read every file, the cleaner has
+// committed every record of raw.users and the loader every record of
+// clean.users; it returns what raw.users holds.
 func (p *pipeline) drained(ctx context.Context) topicRead {
 	p.t.Helper()
+	for {
+		m, err := fetchMetrics(ctx, p.svc["extractor"])
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if sumOf(m, "datamill_extractor_files_total") > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	raw := p.read(ctx, "raw.users", nil)
 	p.waitCommitted(ctx, "datamill-cleaner-users", "raw.users", raw.next)
 	clean := p.read(ctx, "clean.users", nil)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -63,10 +64,14 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		if err != nil {
 			return err
 		}
-		// A file's records are timed by the file: publishing an unchanged
-		// file again reproduces its events exactly, so nothing changes
-		// downstream.
-		in, source, at = f, "file:"+file, st.ModTime()
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return err
+		}
+		// Named and timed as the extractor does: publishing an unchanged
+		// file again, either way, reproduces its events exactly, so
+		// nothing changes downstream.
+		in, source, at = f, "file:"+abs, st.ModTime()
 	}
 	br := bufio.NewReaderSize(in, 1<<16)
 	f := ingest.FormatOf(file, peek(br))

@@ -73,10 +73,12 @@ type Record struct {
 	Position string
 }
 
-// Error is a source record that cannot be read, with its position.
+// Error is a source record that cannot be read, with its position and,
+// when the reader has them, its bytes.
 type Error struct {
 	Position string
 	Err      error
+	Raw      []byte
 }
 
 func (e *Error) Error() string { return e.Position + ": " + e.Err.Error() }
@@ -86,18 +88,26 @@ func (e *Error) Unwrap() error { return e.Err }
 // the first record it cannot read, with an *Error naming its position, or
 // at the first error of fn.
 func Read(r io.Reader, f Format, fn func(Record) error) error {
+	return Scan(r, f, fn, func(e *Error) error { return e })
+}
+
+// Scan is Read going on past the records it cannot read: it calls bad with
+// each of them and reads on. It stops at the first error of fn or bad, or
+// with an *Error where the source cannot be read any further (a CSV header
+// or a JSON array broken, a line too long).
+func Scan(r io.Reader, f Format, fn func(Record) error, bad func(*Error) error) error {
 	switch f {
 	case CSV:
-		return readCSV(r, fn)
+		return readCSV(r, fn, bad)
 	case JSON:
 		return readJSONArray(r, fn)
 	case NDJSON:
-		return readNDJSON(r, fn)
+		return readNDJSON(r, fn, bad)
 	}
 	return fmt.Errorf("format %q: want csv, json or ndjson", f)
 }
 
-func readCSV(r io.Reader, fn func(Record) error) error {
+func readCSV(r io.Reader, fn func(Record) error, bad func(*Error) error) error {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -106,7 +116,7 @@ func readCSV(r io.Reader, fn func(Record) error) error {
 		return nil
 	}
 	if err != nil {
-		return &Error{"line 1", fmt.Errorf("CSV header: %w", err)}
+		return &Error{Position: "line 1", Err: fmt.Errorf("CSV header: %w", err)}
 	}
 	names := make([]string, len(header))
 	for i, h := range header {
@@ -119,11 +129,15 @@ func readCSV(r io.Reader, fn func(Record) error) error {
 		}
 		line, _ := cr.FieldPos(0)
 		pos := "line " + strconv.Itoa(line)
-		if err != nil {
-			return &Error{pos, err}
+		if err == nil && len(row) != len(names) {
+			err = fmt.Errorf("%d values for %d header columns", len(row), len(names))
 		}
-		if len(row) != len(names) {
-			return &Error{pos, fmt.Errorf("%d values for %d header columns", len(row), len(names))}
+		if err != nil {
+			// A CSV reader goes on at the next line after a parse error.
+			if err := bad(&Error{Position: pos, Err: err, Raw: csvLine(row)}); err != nil {
+				return err
+			}
+			continue
 		}
 		rec := Record{Values: make(map[string]*string, len(row)), Position: pos}
 		for i, v := range row {
@@ -137,7 +151,16 @@ func readCSV(r io.Reader, fn func(Record) error) error {
 	}
 }
 
-func readNDJSON(r io.Reader, fn func(Record) error) error {
+// csvLine writes the fields read of a bad CSV record back as a line.
+func csvLine(fields []string) []byte {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.Write(fields)
+	w.Flush()
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+func readNDJSON(r io.Reader, fn func(Record) error, bad func(*Error) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for line := 1; sc.Scan(); line++ {
@@ -148,7 +171,10 @@ func readNDJSON(r io.Reader, fn func(Record) error) error {
 		pos := "line " + strconv.Itoa(line)
 		values, err := object(json.NewDecoder(bytes.NewReader(b)))
 		if err != nil {
-			return &Error{pos, err}
+			if err := bad(&Error{Position: pos, Err: err, Raw: bytes.Clone(b)}); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := fn(Record{Values: values, Position: pos}); err != nil {
 			return err
@@ -168,20 +194,20 @@ func readJSONArray(r io.Reader, fn func(Record) error) error {
 		return nil
 	}
 	if d, ok := tok.(json.Delim); err != nil || !ok || d != '[' {
-		return &Error{"start", errors.New("a JSON array of objects is expected")}
+		return &Error{Position: "start", Err: errors.New("a JSON array of objects is expected")}
 	}
 	for i := 1; dec.More(); i++ {
 		pos := "item " + strconv.Itoa(i)
 		values, err := object(dec)
 		if err != nil {
-			return &Error{pos, err}
+			return &Error{Position: pos, Err: err}
 		}
 		if err := fn(Record{Values: values, Position: pos}); err != nil {
 			return err
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return &Error{"end", fmt.Errorf("unterminated JSON array: %w", err)}
+		return &Error{Position: "end", Err: fmt.Errorf("unterminated JSON array: %w", err)}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,47 @@ func ptr(s string) *string { return &s }
 func TestNewDatasetNeedsItsKey(t *testing.T) {
 	if _, err := NewDataset("users", schemas.MustSchema("users/raw"), "uid"); err == nil {
 		t.Error("a key field the raw schema lacks was accepted")
+	}
+}
+
+func TestScanGoesOnPastBadRecords(t *testing.T) {
+	for name, tc := range map[string]struct {
+		format Format
+		src    string
+		good   string
+		bad    string
+	}{
+		"csv": {CSV, "id,age\n1,30\n2\n3,x\"y\n4,40\n", "1 4", `line 3: 1 values for 2 header columns [2] | line 4: parse error on line 4, column 4: bare " in non-quoted-field [3]`},
+		"ndjson": {
+			NDJSON, "{\"id\":\"1\"}\n{\"id\":\n[1]\n{\"id\":\"4\"}\n", "1 4",
+			`line 2: not a JSON object: unexpected EOF [{"id":] | line 3: not a JSON object: json: cannot unmarshal array into Go value of type map[string]interface {} [[1]]`,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var good, bad []string
+			err := Scan(strings.NewReader(tc.src), tc.format, func(r Record) error {
+				good = append(good, *r.Values["id"])
+				return nil
+			}, func(e *Error) error {
+				bad = append(bad, fmt.Sprintf("%v [%s]", e, e.Raw))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(good, " "); got != tc.good {
+				t.Errorf("good records %q, want %q", got, tc.good)
+			}
+			if got := strings.Join(bad, " | "); got != tc.bad {
+				t.Errorf("bad records:\n got %s\nwant %s", got, tc.bad)
+			}
+		})
+	}
+	// A JSON array broken mid-way cannot be read further.
+	var n int
+	err := Scan(strings.NewReader(`[{"id":"1"},{"id":]`), JSON, func(Record) error { n++; return nil }, func(*Error) error { return nil })
+	var e *Error
+	if !errors.As(err, &e) || e.Position != "item 2" || n != 1 {
+		t.Errorf("broken array: %d records, err %v; want 1 record and an error at item 2", n, err)
 	}
 }

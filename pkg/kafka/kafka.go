@@ -177,39 +177,36 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config, topics ...str
 }
 
 // EnsureCompacted makes sure topic exists as a compacted topic with the
-// partition count of like: the changelog of state kept per partition of
-// like. It fails when topic exists with another partition count.
-func EnsureCompacted(ctx context.Context, cl *kgo.Client, cfg Config, topic, like string) error {
-	adm := kadm.NewClient(cl)
-	partitions := func(topic string) (int, error) {
-		// One topic at a time: asking for a missing topic among others
-		// stalls on the client's metadata retries.
-		details, err := adm.ListTopics(ctx, topic)
-		if err == nil {
-			err = details[topic].Err
-		}
-		if err != nil {
-			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
-		}
-		return len(details[topic].Partitions), nil
-	}
-	want, err := partitions(like)
-	if err != nil {
-		return err
-	}
+// given partition count, creating it if needed; it fails when the topic
+// exists with another count, since the records of its keys would then be
+// where nobody looks for them.
+func EnsureCompacted(ctx context.Context, cl *kgo.Client, cfg Config, topic string, partitions int32) error {
 	compact := "compact"
-	if err := ensure(ctx, adm, int32(want), cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &compact}, topic); err != nil {
+	if err := ensure(ctx, kadm.NewClient(cl), partitions, cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &compact}, topic); err != nil {
 		return err
 	}
-	got, err := partitions(topic)
+	got, err := Partitions(ctx, cl, topic)
 	if err != nil {
 		return err
 	}
-	if got != want {
-		return fmt.Errorf("topic %s has %d partitions, but it keeps the state of %s's %d: delete it or give them the same count",
-			topic, got, like, want)
+	if got != partitions {
+		return fmt.Errorf("topic %s has %d partitions, want %d: delete it or give it %d", topic, got, partitions, partitions)
 	}
 	return nil
+}
+
+// Partitions returns the partition count of an existing topic.
+func Partitions(ctx context.Context, cl *kgo.Client, topic string) (int32, error) {
+	// One topic at a time: asking for a missing topic among others stalls
+	// on the client's metadata retries.
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err == nil {
+		err = details[topic].Err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	return int32(len(details[topic].Partitions)), nil
 }
 
 // ensure creates the topics that do not exist yet and waits for their

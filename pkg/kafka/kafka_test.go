@@ -82,8 +82,8 @@ func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
 	}
 }
 
-func TestEnsureCompactedFollowsThePartitionsOfItsInput(t *testing.T) {
-	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 5, ReplicationFactor: -1}
+func TestEnsureCompacted(t *testing.T) {
+	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
 	cl, err := NewClient(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -91,25 +91,19 @@ func TestEnsureCompactedFollowsThePartitionsOfItsInput(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	in, state := testkit.Name(t, "in"), testkit.Name(t, "state")
-	if err := EnsureCompacted(ctx, cl, cfg, state, in); err == nil {
-		t.Fatal("EnsureCompacted for a missing input topic succeeded")
-	}
-	if err := EnsureTopics(ctx, cl, cfg, in); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Partitions = 2 // the state topic follows the input, not the default
+	state := testkit.Name(t, "state")
 	for range 2 {
-		if err := EnsureCompacted(ctx, cl, cfg, state, in); err != nil {
+		if err := EnsureCompacted(ctx, cl, cfg, state, 5); err != nil {
 			t.Fatal(err)
 		}
 	}
-	adm := kadm.NewClient(cl)
-	details, err := adm.ListTopics(ctx, state)
-	if err != nil || len(details[state].Partitions) != 5 {
-		t.Fatalf("state topic: %d partitions (%v), want 5", len(details[state].Partitions), err)
+	if n, err := Partitions(ctx, cl, state); err != nil || n != 5 {
+		t.Fatalf("state topic: %d partitions (%v), want 5", n, err)
 	}
-	configs, err := adm.DescribeTopicConfigs(ctx, state)
+	if err := EnsureCompacted(ctx, cl, cfg, state, 4); err == nil || !strings.Contains(err.Error(), "has 5 partitions, want 4") {
+		t.Errorf("EnsureCompacted with another count = %v, want an error naming both", err)
+	}
+	configs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, state)
 	if err != nil {
 		t.Fatal(err)
 	}

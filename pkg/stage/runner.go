@@ -314,7 +314,12 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		return fmt.Errorf("%s %s: %w", stage, ds, err)
 	}
 	if r.dedupe != nil {
-		if err := kafka.EnsureCompacted(ctx, sess.Client(), r.kafka, r.spec.StateTopic, r.spec.Input); err != nil {
+		// The state of input partition p lives in partition p.
+		partitions, err := kafka.Partitions(ctx, sess.Client(), r.spec.Input)
+		if err == nil {
+			err = kafka.EnsureCompacted(ctx, sess.Client(), r.kafka, r.spec.StateTopic, partitions)
+		}
+		if err != nil {
 			return fmt.Errorf("%s %s: state topic: %w", stage, ds, err)
 		}
 	}
@@ -527,36 +532,49 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 	return c, nil
 }
 
-// deadLetterRecord wraps an input in the dead-letter envelope: the original
-// key and bytes, the stage, the reasons and the origin, also as headers.
+// deadLetterRecord wraps an input in the dead-letter envelope.
 func (r *Runner[In, Out]) deadLetterRecord(d deadLetter, now time.Time) (*kgo.Record, error) {
-	env := schemas.DeadLetter{
-		Dataset:         r.spec.Dataset,
-		Stage:           r.spec.Stage,
-		Reasons:         d.reasons,
-		SourceTopic:     d.rec.Topic,
-		SourcePartition: d.rec.Partition,
-		SourceOffset:    d.rec.Offset,
-		Value:           d.rec.Value,
-		FailedAt:        now,
-	}
-	if d.rec.Key != nil {
-		env.Key = &d.rec.Key
-	}
-	b, err := r.spec.DeadLetterEncoder.AppendEncode(nil, &env)
+	rec, err := DeadLetterRecord(r.spec.DeadLetterEncoder, r.spec.DeadLetters, r.spec.Dataset, r.spec.Stage, d.rec, d.reasons, now)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: encode dead letter: %w", r.spec.Stage, r.spec.Dataset, err)
+		return nil, fmt.Errorf("%s %s: %w", r.spec.Stage, r.spec.Dataset, err)
+	}
+	return rec, nil
+}
+
+// DeadLetterRecord builds the record for topic (dlq.<dataset>) of an input
+// that step stage refused for reasons: the input's key and bytes in the
+// dead-letter envelope, with the stage, the reasons and the input's origin
+// (topic, partition, offset) also as headers. An input that did not come
+// from Kafka names its source in Topic, with Partition -1 and its place in
+// the source in Offset (a line or item number).
+func DeadLetterRecord(enc Encoder[schemas.DeadLetter], topic, dataset, stage string, in *kgo.Record, reasons []string, at time.Time) (*kgo.Record, error) {
+	env := schemas.DeadLetter{
+		Dataset:         dataset,
+		Stage:           stage,
+		Reasons:         reasons,
+		SourceTopic:     in.Topic,
+		SourcePartition: in.Partition,
+		SourceOffset:    in.Offset,
+		Value:           in.Value,
+		FailedAt:        at,
+	}
+	if in.Key != nil {
+		env.Key = &in.Key
+	}
+	b, err := enc.AppendEncode(nil, &env)
+	if err != nil {
+		return nil, fmt.Errorf("encode dead letter: %w", err)
 	}
 	return &kgo.Record{
-		Topic: r.spec.DeadLetters,
-		Key:   d.rec.Key,
+		Topic: topic,
+		Key:   in.Key,
 		Value: b,
 		Headers: []kgo.RecordHeader{
-			{Key: HeaderStage, Value: []byte(r.spec.Stage)},
-			{Key: HeaderReason, Value: []byte(strings.Join(d.reasons, "; "))},
-			{Key: HeaderSourceTopic, Value: []byte(d.rec.Topic)},
-			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(d.rec.Partition)))},
-			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.rec.Offset, 10))},
+			{Key: HeaderStage, Value: []byte(stage)},
+			{Key: HeaderReason, Value: []byte(strings.Join(reasons, "; "))},
+			{Key: HeaderSourceTopic, Value: []byte(in.Topic)},
+			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(in.Partition)))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(in.Offset, 10))},
 		},
 	}, nil
 }

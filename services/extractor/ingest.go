@@ -12,11 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/schemas"
 )
 
 // source is one dataset the extractor publishes.
@@ -24,6 +26,40 @@ type source struct {
 	dataset *ingest.Dataset
 	codec   *serde.Codec[map[string]any]
 	topic   string
+	// dead encodes the records that cannot be read into dlq, the
+	// dataset's dead-letter topic.
+	dead *serde.Codec[schemas.DeadLetter]
+	dlq  string
+}
+
+// publisher publishes batches of records, each whole or not at all, in
+// one Kafka transaction at a time.
+type publisher struct {
+	mu       sync.Mutex
+	producer *kgo.Client
+	timeout  time.Duration
+}
+
+// publish produces recs in one transaction and waits for its commit.
+func (p *publisher) publish(ctx context.Context, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.producer.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := p.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		abortCtx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		defer cancel()
+		_ = p.producer.AbortBufferedRecords(abortCtx)
+		_ = p.producer.EndTransaction(abortCtx, kgo.TryAbort)
+		return fmt.Errorf("produce %d records: %w", len(recs), err)
+	}
+	if err := p.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit %d records: %w", len(recs), err)
+	}
+	return nil
 }
 
 // ingestAPI is the HTTP ingest endpoint, POST /v1/datasets/{dataset}/events:
@@ -34,11 +70,9 @@ type ingestAPI struct {
 	sources map[string]*source
 	token   string
 	maxBody int64
-	timeout time.Duration
 	log     *zap.Logger
-
-	mu       sync.Mutex // one transaction at a time
-	producer *kgo.Client
+	out     *publisher
+	records *prometheus.CounterVec // by dataset
 }
 
 func (a *ingestAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -67,11 +101,12 @@ func (a *ingestAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, "error", err.Error()+"; nothing was published")
 		return
 	}
-	if err := a.publish(r.Context(), src, recs); err != nil {
+	if err := a.out.publish(r.Context(), recs); err != nil {
 		a.log.Warn("ingest not published", zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
 		reply(w, http.StatusServiceUnavailable, "error", "Kafka did not take the records, nothing was published: "+err.Error())
 		return
 	}
+	a.records.WithLabelValues(name).Add(float64(len(recs)))
 	reply(w, http.StatusAccepted, "accepted", len(recs))
 }
 
@@ -108,28 +143,6 @@ func (a *ingestAPI) parse(src *source, body []byte) ([]*kgo.Record, error) {
 		return nil, errors.New("no records in the body")
 	}
 	return recs, nil
-}
-
-// publish produces recs in one transaction and waits for its commit.
-func (a *ingestAPI) publish(ctx context.Context, src *source, recs []*kgo.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.producer.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := a.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		abortCtx, cancel := context.WithTimeout(context.Background(), a.timeout)
-		defer cancel()
-		_ = a.producer.AbortBufferedRecords(abortCtx)
-		_ = a.producer.EndTransaction(abortCtx, kgo.TryAbort)
-		return fmt.Errorf("produce %d records to %s: %w", len(recs), src.topic, err)
-	}
-	if err := a.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("commit %d records to %s: %w", len(recs), src.topic, err)
-	}
-	return nil
 }
 
 func reply(w http.ResponseWriter, status int, key string, value any) {

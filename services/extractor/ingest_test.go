@@ -13,10 +13,7 @@ import (
 
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
-	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
-	"github.com/datamill/datamill/schemas"
-	"github.com/datamill/datamill/schemas/users"
 )
 
 // startExtractor runs the extractor on its own in-process broker and
@@ -126,19 +123,8 @@ func TestIngestEndpoint(t *testing.T) {
 	// Exactly the accepted records are on raw.users: nothing partial from
 	// the refused bodies.
 	recs := testkit.Consume(t, k.Brokers(), "raw.users", 5)
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := serde.NewCodec[users.Raw](t.Context(), reg, "raw.users", schemas.MustSchema("users/raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		var raw users.Raw
-		if err := codec.Decode(r.Value, &raw); err != nil {
-			t.Fatal(err)
-		}
+	for i, raw := range rawUsers(t, registry, recs) {
+		r := recs[i]
 		if raw.Source != "http" || raw.EventID == "" || raw.ID == nil || string(r.Key) != *raw.ID {
 			t.Errorf("raw record %+v keyed %q", raw, r.Key)
 		}

@@ -5,16 +5,33 @@
 // It serves the HTTP ingest endpoint POST /v1/datasets/{dataset}/events on
 // HTTP_ADDR (next to /metrics): a JSON object, a JSON array or NDJSON, each
 // body published whole in one Kafka transaction before the 202 answer.
-// File sources land with the users pipeline issue.
+//
+// It reads the files of EXTRACTOR_FILES (dataset=path entries; a path may
+// be a file, a glob or a directory) — CSV with a header row, JSON arrays,
+// NDJSON — and scans them again every EXTRACTOR_SCAN_INTERVAL, so files
+// dropped into a directory are picked up. A file is published in batches,
+// each in one transaction with the file's checkpoint (how many records
+// were published, and a digest of their event ids) on the compacted topic
+// _state.extractor.files, so a restart goes on where the last committed
+// batch ended, with nothing published twice. A file that grows is read on
+// from its checkpoint; one rewritten is read again from the start. Record
+// n of a file is timed from the file's first modification time seen plus
+// n µs, so reading a file again reproduces its events exactly and changes
+// nothing downstream. Records that cannot be read go to dlq.<dataset> with
+// their position and reason; the rest of the file goes on.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -40,6 +57,29 @@ type settings struct {
 	// InstanceID makes the transactional id of this process stable, so
 	// that a restart fences its predecessor; default: the host name.
 	InstanceID string `env:"EXTRACTOR_INSTANCE_ID" envDefault:""`
+	// Files are the file sources, dataset=path entries: a file, a glob
+	// or a directory.
+	Files []string `env:"EXTRACTOR_FILES" envDefault:"" envSeparator:","`
+	// ScanInterval is how often the file sources are scanned again.
+	ScanInterval time.Duration `env:"EXTRACTOR_SCAN_INTERVAL" envDefault:"2s"`
+	// FileBatch is the most records of a file published in one
+	// transaction, with the file's checkpoint.
+	FileBatch int `env:"EXTRACTOR_FILE_BATCH" envDefault:"5000"`
+}
+
+// Validate checks the ranges.
+func (s *settings) Validate() error {
+	var errs []error
+	if s.ScanInterval <= 0 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_SCAN_INTERVAL %v: must be positive", s.ScanInterval))
+	}
+	if s.FileBatch < 1 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_FILE_BATCH %d: must be at least 1", s.FileBatch))
+	}
+	if s.MaxBodyBytes < 1 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_BODY_BYTES %d: must be at least 1", s.MaxBodyBytes))
+	}
+	return errors.Join(errs...)
 }
 
 func main() { service.Main("extractor", run) }
@@ -59,15 +99,17 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 			return fmt.Errorf("EXTRACTOR_INSTANCE_ID is unset and the host name is unknown: %w", err)
 		}
 	}
-	api := &ingestAPI{sources: map[string]*source{}, token: cfg.HTTPToken, maxBody: cfg.MaxBodyBytes, timeout: cfg.PublishTimeout, log: p.Log}
+	patterns, err := parsePatterns(slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }), cfg.Datasets)
+	if err != nil {
+		return err
+	}
+	sources := map[string]*source{}
 	for _, name := range cfg.Datasets {
-		src, err := newSource(ctx, reg, name)
-		if err != nil {
+		if sources[name], err = newSource(ctx, reg, name); err != nil {
 			return err
 		}
-		api.sources[name] = src
 	}
-	api.producer, err = kafka.NewClient(cfg.Kafka, p.Log,
+	producer, err := kafka.NewClient(cfg.Kafka, p.Log,
 		kgo.TransactionalID("datamill-extractor-"+cfg.InstanceID),
 		kgo.TransactionTimeout(cfg.PublishTimeout+5*time.Second),
 		kgo.RecordDeliveryTimeout(cfg.PublishTimeout),
@@ -75,12 +117,47 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	defer api.producer.Close()
+	defer producer.Close()
+	var topics []string
+	for _, name := range cfg.Datasets {
+		topics = append(topics, kafka.Topic(kafka.Raw, name), kafka.Topic(kafka.DLQ, name))
+	}
+	if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, topics...); err != nil {
+		return err
+	}
+	out := &publisher{producer: producer, timeout: cfg.PublishTimeout}
+
+	metrics := p.Telemetry.Registry()
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_extractor_records_total", Help: "Records published to raw topics, by dataset and source kind (http, file).",
+	}, []string{"dataset", "source"})
+	dead := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_extractor_records_dead_lettered_total", Help: "Source records that could not be read, sent to the dead-letter topic.",
+	}, []string{"dataset"})
+	filesDone := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_extractor_files_total", Help: "Files read to their end.",
+	}, []string{"dataset"})
+	metrics.MustRegister(records, dead, filesDone)
+
+	api := &ingestAPI{
+		sources: sources, token: cfg.HTTPToken, maxBody: cfg.MaxBodyBytes, log: p.Log, out: out,
+		records: records.MustCurryWith(prometheus.Labels{"source": "http"}),
+	}
 	p.Telemetry.Handle("POST /v1/datasets/{dataset}/events", api)
 	p.Telemetry.SetReady("ingest", true, "")
 	p.Log.Info("ingest endpoint ready", zap.String("path", "/v1/datasets/{dataset}/events"))
-	<-ctx.Done()
-	return nil
+	if len(patterns) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	files := &fileSource{
+		log: p.Log.Named("files"), kafka: cfg.Kafka, out: out, sources: sources, patterns: patterns,
+		batch: cfg.FileBatch, interval: cfg.ScanInterval, terminal: os.Stderr,
+		ready:   func(ready bool, reason string) { p.Telemetry.SetReady("files", ready, reason) },
+		records: records.MustCurryWith(prometheus.Labels{"source": "file"}), dead: dead, done: filesDone,
+	}
+	p.Telemetry.SetReady("files", false, "loading checkpoints")
+	return files.run(ctx)
 }
 
 // newSource prepares a dataset for publishing to raw.<dataset>.
@@ -106,5 +183,10 @@ func newSource(ctx context.Context, reg *serde.Registry, name string) (*source, 
 	if err != nil {
 		return nil, err
 	}
-	return &source{dataset: ds, codec: codec, topic: topic}, nil
+	dlq := kafka.Topic(kafka.DLQ, name)
+	dead, err := serde.NewCodec[schemas.DeadLetter](ctx, reg, dlq, schemas.MustSchema("deadletter"))
+	if err != nil {
+		return nil, err
+	}
+	return &source{dataset: ds, codec: codec, topic: topic, dead: dead, dlq: dlq}, nil
 }
