@@ -188,7 +188,13 @@ func (d *devStack) run(ctx context.Context) (err error) {
 			svc[c.name] = c.addr
 		}
 		done := make(chan error, 1)
-		go func() { done <- d.onReady(ctx, eps, svc) }()
+		go func() {
+			// A test's FailNow ends this goroutine without a return: the
+			// deferred send still tells run.
+			err := errors.New("the stack's user ended without returning")
+			defer func() { done <- err }()
+			err = d.onReady(ctx, eps, svc)
+		}()
 		for {
 			select {
 			case err := <-done:

@@ -65,21 +65,8 @@ type outcome struct {
 // it is loading, then restarted.
 func runPipeline(t *testing.T, file string, kill bool) outcome {
 	t.Helper()
-	dir := t.TempDir()
-	logs, err := os.Create(filepath.Join(dir, "services.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	d := &devStack{
-		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
-		env:     map[string]string{},
-		environ: append(toolchainEnv(), "LOG_LEVEL=warn", "EXTRACTOR_FILES=users="+filepath.Dir(file), "EXTRACTOR_SCAN_INTERVAL=100ms"),
-		out:     &lockedWriter{w: logs},
-	}
 	var out outcome
-	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
-		p := &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}
+	withStack(t, []string{"EXTRACTOR_FILES=users=" + filepath.Dir(file), "EXTRACTOR_SCAN_INTERVAL=100ms"}, func(ctx context.Context, p *pipeline, d *devStack) {
 		if kill {
 			p.killLoaderMidStream(ctx, d)
 		}
@@ -96,13 +83,35 @@ func runPipeline(t *testing.T, file string, kill bool) outcome {
 		if after := p.check(ctx, again); after != out {
 			t.Errorf("extracting the same file again changed the outcome:\n before %+v\n after  %+v", out, after)
 		}
+	})
+	return out
+}
+
+// withStack starts a fresh stack — the embedded infrastructure and every
+// service as a process, with env added to theirs — calls fn once it is
+// ready, and stops it.
+func withStack(t *testing.T, env []string, fn func(ctx context.Context, p *pipeline, d *devStack)) {
+	t.Helper()
+	dir := t.TempDir()
+	logs, err := os.Create(filepath.Join(dir, "services.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	d := &devStack{
+		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
+		env:     map[string]string{},
+		environ: append(append(toolchainEnv(), "LOG_LEVEL=warn"), env...),
+		out:     &lockedWriter{w: logs},
+	}
+	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
+		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
 		return nil
 	}
 	if err := d.run(t.Context()); err != nil {
 		b, _ := os.ReadFile(logs.Name())
 		t.Fatalf("stack: %v\nservices' log (end):\n%s", err, lastLines(string(b), 40))
 	}
-	return out
 }
 
 // pipeline is one run's view of the stack.

@@ -106,13 +106,20 @@ func publish(ctx context.Context, env map[string]string, dataset string, raw avr
 	if err != nil {
 		return "", err
 	}
+	keyCodec, err := serde.NewKeyCodec(ctx, reg, topic)
+	if err != nil {
+		return "", err
+	}
 	recs := make([]*kgo.Record, len(values))
 	for i := range values {
 		b, err := codec.Encode(&values[i])
 		if err != nil {
 			return "", fmt.Errorf("encode record %d: %w", i+1, err)
 		}
-		recs[i] = &kgo.Record{Topic: topic, Key: keys[i], Value: b}
+		recs[i] = &kgo.Record{Topic: topic, Value: b}
+		if keys[i] != nil {
+			recs[i].Key = keyCodec.Append(nil, keys[i])
+		}
 	}
 	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ProducerBatchMaxBytes(1<<20))
 	if err != nil {

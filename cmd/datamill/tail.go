@@ -110,6 +110,12 @@ func describe(ctx context.Context, reg *serde.Registry, rec *kgo.Record) map[str
 		"timestamp": rec.Timestamp.UTC().Format(time.RFC3339Nano),
 		"key":       jsonValue(rec.Key),
 	}
+	// Keys are Avro strings in the wire format; other keys show as they are.
+	if len(rec.Key) > 5 && rec.Key[0] == 0 {
+		if _, k, err := reg.DecodeAny(ctx, rec.Key); err == nil {
+			out["key"] = jsonValue(k)
+		}
+	}
 	if len(rec.Headers) > 0 {
 		h := map[string]string{}
 		for _, kv := range rec.Headers {

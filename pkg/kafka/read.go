@@ -19,7 +19,8 @@ import (
 // written by transactions is a transaction marker, which a consumer
 // normally never sees: ReadCommitted keeps the markers to know it reached
 // the end, and does not pass them to fn. A transaction still open below
-// the end holds the read back until it commits or is aborted.
+// the end holds the read back until it commits or is aborted; its marker
+// then lies past the end.
 func ReadCommitted(ctx context.Context, cfg Config, log *zap.Logger, topic string, partitions []int32, fn func(*kgo.Record)) error {
 	admin, err := NewClient(cfg, log)
 	if err != nil {
@@ -77,14 +78,18 @@ func ReadCommitted(ctx context.Context, cfg Config, log *zap.Logger, topic strin
 			return errors.Join(errs...)
 		}
 		fetches.EachRecord(func(rec *kgo.Record) {
-			if _, reading := next[rec.Partition]; !reading || rec.Offset >= end[rec.Partition] {
+			p := rec.Partition
+			if _, reading := next[p]; !reading {
 				return
 			}
-			if !rec.Attrs.IsControl() {
+			if rec.Offset < end[p] && !rec.Attrs.IsControl() {
 				fn(rec)
 			}
-			if next[rec.Partition] = rec.Offset + 1; next[rec.Partition] >= end[rec.Partition] {
-				delete(next, rec.Partition)
+			// Any entry at or past the end, a later write or the marker
+			// of a transaction open at the start, proves that nothing
+			// below the end is left to read.
+			if next[p] = rec.Offset + 1; next[p] >= end[p] {
+				delete(next, p)
 			}
 		})
 	}

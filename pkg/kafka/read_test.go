@@ -72,3 +72,47 @@ func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
 		t.Errorf("partition 1 alone: %v", one)
 	}
 }
+
+// A transaction open when the read starts holds it back; once it is
+// aborted (its marker lies past the end the read started with), the read
+// ends with what was committed.
+func TestReadCommittedWaitsOutAnOpenTransaction(t *testing.T) {
+	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	topic := testkit.Name(t, "open")
+	tx, err := NewClient(cfg, zap.NewNop(), kgo.TransactionalID(topic+".tx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := EnsureTopics(ctx, tx, cfg, topic); err != nil {
+		t.Fatal(err)
+	}
+	for i, end := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort} {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if end == kgo.TryAbort {
+			// Left open while the read starts, aborted a moment later.
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				_ = tx.EndTransaction(context.Background(), kgo.TryAbort)
+			}()
+			break
+		}
+		if err := tx.EndTransaction(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(r *kgo.Record) { got = append(got, string(r.Value)) }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[0]" {
+		t.Errorf("read %v, want the committed record only", got)
+	}
+}

@@ -2,7 +2,10 @@
 // format: a zero magic byte, the writer schema's registry id as four
 // big-endian bytes, then the Avro binary body.
 //
-// Schemas are registered under <topic>-value. Registration is refused when
+// Value schemas are registered under <topic>-value. Keys are Avro strings
+// (the entity's id) in the same wire format, under <topic>-key, so that
+// Confluent's Avro clients read and write them as they do values.
+// Registration is refused when
 // the new schema is not BACKWARD compatible with the subject's latest
 // version; datamill checks this itself, so it holds with any registry.
 // Decoding looks the writer schema up by id and resolves it against the
@@ -58,6 +61,12 @@ func NewRegistry(cfg Config) (*Registry, error) {
 
 // Subject is the registry subject of a topic's values.
 func Subject(topic string) string { return topic + "-value" }
+
+// KeySubject is the registry subject of a topic's keys.
+func KeySubject(topic string) string { return topic + "-key" }
+
+// keySchema is the schema of every key: the entity's id as a string.
+var keySchema = avro.MustParse(`"string"`)
 
 // Ping checks that the registry answers.
 func (r *Registry) Ping(ctx context.Context) error {
@@ -140,7 +149,49 @@ type Codec[T any] struct {
 // NewCodec registers schema for topic's values and returns the codec that
 // writes with it and reads into T through it.
 func NewCodec[T any](ctx context.Context, reg *Registry, topic string, schema avro.Schema) (*Codec[T], error) {
-	id, err := reg.Register(ctx, Subject(topic), schema)
+	return newCodec[T](ctx, reg, Subject(topic), schema)
+}
+
+// KeyCodec writes and reads a topic's keys: Avro strings in the wire
+// format.
+type KeyCodec struct {
+	header [5]byte
+}
+
+// NewKeyCodec registers the key schema, an Avro string, for topic's keys
+// and returns the codec of its keys.
+func NewKeyCodec(ctx context.Context, reg *Registry, topic string) (*KeyCodec, error) {
+	id, err := reg.Register(ctx, KeySubject(topic), keySchema)
+	if err != nil {
+		return nil, err
+	}
+	k := &KeyCodec{}
+	binary.BigEndian.PutUint32(k.header[1:], uint32(id))
+	return k, nil
+}
+
+// Append appends key in the wire format to dst: the header, the string's
+// length as a zigzag varint, its bytes.
+func (k *KeyCodec) Append(dst []byte, key []byte) []byte {
+	dst = append(dst, k.header[:]...)
+	dst = binary.AppendVarint(dst, int64(len(key)))
+	return append(dst, key...)
+}
+
+// Decode returns the key b holds, whatever string schema id wrote it.
+func (k *KeyCodec) Decode(b []byte) ([]byte, error) {
+	if len(b) < 6 || b[0] != 0 {
+		return nil, fmt.Errorf("%w: key %q is not an Avro string in the wire format", ErrMalformed, b)
+	}
+	n, size := binary.Varint(b[5:])
+	if size <= 0 || n < 0 || int64(len(b)-5-size) != n {
+		return nil, fmt.Errorf("%w: key %q: bad string length", ErrMalformed, b)
+	}
+	return b[5+size:], nil
+}
+
+func newCodec[T any](ctx context.Context, reg *Registry, subject string, schema avro.Schema) (*Codec[T], error) {
+	id, err := reg.Register(ctx, subject, schema)
 	if err != nil {
 		return nil, err
 	}

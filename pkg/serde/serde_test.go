@@ -306,3 +306,35 @@ func BenchmarkDecodeClean(b *testing.B) {
 		}
 	}
 }
+
+func TestKeysAreAvroStringsUnderTheKeySubject(t *testing.T) {
+	reg, _ := newRegistry(t)
+	ctx := t.Context()
+	keys, err := NewKeyCodec(ctx, reg, "clean.users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := keys.Append(nil, []byte("42"))
+	// Magic byte, schema id, then the Avro string: zigzag length 2, "42".
+	if len(b) != 8 || b[0] != 0 || b[5] != 4 || string(b[6:]) != "42" {
+		t.Errorf("key 42 encoded as %x", b)
+	}
+	// Hamba reads it as the registry's string schema.
+	_, v, err := reg.DecodeAny(ctx, b)
+	if err != nil || v != "42" {
+		t.Errorf("DecodeAny = %v (%v), want 42", v, err)
+	}
+	back, err := keys.Decode(b)
+	if err != nil || string(back) != "42" {
+		t.Errorf("decoded %q (%v), want 42", back, err)
+	}
+	for _, bad := range [][]byte{[]byte("42"), b[:7], append(b, 'x')} {
+		if _, err := keys.Decode(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%x) = %v, want ErrMalformed", bad, err)
+		}
+	}
+	schema, err := reg.cl.SchemaByVersion(ctx, KeySubject("clean.users"), -1)
+	if err != nil || schema.Schema.Schema != `"string"` {
+		t.Errorf("subject clean.users-key holds %+v (%v), want the string schema", schema, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
 )
 
@@ -158,9 +159,12 @@ type Spec[In, Out any] struct {
 	// Group is the consumer group; default datamill-<stage>-<dataset>.
 	Group string
 	// Decoder reads inputs, Encoder writes outputs, DeadLetterEncoder
-	// writes the dead-letter envelope.
+	// writes the dead-letter envelope. Keys, when set, writes output keys
+	// (Output.Key, the entity's id) as Avro strings; without it they go
+	// as they are.
 	Decoder           Decoder[In]
 	Encoder           Encoder[Out]
+	Keys              *serde.KeyCodec
 	DeadLetterEncoder Encoder[schemas.DeadLetter]
 	// Handler is the step itself.
 	Handler Handler[In, Out]
@@ -508,7 +512,11 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 		if err != nil {
 			return count{}, fmt.Errorf("%s %s: encode output for %s: %w", r.spec.Stage, r.spec.Dataset, r.spec.Output, err)
 		}
-		sess.Produce(work, &kgo.Record{Topic: r.spec.Output, Key: out.Key, Value: b}, promise)
+		key := out.Key
+		if r.spec.Keys != nil && key != nil {
+			key = r.spec.Keys.Append(nil, key)
+		}
+		sess.Produce(work, &kgo.Record{Topic: r.spec.Output, Key: key, Value: b}, promise)
 	}
 	for _, rec := range state {
 		sess.Produce(work, rec, promise)

@@ -29,8 +29,12 @@ func NewSpec[In, Out any](ctx context.Context, reg *serde.Registry, stage, datas
 	if err != nil {
 		return Spec[In, Out]{}, err
 	}
+	keys, err := serde.NewKeyCodec(ctx, reg, out)
+	if err != nil {
+		return Spec[In, Out]{}, err
+	}
 	return Spec[In, Out]{
 		Stage: stage, Dataset: dataset, Input: in, Output: out, DeadLetters: dlq,
-		Decoder: dec, Encoder: enc, DeadLetterEncoder: dead, Handler: h,
+		Decoder: dec, Encoder: enc, DeadLetterEncoder: dead, Keys: keys, Handler: h,
 	}, nil
 }

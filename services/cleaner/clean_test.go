@@ -93,6 +93,10 @@ func TestCleansRawUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys, err := serde.NewKeyCodec(ctx, reg, "clean.users")
+	if err != nil {
+		t.Fatal(err)
+	}
 	byID := map[int64]users.Clean{}
 	var ids []int64
 	for _, r := range cleaned {
@@ -100,8 +104,8 @@ func TestCleansRawUsers(t *testing.T) {
 		if err := codec.Decode(r.Value, &c); err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Key) != fmt.Sprint(c.ID) {
-			t.Errorf("clean record keyed %q, want its id %d", r.Key, c.ID)
+		if k, err := keys.Decode(r.Key); err != nil || string(k) != fmt.Sprint(c.ID) {
+			t.Errorf("clean record keyed %q (%v), want its id %d as an Avro string", r.Key, err, c.ID)
 		}
 		byID[c.ID] = c
 		ids = append(ids, c.ID)

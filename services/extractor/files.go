@@ -261,7 +261,7 @@ func (f *fileSource) read(ctx context.Context, dataset, path string, st os.FileI
 		if err != nil {
 			return r.addDead(ctx, source, rec.Position, nil, "encode: "+err.Error())
 		}
-		return r.add(ctx, &kgo.Record{Topic: src.topic, Key: src.dataset.Key(rec), Value: b}, id)
+		return r.add(ctx, &kgo.Record{Topic: src.topic, Key: src.key(rec), Value: b}, id)
 	}, func(e *ingest.Error) error {
 		return r.addDead(ctx, source, e.Position, e.Raw, "unreadable: "+e.Err.Error())
 	})

@@ -25,11 +25,21 @@ import (
 type source struct {
 	dataset *ingest.Dataset
 	codec   *serde.Codec[map[string]any]
+	keys    *serde.KeyCodec
 	topic   string
 	// dead encodes the records that cannot be read into dlq, the
 	// dataset's dead-letter topic.
 	dead *serde.Codec[schemas.DeadLetter]
 	dlq  string
+}
+
+// key is the record's key for the raw topic: its id as an Avro string, or
+// nil when it has none.
+func (s *source) key(rec ingest.Record) []byte {
+	if k := s.dataset.Key(rec); k != nil {
+		return s.keys.Append(nil, k)
+	}
+	return nil
 }
 
 // publisher publishes batches of records, each whole or not at all, in
@@ -133,7 +143,7 @@ func (a *ingestAPI) parse(src *source, body []byte) ([]*kgo.Record, error) {
 		if err != nil {
 			return &ingest.Error{Position: rec.Position, Err: err}
 		}
-		recs = append(recs, &kgo.Record{Topic: src.topic, Key: src.dataset.Key(rec), Value: b})
+		recs = append(recs, &kgo.Record{Topic: src.topic, Key: src.key(rec), Value: b})
 		return nil
 	})
 	if err != nil {

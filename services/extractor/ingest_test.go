@@ -13,6 +13,7 @@ import (
 
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -123,9 +124,17 @@ func TestIngestEndpoint(t *testing.T) {
 	// Exactly the accepted records are on raw.users: nothing partial from
 	// the refused bodies.
 	recs := testkit.Consume(t, k.Brokers(), "raw.users", 5)
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := serde.NewKeyCodec(t.Context(), reg, "raw.users")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, raw := range rawUsers(t, registry, recs) {
 		r := recs[i]
-		if raw.Source != "http" || raw.EventID == "" || raw.ID == nil || string(r.Key) != *raw.ID {
+		if k, err := keys.Decode(r.Key); err != nil || raw.Source != "http" || raw.EventID == "" || raw.ID == nil || string(k) != *raw.ID {
 			t.Errorf("raw record %+v keyed %q", raw, r.Key)
 		}
 		if *raw.ID == "1" && (raw.Age == nil || *raw.Age != " 31 ") {

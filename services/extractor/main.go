@@ -188,5 +188,9 @@ func newSource(ctx context.Context, reg *serde.Registry, name string) (*source, 
 	if err != nil {
 		return nil, err
 	}
-	return &source{dataset: ds, codec: codec, topic: topic, dead: dead, dlq: dlq}, nil
+	keys, err := serde.NewKeyCodec(ctx, reg, topic)
+	if err != nil {
+		return nil, err
+	}
+	return &source{dataset: ds, codec: codec, keys: keys, topic: topic, dead: dead, dlq: dlq}, nil
 }
