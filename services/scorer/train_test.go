@@ -39,9 +39,11 @@ func usersCSV(t *testing.T, n int) string {
 		if i%17 == 0 {
 			age = "" // missing
 		}
-		_ = w.Write([]string{fmt.Sprint(i), age, []string{"female", "male"}[i%2], []string{"FR", "DE"}[i%2], "",
+		_ = w.Write([]string{
+			fmt.Sprint(i), age, []string{"female", "male"}[i%2], []string{"FR", "DE"}[i%2], "",
 			ref.AddDate(0, 0, -inactive-rng.IntN(500)).Format(time.DateOnly), ref.AddDate(0, 0, -inactive).Format(time.DateOnly),
-			status, fmt.Sprintf("%.2f", rng.Float64()*100)})
+			status, fmt.Sprintf("%.2f", rng.Float64()*100),
+		})
 	}
 	w.Flush()
 	if err := f.Close(); err != nil {

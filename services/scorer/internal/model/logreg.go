@@ -74,7 +74,7 @@ func Train(x *Matrix, y, w []float64, opt Options) (*Fit, error) {
 	if opt.Tolerance <= 0 {
 		opt.Tolerance = 1e-8
 	}
-	k := d + 1                // intercept last
+	k := d + 1                 // intercept last
 	beta := make([]float64, k) // weights, then intercept
 	grad := make([]float64, k)
 	hess := make([]float64, k*k)

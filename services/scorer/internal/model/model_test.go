@@ -155,8 +155,10 @@ func TestPreprocessing(t *testing.T) {
 	day := func(d int) *time.Time { v := asOf.AddDate(0, 0, -d); return &v }
 	var train []User
 	for i := range 300 {
-		u := User{Age: ptr(float64(20 + i%3*10)), Gender: ptr([]string{"female", "male"}[i%2]), Country: ptr("FR"),
-			SignupDate: day(400), LastLogin: day(10), MonthlySpend: ptr(9.0)}
+		u := User{
+			Age: ptr(float64(20 + i%3*10)), Gender: ptr([]string{"female", "male"}[i%2]), Country: ptr("FR"),
+			SignupDate: day(400), LastLogin: day(10), MonthlySpend: ptr(9.0),
+		}
 		if i == 0 {
 			u.Country = ptr("LU") // too rare for a column of its own
 		}
