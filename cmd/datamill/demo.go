@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,9 +63,10 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	if err := os.Mkdir(inbox, 0o755); err != nil {
 		return err
 	}
-	childEnv := []string{"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms"}
+	models := filepath.Join(dir, "models")
+	childEnv := []string{"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms"}
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") && !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") {
 			childEnv = append(childEnv, kv)
 		}
 	}
@@ -75,7 +78,8 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		s, err := runDemo(ctx, eps, svc, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty}, inbox, progress)
+		dr := demoRun{eps: eps, svc: svc, inbox: inbox, models: models, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
+		s, err := dr.demo(ctx, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty})
 		summary = s
 		return err
 	}
@@ -114,13 +118,23 @@ type demoSummary struct {
 		Users       int `json:"users"`
 		Predictions int `json:"predictions"`
 	} `json:"tables"`
-	DistinctValidIDs int     `json:"distinct_valid_ids"`
-	ElapsedSeconds   float64 `json:"elapsed_seconds"`
-	EventsPerSecond  float64 `json:"events_per_second"`
-	Reconciled       bool    `json:"reconciled"`
+	Model            demoModel `json:"model"`
+	DistinctValidIDs int       `json:"distinct_valid_ids"`
+	ElapsedSeconds   float64   `json:"elapsed_seconds"`
+	EventsPerSecond  float64   `json:"events_per_second"`
+	Reconciled       bool      `json:"reconciled"`
 }
 
-func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, inbox string, progress func(string, ...any)) (*demoSummary, error) {
+// demoRun is one demo on a ready stack.
+type demoRun struct {
+	eps, svc      map[string]string
+	inbox, models string // the extractor's directory, the scorer's
+	scorer        string // binary, for `scorer train`
+	progress      func(string, ...any)
+}
+
+func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, error) {
+	eps, svc, inbox, progress := d.eps, d.svc, d.inbox, d.progress
 	// Written under a dot name, which the extractor leaves alone, then
 	// renamed in whole.
 	tmp := filepath.Join(inbox, ".users.csv")
@@ -178,10 +192,34 @@ func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, 
 		}
 	}
 	s.Counts.Raw = extracted
+
+	// The model: trained on the loaded users unless there is one, then
+	// every persisted event scored.
+	if s.Model, err = d.model(ctx); err != nil {
+		return nil, err
+	}
+	var scorer stageCounts
+	for {
+		if scorer, err = scrape(ctx, svc["scorer"], "scorer"); err != nil {
+			return nil, err
+		}
+		if scorer.in == loader.out {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return nil, errors.New("demo: the scorer did not catch up within 10 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.Counts.Scored = scorer.out
 	s.ElapsedSeconds = time.Since(start).Seconds()
 	s.EventsPerSecond = float64(s.Counts.Raw) / s.ElapsedSeconds
 	s.Counts.Clean, s.Counts.Duplicates = cleaner.out, cleaner.duplicates
-	s.Counts.DLQ = unreadable + cleaner.dead + loader.dead
+	s.Counts.DLQ = unreadable + cleaner.dead + loader.dead + scorer.dead
 	if unreadable > 0 {
 		s.DeadLetters["extractor: unreadable"] = unreadable
 	}
@@ -207,8 +245,52 @@ func runDemo(ctx context.Context, eps, svc map[string]string, opts gen.Options, 
 	s.Reconciled = st.Rows == extracted+unreadable &&
 		s.Counts.Raw == s.Counts.Clean+cleaner.dead+s.Counts.Duplicates &&
 		loader.in == loader.out+loader.dead+loader.duplicates &&
-		s.Tables.Users == s.DistinctValidIDs
+		s.Tables.Users == s.DistinctValidIDs &&
+		s.Counts.Scored == s.Counts.Persisted && s.Tables.Predictions == s.Counts.Persisted
 	return s, nil
+}
+
+// demoModel is the model of a demo's summary.
+type demoModel struct {
+	Version string  `json:"version"`
+	AUC     float64 `json:"auc"`
+	Trained bool    `json:"trained_by_demo"`
+}
+
+// model trains the churn model on the users table when the scorer's
+// directory has none, and returns the model the scorer applies.
+func (d *demoRun) model(ctx context.Context) (demoModel, error) {
+	m := demoModel{}
+	entries, _ := filepath.Glob(filepath.Join(d.models, "churn-*.json"))
+	if len(entries) == 0 {
+		d.progress("training the churn model on the loaded users…")
+		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return m, fmt.Errorf("demo: scorer train: %w\n%s", err, out)
+		}
+		m.Trained = true
+		if entries, _ = filepath.Glob(filepath.Join(d.models, "churn-*.json")); len(entries) == 0 {
+			return m, errors.New("demo: scorer train wrote no model")
+		}
+	}
+	slices.Sort(entries)
+	b, err := os.ReadFile(entries[len(entries)-1])
+	if err != nil {
+		return m, err
+	}
+	var art struct {
+		Version string `json:"version"`
+		Test    struct {
+			AUC float64 `json:"roc_auc"`
+		} `json:"test_metrics"`
+	}
+	if err := json.Unmarshal(b, &art); err != nil {
+		return m, fmt.Errorf("demo: model %s: %w", entries[len(entries)-1], err)
+	}
+	m.Version, m.AUC = art.Version, art.Test.AUC
+	d.progress("scoring with model %s (test ROC-AUC %.3f)…", m.Version, m.AUC)
+	return m, nil
 }
 
 // stageCounts are a stage's counters from its /metrics.
@@ -311,7 +393,7 @@ func distinctKeys(ctx context.Context, brokers, topic string, n int) (int, error
 }
 
 func (s *demoSummary) print(w io.Writer) {
-	fmt.Fprintf(w, "\ndatamill demo — %d users events in %.1f s (%.0f events/s end to end, raw → PostgreSQL)\n\n", s.Counts.Raw, s.ElapsedSeconds, s.EventsPerSecond)
+	fmt.Fprintf(w, "\ndatamill demo — %d users events in %.1f s (%.0f events/s end to end, file → predictions)\n\n", s.Counts.Raw, s.ElapsedSeconds, s.EventsPerSecond)
 	fmt.Fprintf(w, "  raw.users          %8d\n", s.Counts.Raw)
 	fmt.Fprintf(w, "  clean.users        %8d\n", s.Counts.Clean)
 	fmt.Fprintf(w, "  dlq.users          %8d\n", s.Counts.DLQ)
@@ -320,11 +402,12 @@ func (s *demoSummary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  duplicates dropped %8d\n", s.Counts.Duplicates)
 	fmt.Fprintf(w, "  persisted.users    %8d   (%d events changed nothing: re-sends and duplicates)\n", s.Counts.Persisted, s.Counts.Unchanged)
-	fmt.Fprintf(w, "  scored.users       %8d   (the scorer lands with the machine-learning issue)\n", s.Counts.Scored)
+	fmt.Fprintf(w, "  scored.users       %8d   (model %s, test ROC-AUC %.3f)\n", s.Counts.Scored, s.Model.Version, s.Model.AUC)
 	fmt.Fprintf(w, "  users table        %8d rows for %d distinct valid ids\n", s.Tables.Users, s.DistinctValidIDs)
 	fmt.Fprintf(w, "  predictions table  %8d\n\n", s.Tables.Predictions)
 	if s.Reconciled {
-		fmt.Fprintln(w, "  reconciled: raw = clean + dead letters + duplicates, and one row per distinct valid id")
+		fmt.Fprintln(w, "  reconciled: raw = clean + dead letters + duplicates, one row per distinct valid id,")
+		fmt.Fprintln(w, "  one prediction and one scored record per persisted event")
 	} else {
 		fmt.Fprintln(w, "  NOT RECONCILED")
 	}

@@ -16,9 +16,13 @@ func TestDemoReconciles(t *testing.T) {
 	}
 	var s struct {
 		Counts struct {
-			Raw, Clean, DLQ, Duplicates, Persisted, Unchanged int
+			Raw, Clean, DLQ, Duplicates, Persisted, Unchanged, Scored int
 		}
-		Tables           struct{ Users int }
+		Tables struct{ Users, Predictions int }
+		Model  struct {
+			Version string
+			AUC     float64
+		}
 		DistinctValidIDs int     `json:"distinct_valid_ids"`
 		Elapsed          float64 `json:"elapsed_seconds"`
 		Reconciled       bool
@@ -27,7 +31,8 @@ func TestDemoReconciles(t *testing.T) {
 		t.Fatalf("demo --json printed %q: %v", out.String(), err)
 	}
 	if !s.Reconciled || s.Counts.Raw < 2000 || s.Tables.Users != s.DistinctValidIDs || s.DistinctValidIDs > 2000 || s.Counts.DLQ == 0 ||
-		s.Counts.Raw != s.Counts.Clean+s.Counts.DLQ+s.Counts.Duplicates || s.Counts.Persisted+s.Counts.Unchanged != s.Counts.Clean || s.Elapsed <= 0 {
+		s.Counts.Raw != s.Counts.Clean+s.Counts.DLQ+s.Counts.Duplicates || s.Counts.Persisted+s.Counts.Unchanged != s.Counts.Clean || s.Elapsed <= 0 ||
+		s.Counts.Scored != s.Counts.Persisted || s.Tables.Predictions != s.Counts.Persisted || s.Model.Version == "" || s.Model.AUC < 0.6 {
 		t.Errorf("summary %+v", s)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -173,6 +174,9 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	}
 	for _, c := range d.children {
 		d.out.printf("# %s (pid %d): http://%s/metrics /healthz /readyz\n", c.name, c.cmd.Process.Pid, c.addr)
+		if c.waiting != "" {
+			d.logf("%s is up and %s", c.name, c.waiting)
+		}
 	}
 	d.logf("ready in %v; Ctrl-C stops everything", time.Since(started).Round(100*time.Millisecond))
 	d.out.printf("ready\n")
@@ -348,6 +352,7 @@ type child struct {
 	err        error
 	tail       *logTail
 	killed     atomic.Bool // by restart: its exit is expected
+	waiting    string      // why it is up but not ready, once started
 }
 
 func startChild(name, path string, env []string, addr, prefix string, out *lockedWriter, exited chan<- *child) (*child, error) {
@@ -410,8 +415,14 @@ func (c *child) awaitReady(ctx context.Context, deadline time.Time) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
+			var body readiness
+			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			if reasons := body.waiting(); reasons != "" {
+				c.waiting = reasons
 				return nil
 			}
 		}
@@ -426,6 +437,31 @@ func (c *child) awaitReady(ctx context.Context, deadline time.Time) error {
 			return fmt.Errorf("%s not ready at %s in time (see -ready-timeout); last lines:\n%s", c.name, url, c.tail.String())
 		}
 	}
+}
+
+// readiness is a /readyz body.
+type readiness struct {
+	Components []struct {
+		Ready  bool
+		Reason string
+	}
+}
+
+// waiting returns the reasons of a service that is up but waits for
+// something only an operator provides (its not-ready components all say
+// "waiting for …", like a scorer without a model), or "".
+func (r readiness) waiting() string {
+	var reasons []string
+	for _, c := range r.Components {
+		if c.Ready {
+			continue
+		}
+		if !strings.HasPrefix(c.Reason, "waiting for ") {
+			return ""
+		}
+		reasons = append(reasons, c.Reason)
+	}
+	return strings.Join(reasons, "; ")
 }
 
 // logTail keeps a child's last lines for error messages.

@@ -216,12 +216,7 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 			t.Errorf("dev printed no endpoint for %s", name)
 			continue
 		}
-		resp, err := http.Get("http://" + s.addr + "/readyz")
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s/readyz = %v, %v; want 200", s.addr, resp, err)
-			continue
-		}
-		resp.Body.Close()
+		wantUp(t, name, s.addr)
 	}
 
 	addrs := d.addrs(t)
@@ -275,12 +270,7 @@ func TestDevUsesDatabaseURL(t *testing.T) {
 		t.Errorf("dev printed DATABASE_URL=%s, want the one it was given, %s", got, db)
 	}
 	for name, s := range d.services {
-		resp, err := http.Get("http://" + s.addr + "/readyz")
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Errorf("%s: GET /readyz = %v, %v; want 200", name, resp, err)
-			continue
-		}
-		resp.Body.Close()
+		wantUp(t, name, s.addr)
 	}
 	if err := d.stop(t); err != nil {
 		t.Fatal(err)
@@ -465,5 +455,24 @@ func TestProduceRefusesBadInputWhole(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"produce", "jobs", csv}, nil, &out, &out); err == nil || !strings.Contains(err.Error(), `unknown dataset "jobs"`) {
 		t.Errorf("produce jobs = %v, want an unknown dataset error", err)
+	}
+}
+
+// wantUp checks that a service of dev is ready, or, for the scorer of a
+// stack without a model, up and waiting for one.
+func wantUp(t *testing.T, name, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Errorf("%s: GET /readyz: %v", name, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		return
+	}
+	if name != "scorer" || !strings.Contains(string(body), "waiting for a model") {
+		t.Errorf("%s: GET /readyz = %d %s; want 200", name, resp.StatusCode, body)
 	}
 }

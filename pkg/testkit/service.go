@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -58,11 +57,21 @@ type Service struct {
 	done chan error
 }
 
-// Serve runs a service's run with environ plus HTTP_ADDR=127.0.0.1:0,
-// learns the address the telemetry server bound from the "starting" line
-// the service logs, and waits until its /readyz answers 200. The service
-// is stopped in t.Cleanup unless Stop was called.
+// Serve runs a service's run with environ plus HTTP_ADDR=127.0.0.1:0 and
+// waits until its /readyz answers 200 (see Start). The service is stopped
+// in t.Cleanup unless Stop was called.
 func Serve(t testing.TB, run Run, environ []string) *Service {
+	t.Helper()
+	s := Start(t, run, environ)
+	s.AwaitReady(t)
+	return s
+}
+
+// Start runs a service's run with environ plus HTTP_ADDR=127.0.0.1:0 and
+// returns once it serves, with the address its telemetry server bound,
+// learnt from the "starting" line the service logs. The service is stopped
+// in t.Cleanup unless Stop was called.
+func Start(t testing.TB, run Run, environ []string) *Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	s := &Service{log: &serviceLog{addr: make(chan string, 1)}, stop: cancel, done: make(chan error, 1)}
@@ -71,28 +80,37 @@ func Serve(t testing.TB, run Run, environ []string) *Service {
 	env := append(slices.Clone(environ), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "LOG_LEVEL=info")
 	go func() { s.done <- run(ctx, nil, env, s.log) }()
 	t.Cleanup(func() { _ = s.Stop(t) })
-
-	deadline := time.After(60 * time.Second)
 	select {
 	case s.Addr = <-s.log.addr:
 	case err := <-s.done:
 		s.done <- err
 		t.Fatalf("run returned before it served: %v\n%s", err, s.log.tail())
-	case <-deadline:
+	case <-time.After(60 * time.Second):
 		t.Fatalf("no telemetry address logged within 60 s:\n%s", s.log.tail())
 	}
-	var last string
+	return s
+}
+
+// Ready returns whether the service's /readyz answers 200, and its body.
+func (s *Service) Ready(t testing.TB) (bool, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.Addr + "/readyz")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == http.StatusOK, strings.TrimSpace(string(body))
+}
+
+// AwaitReady waits up to 60 s until the service's /readyz answers 200.
+func (s *Service) AwaitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + s.Addr + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-		} else {
-			last = err.Error()
+		ready, last := s.Ready(t)
+		if ready {
+			return
 		}
 		select {
 		case err := <-s.done:

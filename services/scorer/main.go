@@ -8,20 +8,32 @@
 // split (package internal/model), evaluates it on the test split and
 // writes the versioned artefact models/<name>-<version>.json.
 //
-// The streaming step is not built yet: the service starts, waits for its
-// dependencies, reports ready on /readyz and idles until SIGINT or SIGTERM.
+// The service waits (not ready) for the predictions table and for a model
+// artefact in SCORER_MODEL_DIR, then consumes persisted.users on the
+// transactional stage runner. Each batch is scored by one model, its
+// predictions written in one database transaction, idempotent by event
+// id, and its scored records produced from what the table holds, so a
+// replay republishes the first prediction, model version included. A newer
+// artefact in the directory is swapped in between batches; one that does
+// not load is refused with the reason and the current model stays.
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas"
 )
 
 // settings is the scorer's configuration, read from the environment.
@@ -30,6 +42,12 @@ type settings struct {
 	Kafka    kafka.Config
 	Registry serde.Config
 	Postgres pg.Config
+	Stage    stage.Config
+	// ModelDir holds the model artefacts; the newest one named ModelName
+	// is applied, and a newer one is swapped in within ModelPoll.
+	ModelDir  string        `env:"SCORER_MODEL_DIR" envDefault:"models"`
+	ModelName string        `env:"SCORER_MODEL_NAME" envDefault:"churn"`
+	ModelPoll time.Duration `env:"SCORER_MODEL_POLL" envDefault:"2s"`
 }
 
 func main() { service.Main("scorer", run) }
@@ -38,7 +56,59 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) > 1 && args[1] == "train" {
 		return train(ctx, args[2:], environ, stdout, os.Stderr)
 	}
-	return service.Run(ctx, "scorer", environ, stdout, func(ctx context.Context, p *service.Process, cfg settings) error {
-		return p.Idle(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
+	return service.Run(ctx, "scorer", environ, stdout, score)
+}
+
+// score waits for the predictions table and a model, then scores every
+// persisted record of each dataset.
+func score(ctx context.Context, p *service.Process, cfg settings) error {
+	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
+	if err != nil {
+		return err
+	}
+	pool, err := pg.Open(ctx, cfg.Postgres)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := awaitTable(ctx, pool, func(r string) { p.Telemetry.SetReady("predictions", false, r) }); err != nil {
+		return nil // ctx ended
+	}
+	p.Telemetry.SetReady("predictions", true, "")
+
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "datamill_scorer_model_info", Help: "1 for the model version being applied, 0 for those swapped out.",
+	}, []string{"version"})
+	risk := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "datamill_scorer_churn_probability", Help: "Predicted churn probabilities of the scored events.",
+		Buckets: prometheus.LinearBuckets(0.1, 0.1, 9),
 	})
+	p.Telemetry.Registry().MustRegister(info, risk)
+	ms := &models{dir: cfg.ModelDir, name: cfg.ModelName, log: p.Log, info: info}
+	if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model", false, r) }); err != nil {
+		return nil // ctx ended
+	}
+	p.Telemetry.SetReady("model", true, "")
+	go ms.watch(ctx, cfg.ModelPoll)
+
+	metrics := stage.NewMetrics(p.Telemetry.Registry())
+	var runs []func(context.Context) error
+	for _, ds := range cfg.Datasets {
+		if ds != "users" {
+			return fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
+		}
+		s := &scoring{pool: pool, models: ms, risk: risk}
+		spec, err := stage.NewSpec(ctx, reg, "scorer", ds, kafka.Persisted, kafka.Scored,
+			schemas.MustSchema("users/persisted"), schemas.MustSchema("users/scored"), s.handler)
+		if err != nil {
+			return err
+		}
+		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
+		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r.Run)
+	}
+	return service.RunAll(ctx, runs...)
 }

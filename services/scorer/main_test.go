@@ -9,7 +9,10 @@ import (
 )
 
 func TestStartsReadyAndStops(t *testing.T) {
-	testkit.ServeUntilReady(t, run, testkit.Stack(t, true))
+	s := newScorerStack(t) // the loader's tables
+	dir := t.TempDir()
+	trainModel(t, dir)
+	testkit.ServeUntilReady(t, run, append(s.env, "SCORER_MODEL_DIR="+dir))
 }
 
 func TestMissingVariableIsNamed(t *testing.T) {

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas/users"
+	"github.com/datamill/datamill/services/scorer/internal/model"
+)
+
+// models keeps the newest valid artefact of a directory, swapping it in
+// when a newer one appears.
+type models struct {
+	dir, name string
+	log       *zap.Logger
+	current   atomic.Pointer[model.Model]
+	path      string // of the current model
+	info      *prometheus.GaugeVec
+}
+
+// poll loads the newest artefact when it is not the current one. A newer
+// artefact that does not load is reported and skipped; the current model
+// stays.
+func (m *models) poll() error {
+	path, err := model.Latest(m.dir, m.name)
+	if err != nil || path == "" || path == m.path {
+		return err
+	}
+	loaded, err := model.Load(path)
+	if err != nil {
+		m.path = path // reported once, not at every poll
+		return err
+	}
+	if old := m.current.Swap(loaded); old != nil {
+		m.info.WithLabelValues(old.Version).Set(0)
+		m.log.Info("model swapped", zap.String("from", old.Version), zap.String("to", loaded.Version))
+	} else {
+		m.log.Info("model loaded", zap.String("version", loaded.Version), zap.String("path", path),
+			zap.Float64("test_roc_auc", loaded.Test.AUC))
+	}
+	m.info.WithLabelValues(loaded.Version).Set(1)
+	m.path = path
+	return nil
+}
+
+// watch polls every interval until ctx ends.
+func (m *models) watch(ctx context.Context, every time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if err := m.poll(); err != nil {
+			m.log.Error("model artefact refused; keeping the current model", zap.Error(err))
+		}
+	}
+}
+
+// await polls until a model is loaded or ctx ends.
+func (m *models) await(ctx context.Context, every time.Duration, waiting func(string)) error {
+	for {
+		err := m.poll()
+		if m.current.Load() != nil {
+			return nil
+		}
+		reason := fmt.Sprintf("waiting for a model %s-*.json in %s (run scorer train)", m.name, m.dir)
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		waiting(reason)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// userOf is what the model reads of a clean users record.
+func userOf(c *users.Clean) model.User {
+	u := model.User{Gender: c.Gender, Country: c.Country, SignupDate: c.SignupDate, LastLogin: c.LastLogin}
+	if c.Age != nil {
+		u.Age = new(float64(*c.Age))
+	}
+	if c.MonthlySpend != nil && *c.MonthlySpend != nil {
+		f, _ := new(big.Rat).Set(*c.MonthlySpend).Float64()
+		u.MonthlySpend = &f
+	}
+	return u
+}
+
+// scoring is the scorer's step for users: every persisted event gets one
+// predictions row and one scored record.
+type scoring struct {
+	pool   *pgxpool.Pool
+	models *models
+	risk   prometheus.Observer
+}
+
+// handler scores a batch with one model (the current one when the batch
+// starts), writes the predictions in one database transaction, idempotent
+// by event id, and returns the scored records as the table holds them: a
+// replayed event gets back the prediction it was first given, model
+// version included, whatever model is current now.
+func (s *scoring) handler(ctx context.Context, batch []stage.Message[users.Persisted]) (stage.Result[users.Scored], error) {
+	m := s.models.current.Load()
+	n := len(batch)
+	eventIDs, userIDs, labels, probs, versions := make([]string, n), make([]int64, n), make([]int32, n), make([]float64, n), make([]string, n)
+	for i := range batch {
+		rec := &batch[i].Value.Record
+		p := m.Probability(userOf(rec))
+		eventIDs[i], userIDs[i], labels[i], probs[i], versions[i] = rec.EventID, rec.ID, int32(m.Predict(p)), p, m.Version
+	}
+	stored := map[string]users.Scored{}
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+with input as (
+    select * from unnest($1::text[], $2::bigint[], $3::int[], $4::float8[], $5::text[])
+        as t(event_id, user_id, prediction, probability, model_version)
+), inserted as (
+    insert into predictions (event_id, user_id, prediction, probability, model_version)
+    select event_id, user_id, prediction, probability, model_version from input
+    on conflict (event_id) do nothing
+    returning event_id, user_id, prediction, probability, model_version, created_at
+)
+select * from inserted
+union all
+select p.event_id, p.user_id, p.prediction, p.probability, p.model_version, p.created_at
+from predictions p join input i on i.event_id = p.event_id
+where not exists (select 1 from inserted n where n.event_id = p.event_id)`,
+			eventIDs, userIDs, labels, probs, versions)
+		if err != nil {
+			return err
+		}
+		var sc users.Scored
+		_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
+			sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
+			stored[sc.EventID] = sc
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return stage.Result[users.Scored]{}, fmt.Errorf("write %d predictions: %w", n, err)
+	}
+	var res stage.Result[users.Scored]
+	for i, id := range eventIDs {
+		sc, ok := stored[id]
+		if !ok {
+			return stage.Result[users.Scored]{}, fmt.Errorf("prediction of event %s neither written nor found", id)
+		}
+		s.risk.Observe(sc.Probability)
+		res.Outputs = append(res.Outputs, stage.Output[users.Scored]{Key: strconv.AppendInt(nil, userIDs[i], 10), Value: sc})
+	}
+	return res, nil
+}
+
+// awaitTable waits until the predictions table exists: the loader's
+// migrations create it.
+func awaitTable(ctx context.Context, pool *pgxpool.Pool, waiting func(string)) error {
+	for {
+		var ok bool
+		err := pool.QueryRow(ctx, `select to_regclass('predictions') is not null`).Scan(&ok)
+		if err == nil && ok {
+			return nil
+		}
+		waiting("no predictions table yet (the loader's migrations create it)")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

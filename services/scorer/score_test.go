@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/schemas/users"
+	"github.com/datamill/datamill/services/loader/migrations"
+	"github.com/datamill/datamill/services/scorer/internal/model"
+)
+
+// scorerStack is the embedded stack with the loader's tables, n users in
+// the users table and a persisted.users event for each.
+type scorerStack struct {
+	env  []string
+	kcfg kafka.Config
+	reg  *serde.Registry
+	db   *pgx.Conn
+}
+
+func newScorerStack(t *testing.T) *scorerStack {
+	t.Helper()
+	if testkit.RealBroker() {
+		t.Fatal("this test uses the fixed topic names of the users dataset: run it on the embedded broker")
+	}
+	env := testkit.Stack(t, true)
+	m := config.ToMap(env)
+	pool, err := pg.Open(t.Context(), pg.Config{URL: m["DATABASE_URL"], MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pg.Migrate(t.Context(), pool, "loader", migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgx.Connect(t.Context(), m["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(t.Context()) })
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: m["SCHEMA_REGISTRY_URL"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &scorerStack{env: env, kcfg: kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}, reg: reg, db: db}
+}
+
+// persist inserts users [from, to) and produces their persisted events.
+func (s *scorerStack) persist(t *testing.T, from, to int) {
+	t.Helper()
+	codec, err := serde.NewCodec[users.Persisted](t.Context(), s.reg, "persisted.users", schemas.MustSchema("users/persisted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(t.Context(), cl, s.kcfg, "persisted.users"); err != nil {
+		t.Fatal(err)
+	}
+	ref := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	for id := from; id < to; id++ {
+		signup, login := ref.AddDate(0, 0, -400-id%300), ref.AddDate(0, 0, -(id%200))
+		c := users.Clean{
+			ID: int64(id), Age: new(int32(20 + id%50)), Gender: new("female"), Country: new([]string{"FR", "DE"}[id%2]),
+			SignupDate: &signup, LastLogin: &login, QualityFlags: []string{},
+			EventID: fmt.Sprintf("ev-%d", id), EventTime: ref, ContentHash: "h",
+		}
+		if _, err := s.db.Exec(t.Context(), `insert into users (id, event_id, ingested_at, content_hash, created_event_id) values ($1, $2, $3, 'h', $2)`,
+			c.ID, c.EventID, ref); err != nil {
+			t.Fatal(err)
+		}
+		b, err := codec.Encode(&users.Persisted{Record: c, Action: users.LoadActionInserted, PersistedAt: ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: "persisted.users", Key: []byte(fmt.Sprint(id)), Value: b})
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// trainModel writes a model artefact into dir and returns it.
+func trainModel(t *testing.T, dir string) *model.Model {
+	t.Helper()
+	if err := run(t.Context(), []string{"scorer", "train", "--csv", usersCSV(t, 1000), "--out", dir}, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	path, err := model.Latest(dir, "churn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestScoresEveryEventOnceAcrossAModelSwap waits without a model, then
+// scores a stream during which a newer model appears (and a broken one):
+// every persisted event gets exactly one predictions row and one scored
+// record, each naming the model that made it.
+func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
+	s := newScorerStack(t)
+	dir := t.TempDir()
+	const n = 3000
+	s.persist(t, 1, n/2+1)
+	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=20ms", "STAGE_BATCH_MAX=50", "STAGE_INSTANCE_ID=t"))
+	time.Sleep(200 * time.Millisecond) // a few polls of an empty directory
+	if ready, body := svc.Ready(t); ready || !strings.Contains(body, "waiting for a model churn-*.json in "+dir) {
+		t.Fatalf("without a model: ready %v, %s", ready, body)
+	}
+	var count int
+	if err := s.db.QueryRow(t.Context(), `select count(*) from predictions`).Scan(&count); err != nil || count != 0 {
+		t.Fatalf("%d predictions (%v) before any model", count, err)
+	}
+
+	first := trainModel(t, dir)
+	s.persist(t, n/2+1, n+1)
+	// Once scoring has begun, a broken artefact, then a newer model.
+	deadline := time.Now().Add(time.Minute)
+	for count == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no prediction within a minute of the first model")
+		}
+		time.Sleep(5 * time.Millisecond)
+		_ = s.db.QueryRow(t.Context(), `select count(*) from predictions`).Scan(&count)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "churn-20990101T000000Z.json"), []byte(`{"format": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second := *first
+	second.Version, second.Threshold = "20990102T000000Z", 0.3
+	if _, err := second.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	scored := testkit.Consume(t, s.kcfg.Brokers, "scored.users", n)
+	codec, err := serde.NewCodec[users.Scored](t.Context(), s.reg, "scored.users", schemas.MustSchema("users/scored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byEvent := map[string]users.Scored{}
+	for _, r := range scored {
+		var sc users.Scored
+		if err := codec.Decode(r.Value, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := byEvent[sc.EventID]; dup {
+			t.Errorf("event %s scored twice", sc.EventID)
+		}
+		byEvent[sc.EventID] = sc
+	}
+	rows, err := s.db.Query(t.Context(), `select event_id, user_id, prediction, probability, model_version from predictions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]int{}
+	var id, version string
+	var user int64
+	var label int32
+	var p float64
+	matched := 0
+	_, err = pgx.ForEachRow(rows, []any{&id, &user, &label, &p, &version}, func() error {
+		versions[version]++
+		sc, ok := byEvent[id]
+		if ok && sc.UserID == user && sc.PredictedLabel == label && sc.Probability == p && sc.ModelVersion == version {
+			matched++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if matched != n || len(byEvent) != n {
+		t.Errorf("%d predictions rows match their scored record, %d events scored; want %d of each", matched, len(byEvent), n)
+	}
+	if versions[first.Version] == 0 || versions[second.Version] == 0 || len(versions) != 2 {
+		t.Errorf("predictions by model version %v, want both %s and %s (and not the broken artefact)", versions, first.Version, second.Version)
+	}
+	// The swap happens between batches: each batch is scored by one model.
+	if ready, body := svc.Ready(t); !ready {
+		t.Errorf("not ready after scoring: %s", body)
+	}
+	var info strings.Builder
+	resp, err := http.Get("http://" + svc.Addr + "/metrics")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		info.Write(b)
+	}
+	if !strings.Contains(info.String(), `datamill_scorer_model_info{version="`+second.Version+`"} 1`) {
+		t.Errorf("metrics do not name the current model %s", second.Version)
+	}
+}
