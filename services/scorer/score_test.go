@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
@@ -212,5 +214,50 @@ func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
 	}
 	if !strings.Contains(info.String(), `datamill_scorer_model_info{version="`+second.Version+`"} 1`) {
 		t.Errorf("metrics do not name the current model %s", second.Version)
+	}
+}
+
+// A batch replayed after a crash (predictions committed, Kafka not) gets
+// back the predictions it was first given, even under another model.
+func TestReplayedBatchRepublishesTheStoredPredictions(t *testing.T) {
+	s := newScorerStack(t)
+	s.persist(t, 1, 21)
+	dir := t.TempDir()
+	first := trainModel(t, dir)
+	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	if err := ms.poll(); err != nil {
+		t.Fatal(err)
+	}
+	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	var batch []stage.Message[users.Persisted]
+	for id := 1; id <= 20; id++ {
+		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+			ID: int64(id), EventID: fmt.Sprintf("ev-%d", id), Age: new(int32(30)), QualityFlags: []string{},
+		}}})
+	}
+	once, err := sc.handler(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := *first
+	second.Version, second.Threshold, second.Intercept = "20990101T000000Z", 0.01, first.Intercept+3
+	ms.current.Store(&second)
+	again, err := sc.handler(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range once.Outputs {
+		if a, b := once.Outputs[i].Value, again.Outputs[i].Value; a != b || a.ModelVersion != first.Version {
+			t.Errorf("event %d: first %+v, replayed %+v", i, a, b)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(t.Context(), `select count(*) from predictions`).Scan(&n); err != nil || n != 20 {
+		t.Errorf("%d predictions rows (%v), want 20", n, err)
 	}
 }

@@ -306,3 +306,20 @@ func BenchmarkTrain200k(b *testing.B) {
 		}
 	}
 }
+
+func TestBalancedClassWeightRaisesRecall(t *testing.T) {
+	examples := synthetic(4000, 12) // about a third churned
+	cfg := Config{Name: "w", Churned: []string{"churned"}, TestShare: 0.25, Seed: 2, L2: 1, Threshold: 0.5}
+	plain, _, err := TrainModel(examples, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClassWeight = "balanced"
+	weighted, _, err := TrainModel(examples, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if weighted.Test.Recall <= plain.Test.Recall || weighted.Training.ClassWeight != "balanced" {
+		t.Errorf("recall %.3f balanced vs %.3f unweighted: balancing the classes should find more churners", weighted.Test.Recall, plain.Test.Recall)
+	}
+}
