@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -29,6 +30,9 @@ type Service struct {
 	Datasets []string `env:"DATASETS" envDefault:"users" envSeparator:","`
 	// RunID labels this run of the pipeline in eco samples and reports.
 	RunID string `env:"RUN_ID" envDefault:"default"`
+	// EcoInterval is how often the process publishes what it used to
+	// eco.samples.
+	EcoInterval time.Duration `env:"ECO_SAMPLE_INTERVAL" envDefault:"5s"`
 }
 
 // Block returns the shared block; a configuration that embeds Service

@@ -5,6 +5,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,11 +20,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/logging"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/telemetry"
+	"github.com/datamill/datamill/schemas"
 )
 
 // Process is a running service's shared equipment.
@@ -31,6 +34,10 @@ type Process struct {
 	Name      string
 	Log       *zap.Logger
 	Telemetry *telemetry.Server
+
+	svc        config.Service
+	stopSample context.CancelFunc
+	sampled    chan struct{} // closed once the eco sampler published its last sample
 }
 
 // Start builds the logger (on stdout), starts the telemetry server on
@@ -46,11 +53,20 @@ func Start(name string, svc config.Service, cfg any, stdout io.Writer) (*Process
 		return nil, err
 	}
 	log.Info("starting", zap.String("http_addr", tel.Addr()), zap.Any("config", config.Redacted(cfg)))
-	return &Process{Name: name, Log: log, Telemetry: tel}, nil
+	return &Process{Name: name, Log: log, Telemetry: tel, svc: svc}, nil
 }
 
-// Close stops the telemetry server and flushes the log.
+// Close waits for the eco sampler's last sample, stops the telemetry
+// server and flushes the log.
 func (p *Process) Close() error {
+	if p.sampled != nil {
+		p.stopSample()
+		select {
+		case <-p.sampled:
+		case <-time.After(10 * time.Second):
+			p.Log.Warn("the last eco sample was not published within 10 s")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := p.Telemetry.Shutdown(ctx)
@@ -186,7 +202,54 @@ func (p *Process) Connect(ctx context.Context, kcfg kafka.Config, rcfg serde.Con
 	if err := p.Await(ctx, probes...); err != nil {
 		return nil, err
 	}
+	if err := p.sample(ctx, kcfg, reg); err != nil {
+		return nil, err
+	}
 	return reg, nil
+}
+
+// sample starts the eco sampler: what the process uses goes to
+// eco.samples every ECO_SAMPLE_INTERVAL until ctx ends or the process
+// closes, and once more then.
+func (p *Process) sample(ctx context.Context, kcfg kafka.Config, reg *serde.Registry) error {
+	codec, err := serde.NewCodec[schemas.EcoSample](ctx, reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	if err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(kcfg, p.Log)
+	if err != nil {
+		return err
+	}
+	tcfg := kcfg
+	tcfg.Partitions = max(tcfg.Partitions, 1)
+	if err := kafka.EnsureTopics(ctx, cl, tcfg, kafka.EcoSamples); err != nil {
+		cl.Close()
+		return err
+	}
+	host, _ := os.Hostname()
+	s := &eco.Sampler{
+		RunID: p.svc.RunID, Service: p.Name, Instance: fmt.Sprintf("%s:%d", host, os.Getpid()),
+		Datasets: p.svc.Datasets, Every: cmp.Or(p.svc.EcoInterval, 5*time.Second), Metrics: p.Telemetry.Registry(), Log: p.Log,
+		Publish: func(ctx context.Context, v *schemas.EcoSample) error {
+			b, err := codec.Encode(v)
+			if err != nil {
+				return err
+			}
+			return cl.ProduceSync(ctx, &kgo.Record{Topic: kafka.EcoSamples, Key: []byte(v.Instance), Value: b}).FirstErr()
+		},
+	}
+	if err := s.Start(); err != nil {
+		cl.Close()
+		return err
+	}
+	ctx, p.stopSample = context.WithCancel(ctx)
+	p.sampled = make(chan struct{})
+	go func() {
+		defer close(p.sampled)
+		defer cl.Close()
+		s.Run(ctx)
+	}()
+	return nil
 }
 
 // Idle connects, then waits for ctx to end: the shape of a service whose

@@ -11,11 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
 )
 
 func TestAwaitHoldsReadinessUntilEveryProbePasses(t *testing.T) {
@@ -155,4 +160,63 @@ func readyz(t *testing.T, addr string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(body)
+}
+
+// The process publishes what it used to eco.samples while it runs and once
+// more when it closes: the samples' windows tile its life and their
+// record counts add up to its counters.
+func TestEcoSamplesCoverTheProcess(t *testing.T) {
+	kcfg := kafka.Config{Brokers: testkit.KafkaCluster(t).Brokers(), Partitions: 1, ReplicationFactor: -1}
+	p, err := Start("cleaner", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0", RunID: "r1", Datasets: []string{"users"}, EcoInterval: 50 * time.Millisecond}, struct{}{}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry := testkit.Registry(t)
+	if _, err := p.Connect(t.Context(), kcfg, serde.Config{RegistryURL: registry}, nil); err != nil {
+		t.Fatal(err)
+	}
+	in := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "datamill_stage_records_in_total"}, []string{"stage", "dataset"})
+	p.Telemetry.Registry().MustRegister(in)
+	for range 5 {
+		in.WithLabelValues("cleaner", "users").Add(7)
+		time.Sleep(40 * time.Millisecond)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := serde.NewCodec[schemas.EcoSample](t.Context(), reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var samples []schemas.EcoSample
+	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), kafka.EcoSamples, nil, func(r *kgo.Record) {
+		var s schemas.EcoSample
+		if err := codec.Decode(r.Value, &s); err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) < 2 {
+		t.Fatalf("%d samples, want several", len(samples))
+	}
+	var records int64
+	for i, s := range samples {
+		records += s.RecordsIn
+		if s.RunID != "r1" || s.Service != "cleaner" || s.Dataset == nil || *s.Dataset != "users" || s.CPUS < 0 || s.MemReservedBytes <= 0 {
+			t.Errorf("sample %d: %+v", i, s)
+		}
+		if i > 0 && !s.WindowStart.Equal(samples[i-1].WindowEnd) {
+			t.Errorf("sample %d starts at %v, the previous ended at %v: the windows do not tile", i, s.WindowStart, samples[i-1].WindowEnd)
+		}
+	}
+	if records != 35 {
+		t.Errorf("the samples count %d records in, the counter 35", records)
+	}
 }

@@ -1,0 +1,138 @@
+package eco
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/schemas"
+)
+
+// Sampler publishes what its process used, one sample per window, and
+// exposes the same on /metrics.
+type Sampler struct {
+	RunID, Service, Instance string
+	// Datasets are those the process handles; a sample names its dataset
+	// when there is one.
+	Datasets []string
+	Every    time.Duration
+	// Metrics is the process's registry: the record counters are read
+	// from it, the sampler's gauges registered in it.
+	Metrics *prometheus.Registry
+	Publish func(context.Context, *schemas.EcoSample) error
+	Log     *zap.Logger
+
+	last    Reading
+	counted records
+	cpu     prometheus.Counter
+	mem     prometheus.Gauge
+	vcpus   prometheus.Gauge
+}
+
+// records are the process's record counters, cumulative.
+type records struct{ in, out, dead, duplicates int64 }
+
+// Record counters the sampler reads: the stage runner's, the extractor's.
+var counterNames = map[string]func(*records) *int64{
+	"datamill_stage_records_in_total":                func(r *records) *int64 { return &r.in },
+	"datamill_stage_records_out_total":               func(r *records) *int64 { return &r.out },
+	"datamill_stage_records_dead_lettered_total":     func(r *records) *int64 { return &r.dead },
+	"datamill_stage_records_duplicates_total":        func(r *records) *int64 { return &r.duplicates },
+	"datamill_extractor_records_total":               func(r *records) *int64 { return &r.out },
+	"datamill_extractor_records_dead_lettered_total": func(r *records) *int64 { return &r.dead },
+}
+
+// Start takes the first reading and registers the gauges.
+func (s *Sampler) Start() error {
+	r, err := Read()
+	if err != nil {
+		return err
+	}
+	s.last = r
+	s.cpu = prometheus.NewCounter(prometheus.CounterOpts{Name: "datamill_eco_cpu_seconds_total", Help: "CPU seconds (user + system) the process used, as the eco samples count them."})
+	s.mem = prometheus.NewGauge(prometheus.GaugeOpts{Name: "datamill_eco_memory_reserved_bytes", Help: "Memory reserved: the cgroup limit, else the peak resident set."})
+	s.vcpus = prometheus.NewGauge(prometheus.GaugeOpts{Name: "datamill_eco_vcpus", Help: "vCPUs reserved: the cgroup quota, else GOMAXPROCS."})
+	s.Metrics.MustRegister(s.cpu, s.mem, s.vcpus)
+	return nil
+}
+
+// Run publishes a sample every Every until ctx ends, then the last
+// window's, so that no CPU second goes unreported.
+func (s *Sampler) Run(ctx context.Context) {
+	t := time.NewTicker(s.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			s.publish(final)
+			cancel()
+			return
+		case <-t.C:
+			s.publish(ctx)
+		}
+	}
+}
+
+func (s *Sampler) publish(ctx context.Context) {
+	sample, err := s.Sample()
+	if err == nil {
+		err = s.Publish(ctx, sample)
+	}
+	if err != nil {
+		s.Log.Warn("eco sample not published", zap.Error(err))
+	}
+}
+
+// Sample closes the current window and returns its sample.
+func (s *Sampler) Sample() (*schemas.EcoSample, error) {
+	r, err := Read()
+	if err != nil {
+		return nil, err
+	}
+	w := r.Since(s.last)
+	s.last = r
+	now := s.count()
+	d := records{now.in - s.counted.in, now.out - s.counted.out, now.dead - s.counted.dead, now.duplicates - s.counted.duplicates}
+	s.counted = now
+	s.cpu.Add(max(w.CPUSeconds, 0))
+	s.mem.Set(float64(w.MemReservedBytes))
+	s.vcpus.Set(w.VCPUs)
+	sample := &schemas.EcoSample{
+		RunID: s.RunID, Service: s.Service, Stage: s.Service, Instance: s.Instance,
+		WindowStart: w.Start.UTC().Truncate(time.Microsecond), WindowEnd: w.End.UTC().Truncate(time.Microsecond),
+		WallS: w.WallSeconds, CPUS: w.CPUSeconds,
+		MemReservedBytes: w.MemReservedBytes, MemSource: w.MemSource, Vcpus: w.VCPUs,
+		RecordsIn: d.in, RecordsOut: d.out, RecordsDeadLettered: d.dead, RecordsDuplicates: d.duplicates,
+		BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{},
+		CPUSPerEpoch: []float64{},
+	}
+	if len(s.Datasets) == 1 {
+		sample.Dataset = &s.Datasets[0]
+	}
+	return sample, nil
+}
+
+// count sums the process's record counters.
+func (s *Sampler) count() records {
+	var r records
+	families, err := s.Metrics.Gather()
+	if err != nil {
+		return s.counted
+	}
+	for _, f := range families {
+		field, ok := counterNames[f.GetName()]
+		if !ok {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if strings.HasPrefix(f.GetName(), "datamill_") && m.GetCounter() != nil {
+				*field(&r) += int64(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return r
+}
