@@ -22,6 +22,7 @@ import (
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/eco"
 )
 
 func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -64,9 +65,14 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		return err
 	}
 	models := filepath.Join(dir, "models")
-	childEnv := []string{"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms"}
+	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
+	env["RUN_ID"] = runID // dev gives it to the services
+	childEnv := []string{
+		"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
+		"RUN_ID=" + runID, "ECO_SAMPLE_INTERVAL=500ms",
+	}
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") && !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") && !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") && !strings.HasPrefix(kv, "RUN_ID=") {
 			childEnv = append(childEnv, kv)
 		}
 	}
@@ -78,7 +84,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		dr := demoRun{eps: eps, svc: svc, inbox: inbox, models: models, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
+		dr := demoRun{eps: eps, svc: svc, inbox: inbox, models: models, runID: runID, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
 		s, err := dr.demo(ctx, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty})
 		summary = s
 		return err
@@ -118,17 +124,19 @@ type demoSummary struct {
 		Users       int `json:"users"`
 		Predictions int `json:"predictions"`
 	} `json:"tables"`
-	Model            demoModel `json:"model"`
-	DistinctValidIDs int       `json:"distinct_valid_ids"`
-	ElapsedSeconds   float64   `json:"elapsed_seconds"`
-	EventsPerSecond  float64   `json:"events_per_second"`
-	Reconciled       bool      `json:"reconciled"`
+	Model            demoModel   `json:"model"`
+	Eco              *eco.Report `json:"eco"`
+	DistinctValidIDs int         `json:"distinct_valid_ids"`
+	ElapsedSeconds   float64     `json:"elapsed_seconds"`
+	EventsPerSecond  float64     `json:"events_per_second"`
+	Reconciled       bool        `json:"reconciled"`
 }
 
 // demoRun is one demo on a ready stack.
 type demoRun struct {
 	eps, svc      map[string]string
 	inbox, models string // the extractor's directory, the scorer's
+	runID         string
 	scorer        string // binary, for `scorer train`
 	progress      func(string, ...any)
 }
@@ -242,12 +250,47 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 	if s.DistinctValidIDs, err = distinctKeys(ctx, eps["KAFKA_BROKERS"], "clean.users", s.Counts.Clean); err != nil {
 		return nil, err
 	}
+	if s.Eco, err = d.eco(ctx, conn); err != nil {
+		return nil, err
+	}
 	s.Reconciled = st.Rows == extracted+unreadable &&
 		s.Counts.Raw == s.Counts.Clean+cleaner.dead+s.Counts.Duplicates &&
 		loader.in == loader.out+loader.dead+loader.duplicates &&
 		s.Tables.Users == s.DistinctValidIDs &&
 		s.Counts.Scored == s.Counts.Persisted && s.Tables.Predictions == s.Counts.Persisted
 	return s, nil
+}
+
+// eco waits until the ecometer holds samples of every stage up to now,
+// then returns the eco report of the run.
+func (d *demoRun) eco(ctx context.Context, conn *pgx.Conn) (*eco.Report, error) {
+	until := time.Now()
+	deadline := until.Add(30 * time.Second)
+	for {
+		var covered int
+		err := conn.QueryRow(ctx, `select count(*) from eco_stage_totals where run_id = $1 and last_at >= $2
+			and stage in ('extractor', 'cleaner', 'loader', 'scorer')`, d.runID, until).Scan(&covered)
+		if err == nil && covered == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("demo: the ecometer has no samples of every stage up to the end of the run (%v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	totals, err := eco.LoadRun(ctx, conn, d.runID)
+	if err != nil {
+		return nil, err
+	}
+	constants := map[eco.Bound]eco.Constants{}
+	for _, b := range []eco.Bound{eco.Low, eco.Central, eco.High} {
+		constants[b] = eco.Defaults(b, 0, false)
+	}
+	return eco.NewReport(d.runID, "WORLD", totals, constants)
 }
 
 // demoModel is the model of a demo's summary.
@@ -405,6 +448,10 @@ func (s *demoSummary) print(w io.Writer) {
 	fmt.Fprintf(w, "  scored.users       %8d   (model %s, test ROC-AUC %.3f)\n", s.Counts.Scored, s.Model.Version, s.Model.AUC)
 	fmt.Fprintf(w, "  users table        %8d rows for %d distinct valid ids\n", s.Tables.Users, s.DistinctValidIDs)
 	fmt.Fprintf(w, "  predictions table  %8d\n\n", s.Tables.Predictions)
+	if s.Eco != nil {
+		s.Eco.Print(w)
+		fmt.Fprintln(w)
+	}
 	if s.Reconciled {
 		fmt.Fprintln(w, "  reconciled: raw = clean + dead letters + duplicates, one row per distinct valid id,")
 		fmt.Fprintln(w, "  one prediction and one scored record per persisted event")

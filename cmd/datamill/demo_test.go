@@ -23,6 +23,10 @@ func TestDemoReconciles(t *testing.T) {
 			Version string
 			AUC     float64
 		}
+		Eco struct {
+			Wh     float64 `json:"total_wh"`
+			Stages []struct{ Stage string }
+		}
 		DistinctValidIDs int     `json:"distinct_valid_ids"`
 		Elapsed          float64 `json:"elapsed_seconds"`
 		Reconciled       bool
@@ -32,7 +36,8 @@ func TestDemoReconciles(t *testing.T) {
 	}
 	if !s.Reconciled || s.Counts.Raw < 2000 || s.Tables.Users != s.DistinctValidIDs || s.DistinctValidIDs > 2000 || s.Counts.DLQ == 0 ||
 		s.Counts.Raw != s.Counts.Clean+s.Counts.DLQ+s.Counts.Duplicates || s.Counts.Persisted+s.Counts.Unchanged != s.Counts.Clean || s.Elapsed <= 0 ||
-		s.Counts.Scored != s.Counts.Persisted || s.Tables.Predictions != s.Counts.Persisted || s.Model.Version == "" || s.Model.AUC < 0.6 {
+		s.Counts.Scored != s.Counts.Persisted || s.Tables.Predictions != s.Counts.Persisted || s.Model.Version == "" || s.Model.AUC < 0.6 ||
+		s.Eco.Wh <= 0 || len(s.Eco.Stages) < 4 {
 		t.Errorf("summary %+v", s)
 	}
 }

@@ -42,6 +42,7 @@ func commands() []command {
 	return []command{
 		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
+		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
 		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},

@@ -67,9 +67,7 @@ func (s *Sampler) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			s.publish(final)
-			cancel()
+			s.publish(ctx)
 			return
 		case <-t.C:
 			s.publish(ctx)
@@ -77,7 +75,12 @@ func (s *Sampler) Run(ctx context.Context) {
 	}
 }
 
+// publish publishes the current window. Once a window is closed its
+// sample must go out even if ctx ends meanwhile, or its CPU seconds would
+// be lost: it gets 5 s of its own.
 func (s *Sampler) publish(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	sample, err := s.Sample()
 	if err == nil {
 		err = s.Publish(ctx, sample)

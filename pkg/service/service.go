@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -206,6 +208,26 @@ func (p *Process) Connect(ctx context.Context, kcfg kafka.Config, rcfg serde.Con
 		return nil, err
 	}
 	return reg, nil
+}
+
+// Database opens the pool of cfg and, when migrations is not nil, applies
+// component's migrations from it. The caller closes the pool.
+func (p *Process) Database(ctx context.Context, cfg pg.Config, component string, migrations fs.FS) (*pgxpool.Pool, error) {
+	pool, err := pg.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if migrations != nil {
+		applied, err := pg.Migrate(ctx, pool, component, migrations)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		if applied > 0 {
+			p.Log.Info("migrated the database", zap.String("component", component), zap.Int("migrations", applied))
+		}
+	}
+	return pool, nil
 }
 
 // sample starts the eco sampler: what the process uses goes to

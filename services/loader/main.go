@@ -46,18 +46,11 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pg.Open(ctx, cfg.Postgres)
+	pool, err := p.Database(ctx, cfg.Postgres, "loader", migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	applied, err := pg.Migrate(ctx, pool, "loader", migrations.FS)
-	if err != nil {
-		return err
-	}
-	if applied > 0 {
-		p.Log.Info("migrated the database")
-	}
 	metrics := stage.NewMetrics(p.Telemetry.Registry())
 	var runs []func(context.Context) error
 	for _, ds := range cfg.Datasets {

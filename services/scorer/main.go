@@ -66,7 +66,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pg.Open(ctx, cfg.Postgres)
+	pool, err := p.Database(ctx, cfg.Postgres, "scorer", nil)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/eco"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
+)
+
+// The ecometer stores each sample once, however often it is delivered,
+// sums them per run and stage, and prices them on /metrics.
+func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
+	env := testkit.Stack(t, true)
+	m := config.ToMap(env)
+	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 1, ReplicationFactor: -1}
+	svc := testkit.Serve(t, run, env)
+
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: m["SCHEMA_REGISTRY_URL"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := serde.NewCodec[schemas.EcoSample](t.Context(), reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sample := func(stage string, i int, cpu float64, in int64) *kgo.Record {
+		s := schemas.EcoSample{
+			RunID: "r1", Service: stage, Stage: stage, Instance: stage + "-1",
+			WindowStart: t0.Add(time.Duration(i) * 5 * time.Second), WindowEnd: t0.Add(time.Duration(i+1) * 5 * time.Second),
+			WallS: 5, CPUS: cpu, MemReservedBytes: 2e9, MemSource: "vmhwm", Vcpus: 2, RecordsIn: in, RecordsOut: in,
+			BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{}, CPUSPerEpoch: []float64{},
+		}
+		b, err := codec.Encode(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: kafka.EcoSamples, Value: b}
+	}
+	recs := []*kgo.Record{sample("cleaner", 0, 1.5, 1000), sample("cleaner", 1, 2.5, 3000), sample("cleaner", 1, 2.5, 3000), sample("loader", 0, 4, 4000)}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_cpu_seconds_total{stage="cleaner"}`, "4")
+	conn, err := pgx.Connect(t.Context(), m["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	totals, err := eco.LoadRun(t.Context(), conn, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(totals) != 2 {
+		t.Fatalf("totals %+v, want cleaner and loader", totals)
+	}
+	c := totals[0]
+	if c.Stage != "cleaner" || c.Samples != 2 || c.CPUSeconds != 4 || c.WallSeconds != 10 || c.MemGBSeconds != 20 || c.RecordsIn != 4000 {
+		t.Errorf("cleaner totals %+v: want the two distinct samples summed", c)
+	}
+	// 4 CPU s at 6 W and 20 GB·s at 0.3725 W/GB on a developer machine.
+	wantJ := 4*6.0 + 20*0.3725
+	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_energy_joules_total{component="cpu",stage="cleaner"}`, "24")
+	grams := wantJ / 3600 / 1000 * 472.94
+	perMil := grams / 4000 * 1e6
+	testkit.WaitMetric(t, svc.Addr, `ecometer_co2e_grams_per_million_records{stage="cleaner"}`, strings.TrimRight(strings.TrimRight(formatFloat(perMil), "0"), "."))
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
