@@ -30,8 +30,10 @@ func TestMain(m *testing.M) {
 // child keeps two threads busy for the window, then prints the CPU seconds
 // its sampler counted and waits for its parent to close stdin.
 func child() int {
-	s := &Sampler{Every: time.Hour, Metrics: prometheus.NewRegistry(), Log: zap.NewNop(),
-		Publish: func(context.Context, *schemas.EcoSample) error { return nil }}
+	s := &Sampler{
+		Every: time.Hour, Metrics: prometheus.NewRegistry(), Log: zap.NewNop(),
+		Publish: func(context.Context, *schemas.EcoSample) error { return nil },
+	}
 	if err := s.Start(); err != nil {
 		fmt.Println("error", err)
 		return 1
