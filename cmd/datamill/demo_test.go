@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -39,5 +40,37 @@ func TestDemoReconciles(t *testing.T) {
 		s.Counts.Scored != s.Counts.Persisted || s.Tables.Predictions != s.Counts.Persisted || s.Model.Version == "" || s.Model.AUC < 0.6 ||
 		s.Eco.Wh <= 0 || len(s.Eco.Stages) < 4 {
 		t.Errorf("summary %+v", s)
+	}
+}
+
+// Two demo runs of different sizes, saved as JSON, compare with `datamill
+// eco report --from … --vs …`: the larger run costs more energy.
+func TestEcoReportComparesTwoDemoRuns(t *testing.T) {
+	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH"), "GOFLAGS=" + os.Getenv("GOFLAGS")}
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, rows := range []string{"1000", "8000"} {
+		var out strings.Builder
+		if err := run(t.Context(), []string{"demo", "--rows", rows, "--json"}, environ, &out, io.Discard); err != nil {
+			t.Fatalf("demo --rows %s: %v", rows, err)
+		}
+		files[rows] = filepath.Join(dir, rows+".json")
+		if err := os.WriteFile(files[rows], []byte(out.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"eco", "report", "--from", files["8000"], "--vs", files["1000"]}, nil, &out, &out); err != nil {
+		t.Fatalf("eco report: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	var total string
+	for line := range strings.Lines(text) {
+		if f := strings.Fields(line); len(f) > 3 && f[0] == "total" && strings.HasSuffix(f[3], "%") {
+			total = f[3]
+		}
+	}
+	if !strings.Contains(text, "A/B: run demo-") || !strings.HasPrefix(total, "+") {
+		t.Errorf("A/B of an 8000-user run against a 1000-user one: total change %q\n%s", total, text)
 	}
 }

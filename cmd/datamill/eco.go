@@ -22,7 +22,9 @@ the services published and the ecometer stored (DATABASE_URL): CPU seconds,
 Wh, gCO2e, per million records and share of the total, the same energy on the
 FR, DE, US and World grids, low and high bounds, and with --vs an A/B
 comparison against another run. Writes a CodeCarbon-compatible emissions.csv
-when asked (--emissions).
+when asked (--emissions). A run can also come from a saved report: the JSON
+of "datamill eco report --json" or "datamill demo --json" (--from, and --vs
+with a file name), so that two demo runs compare without a database.
 
 flags:`
 
@@ -36,7 +38,8 @@ func ecoCommand(ctx context.Context, args, environ []string, stdout, stderr io.W
 	fs.SetOutput(stderr)
 	run := fs.String("run", "", "run to report (default: the latest)")
 	grid := fs.String("grid", "WORLD", "grid of the CO2e: FR, DE, US or WORLD")
-	vs := fs.String("vs", "", "reference run to compare with")
+	vs := fs.String("vs", "", "reference run to compare with: a run id, or a saved report's JSON file")
+	from := fs.String("from", "", "report this saved report's JSON file instead of a run of DATABASE_URL")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	emissions := fs.String("emissions", "", "also write CodeCarbon's emissions.csv to this file")
 	watts := fs.Float64("watts-per-cpu", 0, "power of a busy logical CPU (host TDP / logical CPUs); 0: unknown, 6 W")
@@ -51,25 +54,44 @@ func ecoCommand(ctx context.Context, args, environ []string, stdout, stderr io.W
 		}
 		return errUsage
 	}
-	url := config.ToMap(environ)["DATABASE_URL"]
-	if url == "" {
-		return errors.New("eco report: set DATABASE_URL to the ecometer's database")
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("eco report: %w", err)
-	}
-	defer conn.Close(ctx)
-	if *run == "" {
-		if *run, err = eco.LatestRun(ctx, conn); err != nil {
-			return fmt.Errorf("eco report: %w", err)
-		}
-	}
 	constants := map[eco.Bound]eco.Constants{}
 	for _, b := range []eco.Bound{eco.Low, eco.Central, eco.High} {
 		constants[b] = eco.Defaults(b, *watts, *dataCentre)
 	}
-	build := func(run string) (*eco.Report, []eco.StageTotals, error) {
+	var conn *pgx.Conn
+	database := func() (*pgx.Conn, error) {
+		if conn != nil {
+			return conn, nil
+		}
+		url := config.ToMap(environ)["DATABASE_URL"]
+		if url == "" {
+			return nil, errors.New("set DATABASE_URL to the ecometer's database, or give --from")
+		}
+		var err error
+		conn, err = pgx.Connect(ctx, url)
+		return conn, err
+	}
+	defer func() {
+		if conn != nil {
+			conn.Close(ctx)
+		}
+	}()
+	// load returns a run's report and totals, from a saved file or the
+	// database (the latest run when run is "").
+	load := func(run string) (*eco.Report, []eco.StageTotals, error) {
+		if _, err := os.Stat(run); err == nil && run != "" {
+			r, err := eco.LoadReport(run)
+			return r, nil, err
+		}
+		conn, err := database()
+		if err != nil {
+			return nil, nil, err
+		}
+		if run == "" {
+			if run, err = eco.LatestRun(ctx, conn); err != nil {
+				return nil, nil, err
+			}
+		}
 		totals, err := eco.LoadRun(ctx, conn, run)
 		if err != nil {
 			return nil, nil, err
@@ -77,15 +99,25 @@ func ecoCommand(ctx context.Context, args, environ []string, stdout, stderr io.W
 		r, err := eco.NewReport(run, *grid, totals, constants)
 		return r, totals, err
 	}
-	report, totals, err := build(*run)
+	var report *eco.Report
+	var totals []eco.StageTotals
+	var err error
+	if *from != "" {
+		report, err = eco.LoadReport(*from)
+	} else {
+		report, totals, err = load(*run)
+	}
 	if err != nil {
 		return fmt.Errorf("eco report: %w", err)
 	}
 	var ref *eco.Report
 	if *vs != "" {
-		if ref, _, err = build(*vs); err != nil {
+		if ref, _, err = load(*vs); err != nil {
 			return fmt.Errorf("eco report --vs: %w", err)
 		}
+	}
+	if *emissions != "" && totals == nil {
+		return errors.New("eco report: --emissions needs a run of DATABASE_URL, not a saved report")
 	}
 	if *emissions != "" {
 		f, err := os.Create(*emissions)

@@ -1,10 +1,13 @@
 package eco
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -151,6 +154,27 @@ func stageOrder(stage string) int {
 		return i
 	}
 	return len(order)
+}
+
+// LoadReport reads a saved report: the JSON of `datamill eco report
+// --json` ({"report": …}) or of `datamill demo --json` ({"eco": …}).
+func LoadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var saved struct {
+		Report *Report `json:"report"`
+		Eco    *Report `json:"eco"`
+	}
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	r := cmp.Or(saved.Report, saved.Eco)
+	if r == nil || len(r.Stages) == 0 {
+		return nil, fmt.Errorf("%s holds no eco report (want the JSON of datamill eco report --json or datamill demo --json)", path)
+	}
+	return r, nil
 }
 
 // Print writes the report as a table.
