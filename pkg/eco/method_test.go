@@ -98,3 +98,29 @@ func TestBoundsKeepTheRanking(t *testing.T) {
 		t.Error("low constants estimate more than high ones")
 	}
 }
+
+// The sign of an A/B delta per stage does not change between the low and
+// the high constants.
+func TestBoundsKeepTheSignOfAB(t *testing.T) {
+	a := []StageTotals{{Stage: "cleaner", CPUSeconds: 10, MemGBSeconds: 100, RecordsIn: 1000}, {Stage: "loader", CPUSeconds: 30, MemGBSeconds: 50, RecordsIn: 1000}}
+	b := []StageTotals{{Stage: "cleaner", CPUSeconds: 14, MemGBSeconds: 90, RecordsIn: 1000}, {Stage: "loader", CPUSeconds: 20, MemGBSeconds: 80, RecordsIn: 1000}}
+	for _, dc := range []bool{false, true} {
+		signs := map[string][]bool{}
+		for _, bound := range []Bound{Low, High} {
+			c := map[Bound]Constants{Low: Defaults(bound, 0, dc), Central: Defaults(bound, 0, dc), High: Defaults(bound, 0, dc)}
+			ra, err := NewReport("a", "WORLD", a, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rb, _ := NewReport("b", "WORLD", b, c)
+			for i := range ra.Stages {
+				signs[ra.Stages[i].Stage] = append(signs[ra.Stages[i].Stage], rb.Stages[i].Wh.Central > ra.Stages[i].Wh.Central)
+			}
+		}
+		for stage, s := range signs {
+			if s[0] != s[1] {
+				t.Errorf("stage %s: the A/B delta changes sign between the low and high constants (data centre %v)", stage, dc)
+			}
+		}
+	}
+}
