@@ -308,7 +308,8 @@ func (d *demoRun) model(ctx context.Context) (demoModel, error) {
 	if len(entries) == 0 {
 		d.progress("training the churn model on the loaded users…")
 		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"])
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID,
+			"KAFKA_BROKERS="+d.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return m, fmt.Errorf("demo: scorer train: %w\n%s", err, out)
 		}

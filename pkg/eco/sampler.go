@@ -6,8 +6,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
 )
 
@@ -138,4 +141,32 @@ func (s *Sampler) count() records {
 		}
 	}
 	return r
+}
+
+// NewPublisher returns a function that publishes samples to eco.samples
+// (Avro through the registry, keyed by instance), creating the topic when
+// missing, and the function that closes its client.
+func NewPublisher(ctx context.Context, kcfg kafka.Config, reg *serde.Registry, log *zap.Logger) (func(context.Context, *schemas.EcoSample) error, func(), error) {
+	codec, err := serde.NewCodec[schemas.EcoSample](ctx, reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := kafka.NewClient(kcfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	tcfg := kcfg
+	tcfg.Partitions = max(tcfg.Partitions, 1)
+	if err := kafka.EnsureTopics(ctx, cl, tcfg, kafka.EcoSamples); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	publish := func(ctx context.Context, v *schemas.EcoSample) error {
+		b, err := codec.Encode(v)
+		if err != nil {
+			return err
+		}
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: kafka.EcoSamples, Key: []byte(v.Instance), Value: b}).FirstErr()
+	}
+	return publish, cl.Close, nil
 }

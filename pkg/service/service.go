@@ -28,7 +28,6 @@ import (
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/telemetry"
-	"github.com/datamill/datamill/schemas"
 )
 
 // Process is a running service's shared equipment.
@@ -234,41 +233,25 @@ func (p *Process) Database(ctx context.Context, cfg pg.Config, component string,
 // eco.samples every ECO_SAMPLE_INTERVAL until ctx ends or the process
 // closes, and once more then.
 func (p *Process) sample(ctx context.Context, kcfg kafka.Config, reg *serde.Registry) error {
-	codec, err := serde.NewCodec[schemas.EcoSample](ctx, reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	publish, closePublisher, err := eco.NewPublisher(ctx, kcfg, reg, p.Log)
 	if err != nil {
-		return err
-	}
-	cl, err := kafka.NewClient(kcfg, p.Log)
-	if err != nil {
-		return err
-	}
-	tcfg := kcfg
-	tcfg.Partitions = max(tcfg.Partitions, 1)
-	if err := kafka.EnsureTopics(ctx, cl, tcfg, kafka.EcoSamples); err != nil {
-		cl.Close()
 		return err
 	}
 	host, _ := os.Hostname()
 	s := &eco.Sampler{
 		RunID: p.svc.RunID, Service: p.Name, Instance: fmt.Sprintf("%s:%d", host, os.Getpid()),
 		Datasets: p.svc.Datasets, Every: cmp.Or(p.svc.EcoInterval, 5*time.Second), Metrics: p.Telemetry.Registry(), Log: p.Log,
-		Publish: func(ctx context.Context, v *schemas.EcoSample) error {
-			b, err := codec.Encode(v)
-			if err != nil {
-				return err
-			}
-			return cl.ProduceSync(ctx, &kgo.Record{Topic: kafka.EcoSamples, Key: []byte(v.Instance), Value: b}).FirstErr()
-		},
+		Publish: publish,
 	}
 	if err := s.Start(); err != nil {
-		cl.Close()
+		closePublisher()
 		return err
 	}
 	ctx, p.stopSample = context.WithCancel(ctx)
 	p.sampled = make(chan struct{})
 	go func() {
 		defer close(p.sampled)
-		defer cl.Close()
+		defer closePublisher()
 		s.Run(ctx)
 	}()
 	return nil

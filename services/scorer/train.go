@@ -15,9 +15,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/eco"
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/progress"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
@@ -97,7 +102,42 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 	}
 	report(stdout, m, path)
+	if env["KAFKA_BROKERS"] != "" && env["SCHEMA_REGISTRY_URL"] != "" {
+		if err := publishTraining(ctx, env, m); err != nil {
+			fmt.Fprintf(stderr, "train: eco sample not published: %v\n", err)
+		}
+	}
 	return nil
+}
+
+// publishTraining tells the eco meter what the training used: one sample
+// of stage "train" with its Newton steps and their CPU seconds.
+func publishTraining(ctx context.Context, env map[string]string, m *model.Model) error {
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: env["SCHEMA_REGISTRY_URL"]})
+	if err != nil {
+		return err
+	}
+	publish, closePublisher, err := eco.NewPublisher(ctx, kafka.Config{Brokers: strings.Split(env["KAFKA_BROKERS"], ","), Partitions: 1, ReplicationFactor: -1}, reg, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer closePublisher()
+	r, err := eco.Read()
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	iterations := int64(m.Training.Iterations)
+	start := m.Created.Truncate(time.Microsecond)
+	return publish(ctx, &schemas.EcoSample{
+		RunID: cmp.Or(env["RUN_ID"], "default"), Service: "scorer", Stage: "train", Dataset: &m.Dataset,
+		Instance: fmt.Sprintf("%s:%d", host, os.Getpid()), WindowStart: start,
+		WindowEnd: start.Add(time.Duration(m.Training.WallSeconds * float64(time.Second))).Truncate(time.Microsecond),
+		WallS:     m.Training.WallSeconds, CPUS: m.Training.CPUSeconds,
+		MemReservedBytes: r.MemReservedBytes, MemSource: r.MemSource, Vcpus: r.VCPUs,
+		RecordsIn: int64(m.Training.Rows), TrainingIterations: &iterations, CPUSPerEpoch: m.Training.CPUSecondsPerEpoch,
+		BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{},
+	})
 }
 
 func report(w io.Writer, m *model.Model, path string) {

@@ -12,7 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
@@ -152,5 +155,38 @@ func TestTrainErrors(t *testing.T) {
 				t.Errorf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// With Kafka and the registry at hand, training tells the eco meter what
+// it used: one sample of stage train with its Newton steps.
+func TestTrainPublishesItsEcoSample(t *testing.T) {
+	brokers, registry := testkit.Kafka(t), testkit.Registry(t)
+	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + registry, "RUN_ID=r7"}
+	models := t.TempDir()
+	if err := run(t.Context(), []string{"scorer", "train", "--csv", usersCSV(t, 500), "--out", models}, env, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := model.Latest(models, "churn")
+	m, err := model.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := serde.NewCodec[schemas.EcoSample](t.Context(), reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := testkit.Consume(t, brokers, kafka.EcoSamples, 1)
+	var s schemas.EcoSample
+	if err := codec.Decode(recs[0].Value, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stage != "train" || s.RunID != "r7" || s.TrainingIterations == nil || *s.TrainingIterations != int64(m.Training.Iterations) ||
+		len(s.CPUSPerEpoch) != m.Training.Iterations || s.RecordsIn != 500 || s.CPUS != m.Training.CPUSeconds {
+		t.Errorf("training sample %+v, artefact %+v", s, m.Training)
 	}
 }
