@@ -2,6 +2,7 @@ package eco
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -121,6 +122,19 @@ func TestBoundsKeepTheSignOfAB(t *testing.T) {
 			if s[0] != s[1] {
 				t.Errorf("stage %s: the A/B delta changes sign between the low and high constants (data centre %v)", stage, dc)
 			}
+		}
+	}
+}
+
+func TestScopeOf(t *testing.T) {
+	for addrs, want := range map[string]string{
+		"127.0.0.1:9092":              ScopeSameHost,
+		"localhost:9092,[::1]:9092":   ScopeSameHost,
+		"127.0.0.1:9092,kafka-1:9092": ScopeSameSite,
+		"10.0.0.7:9092":               ScopeSameSite,
+	} {
+		if got := ScopeOf(strings.Split(addrs, ",")); got != want {
+			t.Errorf("ScopeOf(%s) = %s, want %s", addrs, got, want)
 		}
 	}
 }

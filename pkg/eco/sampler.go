@@ -1,8 +1,11 @@
 package eco
 
 import (
+	"cmp"
 	"context"
+	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +30,10 @@ type Sampler struct {
 	Metrics *prometheus.Registry
 	Publish func(context.Context, *schemas.EcoSample) error
 	Log     *zap.Logger
+	// Scope is where the process's Kafka traffic goes (ScopeSameHost when
+	// every broker is on loopback, else ScopeSameSite).
+	Scope  string
+	stored atomic.Pointer[StoredFunc]
 
 	last    Reading
 	counted records
@@ -35,8 +42,30 @@ type Sampler struct {
 	vcpus   prometheus.Gauge
 }
 
+// StoredFunc reports the bytes a process keeps stored, by media (the
+// loader: its tables).
+type StoredFunc func(context.Context) (map[string]int64, error)
+
+// SetStored makes every later sample report what fn says is stored.
+func (s *Sampler) SetStored(fn StoredFunc) { s.stored.Store(&fn) }
+
+// ScopeOf is the network scope of traffic to addrs: the same host when
+// every one is on loopback, else the same site.
+func ScopeOf(addrs []string) string {
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return ScopeSameSite
+		}
+	}
+	return ScopeSameHost
+}
+
 // records are the process's record counters, cumulative.
-type records struct{ in, out, dead, duplicates int64 }
+type records struct{ in, out, dead, duplicates, bytesIn, bytesOut int64 }
 
 // Record counters the sampler reads: the stage runner's, the extractor's.
 var counterNames = map[string]func(*records) *int64{
@@ -46,6 +75,9 @@ var counterNames = map[string]func(*records) *int64{
 	"datamill_stage_records_duplicates_total":        func(r *records) *int64 { return &r.duplicates },
 	"datamill_extractor_records_total":               func(r *records) *int64 { return &r.out },
 	"datamill_extractor_records_dead_lettered_total": func(r *records) *int64 { return &r.dead },
+	"datamill_stage_bytes_in_total":                  func(r *records) *int64 { return &r.bytesIn },
+	"datamill_stage_bytes_out_total":                 func(r *records) *int64 { return &r.bytesOut },
+	"datamill_extractor_bytes_total":                 func(r *records) *int64 { return &r.bytesOut },
 }
 
 // Start takes the first reading and registers the gauges.
@@ -85,6 +117,12 @@ func (s *Sampler) publish(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	sample, err := s.Sample()
+	if fn := s.stored.Load(); err == nil && fn != nil {
+		var stored map[string]int64
+		if stored, err = (*fn)(ctx); err == nil {
+			sample.StoredBytes = stored
+		}
+	}
 	if err == nil {
 		err = s.Publish(ctx, sample)
 	}
@@ -102,7 +140,10 @@ func (s *Sampler) Sample() (*schemas.EcoSample, error) {
 	w := r.Since(s.last)
 	s.last = r
 	now := s.count()
-	d := records{now.in - s.counted.in, now.out - s.counted.out, now.dead - s.counted.dead, now.duplicates - s.counted.duplicates}
+	d := records{
+		now.in - s.counted.in, now.out - s.counted.out, now.dead - s.counted.dead, now.duplicates - s.counted.duplicates,
+		now.bytesIn - s.counted.bytesIn, now.bytesOut - s.counted.bytesOut,
+	}
 	s.counted = now
 	s.cpu.Add(max(w.CPUSeconds, 0))
 	s.mem.Set(float64(w.MemReservedBytes))
@@ -113,8 +154,8 @@ func (s *Sampler) Sample() (*schemas.EcoSample, error) {
 		WallS: w.WallSeconds, CPUS: w.CPUSeconds,
 		MemReservedBytes: w.MemReservedBytes, MemSource: w.MemSource, Vcpus: w.VCPUs,
 		RecordsIn: d.in, RecordsOut: d.out, RecordsDeadLettered: d.dead, RecordsDuplicates: d.duplicates,
-		BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{},
-		CPUSPerEpoch: []float64{},
+		BytesIn: map[string]int64{cmp.Or(s.Scope, ScopeSameHost): d.bytesIn}, BytesOut: map[string]int64{cmp.Or(s.Scope, ScopeSameHost): d.bytesOut},
+		StoredBytes: map[string]int64{}, CPUSPerEpoch: []float64{},
 	}
 	if len(s.Datasets) == 1 {
 		sample.Dataset = &s.Datasets[0]

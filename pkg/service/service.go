@@ -37,6 +37,7 @@ type Process struct {
 	Telemetry *telemetry.Server
 
 	svc        config.Service
+	sampler    *eco.Sampler
 	stopSample context.CancelFunc
 	sampled    chan struct{} // closed once the eco sampler published its last sample
 }
@@ -209,6 +210,14 @@ func (p *Process) Connect(ctx context.Context, kcfg kafka.Config, rcfg serde.Con
 	return reg, nil
 }
 
+// ReportStored makes the eco samples report what fn says the process
+// keeps stored; it does nothing before Connect.
+func (p *Process) ReportStored(fn eco.StoredFunc) {
+	if p.sampler != nil {
+		p.sampler.SetStored(fn)
+	}
+}
+
 // Database opens the pool of cfg and, when migrations is not nil, applies
 // component's migrations from it. The caller closes the pool.
 func (p *Process) Database(ctx context.Context, cfg pg.Config, component string, migrations fs.FS) (*pgxpool.Pool, error) {
@@ -241,8 +250,9 @@ func (p *Process) sample(ctx context.Context, kcfg kafka.Config, reg *serde.Regi
 	s := &eco.Sampler{
 		RunID: p.svc.RunID, Service: p.Name, Instance: fmt.Sprintf("%s:%d", host, os.Getpid()),
 		Datasets: p.svc.Datasets, Every: cmp.Or(p.svc.EcoInterval, 5*time.Second), Metrics: p.Telemetry.Registry(), Log: p.Log,
-		Publish: publish,
+		Publish: publish, Scope: eco.ScopeOf(kcfg.Brokers),
 	}
+	p.sampler = s
 	if err := s.Start(); err != nil {
 		closePublisher()
 		return err

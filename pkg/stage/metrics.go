@@ -10,6 +10,7 @@ import (
 // stage and dataset.
 type Metrics struct {
 	in, out, duplicates *prometheus.CounterVec
+	bytesIn, bytesOut   *prometheus.CounterVec
 	dead                *prometheus.CounterVec // + reason
 	txns                *prometheus.CounterVec // + outcome
 	batchSize           *prometheus.HistogramVec
@@ -30,6 +31,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "datamill_stage_records_duplicates_total", Help: "Records dropped as duplicates of content already seen.",
 		}, labels),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_bytes_in_total", Help: "Bytes of the records consumed and committed (keys and values).",
+		}, labels),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_bytes_out_total", Help: "Bytes of the records produced and committed, dead letters included.",
+		}, labels),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "datamill_stage_records_dead_lettered_total", Help: "Records sent to the dead-letter topic, by the first reason's code.",
 		}, append(labels, "reason")),
@@ -48,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "datamill_stage_consumer_lag_records", Help: "Committed records not yet consumed, per input partition.",
 		}, append(labels, "partition")),
 	}
-	reg.MustRegister(m.in, m.out, m.duplicates, m.dead, m.txns, m.batchSize, m.batchSeconds, m.lag)
+	reg.MustRegister(m.in, m.out, m.duplicates, m.bytesIn, m.bytesOut, m.dead, m.txns, m.batchSize, m.batchSeconds, m.lag)
 	return m
 }
 
@@ -60,6 +67,7 @@ type Counts struct {
 // count is what one committed batch adds.
 type count struct {
 	in, out, duplicates int
+	bytesIn, bytesOut   int
 	deadReasons         []string // first reason of each dead letter
 	state               changes  // Spec.Digest's state changes
 }
@@ -68,6 +76,8 @@ func (m *Metrics) committed(stage, dataset string, c count) {
 	m.in.WithLabelValues(stage, dataset).Add(float64(c.in))
 	m.out.WithLabelValues(stage, dataset).Add(float64(c.out))
 	m.duplicates.WithLabelValues(stage, dataset).Add(float64(c.duplicates))
+	m.bytesIn.WithLabelValues(stage, dataset).Add(float64(c.bytesIn))
+	m.bytesOut.WithLabelValues(stage, dataset).Add(float64(c.bytesOut))
 	for _, r := range c.deadReasons {
 		m.dead.WithLabelValues(stage, dataset, reasonCode(r)).Inc()
 	}

@@ -485,6 +485,9 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 	}
 
 	c := count{in: len(recs)}
+	for _, rec := range recs {
+		c.bytesIn += len(rec.Key) + len(rec.Value)
+	}
 	var state []*kgo.Record // the changelog records of Spec.Digest
 	if r.dedupe != nil {
 		var dups int
@@ -517,9 +520,11 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 			key = r.spec.Keys.Append(nil, key)
 		}
 		sess.Produce(work, &kgo.Record{Topic: r.spec.Output, Key: key, Value: b}, promise)
+		c.bytesOut += len(key) + len(b)
 	}
 	for _, rec := range state {
 		sess.Produce(work, rec, promise)
+		c.bytesOut += len(rec.Key) + len(rec.Value)
 	}
 	now := time.Now()
 	for _, d := range dead {
@@ -528,6 +533,7 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 			return count{}, err
 		}
 		sess.Produce(work, rec, promise)
+		c.bytesOut += len(rec.Key) + len(rec.Value)
 		c.deadReasons = append(c.deadReasons, d.reasons[0])
 		r.log.Info("dead-lettered", zap.Int32("partition", d.rec.Partition), zap.Int64("offset", d.rec.Offset), zap.Strings("reasons", d.reasons))
 	}

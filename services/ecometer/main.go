@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -85,6 +86,20 @@ func meter(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer cl.Close()
+	// What Kafka keeps, all topics and replicas: the ecometer reports it
+	// as its own stored bytes, on SSD.
+	adm := kadm.NewClient(cl)
+	p.ReportStored(func(ctx context.Context) (map[string]int64, error) {
+		dirs, err := adm.DescribeAllLogDirs(ctx, nil)
+		if err != nil {
+			return map[string]int64{}, nil // a broker that does not say: nothing counted
+		}
+		var n int64
+		for _, broker := range dirs {
+			n += broker.Size()
+		}
+		return map[string]int64{eco.MediaSSD: n}, nil
+	})
 	m := newMetrics(p.Telemetry.Registry(), eco.Defaults(eco.Central, cfg.WattsPerCPU, cfg.DataCentre), cfg.Grid)
 	p.Telemetry.SetReady("samples", true, "")
 	for {
@@ -133,24 +148,27 @@ func store(ctx context.Context, pool *pgxpool.Pool, samples []schemas.EcoSample)
 			tag, err := tx.Exec(ctx, `
 with ins as (
     insert into eco_samples (instance, window_start, window_end, run_id, service, stage, dataset, wall_s, cpu_s,
-        mem_reserved_bytes, mem_source, vcpus, records_in, records_out, records_dead_lettered, records_duplicates, training_iterations)
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        mem_reserved_bytes, mem_source, vcpus, records_in, records_out, records_dead_lettered, records_duplicates, training_iterations,
+        stored_ssd_tb_h, stored_hdd_tb_h)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
     on conflict do nothing
     returning *
 )
 insert into eco_stage_totals as t (run_id, stage, samples, cpu_s, wall_s, mem_gb_s, records_in, records_out,
-    records_dead_lettered, records_duplicates, first_at, last_at)
+    records_dead_lettered, records_duplicates, first_at, last_at, stored_ssd_tb_h, stored_hdd_tb_h)
 select run_id, stage, 1, cpu_s, wall_s, wall_s * mem_reserved_bytes / 1e9, records_in, records_out,
-    records_dead_lettered, records_duplicates, window_start, window_end from ins
+    records_dead_lettered, records_duplicates, window_start, window_end, stored_ssd_tb_h, stored_hdd_tb_h from ins
 on conflict (run_id, stage) do update set
     samples = t.samples + 1, cpu_s = t.cpu_s + excluded.cpu_s, wall_s = t.wall_s + excluded.wall_s,
     mem_gb_s = t.mem_gb_s + excluded.mem_gb_s, records_in = t.records_in + excluded.records_in,
     records_out = t.records_out + excluded.records_out,
     records_dead_lettered = t.records_dead_lettered + excluded.records_dead_lettered,
     records_duplicates = t.records_duplicates + excluded.records_duplicates,
-    first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at)`,
+    first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at),
+    stored_ssd_tb_h = t.stored_ssd_tb_h + excluded.stored_ssd_tb_h, stored_hdd_tb_h = t.stored_hdd_tb_h + excluded.stored_hdd_tb_h`,
 				s.Instance, s.WindowStart, s.WindowEnd, s.RunID, s.Service, s.Stage, s.Dataset, s.WallS, s.CPUS,
-				s.MemReservedBytes, s.MemSource, s.Vcpus, s.RecordsIn, s.RecordsOut, s.RecordsDeadLettered, s.RecordsDuplicates, s.TrainingIterations)
+				s.MemReservedBytes, s.MemSource, s.Vcpus, s.RecordsIn, s.RecordsOut, s.RecordsDeadLettered, s.RecordsDuplicates, s.TrainingIterations,
+				tbHours(s, eco.MediaSSD), tbHours(s, eco.MediaHDD))
 			if err != nil {
 				return err
 			}
@@ -161,6 +179,26 @@ on conflict (run_id, stage) do update set
 		return nil
 	})
 	return stored, err
+}
+
+// tbHours is the terabyte-hours a sample's process kept stored on media.
+func tbHours(s schemas.EcoSample, media string) float64 {
+	return float64(s.StoredBytes[media]) / 1e12 * s.WallS / 3600
+}
+
+// usage is a sample as the model reads it.
+func usage(s schemas.EcoSample) eco.Usage {
+	net := map[string]float64{}
+	for scope, b := range s.BytesIn {
+		net[scope] += float64(b) / 1e9
+	}
+	for scope, b := range s.BytesOut {
+		net[scope] += float64(b) / 1e9
+	}
+	return eco.Usage{
+		CPUSeconds: s.CPUS, WallSeconds: s.WallS, MemGB: float64(s.MemReservedBytes) / 1e9, NetGB: net,
+		StorageTBHours: map[string]float64{eco.MediaSSD: tbHours(s, eco.MediaSSD), eco.MediaHDD: tbHours(s, eco.MediaHDD)},
+	}
 }
 
 // metrics are the ecometer_* series.
@@ -197,7 +235,7 @@ func newMetrics(reg prometheus.Registerer, c eco.Constants, grid string) *metric
 }
 
 func (m *metrics) add(s schemas.EcoSample) {
-	e := eco.Estimate(eco.Usage{CPUSeconds: s.CPUS, WallSeconds: s.WallS, MemGB: float64(s.MemReservedBytes) / 1e9}, m.constants)
+	e := eco.Estimate(usage(s), m.constants)
 	m.cpu.WithLabelValues(s.Stage).Add(max(s.CPUS, 0))
 	for component, wh := range map[string]float64{"cpu": e.CPU, "memory": e.Memory, "network": e.Network, "storage": e.Storage} {
 		m.energy.WithLabelValues(s.Stage, component).Add(max(wh*m.constants.PUE*3600, 0))

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"io"
+	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,7 +48,7 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 			RunID: "r1", Service: stage, Stage: stage, Instance: stage + "-1",
 			WindowStart: t0.Add(time.Duration(i) * 5 * time.Second), WindowEnd: t0.Add(time.Duration(i+1) * 5 * time.Second),
 			WallS: 5, CPUS: cpu, MemReservedBytes: 2e9, MemSource: "vmhwm", Vcpus: 2, RecordsIn: in, RecordsOut: in,
-			BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{}, CPUSPerEpoch: []float64{},
+			BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{eco.MediaSSD: 1e12}, CPUSPerEpoch: []float64{},
 		}
 		b, err := codec.Encode(&s)
 		if err != nil {
@@ -72,15 +75,38 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 		t.Fatalf("totals %+v, want cleaner and loader", totals)
 	}
 	c := totals[0]
-	if c.Stage != "cleaner" || c.Samples != 2 || c.CPUSeconds != 4 || c.WallSeconds != 10 || c.MemGBSeconds != 20 || c.RecordsIn != 4000 {
+	if c.Stage != "cleaner" || c.Samples != 2 || c.CPUSeconds != 4 || c.WallSeconds != 10 || c.MemGBSeconds != 20 || c.RecordsIn != 4000 ||
+		math.Abs(c.StoredTBHours[eco.MediaSSD]-10.0/3600) > 1e-12 {
 		t.Errorf("cleaner totals %+v: want the two distinct samples summed", c)
 	}
 	// 4 CPU s at 6 W and 20 GB·s at 0.3725 W/GB on a developer machine.
-	wantJ := 4*6.0 + 20*0.3725
+	wantJ := 4*6.0 + 20*0.3725 + 10*1.2 // and 1 TB stored for 10 s at 1.2 Wh per TB·hour
 	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_energy_joules_total{component="cpu",stage="cleaner"}`, "24")
 	grams := wantJ / 3600 / 1000 * 472.94
 	perMil := grams / 4000 * 1e6
-	testkit.WaitMetric(t, svc.Addr, `ecometer_co2e_grams_per_million_records{stage="cleaner"}`, strings.TrimRight(strings.TrimRight(formatFloat(perMil), "0"), "."))
+	if got := metricValue(t, svc.Addr, `ecometer_co2e_grams_per_million_records{stage="cleaner"}`); math.Abs(got-perMil) > 1e-9*perMil {
+		t.Errorf("gCO2e per million records of the cleaner = %v, want %v", got, perMil)
+	}
 }
 
-func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+// metricValue reads one series of a /metrics page.
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s on /metrics", series)
+	return 0
+}

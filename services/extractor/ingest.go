@@ -48,6 +48,7 @@ type publisher struct {
 	mu       sync.Mutex
 	producer *kgo.Client
 	timeout  time.Duration
+	bytes    prometheus.Counter // of the records committed, keys and values
 }
 
 // publish produces recs in one transaction and waits for its commit.
@@ -69,6 +70,11 @@ func (p *publisher) publish(ctx context.Context, recs []*kgo.Record) error {
 	if err := p.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("commit %d records: %w", len(recs), err)
 	}
+	n := 0
+	for _, r := range recs {
+		n += len(r.Key) + len(r.Value)
+	}
+	p.bytes.Add(float64(n))
 	return nil
 }
 

@@ -125,7 +125,9 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, topics...); err != nil {
 		return err
 	}
-	out := &publisher{producer: producer, timeout: cfg.PublishTimeout}
+	out := &publisher{producer: producer, timeout: cfg.PublishTimeout, bytes: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "datamill_extractor_bytes_total", Help: "Bytes of the records published and committed (raw records, dead letters, checkpoints).",
+	})}
 
 	metrics := p.Telemetry.Registry()
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -137,7 +139,7 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	filesDone := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datamill_extractor_files_total", Help: "Files read to their end.",
 	}, []string{"dataset"})
-	metrics.MustRegister(records, dead, filesDone)
+	metrics.MustRegister(records, dead, filesDone, out.bytes)
 
 	api := &ingestAPI{
 		sources: sources, token: cfg.HTTPToken, maxBody: cfg.MaxBodyBytes, log: p.Log, out: out,

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
@@ -51,6 +52,13 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer pool.Close()
+	// What the loader keeps: its tables, on SSD.
+	p.ReportStored(func(ctx context.Context) (map[string]int64, error) {
+		var n int64
+		err := pool.QueryRow(ctx, `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c
+			where c.relkind = 'r' and c.relname in ('users', 'predictions', 'applied_events')`).Scan(&n)
+		return map[string]int64{eco.MediaSSD: n}, err
+	})
 	metrics := stage.NewMetrics(p.Telemetry.Registry())
 	var runs []func(context.Context) error
 	for _, ds := range cfg.Datasets {
