@@ -44,37 +44,85 @@ func (s *source) key(rec ingest.Record) []byte {
 
 // publisher publishes batches of records, each whole or not at all, in
 // one Kafka transaction at a time.
+//
+// A transaction that fails (Kafka unreachable, too slow) may leave its
+// client stuck: records in flight to a broker that went away cannot be
+// failed safely by an idempotent producer. So the client of a failed
+// transaction is dropped and closed in the background, and the next
+// publish starts a new one; its transactional id, the same, fences
+// whatever the old one left open.
 type publisher struct {
+	connect func() (*kgo.Client, error)
+	timeout time.Duration
+	bytes   prometheus.Counter // of the records committed, keys and values
+
 	mu       sync.Mutex
-	producer *kgo.Client
-	timeout  time.Duration
-	bytes    prometheus.Counter // of the records committed, keys and values
+	producer *kgo.Client // nil after a failure, until the next publish
 }
 
-// publish produces recs in one transaction and waits for its commit.
+// publish produces recs in one transaction and waits for its commit, at
+// most the publisher's timeout.
 func (p *publisher) publish(ctx context.Context, recs []*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.producer.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+	if p.producer == nil {
+		cl, err := p.connect()
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		p.producer = cl
 	}
-	if err := p.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		abortCtx, cancel := context.WithTimeout(context.Background(), p.timeout)
-		defer cancel()
-		_ = p.producer.AbortBufferedRecords(abortCtx)
-		_ = p.producer.EndTransaction(abortCtx, kgo.TryAbort)
-		return fmt.Errorf("produce %d records: %w", len(recs), err)
+	// The transaction runs on its own, so that a stuck client cannot hold
+	// the caller past the timeout.
+	done := make(chan error, 1)
+	cl := p.producer
+	go func() { done <- transact(ctx, cl, recs) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("publish %d records: %w", len(recs), ctx.Err())
 	}
-	if err := p.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("commit %d records: %w", len(recs), err)
+	if err != nil {
+		p.producer = nil
+		go func() {
+			<-done
+			cl.Close()
+		}()
+		return err
 	}
 	n := 0
 	for _, r := range recs {
 		n += len(r.Key) + len(r.Value)
 	}
 	p.bytes.Add(float64(n))
+	return nil
+}
+
+// close closes the current client.
+func (p *publisher) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.producer != nil {
+		p.producer.Close()
+		p.producer = nil
+	}
+}
+
+// transact produces recs in one transaction of cl and commits it.
+func transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		_ = cl.EndTransaction(ctx, kgo.TryAbort)
+		return fmt.Errorf("produce %d records: %w", len(recs), err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit %d records: %w", len(recs), err)
+	}
 	return nil
 }
 

@@ -109,25 +109,30 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 			return err
 		}
 	}
-	producer, err := kafka.NewClient(cfg.Kafka, p.Log,
-		kgo.TransactionalID("datamill-extractor-"+cfg.InstanceID),
-		kgo.TransactionTimeout(cfg.PublishTimeout+5*time.Second),
-		kgo.RecordDeliveryTimeout(cfg.PublishTimeout),
-	)
+	connect := func() (*kgo.Client, error) {
+		return kafka.NewClient(cfg.Kafka, p.Log,
+			kgo.TransactionalID("datamill-extractor-"+cfg.InstanceID),
+			kgo.TransactionTimeout(cfg.PublishTimeout+5*time.Second),
+			kgo.RecordDeliveryTimeout(cfg.PublishTimeout),
+		)
+	}
+	admin, err := kafka.NewClient(cfg.Kafka, p.Log)
 	if err != nil {
 		return err
 	}
-	defer producer.Close()
 	var topics []string
 	for _, name := range cfg.Datasets {
 		topics = append(topics, kafka.Topic(kafka.Raw, name), kafka.Topic(kafka.DLQ, name))
 	}
-	if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, topics...); err != nil {
+	err = kafka.EnsureTopics(ctx, admin, cfg.Kafka, topics...)
+	admin.Close()
+	if err != nil {
 		return err
 	}
-	out := &publisher{producer: producer, timeout: cfg.PublishTimeout, bytes: prometheus.NewCounter(prometheus.CounterOpts{
+	out := &publisher{connect: connect, timeout: cfg.PublishTimeout, bytes: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "datamill_extractor_bytes_total", Help: "Bytes of the records published and committed (raw records, dead letters, checkpoints).",
 	})}
+	defer out.close()
 
 	metrics := p.Telemetry.Registry()
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{
