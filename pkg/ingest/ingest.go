@@ -127,7 +127,15 @@ func readCSV(r io.Reader, fn func(Record) error, bad func(*Error) error) error {
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
+		// A parse error in the first field leaves no field positions: the
+		// error itself says where the record started.
+		var line int
+		var perr *csv.ParseError
+		if errors.As(err, &perr) {
+			line = perr.StartLine
+		} else if len(row) > 0 {
+			line, _ = cr.FieldPos(0)
+		}
 		pos := "line " + strconv.Itoa(line)
 		if err == nil && len(row) != len(names) {
 			err = fmt.Errorf("%d values for %d header columns", len(row), len(names))

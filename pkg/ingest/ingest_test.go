@@ -180,9 +180,27 @@ func TestScanGoesOnPastBadRecords(t *testing.T) {
 			}
 		})
 	}
+	// A quote error in a record's first field leaves the reader no field
+	// positions: the record is still named by its line, and reading goes on.
+	var good []string
+	var bad []string
+	err := Scan(strings.NewReader("id,age\n1,2\n\"a\"x,1\n2,3\n"), CSV, func(r Record) error {
+		good = append(good, *r.Values["id"])
+		return nil
+	}, func(e *Error) error {
+		bad = append(bad, e.Position)
+		return nil
+	})
+	if err != nil || fmt.Sprint(good) != "[1 2]" || fmt.Sprint(bad) != "[line 3]" {
+		t.Errorf("quote error in the first field: good %v, bad %v, err %v", good, bad, err)
+	}
+	if err := Read(strings.NewReader("id,age\n\"a\"x,1\n"), CSV, func(Record) error { return nil }); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("Read of a quote error in the first field = %v, want an error at line 2", err)
+	}
+
 	// A JSON array broken mid-way cannot be read further.
 	var n int
-	err := Scan(strings.NewReader(`[{"id":"1"},{"id":]`), JSON, func(Record) error { n++; return nil }, func(*Error) error { return nil })
+	err = Scan(strings.NewReader(`[{"id":"1"},{"id":]`), JSON, func(Record) error { n++; return nil }, func(*Error) error { return nil })
 	var e *Error
 	if !errors.As(err, &e) || e.Position != "item 2" || n != 1 {
 		t.Errorf("broken array: %d records, err %v; want 1 record and an error at item 2", n, err)
