@@ -57,26 +57,63 @@ func TestKnownWorkload(t *testing.T) {
 	}
 }
 
+// Limits come from the process's own cgroup and its ancestors, the lowest
+// winning; without any, the peak resident set and GOMAXPROCS.
 func TestCgroupLimits(t *testing.T) {
-	dir := t.TempDir()
-	old := cgroupRoot
-	cgroupRoot = dir
-	defer func() { cgroupRoot = old }()
+	root := t.TempDir()
 	write := func(name, v string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("memory.max", "max\n")
-	write("cpu.max", "max 100000\n")
-	r, err := Read()
-	if err != nil || r.MemSource != "vmhwm" || r.VCPUs != float64(runtime.GOMAXPROCS(0)) {
-		t.Errorf("unlimited cgroup: %+v, %v", r, err)
+	write("proc/cgroup", "0::/system.slice/loader.service\n")
+	h := host{cgroupRoot: filepath.Join(root, "cg"), selfCgroup: filepath.Join(root, "proc/cgroup"), selfStatus: "/proc/self/status"}
+	for _, step := range []struct {
+		name    string
+		files   map[string]string
+		memory  int64 // 0: the peak resident set
+		vcpus   float64
+		outside string // a cgroup file the process is not under
+	}{
+		{name: "unlimited", files: map[string]string{
+			"cg/memory.max": "max\n", "cg/cpu.max": "max 100000\n",
+			"cg/system.slice/loader.service/memory.max": "max\n", "cg/system.slice/loader.service/cpu.max": "max 100000\n",
+		}, vcpus: float64(runtime.GOMAXPROCS(0))},
+		{name: "the process's own cgroup", files: map[string]string{
+			"cg/system.slice/loader.service/memory.max": "536870912\n", "cg/system.slice/loader.service/cpu.max": "150000 100000\n",
+		}, memory: 536870912, vcpus: 1.5},
+		{name: "a lower limit of a parent", files: map[string]string{
+			"cg/system.slice/memory.max": "268435456\n", "cg/system.slice/cpu.max": "50000 100000\n",
+			"cg/other.slice/memory.max": "1024\n", "cg/other.slice/cpu.max": "1000 100000\n",
+		}, memory: 268435456, vcpus: 0.5},
+	} {
+		for name, v := range step.files {
+			write(name, v)
+		}
+		r, err := h.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSource := "cgroup"
+		if step.memory == 0 {
+			wantSource = "vmhwm"
+		}
+		if r.MemSource != wantSource || (step.memory != 0 && r.MemReservedBytes != step.memory) || r.MemReservedBytes <= 0 || r.VCPUs != step.vcpus {
+			t.Errorf("%s: reading %+v, want %s memory %d and %v vCPUs", step.name, r, wantSource, step.memory, step.vcpus)
+		}
 	}
-	write("memory.max", "536870912\n")
-	write("cpu.max", "150000 100000\n")
-	r, err = Read()
-	if err != nil || r.MemSource != "cgroup" || r.MemReservedBytes != 536870912 || r.VCPUs != 1.5 {
-		t.Errorf("limited cgroup: %+v, %v", r, err)
+	// In a container with its own cgroup namespace the process's cgroup
+	// is the root; a path not mounted falls back to it too.
+	for _, self := range []string{"0::/\n", "0::/not/mounted\n"} {
+		write("proc/cgroup", self)
+		write("cg/memory.max", "4096\n")
+		if r, err := h.read(); err != nil || r.MemReservedBytes != 4096 || r.MemSource != "cgroup" {
+			t.Errorf("cgroup %q: reading %+v (%v), want the root's 4096 bytes", self, r, err)
+		}
 	}
 }
