@@ -23,13 +23,14 @@ type StageTotals struct {
 	// MemGBSeconds is Σ wall seconds × GB reserved.
 	MemGBSeconds                      float64
 	StoredTBHours                     map[string]float64 // by media
+	NetGB                             map[string]float64 // moved, by scope
 	RecordsIn, RecordsOut, Dead, Dups int64
 	First, Last                       time.Time
 }
 
 // Usage is the totals as the model reads them.
 func (s StageTotals) Usage() Usage {
-	return Usage{CPUSeconds: s.CPUSeconds, WallSeconds: s.MemGBSeconds, MemGB: 1, StorageTBHours: s.StoredTBHours}
+	return Usage{CPUSeconds: s.CPUSeconds, WallSeconds: s.MemGBSeconds, MemGB: 1, NetGB: s.NetGB, StorageTBHours: s.StoredTBHours}
 }
 
 // Records is what the stage handled: the larger of its inputs and outputs
@@ -39,19 +40,22 @@ func (s StageTotals) Records() int64 { return max(s.RecordsIn, s.RecordsOut) }
 // LoadRun reads the stage totals of a run from the ecometer's tables.
 func LoadRun(ctx context.Context, conn *pgx.Conn, run string) ([]StageTotals, error) {
 	rows, err := conn.Query(ctx, `select stage, samples, cpu_s, wall_s, mem_gb_s, records_in, records_out,
-		records_dead_lettered, records_duplicates, first_at, last_at, stored_ssd_tb_h, stored_hdd_tb_h
+		records_dead_lettered, records_duplicates, first_at, last_at, stored_ssd_tb_h, stored_hdd_tb_h,
+		net_same_host_gb, net_same_site_gb, net_cross_region_gb, net_internet_gb
 		from eco_stage_totals where run_id = $1 order by stage`, run)
 	if err != nil {
 		return nil, fmt.Errorf("read the eco totals of run %q: %w", run, err)
 	}
 	var out []StageTotals
 	var s StageTotals
-	var ssd, hdd float64
+	var ssd, hdd, host, site, region, internet float64
 	_, err = pgx.ForEachRow(rows, []any{
 		&s.Stage, &s.Samples, &s.CPUSeconds, &s.WallSeconds, &s.MemGBSeconds,
 		&s.RecordsIn, &s.RecordsOut, &s.Dead, &s.Dups, &s.First, &s.Last, &ssd, &hdd,
+		&host, &site, &region, &internet,
 	}, func() error {
 		s.StoredTBHours = map[string]float64{MediaSSD: ssd, MediaHDD: hdd}
+		s.NetGB = map[string]float64{ScopeSameHost: host, ScopeSameSite: site, ScopeCrossRegion: region, ScopeInternet: internet}
 		out = append(out, s)
 		return nil
 	})
