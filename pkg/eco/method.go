@@ -37,21 +37,26 @@ const (
 // Constants are the coefficients of the model.
 type Constants struct {
 	// WattsPerCPU is the power of one busy logical CPU.
-	WattsPerCPU float64
+	WattsPerCPU float64 `json:"watts_per_cpu"`
 	// WattsPerGB is the power of one GB of memory reserved.
-	WattsPerGB float64
+	WattsPerGB float64 `json:"watts_per_gb"`
 	// KWhPerGB is the network energy per GB, by scope.
-	KWhPerGB map[string]float64
+	KWhPerGB map[string]float64 `json:"kwh_per_gb"`
 	// WhPerTBHour is the storage energy per TB·hour, by media.
-	WhPerTBHour map[string]float64
+	WhPerTBHour map[string]float64 `json:"wh_per_tb_hour"`
 	// PUE is the data centre's power usage effectiveness.
-	PUE float64
+	PUE float64 `json:"pue"`
 }
 
 // Energy is an estimate in watt-hours, by component.
 type Energy struct {
-	CPU, Memory, Network, Storage float64 // before PUE
-	Total                         float64 // after PUE
+	// Before PUE.
+	CPU     float64 `json:"cpu"`
+	Memory  float64 `json:"memory"`
+	Network float64 `json:"network"`
+	Storage float64 `json:"storage"`
+	// After PUE.
+	Total float64 `json:"total"`
 }
 
 // Estimate applies the model: CPU seconds × W per CPU, wall time × GB
