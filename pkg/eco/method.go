@@ -1,14 +1,19 @@
 // Package eco estimates the energy and CO2e of what a process used: CPU
 // seconds, memory reserved over wall time, bytes moved by network scope and
 // bytes stored by media, with the Green Algorithms model and Cloud Carbon
-// Footprint coefficients (see the project's ECO.md). No energy counter is
-// readable on the machines datamill runs on, so these are estimates: every
-// figure comes as low, central and high, and absolute values carry about
-// ±40 % uncertainty; comparisons between runs on the same machine profile
-// are far more reliable, since the constants cancel.
+// Footprint coefficients (the README's "How the eco meter estimates
+// energy" lists them with their sources). No energy counter is readable on
+// the machines datamill runs on, so these are estimates: every figure comes
+// as low, central and high, and absolute values carry about ±40 %
+// uncertainty; comparisons between runs on the same machine profile are
+// far more reliable, since the constants cancel.
 //
-// It also samples the process itself (Sampler): CPU time from getrusage,
-// memory and vCPUs reserved from the cgroup or the process.
+// It also samples the process itself (Sampler, which every service runs
+// through package service): CPU time from getrusage, memory and vCPUs
+// reserved from the process's cgroup v2 or, without limits, its peak
+// resident set and GOMAXPROCS, and the record and byte counts from the
+// process's own Prometheus counters. Report and LoadRun turn what the
+// ecometer stored into the report of a run.
 package eco
 
 import "fmt"
