@@ -270,6 +270,10 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "  the same energy on other grids: %s\n", strings.Join(grids, ", "))
 	c := r.Constants[Central]
 	fmt.Fprintf(w, "\n  method: E = (CPU s × %.2f W + wall s × GB reserved × %.4f W/GB + network + storage) × PUE %.2f; CO2e = E × grid intensity\n", c.WattsPerCPU, c.WattsPerGB, c.PUE)
+	for _, b := range []Bound{Low, High} {
+		c := r.Constants[b]
+		fmt.Fprintf(w, "  %s bound: %.2f W per CPU, %.4f W/GB, internet %.4f kWh/GB, PUE %.2f\n", b, c.WattsPerCPU, c.WattsPerGB, c.KWhPerGB[ScopeInternet], c.PUE)
+	}
 	for _, s := range r.Sources {
 		fmt.Fprintf(w, "  - %s\n", s)
 	}

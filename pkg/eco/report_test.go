@@ -102,6 +102,11 @@ func TestSavedReportIsEstimatedAgain(t *testing.T) {
 	}
 	var out strings.Builder
 	world.Print(&out)
+	for _, want := range []string{"low bound: 3.50 W per CPU, 0.0800 W/GB, internet 0.0065 kWh/GB, PUE 1.00", "high bound: 12.00 W per CPU, 0.3920 W/GB"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, out.String())
+		}
+	}
 	if !strings.Contains(out.String(), "mWh") || !strings.Contains(out.String(), "mgCO2e") {
 		t.Errorf("a run of %v Wh is not printed in milli units:\n%s", world.Wh, out.String())
 	}
