@@ -32,6 +32,7 @@ type StageTotals struct {
 	RecordsOut    int64              `json:"records_out"`
 	Dead          int64              `json:"records_dead_lettered"`
 	Dups          int64              `json:"records_duplicates"`
+	Iterations    int64              `json:"training_iterations,omitempty"`
 	First         time.Time          `json:"first_at"`
 	Last          time.Time          `json:"last_at"`
 }
@@ -49,7 +50,7 @@ func (s StageTotals) Records() int64 { return max(s.RecordsIn, s.RecordsOut) }
 func LoadRun(ctx context.Context, conn *pgx.Conn, run string) ([]StageTotals, error) {
 	rows, err := conn.Query(ctx, `select stage, samples, cpu_s, wall_s, mem_gb_s, records_in, records_out,
 		records_dead_lettered, records_duplicates, first_at, last_at, stored_ssd_tb_h, stored_hdd_tb_h,
-		net_same_host_gb, net_same_site_gb, net_cross_region_gb, net_internet_gb
+		net_same_host_gb, net_same_site_gb, net_cross_region_gb, net_internet_gb, training_iterations
 		from eco_stage_totals where run_id = $1 order by stage`, run)
 	if err != nil {
 		return nil, fmt.Errorf("read the eco totals of run %q: %w", run, err)
@@ -60,7 +61,7 @@ func LoadRun(ctx context.Context, conn *pgx.Conn, run string) ([]StageTotals, er
 	_, err = pgx.ForEachRow(rows, []any{
 		&s.Stage, &s.Samples, &s.CPUSeconds, &s.WallSeconds, &s.MemGBSeconds,
 		&s.RecordsIn, &s.RecordsOut, &s.Dead, &s.Dups, &s.First, &s.Last, &ssd, &hdd,
-		&host, &site, &region, &internet,
+		&host, &site, &region, &internet, &s.Iterations,
 	}, func() error {
 		s.StoredTBHours = map[string]float64{MediaSSD: ssd, MediaHDD: hdd}
 		s.NetGB = map[string]float64{ScopeSameHost: host, ScopeSameSite: site, ScopeCrossRegion: region, ScopeInternet: internet}
@@ -95,14 +96,16 @@ type Figure struct {
 
 // StageReport is one stage's estimate.
 type StageReport struct {
-	Stage             string  `json:"stage"`
-	CPUSeconds        float64 `json:"cpu_s"`
-	Records           int64   `json:"records"`
-	Wh                Figure  `json:"wh"`
-	GramsCO2e         Figure  `json:"gco2e"`
-	GramsPerMillion   Figure  `json:"gco2e_per_million_records"`
-	Share             float64 `json:"share_of_total"`
-	EnergyByComponent Energy  `json:"wh_by_component"` // central constants
+	Stage           string  `json:"stage"`
+	CPUSeconds      float64 `json:"cpu_s"`
+	Records         int64   `json:"records"`
+	Wh              Figure  `json:"wh"`
+	GramsCO2e       Figure  `json:"gco2e"`
+	GramsPerMillion Figure  `json:"gco2e_per_million_records"`
+	Share           float64 `json:"share_of_total"`
+	// Iterations are the training iterations of the stage, if it trains.
+	Iterations        int64  `json:"training_iterations,omitempty"`
+	EnergyByComponent Energy `json:"wh_by_component"` // central constants
 }
 
 // Report is a run's estimate on one grid.
@@ -145,7 +148,7 @@ func NewReport(run, grid string, totals []StageTotals, constants map[Bound]Const
 		r.Records = max(r.Records, t.Records())
 	}
 	for _, t := range totals {
-		s := StageReport{Stage: t.Stage, CPUSeconds: t.CPUSeconds, Records: t.Records()}
+		s := StageReport{Stage: t.Stage, CPUSeconds: t.CPUSeconds, Records: t.Records(), Iterations: t.Iterations}
 		for b, f := range map[Bound]*float64{Low: &s.Wh.Low, Central: &s.Wh.Central, High: &s.Wh.High} {
 			*f = Estimate(t.Usage(), constants[b]).Total
 		}
@@ -252,6 +255,12 @@ func (r *Report) Print(w io.Writer) {
 			s.GramsPerMillion.Central*pm.factor, 100*s.Share)
 	}
 	fmt.Fprintf(w, "  %-10s %9s %12.3f %12.3f %16.3f\n", "total", "", r.TotalWh.Central*wh.factor, r.TotalCO2e.Central*g.factor, r.PerMil.Central*pm.factor)
+	for _, s := range r.Stages {
+		if s.Iterations > 0 {
+			n := float64(s.Iterations)
+			fmt.Fprintf(w, "  %s: %d iterations, %.4f CPU s and %s each\n", s.Stage, s.Iterations, s.CPUSeconds/n, amount(s.Wh.Central/n, "Wh"))
+		}
+	}
 	fmt.Fprintf(w, "\n  low … high: %s … %s, %s … %s\n", amount(r.TotalWh.Low, "Wh"), amount(r.TotalWh.High, "Wh"), amount(r.TotalCO2e.Low, "gCO2e"), amount(r.TotalCO2e.High, "gCO2e"))
 	if r.RankingHolds {
 		fmt.Fprintf(w, "  the stages rank the same by energy with the low and the high constants\n")

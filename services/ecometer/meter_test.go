@@ -58,11 +58,26 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 	}
 	none := map[string]int64{}
 	loaderOut := map[string]int64{eco.ScopeSameHost: 5e9, eco.ScopeInternet: 2e9}
-	recs := []*kgo.Record{sample("cleaner", 0, 1.5, 1000, none), sample("cleaner", 1, 2.5, 3000, none), sample("cleaner", 1, 2.5, 3000, none), sample("loader", 0, 4, 4000, loaderOut)}
+	iterations := int64(3)
+	train := schemas.EcoSample{
+		RunID: "r1", Service: "scorer", Stage: "train", Instance: "train-1", WindowStart: t0, WindowEnd: t0.Add(time.Second),
+		WallS: 1, CPUS: 0.6, MemReservedBytes: 1e9, MemSource: "vmhwm", Vcpus: 2, RecordsIn: 500,
+		BytesIn: none, BytesOut: none, StoredBytes: none, TrainingIterations: &iterations, CPUSPerEpoch: []float64{0.25, 0.2, 0.15},
+	}
+	trainValue, err := codec.Encode(&train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []*kgo.Record{
+		sample("cleaner", 0, 1.5, 1000, none), sample("cleaner", 1, 2.5, 3000, none), sample("cleaner", 1, 2.5, 3000, none), sample("loader", 0, 4, 4000, loaderOut),
+		{Topic: kafka.EcoSamples, Value: trainValue},
+	}
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
+	// The training sample came last: once it counts, all do.
+	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_cpu_seconds_total{stage="train"}`, "0.6")
 	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_cpu_seconds_total{stage="cleaner"}`, "4")
 	conn, err := pgx.Connect(t.Context(), m["DATABASE_URL"])
 	if err != nil {
@@ -73,8 +88,26 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(totals) != 2 {
-		t.Fatalf("totals %+v, want cleaner and loader", totals)
+	if len(totals) != 3 {
+		t.Fatalf("totals %+v, want cleaner, loader and train", totals)
+	}
+	var perEpoch []float64
+	if err := conn.QueryRow(t.Context(), `select cpu_s_per_epoch from eco_samples where instance = 'train-1'`).Scan(&perEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if tr := totals[2]; tr.Stage != "train" || tr.Iterations != 3 || tr.CPUSeconds != 0.6 || len(perEpoch) != 3 || perEpoch[0] != 0.25 {
+		t.Errorf("train totals %+v, CPU s per epoch %v: want 3 iterations, 0.6 CPU s, [0.25 0.2 0.15]", tr, perEpoch)
+	}
+	report, err := eco.NewReport("r1", "WORLD", totals, map[eco.Bound]eco.Constants{
+		eco.Low: eco.Defaults(eco.Low, 0, false), eco.Central: eco.Defaults(eco.Central, 0, false), eco.High: eco.Defaults(eco.High, 0, false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed strings.Builder
+	report.Print(&printed)
+	if !strings.Contains(printed.String(), "train: 3 iterations, 0.2000 CPU s and ") {
+		t.Errorf("the report does not show the training iterations:\n%s", printed.String())
 	}
 	c := totals[0]
 	if c.Stage != "cleaner" || c.Samples != 2 || c.CPUSeconds != 4 || c.WallSeconds != 10 || c.MemGBSeconds != 20 || c.RecordsIn != 4000 ||
