@@ -96,43 +96,39 @@ func (h host) cgroupDirs() []string {
 // cgroupMemory is the lowest memory.max of dirs, unless every one is
 // "max" or unreadable.
 func cgroupMemory(dirs []string) (int64, bool) {
-	var limit int64
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, "memory.max"))
-		if err != nil {
-			continue
-		}
-		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		if err == nil && v > 0 && (limit == 0 || v < limit) {
-			limit = v
-		}
-	}
-	return limit, limit > 0
+	limit, ok := lowest(dirs, "memory.max", func(v string) (float64, bool) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		return float64(n), err == nil && n > 0
+	})
+	return int64(limit), ok
 }
 
 // cgroupCPUs is the lowest cpu.max quota over its period of dirs, unless
 // every one is unlimited or unreadable.
 func cgroupCPUs(dirs []string) (float64, bool) {
-	var cpus float64
+	return lowest(dirs, "cpu.max", func(v string) (float64, bool) {
+		quota, period, ok := strings.Cut(v, " ")
+		q, err1 := strconv.ParseFloat(quota, 64)
+		p, err2 := strconv.ParseFloat(period, 64)
+		return q / p, ok && quota != "max" && err1 == nil && err2 == nil && q > 0 && p > 0
+	})
+}
+
+// lowest is the lowest value parse finds in the file of that name in
+// dirs, if it finds any.
+func lowest(dirs []string, name string, parse func(string) (float64, bool)) (float64, bool) {
+	var low float64
+	found := false
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, "cpu.max"))
+		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			continue
 		}
-		f := strings.Fields(string(b))
-		if len(f) != 2 || f[0] == "max" {
-			continue
-		}
-		quota, err1 := strconv.ParseFloat(f[0], 64)
-		period, err2 := strconv.ParseFloat(f[1], 64)
-		if err1 != nil || err2 != nil || quota <= 0 || period <= 0 {
-			continue
-		}
-		if q := quota / period; cpus == 0 || q < cpus {
-			cpus = q
+		if v, ok := parse(strings.TrimSpace(string(b))); ok && (!found || v < low) {
+			low, found = v, true
 		}
 	}
-	return cpus, cpus > 0
+	return low, found
 }
 
 // peakRSS is the VmHWM of a /proc/<pid>/status file, in bytes.
