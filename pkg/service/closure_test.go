@@ -12,15 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
-
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
-	"github.com/datamill/datamill/schemas"
 )
 
 // closureChild, set in a child's environment, makes the test binary run
@@ -207,26 +203,14 @@ func TestClosureOfEcoSamplesAgainstTheKernel(t *testing.T) {
 		}
 	}
 
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := serde.NewCodec[schemas.EcoSample](t.Context(), reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	type sum struct {
 		cpu, wall float64
 		samples   int
 	}
 	sampled := map[string]*sum{}
-	err = kafka.ReadCommitted(t.Context(), kafka.Config{Brokers: brokers}, zap.NewNop(), kafka.EcoSamples, nil, func(r *kgo.Record) {
-		var s schemas.EcoSample
-		if err := codec.Decode(r.Value, &s); err != nil {
-			t.Fatal(err)
-		}
+	for _, s := range ecoSamples(t, brokers, registry) {
 		if s.RunID != runID {
-			return
+			continue
 		}
 		if sampled[s.Instance] == nil {
 			sampled[s.Instance] = &sum{}
@@ -234,9 +218,6 @@ func TestClosureOfEcoSamplesAgainstTheKernel(t *testing.T) {
 		sampled[s.Instance].cpu += s.CPUS
 		sampled[s.Instance].wall += s.WallS
 		sampled[s.Instance].samples++
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
 	var allSampled, allKernel float64
