@@ -70,7 +70,29 @@ func TestEcoReportComparesTwoDemoRuns(t *testing.T) {
 			total = f[3]
 		}
 	}
-	if !strings.Contains(text, "A/B: run demo-") || !strings.HasPrefix(total, "+") {
+	if !strings.Contains(text, "A/B: A = run demo-") || !strings.HasPrefix(total, "+") {
 		t.Errorf("A/B of an 8000-user run against a 1000-user one: total change %q\n%s", total, text)
+	}
+	// Meaningful: eight times the users cost well over twice the energy,
+	// whichever the constants, and less per record (the services' fixed
+	// costs spread over more records).
+	out.Reset()
+	if err := run(t.Context(), []string{"eco", "report", "--from", files["8000"], "--vs", files["1000"], "--json"}, nil, &out, &out); err != nil {
+		t.Fatalf("eco report --json: %v\n%s", err, out.String())
+	}
+	type figure struct{ Low, Central, High float64 }
+	var ab struct {
+		Report, Reference struct {
+			Records int64
+			Wh      figure `json:"total_wh_range"`
+			PerMil  figure `json:"gco2e_per_million_records_range"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out.String()), &ab); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	a, b := ab.Report, ab.Reference
+	if a.Records < 7*b.Records || a.Wh.Low < 2*b.Wh.Low || a.Wh.High < 2*b.Wh.High || a.PerMil.Central >= b.PerMil.Central {
+		t.Errorf("A/B of %d users against %d: %+v Wh against %+v, %+v gCO2e per 1M records against %+v", a.Records, b.Records, a.Wh, b.Wh, a.PerMil, b.PerMil)
 	}
 }

@@ -24,7 +24,8 @@ FR, DE, US and World grids, low and high bounds, and with --vs an A/B
 comparison against another run. Writes a CodeCarbon-compatible emissions.csv
 when asked (--emissions). A run can also come from a saved report: the JSON
 of "datamill eco report --json" or "datamill demo --json" (--from, and --vs
-with a file name), so that two demo runs compare without a database.
+with a file name), so that two demo runs compare without a database; a saved
+report is estimated again with the flags' grid and constants.
 
 flags:`
 
@@ -76,55 +77,49 @@ func ecoCommand(ctx context.Context, args, environ []string, stdout, stderr io.W
 			conn.Close(ctx)
 		}
 	}()
-	// load returns a run's report and totals, from a saved file or the
-	// database (the latest run when run is "").
-	load := func(run string) (*eco.Report, []eco.StageTotals, error) {
+	// load returns a run's report, from a saved file or the database (the
+	// latest run when run is "").
+	load := func(run string) (*eco.Report, error) {
 		if _, err := os.Stat(run); err == nil && run != "" {
-			r, err := eco.LoadReport(run)
-			return r, nil, err
+			return eco.LoadReport(run, *grid, constants)
 		}
 		conn, err := database()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if run == "" {
 			if run, err = eco.LatestRun(ctx, conn); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		totals, err := eco.LoadRun(ctx, conn, run)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		r, err := eco.NewReport(run, *grid, totals, constants)
-		return r, totals, err
+		return eco.NewReport(run, *grid, totals, constants)
 	}
 	var report *eco.Report
-	var totals []eco.StageTotals
 	var err error
 	if *from != "" {
-		report, err = eco.LoadReport(*from)
+		report, err = eco.LoadReport(*from, *grid, constants)
 	} else {
-		report, totals, err = load(*run)
+		report, err = load(*run)
 	}
 	if err != nil {
 		return fmt.Errorf("eco report: %w", err)
 	}
 	var ref *eco.Report
 	if *vs != "" {
-		if ref, _, err = load(*vs); err != nil {
+		if ref, err = load(*vs); err != nil {
 			return fmt.Errorf("eco report --vs: %w", err)
 		}
-	}
-	if *emissions != "" && totals == nil {
-		return errors.New("eco report: --emissions needs a run of DATABASE_URL, not a saved report")
 	}
 	if *emissions != "" {
 		f, err := os.Create(*emissions)
 		if err != nil {
 			return err
 		}
-		err = report.WriteEmissionsCSV(f, totals)
+		err = report.WriteEmissionsCSV(f)
 		if closeErr := f.Close(); err == nil {
 			err = closeErr
 		}
@@ -141,9 +136,11 @@ func ecoCommand(ctx context.Context, args, environ []string, stdout, stderr io.W
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	report.Print(stdout)
+	// The A/B comparison first: the constants cancel in it, so it is the
+	// more reliable part.
 	if ref != nil {
 		report.Compare(stdout, ref)
 	}
+	report.Print(stdout)
 	return nil
 }

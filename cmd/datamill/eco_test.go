@@ -43,7 +43,7 @@ func TestEcoReportComparesRuns(t *testing.T) {
 		t.Fatalf("eco report: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"run big, 200000 records, FR grid (44.18", "cleaner", "loader", "A/B: run big against run small", "±40 %", "Green Algorithms", "+51.8%"} {
+	for _, want := range []string{"run big, 200000 records, FR grid (44.18", "cleaner", "loader", "A/B: A = run big (200000 records) against B = run small (100000 records)", "±40 %", "Green Algorithms", "+51.8%"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
@@ -79,6 +79,23 @@ func TestEcoReportComparesRuns(t *testing.T) {
 	want := (8*6.0 + 120*0.3725) / 3600
 	if j.Report.Run != "small" || len(j.Report.Stages) != 2 || j.Report.Wh < want*0.999 || j.Report.Wh > want*1.001 {
 		t.Errorf("json report %+v, want %f Wh", j.Report, want)
+	}
+	// Saved, the report is estimated again on another grid and writes
+	// emissions.csv without the database.
+	saved := filepath.Join(t.TempDir(), "small.json")
+	if err := os.WriteFile(saved, []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	savedCSV := filepath.Join(t.TempDir(), "emissions.csv")
+	if err := run(t.Context(), []string{"eco", "report", "--from", saved, "--grid", "DE", "--emissions", savedCSV}, nil, &out, &out); err != nil {
+		t.Fatalf("eco report --from: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "run small, 100000 records, DE grid (342.06") {
+		t.Errorf("saved report on the DE grid:\n%s", out.String())
+	}
+	if b, err := os.ReadFile(savedCSV); err != nil || strings.Count(string(b), "\n") != 3 || !strings.Contains(string(b), ",DE,process,") {
+		t.Errorf("emissions.csv of a saved report: %q (%v)", b, err)
 	}
 	if err := run(t.Context(), []string{"eco", "report", "--run", "nope"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), `no eco samples for run "nope"`) {
 		t.Errorf("unknown run: %v", err)

@@ -1,14 +1,19 @@
 // Package eco estimates the energy and CO2e of what a process used: CPU
 // seconds, memory reserved over wall time, bytes moved by network scope and
 // bytes stored by media, with the Green Algorithms model and Cloud Carbon
-// Footprint coefficients (see the project's ECO.md). No energy counter is
-// readable on the machines datamill runs on, so these are estimates: every
-// figure comes as low, central and high, and absolute values carry about
-// ±40 % uncertainty; comparisons between runs on the same machine profile
-// are far more reliable, since the constants cancel.
+// Footprint coefficients (the README's "How the eco meter estimates
+// energy" lists them with their sources). No energy counter is readable on
+// the machines datamill runs on, so these are estimates: every figure comes
+// as low, central and high, and absolute values carry about ±40 %
+// uncertainty; comparisons between runs on the same machine profile are
+// far more reliable, since the constants cancel.
 //
-// It also samples the process itself (Sampler): CPU time from getrusage,
-// memory and vCPUs reserved from the cgroup or the process.
+// It also samples the process itself (Sampler, which every service runs
+// through package service): CPU time from getrusage, memory and vCPUs
+// reserved from the process's cgroup v2 or, without limits, its peak
+// resident set and GOMAXPROCS, and the record and byte counts from the
+// process's own Prometheus counters. Report and LoadRun turn what the
+// ecometer stored into the report of a run.
 package eco
 
 import "fmt"
@@ -37,21 +42,26 @@ const (
 // Constants are the coefficients of the model.
 type Constants struct {
 	// WattsPerCPU is the power of one busy logical CPU.
-	WattsPerCPU float64
+	WattsPerCPU float64 `json:"watts_per_cpu"`
 	// WattsPerGB is the power of one GB of memory reserved.
-	WattsPerGB float64
+	WattsPerGB float64 `json:"watts_per_gb"`
 	// KWhPerGB is the network energy per GB, by scope.
-	KWhPerGB map[string]float64
+	KWhPerGB map[string]float64 `json:"kwh_per_gb"`
 	// WhPerTBHour is the storage energy per TB·hour, by media.
-	WhPerTBHour map[string]float64
+	WhPerTBHour map[string]float64 `json:"wh_per_tb_hour"`
 	// PUE is the data centre's power usage effectiveness.
-	PUE float64
+	PUE float64 `json:"pue"`
 }
 
 // Energy is an estimate in watt-hours, by component.
 type Energy struct {
-	CPU, Memory, Network, Storage float64 // before PUE
-	Total                         float64 // after PUE
+	// Before PUE.
+	CPU     float64 `json:"cpu"`
+	Memory  float64 `json:"memory"`
+	Network float64 `json:"network"`
+	Storage float64 `json:"storage"`
+	// After PUE.
+	Total float64 `json:"total"`
 }
 
 // Estimate applies the model: CPU seconds × W per CPU, wall time × GB

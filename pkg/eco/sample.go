@@ -2,9 +2,10 @@ package eco
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -25,64 +26,114 @@ type Reading struct {
 	VCPUs float64
 }
 
-// cgroupRoot is where the process's cgroup v2 files are.
-var cgroupRoot = "/sys/fs/cgroup"
+// host names the files a reading comes from, so that tests can point it
+// at fakes.
+type host struct {
+	// cgroupRoot is where the cgroup v2 hierarchy is mounted.
+	cgroupRoot string
+	// selfCgroup lists the process's cgroups ("0::/path" for v2);
+	// selfStatus has its peak resident set (VmHWM).
+	selfCgroup, selfStatus string
+}
+
+// system is this machine's.
+func system() host {
+	return host{cgroupRoot: "/sys/fs/cgroup", selfCgroup: "/proc/self/cgroup", selfStatus: "/proc/self/status"}
+}
 
 // Read measures the process now.
-func Read() (Reading, error) {
+func Read() (Reading, error) { return system().read() }
+
+func (h host) read() (Reading, error) {
 	r := Reading{At: time.Now()}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return r, fmt.Errorf("getrusage: %w", err)
 	}
 	r.CPUSeconds = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-	if limit, ok := cgroupMemory(); ok {
+	dirs := h.cgroupDirs()
+	if limit, ok := cgroupMemory(dirs); ok {
 		r.MemReservedBytes, r.MemSource = limit, "cgroup"
 	} else {
-		hwm, err := peakRSS()
+		hwm, err := peakRSS(h.selfStatus)
 		if err != nil {
 			return r, err
 		}
 		r.MemReservedBytes, r.MemSource = hwm, "vmhwm"
 	}
 	r.VCPUs = float64(runtime.GOMAXPROCS(0))
-	if q, ok := cgroupCPUs(); ok {
+	if q, ok := cgroupCPUs(dirs); ok {
 		r.VCPUs = q
 	}
 	return r, nil
 }
 
-// cgroupMemory is memory.max, unless it is "max" or unreadable.
-func cgroupMemory() (int64, bool) {
-	b, err := os.ReadFile(cgroupRoot + "/memory.max")
-	if err != nil {
-		return 0, false
+// cgroupDirs are the directories of the process's cgroup v2 and of its
+// ancestors, the process's first: a limit set on any of them applies. In a
+// container with its own cgroup namespace the process's cgroup is the
+// root; on a host it is the path /proc/self/cgroup names (a systemd
+// service's, say). A path that is not mounted there leaves the root.
+func (h host) cgroupDirs() []string {
+	rel := "/"
+	if b, err := os.ReadFile(h.selfCgroup); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+				rel = path.Clean("/" + p)
+			}
+		}
 	}
-	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	return v, err == nil && v > 0
+	if _, err := os.Stat(filepath.Join(h.cgroupRoot, rel)); err != nil {
+		rel = "/"
+	}
+	dirs := []string{filepath.Join(h.cgroupRoot, rel)}
+	for rel != "/" {
+		rel = path.Dir(rel)
+		dirs = append(dirs, filepath.Join(h.cgroupRoot, rel))
+	}
+	return dirs
 }
 
-// cgroupCPUs is cpu.max's quota over its period, unless unlimited.
-func cgroupCPUs() (float64, bool) {
-	b, err := os.ReadFile(cgroupRoot + "/cpu.max")
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 || f[0] == "max" {
-		return 0, false
-	}
-	quota, err1 := strconv.ParseFloat(f[0], 64)
-	period, err2 := strconv.ParseFloat(f[1], 64)
-	if err1 != nil || err2 != nil || period <= 0 {
-		return 0, false
-	}
-	return quota / period, true
+// cgroupMemory is the lowest memory.max of dirs, unless every one is
+// "max" or unreadable.
+func cgroupMemory(dirs []string) (int64, bool) {
+	limit, ok := lowest(dirs, "memory.max", func(v string) (float64, bool) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		return float64(n), err == nil && n > 0
+	})
+	return int64(limit), ok
 }
 
-// peakRSS is VmHWM of /proc/self/status, in bytes.
-func peakRSS() (int64, error) {
-	f, err := os.Open("/proc/self/status")
+// cgroupCPUs is the lowest cpu.max quota over its period of dirs, unless
+// every one is unlimited or unreadable.
+func cgroupCPUs(dirs []string) (float64, bool) {
+	return lowest(dirs, "cpu.max", func(v string) (float64, bool) {
+		quota, period, ok := strings.Cut(v, " ")
+		q, err1 := strconv.ParseFloat(quota, 64)
+		p, err2 := strconv.ParseFloat(period, 64)
+		return q / p, ok && quota != "max" && err1 == nil && err2 == nil && q > 0 && p > 0
+	})
+}
+
+// lowest is the lowest value parse finds in the file of that name in
+// dirs, if it finds any.
+func lowest(dirs []string, name string, parse func(string) (float64, bool)) (float64, bool) {
+	var low float64
+	found := false
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		if v, ok := parse(strings.TrimSpace(string(b))); ok && (!found || v < low) {
+			low, found = v, true
+		}
+	}
+	return low, found
+}
+
+// peakRSS is the VmHWM of a /proc/<pid>/status file, in bytes.
+func peakRSS(status string) (int64, error) {
+	f, err := os.Open(status)
 	if err != nil {
 		return 0, err
 	}
@@ -97,7 +148,7 @@ func peakRSS() (int64, error) {
 			return kb * 1024, nil
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("no VmHWM in %s", status)
 }
 
 // Window is the use between two readings.

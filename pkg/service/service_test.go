@@ -184,25 +184,7 @@ func TestEcoSamplesCoverTheProcess(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := serde.NewCodec[schemas.EcoSample](t.Context(), reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var samples []schemas.EcoSample
-	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), kafka.EcoSamples, nil, func(r *kgo.Record) {
-		var s schemas.EcoSample
-		if err := codec.Decode(r.Value, &s); err != nil {
-			t.Fatal(err)
-		}
-		samples = append(samples, s)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	samples := ecoSamples(t, kcfg.Brokers, registry)
 	if len(samples) < 2 {
 		t.Fatalf("%d samples, want several", len(samples))
 	}
@@ -219,4 +201,29 @@ func TestEcoSamplesCoverTheProcess(t *testing.T) {
 	if records != 35 {
 		t.Errorf("the samples count %d records in, the counter 35", records)
 	}
+}
+
+// ecoSamples reads back every committed eco sample of eco.samples.
+func ecoSamples(t *testing.T, brokers []string, registry string) []schemas.EcoSample {
+	t.Helper()
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := serde.NewCodec[schemas.EcoSample](t.Context(), reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var samples []schemas.EcoSample
+	err = kafka.ReadCommitted(t.Context(), kafka.Config{Brokers: brokers}, zap.NewNop(), kafka.EcoSamples, nil, func(r *kgo.Record) {
+		var s schemas.EcoSample
+		if err := codec.Decode(r.Value, &s); err != nil {
+			t.Fatalf("eco sample at offset %d: %v", r.Offset, err)
+		}
+		samples = append(samples, s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return samples
 }

@@ -145,19 +145,22 @@ func store(ctx context.Context, pool *pgxpool.Pool, samples []schemas.EcoSample)
 	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		stored = stored[:0]
 		for _, s := range samples {
+			net := netGB(s)
 			tag, err := tx.Exec(ctx, `
 with ins as (
     insert into eco_samples (instance, window_start, window_end, run_id, service, stage, dataset, wall_s, cpu_s,
         mem_reserved_bytes, mem_source, vcpus, records_in, records_out, records_dead_lettered, records_duplicates, training_iterations,
-        stored_ssd_tb_h, stored_hdd_tb_h)
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+        stored_ssd_tb_h, stored_hdd_tb_h, net_same_host_gb, net_same_site_gb, net_cross_region_gb, net_internet_gb, cpu_s_per_epoch)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
     on conflict do nothing
     returning *
 )
 insert into eco_stage_totals as t (run_id, stage, samples, cpu_s, wall_s, mem_gb_s, records_in, records_out,
-    records_dead_lettered, records_duplicates, first_at, last_at, stored_ssd_tb_h, stored_hdd_tb_h)
+    records_dead_lettered, records_duplicates, first_at, last_at, stored_ssd_tb_h, stored_hdd_tb_h,
+    net_same_host_gb, net_same_site_gb, net_cross_region_gb, net_internet_gb, training_iterations)
 select run_id, stage, 1, cpu_s, wall_s, wall_s * mem_reserved_bytes / 1e9, records_in, records_out,
-    records_dead_lettered, records_duplicates, window_start, window_end, stored_ssd_tb_h, stored_hdd_tb_h from ins
+    records_dead_lettered, records_duplicates, window_start, window_end, stored_ssd_tb_h, stored_hdd_tb_h,
+    net_same_host_gb, net_same_site_gb, net_cross_region_gb, net_internet_gb, coalesce(training_iterations, 0) from ins
 on conflict (run_id, stage) do update set
     samples = t.samples + 1, cpu_s = t.cpu_s + excluded.cpu_s, wall_s = t.wall_s + excluded.wall_s,
     mem_gb_s = t.mem_gb_s + excluded.mem_gb_s, records_in = t.records_in + excluded.records_in,
@@ -165,10 +168,16 @@ on conflict (run_id, stage) do update set
     records_dead_lettered = t.records_dead_lettered + excluded.records_dead_lettered,
     records_duplicates = t.records_duplicates + excluded.records_duplicates,
     first_at = least(t.first_at, excluded.first_at), last_at = greatest(t.last_at, excluded.last_at),
-    stored_ssd_tb_h = t.stored_ssd_tb_h + excluded.stored_ssd_tb_h, stored_hdd_tb_h = t.stored_hdd_tb_h + excluded.stored_hdd_tb_h`,
+    stored_ssd_tb_h = t.stored_ssd_tb_h + excluded.stored_ssd_tb_h, stored_hdd_tb_h = t.stored_hdd_tb_h + excluded.stored_hdd_tb_h,
+    net_same_host_gb = t.net_same_host_gb + excluded.net_same_host_gb,
+    net_same_site_gb = t.net_same_site_gb + excluded.net_same_site_gb,
+    net_cross_region_gb = t.net_cross_region_gb + excluded.net_cross_region_gb,
+    net_internet_gb = t.net_internet_gb + excluded.net_internet_gb,
+    training_iterations = t.training_iterations + excluded.training_iterations`,
 				s.Instance, s.WindowStart, s.WindowEnd, s.RunID, s.Service, s.Stage, s.Dataset, s.WallS, s.CPUS,
 				s.MemReservedBytes, s.MemSource, s.Vcpus, s.RecordsIn, s.RecordsOut, s.RecordsDeadLettered, s.RecordsDuplicates, s.TrainingIterations,
-				tbHours(s, eco.MediaSSD), tbHours(s, eco.MediaHDD))
+				tbHours(s, eco.MediaSSD), tbHours(s, eco.MediaHDD),
+				net[eco.ScopeSameHost], net[eco.ScopeSameSite], net[eco.ScopeCrossRegion], net[eco.ScopeInternet], s.CPUSPerEpoch)
 			if err != nil {
 				return err
 			}
@@ -186,8 +195,8 @@ func tbHours(s schemas.EcoSample, media string) float64 {
 	return float64(s.StoredBytes[media]) / 1e12 * s.WallS / 3600
 }
 
-// usage is a sample as the model reads it.
-func usage(s schemas.EcoSample) eco.Usage {
+// netGB are the gigabytes a sample's process read and wrote, by scope.
+func netGB(s schemas.EcoSample) map[string]float64 {
 	net := map[string]float64{}
 	for scope, b := range s.BytesIn {
 		net[scope] += float64(b) / 1e9
@@ -195,8 +204,13 @@ func usage(s schemas.EcoSample) eco.Usage {
 	for scope, b := range s.BytesOut {
 		net[scope] += float64(b) / 1e9
 	}
+	return net
+}
+
+// usage is a sample as the model reads it.
+func usage(s schemas.EcoSample) eco.Usage {
 	return eco.Usage{
-		CPUSeconds: s.CPUS, WallSeconds: s.WallS, MemGB: float64(s.MemReservedBytes) / 1e9, NetGB: net,
+		CPUSeconds: s.CPUS, WallSeconds: s.WallS, MemGB: float64(s.MemReservedBytes) / 1e9, NetGB: netGB(s),
 		StorageTBHours: map[string]float64{eco.MediaSSD: tbHours(s, eco.MediaSSD), eco.MediaHDD: tbHours(s, eco.MediaHDD)},
 	}
 }

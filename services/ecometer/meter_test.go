@@ -43,12 +43,12 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 	}
 	defer cl.Close()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	sample := func(stage string, i int, cpu float64, in int64) *kgo.Record {
+	sample := func(stage string, i int, cpu float64, in int64, out map[string]int64) *kgo.Record {
 		s := schemas.EcoSample{
 			RunID: "r1", Service: stage, Stage: stage, Instance: stage + "-1",
 			WindowStart: t0.Add(time.Duration(i) * 5 * time.Second), WindowEnd: t0.Add(time.Duration(i+1) * 5 * time.Second),
 			WallS: 5, CPUS: cpu, MemReservedBytes: 2e9, MemSource: "vmhwm", Vcpus: 2, RecordsIn: in, RecordsOut: in,
-			BytesIn: map[string]int64{}, BytesOut: map[string]int64{}, StoredBytes: map[string]int64{eco.MediaSSD: 1e12}, CPUSPerEpoch: []float64{},
+			BytesIn: map[string]int64{}, BytesOut: out, StoredBytes: map[string]int64{eco.MediaSSD: 1e12}, CPUSPerEpoch: []float64{},
 		}
 		b, err := codec.Encode(&s)
 		if err != nil {
@@ -56,11 +56,28 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 		}
 		return &kgo.Record{Topic: kafka.EcoSamples, Value: b}
 	}
-	recs := []*kgo.Record{sample("cleaner", 0, 1.5, 1000), sample("cleaner", 1, 2.5, 3000), sample("cleaner", 1, 2.5, 3000), sample("loader", 0, 4, 4000)}
+	none := map[string]int64{}
+	loaderOut := map[string]int64{eco.ScopeSameHost: 5e9, eco.ScopeInternet: 2e9}
+	iterations := int64(3)
+	train := schemas.EcoSample{
+		RunID: "r1", Service: "scorer", Stage: "train", Instance: "train-1", WindowStart: t0, WindowEnd: t0.Add(time.Second),
+		WallS: 1, CPUS: 0.6, MemReservedBytes: 1e9, MemSource: "vmhwm", Vcpus: 2, RecordsIn: 500,
+		BytesIn: none, BytesOut: none, StoredBytes: none, TrainingIterations: &iterations, CPUSPerEpoch: []float64{0.25, 0.2, 0.15},
+	}
+	trainValue, err := codec.Encode(&train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []*kgo.Record{
+		sample("cleaner", 0, 1.5, 1000, none), sample("cleaner", 1, 2.5, 3000, none), sample("cleaner", 1, 2.5, 3000, none), sample("loader", 0, 4, 4000, loaderOut),
+		{Topic: kafka.EcoSamples, Value: trainValue},
+	}
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
+	// The training sample came last: once it counts, all do.
+	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_cpu_seconds_total{stage="train"}`, "0.6")
 	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_cpu_seconds_total{stage="cleaner"}`, "4")
 	conn, err := pgx.Connect(t.Context(), m["DATABASE_URL"])
 	if err != nil {
@@ -71,14 +88,42 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(totals) != 2 {
-		t.Fatalf("totals %+v, want cleaner and loader", totals)
+	if len(totals) != 3 {
+		t.Fatalf("totals %+v, want cleaner, loader and train", totals)
+	}
+	var perEpoch []float64
+	if err := conn.QueryRow(t.Context(), `select cpu_s_per_epoch from eco_samples where instance = 'train-1'`).Scan(&perEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if tr := totals[2]; tr.Stage != "train" || tr.Iterations != 3 || tr.CPUSeconds != 0.6 || len(perEpoch) != 3 || perEpoch[0] != 0.25 {
+		t.Errorf("train totals %+v, CPU s per epoch %v: want 3 iterations, 0.6 CPU s, [0.25 0.2 0.15]", tr, perEpoch)
+	}
+	report, err := eco.NewReport("r1", "WORLD", totals, map[eco.Bound]eco.Constants{
+		eco.Low: eco.Defaults(eco.Low, 0, false), eco.Central: eco.Defaults(eco.Central, 0, false), eco.High: eco.Defaults(eco.High, 0, false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed strings.Builder
+	report.Print(&printed)
+	if !strings.Contains(printed.String(), "train: 3 iterations, 0.2000 CPU s and ") {
+		t.Errorf("the report does not show the training iterations:\n%s", printed.String())
 	}
 	c := totals[0]
 	if c.Stage != "cleaner" || c.Samples != 2 || c.CPUSeconds != 4 || c.WallSeconds != 10 || c.MemGBSeconds != 20 || c.RecordsIn != 4000 ||
 		math.Abs(c.StoredTBHours[eco.MediaSSD]-10.0/3600) > 1e-12 {
 		t.Errorf("cleaner totals %+v: want the two distinct samples summed", c)
 	}
+	// The report prices the bytes the loader moved as the metrics do: 2 GB
+	// to the internet at 0.059 kWh/GB; the 5 GB on the same host are free.
+	l := totals[1]
+	if l.NetGB[eco.ScopeSameHost] != 5 || l.NetGB[eco.ScopeInternet] != 2 || l.NetGB[eco.ScopeSameSite] != 0 {
+		t.Errorf("loader moved %v GB, want 5 on the same host and 2 to the internet", l.NetGB)
+	}
+	if wh := eco.Estimate(l.Usage(), eco.Defaults(eco.Central, 0, false)).Network; math.Abs(wh-118) > 1e-9 {
+		t.Errorf("the report's network energy of the loader = %v Wh, want 118", wh)
+	}
+	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_energy_joules_total{component="network",stage="loader"}`, "424800")
 	// 4 CPU s at 6 W and 20 GB·s at 0.3725 W/GB on a developer machine.
 	wantJ := 4*6.0 + 20*0.3725 + 10*1.2 // and 1 TB stored for 10 s at 1.2 Wh per TB·hour
 	testkit.WaitMetric(t, svc.Addr, `ecometer_stage_energy_joules_total{component="cpu",stage="cleaner"}`, "24")
