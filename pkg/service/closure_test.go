@@ -49,7 +49,7 @@ type closureSettings struct {
 // counters while it is idle.
 func closureService(environ []string, in io.Reader, out io.Writer) error {
 	lines := bufio.NewReader(in)
-	err := Run(context.Background(), "closure", environ, io.Discard, func(ctx context.Context, p *Process, cfg closureSettings) error {
+	err := Run(context.Background(), "closure", nil, environ, io.Discard, func(ctx context.Context, p *Process, cfg closureSettings) error {
 		if _, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, nil); err != nil {
 			return err
 		}

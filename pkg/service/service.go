@@ -165,10 +165,17 @@ func Main(name string, run func(ctx context.Context, args, environ []string, std
 
 // Run parses a service's configuration C from environ, starts the process
 // and calls step until ctx ends. Errors of step after ctx ended are the
-// shutdown's own and are not reported.
-func Run[C config.Configured](ctx context.Context, name string, environ []string, stdout io.Writer,
+// shutdown's own and are not reported. With a command in args (env,
+// healthcheck, help), it runs that instead; any other argument is an error.
+func Run[C config.Configured](ctx context.Context, name string, args, environ []string, stdout io.Writer,
 	step func(ctx context.Context, p *Process, cfg C) error,
 ) (err error) {
+	if done, err := command[C](ctx, name, args, environ, stdout); done {
+		return err
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("unknown command %q (commands: env, healthcheck, help)", args[1])
+	}
 	cfg, err := config.Parse[C](environ)
 	if err != nil {
 		return err

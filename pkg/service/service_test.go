@@ -72,7 +72,7 @@ type settings struct {
 }
 
 func TestRunReportsConfigurationErrors(t *testing.T) {
-	err := Run(t.Context(), "tester", nil, io.Discard, func(context.Context, *Process, settings) error { return nil })
+	err := Run(t.Context(), "tester", nil, nil, io.Discard, func(context.Context, *Process, settings) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "NEEDED") {
 		t.Fatalf("Run = %v, want an error naming NEEDED", err)
 	}

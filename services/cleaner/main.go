@@ -38,8 +38,8 @@ type settings struct {
 
 func main() { service.Main("cleaner", run) }
 
-func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
-	return service.Run(ctx, "cleaner", environ, stdout, clean)
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	return service.Run(ctx, "cleaner", args, environ, stdout, clean)
 }
 
 // clean runs one stage runner per dataset until ctx ends.

@@ -59,8 +59,8 @@ func (s *settings) Validate() error {
 
 func main() { service.Main("ecometer", run) }
 
-func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
-	return service.Run(ctx, "ecometer", environ, stdout, meter)
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	return service.Run(ctx, "ecometer", args, environ, stdout, meter)
 }
 
 // meter stores and prices the samples until ctx ends.

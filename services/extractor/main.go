@@ -84,8 +84,8 @@ func (s *settings) Validate() error {
 
 func main() { service.Main("extractor", run) }
 
-func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
-	return service.Run(ctx, "extractor", environ, stdout, extract)
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	return service.Run(ctx, "extractor", args, environ, stdout, extract)
 }
 
 func extract(ctx context.Context, p *service.Process, cfg settings) error {

@@ -37,8 +37,8 @@ type settings struct {
 
 func main() { service.Main("loader", run) }
 
-func run(ctx context.Context, _, environ []string, stdout io.Writer) error {
-	return service.Run(ctx, "loader", environ, stdout, load)
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	return service.Run(ctx, "loader", args, environ, stdout, load)
 }
 
 // load runs one stage runner per dataset until ctx ends.

@@ -56,7 +56,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) > 1 && args[1] == "train" {
 		return train(ctx, args[2:], environ, stdout, os.Stderr)
 	}
-	return service.Run(ctx, "scorer", environ, stdout, score)
+	return service.Run(ctx, "scorer", args, environ, stdout, score)
 }
 
 // score waits for the predictions table and a model, then scores every
