@@ -2,6 +2,7 @@
 //
 //	datamill demo [flags]           the users pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
+//	datamill init                   create a deployment's topics and apply its migrations
 //	datamill gen users [flags]      generate realistic (dirty) users
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill tail <topic> [flags]   print a topic as JSON lines
@@ -43,6 +44,7 @@ func commands() []command {
 		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
+		{"init", "create the pipeline topics and apply the database migrations of a deployment", initCommand},
 		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},
