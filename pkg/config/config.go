@@ -170,9 +170,12 @@ func redact(v reflect.Value, out map[string]any) {
 }
 
 func isSecret(f reflect.StructField, name string) bool {
-	if f.Tag.Get("secret") == "true" {
-		return true
-	}
+	return f.Tag.Get("secret") == "true" || SecretName(name)
+}
+
+// SecretName tells whether a variable's name says it holds a secret: it
+// contains PASSWORD, SECRET or TOKEN.
+func SecretName(name string) bool {
 	for _, word := range []string{"PASSWORD", "SECRET", "TOKEN"} {
 		if strings.Contains(name, word) {
 			return true

@@ -1,0 +1,801 @@
+package main
+
+// The deployment checks: docker-compose.yml as Docker Compose's own loader
+// reads it, the Dockerfile, the Prometheus configuration (promtool, and a
+// real Prometheus scraping the services of a running stack) and the Grafana
+// dashboards (every metric their queries use is one the live services
+// export). No Docker engine runs here, so these stand in for
+// `docker compose up`.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v4"
+
+	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/testkit"
+)
+
+// deployFile is a file of the repository's deployment, by its path from
+// the repository root.
+func deployFile(t *testing.T, path string) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, path)
+}
+
+// envExample reads .env.example as a map.
+func envExample(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := os.Open(deployFile(t, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf(".env.example: %q is not NAME=value", line)
+		}
+		env[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// loadCompose loads docker-compose.yml with compose-go, the loader of
+// Docker Compose, with the variables of .env.example.
+func loadCompose(t *testing.T, opts ...func(*loader.Options)) (*types.Project, map[string]any) {
+	t.Helper()
+	details := types.ConfigDetails{
+		WorkingDir:  deployFile(t, "."),
+		ConfigFiles: []types.ConfigFile{{Filename: deployFile(t, "docker-compose.yml")}},
+		Environment: envExample(t),
+	}
+	project, err := loader.LoadWithContext(t.Context(), details, opts...)
+	if err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	raw, err := loader.LoadModelWithContext(t.Context(), details, func(o *loader.Options) {
+		o.SkipInterpolation = true
+		o.SkipNormalization = true
+		o.SkipConsistencyCheck = true
+	})
+	if err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return project, raw
+}
+
+// serviceVariables asks each built service binary for its variables
+// (`<service> env --json`), which come from its configuration struct.
+func serviceVariables(t *testing.T) map[string][]config.Variable {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"build", "-o", devBin + string(filepath.Separator)}
+	for _, s := range serviceNames() {
+		args = append(args, "./services/"+s)
+	}
+	build := exec.Command("go", args...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	vars := map[string][]config.Variable{}
+	for _, s := range serviceNames() {
+		out, err := exec.Command(filepath.Join(devBin, s), "env", "--json").Output()
+		if err != nil {
+			t.Fatalf("%s env --json: %v", s, err)
+		}
+		var list []struct {
+			Name     string `json:"name"`
+			Default  string `json:"default"`
+			Required bool   `json:"required"`
+		}
+		if err := json.Unmarshal(out, &list); err != nil {
+			t.Fatalf("%s env --json: %v", s, err)
+		}
+		for _, v := range list {
+			vars[s] = append(vars[s], config.Variable{Name: v.Name, Default: v.Default, Required: v.Required})
+		}
+	}
+	return vars
+}
+
+func TestComposeStack(t *testing.T) {
+	project, raw := loadCompose(t)
+	datamill := serviceNames()
+
+	t.Run("every service has a healthcheck", func(t *testing.T) {
+		for name, s := range project.Services {
+			if s.Restart == "no" {
+				continue // a one-shot job: compose waits for it to complete
+			}
+			if s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0 {
+				t.Errorf("%s has no healthcheck", name)
+			}
+		}
+	})
+
+	t.Run("images are pinned", func(t *testing.T) {
+		for name, s := range project.Services {
+			if s.Build != nil {
+				continue // built from this repository's Dockerfile
+			}
+			if !pinned(s.Image) {
+				t.Errorf("%s: image %q is not pinned to a version", name, s.Image)
+			}
+		}
+		for _, image := range dockerfileImages(t) {
+			if image != "scratch" && !pinned(image) {
+				t.Errorf("Dockerfile: base image %q is not pinned to a version", image)
+			}
+		}
+	})
+
+	t.Run("datamill services get every variable they require and no unknown one", func(t *testing.T) {
+		vars := serviceVariables(t)
+		for _, name := range datamill {
+			s, ok := project.Services[name]
+			if !ok {
+				t.Errorf("docker-compose.yml has no %s service", name)
+				continue
+			}
+			known := map[string]bool{}
+			for _, v := range vars[name] {
+				known[v.Name] = true
+				if value := s.Environment[v.Name]; v.Required && (value == nil || *value == "") {
+					t.Errorf("%s: required variable %s is not set", name, v.Name)
+				}
+			}
+			for k := range s.Environment {
+				if !known[k] {
+					t.Errorf("%s: environment sets %s, which %s does not read", name, k, name)
+				}
+			}
+		}
+	})
+
+	t.Run("datamill services scale", func(t *testing.T) {
+		for _, name := range datamill {
+			s := project.Services[name]
+			if s.ContainerName != "" {
+				t.Errorf("%s: container_name %q stops --scale", name, s.ContainerName)
+			}
+			for _, p := range s.Ports {
+				if p.Published != "" {
+					t.Errorf("%s: host port %s is fixed, which stops --scale", name, p.Published)
+				}
+			}
+		}
+	})
+
+	t.Run("datamill services restart, stop gracefully and are limited", func(t *testing.T) {
+		for _, name := range datamill {
+			s := project.Services[name]
+			if !slices.Contains([]string{"always", "unless-stopped", "on-failure"}, s.Restart) {
+				t.Errorf("%s: restart %q, want a restart policy", name, s.Restart)
+			}
+			// Longer than STAGE_TRANSACTION_TIMEOUT's default, so that a
+			// stopping stage commits its batch.
+			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= 20*time.Second {
+				t.Errorf("%s: stop_grace_period %v, want more than 20s", name, s.StopGracePeriod)
+			}
+			if s.Deploy == nil || s.Deploy.Resources.Limits == nil ||
+				s.Deploy.Resources.Limits.MemoryBytes <= 0 || s.Deploy.Resources.Limits.NanoCPUs <= 0 {
+				t.Errorf("%s: want memory and CPU limits", name)
+			}
+			if dep, ok := s.DependsOn["init"]; !ok || dep.Condition != types.ServiceConditionCompletedSuccessfully {
+				t.Errorf("%s: want it to start after the init job completed", name)
+			}
+		}
+		init, ok := project.Services["init"]
+		if !ok || !slices.Equal(init.Command, types.ShellCommand{"init"}) {
+			t.Errorf("want an init service running `datamill init`, got %v", init.Command)
+		}
+	})
+
+	t.Run("state lives in named volumes", func(t *testing.T) {
+		env := func(svc, name string) string {
+			if v := project.Services[svc].Environment[name]; v != nil {
+				return *v
+			}
+			return ""
+		}
+		tsdb := ""
+		for _, arg := range project.Services["prometheus"].Command {
+			if v, ok := strings.CutPrefix(arg, "--storage.tsdb.path="); ok {
+				tsdb = v
+			}
+		}
+		state := map[string]string{
+			"kafka":      env("kafka", "KAFKA_LOG_DIRS"),
+			"postgres":   filepath.Dir(env("postgres", "PGDATA")),
+			"scorer":     env("scorer", "SCORER_MODEL_DIR"),
+			"extractor":  strings.TrimPrefix(env("extractor", "EXTRACTOR_FILES"), "users="),
+			"prometheus": tsdb,
+			"grafana":    "/var/lib/grafana",
+			"pgadmin":    "/var/lib/pgadmin",
+		}
+		for svc, dir := range state {
+			ok := false
+			for _, v := range project.Services[svc].Volumes {
+				if v.Type == types.VolumeTypeVolume && v.Target == dir {
+					_, ok = project.Volumes[v.Source]
+				}
+			}
+			if dir == "" || !ok {
+				t.Errorf("%s: its state (%q) is not on a named volume", svc, dir)
+			}
+		}
+	})
+
+	t.Run(".env.example lists every variable and commits no secret", func(t *testing.T) {
+		example := envExample(t)
+		used := template.ExtractVariables(raw, template.DefaultPattern)
+		for name := range used {
+			if _, ok := example[name]; !ok {
+				t.Errorf("docker-compose.yml reads %s, which .env.example does not list", name)
+			}
+		}
+		for name := range example {
+			if _, ok := used[name]; !ok {
+				t.Errorf(".env.example lists %s, which docker-compose.yml does not read", name)
+			}
+		}
+		// A secret's value in docker-compose.yml is always a variable.
+		services, _ := raw["services"].(map[string]any)
+		for name, s := range services {
+			envs, _ := s.(map[string]any)["environment"].(map[string]any)
+			for k, v := range envs {
+				value, _ := v.(string)
+				if config.SecretName(k) && value != "" && !strings.HasPrefix(value, "${") {
+					t.Errorf("%s: %s has a literal value in docker-compose.yml", name, k)
+				}
+			}
+		}
+		root, err := repoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("git", "-C", root, "check-ignore", ".env").CombinedOutput(); err != nil {
+			t.Errorf(".env is not ignored by git: %v %s", err, out)
+		}
+	})
+
+	t.Run("prometheus scrapes every datamill service", func(t *testing.T) {
+		jobs := map[string]bool{}
+		for _, sc := range prometheusConfig(t)["scrape_configs"].([]any) {
+			jobs[sc.(map[string]any)["job_name"].(string)] = true
+		}
+		for _, name := range datamill {
+			if !jobs[name] {
+				t.Errorf("deploy/prometheus/prometheus.yml has no job for %s", name)
+			}
+		}
+	})
+
+	t.Run("the Dockerfile copies every module of the workspace", func(t *testing.T) {
+		dockerfile, err := os.ReadFile(deployFile(t, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		work, err := os.ReadFile(deployFile(t, "go.work"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`(?m)^\s+\./(\S+)$`).FindAllStringSubmatch(string(work), -1) {
+			if !strings.Contains(string(dockerfile), "COPY "+m[1]+"/go.mod "+m[1]+"/go.sum") {
+				t.Errorf("Dockerfile does not copy %s/go.mod before `go mod download`", m[1])
+			}
+		}
+	})
+}
+
+// pinned tells an image reference with a version tag or a digest from one
+// that follows a moving tag (none, latest, or a tag without a digit).
+func pinned(image string) bool {
+	if strings.Contains(image, "@sha256:") {
+		return true
+	}
+	slash := strings.LastIndex(image, "/")
+	colon := strings.LastIndex(image, ":")
+	if colon < slash+1 {
+		return false
+	}
+	tag := image[colon+1:]
+	return tag != "latest" && strings.ContainsAny(tag, "0123456789")
+}
+
+// dockerfileImages lists the base images of the Dockerfile's stages, with
+// ARG defaults substituted, leaving out its own stages.
+func dockerfileImages(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(deployFile(t, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, stages := map[string]string{}, map[string]bool{}
+	var images []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch strings.ToUpper(f[0]) {
+		case "ARG":
+			if k, v, ok := strings.Cut(f[1], "="); ok {
+				args[k] = v
+			}
+		case "FROM":
+			image := os.Expand(f[1], func(k string) string { return args[k] })
+			if !stages[image] {
+				images = append(images, image)
+			}
+			if len(f) == 4 && strings.EqualFold(f[2], "AS") {
+				stages[f[3]] = true
+			}
+		}
+	}
+	if len(images) == 0 {
+		t.Fatal("Dockerfile: no FROM")
+	}
+	return images
+}
+
+func prometheusConfig(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(deployFile(t, "deploy/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	return cfg
+}
+
+// needPrometheus skips a test when Prometheus is not installed, except in
+// CI, where .ci/run installs it and its absence is a failure.
+func needPrometheus(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"prometheus", "promtool"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not found (Debian package prometheus; .ci/run installs it)", bin)
+			}
+			t.Skipf("%s not found: apt-get install prometheus", bin)
+		}
+	}
+}
+
+func TestPromtoolChecksThePrometheusConfig(t *testing.T) {
+	needPrometheus(t)
+	out, err := exec.Command("promtool", "check", "config", deployFile(t, "deploy/prometheus/prometheus.yml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check config: %v\n%s", err, out)
+	}
+}
+
+// dashboard is the part of a Grafana dashboard the checks read.
+type dashboard struct {
+	Title  string  `json:"title"`
+	Panels []panel `json:"panels"`
+}
+
+type panel struct {
+	Title      string `json:"title"`
+	Type       string `json:"type"`
+	Datasource struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	} `json:"datasource"`
+	Targets []struct {
+		Expr   string `json:"expr"`
+		RawSQL string `json:"rawSql"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"` // a collapsed row's
+}
+
+// dashboards parses every dashboard of deploy/grafana/dashboards and
+// checks that its panels use the provisioned data sources.
+func dashboards(t *testing.T) map[string]dashboard {
+	t.Helper()
+	files, err := filepath.Glob(deployFile(t, "deploy/grafana/dashboards/*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in deploy/grafana/dashboards (%v)", err)
+	}
+	data, err := os.ReadFile(deployFile(t, "deploy/grafana/provisioning/datasources/datamill.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var provisioned struct {
+		Datasources []struct{ UID, Type string } `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(data, &provisioned); err != nil {
+		t.Fatalf("datasources: %v", err)
+	}
+	sources := map[string]string{}
+	for _, d := range provisioned.Datasources {
+		sources[d.UID] = d.Type
+	}
+	out := map[string]dashboard{}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dashboard
+		if err := json.Unmarshal(data, &d); err != nil {
+			t.Fatalf("%s: %v", filepath.Base(file), err)
+		}
+		for _, p := range allPanels(d.Panels) {
+			if p.Type == "row" {
+				continue
+			}
+			if typ, ok := sources[p.Datasource.UID]; !ok || typ != p.Datasource.Type {
+				t.Errorf("%s, panel %q: data source %+v is not provisioned", d.Title, p.Title, p.Datasource)
+			}
+		}
+		out[filepath.Base(file)] = d
+	}
+	return out
+}
+
+func allPanels(ps []panel) []panel {
+	var out []panel
+	for _, p := range ps {
+		out = append(out, p)
+		out = append(out, allPanels(p.Panels)...)
+	}
+	return out
+}
+
+// grafanaRange replaces Grafana's range variables, which PromQL does not
+// know, with a range.
+var grafanaRange = strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m", "$__range", "5m")
+
+// metricNames parses a PromQL expression and lists the metrics it selects.
+func metricNames(expr string) ([]string, error) {
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaRange.Replace(expr))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			names = append(names, vs.Name)
+		}
+		return nil
+	})
+	return names, nil
+}
+
+func TestDashboardsParse(t *testing.T) {
+	queries := 0
+	for file, d := range dashboards(t) {
+		for _, p := range allPanels(d.Panels) {
+			for _, target := range p.Targets {
+				if target.Expr == "" {
+					continue
+				}
+				queries++
+				names, err := metricNames(target.Expr)
+				if err != nil || len(names) == 0 {
+					t.Errorf("%s, panel %q: query %q: %v (metrics %v)", file, p.Title, target.Expr, err, names)
+				}
+			}
+		}
+	}
+	if queries == 0 {
+		t.Error("the dashboards hold no Prometheus query")
+	}
+}
+
+// TestPrometheusScrapesTheLiveStack runs the stack of `datamill dev` with
+// data flowing through it (a small demo), points a real Prometheus at its
+// services with the jobs of deploy/prometheus/prometheus.yml, and checks
+// that every target is up, that every metric the dashboards query is
+// exported by some live service, that Prometheus accepts every query, and
+// that the PostgreSQL panels' SQL runs on the live database.
+func TestPrometheusScrapesTheLiveStack(t *testing.T) {
+	needPrometheus(t)
+	boards := dashboards(t)
+	dir := t.TempDir()
+	inbox, models := filepath.Join(dir, "inbox"), filepath.Join(dir, "models")
+	if err := os.Mkdir(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := &devStack{
+		flags: devFlags{dir: dir, partitions: 3, readyTimeout: 3 * time.Minute},
+		env:   map[string]string{"RUN_ID": "deploy-test"}, // dev gives it to the services
+		environ: append(toolchainEnv(),
+			"EXTRACTOR_FILES=users="+inbox, "EXTRACTOR_SCAN_INTERVAL=200ms",
+			"SCORER_MODEL_DIR="+models, "SCORER_MODEL_POLL=100ms", "ECO_SAMPLE_INTERVAL=500ms"),
+		out: &lockedWriter{w: io.Discard},
+	}
+	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
+		dr := demoRun{
+			eps: eps, svc: svc, inbox: inbox, models: models, runID: "deploy-test",
+			scorer: filepath.Join(dir, "bin", "scorer"), progress: t.Logf,
+		}
+		summary, err := dr.demo(ctx, gen.Options{Users: 2000, Seed: 5, Dirty: 0.2})
+		if err != nil {
+			return err
+		}
+		if summary.Counts.Scored == 0 || len(summary.DeadLetters) == 0 {
+			return fmt.Errorf("the demo scored %d events with %d dead-letter reasons: want both", summary.Counts.Scored, len(summary.DeadLetters))
+		}
+		prom := startPrometheus(t, dir, svc)
+		awaitTargetsUp(ctx, t, prom, len(svc))
+
+		exported := map[string]bool{}
+		for name, addr := range svc {
+			m, err := fetchMetrics(ctx, addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			for series := range m {
+				metric, _, _ := strings.Cut(series, "{")
+				exported[metric] = true
+			}
+		}
+		db, err := pgx.Connect(ctx, eps["DATABASE_URL"])
+		if err != nil {
+			return err
+		}
+		defer db.Close(context.Background())
+		for file, board := range boards {
+			for _, p := range allPanels(board.Panels) {
+				for _, target := range p.Targets {
+					switch {
+					case target.Expr != "":
+						names, err := metricNames(target.Expr)
+						if err != nil {
+							t.Errorf("%s, panel %q: %v", file, p.Title, err)
+						}
+						for _, n := range names {
+							if !exported[n] {
+								t.Errorf("%s, panel %q: metric %s is exported by no live service", file, p.Title, n)
+							}
+						}
+						if err := promQuery(ctx, prom, grafanaRange.Replace(target.Expr)); err != nil {
+							t.Errorf("%s, panel %q: Prometheus refuses %q: %v", file, p.Title, target.Expr, err)
+						}
+					case target.RawSQL != "":
+						rows, err := db.Query(ctx, target.RawSQL)
+						if err == nil {
+							for rows.Next() {
+							}
+							rows.Close()
+							err = rows.Err()
+						}
+						if err != nil {
+							t.Errorf("%s, panel %q: SQL fails on the live database: %v", file, p.Title, err)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	}
+	if err := d.run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startPrometheus runs Prometheus on the jobs of
+// deploy/prometheus/prometheus.yml, each job's DNS discovery replaced by the
+// address of the live service of that name, and returns its address.
+func startPrometheus(t *testing.T, dir string, svc map[string]string) string {
+	t.Helper()
+	cfg := prometheusConfig(t)
+	var jobs []any
+	for _, sc := range cfg["scrape_configs"].([]any) {
+		job := sc.(map[string]any)
+		addr, ok := svc[job["job_name"].(string)]
+		if !ok {
+			continue // Prometheus itself
+		}
+		delete(job, "dns_sd_configs")
+		job["static_configs"] = []any{map[string]any{"targets": []any{addr}}}
+		jobs = append(jobs, job)
+	}
+	cfg["scrape_configs"] = jobs
+	cfg["global"] = map[string]any{"scrape_interval": "1s"}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command("prometheus", "--config.file="+file, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	logs, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logs.Close()
+	})
+	return addr
+}
+
+func freeAddr(t *testing.T) string { return "127.0.0.1:" + freePort(t) }
+
+// awaitTargetsUp waits until Prometheus reports want active targets, all up.
+func awaitTargetsUp(ctx context.Context, t *testing.T, prom string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		var resp struct {
+			Data struct {
+				ActiveTargets []struct {
+					ScrapePool string `json:"scrapePool"`
+					Health     string `json:"health"`
+					LastError  string `json:"lastError"`
+				} `json:"activeTargets"`
+			} `json:"data"`
+		}
+		if err := getJSON(ctx, "http://"+prom+"/api/v1/targets", &resp); err == nil {
+			up := 0
+			var states []string
+			for _, tg := range resp.Data.ActiveTargets {
+				if tg.Health == "up" {
+					up++
+				}
+				states = append(states, tg.ScrapePool+"="+tg.Health+" "+tg.LastError)
+			}
+			if up == want && len(resp.Data.ActiveTargets) == want {
+				return
+			}
+			last = strings.Join(states, "; ")
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("Prometheus: want %d targets up, got: %s", want, last)
+}
+
+// promQuery runs an instant query and fails when Prometheus refuses it.
+func promQuery(ctx context.Context, prom, expr string) error {
+	var resp struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	err := getJSON(ctx, "http://"+prom+"/api/v1/query?query="+url.QueryEscape(expr), &resp)
+	if err == nil && resp.Status != "success" {
+		err = fmt.Errorf("%s", resp.Error)
+	}
+	return err
+}
+
+func getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// TestImageRootFilesystemRunsAService builds the root filesystem of the
+// cleaner's image with the script the Dockerfile runs, starts the cleaner
+// chrooted into it as the image's unprivileged user, and checks that the
+// image's healthcheck (`/app healthcheck --ready`, run in the same root)
+// passes once it works: a static program that needs nothing the empty base
+// image lacks. chroot needs root, which CI has.
+func TestImageRootFilesystemRunsAService(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root, for chroot")
+		}
+		t.Skip("chroot needs root")
+	}
+	rootfs := t.TempDir()
+	if out, err := exec.Command(deployFile(t, "scripts/docker/rootfs.sh"), "cleaner", rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("rootfs.sh: %v\n%s", err, out)
+	}
+	// A container has /proc (the eco sampler reads it); bind the host's.
+	proc := filepath.Join(rootfs, "proc")
+	if err := os.Mkdir(proc, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--bind", "/proc", proc).CombinedOutput(); err != nil {
+		t.Fatalf("mount /proc: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "--lazy", proc).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", proc, err, out)
+		}
+	})
+	environ := append(testkit.Stack(t, false), "HTTP_ADDR="+freeAddr(t))
+	chrooted := func(ctx context.Context, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "chroot", append([]string{"--userspec=65532:65532", rootfs, "/app"}, args...)...)
+		cmd.Env = environ
+		return cmd
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cleaner := chrooted(ctx)
+	var logs strings.Builder
+	cleaner.Stdout, cleaner.Stderr = &logs, &logs
+	if err := cleaner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cleaner.Wait() }()
+	defer func() { cancel(); <-exited }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := chrooted(t.Context(), "healthcheck", "--ready").CombinedOutput()
+		if err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the cleaner exited (%v):\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthcheck --ready still fails after 60 s: %v %s\ncleaner's log:\n%s", err, out, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, err := exec.Command("ps", "-o", "user=", "-p", fmt.Sprint(cleaner.Process.Pid)).Output()
+	if err == nil && strings.TrimSpace(string(out)) == "root" {
+		// chroot itself execs /app, so the pid is the cleaner's.
+		t.Errorf("the cleaner runs as root")
+	}
+}
