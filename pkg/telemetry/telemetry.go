@@ -1,6 +1,7 @@
 // Package telemetry serves a process's Prometheus metrics and its health
-// and readiness on HTTP_ADDR: /metrics, /healthz (the process is alive) and
-// /readyz (every component the process registered says it is ready).
+// and readiness on HTTP_ADDR: /metrics, /healthz (the process is alive),
+// /readyz (every component the process registered says it is ready) and
+// Go's profiles under /debug/pprof/.
 package telemetry
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -46,6 +48,11 @@ func New() *Server {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	// Go's profiles, for finding where a service spends its time
+	// (`go tool pprof http://<addr>/debug/pprof/profile?seconds=30`).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }

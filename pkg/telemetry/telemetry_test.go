@@ -53,6 +53,9 @@ func TestServer(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	if code, body := get(t, base+"/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap = %d, want 200 with a heap profile", code)
+	}
 }
 
 func TestStartReportsBusyAddress(t *testing.T) {
