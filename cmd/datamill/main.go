@@ -1,5 +1,6 @@
 // Command datamill is the operator's tool for the datamill pipeline.
 //
+//	datamill bench [flags]          throughput, latency and resources of every stage
 //	datamill demo [flags]           the users pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
 //	datamill init                   create a deployment's topics and apply its migrations
@@ -41,6 +42,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"bench", "measure throughput, latency, CPU and memory of every stage on generated users", bench},
 		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},

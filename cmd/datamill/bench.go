@@ -1,0 +1,630 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/ingest"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/schemas"
+)
+
+// benchFlags are the flags of `datamill bench`.
+type benchFlags struct {
+	events     int
+	rate       float64
+	partitions int
+	asJSON     bool
+	profile    string
+	seed       uint64
+}
+
+func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	var f benchFlags
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&f.events, "events", 200000, "users to publish to raw.users, one event each")
+	fs.Float64Var(&f.rate, "rate", 0, "events per second to publish at (0: as fast as the broker takes them)")
+	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the pipeline topics")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
+	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, into this directory")
+	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains a churn model, then publishes N generated\nusers to raw.users at full speed or at --rate and follows them to\nscored.users. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput, consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if f.events < 1 || f.rate < 0 || f.partitions < 1 {
+		return errors.New("bench: want --events ≥ 1, --rate ≥ 0 and --partitions ≥ 1")
+	}
+	dir, err := os.MkdirTemp("", "datamill-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logs, err := os.Create(filepath.Join(dir, "services.log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	models := filepath.Join(dir, "models")
+	env := config.ToMap(environ)
+	env["RUN_ID"] = "bench-" + time.Now().UTC().Format("20060102T150405Z")
+	childEnv := []string{"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"}
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") && !strings.HasPrefix(kv, "RUN_ID=") {
+			childEnv = append(childEnv, kv)
+		}
+	}
+	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	d := &devStack{
+		flags: devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute},
+		env:   env, environ: childEnv, out: &lockedWriter{w: logs},
+	}
+	var report *benchReport
+	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
+		progress("stack ready (services' logs: %s)", logs.Name())
+		b := &benchRun{flags: f, eps: eps, svc: svc, stack: d, models: models, dir: dir, progress: progress}
+		r, err := b.run(ctx)
+		report = r
+		return err
+	}
+	progress("starting the stack and building the services…")
+	if err := d.run(ctx); err != nil {
+		return err
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	report.print(stdout)
+	return nil
+}
+
+// benchReport is what `datamill bench` measured.
+type benchReport struct {
+	Machine struct {
+		CPUs       int    `json:"cpus"`
+		GoVersion  string `json:"go_version"`
+		Kafka      string `json:"kafka"`
+		Postgres   string `json:"postgres"`
+		Partitions int    `json:"partitions"`
+	} `json:"machine"`
+	Events int     `json:"events"`
+	Rate   float64 `json:"rate"` // asked; 0: full speed
+	// Publish is the bench's producer to raw.users.
+	Publish struct {
+		Seconds         float64 `json:"seconds"`
+		EventsPerSecond float64 `json:"events_per_second"`
+	} `json:"publish"`
+	// EndToEnd runs from the first event published to the last scored
+	// record read back, committed, from scored.users.
+	EndToEnd struct {
+		Seconds         float64 `json:"seconds"`
+		EventsPerSecond float64 `json:"events_per_second"`
+		Scored          int     `json:"scored"`
+	} `json:"end_to_end"`
+	// Latency is scored_at minus the event's ingestion time, in ms;
+	// Visible adds the wait until the scorer's transaction committed and
+	// the record reached a read_committed consumer.
+	Latency struct {
+		P50     float64 `json:"p50_ms"`
+		P95     float64 `json:"p95_ms"`
+		P99     float64 `json:"p99_ms"`
+		Max     float64 `json:"max_ms"`
+		Visible struct {
+			P50 float64 `json:"p50_ms"`
+			P99 float64 `json:"p99_ms"`
+		} `json:"visible"`
+	} `json:"latency"`
+	Stages    []benchStage   `json:"stages"`
+	Processes []benchProcess `json:"processes"`
+	Lag       []lagPoint     `json:"lag"`
+	Copy      struct {
+		Rows          int     `json:"rows"`
+		Seconds       float64 `json:"seconds"`
+		RowsPerSecond float64 `json:"rows_per_second"`
+		// LoaderShare is the loader's rows per second over COPY's.
+		LoaderShare float64 `json:"loader_share"`
+	} `json:"copy"`
+	Targets  []benchTarget `json:"targets"`
+	Profiles []string      `json:"profiles,omitempty"`
+}
+
+type benchStage struct {
+	Name             string  `json:"name"`
+	Records          int     `json:"records"`
+	Seconds          float64 `json:"seconds"`
+	RecordsPerSecond float64 `json:"records_per_second"`
+	MaxLag           int     `json:"max_lag"`
+}
+
+type benchProcess struct {
+	Name       string  `json:"name"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// SteadyRSSMiB is the median resident set over the run's samples,
+	// PeakRSSMiB the kernel's high-water mark.
+	SteadyRSSMiB float64 `json:"steady_rss_mib"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+}
+
+type lagPoint struct {
+	Seconds float64        `json:"t"`
+	ByStage map[string]int `json:"by_stage"`
+}
+
+type benchTarget struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	// Met is null when the run could not tell (e.g. latency at another rate).
+	Met *bool `json:"met"`
+}
+
+// benchRun is one bench on a ready stack.
+type benchRun struct {
+	flags    benchFlags
+	eps, svc map[string]string
+	stack    *devStack
+	models   string
+	dir      string
+	progress func(string, ...any)
+
+	published  []int64 // event n's ingestion time, Unix µs
+	latency    []float64
+	visible    []float64
+	scoredSeen atomic.Int64
+	lastScored atomic.Int64 // when the last scored record was read, Unix µs
+}
+
+func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
+	r := &benchReport{Events: b.flags.events, Rate: b.flags.rate}
+	r.Machine.CPUs = runtime.NumCPU()
+	r.Machine.GoVersion = runtime.Version()
+	r.Machine.Kafka = "kfake (in-process)"
+	if b.stack.env["KAFKA_BROKERS"] != "" {
+		r.Machine.Kafka = b.eps["KAFKA_BROKERS"]
+	}
+	r.Machine.Partitions = b.flags.partitions
+	if err := b.train(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, b.eps["DATABASE_URL"])
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	_ = conn.QueryRow(ctx, `select current_setting('server_version')`).Scan(&r.Machine.Postgres)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.published = make([]int64, b.flags.events)
+	b.latency = make([]float64, 0, b.flags.events)
+	b.visible = make([]float64, 0, b.flags.events)
+	readErr := make(chan error, 1)
+	go func() { readErr <- b.readScored(ctx) }()
+
+	watch := newWatcher(b)
+	go watch.run(ctx)
+	profiled := make(chan struct{})
+	if b.flags.profile != "" {
+		go func() { defer close(profiled); b.profiles(ctx, r) }()
+	} else {
+		close(profiled)
+	}
+
+	start := time.Now()
+	if err := b.publish(ctx); err != nil {
+		return nil, err
+	}
+	r.Publish.Seconds = time.Since(start).Seconds()
+	r.Publish.EventsPerSecond = float64(b.flags.events) / r.Publish.Seconds
+	b.progress("published %d events in %.1f s (%.0f/s); waiting for the pipeline to drain…", b.flags.events, r.Publish.Seconds, r.Publish.EventsPerSecond)
+
+	last, lastAt := int64(-1), time.Now()
+	for {
+		done, err := b.drained(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			break
+		}
+		if n := b.scoredSeen.Load(); n != last {
+			last, lastAt = n, time.Now()
+		} else if time.Since(lastAt) > 2*time.Minute {
+			return nil, fmt.Errorf("bench: nothing scored for 2 minutes (%d of %d)", n, b.flags.events)
+		}
+		select {
+		case err := <-readErr:
+			return nil, fmt.Errorf("bench: reading scored.users: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	watch.stop(ctx)
+	<-profiled
+	cancel()
+	<-readErr
+	end := time.UnixMicro(b.lastScored.Load())
+	r.EndToEnd.Scored = int(b.scoredSeen.Load())
+	r.EndToEnd.Seconds = end.Sub(start).Seconds()
+	r.EndToEnd.EventsPerSecond = float64(r.EndToEnd.Scored) / r.EndToEnd.Seconds
+	slices.Sort(b.latency)
+	slices.Sort(b.visible)
+	r.Latency.P50, r.Latency.P95, r.Latency.P99 = quantile(b.latency, 0.5), quantile(b.latency, 0.95), quantile(b.latency, 0.99)
+	r.Latency.Max = quantile(b.latency, 1)
+	r.Latency.Visible.P50, r.Latency.Visible.P99 = quantile(b.visible, 0.5), quantile(b.visible, 0.99)
+	r.Stages, r.Lag, r.Processes = watch.report()
+
+	b.progress("measuring PostgreSQL's COPY of the same rows…")
+	ctx = context.WithoutCancel(ctx)
+	if err := b.copyRate(ctx, conn, r); err != nil {
+		return nil, err
+	}
+	r.Targets = targets(r)
+	return r, nil
+}
+
+// train trains the model the scorer applies, on users generated apart from
+// the bench's, so that the scorer is ready before the first event.
+func (b *benchRun) train(ctx context.Context) error {
+	csv := filepath.Join(b.dir, "train.csv")
+	f, err := os.Create(csv)
+	if err != nil {
+		return err
+	}
+	err = gen.Write(f, gen.New(gen.Options{Users: 20000, Seed: b.flags.seed + 1}), "csv", nil)
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	b.progress("training the churn model on 20,000 other generated users…")
+	cmd := exec.CommandContext(ctx, filepath.Join(b.dir, "bin", "scorer"), "train", "--csv", csv, "--out", b.models)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("scorer train: %w\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if readyz(ctx, b.svc["scorer"]) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("bench: the scorer did not take the model within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// publish produces the generated users to raw.users, each stamped with the
+// time it is handed to the producer, at the asked rate.
+func (b *benchRun) publish(ctx context.Context) error {
+	ds, raw, err := newDataset("users")
+	if err != nil {
+		return err
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: b.eps["SCHEMA_REGISTRY_URL"]})
+	if err != nil {
+		return err
+	}
+	topic := kafka.Topic(kafka.Raw, "users")
+	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
+	if err != nil {
+		return err
+	}
+	keys, err := serde.NewKeyCodec(ctx, reg, topic)
+	if err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(b.eps["KAFKA_BROKERS"], ",")}, zap.NewNop(),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	g := gen.New(gen.Options{Users: b.flags.events, Seed: b.flags.seed})
+	var failed atomic.Pointer[error]
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
+	start := time.Now()
+	values := make(map[string]*string, len(gen.Columns))
+	for n := range b.flags.events {
+		if b.flags.rate > 0 {
+			if due := start.Add(time.Duration(float64(n) / b.flags.rate * float64(time.Second))); time.Until(due) > 0 {
+				time.Sleep(time.Until(due))
+			}
+		}
+		row, ok := g.Next()
+		if !ok {
+			return fmt.Errorf("bench: the generator ran out after %d users", n)
+		}
+		for i, c := range gen.Columns {
+			values[c] = row.Values[i]
+		}
+		rec := ingest.Record{Values: values, Position: "event " + strconv.Itoa(n)}
+		now := time.Now()
+		v := ds.Raw("bench", rec, now)
+		v[ingest.FieldEventID] = benchEventID(n)
+		b.published[n] = now.UnixMicro()
+		value, err := codec.Encode(&v)
+		if err != nil {
+			return err
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: keys.Append(nil, ds.Key(rec)), Value: value}, done)
+		if p := failed.Load(); p != nil {
+			return fmt.Errorf("bench: publish: %w", *p)
+		}
+		if n > 0 && n%100000 == 0 {
+			b.progress("published %d/%d", n, b.flags.events)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if p := failed.Load(); p != nil {
+		return fmt.Errorf("bench: publish: %w", *p)
+	}
+	return nil
+}
+
+func benchEventID(n int) string { return "bench-" + strconv.Itoa(n) }
+
+// readScored follows scored.users (committed records only) and records
+// each event's latency.
+func (b *benchRun) readScored(ctx context.Context) error {
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: b.eps["SCHEMA_REGISTRY_URL"]})
+	if err != nil {
+		return err
+	}
+	topic := kafka.Topic(kafka.Scored, "users")
+	type scored struct {
+		EventID  string    `avro:"event_id"`
+		ScoredAt time.Time `avro:"scored_at"`
+	}
+	var codec *serde.Codec[scored]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b.eps["KAFKA_BROKERS"], ",")...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := fetches.Err0(); err != nil {
+			return err
+		}
+		now := time.Now().UnixMicro()
+		var ferr error
+		fetches.EachRecord(func(rec *kgo.Record) {
+			if ferr != nil {
+				return
+			}
+			if codec == nil {
+				if codec, ferr = serde.NewCodec[scored](ctx, reg, topic, schemas.MustSchema("users/scored")); ferr != nil {
+					return
+				}
+			}
+			var s scored
+			if ferr = codec.Decode(rec.Value, &s); ferr != nil {
+				return
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(s.EventID, "bench-"))
+			if err != nil || n < 0 || n >= len(b.published) {
+				ferr = fmt.Errorf("scored event %q is not one of the bench's", s.EventID)
+				return
+			}
+			b.latency = append(b.latency, float64(s.ScoredAt.UnixMicro()-b.published[n])/1000)
+			b.visible = append(b.visible, float64(now-b.published[n])/1000)
+			b.scoredSeen.Add(1)
+			b.lastScored.Store(now)
+		})
+		if ferr != nil {
+			return ferr
+		}
+	}
+}
+
+// drained tells whether every stage has handled every event: the cleaner
+// took them all, the loader and the scorer all their predecessor's
+// output, and the scored records were read back.
+func (b *benchRun) drained(ctx context.Context) (bool, error) {
+	counts := map[string]stageCounts{}
+	for _, st := range []string{"cleaner", "loader", "scorer"} {
+		c, err := scrape(ctx, b.svc[st], st)
+		if err != nil {
+			return false, err
+		}
+		counts[st] = c
+	}
+	return counts["cleaner"].in == b.flags.events &&
+		counts["loader"].in == counts["cleaner"].out &&
+		counts["scorer"].in == counts["loader"].out &&
+		int(b.scoredSeen.Load()) == counts["scorer"].out, nil
+}
+
+// copyRate times PostgreSQL's COPY of the rows the loader wrote into a
+// table like theirs (same columns, keys and indexes): the physical limit of
+// the loader's writes on this machine.
+func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport) error {
+	file := filepath.Join(b.dir, "users.copy")
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tag, err := conn.PgConn().CopyTo(ctx, f, `copy users to stdout`)
+	if err != nil {
+		return fmt.Errorf("copy users out: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `drop table if exists bench_copy; create table bench_copy (like users including all)`); err != nil {
+		return err
+	}
+	defer conn.Exec(context.Background(), `drop table if exists bench_copy`) //nolint:errcheck // best effort
+	start := time.Now()
+	if _, err := conn.PgConn().CopyFrom(ctx, f, `copy bench_copy from stdin`); err != nil {
+		return fmt.Errorf("copy into bench_copy: %w", err)
+	}
+	r.Copy.Seconds = time.Since(start).Seconds()
+	r.Copy.Rows = int(tag.RowsAffected())
+	r.Copy.RowsPerSecond = float64(r.Copy.Rows) / r.Copy.Seconds
+	for _, s := range r.Stages {
+		if s.Name == "loader" && r.Copy.RowsPerSecond > 0 {
+			r.Copy.LoaderShare = s.RecordsPerSecond / r.Copy.RowsPerSecond
+		}
+	}
+	return nil
+}
+
+// profiles takes a 10 s CPU profile of each stage once events reach the
+// scorer.
+func (b *benchRun) profiles(ctx context.Context, r *benchReport) {
+	for b.scoredSeen.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := os.MkdirAll(b.flags.profile, 0o755); err != nil {
+		b.progress("profiles: %v", err)
+		return
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, st := range []string{"cleaner", "loader", "scorer"} {
+		wg.Go(func() {
+			path := filepath.Join(b.flags.profile, st+".pprof")
+			if err := fetchTo(ctx, "http://"+b.svc[st]+"/debug/pprof/profile?seconds=10", path); err != nil {
+				b.progress("profile of %s: %v", st, err)
+				return
+			}
+			mu.Lock()
+			r.Profiles = append(r.Profiles, path)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// targets checks the report against datamill's performance targets.
+func targets(r *benchReport) []benchTarget {
+	is := func(ok bool) *bool { return &ok }
+	out := []benchTarget{{
+		Name: "end-to-end throughput", Want: "≥ 50,000 events/s",
+		Got: fmt.Sprintf("%.0f events/s", r.EndToEnd.EventsPerSecond), Met: is(r.EndToEnd.EventsPerSecond >= 50000),
+	}, {
+		Name: "loader vs raw COPY", Want: "≥ 70 %",
+		Got: fmt.Sprintf("%.0f %%", 100*r.Copy.LoaderShare), Met: is(r.Copy.LoaderShare >= 0.7),
+	}}
+	p99 := benchTarget{Name: "p99 latency at 5,000 events/s", Want: "≤ 250 ms", Got: fmt.Sprintf("%.0f ms at %s", r.Latency.P99, rateName(r.Rate))}
+	if r.Rate == 5000 {
+		p99.Met = is(r.Latency.P99 <= 250)
+	}
+	out = append(out, p99)
+	for _, p := range r.Processes {
+		if !slices.Contains(serviceNames(), p.Name) {
+			continue
+		}
+		out = append(out, benchTarget{
+			Name: p.Name + " steady RSS", Want: "≤ 64 MiB",
+			Got: fmt.Sprintf("%.1f MiB (peak %.1f)", p.SteadyRSSMiB, p.PeakRSSMiB), Met: is(p.SteadyRSSMiB <= 64),
+		})
+	}
+	return out
+}
+
+func rateName(rate float64) string {
+	if rate == 0 {
+		return "full speed"
+	}
+	return fmt.Sprintf("%.0f events/s", rate)
+}
+
+func (r *benchReport) print(w io.Writer) {
+	fmt.Fprintf(w, "datamill bench: %d events at %s, %d partitions, %d CPUs, Kafka %s, PostgreSQL %s\n\n",
+		r.Events, rateName(r.Rate), r.Machine.Partitions, r.Machine.CPUs, r.Machine.Kafka, r.Machine.Postgres)
+	fmt.Fprintf(w, "published   %.0f events/s (%.1f s)\n", r.Publish.EventsPerSecond, r.Publish.Seconds)
+	fmt.Fprintf(w, "end to end  %.0f events/s raw → scored (%d scored in %.1f s)\n", r.EndToEnd.EventsPerSecond, r.EndToEnd.Scored, r.EndToEnd.Seconds)
+	fmt.Fprintf(w, "latency     p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms (ingestion → scored_at); committed and read: p50 %.0f ms, p99 %.0f ms\n",
+		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Visible.P50, r.Latency.Visible.P99)
+	fmt.Fprintf(w, "COPY        %.0f rows/s (%d rows in %.2f s); the loader reached %.0f %% of it\n\n",
+		r.Copy.RowsPerSecond, r.Copy.Rows, r.Copy.Seconds, 100*r.Copy.LoaderShare)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "stage\trecords\tseconds\trecords/s\tmax lag\t")
+	for _, s := range r.Stages {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%d\t\n", s.Name, s.Records, s.Seconds, s.RecordsPerSecond, s.MaxLag)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "process\tCPU s\tsteady RSS MiB\tpeak RSS MiB\t")
+	for _, p := range r.Processes {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t\n", p.Name, p.CPUSeconds, p.SteadyRSSMiB, p.PeakRSSMiB)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\twant\tgot\t")
+	for _, t := range r.Targets {
+		verdict := "not measured"
+		if t.Met != nil {
+			verdict = map[bool]string{true: "met", false: "NOT MET"}[*t.Met]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Want, t.Got, verdict)
+	}
+	tw.Flush()
+	for _, p := range r.Profiles {
+		fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)", p, p)
+	}
+	if len(r.Profiles) > 0 {
+		fmt.Fprintln(w)
+	}
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"slices"
+	"testing"
+)
+
+// TestBenchFollowsEveryEventToScored runs a small bench and checks that
+// its report accounts for every event at every stage, with latencies,
+// resources and the COPY baseline measured.
+func TestBenchFollowsEveryEventToScored(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"bench", "--events", "5000", "--partitions", "3", "--json", "--profile", t.TempDir()},
+		toolchainEnv(), &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out.String())
+	}
+	if r.Events != 5000 || r.EndToEnd.Scored != 5000 || r.Copy.Rows != 5000 {
+		t.Errorf("events %d, scored %d, copied %d: want 5000 each", r.Events, r.EndToEnd.Scored, r.Copy.Rows)
+	}
+	for _, s := range r.Stages {
+		if s.Records != 5000 || s.RecordsPerSecond <= 0 {
+			t.Errorf("stage %s: %d records at %.0f/s, want 5000 at a measured rate", s.Name, s.Records, s.RecordsPerSecond)
+		}
+	}
+	if !(r.Latency.P50 > 0 && r.Latency.P50 <= r.Latency.P95 && r.Latency.P95 <= r.Latency.P99 && r.Latency.P99 <= r.Latency.Max) {
+		t.Errorf("latency quantiles %+v are not ordered and positive", r.Latency)
+	}
+	if r.EndToEnd.EventsPerSecond <= 0 || r.Copy.RowsPerSecond <= 0 || r.Copy.LoaderShare <= 0 {
+		t.Errorf("throughputs end to end %.0f/s, COPY %.0f/s, loader share %.2f: want all measured", r.EndToEnd.EventsPerSecond, r.Copy.RowsPerSecond, r.Copy.LoaderShare)
+	}
+	var names []string
+	for _, p := range r.Processes {
+		names = append(names, p.Name)
+		if p.PeakRSSMiB <= 0 || p.SteadyRSSMiB <= 0 {
+			t.Errorf("process %s: RSS %.1f MiB steady, %.1f peak: want both measured", p.Name, p.SteadyRSSMiB, p.PeakRSSMiB)
+		}
+	}
+	for _, s := range serviceNames() {
+		if !slices.Contains(names, s) {
+			t.Errorf("no figures for %s", s)
+		}
+	}
+	if len(r.Lag) == 0 || len(r.Targets) < 3 {
+		t.Errorf("%d lag points and %d targets: want both", len(r.Lag), len(r.Targets))
+	}
+	if len(r.Profiles) != 3 {
+		t.Errorf("profiles %v: want one per stage", r.Profiles)
+	}
+}

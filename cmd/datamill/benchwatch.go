@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// watcher samples, while a bench runs, each stage's records and consumer
+// lag from its /metrics and each process's resident memory from /proc.
+type watcher struct {
+	b       *benchRun
+	start   time.Time
+	procs   []benchPID
+	cpu0    map[string]float64
+	mu      sync.Mutex
+	samples []watchSample
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+type benchPID struct {
+	name string
+	pid  int
+}
+
+type watchSample struct {
+	at  time.Duration
+	in  map[string]int
+	lag map[string]int
+	rss map[string]float64 // MiB
+}
+
+var benchStages = []string{"cleaner", "loader", "scorer"}
+
+func newWatcher(b *benchRun) *watcher {
+	self := "datamill bench (kfake, registry, producer, reader)"
+	if b.stack.env["KAFKA_BROKERS"] != "" {
+		self = "datamill bench (producer, reader)"
+	}
+	w := &watcher{b: b, start: time.Now(), cpu0: map[string]float64{}, done: make(chan struct{}), stopped: make(chan struct{})}
+	w.procs = append(w.procs, benchPID{self, os.Getpid()})
+	for _, c := range b.stack.children {
+		w.procs = append(w.procs, benchPID{c.name, c.cmd.Process.Pid})
+	}
+	for _, p := range w.procs {
+		w.cpu0[p.name], _, _ = procUsage(p.pid)
+	}
+	return w
+}
+
+func (w *watcher) run(ctx context.Context) {
+	defer close(w.stopped)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		w.sample(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sample reads every stage's metrics and every process's memory once.
+func (w *watcher) sample(ctx context.Context) {
+	s := watchSample{at: time.Since(w.start), in: map[string]int{}, lag: map[string]int{}, rss: map[string]float64{}}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, st := range benchStages {
+		m, err := fetchMetrics(ctx, w.b.svc[st])
+		if err != nil && len(w.samples) > 0 { // keep the last reading
+			prev := w.samples[len(w.samples)-1]
+			s.in[st], s.lag[st] = prev.in[st], prev.lag[st]
+			continue
+		}
+		s.in[st] = sumOf(m, "datamill_stage_records_in_total")
+		s.lag[st] = sumOf(m, "datamill_stage_consumer_lag_records")
+	}
+	for _, p := range w.procs {
+		if _, rss, err := procUsage(p.pid); err == nil {
+			s.rss[p.name] = rss
+		}
+	}
+	w.samples = append(w.samples, s)
+}
+
+// stop ends the sampling with one last sample, taken after the pipeline
+// drained.
+func (w *watcher) stop(ctx context.Context) {
+	close(w.done)
+	<-w.stopped
+	w.sample(ctx)
+}
+
+// report turns the samples into each stage's throughput and lag, the lag
+// over time and each process's CPU and memory during the bench.
+func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var stages []benchStage
+	for _, st := range benchStages {
+		s := benchStage{Name: st}
+		var from, to time.Duration
+		final := w.samples[len(w.samples)-1].in[st]
+		for i, smp := range w.samples {
+			if smp.in[st] > 0 && from == 0 && i > 0 {
+				from = w.samples[i-1].at
+			}
+			if smp.in[st] == final && to == 0 && final > 0 {
+				to = smp.at
+			}
+			s.MaxLag = max(s.MaxLag, smp.lag[st])
+		}
+		s.Records = final
+		if to > from {
+			s.Seconds = (to - from).Seconds()
+			s.RecordsPerSecond = float64(final) / s.Seconds
+		}
+		stages = append(stages, s)
+	}
+	// At most about 240 points of lag, evenly spread.
+	var lag []lagPoint
+	step := max(1, len(w.samples)/240)
+	for i := 0; i < len(w.samples); i += step {
+		lag = append(lag, lagPoint{Seconds: w.samples[i].at.Seconds(), ByStage: w.samples[i].lag})
+	}
+	var procs []benchProcess
+	for _, p := range w.procs {
+		cpu, _, _ := procUsage(p.pid)
+		var rss []float64
+		for _, smp := range w.samples {
+			if v, ok := smp.rss[p.name]; ok {
+				rss = append(rss, v)
+			}
+		}
+		slices.Sort(rss)
+		procs = append(procs, benchProcess{
+			Name: p.name, CPUSeconds: cpu - w.cpu0[p.name],
+			SteadyRSSMiB: quantile(rss, 0.5), PeakRSSMiB: peakRSS(p.pid),
+		})
+	}
+	return stages, lag, procs
+}
+
+// procUsage reads a process's CPU seconds (user + system) and resident
+// set (MiB) from /proc.
+func procUsage(pid int) (cpu, rssMiB float64, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15, rss (pages) 24.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 22 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	pages, _ := strconv.ParseFloat(f[21], 64)
+	// USER_HZ is 100 on Linux.
+	return (utime + stime) / 100, pages * float64(os.Getpagesize()) / (1 << 20), nil
+}
+
+// peakRSS is the kernel's high-water mark of a process's resident set, MiB.
+func peakRSS(pid int) float64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// readyz tells whether the service on addr answers /readyz with 200.
+func readyz(ctx context.Context, addr string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// fetchTo saves what url answers into path.
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
