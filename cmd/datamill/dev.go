@@ -51,11 +51,21 @@ func dev(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill dev [flags]\n\nStarts Kafka (in-process), a schema registry (in-process) and PostgreSQL\n(DATABASE_URL if set, else a throwaway cluster), creates the topics, builds and\nstarts the five services, prints the endpoints and \"ready\". Ctrl-C stops it all.\n\nflags:")
+		fmt.Fprintln(stderr, `usage: datamill dev [flags]
+
+Starts Kafka (in-process), a schema registry (in-process) and PostgreSQL
+(DATABASE_URL if set, else a throwaway cluster), creates the topics, builds and
+starts the five services, prints the endpoints and "ready". Ctrl-C stops it all.
+
+With KAFKA_BROKERS set, dev uses that Kafka instead of its own, and creates the
+pipeline's topics there when they are missing (with --partitions; existing
+topics keep theirs).
+
+flags:`)
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&f.infraOnly, "infra-only", false, "start only Kafka, the schema registry and PostgreSQL")
-	fs.IntVar(&f.kafkaPort, "kafka-port", 19092, "Kafka port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&f.kafkaPort, "kafka-port", 19092, "Kafka port on 127.0.0.1 (0: any free port; unused with KAFKA_BROKERS)")
 	fs.IntVar(&f.registryPort, "registry-port", 18081, "schema registry port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.pgPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.httpBasePort, "http-base-port", 9101, "metrics and health port of the first service, the others follow (0: any free ports)")
@@ -110,13 +120,18 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		go func() { built <- d.build(ctx, filepath.Join(dir, "bin")) }()
 	}
 
-	k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
-	if err != nil {
-		return err
+	brokers := d.env["KAFKA_BROKERS"]
+	if brokers == "" {
+		k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		brokers = strings.Join(k.Brokers(), ",")
+		d.logf("kafka (in-process) on %s", brokers)
+	} else {
+		d.logf("kafka: using KAFKA_BROKERS from the environment (%s)", brokers)
 	}
-	defer k.Close()
-	brokers := strings.Join(k.Brokers(), ",")
-	d.logf("kafka (in-process) on %s", brokers)
 
 	reg, err := embedded.StartRegistry(d.flags.registryPort)
 	if err != nil {
@@ -141,7 +156,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.logf("postgres: using DATABASE_URL from the environment")
 	}
 
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
+	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		return err

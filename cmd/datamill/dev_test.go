@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -72,6 +74,10 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 		t.Fatal(err)
 	}
 	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", dir}, extra...)
+	if testkit.RealBroker() {
+		resetRealBroker(t)
+		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &devRun{endpoints: map[string]string{}, services: map[string]devService{}, done: make(chan error, 1), cancel: cancel}
 	pr, pw := io.Pipe()
@@ -136,11 +142,15 @@ func (d *devRun) wait(t *testing.T) error {
 	}
 }
 
-// addrs are every address the stack listens on: the broker, the registry,
-// PostgreSQL when dev started it, and the services.
+// addrs are every address the stack listens on: the broker when dev
+// started it, the registry, PostgreSQL when dev started it, and the
+// services.
 func (d *devRun) addrs(t *testing.T) []string {
 	t.Helper()
-	addrs := []string{d.endpoints["KAFKA_BROKERS"]}
+	var addrs []string
+	if !testkit.RealBroker() {
+		addrs = append(addrs, d.endpoints["KAFKA_BROKERS"])
+	}
 	u, err := url.Parse(d.endpoints["SCHEMA_REGISTRY_URL"])
 	if err != nil {
 		t.Fatal(err)
@@ -474,5 +484,76 @@ func wantUp(t *testing.T, name, addr string) {
 	}
 	if name != "scorer" || !strings.Contains(string(body), "waiting for a model") {
 		t.Errorf("%s: GET /readyz = %d %s; want 200", name, resp.StatusCode, body)
+	}
+}
+
+// resetRealBroker deletes the pipeline's topics, its stages' state topics
+// and datamill's consumer groups from the real broker of KAFKA_BROKERS, and
+// waits until they are gone: its topics outlive a test, and a stack's
+// counts and checkpoints must start from nothing.
+func resetRealBroker(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("KAFKA_BROKERS"), ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	pipeline := kafka.PipelineTopics("users")
+	ours := func(topic string) bool {
+		return slices.Contains(pipeline, topic) || strings.HasPrefix(topic, "_state.")
+	}
+	for {
+		listed, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Fatalf("list topics: %v", err)
+		}
+		var doomed []string
+		for _, topic := range listed.Names() {
+			if ours(topic) {
+				doomed = append(doomed, topic)
+			}
+		}
+		if len(doomed) == 0 {
+			break
+		}
+		// Deleting a topic already being deleted is harmless; the list
+		// shows it until the broker is done.
+		if _, err := adm.DeleteTopics(ctx, doomed...); err != nil {
+			t.Fatalf("delete topics %v: %v", doomed, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("topics %v still exist after a minute", doomed)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	for {
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			t.Fatalf("list groups: %v", err)
+		}
+		var doomed []string
+		for _, g := range listed.Groups() {
+			if strings.HasPrefix(g, "datamill-") {
+				doomed = append(doomed, g)
+			}
+		}
+		if len(doomed) == 0 {
+			return
+		}
+		// A group whose members have not left yet refuses; try again.
+		if _, err := adm.DeleteGroups(ctx, doomed...); err != nil {
+			t.Fatalf("delete groups %v: %v", doomed, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("groups %v still exist after a minute", doomed)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }

@@ -89,7 +89,9 @@ func runPipeline(t *testing.T, file string, kill bool) outcome {
 
 // withStack starts a fresh stack — the embedded infrastructure and every
 // service as a process, with env added to theirs — calls fn once it is
-// ready, and stops it.
+// ready, and stops it. On the real-broker tier (KAFKA_BROKERS set) the
+// stack uses that broker, whose pipeline topics and groups are deleted
+// first.
 func withStack(t *testing.T, env []string, fn func(ctx context.Context, p *pipeline, d *devStack)) {
 	t.Helper()
 	dir := t.TempDir()
@@ -103,6 +105,10 @@ func withStack(t *testing.T, env []string, fn func(ctx context.Context, p *pipel
 		env:     map[string]string{},
 		environ: append(append(toolchainEnv(), "LOG_LEVEL=warn"), env...),
 		out:     &lockedWriter{w: logs},
+	}
+	if testkit.RealBroker() {
+		resetRealBroker(t)
+		d.env["KAFKA_BROKERS"] = os.Getenv("KAFKA_BROKERS")
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
