@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -86,8 +87,9 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 		pw.CloseWithError(err)
 		d.done <- err
 	}()
-	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz"
-	serviceLine := regexp.MustCompile(`^# (\w+) \(pid (\d+)\): http://([^/]+)/metrics`)
+	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz",
+	// "# cleaner-2 (pid 1236): …"
+	serviceLine := regexp.MustCompile(`^# ([\w-]+) \(pid (\d+)\): http://([^/]+)/metrics`)
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -556,4 +558,66 @@ func resetRealBroker(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func TestScaleFlag(t *testing.T) {
+	tests := map[string]struct {
+		value   string
+		want    scale
+		wantErr string
+	}{
+		"one":               {value: "cleaner=3", want: scale{"cleaner": 3}},
+		"several":           {value: "cleaner=3,loader=2, scorer=2", want: scale{"cleaner": 3, "loader": 2, "scorer": 2}},
+		"later wins":        {value: "loader=2,loader=4", want: scale{"loader": 4}},
+		"one extractor":     {value: "extractor=1", want: scale{"extractor": 1}},
+		"unknown service":   {value: "cleaner=2,mixer=2", wantErr: `unknown service "mixer"`},
+		"no count":          {value: "cleaner", wantErr: "want name=N"},
+		"zero":              {value: "cleaner=0", wantErr: "at least 1"},
+		"not a number":      {value: "cleaner=two", wantErr: "at least 1"},
+		"two extractors":    {value: "extractor=2", wantErr: "only cleaner, loader, scorer"},
+		"two ecometers":     {value: "ecometer=2", wantErr: "only cleaner, loader, scorer"},
+		"empty":             {value: "", wantErr: "want name=N"},
+		"trailing comma":    {value: "cleaner=2,", wantErr: "want name=N"},
+		"negative":          {value: "loader=-1", wantErr: "at least 1"},
+		"scorer of several": {value: "scorer=5", want: scale{"scorer": 5}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := scale{}
+			err := got.Set(tt.value)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Set(%q) = %v, want an error containing %q", tt.value, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Set(%q) = %v", tt.value, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Set(%q) (-want +got):\n%s", tt.value, diff)
+			}
+		})
+	}
+}
+
+// TestDevScalesAService starts two cleaners: both are printed under their
+// own names and addresses, ready, and stop with the stack.
+func TestDevScalesAService(t *testing.T) {
+	d := startDev(t, nil, "--scale", "cleaner=2", "--partitions", "4")
+	if len(d.services) != len(serviceNames())+1 {
+		t.Fatalf("dev printed %d services, want %d: %v", len(d.services), len(serviceNames())+1, d.services)
+	}
+	one, two := d.services["cleaner"], d.services["cleaner-2"]
+	if one.addr == "" || two.addr == "" || one.addr == two.addr || one.pid == two.pid {
+		t.Fatalf("cleaner %+v and cleaner-2 %+v: want two processes at two addresses", one, two)
+	}
+	for name, s := range d.services {
+		wantUp(t, name, s.addr)
+	}
+	addrs := d.addrs(t)
+	if err := d.stop(t); err != nil {
+		t.Fatalf("dev after Ctrl-C: %v", err)
+	}
+	d.assertGone(t, addrs)
 }
