@@ -1,8 +1,8 @@
 # datamill — one entry point for building, testing and running.
 #
 #   make check   what CI runs: lint, all tests on the embedded stack, then the
-#                integration tests again on a real Apache Kafka broker when
-#                java and mvn are present
+#                integration tests and the scaled-stack test again on a real
+#                Apache Kafka broker when java and mvn are present
 #   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
 
@@ -14,6 +14,9 @@ PKGS        := ./schemas/... ./pkg/... $(foreach s,$(SERVICES),./services/$(s)/.
 # Packages whose tests talk to Kafka through testkit.Kafka: they run a second
 # time against the real broker.
 INTEGRATION := ./pkg/stage/... ./pkg/kafka/...
+# Tests of cmd/datamill whose whole stack (datamill dev) runs on the real
+# broker too: dev uses KAFKA_BROKERS when it is set.
+STACK_TESTS := TestScaledStagesSpreadTheWorkAndMatchOneOfEach
 TEST_FLAGS  ?= -count=1 -timeout 20m
 BIN         := bin
 KAFKA_PORT  ?= 39092
@@ -34,7 +37,8 @@ test-real:
 	scripts/kafka/broker.sh fetch
 	trap 'scripts/kafka/broker.sh stop' EXIT INT TERM; \
 	scripts/kafka/broker.sh start --port $(KAFKA_PORT) && \
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION)
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/
 
 lint:
 	$(GO) vet $(PKGS)

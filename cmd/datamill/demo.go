@@ -56,9 +56,11 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	defer logs.Close()
 
-	// The demo's own throwaway stack: free ports, a fresh database.
+	// The demo's own throwaway stack: free ports, a fresh database, an
+	// in-process broker.
 	env := config.ToMap(environ)
 	delete(env, "DATABASE_URL")
+	delete(env, "KAFKA_BROKERS")
 	// The extractor watches inbox; the generated file is renamed into it.
 	inbox := filepath.Join(dir, "inbox")
 	if err := os.Mkdir(inbox, 0o755); err != nil {
@@ -72,7 +74,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		"RUN_ID=" + runID, "ECO_SAMPLE_INTERVAL=500ms",
 	}
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") && !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") && !strings.HasPrefix(kv, "RUN_ID=") {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") && !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") && !strings.HasPrefix(kv, "RUN_ID=") {
 			childEnv = append(childEnv, kv)
 		}
 	}

@@ -44,24 +44,103 @@ type devFlags struct {
 	dir          string
 	partitions   int
 	readyTimeout time.Duration
+	scale        scale
+}
+
+// scale is --scale: how many processes of a service dev starts, by name;
+// a service not named runs one.
+type scale map[string]int
+
+// scalable are the services that run more than one process: the stages,
+// whose processes share their input's partitions in a consumer group. The
+// extractor reads every file of its directory itself, so two would publish
+// each file twice; the ecometer is one meter of the whole stack.
+func scalable() []string { return []string{"cleaner", "loader", "scorer"} }
+
+func (s scale) String() string {
+	var parts []string
+	for _, name := range serviceNames() {
+		if n, ok := s[name]; ok {
+			parts = append(parts, name+"="+strconv.Itoa(n))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses name=N[,name=N…]; a later value of a name wins.
+func (s scale) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		name, count, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%q: want name=N", part)
+		}
+		if !slices.Contains(serviceNames(), name) {
+			return fmt.Errorf("%q: unknown service %q (services: %s)", part, name, strings.Join(serviceNames(), ", "))
+		}
+		n, err := strconv.Atoi(count)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q: want a number of processes of at least 1", part)
+		}
+		if n > 1 && !slices.Contains(scalable(), name) {
+			return fmt.Errorf("%q: only %s run more than one process", part, strings.Join(scalable(), ", "))
+		}
+		s[name] = n
+	}
+	return nil
+}
+
+// replicas is how many processes of service dev starts.
+func (f devFlags) replicas(service string) int {
+	if n := f.scale[service]; n > 0 {
+		return n
+	}
+	return 1
+}
+
+// replicaName names a service's i-th process (from 1): the first keeps the
+// service's name, the others are name-2, name-3…
+func replicaName(service string, i int) string {
+	if i == 1 {
+		return service
+	}
+	return service + "-" + strconv.Itoa(i)
 }
 
 func dev(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	var f devFlags
+	f := devFlags{scale: scale{}}
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill dev [flags]\n\nStarts Kafka (in-process), a schema registry (in-process) and PostgreSQL\n(DATABASE_URL if set, else a throwaway cluster), creates the topics, builds and\nstarts the five services, prints the endpoints and \"ready\". Ctrl-C stops it all.\n\nflags:")
+		fmt.Fprintln(stderr, `usage: datamill dev [flags]
+
+Starts Kafka (in-process), a schema registry (in-process) and PostgreSQL
+(DATABASE_URL if set, else a throwaway cluster), creates the topics, builds and
+starts the five services, prints the endpoints and "ready". Ctrl-C stops it all.
+
+With KAFKA_BROKERS set, dev uses that Kafka instead of its own, and creates the
+pipeline's topics there when they are missing (with --partitions; existing
+topics keep theirs).
+
+--scale cleaner=3,loader=2 runs three cleaner and two loader processes, named
+cleaner, cleaner-2, cleaner-3, loader and loader-2; the processes of a stage
+share its input's partitions in one consumer group, so give the topics at least
+as many --partitions. Only the cleaner, the loader and the scorer scale: two
+extractors would each publish every file, and the ecometer meters the whole
+stack. The first process of each service keeps its port; the others take the
+ports after the last service's.
+
+flags:`)
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&f.infraOnly, "infra-only", false, "start only Kafka, the schema registry and PostgreSQL")
-	fs.IntVar(&f.kafkaPort, "kafka-port", 19092, "Kafka port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&f.kafkaPort, "kafka-port", 19092, "Kafka port on 127.0.0.1 (0: any free port; unused with KAFKA_BROKERS)")
 	fs.IntVar(&f.registryPort, "registry-port", 18081, "schema registry port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.pgPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.httpBasePort, "http-base-port", 9101, "metrics and health port of the first service, the others follow (0: any free ports)")
 	fs.StringVar(&f.dir, "dir", ".dev", "directory for PostgreSQL's data and the service binaries")
 	fs.IntVar(&f.partitions, "partitions", 3, "partitions of the topics created")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 60*time.Second, "how long the services may take to become ready")
+	fs.Var(f.scale, "scale", "processes per service, name=N[,name=N…] (cleaner, loader, scorer; default 1 each)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -110,13 +189,18 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		go func() { built <- d.build(ctx, filepath.Join(dir, "bin")) }()
 	}
 
-	k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
-	if err != nil {
-		return err
+	brokers := d.env["KAFKA_BROKERS"]
+	if brokers == "" {
+		k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		brokers = strings.Join(k.Brokers(), ",")
+		d.logf("kafka (in-process) on %s", brokers)
+	} else {
+		d.logf("kafka: using KAFKA_BROKERS from the environment (%s)", brokers)
 	}
-	defer k.Close()
-	brokers := strings.Join(k.Brokers(), ",")
-	d.logf("kafka (in-process) on %s", brokers)
 
 	reg, err := embedded.StartRegistry(d.flags.registryPort)
 	if err != nil {
@@ -141,7 +225,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.logf("postgres: using DATABASE_URL from the environment")
 	}
 
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
+	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		return err
@@ -159,7 +243,11 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		"SCHEMA_REGISTRY_URL=" + reg.URL(),
 		"DATABASE_URL=" + dbURL,
 	}
-	d.exited = make(chan *child, len(serviceNames()))
+	processes := 0
+	for _, name := range serviceNames() {
+		processes += d.flags.replicas(name)
+	}
+	d.exited = make(chan *child, processes)
 	if !d.flags.infraOnly {
 		defer d.stopChildren()
 		if err := <-built; err != nil {
@@ -249,26 +337,39 @@ func (d *devStack) build(ctx context.Context, bin string) error {
 	return nil
 }
 
-// startServices starts the built services and waits until each is ready.
+// startServices starts the built services, each as many times as --scale
+// says, and waits until each process is ready.
 func (d *devStack) startServices(ctx context.Context, bin string, endpoints, datasets []string) error {
-	for i, name := range serviceNames() {
-		addr, err := d.httpAddr(i)
-		if err != nil {
-			return err
+	// The first process of each service has the port of the service's
+	// place in the order; the other processes take the ports after them.
+	extra := len(serviceNames())
+	for i, service := range serviceNames() {
+		for r := 1; r <= d.flags.replicas(service); r++ {
+			port := i
+			if r > 1 {
+				port, extra = extra, extra+1
+			}
+			addr, err := d.httpAddr(port)
+			if err != nil {
+				return err
+			}
+			name := replicaName(service, r)
+			env := append(append([]string{}, d.environ...), endpoints...)
+			env = append(env,
+				"HTTP_ADDR="+addr,
+				"DATASETS="+strings.Join(datasets, ","),
+				// The transactional id derives from it: processes of a
+				// stage must differ.
+				"STAGE_INSTANCE_ID="+replicaName("dev", r),
+				"RUN_ID="+cmpOr(d.env["RUN_ID"], "dev"),
+				"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
+			)
+			c, err := startChild(name, filepath.Join(bin, service), env, addr, d.prefix(service, name), d.out, d.exited)
+			if err != nil {
+				return err
+			}
+			d.children = append(d.children, c)
 		}
-		env := append(append([]string{}, d.environ...), endpoints...)
-		env = append(env,
-			"HTTP_ADDR="+addr,
-			"DATASETS="+strings.Join(datasets, ","),
-			"STAGE_INSTANCE_ID=dev",
-			"RUN_ID="+cmpOr(d.env["RUN_ID"], "dev"),
-			"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
-		)
-		c, err := startChild(name, filepath.Join(bin, name), env, addr, d.prefix(name), d.out, d.exited)
-		if err != nil {
-			return err
-		}
-		d.children = append(d.children, c)
 	}
 	deadline := time.Now().Add(d.flags.readyTimeout)
 	for _, c := range d.children {
@@ -291,23 +392,25 @@ func (d *devStack) httpAddr(i int) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// prefix is the padded, on a terminal coloured, name before a child's lines.
-func (d *devStack) prefix(name string) string {
+// prefix is the padded name before the lines of a process of service, on
+// a terminal in the service's colour.
+func (d *devStack) prefix(service, name string) string {
 	p := fmt.Sprintf("%-9s | ", name)
 	if !d.colour {
 		return p
 	}
 	colours := []string{"36", "32", "33", "35", "34"}
 	for i, s := range serviceNames() {
-		if s == name {
+		if s == service {
 			return "\x1b[" + colours[i%len(colours)] + "m" + p + "\x1b[0m"
 		}
 	}
 	return p
 }
 
-// restart kills a service with SIGKILL, as a crash would, starts it again
-// as a supervisor would, and returns once the new process is ready.
+// restart kills a service's process (loader, cleaner-2) with SIGKILL, as a
+// crash would, starts it again as a supervisor would, and returns once the
+// new process is ready.
 func (d *devStack) restart(ctx context.Context, name string) error {
 	i := slices.IndexFunc(d.children, func(c *child) bool { return c.name == name })
 	if i < 0 {
@@ -318,7 +421,8 @@ func (d *devStack) restart(ctx context.Context, name string) error {
 	_ = old.cmd.Process.Kill()
 	<-old.done
 	d.logf("%s killed (SIGKILL); starting it again", name)
-	c, err := startChild(name, old.cmd.Path, old.cmd.Env, old.addr, d.prefix(name), d.out, d.exited)
+	service, _, _ := strings.Cut(name, "-")
+	c, err := startChild(name, old.cmd.Path, old.cmd.Env, old.addr, d.prefix(service, name), d.out, d.exited)
 	if err != nil {
 		return err
 	}

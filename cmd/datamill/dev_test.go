@@ -13,16 +13,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -72,6 +75,10 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 		t.Fatal(err)
 	}
 	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", dir}, extra...)
+	if testkit.RealBroker() {
+		resetRealBroker(t)
+		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &devRun{endpoints: map[string]string{}, services: map[string]devService{}, done: make(chan error, 1), cancel: cancel}
 	pr, pw := io.Pipe()
@@ -80,8 +87,9 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 		pw.CloseWithError(err)
 		d.done <- err
 	}()
-	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz"
-	serviceLine := regexp.MustCompile(`^# (\w+) \(pid (\d+)\): http://([^/]+)/metrics`)
+	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz",
+	// "# cleaner-2 (pid 1236): …"
+	serviceLine := regexp.MustCompile(`^# ([\w-]+) \(pid (\d+)\): http://([^/]+)/metrics`)
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -136,11 +144,15 @@ func (d *devRun) wait(t *testing.T) error {
 	}
 }
 
-// addrs are every address the stack listens on: the broker, the registry,
-// PostgreSQL when dev started it, and the services.
+// addrs are every address the stack listens on: the broker when dev
+// started it, the registry, PostgreSQL when dev started it, and the
+// services.
 func (d *devRun) addrs(t *testing.T) []string {
 	t.Helper()
-	addrs := []string{d.endpoints["KAFKA_BROKERS"]}
+	var addrs []string
+	if !testkit.RealBroker() {
+		addrs = append(addrs, d.endpoints["KAFKA_BROKERS"])
+	}
 	u, err := url.Parse(d.endpoints["SCHEMA_REGISTRY_URL"])
 	if err != nil {
 		t.Fatal(err)
@@ -475,4 +487,137 @@ func wantUp(t *testing.T, name, addr string) {
 	if name != "scorer" || !strings.Contains(string(body), "waiting for a model") {
 		t.Errorf("%s: GET /readyz = %d %s; want 200", name, resp.StatusCode, body)
 	}
+}
+
+// resetRealBroker deletes the pipeline's topics, its stages' state topics
+// and datamill's consumer groups from the real broker of KAFKA_BROKERS, and
+// waits until they are gone: its topics outlive a test, and a stack's
+// counts and checkpoints must start from nothing.
+func resetRealBroker(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("KAFKA_BROKERS"), ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	pipeline := kafka.PipelineTopics("users")
+	ours := func(topic string) bool {
+		return slices.Contains(pipeline, topic) || strings.HasPrefix(topic, "_state.")
+	}
+	for {
+		listed, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Fatalf("list topics: %v", err)
+		}
+		var doomed []string
+		for _, topic := range listed.Names() {
+			if ours(topic) {
+				doomed = append(doomed, topic)
+			}
+		}
+		if len(doomed) == 0 {
+			break
+		}
+		// Deleting a topic already being deleted is harmless; the list
+		// shows it until the broker is done.
+		if _, err := adm.DeleteTopics(ctx, doomed...); err != nil {
+			t.Fatalf("delete topics %v: %v", doomed, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("topics %v still exist after a minute", doomed)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	for {
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			t.Fatalf("list groups: %v", err)
+		}
+		var doomed []string
+		for _, g := range listed.Groups() {
+			if strings.HasPrefix(g, "datamill-") {
+				doomed = append(doomed, g)
+			}
+		}
+		if len(doomed) == 0 {
+			return
+		}
+		// A group whose members have not left yet refuses; try again.
+		if _, err := adm.DeleteGroups(ctx, doomed...); err != nil {
+			t.Fatalf("delete groups %v: %v", doomed, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("groups %v still exist after a minute", doomed)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func TestScaleFlag(t *testing.T) {
+	tests := map[string]struct {
+		value   string
+		want    scale
+		wantErr string
+	}{
+		"one":               {value: "cleaner=3", want: scale{"cleaner": 3}},
+		"several":           {value: "cleaner=3,loader=2, scorer=2", want: scale{"cleaner": 3, "loader": 2, "scorer": 2}},
+		"later wins":        {value: "loader=2,loader=4", want: scale{"loader": 4}},
+		"one extractor":     {value: "extractor=1", want: scale{"extractor": 1}},
+		"unknown service":   {value: "cleaner=2,mixer=2", wantErr: `unknown service "mixer"`},
+		"no count":          {value: "cleaner", wantErr: "want name=N"},
+		"zero":              {value: "cleaner=0", wantErr: "at least 1"},
+		"not a number":      {value: "cleaner=two", wantErr: "at least 1"},
+		"two extractors":    {value: "extractor=2", wantErr: "only cleaner, loader, scorer"},
+		"two ecometers":     {value: "ecometer=2", wantErr: "only cleaner, loader, scorer"},
+		"empty":             {value: "", wantErr: "want name=N"},
+		"trailing comma":    {value: "cleaner=2,", wantErr: "want name=N"},
+		"negative":          {value: "loader=-1", wantErr: "at least 1"},
+		"scorer of several": {value: "scorer=5", want: scale{"scorer": 5}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := scale{}
+			err := got.Set(tt.value)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Set(%q) = %v, want an error containing %q", tt.value, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Set(%q) = %v", tt.value, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Set(%q) (-want +got):\n%s", tt.value, diff)
+			}
+		})
+	}
+}
+
+// TestDevScalesAService starts two cleaners: both are printed under their
+// own names and addresses, ready, and stop with the stack.
+func TestDevScalesAService(t *testing.T) {
+	d := startDev(t, nil, "--scale", "cleaner=2", "--partitions", "4")
+	if len(d.services) != len(serviceNames())+1 {
+		t.Fatalf("dev printed %d services, want %d: %v", len(d.services), len(serviceNames())+1, d.services)
+	}
+	one, two := d.services["cleaner"], d.services["cleaner-2"]
+	if one.addr == "" || two.addr == "" || one.addr == two.addr || one.pid == two.pid {
+		t.Fatalf("cleaner %+v and cleaner-2 %+v: want two processes at two addresses", one, two)
+	}
+	for name, s := range d.services {
+		wantUp(t, name, s.addr)
+	}
+	addrs := d.addrs(t)
+	if err := d.stop(t); err != nil {
+		t.Fatalf("dev after Ctrl-C: %v", err)
+	}
+	d.assertGone(t, addrs)
 }

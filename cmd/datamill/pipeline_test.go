@@ -92,17 +92,33 @@ func runPipeline(t *testing.T, file string, kill bool) outcome {
 // ready, and stops it.
 func withStack(t *testing.T, env []string, fn func(ctx context.Context, p *pipeline, d *devStack)) {
 	t.Helper()
+	withStackOf(t, devFlags{partitions: 3}, env, fn)
+}
+
+// withStackOf is withStack with flags' partitions and scale. On the
+// real-broker tier (KAFKA_BROKERS set) the stack uses that broker, whose
+// pipeline topics and groups are deleted first.
+func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context.Context, p *pipeline, d *devStack)) {
+	t.Helper()
 	dir := t.TempDir()
+	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
 	logs, err := os.Create(filepath.Join(dir, "services.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logs.Close()
+	flags.dir, flags.readyTimeout = dir, 90*time.Second
 	d := &devStack{
-		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
+		flags:   flags,
 		env:     map[string]string{},
 		environ: append(append(toolchainEnv(), "LOG_LEVEL=warn"), env...),
 		out:     &lockedWriter{w: logs},
+	}
+	if testkit.RealBroker() {
+		resetRealBroker(t)
+		d.env["KAFKA_BROKERS"] = os.Getenv("KAFKA_BROKERS")
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
@@ -256,10 +272,7 @@ func (p *pipeline) check(ctx context.Context, raw topicRead) outcome {
 	}
 	clean := p.read(ctx, "clean.users", nil)
 	persisted := p.read(ctx, "persisted.users", nil)
-	cleaner, err := scrape(ctx, p.svc["cleaner"], "cleaner")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cleaner := p.scrapeAll(ctx, "cleaner")
 	if raw.records != clean.records+deadByCleaner+cleaner.duplicates {
 		t.Errorf("raw %d != clean %d + dead letters %d + duplicates %d", raw.records, clean.records, deadByCleaner, cleaner.duplicates)
 	}
@@ -284,6 +297,29 @@ func (p *pipeline) check(ctx context.Context, raw topicRead) outcome {
 		t.Errorf("users table has %d rows for %d distinct valid ids", o.Rows, len(clean.keys))
 	}
 	return o
+}
+
+// scrapeAll adds up the record counters of every process of service.
+func (p *pipeline) scrapeAll(ctx context.Context, service string) stageCounts {
+	p.t.Helper()
+	sum := stageCounts{deadBy: map[string]int{}}
+	for name, addr := range p.svc {
+		if base, _, _ := strings.Cut(name, "-"); base != service {
+			continue
+		}
+		c, err := scrape(ctx, addr, service)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		sum.in += c.in
+		sum.out += c.out
+		sum.dead += c.dead
+		sum.duplicates += c.duplicates
+		for r, n := range c.deadBy {
+			sum.deadBy[r] += n
+		}
+	}
+	return sum
 }
 
 func lastLines(s string, n int) string {
