@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
@@ -226,13 +224,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	}
 
 	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
-	cl, err := kafka.NewClient(kcfg, zap.NewNop())
-	if err != nil {
-		return err
-	}
-	topics := kafka.PipelineTopics(datasets...)
-	err = kafka.EnsureTopics(ctx, cl, kcfg, topics...)
-	cl.Close()
+	topics, err := createTopics(ctx, kcfg, datasets)
 	if err != nil {
 		return err
 	}
