@@ -25,7 +25,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
-	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
@@ -65,30 +64,19 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if f.events < 1 || f.rate < 0 || f.partitions < 1 {
 		return errors.New("bench: want --events ≥ 1, --rate ≥ 0 and --partitions ≥ 1")
 	}
-	dir, err := os.MkdirTemp("", "datamill-bench-")
+	dir, logs, err := commandDir("bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	logs, err := os.Create(filepath.Join(dir, "services.log"))
-	if err != nil {
-		return err
-	}
 	defer logs.Close()
 	models := filepath.Join(dir, "models")
-	env := config.ToMap(environ)
-	env["RUN_ID"] = "bench-" + time.Now().UTC().Format("20060102T150405Z")
-	childEnv := []string{"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"}
-	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") && !strings.HasPrefix(kv, "RUN_ID=") {
-			childEnv = append(childEnv, kv)
-		}
-	}
+	// Its own stack, on the Kafka and PostgreSQL of the environment when
+	// it names them.
+	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute}, logs,
+		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ,
+		[]string{"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"})
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
-	d := &devStack{
-		flags: devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute},
-		env:   env, environ: childEnv, out: &lockedWriter{w: logs},
-	}
 	var report *benchReport
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
@@ -199,7 +187,9 @@ type benchRun struct {
 	dir      string
 	progress func(string, ...any)
 
-	published  []int64 // event n's ingestion time, Unix µs
+	// published[n] is event n's ingestion time, Unix µs: set before the
+	// event is produced, read when its scored record comes back.
+	published  []atomic.Int64
 	latency    []float64
 	visible    []float64
 	scoredSeen atomic.Int64
@@ -227,7 +217,7 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b.published = make([]int64, b.flags.events)
+	b.published = make([]atomic.Int64, b.flags.events)
 	b.latency = make([]float64, 0, b.flags.events)
 	b.visible = make([]float64, 0, b.flags.events)
 	readErr := make(chan error, 1)
@@ -379,7 +369,7 @@ func (b *benchRun) publish(ctx context.Context) error {
 		now := time.Now()
 		v := ds.Raw("bench", rec, now)
 		v[ingest.FieldEventID] = benchEventID(n)
-		b.published[n] = now.UnixMicro()
+		b.published[n].Store(now.UnixMicro())
 		value, err := codec.Encode(&v)
 		if err != nil {
 			return err
@@ -450,8 +440,8 @@ func (b *benchRun) readScored(ctx context.Context) error {
 				ferr = fmt.Errorf("scored event %q is not one of the bench's", s.EventID)
 				return
 			}
-			b.latency = append(b.latency, float64(s.ScoredAt.UnixMicro()-b.published[n])/1000)
-			b.visible = append(b.visible, float64(now-b.published[n])/1000)
+			b.latency = append(b.latency, float64(s.ScoredAt.UnixMicro()-b.published[n].Load())/1000)
+			b.visible = append(b.visible, float64(now-b.published[n].Load())/1000)
 			b.scoredSeen.Add(1)
 			b.lastScored.Store(now)
 		})

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/datamill/datamill/pkg/eco"
 )
 
 // watcher samples, while a bench runs, each stage's records and consumer
@@ -52,7 +51,9 @@ func newWatcher(b *benchRun) *watcher {
 		w.procs = append(w.procs, benchPID{c.name, c.cmd.Process.Pid})
 	}
 	for _, p := range w.procs {
-		w.cpu0[p.name], _, _ = procUsage(p.pid)
+		if u, err := eco.ReadProcess(p.pid); err == nil {
+			w.cpu0[p.name] = u.CPUSeconds
+		}
 	}
 	return w
 }
@@ -89,8 +90,8 @@ func (w *watcher) sample(ctx context.Context) {
 		s.lag[st] = sumOf(m, "datamill_stage_consumer_lag_records")
 	}
 	for _, p := range w.procs {
-		if _, rss, err := procUsage(p.pid); err == nil {
-			s.rss[p.name] = rss
+		if u, err := eco.ReadProcess(p.pid); err == nil {
+			s.rss[p.name] = float64(u.RSSBytes) / (1 << 20)
 		}
 	}
 	w.samples = append(w.samples, s)
@@ -138,7 +139,7 @@ func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
 	}
 	var procs []benchProcess
 	for _, p := range w.procs {
-		cpu, _, _ := procUsage(p.pid)
+		u, _ := eco.ReadProcess(p.pid)
 		var rss []float64
 		for _, smp := range w.samples {
 			if v, ok := smp.rss[p.name]; ok {
@@ -147,46 +148,11 @@ func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
 		}
 		slices.Sort(rss)
 		procs = append(procs, benchProcess{
-			Name: p.name, CPUSeconds: cpu - w.cpu0[p.name],
-			SteadyRSSMiB: quantile(rss, 0.5), PeakRSSMiB: peakRSS(p.pid),
+			Name: p.name, CPUSeconds: u.CPUSeconds - w.cpu0[p.name],
+			SteadyRSSMiB: quantile(rss, 0.5), PeakRSSMiB: float64(u.PeakRSSBytes) / (1 << 20),
 		})
 	}
 	return stages, lag, procs
-}
-
-// procUsage reads a process's CPU seconds (user + system) and resident
-// set (MiB) from /proc.
-func procUsage(pid int) (cpu, rssMiB float64, err error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The fields after the command name, which is in parentheses and may
-	// hold spaces: state is field 3, utime 14, stime 15, rss (pages) 24.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(f) < 22 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	pages, _ := strconv.ParseFloat(f[21], 64)
-	// USER_HZ is 100 on Linux.
-	return (utime + stime) / 100, pages * float64(os.Getpagesize()) / (1 << 20), nil
-}
-
-// peakRSS is the kernel's high-water mark of a process's resident set, MiB.
-func peakRSS(pid int) float64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // readyz tells whether the service on addr answers /readyz with 200.

@@ -45,22 +45,13 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	if *dirty < 0 || *dirty > 1 || *rows < 1 {
 		return fmt.Errorf("demo: want --rows ≥ 1 and --dirty in [0, 1]")
 	}
-	dir, err := os.MkdirTemp("", "datamill-demo-")
+	dir, logs, err := commandDir("demo")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	logs, err := os.Create(filepath.Join(dir, "services.log"))
-	if err != nil {
-		return err
-	}
 	defer logs.Close()
 
-	// The demo's own throwaway stack: free ports, a fresh database, an
-	// in-process broker.
-	env := config.ToMap(environ)
-	delete(env, "DATABASE_URL")
-	delete(env, "KAFKA_BROKERS")
 	// The extractor watches inbox; the generated file is renamed into it.
 	inbox := filepath.Join(dir, "inbox")
 	if err := os.Mkdir(inbox, 0o755); err != nil {
@@ -68,22 +59,15 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
-	env["RUN_ID"] = runID // dev gives it to the services
-	childEnv := []string{
-		"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
-		"RUN_ID=" + runID, "ECO_SAMPLE_INTERVAL=500ms",
-	}
-	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "KAFKA_BROKERS=") && !strings.HasPrefix(kv, "EXTRACTOR_FILES=") && !strings.HasPrefix(kv, "SCORER_MODEL_DIR=") && !strings.HasPrefix(kv, "RUN_ID=") {
-			childEnv = append(childEnv, kv)
-		}
-	}
+	// The demo's own throwaway stack: free ports, a fresh database, an
+	// in-process broker.
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+		[]string{
+			"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
+			"ECO_SAMPLE_INTERVAL=500ms",
+		}, "DATABASE_URL", "KAFKA_BROKERS")
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "demo: "+format+"\n", a...) }
 	var summary *demoSummary
-	d := &devStack{
-		flags: devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
-		env:   env, environ: childEnv, out: &lockedWriter{w: logs},
-	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
 		dr := demoRun{eps: eps, svc: svc, inbox: inbox, models: models, runID: runID, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
@@ -108,6 +92,47 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		return errors.New("demo: the counts do not reconcile")
 	}
 	return nil
+}
+
+// commandDir makes the temporary directory of a command that runs its own
+// stack (demo, bench), with the services' log file in it.
+func commandDir(command string) (string, *os.File, error) {
+	dir, err := os.MkdirTemp("", "datamill-"+command+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	logs, err := os.Create(filepath.Join(dir, "services.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, logs, nil
+}
+
+// commandStack is the stack of `datamill dev` that a command (demo, bench)
+// runs by itself, its services logging to logs and labelled runID. The
+// services get set, then the variables of environ that set, RUN_ID and
+// drop do not name; drop's are not dev's either (e.g. DATABASE_URL, for a
+// fresh database).
+func commandStack(flags devFlags, logs io.Writer, runID string, environ, set []string, drop ...string) *devStack {
+	env := config.ToMap(environ)
+	skip := map[string]bool{"RUN_ID": true}
+	for _, k := range drop {
+		delete(env, k)
+		skip[k] = true
+	}
+	env["RUN_ID"] = runID // dev gives it to the services
+	children := append(slices.Clone(set), "RUN_ID="+runID)
+	for _, kv := range set {
+		k, _, _ := strings.Cut(kv, "=")
+		skip[k] = true
+	}
+	for _, kv := range environ {
+		if k, _, _ := strings.Cut(kv, "="); !skip[k] {
+			children = append(children, kv)
+		}
+	}
+	return &devStack{flags: flags, env: env, environ: children, out: &lockedWriter{w: logs}}
 }
 
 // demoSummary is what `datamill demo` reports.
