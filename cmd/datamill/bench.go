@@ -28,6 +28,7 @@ import (
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
 )
 
@@ -154,6 +155,9 @@ type benchStage struct {
 	Seconds          float64 `json:"seconds"`
 	RecordsPerSecond float64 `json:"records_per_second"`
 	MaxLag           int     `json:"max_lag"`
+	// PhaseSeconds is the stage's wall time during the bench by phase of
+	// its batch cycle (stage.Phases), summed over its runners.
+	PhaseSeconds map[string]float64 `json:"phase_seconds"`
 }
 
 type benchProcess struct {
@@ -595,8 +599,23 @@ func (r *benchReport) print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "wall time by phase, s\t"+strings.Join(stage.Phases, "\t")+"\t")
+	for _, s := range r.Stages {
+		fmt.Fprintf(tw, "%s\t", s.Name)
+		for _, ph := range stage.Phases {
+			fmt.Fprintf(tw, "%.1f\t", s.PhaseSeconds[ph])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tCPU s\tsteady RSS MiB\tpeak RSS MiB\t")
 	for _, p := range r.Processes {
+		if p.SteadyRSSMiB == 0 {
+			fmt.Fprintf(tw, "%s\t%.1f\t-\t-\t\n", p.Name, p.CPUSeconds)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t\n", p.Name, p.CPUSeconds, p.SteadyRSSMiB, p.PeakRSSMiB)
 	}
 	tw.Flush()

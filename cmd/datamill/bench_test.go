@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/datamill/datamill/pkg/stage"
 )
 
 // TestBenchFollowsEveryEventToScored runs a small bench and checks that
@@ -29,6 +32,9 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 		if s.Records != 5000 || s.RecordsPerSecond <= 0 {
 			t.Errorf("stage %s: %d records at %.0f/s, want 5000 at a measured rate", s.Name, s.Records, s.RecordsPerSecond)
 		}
+		if s.PhaseSeconds[stage.PhaseHandle] <= 0 || s.PhaseSeconds[stage.PhaseCommit] <= 0 {
+			t.Errorf("stage %s: wall time by phase %v: want its handling and commits timed", s.Name, s.PhaseSeconds)
+		}
 	}
 	if !(r.Latency.P50 > 0 && r.Latency.P50 <= r.Latency.P95 && r.Latency.P95 <= r.Latency.P99 && r.Latency.P99 <= r.Latency.Max) {
 		t.Errorf("latency quantiles %+v are not ordered and positive", r.Latency)
@@ -39,11 +45,17 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	var names []string
 	for _, p := range r.Processes {
 		names = append(names, p.Name)
+		if strings.HasPrefix(p.Name, "postgresql") {
+			if p.CPUSeconds <= 0 {
+				t.Errorf("PostgreSQL's server and backends used %.2f CPU s: want them counted", p.CPUSeconds)
+			}
+			continue
+		}
 		if p.PeakRSSMiB <= 0 || p.SteadyRSSMiB <= 0 {
 			t.Errorf("process %s: RSS %.1f MiB steady, %.1f peak: want both measured", p.Name, p.SteadyRSSMiB, p.PeakRSSMiB)
 		}
 	}
-	for _, s := range serviceNames() {
+	for _, s := range append(serviceNames(), "postgresql (server and backends)") {
 		if !slices.Contains(names, s) {
 			t.Errorf("no figures for %s", s)
 		}

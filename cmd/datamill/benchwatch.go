@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/datamill/datamill/pkg/eco"
+	"github.com/datamill/datamill/pkg/stage"
 )
 
 // watcher samples, while a bench runs, each stage's records and consumer
@@ -20,6 +21,8 @@ type watcher struct {
 	start   time.Time
 	procs   []benchPID
 	cpu0    map[string]float64
+	phases0 map[string]map[string]float64 // stage → phase → seconds at the start
+	phases1 map[string]map[string]float64 // … and at the end
 	mu      sync.Mutex
 	samples []watchSample
 	done    chan struct{}
@@ -29,6 +32,16 @@ type watcher struct {
 type benchPID struct {
 	name string
 	pid  int
+	tree bool // count the CPU of its descendants too; no RSS
+}
+
+// cpu is the process's CPU seconds so far.
+func (p benchPID) cpu() (float64, error) {
+	if p.tree {
+		return eco.TreeCPUSeconds(p.pid)
+	}
+	u, err := eco.ReadProcess(p.pid)
+	return u.CPUSeconds, err
 }
 
 type watchSample struct {
@@ -46,16 +59,37 @@ func newWatcher(b *benchRun) *watcher {
 		self = "datamill bench (producer, reader)"
 	}
 	w := &watcher{b: b, start: time.Now(), cpu0: map[string]float64{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	w.procs = append(w.procs, benchPID{self, os.Getpid()})
+	w.procs = append(w.procs, benchPID{name: self, pid: os.Getpid()})
 	for _, c := range b.stack.children {
-		w.procs = append(w.procs, benchPID{c.name, c.cmd.Process.Pid})
+		w.procs = append(w.procs, benchPID{name: c.name, pid: c.cmd.Process.Pid})
+	}
+	if b.stack.postgres != 0 {
+		w.procs = append(w.procs, benchPID{name: "postgresql (server and backends)", pid: b.stack.postgres, tree: true})
 	}
 	for _, p := range w.procs {
-		if u, err := eco.ReadProcess(p.pid); err == nil {
-			w.cpu0[p.name] = u.CPUSeconds
+		if cpu, err := p.cpu(); err == nil {
+			w.cpu0[p.name] = cpu
 		}
 	}
+	w.phases0 = w.phases(context.Background())
 	return w
+}
+
+// phases reads the seconds each stage has spent in each phase of its
+// batch cycle (datamill_stage_phase_seconds_total).
+func (w *watcher) phases(ctx context.Context) map[string]map[string]float64 {
+	out := map[string]map[string]float64{}
+	for _, st := range benchStages {
+		m, err := fetchMetrics(ctx, w.b.svc[st])
+		if err != nil {
+			continue
+		}
+		out[st] = map[string]float64{}
+		for _, ph := range stage.Phases {
+			out[st][ph] = total(m, "datamill_stage_phase_seconds_total", `phase="`+ph+`"`)
+		}
+	}
+	return out
 }
 
 func (w *watcher) run(ctx context.Context) {
@@ -90,7 +124,7 @@ func (w *watcher) sample(ctx context.Context) {
 		s.lag[st] = sumOf(m, "datamill_stage_consumer_lag_records")
 	}
 	for _, p := range w.procs {
-		if u, err := eco.ReadProcess(p.pid); err == nil {
+		if u, err := eco.ReadProcess(p.pid); err == nil && !p.tree {
 			s.rss[p.name] = float64(u.RSSBytes) / (1 << 20)
 		}
 	}
@@ -103,6 +137,7 @@ func (w *watcher) stop(ctx context.Context) {
 	close(w.done)
 	<-w.stopped
 	w.sample(ctx)
+	w.phases1 = w.phases(ctx)
 }
 
 // report turns the samples into each stage's throughput and lag, the lag
@@ -125,6 +160,10 @@ func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
 			s.MaxLag = max(s.MaxLag, smp.lag[st])
 		}
 		s.Records = final
+		s.PhaseSeconds = map[string]float64{}
+		for _, ph := range stage.Phases {
+			s.PhaseSeconds[ph] = w.phases1[st][ph] - w.phases0[st][ph]
+		}
 		if to > from {
 			s.Seconds = (to - from).Seconds()
 			s.RecordsPerSecond = float64(final) / s.Seconds
@@ -140,6 +179,7 @@ func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
 	var procs []benchProcess
 	for _, p := range w.procs {
 		u, _ := eco.ReadProcess(p.pid)
+		cpu, _ := p.cpu()
 		var rss []float64
 		for _, smp := range w.samples {
 			if v, ok := smp.rss[p.name]; ok {
@@ -148,9 +188,12 @@ func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
 		}
 		slices.Sort(rss)
 		procs = append(procs, benchProcess{
-			Name: p.name, CPUSeconds: u.CPUSeconds - w.cpu0[p.name],
+			Name: p.name, CPUSeconds: cpu - w.cpu0[p.name],
 			SteadyRSSMiB: quantile(rss, 0.5), PeakRSSMiB: float64(u.PeakRSSBytes) / (1 << 20),
 		})
+		if p.tree {
+			procs[len(procs)-1].SteadyRSSMiB, procs[len(procs)-1].PeakRSSMiB = 0, 0
+		}
 	}
 	return stages, lag, procs
 }

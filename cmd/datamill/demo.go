@@ -397,6 +397,11 @@ func fetchMetrics(ctx context.Context, addr string) (map[string]float64, error) 
 // sumOf adds up the series of metric name whose labels contain every one
 // of with (e.g. `stage="cleaner"`).
 func sumOf(m map[string]float64, name string, with ...string) int {
+	return int(total(m, name, with...))
+}
+
+// total is sumOf in float.
+func total(m map[string]float64, name string, with ...string) float64 {
 	total := 0.0
 	for series, v := range m {
 		if series != name && !strings.HasPrefix(series, name+"{") {
@@ -410,7 +415,7 @@ func sumOf(m map[string]float64, name string, with ...string) int {
 			total += v
 		}
 	}
-	return int(total)
+	return total
 }
 
 // scrape reads a stage's record counters from its metrics endpoint.

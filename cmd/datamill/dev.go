@@ -164,6 +164,9 @@ type devStack struct {
 	colour   bool
 	children []*child
 	exited   chan *child // children that ended, restarted ones included
+	// postgres is the embedded PostgreSQL server's process id; 0 with an
+	// outside DATABASE_URL.
+	postgres int
 }
 
 func (d *devStack) logf(format string, args ...any) {
@@ -219,6 +222,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 			}
 		}()
 		dbURL = pg.URL()
+		d.postgres = pg.PID()
 	} else {
 		d.logf("postgres: using DATABASE_URL from the environment")
 	}

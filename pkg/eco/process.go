@@ -19,30 +19,87 @@ type Process struct {
 
 // ReadProcess reads /proc/<pid>/stat and /proc/<pid>/status.
 func ReadProcess(pid int) (Process, error) {
-	path := fmt.Sprintf("/proc/%d/stat", pid)
-	stat, err := os.ReadFile(path)
+	st, err := readStat(pid)
 	if err != nil {
 		return Process{}, err
-	}
-	// The fields after the command name, which is in parentheses and may
-	// hold spaces: state is field 3, utime 14, stime 15, rss (pages) 24.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(f) < 22 {
-		return Process{}, fmt.Errorf("%s: %d fields", path, len(f))
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	pages, err3 := strconv.ParseInt(f[21], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return Process{}, fmt.Errorf("%s: %q", path, stat)
 	}
 	peak, err := peakRSS(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return Process{}, err
 	}
 	return Process{
-		CPUSeconds:   (utime + stime) / 100, // USER_HZ is 100 on Linux
-		RSSBytes:     pages * int64(os.Getpagesize()),
+		CPUSeconds:   st.cpu,
+		RSSBytes:     st.rssPages * int64(os.Getpagesize()),
 		PeakRSSBytes: peak,
 	}, nil
+}
+
+// TreeCPUSeconds is the CPU time of the process pid and of all its
+// descendants, living or exited and reaped: e.g. a PostgreSQL server with
+// its backends. A descendant that exited and was not reaped yet is not
+// counted.
+func TreeCPUSeconds(pid int) (float64, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(p); err == nil {
+			children[st.ppid] = append(children[st.ppid], p)
+		}
+	}
+	root, err := readStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	total := root.cpu + root.reapedCPU
+	todo := children[pid]
+	for len(todo) > 0 {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[p]...)
+		if st, err := readStat(p); err == nil { // it may have exited since
+			total += st.cpu + st.reapedCPU
+		}
+	}
+	return total, nil
+}
+
+// stat is what ReadProcess and TreeCPUSeconds use of /proc/<pid>/stat.
+type stat struct {
+	ppid      int
+	cpu       float64 // user + system seconds
+	reapedCPU float64 // of the children it waited for
+	rssPages  int64
+}
+
+func readStat(pid int) (stat, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return stat{}, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, ppid 4, utime 14, stime 15, cutime
+	// 16, cstime 17, rss (pages) 24.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 22 {
+		return stat{}, fmt.Errorf("%s: %d fields", path, len(f))
+	}
+	var n [5]float64
+	for i, field := range []int{11, 12, 13, 14, 21} {
+		if n[i], err = strconv.ParseFloat(f[field], 64); err != nil {
+			return stat{}, fmt.Errorf("%s: %q", path, b)
+		}
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return stat{}, fmt.Errorf("%s: %q", path, b)
+	}
+	const userHZ = 100 // on Linux
+	return stat{ppid: ppid, cpu: (n[0] + n[1]) / userHZ, reapedCPU: (n[2] + n[3]) / userHZ, rssPages: int64(n[4])}, nil
 }

@@ -2,6 +2,8 @@ package eco
 
 import (
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,5 +34,37 @@ func TestReadProcessAgreesWithGetrusage(t *testing.T) {
 	}
 	if _, err := ReadProcess(-1); err == nil {
 		t.Error("ReadProcess of no process succeeded")
+	}
+}
+
+func TestTreeCPUSecondsCountsLivingAndExitedChildren(t *testing.T) {
+	// A shell that spins in one child until it exits and is reaped, then
+	// starts a second spinning child and waits on it.
+	cmd := exec.Command("sh", "-c", `sh -c 'end=$(($(date +%s%N)+300000000)); while [ $(date +%s%N) -lt $end ]; do :; done'; sh -c 'while :; do :; done' & wait`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+	var own, tree float64
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
+		p, err := ReadProcess(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tree, err = TreeCPUSeconds(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		own = p.CPUSeconds
+		if tree > 0.6 {
+			break
+		}
+	}
+	// The first child's 0.3 s are reaped, the second child's spin is live.
+	if tree < 0.6 || tree-own < 0.5 {
+		t.Errorf("tree CPU %.2f s, the shell's own %.2f s: want the children's spins (≥ 0.6 s) counted", tree, own)
+	}
+	if _, err := TreeCPUSeconds(-1); err == nil {
+		t.Error("TreeCPUSeconds of no process succeeded")
 	}
 }

@@ -428,6 +428,17 @@ func (p *Postgres) URL() string { return p.databaseURL("datamill") }
 // Port is the port the server listens on, on 127.0.0.1.
 func (p *Postgres) Port() int { return p.port }
 
+// PID is the server's (the postmaster's) process id; 0 when it is not
+// running.
+func (p *Postgres) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.server == nil || p.server.Process == nil {
+		return 0
+	}
+	return p.server.Process.Pid
+}
+
 // Dir is the data directory.
 func (p *Postgres) Dir() string { return p.dir }
 

@@ -2,6 +2,7 @@ package stage
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,8 +16,27 @@ type Metrics struct {
 	txns                *prometheus.CounterVec // + outcome
 	batchSize           *prometheus.HistogramVec
 	batchSeconds        *prometheus.HistogramVec
-	lag                 *prometheus.GaugeVec // + partition
+	phaseSeconds        *prometheus.CounterVec // + phase
+	lag                 *prometheus.GaugeVec   // + partition
 }
+
+// The phases of a runner's time, in the order a batch goes through them.
+const (
+	// PhasePoll is waiting for input records (idle time included).
+	PhasePoll = "poll"
+	// PhaseDecode is decoding the batch (and loading dedupe state).
+	PhaseDecode = "decode"
+	// PhaseHandle is the stage's own step, database work included.
+	PhaseHandle = "handle"
+	// PhaseProduce is encoding and producing the outputs, dead letters
+	// and state, until the broker acknowledged them.
+	PhaseProduce = "produce"
+	// PhaseCommit is committing the offsets and the transaction.
+	PhaseCommit = "commit"
+)
+
+// Phases are the phases in the order a batch goes through them.
+var Phases = []string{PhasePoll, PhaseDecode, PhaseHandle, PhaseProduce, PhaseCommit}
 
 // NewMetrics registers the stage metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -51,11 +71,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "datamill_stage_batch_seconds", Help: "Time from poll to committed transaction, per batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, labels),
+		phaseSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_phase_seconds_total", Help: "Wall time spent in each phase of the batch cycle (poll, decode, handle, produce, commit).",
+		}, append(labels, "phase")),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "datamill_stage_consumer_lag_records", Help: "Committed records not yet consumed, per input partition.",
 		}, append(labels, "partition")),
 	}
-	reg.MustRegister(m.in, m.out, m.duplicates, m.bytesIn, m.bytesOut, m.dead, m.txns, m.batchSize, m.batchSeconds, m.lag)
+	reg.MustRegister(m.in, m.out, m.duplicates, m.bytesIn, m.bytesOut, m.dead, m.txns, m.batchSize, m.batchSeconds, m.phaseSeconds, m.lag)
 	return m
 }
 
@@ -90,4 +113,18 @@ func (m *Metrics) setLag(stage, dataset string, partition int32, lag int64) {
 
 func (m *Metrics) dropLag(stage, dataset string, partition int32) {
 	m.lag.DeleteLabelValues(stage, dataset, strconv.Itoa(int(partition)))
+}
+
+// stopwatch splits a runner's wall time into phases.
+type stopwatch struct {
+	m              *Metrics
+	stage, dataset string
+	last           time.Time
+}
+
+// lap adds the time since the previous lap to phase.
+func (w *stopwatch) lap(phase string) {
+	now := time.Now()
+	w.m.phaseSeconds.WithLabelValues(w.stage, w.dataset, phase).Add(now.Sub(w.last).Seconds())
+	w.last = now
 }

@@ -197,6 +197,7 @@ type Runner[In, Out any] struct {
 	counts Counts
 
 	dedupe *dedupe // nil without Spec.Digest
+	watch  *stopwatch
 
 	// beforeCommit, when set by a test, runs after a batch's outputs are
 	// produced and before its transaction commits.
@@ -334,8 +335,10 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 	// flight; ctx still ends polling, retries and pauses.
 	work := context.WithoutCancel(ctx)
 	pauses := 0
+	r.watch = &stopwatch{m: r.metrics, stage: stage, dataset: ds, last: time.Now()}
 	for {
 		fetches := sess.PollRecords(ctx, r.cfg.BatchMax)
+		r.watch.lap(PhasePoll)
 		if fetches.IsClientClosed() || ctx.Err() != nil && fetches.NumRecords() == 0 {
 			return nil
 		}
@@ -410,6 +413,7 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 		r.beforeCommit()
 	}
 	committed, err := sess.End(work, kgo.TryCommit)
+	r.watch.lap(PhaseCommit)
 	if err != nil {
 		return fmt.Errorf("%s %s: commit transaction: %w", stage, ds, err)
 	}
@@ -462,6 +466,8 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 		}
 	}
 
+	r.watch.lap(PhaseDecode)
+
 	var res Result[Out]
 	if len(msgs) > 0 {
 		err := r.retry(ctx, func() error {
@@ -473,6 +479,7 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 			return count{}, err
 		}
 	}
+	r.watch.lap(PhaseHandle)
 	for _, rj := range res.Rejected {
 		if rj.Index < 0 || rj.Index >= len(from) {
 			return count{}, fmt.Errorf("%s %s: handler rejected index %d of a %d-message batch", r.spec.Stage, r.spec.Dataset, rj.Index, len(from))
@@ -543,6 +550,7 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 	if produceErr != nil {
 		return count{}, &transientError{1, fmt.Errorf("produce outputs: %w", produceErr)}
 	}
+	r.watch.lap(PhaseProduce)
 	return c, nil
 }
 
