@@ -238,7 +238,10 @@ func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action
 	// The statement reads the table and the ledger as they were before it
 	// (a data-modifying CTE's changes are invisible to its own statement):
 	// "before" tells unchanged content and stale events apart, "done" the
-	// events applied by an earlier attempt at the batch.
+	// events applied by an earlier attempt at the batch. Both are scalar
+	// subqueries, looked up by index for the records not applied only:
+	// as joins, the planner hashes the whole table and the whole ledger
+	// for every batch, which makes a batch's cost grow with the table.
 	query := fmt.Sprintf(`
 with merged as (
     insert into %[3]s (%[4]s)
@@ -251,14 +254,15 @@ with merged as (
     select s.ord, s.event_id, s.origin, m.%[1]s is not null as applied,
         case
             when m.%[1]s is not null then case when m.inserted then 'INSERTED' else 'UPDATED' end
-            when done.origin = s.origin then done.action
-            when (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id) then 'STALE'
-            else 'UNCHANGED'
+            else coalesce(
+                (select done.action from applied_events done
+                 where done.table_name = $1 and done.event_id = s.event_id and done.origin = s.origin),
+                (select 'STALE' from %[3]s before
+                 where before.%[1]s = s.%[1]s and (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id)),
+                'UNCHANGED')
         end as action
     from %[2]s s
     left join merged m on m.%[1]s = s.%[1]s
-    left join applied_events done on done.table_name = $1 and done.event_id = s.event_id
-    left join %[3]s before on before.%[1]s = s.%[1]s
 ), ledger as (
     insert into applied_events (table_name, event_id, action, origin)
     select $1, event_id, action, origin from outcome where applied

@@ -251,3 +251,53 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(next)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestABatchReadsTheTableAndLedgerByIndexOnly checks that what a batch
+// costs does not grow with the table: it never scans the table or the
+// ledger, whatever mix of new, updated, stale, unchanged and replayed
+// records it holds.
+func TestABatchReadsTheTableAndLedgerByIndexOnly(t *testing.T) {
+	pool := setup(t)
+	var rows []Row
+	for id := range int64(20000) {
+		rows = append(rows, row(id, 2, 30, "FR"))
+	}
+	apply(t, pool, rows...)
+	if _, err := pool.Exec(t.Context(), `analyze users; analyze applied_events`); err != nil {
+		t.Fatal(err)
+	}
+	batch := []Row{
+		row(20000, 1, 30, "FR"), // new
+		row(1, 3, 31, "FR"),     // newer content
+		row(2, 1, 32, "FR"),     // stale
+		row(3, 4, 30, "FR"),     // same content
+		row(4, 2, 30, "FR"),     // replay of what applied it
+	}
+	err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+		res, err := users.Apply(t.Context(), tx, batch)
+		if err != nil {
+			return err
+		}
+		if got, want := fmt.Sprint(actions(res)), "[INSERTED UPDATED STALE UNCHANGED INSERTED]"; got != want {
+			t.Errorf("actions = %s, want %s", got, want)
+		}
+		// This transaction's own reads, so far.
+		scans, err := tx.Query(t.Context(), `select relname, seq_tup_read from pg_stat_xact_user_tables
+			where relname in ('users', 'applied_events')`)
+		if err != nil {
+			return err
+		}
+		var table string
+		var scanned int64
+		_, err = pgx.ForEachRow(scans, []any{&table, &scanned}, func() error {
+			if scanned != 0 {
+				t.Errorf("the batch read %d rows of %s by scanning it: want index lookups only", scanned, table)
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
