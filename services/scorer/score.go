@@ -137,9 +137,9 @@ with input as (
 )
 select * from inserted
 union all
-select p.event_id, p.user_id, p.prediction, p.probability, p.model_version, p.created_at
-from predictions p join input i on i.event_id = p.event_id
-where not exists (select 1 from inserted n where n.event_id = p.event_id)`,
+select event_id, user_id, prediction, probability, model_version, created_at
+from predictions
+where event_id = any (array(select event_id from input except all select event_id from inserted))`,
 			eventIDs, userIDs, labels, probs, versions)
 		if err != nil {
 			return err

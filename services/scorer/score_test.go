@@ -261,3 +261,62 @@ func TestReplayedBatchRepublishesTheStoredPredictions(t *testing.T) {
 		t.Errorf("%d predictions rows (%v), want 20", n, err)
 	}
 }
+
+// TestABatchReadsPredictionsByIndexOnly checks that what a batch costs does
+// not grow with the predictions table: new and replayed events alike are
+// looked up by index, never by scanning the table.
+func TestABatchReadsPredictionsByIndexOnly(t *testing.T) {
+	s := newScorerStack(t)
+	s.persist(t, 1, 21)
+	dir := t.TempDir()
+	trainModel(t, dir)
+	// One connection, so that the statistics flushes below are its own.
+	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), `insert into predictions (event_id, user_id, prediction, probability, model_version)
+		select 'old-' || g, 1, 0, 0.5, 'v0' from generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), `analyze predictions`); err != nil {
+		t.Fatal(err)
+	}
+	scanned := func() int64 {
+		t.Helper()
+		// The flush happens once the backend is idle after this statement.
+		if _, err := pool.Exec(t.Context(), `select pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := pool.QueryRow(t.Context(), `select seq_tup_read from pg_stat_user_tables where relname = 'predictions'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	if err := ms.poll(); err != nil {
+		t.Fatal(err)
+	}
+	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	var batch []stage.Message[users.Persisted]
+	for n := range 2000 { // the default STAGE_BATCH_MAX
+		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+			ID: int64(1 + n%20), EventID: fmt.Sprintf("ev-%d", n), Age: new(int32(30)), QualityFlags: []string{},
+		}}})
+	}
+	before := scanned()
+	for range 2 { // new events, then the same replayed
+		res, err := sc.handler(t.Context(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Outputs) != len(batch) {
+			t.Fatalf("%d outputs for %d events", len(res.Outputs), len(batch))
+		}
+	}
+	if n := scanned() - before; n != 0 {
+		t.Errorf("two batches read %d predictions rows by scanning: want index lookups only", n)
+	}
+}
