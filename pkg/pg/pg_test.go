@@ -273,3 +273,22 @@ func TestConfigNeverPrintsPassword(t *testing.T) {
 		t.Error("Validate accepted DATABASE_MAX_CONNS=0")
 	}
 }
+
+func TestOpenTurnsJITOffUnlessTheURLSetsIt(t *testing.T) {
+	url := testkit.Postgres(t)
+	for _, c := range []struct{ url, want string }{
+		{url, "off"},
+		{url + "&jit=on", "on"},
+	} {
+		pool, err := Open(t.Context(), Config{URL: c.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var jit string
+		err = pool.QueryRow(t.Context(), `show jit`).Scan(&jit)
+		pool.Close()
+		if err != nil || jit != c.want {
+			t.Errorf("%s: jit = %q (%v), want %s", c.url, jit, err, c.want)
+		}
+	}
+}
