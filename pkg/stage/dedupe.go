@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -27,17 +28,33 @@ import (
 //
 // Records of one key share an input partition (the contract), so the
 // partition that sees a key is the one that knows its last digest.
+//
+// In memory, keys and digests are kept as 64-bit hashes: 16 bytes a key
+// whatever their length, so that a million keys fit in tens of MiB. Two
+// keys whose hashes collide (about one chance in 2^64 for a pair) share an
+// entry; that can only make a record look new when it is not, never drop
+// a new one, unless its digest's hash collides too.
 type dedupe struct {
 	topic string
 	kafka kafka.Config
 	log   *zap.Logger
+	seed  maphash.Seed
 
 	mu    sync.Mutex
-	parts map[int32]map[string]string // partition → key → digest
+	parts map[int32]digests // partition → its keys' last digests
 }
 
+// digests maps the hash of a key to the hash of its last digest.
+type digests map[uint64]uint64
+
 // changes are a batch's state changes: partition → key → digest.
-type changes map[int32]map[string]string
+type changes map[int32]digests
+
+func newDedupe(topic string, kcfg kafka.Config, log *zap.Logger) *dedupe {
+	return &dedupe{topic: topic, kafka: kcfg, log: log, seed: maphash.MakeSeed(), parts: map[int32]digests{}}
+}
+
+func (d *dedupe) hash(b []byte) uint64 { return maphash.Bytes(d.seed, b) }
 
 // forget drops the state of partitions no longer owned.
 func (d *dedupe) forget(partitions []int32) {
@@ -74,13 +91,13 @@ func (d *dedupe) load(ctx context.Context, recs []*kgo.Record) error {
 }
 
 // restore reads partition p of the changelog.
-func (d *dedupe) restore(ctx context.Context, p int32) (map[string]string, error) {
-	state := map[string]string{}
+func (d *dedupe) restore(ctx context.Context, p int32) (digests, error) {
+	state := digests{}
 	err := kafka.ReadCommitted(ctx, d.kafka, d.log, d.topic, []int32{p}, func(rec *kgo.Record) {
 		if rec.Value == nil {
-			delete(state, string(rec.Key))
+			delete(state, d.hash(rec.Key))
 		} else {
-			state[string(rec.Key)] = string(rec.Value)
+			state[d.hash(rec.Key)] = d.hash(rec.Value)
 		}
 	})
 	return state, err
@@ -106,7 +123,8 @@ func keepNew[Out any](d *dedupe, outs []Output[Out], from []*kgo.Record, digest 
 			return nil, 0, nil, nil, errors.New("Spec.Digest needs a Handler made by PerRecord")
 		}
 		i := out.from - 1
-		p, key, sum := from[i].Partition, string(out.Key), digest(out.Value)
+		p, value := from[i].Partition, digest(out.Value)
+		key, sum := d.hash(out.Key), maphash.String(d.seed, value)
 		last, ok := pending[p][key]
 		if !ok {
 			last, ok = d.parts[p][key]
@@ -116,12 +134,12 @@ func keepNew[Out any](d *dedupe, outs []Output[Out], from []*kgo.Record, digest 
 			continue
 		}
 		if pending[p] == nil {
-			pending[p] = map[string]string{}
+			pending[p] = digests{}
 		}
 		pending[p][key] = sum
 		kept = append(kept, out)
 		produced[i]++
-		records = append(records, &kgo.Record{Topic: d.topic, Partition: p, Key: out.Key, Value: []byte(sum)})
+		records = append(records, &kgo.Record{Topic: d.topic, Partition: p, Key: out.Key, Value: []byte(value)})
 	}
 	duplicates := 0
 	for i := range dropped {

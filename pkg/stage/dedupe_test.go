@@ -3,6 +3,9 @@ package stage
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -159,5 +162,25 @@ func TestStateTopicMustMatchTheInputsPartitions(t *testing.T) {
 	err := f.runner(t, f.digestSpec(PerRecord(echo)), testConfig("")).Run(t.Context())
 	if err == nil || !contains([]string{err.Error()}, "partitions") {
 		t.Fatalf("Run = %v, want an error about the partition counts", err)
+	}
+}
+
+// BenchmarkDedupeStateMemory reports the heap the dedupe state takes per
+// key, the cleaner's memory at a million users.
+func BenchmarkDedupeStateMemory(b *testing.B) {
+	const keys = 1_000_000
+	d := newDedupe("state", kafka.Config{}, nil)
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		state := digests{}
+		for k := range keys {
+			state[d.hash(strconv.AppendInt(nil, int64(k), 10))] = maphash.String(d.seed, "0123456789abcdef")
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/keys, "B/key")
+		runtime.KeepAlive(state)
 	}
 }

@@ -273,7 +273,7 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 	}
 	stage, ds := r.spec.Stage, r.spec.Dataset
 	if r.spec.Digest != nil {
-		r.dedupe = &dedupe{topic: r.spec.StateTopic, kafka: r.kafka, log: r.log, parts: map[int32]map[string]string{}}
+		r.dedupe = newDedupe(r.spec.StateTopic, r.kafka, r.log)
 		opts = append(opts, kgo.RecordPartitioner(statePartitioner{
 			topic: r.spec.StateTopic,
 			def:   kgo.UniformBytesPartitioner(64<<10, true, true, nil), // franz-go's default
