@@ -50,7 +50,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	fs.Float64Var(&f.rate, "rate", 0, "events per second to publish at (0: as fast as the broker takes them)")
 	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the pipeline topics")
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
-	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, into this directory")
+	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, and its heap profile at the end of those 10 s, into this directory")
 	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains a churn model, then publishes N generated\nusers to raw.users at full speed or at --rate and follows them to\nscored.users. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput, consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
@@ -510,7 +510,7 @@ func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport)
 }
 
 // profiles takes a 10 s CPU profile of each stage once events reach the
-// scorer.
+// scorer, and a heap profile at its end.
 func (b *benchRun) profiles(ctx context.Context, r *benchReport) {
 	for b.scoredSeen.Load() == 0 {
 		select {
@@ -527,14 +527,20 @@ func (b *benchRun) profiles(ctx context.Context, r *benchReport) {
 	var mu sync.Mutex
 	for _, st := range []string{"cleaner", "loader", "scorer"} {
 		wg.Go(func() {
-			path := filepath.Join(b.flags.profile, st+".pprof")
-			if err := fetchTo(ctx, "http://"+b.svc[st]+"/debug/pprof/profile?seconds=10", path); err != nil {
-				b.progress("profile of %s: %v", st, err)
-				return
+			// The CPU over 10 s, then the heap as it is at their end.
+			for _, p := range []struct{ file, url string }{
+				{st + ".pprof", "/debug/pprof/profile?seconds=10"},
+				{st + ".heap.pprof", "/debug/pprof/heap"},
+			} {
+				path := filepath.Join(b.flags.profile, p.file)
+				if err := fetchTo(ctx, "http://"+b.svc[st]+p.url, path); err != nil {
+					b.progress("profile of %s: %v", st, err)
+					return
+				}
+				mu.Lock()
+				r.Profiles = append(r.Profiles, path)
+				mu.Unlock()
 			}
-			mu.Lock()
-			r.Profiles = append(r.Profiles, path)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -631,7 +637,7 @@ func (r *benchReport) print(w io.Writer) {
 	}
 	tw.Flush()
 	for _, p := range r.Profiles {
-		fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)", p, p)
+		fmt.Fprintf(w, "\nprofile: %s (go tool pprof -top %s)", p, p)
 	}
 	if len(r.Profiles) > 0 {
 		fmt.Fprintln(w)

@@ -63,7 +63,7 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	if len(r.Lag) == 0 || len(r.Targets) < 3 {
 		t.Errorf("%d lag points and %d targets: want both", len(r.Lag), len(r.Targets))
 	}
-	if len(r.Profiles) != 3 {
-		t.Errorf("profiles %v: want one per stage", r.Profiles)
+	if len(r.Profiles) != 6 {
+		t.Errorf("profiles %v: want a CPU and a heap profile per stage", r.Profiles)
 	}
 }

@@ -287,6 +287,11 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		kgo.SessionTimeout(r.cfg.SessionTimeout),
 		// read_committed; franz-go always requires stable offsets (KIP-447).
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A fetch holds about a few batches' worth of records, not
+		// franz-go's default of up to 50 MiB: what is fetched waits,
+		// decompressed, in memory until it is polled.
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("datamill-"+stage),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
@@ -377,6 +382,13 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// The fetch sizes of a runner's consumer. A record larger than these is
+// still fetched, alone (KIP-74).
+const (
+	fetchMaxBytes          = 4 << 20
+	fetchMaxPartitionBytes = 512 << 10
+)
 
 // deadLetter is one input bound for the dead-letter topic.
 type deadLetter struct {
