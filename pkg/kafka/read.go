@@ -95,3 +95,13 @@ func ReadCommitted(ctx context.Context, cfg Config, log *zap.Logger, topic strin
 	}
 	return nil
 }
+
+// Header returns the value of r's header key, or "" without it.
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

@@ -36,13 +36,3 @@ func Consume(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 	}
 	return out
 }
-
-// Header returns the value of a record's header, "" when absent.
-func Header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}

@@ -127,10 +127,10 @@ func TestCleansRawUsers(t *testing.T) {
 	}
 	var reasons []string
 	for _, d := range dead {
-		if testkit.Header(d, stage.HeaderStage) != "cleaner" || testkit.Header(d, stage.HeaderSourceTopic) != "raw.users" {
+		if kafka.Header(d, stage.HeaderStage) != "cleaner" || kafka.Header(d, stage.HeaderSourceTopic) != "raw.users" {
 			t.Errorf("dead letter headers %v", d.Headers)
 		}
-		reasons = append(reasons, testkit.Header(d, stage.HeaderReason))
+		reasons = append(reasons, kafka.Header(d, stage.HeaderReason))
 	}
 	if got := strings.Join(slices.Sorted(slices.Values(reasons)), " | "); got != `id: missing | id: not_a_number ("abc")` {
 		t.Errorf("dead letter reasons = %s", got)

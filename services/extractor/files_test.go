@@ -101,10 +101,10 @@ func TestFileSourcesReadEveryFormatGlobAndWatchedDirectory(t *testing.T) {
 	}
 	var reasons []string
 	for _, d := range dead {
-		if testkit.Header(d, stage.HeaderStage) != "extractor" || testkit.Header(d, stage.HeaderSourcePartition) != "-1" {
+		if kafka.Header(d, stage.HeaderStage) != "extractor" || kafka.Header(d, stage.HeaderSourcePartition) != "-1" {
 			t.Errorf("dead letter headers %v", d.Headers)
 		}
-		reasons = append(reasons, testkit.Header(d, stage.HeaderSourceTopic)+" "+testkit.Header(d, stage.HeaderReason))
+		reasons = append(reasons, kafka.Header(d, stage.HeaderSourceTopic)+" "+kafka.Header(d, stage.HeaderReason))
 	}
 	slices.Sort(reasons)
 	if len(reasons) != 2 || !strings.Contains(reasons[0], "a.csv line 3: unreadable") || !strings.Contains(reasons[1], "b.ndjson line 2: unreadable") {

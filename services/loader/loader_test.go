@@ -112,7 +112,7 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 	if strings.Join(sorted(got), " ") != want {
 		t.Errorf("persisted = %v, want %s", sorted(got), want)
 	}
-	if h := testkit.Header(dead[0], stage.HeaderReason); !strings.Contains(h, "database:") || !strings.Contains(h, "country") {
+	if h := kafka.Header(dead[0], stage.HeaderReason); !strings.Contains(h, "database:") || !strings.Contains(h, "country") {
 		t.Errorf("dead letter reason = %q, want the database's refusal", h)
 	}
 
