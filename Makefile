@@ -16,7 +16,7 @@ PKGS        := ./schemas/... ./pkg/... $(foreach s,$(SERVICES),./services/$(s)/.
 INTEGRATION := ./pkg/stage/... ./pkg/kafka/...
 # Tests of cmd/datamill whose whole stack (datamill dev) runs on the real
 # broker too: dev uses KAFKA_BROKERS when it is set.
-STACK_TESTS := TestScaledStagesSpreadTheWorkAndMatchOneOfEach
+STACK_TESTS := TestScaledStagesSpreadTheWorkAndMatchOneOfEach|TestChaosLosesNothing
 TEST_FLAGS  ?= -count=1 -timeout 20m
 BIN         := bin
 KAFKA_PORT  ?= 39092

@@ -291,33 +291,36 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 // train trains the model the scorer applies, on users generated apart from
 // the bench's, so that the scorer is ready before the first event.
 func (b *benchRun) train(ctx context.Context) error {
-	csv := filepath.Join(b.dir, "train.csv")
+	if err := trainChurn(ctx, filepath.Join(b.dir, "bin", "scorer"), b.dir, b.models, b.flags.seed+1, b.progress); err != nil {
+		return err
+	}
+	if err := awaitReady(ctx, b.svc["scorer"], 30*time.Second); err != nil {
+		return fmt.Errorf("bench: the scorer did not take the model: %w", err)
+	}
+	return nil
+}
+
+// trainChurn trains a churn model into models with the scorer binary, on
+// 20,000 users generated with seed into dir.
+func trainChurn(ctx context.Context, scorer, dir, models string, seed uint64, progress func(string, ...any)) error {
+	csv := filepath.Join(dir, "train.csv")
 	f, err := os.Create(csv)
 	if err != nil {
 		return err
 	}
-	err = gen.Write(f, gen.New(gen.Options{Users: 20000, Seed: b.flags.seed + 1}), "csv", nil)
+	err = gen.Write(f, gen.New(gen.Options{Users: 20000, Seed: seed}), "csv", nil)
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		return err
 	}
-	b.progress("training the churn model on 20,000 other generated users…")
-	cmd := exec.CommandContext(ctx, filepath.Join(b.dir, "bin", "scorer"), "train", "--csv", csv, "--out", b.models)
+	progress("training the churn model on 20,000 other generated users…")
+	cmd := exec.CommandContext(ctx, scorer, "train", "--csv", csv, "--out", models)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("scorer train: %w\n%s", err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if readyz(ctx, b.svc["scorer"]) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New("bench: the scorer did not take the model within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return nil
 }
 
 // publish produces the generated users to raw.users, each stamped with the

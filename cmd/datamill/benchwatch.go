@@ -63,8 +63,8 @@ func newWatcher(b *benchRun) *watcher {
 	for _, c := range b.stack.children {
 		w.procs = append(w.procs, benchPID{name: c.name, pid: c.cmd.Process.Pid})
 	}
-	if b.stack.postgres != 0 {
-		w.procs = append(w.procs, benchPID{name: "postgresql (server and backends)", pid: b.stack.postgres, tree: true})
+	if b.stack.pg != nil {
+		w.procs = append(w.procs, benchPID{name: "postgresql (server and backends)", pid: b.stack.pg.PID(), tree: true})
 	}
 	for _, p := range w.procs {
 		if cpu, err := p.cpu(); err == nil {
@@ -210,6 +210,23 @@ func readyz(ctx context.Context, addr string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// awaitReady waits until the service on addr is ready, for at most
+// timeout.
+func awaitReady(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !readyz(ctx, addr) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s was not ready within %v", addr, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // fetchTo saves what url answers into path.

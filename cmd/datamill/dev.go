@@ -164,9 +164,9 @@ type devStack struct {
 	colour   bool
 	children []*child
 	exited   chan *child // children that ended, restarted ones included
-	// postgres is the embedded PostgreSQL server's process id; 0 with an
-	// outside DATABASE_URL.
-	postgres int
+	// pg is the embedded PostgreSQL server; nil with an outside
+	// DATABASE_URL.
+	pg *embedded.Postgres
 }
 
 func (d *devStack) logf(format string, args ...any) {
@@ -222,7 +222,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 			}
 		}()
 		dbURL = pg.URL()
-		d.postgres = pg.PID()
+		d.pg = pg
 	} else {
 		d.logf("postgres: using DATABASE_URL from the environment")
 	}
@@ -621,4 +621,10 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -414,7 +413,7 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	brokers := []string{endpoints["KAFKA_BROKERS"]}
 	testkit.Consume(t, brokers, "clean.users", 4) // the exact duplicate of user 2 is dropped
 	dead := testkit.Consume(t, brokers, "dlq.users", 1)
-	if r := testkit.Header(dead[0], "datamill.reason"); r != "id: missing" {
+	if r := kafka.Header(dead[0], "datamill.reason"); r != "id: missing" {
 		t.Errorf("dead letter reason %q, want id: missing", r)
 	}
 
@@ -497,66 +496,8 @@ func resetRealBroker(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("KAFKA_BROKERS"), ",")...))
-	if err != nil {
+	if err := resetPipeline(ctx, strings.Split(os.Getenv("KAFKA_BROKERS"), ",")); err != nil {
 		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-
-	pipeline := kafka.PipelineTopics("users")
-	ours := func(topic string) bool {
-		return slices.Contains(pipeline, topic) || strings.HasPrefix(topic, "_state.")
-	}
-	for {
-		listed, err := adm.ListTopics(ctx)
-		if err != nil {
-			t.Fatalf("list topics: %v", err)
-		}
-		var doomed []string
-		for _, topic := range listed.Names() {
-			if ours(topic) {
-				doomed = append(doomed, topic)
-			}
-		}
-		if len(doomed) == 0 {
-			break
-		}
-		// Deleting a topic already being deleted is harmless; the list
-		// shows it until the broker is done.
-		if _, err := adm.DeleteTopics(ctx, doomed...); err != nil {
-			t.Fatalf("delete topics %v: %v", doomed, err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("topics %v still exist after a minute", doomed)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-
-	for {
-		listed, err := adm.ListGroups(ctx)
-		if err != nil {
-			t.Fatalf("list groups: %v", err)
-		}
-		var doomed []string
-		for _, g := range listed.Groups() {
-			if strings.HasPrefix(g, "datamill-") {
-				doomed = append(doomed, g)
-			}
-		}
-		if len(doomed) == 0 {
-			return
-		}
-		// A group whose members have not left yet refuses; try again.
-		if _, err := adm.DeleteGroups(ctx, doomed...); err != nil {
-			t.Fatalf("delete groups %v: %v", doomed, err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("groups %v still exist after a minute", doomed)
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }
 

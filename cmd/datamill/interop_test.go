@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/stage"
-	"github.com/datamill/datamill/pkg/testkit"
 )
 
 // python is Debian's interpreter, whose python3-confluent-kafka and
@@ -100,7 +100,7 @@ func TestThirdPartyAvroClientInteroperates(t *testing.T) {
 			}
 		}
 		var dead []string
-		p.read(ctx, "dlq.users", func(r *kgo.Record) { dead = append(dead, testkit.Header(r, stage.HeaderReason)) })
+		p.read(ctx, "dlq.users", func(r *kgo.Record) { dead = append(dead, kafka.Header(r, stage.HeaderReason)) })
 		if fmt.Sprint(dead) != "[id: missing]" {
 			t.Errorf("dead letters %q, want the user without an id", dead)
 		}

@@ -43,6 +43,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"bench", "measure throughput, latency, CPU and memory of every stage on generated users", bench},
+		{"chaos", "kill services and restart PostgreSQL while users flow; check that nothing was lost, doubled or changed", chaos},
 		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},

@@ -260,10 +260,10 @@ func (p *pipeline) check(ctx context.Context, raw topicRead) outcome {
 	var deadByCleaner int
 	badHeaders := 0
 	dlq := p.read(ctx, "dlq.users", func(r *kgo.Record) {
-		if testkit.Header(r, stage.HeaderReason) == "" {
+		if kafka.Header(r, stage.HeaderReason) == "" {
 			badHeaders++
 		}
-		if testkit.Header(r, stage.HeaderStage) == "cleaner" {
+		if kafka.Header(r, stage.HeaderStage) == "cleaner" {
 			deadByCleaner++
 		}
 	})
@@ -320,9 +320,4 @@ func (p *pipeline) scrapeAll(ctx context.Context, service string) stageCounts {
 		}
 	}
 	return sum
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

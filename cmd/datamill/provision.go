@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
@@ -82,4 +86,64 @@ func createTopics(ctx context.Context, cfg kafka.Config, datasets []string) ([]s
 	defer cl.Close()
 	topics := kafka.PipelineTopics(datasets...)
 	return topics, kafka.EnsureTopics(ctx, cl, cfg, topics...)
+}
+
+// resetPipeline deletes the users pipeline's topics, the stages' state
+// topics and datamill's consumer groups from the broker, and waits until
+// they are gone: for runs that must start from nothing on a broker that
+// outlives them (tests, chaos). Never point it at a broker with data to
+// keep.
+func resetPipeline(ctx context.Context, brokers []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	pipeline := kafka.PipelineTopics("users")
+	for {
+		listed, err := adm.ListTopics(ctx)
+		if err != nil {
+			return fmt.Errorf("list topics: %w", err)
+		}
+		var doomed []string
+		for _, topic := range listed.Names() {
+			if slices.Contains(pipeline, topic) || strings.HasPrefix(topic, "_state.") {
+				doomed = append(doomed, topic)
+			}
+		}
+		if len(doomed) == 0 {
+			break
+		}
+		// Deleting a topic already being deleted is harmless; the list
+		// shows it until the broker is done.
+		if _, err := adm.DeleteTopics(ctx, doomed...); err != nil {
+			return fmt.Errorf("delete topics %v: %w", doomed, err)
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return fmt.Errorf("topics %v still exist: %w", doomed, ctx.Err())
+		}
+	}
+	for {
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			return fmt.Errorf("list groups: %w", err)
+		}
+		var doomed []string
+		for _, g := range listed.Groups() {
+			if strings.HasPrefix(g, "datamill-") {
+				doomed = append(doomed, g)
+			}
+		}
+		if len(doomed) == 0 {
+			return nil
+		}
+		// A group whose members have not left yet refuses; try again.
+		if _, err := adm.DeleteGroups(ctx, doomed...); err != nil {
+			return fmt.Errorf("delete groups %v: %w", doomed, err)
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return fmt.Errorf("groups %v still exist: %w", doomed, ctx.Err())
+		}
+	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/stage"
-	"github.com/datamill/datamill/pkg/testkit"
 )
 
 // The same dirty users, run once through one process of each service and
@@ -118,7 +117,7 @@ func runScaled(t *testing.T, inbox, models string, sc scale) (scaledOutcome, map
 		out.Scored = p.read(ctx, "scored.users", nil).records
 		out.DeadLetters = map[string]int{}
 		out.DLQ = p.read(ctx, "dlq.users", func(r *kgo.Record) {
-			out.DeadLetters[testkit.Header(r, stage.HeaderStage)+": "+testkit.Header(r, stage.HeaderReason)]++
+			out.DeadLetters[kafka.Header(r, stage.HeaderStage)+": "+kafka.Header(r, stage.HeaderReason)]++
 		}).records
 		out.predictions = p.predictions(ctx)
 

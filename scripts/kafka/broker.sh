@@ -7,6 +7,9 @@
 #   broker.sh version                              the Kafka version used
 #   broker.sh start [--port 39092] [--dir DIR]     fresh storage, start, wait until ready
 #   broker.sh stop [--dir DIR]                     SIGTERM, SIGKILL after 30 s
+#   broker.sh restart [--dir DIR]                  stop, then start again on the same port
+#                                                  and storage (topics, groups and
+#                                                  transactions kept)
 #   broker.sh status [--dir DIR]                   exit 0 when running, 3 when not
 #   broker.sh tool CLASS [ARGS]                    a Kafka tool from the jars, e.g.
 #       broker.sh tool TopicCommand --bootstrap-server 127.0.0.1:39092 --list
@@ -244,7 +247,10 @@ fail_start() {
 	exit 1
 }
 
+# start starts a broker on fresh storage; with "keep" (restart), on the
+# storage and port of DIR's last broker.
 start() {
+	local keep=${1:-}
 	command -v java >/dev/null || die "java (17 or newer) is needed to run Kafka"
 	fetch
 	local p
@@ -256,30 +262,35 @@ start() {
 	listening "$port" && die "127.0.0.1:$port is already in use"
 	listening $((port + 1)) && die "127.0.0.1:$((port + 1)) (the controller port) is already in use"
 
-	# DIR is wiped so that every run starts empty; never wipe a directory
-	# that is not ours (--dir ~ by mistake).
-	if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/server.properties" ]; then
-		die "$dir is not empty and holds no server.properties: refusing to wipe it"
-	fi
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	dir=$(cd "$dir" && pwd -P)
-	commands
-	write_config
-	echo "$port" >"$dir/broker.port"
 	local t0 t0ms
 	t0=$SECONDS
 	t0ms=$(now)
-	if ! "${tool[@]}" kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" \
-		--config "$dir/server.properties" >"$dir/format.log" 2>&1; then
-		cat "$dir/format.log" >&2
-		die "formatting the KRaft storage failed"
+	commands
+	if [ "$keep" = keep ]; then
+		[ -f "$dir/server.properties" ] && [ -d "$dir/data" ] ||
+			die "$dir holds no broker to restart: broker.sh start --dir $dir"
+	else
+		# DIR is wiped so that every run starts empty; never wipe a
+		# directory that is not ours (--dir ~ by mistake).
+		if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/server.properties" ]; then
+			die "$dir is not empty and holds no server.properties: refusing to wipe it"
+		fi
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		dir=$(cd "$dir" && pwd -P)
+		write_config
+		echo "$port" >"$dir/broker.port"
+		if ! "${tool[@]}" kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" \
+			--config "$dir/server.properties" >"$dir/format.log" 2>&1; then
+			cat "$dir/format.log" >&2
+			die "formatting the KRaft storage failed"
+		fi
 	fi
 
 	# A simple command in the background: $! is java's own pid. (Started
 	# from a script, it ignores SIGINT: Ctrl-C leaves it running, and stop
 	# uses SIGTERM.)
-	"${broker[@]}" kafka.Kafka "$dir/server.properties" </dev/null >"$dir/broker.log" 2>&1 &
+	"${broker[@]}" kafka.Kafka "$dir/server.properties" </dev/null >>"$dir/broker.log" 2>&1 &
 	bpid=$!
 	echo "$bpid" >"$dir/broker.pid"
 	trap 'fail_start "interrupted"' INT TERM
@@ -336,6 +347,15 @@ stop_pid() {
 	while alive "$p"; do sleep 0.1; done
 }
 
+# restart stops DIR's broker and starts it again on its port and storage.
+restart() {
+	[ -f "$dir/broker.port" ] || die "$dir holds no broker to restart: broker.sh start --dir $dir"
+	port=$(cat "$dir/broker.port")
+	stop
+	# The ports are free once the old process is gone; start checks.
+	start keep
+}
+
 status() {
 	local p
 	if p=$(pid); then
@@ -347,7 +367,7 @@ status() {
 }
 
 usage() {
-	echo "usage: broker.sh fetch | version | start [--port P] [--dir D] | stop [--dir D] | status [--dir D] | tool CLASS [ARGS]" >&2
+	echo "usage: broker.sh fetch | version | start [--port P] [--dir D] | stop [--dir D] | restart [--dir D] | status [--dir D] | tool CLASS [ARGS]" >&2
 	exit 2
 }
 
@@ -359,7 +379,7 @@ fetch | version)
 	"$cmd"
 	;;
 tool) run_tool "$@" ;;
-start | stop | status)
+start | stop | restart | status)
 	parse "$@"
 	"$cmd"
 	;;

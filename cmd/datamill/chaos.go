@@ -1,0 +1,683 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/schemas/users"
+)
+
+type chaosFlags struct {
+	events, kills, files, partitions int
+	every                            time.Duration
+	seed                             uint64
+	asJSON, reset                    bool
+	// restartBroker is a shell command that restarts the broker of
+	// KAFKA_BROKERS and returns once it is ready; run once when set.
+	restartBroker string
+}
+
+// chaosFault is one fault injected.
+type chaosFault struct {
+	AtSeconds float64 `json:"at_seconds"`
+	What      string  `json:"what"`
+	// DownSeconds runs from the kill until the new process (or the
+	// database) was ready again.
+	DownSeconds float64 `json:"down_seconds"`
+}
+
+// chaosOutcome is what a run of the pipeline ended with.
+type chaosOutcome struct {
+	Raw, Clean, DLQ, Persisted, Scored int
+	// DeadLetters counts the dead letters by "stage: reason".
+	DeadLetters map[string]int `json:"dead_letters"`
+	// Distinct event ids in persisted.users and scored.users.
+	PersistedEvents, ScoredEvents int
+	UserRows, DistinctValidIDs    int
+	// Users digests the users table, every column but the clocks.
+	Users       string `json:"users_digest"`
+	Predictions int
+	predictions map[string]string // event id → user, prediction, probability, model
+	persisted   map[string]bool   // event ids of persisted.users
+}
+
+// chaosReport is what `datamill chaos` found.
+type chaosReport struct {
+	Events     int          `json:"events"`
+	Partitions int          `json:"partitions"`
+	Faults     []chaosFault `json:"faults"`
+	Reference  chaosOutcome `json:"reference"`
+	Chaos      chaosOutcome `json:"chaos"`
+	// Problems lists every way the run under faults lost, doubled or
+	// changed something; empty when it did not.
+	Problems       []string `json:"problems"`
+	ElapsedSeconds float64  `json:"elapsed_seconds"`
+}
+
+func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	var f chaosFlags
+	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&f.events, "events", 20000, "users to generate (with --seed, a tenth of them dirty, some sent twice)")
+	fs.IntVar(&f.kills, "kills", 10, "services to kill with SIGKILL, one at a time, each restarted")
+	fs.DurationVar(&f.every, "every", time.Second, "time between two faults, and between two of the input's files")
+	fs.IntVar(&f.files, "files", 10, "files the users are split into, dropped into the extractor's directory one by one, so that records flow while faults come")
+	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the pipeline topics")
+	fs.Uint64Var(&f.seed, "seed", 1, "generator and fault seed")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
+	fs.BoolVar(&f.reset, "reset", false, "with KAFKA_BROKERS: delete the users pipeline's topics and datamill's groups on that broker before each run")
+	fs.StringVar(&f.restartBroker, "restart-broker", "", "with KAFKA_BROKERS: a shell command that restarts that broker and returns once it is ready (e.g. 'scripts/kafka/broker.sh restart'), run once, three quarters through the faults")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: datamill chaos [flags]\n\nRuns N generated users, split into --files files that the extractor reads\none after the other, through the whole pipeline twice, each time on a fresh\nstack of `datamill dev`: once undisturbed, then while killing a random service\nwith SIGKILL every --every and restarting it, --kills times, restarting\nPostgreSQL once midway and, with --restart-broker, the broker of\nKAFKA_BROKERS once. Then checks that the faults lost,\ndoubled and changed nothing: the same records at every stage, dead letters by\nreason, users table and predictions as the undisturbed run, one persisted\nevent per applied event, one prediction and one scored record per persisted\nevent. Prints the faults and the reconciliation; fails when anything differs.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if f.events < 1 || f.kills < 0 || f.every <= 0 || f.partitions < 1 || f.files < 1 {
+		return errors.New("chaos: want --events ≥ 1, --kills ≥ 0, --every > 0, --files ≥ 1 and --partitions ≥ 1")
+	}
+	env := config.ToMap(environ)
+	if env["DATABASE_URL"] != "" {
+		return errors.New("chaos: it restarts its own PostgreSQL, with a fresh database for each run; unset DATABASE_URL")
+	}
+	if env["KAFKA_BROKERS"] != "" && !f.reset {
+		return errors.New("chaos: each run must start from empty topics: on the broker of KAFKA_BROKERS, --reset deletes the users pipeline's topics and datamill's groups first (never on a broker with data to keep)")
+	}
+	if f.restartBroker != "" && env["KAFKA_BROKERS"] == "" {
+		return errors.New("chaos: --restart-broker restarts the broker of KAFKA_BROKERS, which is not set (the embedded broker is not restarted)")
+	}
+	dir, logs, err := commandDir("chaos")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	defer logs.Close()
+	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "chaos: "+format+"\n", a...) }
+	c := &chaosRun{
+		flags: f, dir: dir, logs: logs, environ: environ, progress: progress,
+		inbox: filepath.Join(dir, "inbox"), models: filepath.Join(dir, "models"),
+	}
+	start := time.Now()
+	report, err := c.run(ctx)
+	if err != nil {
+		b, _ := os.ReadFile(logs.Name())
+		return fmt.Errorf("%w\nservices' log (end):\n%s", err, lastLines(string(b), 30))
+	}
+	report.ElapsedSeconds = time.Since(start).Seconds()
+	if f.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return err
+		}
+	} else {
+		report.print(stdout)
+	}
+	if len(report.Problems) > 0 {
+		return fmt.Errorf("chaos: %d problems: %s", len(report.Problems), strings.Join(report.Problems, "; "))
+	}
+	return nil
+}
+
+// chaosRun is one `datamill chaos`.
+type chaosRun struct {
+	flags              chaosFlags
+	dir, inbox, models string
+	logs               *os.File
+	environ            []string
+	progress           func(string, ...any)
+	// files are the input's file names, in the order they are dropped;
+	// each waits under a dot name until then. rawAfter[k] is how many
+	// records raw.users holds once files[k] is read, from the undisturbed
+	// run.
+	files    []string
+	rawAfter []int
+}
+
+func (c *chaosRun) run(ctx context.Context) (*chaosReport, error) {
+	if err := c.writeFiles(); err != nil {
+		return nil, err
+	}
+	r := &chaosReport{Events: c.flags.events, Partitions: c.flags.partitions}
+	var err error
+	c.progress("run 1 of 2: %d users in %d files, undisturbed", c.flags.events, len(c.files))
+	if r.Reference, _, err = c.once(ctx, "reference", false); err != nil {
+		return nil, fmt.Errorf("undisturbed run: %w", err)
+	}
+	c.progress("undisturbed: %s", r.Reference)
+	also := "PostgreSQL restarts once"
+	if c.flags.restartBroker != "" {
+		also += ", and the broker once"
+	}
+	c.progress("run 2 of 2: the same files, one every %v, while %d services are killed, one every %v; %s", c.flags.every, c.flags.kills, c.flags.every, also)
+	if r.Chaos, r.Faults, err = c.once(ctx, "chaos", true); err != nil {
+		return nil, fmt.Errorf("run under faults: %w", err)
+	}
+	c.progress("under faults: %s", r.Chaos)
+	r.Problems = reconcile(r.Reference, r.Chaos)
+	return r, nil
+}
+
+// writeFiles writes the generated users as CSV files under dot names,
+// which the extractor leaves alone. Every record's event id names its file
+// and line, so both runs read the same files at the same paths.
+func (c *chaosRun) writeFiles() error {
+	if err := os.MkdirAll(c.inbox, 0o755); err != nil {
+		return err
+	}
+	g := gen.New(gen.Options{Users: c.flags.events, Seed: c.flags.seed, Dirty: 0.1})
+	var rows [][]string
+	for {
+		row, ok := g.Next()
+		if !ok {
+			break
+		}
+		rec := make([]string, len(row.Values))
+		for i, v := range row.Values {
+			if v != nil {
+				rec[i] = *v
+			}
+		}
+		rows = append(rows, rec)
+	}
+	n := min(c.flags.files, len(rows))
+	for k := range n {
+		name := fmt.Sprintf("users-%03d.csv", k)
+		f, err := os.Create(filepath.Join(c.inbox, "."+name))
+		if err != nil {
+			return err
+		}
+		w := csv.NewWriter(f)
+		err = w.Write(gen.Columns)
+		if err == nil {
+			err = w.WriteAll(rows[k*len(rows)/n : (k+1)*len(rows)/n])
+		}
+		if closeErr := f.Close(); err == nil {
+			err = closeErr
+		}
+		if err != nil {
+			return err
+		}
+		c.files = append(c.files, name)
+	}
+	return nil
+}
+
+// once runs the file through a fresh stack, with faults or not, and
+// returns the outcome.
+func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOutcome, []chaosFault, error) {
+	dir := filepath.Join(c.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return chaosOutcome{}, nil, err
+	}
+	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute}, c.logs,
+		"chaos-"+name, c.environ, []string{
+			"EXTRACTOR_FILES=users=" + c.inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
+			"SCORER_MODEL_DIR=" + c.models, "SCORER_MODEL_POLL=100ms", "LOG_LEVEL=warn",
+			// Short pauses, so that the stages come back soon after the
+			// database does.
+			"STAGE_MAX_PAUSE=1s",
+		})
+	if brokers := d.env["KAFKA_BROKERS"]; brokers != "" {
+		c.progress("deleting the pipeline's topics and groups on %s", brokers)
+		resetCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := resetPipeline(resetCtx, strings.Split(brokers, ","))
+		cancel()
+		if err != nil {
+			return chaosOutcome{}, nil, err
+		}
+	}
+	var out chaosOutcome
+	var injected []chaosFault
+	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
+		if _, err := os.Stat(c.models); os.IsNotExist(err) {
+			if err := trainChurn(ctx, filepath.Join(dir, "bin", "scorer"), c.dir, c.models, c.flags.seed+1, c.progress); err != nil {
+				return err
+			}
+		}
+		if err := awaitReady(ctx, svc["scorer"], time.Minute); err != nil {
+			return fmt.Errorf("the scorer did not take the model: %w", err)
+		}
+		// The files go back into hiding for the next run, mtimes and all.
+		defer func() {
+			for _, name := range c.files {
+				_ = os.Rename(filepath.Join(c.inbox, name), filepath.Join(c.inbox, "."+name))
+			}
+		}()
+		kcfg := kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}
+		faultsDone := make(chan error, 1)
+		if faults {
+			go func() {
+				var err error
+				injected, err = c.inject(ctx, d)
+				faultsDone <- err
+			}()
+		} else {
+			close(faultsDone)
+		}
+		if err := c.feed(ctx, kcfg, svc, faults); err != nil {
+			return err
+		}
+		if err := <-faultsDone; err != nil {
+			return err
+		}
+		var err error
+		out, err = settle(ctx, kcfg, eps)
+		return err
+	}
+	if err := d.run(ctx); err != nil {
+		return chaosOutcome{}, nil, err
+	}
+	return out, injected, nil
+}
+
+// feed drops the files into the extractor's directory one after the other,
+// each once the previous one is in raw.users, so that both runs extract
+// the records in the same order. Undisturbed, the extractor's count says
+// when a file is read, and raw.users' count is noted; under faults (the
+// extractor's counters restart with it), raw.users must reach that count,
+// and a file is dropped no sooner than every flags.every.
+func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]string, faults bool) error {
+	start := time.Now()
+	deadline := start.Add(10 * time.Minute)
+	for k, name := range c.files {
+		if faults && !sleep(ctx, time.Until(start.Add(time.Duration(k)*c.flags.every))) {
+			return ctx.Err()
+		}
+		if err := os.Rename(filepath.Join(c.inbox, "."+name), filepath.Join(c.inbox, name)); err != nil {
+			return err
+		}
+		for {
+			var done bool
+			if faults {
+				n, err := countCommitted(ctx, kcfg, "raw.users")
+				if err != nil {
+					return err
+				}
+				done = n >= c.rawAfter[k]
+			} else {
+				m, err := fetchMetrics(ctx, svc["extractor"])
+				if err != nil {
+					return err
+				}
+				if done = sumOf(m, "datamill_extractor_files_total") > k; done {
+					n, err := countCommitted(ctx, kcfg, "raw.users")
+					if err != nil {
+						return err
+					}
+					c.rawAfter = append(c.rawAfter, n)
+				}
+			}
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s was not extracted within 10 minutes", name)
+			}
+			if !sleep(ctx, 100*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// countCommitted counts topic's committed records.
+func countCommitted(ctx context.Context, kcfg kafka.Config, topic string) (int, error) {
+	n := 0
+	err := kafka.ReadCommitted(ctx, kcfg, zap.NewNop(), topic, nil, func(*kgo.Record) { n++ })
+	return n, err
+}
+
+// inject kills a random service every flags.every, kills times, restarting
+// each at once; halfway, it restarts PostgreSQL instead, and three quarters
+// through, with flags.restartBroker, the broker.
+func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error) {
+	rng := rand.New(rand.NewPCG(c.flags.seed, 0x0c4a05))
+	names := make([]string, 0, len(d.children))
+	for _, ch := range d.children {
+		names = append(names, ch.name)
+	}
+	plan := make([]string, c.flags.kills)
+	for i := range plan {
+		plan[i] = "kill -9 " + names[rng.IntN(len(names))]
+	}
+	plan = slices.Insert(plan, len(plan)/2, "restart PostgreSQL")
+	if c.flags.restartBroker != "" {
+		plan = slices.Insert(plan, len(plan)*3/4, "restart the Kafka broker")
+	}
+	var faults []chaosFault
+	start := time.Now()
+	for _, what := range plan {
+		if !sleep(ctx, c.flags.every) {
+			return faults, ctx.Err()
+		}
+		at := time.Since(start)
+		var err error
+		switch what {
+		case "restart PostgreSQL":
+			err = d.pg.Restart(ctx)
+		case "restart the Kafka broker":
+			cmd := exec.CommandContext(ctx, "sh", "-c", c.flags.restartBroker)
+			cmd.Stdout, cmd.Stderr = c.logs, c.logs
+			err = cmd.Run()
+		default:
+			err = d.restart(ctx, strings.TrimPrefix(what, "kill -9 "))
+		}
+		if err != nil {
+			return faults, fmt.Errorf("%s: %w", what, err)
+		}
+		f := chaosFault{AtSeconds: at.Seconds(), What: what, DownSeconds: (time.Since(start) - at).Seconds()}
+		c.progress("%5.1f s  %s (back in %.2f s)", f.AtSeconds, f.What, f.DownSeconds)
+		faults = append(faults, f)
+	}
+	return faults, nil
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// settle waits until every stage has committed everything before it, then
+// reads the outcome from the topics and the tables.
+func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string) (chaosOutcome, error) {
+	deadline := time.Now().Add(10 * time.Minute)
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		return chaosOutcome{}, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, step := range []struct{ group, topic string }{
+		{"datamill-cleaner-users", "raw.users"},
+		{"datamill-loader-users", "clean.users"},
+		{"datamill-scorer-users", "persisted.users"},
+	} {
+		next, err := committedEnds(ctx, kcfg, step.topic)
+		if err != nil {
+			return chaosOutcome{}, err
+		}
+		if err := awaitCommitted(ctx, adm, step.group, step.topic, next, deadline); err != nil {
+			return chaosOutcome{}, err
+		}
+	}
+	return readOutcome(ctx, kcfg, eps["SCHEMA_REGISTRY_URL"], eps["DATABASE_URL"])
+}
+
+// committedEnds reads topic (read_committed) and returns, per partition,
+// the offset after its last committed record: where a group that consumed
+// everything has committed, whatever aborted batches follow.
+func committedEnds(ctx context.Context, kcfg kafka.Config, topic string) (map[int32]int64, error) {
+	next := map[int32]int64{}
+	err := kafka.ReadCommitted(ctx, kcfg, zap.NewNop(), topic, nil, func(rec *kgo.Record) {
+		next[rec.Partition] = rec.Offset + 1
+	})
+	return next, err
+}
+
+// awaitCommitted waits until group has committed at least next on every
+// partition of topic.
+func awaitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, next map[int32]int64, deadline time.Time) error {
+	for {
+		offsets, err := adm.FetchOffsets(ctx, group)
+		behind := map[int32]int64{}
+		for part, want := range next {
+			o, ok := offsets.Lookup(topic, part)
+			if err != nil || !ok || o.At < want {
+				behind[part] = want - o.At
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not commit %s within 10 minutes: records behind per partition %v (%v)", group, topic, behind, err)
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// readOutcome reads every committed record of the pipeline's topics and
+// the users and predictions tables.
+func readOutcome(ctx context.Context, kcfg kafka.Config, registryURL, databaseURL string) (chaosOutcome, error) {
+	o := chaosOutcome{DeadLetters: map[string]int{}, persisted: map[string]bool{}}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registryURL})
+	if err != nil {
+		return o, err
+	}
+	persisted, err := serde.NewCodec[users.Persisted](ctx, reg, "persisted.users", schemas.MustSchema("users/persisted"))
+	if err != nil {
+		return o, err
+	}
+	scored, err := serde.NewCodec[users.Scored](ctx, reg, "scored.users", schemas.MustSchema("users/scored"))
+	if err != nil {
+		return o, err
+	}
+	log := zap.NewNop()
+	count := func(topic string, n *int, fn func(*kgo.Record) error) error {
+		var firstErr error
+		err := kafka.ReadCommitted(ctx, kcfg, log, topic, nil, func(rec *kgo.Record) {
+			*n++
+			if fn != nil && firstErr == nil {
+				firstErr = fn(rec)
+			}
+		})
+		return errors.Join(err, firstErr)
+	}
+	validIDs := map[string]bool{}
+	scoredEvents := map[string]bool{}
+	err = errors.Join(
+		count("raw.users", &o.Raw, nil),
+		count("clean.users", &o.Clean, func(r *kgo.Record) error { validIDs[string(r.Key)] = true; return nil }),
+		count("dlq.users", &o.DLQ, func(r *kgo.Record) error {
+			o.DeadLetters[kafka.Header(r, stage.HeaderStage)+": "+kafka.Header(r, stage.HeaderReason)]++
+			return nil
+		}),
+		count("persisted.users", &o.Persisted, func(r *kgo.Record) error {
+			var p users.Persisted
+			if err := persisted.Decode(r.Value, &p); err != nil {
+				return err
+			}
+			o.persisted[p.Record.EventID] = true
+			return nil
+		}),
+		count("scored.users", &o.Scored, func(r *kgo.Record) error {
+			var s users.Scored
+			if err := scored.Decode(r.Value, &s); err != nil {
+				return err
+			}
+			scoredEvents[s.EventID] = true
+			return nil
+		}),
+	)
+	if err != nil {
+		return o, err
+	}
+	o.PersistedEvents, o.ScoredEvents, o.DistinctValidIDs = len(o.persisted), len(scoredEvents), len(validIDs)
+
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return o, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	err = conn.QueryRow(ctx, `select count(*), md5(coalesce(string_agg(row(id, age, gender, country, city, email,
+		signup_date, last_login, account_status, monthly_spend, quality_flags, event_id, source, content_hash,
+		created_event_id)::text, E'\n' order by id), '')) from users`).Scan(&o.UserRows, &o.Users)
+	if err != nil {
+		return o, fmt.Errorf("users table: %w", err)
+	}
+	rows, err := conn.Query(ctx, `select event_id, user_id, prediction, probability, model_version from predictions`)
+	if err != nil {
+		return o, fmt.Errorf("predictions table: %w", err)
+	}
+	o.predictions = map[string]string{}
+	var event, version string
+	var user int64
+	var prediction int
+	var probability float64
+	_, err = pgx.ForEachRow(rows, []any{&event, &user, &prediction, &probability, &version}, func() error {
+		o.predictions[event] = fmt.Sprintf("%d %d %s %s", user, prediction, strconv.FormatFloat(probability, 'g', -1, 64), version)
+		o.Predictions++
+		return nil
+	})
+	if err != nil {
+		return o, fmt.Errorf("predictions table: %w", err)
+	}
+	return o, nil
+}
+
+func (o chaosOutcome) String() string {
+	return fmt.Sprintf("raw %d, clean %d, dead letters %d, persisted %d, scored %d; %d users rows, %d predictions",
+		o.Raw, o.Clean, o.DLQ, o.Persisted, o.Scored, o.UserRows, o.Predictions)
+}
+
+// reconcile lists what a run under faults lost, doubled or changed,
+// compared with the undisturbed run ref and with itself.
+func reconcile(ref, got chaosOutcome) []string {
+	var problems []string
+	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	for _, c := range []struct {
+		what     string
+		ref, got int
+	}{
+		{"raw.users records", ref.Raw, got.Raw},
+		{"clean.users records", ref.Clean, got.Clean},
+		{"dlq.users records", ref.DLQ, got.DLQ},
+		{"persisted.users records", ref.Persisted, got.Persisted},
+		{"scored.users records", ref.Scored, got.Scored},
+		{"users rows", ref.UserRows, got.UserRows},
+		{"predictions rows", ref.Predictions, got.Predictions},
+	} {
+		if c.ref != c.got {
+			add("%s: %d under faults, %d undisturbed", c.what, c.got, c.ref)
+		}
+	}
+	if !maps.Equal(ref.DeadLetters, got.DeadLetters) {
+		add("dead letters by stage and reason differ: %v under faults, %v undisturbed", got.DeadLetters, ref.DeadLetters)
+	}
+	if ref.Users != got.Users {
+		add("the users table differs from the undisturbed run's (digest %s, want %s)", got.Users, ref.Users)
+	}
+	changed := 0
+	for event, p := range ref.predictions {
+		if got.predictions[event] != p {
+			changed++
+		}
+	}
+	if changed > 0 {
+		add("%d predictions differ from the undisturbed run's or are missing", changed)
+	}
+	// Within the run: nothing doubled, everything accounted for.
+	if got.PersistedEvents != got.Persisted {
+		add("persisted.users holds %d records for %d distinct events: some were published twice", got.Persisted, got.PersistedEvents)
+	}
+	if got.ScoredEvents != got.Scored || got.Scored != got.PersistedEvents {
+		add("scored.users holds %d records for %d distinct events, for %d persisted events: want one each", got.Scored, got.ScoredEvents, got.PersistedEvents)
+	}
+	missing := 0
+	for event := range got.persisted {
+		if _, ok := got.predictions[event]; !ok {
+			missing++
+		}
+	}
+	if missing > 0 || got.Predictions != got.PersistedEvents {
+		add("%d predictions rows for %d persisted events (%d persisted events have none): want one each", got.Predictions, got.PersistedEvents, missing)
+	}
+	if got.UserRows != got.DistinctValidIDs {
+		add("the users table has %d rows for %d distinct valid ids", got.UserRows, got.DistinctValidIDs)
+	}
+	return problems
+}
+
+func (r *chaosReport) print(w io.Writer) {
+	fmt.Fprintf(w, "datamill chaos: %d users, %d partitions, %d faults in %.0f s\n\n", r.Events, r.Partitions, len(r.Faults), r.ElapsedSeconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "at s\tfault\tback in s\t")
+	for _, f := range r.Faults {
+		fmt.Fprintf(tw, "%.1f\t%s\t%.2f\t\n", f.AtSeconds, f.What, f.DownSeconds)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tundisturbed\tunder faults\t")
+	for _, row := range []struct {
+		name     string
+		ref, got int
+	}{
+		{"raw.users", r.Reference.Raw, r.Chaos.Raw},
+		{"clean.users", r.Reference.Clean, r.Chaos.Clean},
+		{"dlq.users", r.Reference.DLQ, r.Chaos.DLQ},
+		{"persisted.users", r.Reference.Persisted, r.Chaos.Persisted},
+		{"  distinct events", r.Reference.PersistedEvents, r.Chaos.PersistedEvents},
+		{"scored.users", r.Reference.Scored, r.Chaos.Scored},
+		{"  distinct events", r.Reference.ScoredEvents, r.Chaos.ScoredEvents},
+		{"users rows", r.Reference.UserRows, r.Chaos.UserRows},
+		{"  distinct valid ids", r.Reference.DistinctValidIDs, r.Chaos.DistinctValidIDs},
+		{"predictions rows", r.Reference.Predictions, r.Chaos.Predictions},
+	} {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", row.name, row.ref, row.got)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	reasons := slices.Sorted(maps.Keys(r.Reference.DeadLetters))
+	for _, k := range slices.Sorted(maps.Keys(r.Chaos.DeadLetters)) {
+		if !slices.Contains(reasons, k) {
+			reasons = append(reasons, k)
+		}
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "dead letters by stage: reason\tundisturbed\tunder faults\t")
+	for _, k := range reasons {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", k, r.Reference.DeadLetters[k], r.Chaos.DeadLetters[k])
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if len(r.Problems) == 0 {
+		fmt.Fprintln(w, "reconciled: nothing lost, doubled or changed; users table and predictions identical to the undisturbed run")
+		return
+	}
+	fmt.Fprintln(w, "NOT reconciled:")
+	for _, p := range r.Problems {
+		fmt.Fprintln(w, "  - "+p)
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/datamill/datamill/pkg/testkit"
+)
+
+// TestChaosLosesNothing runs `datamill chaos` small: services killed with
+// SIGKILL one after another and PostgreSQL restarted while users flow, and
+// the outcome identical to an undisturbed run. On the real-broker tier it
+// runs on that broker, which it restarts once too, with broker.sh (the
+// broker of make test-real).
+func TestChaosLosesNothing(t *testing.T) {
+	args := []string{"chaos", "--events", "4000", "--kills", "6", "--every", "700ms", "--json"}
+	env := toolchainEnv()
+	brokerRestarts := 0
+	if testkit.RealBroker() {
+		script, err := filepath.Abs("../../scripts/kafka/broker.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--reset", "--restart-broker", script+" restart")
+		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
+		brokerRestarts = 1
+	}
+	var out, errs bytes.Buffer
+	if err := run(t.Context(), args, env, &out, &errs); err != nil {
+		t.Fatalf("chaos: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	t.Log(errs.String())
+	var r chaosReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("chaos --json: %v\n%s", err, out.String())
+	}
+	kills, pgRestarts, restarts := 0, 0, 0
+	for _, f := range r.Faults {
+		switch {
+		case strings.HasPrefix(f.What, "kill -9 "):
+			kills++
+		case f.What == "restart PostgreSQL":
+			pgRestarts++
+		case f.What == "restart the Kafka broker":
+			restarts++
+		}
+	}
+	if kills != 6 || pgRestarts != 1 || restarts != brokerRestarts {
+		t.Errorf("faults %+v: want 6 kills, 1 PostgreSQL restart and %d broker restarts", r.Faults, brokerRestarts)
+	}
+	ref := r.Reference
+	if ref.Raw < 4000 || ref.Clean == 0 || ref.DLQ == 0 || ref.Persisted == 0 || ref.Scored != ref.Persisted {
+		t.Errorf("undisturbed run %s: want every stage to have done work, dirty records dead-lettered", ref)
+	}
+	if len(r.Problems) > 0 {
+		t.Errorf("problems: %v", r.Problems)
+	}
+}
+
+// TestReconcileFindsWhatFaultsBroke checks that each kind of damage a
+// fault could do is reported.
+func TestReconcileFindsWhatFaultsBroke(t *testing.T) {
+	ref := chaosOutcome{
+		Raw: 10, Clean: 8, DLQ: 2, Persisted: 3, Scored: 3, PersistedEvents: 3, ScoredEvents: 3,
+		UserRows: 2, DistinctValidIDs: 2, Users: "d", Predictions: 3,
+		DeadLetters: map[string]int{"cleaner: age": 2},
+		predictions: map[string]string{"a": "1", "b": "2", "c": "3"},
+		persisted:   map[string]bool{"a": true, "b": true, "c": true},
+	}
+	clone := func() chaosOutcome {
+		o := ref
+		o.DeadLetters = map[string]int{"cleaner: age": 2}
+		o.predictions = map[string]string{"a": "1", "b": "2", "c": "3"}
+		o.persisted = map[string]bool{"a": true, "b": true, "c": true}
+		return o
+	}
+	if p := reconcile(ref, clone()); len(p) != 0 {
+		t.Fatalf("identical runs: %v", p)
+	}
+	for name, c := range map[string]struct {
+		damage func(*chaosOutcome)
+		want   string
+	}{
+		"raw record lost":       {func(o *chaosOutcome) { o.Raw-- }, "raw.users records"},
+		"raw record doubled":    {func(o *chaosOutcome) { o.Raw++ }, "raw.users records"},
+		"dead letter by reason": {func(o *chaosOutcome) { o.DeadLetters["loader: database"] = 1 }, "dead letters by stage and reason"},
+		"persisted twice":       {func(o *chaosOutcome) { o.Persisted++ }, "published twice"},
+		"scored twice":          {func(o *chaosOutcome) { o.Scored++ }, "scored.users holds"},
+		"table differs":         {func(o *chaosOutcome) { o.Users = "e" }, "users table differs"},
+		"prediction changed":    {func(o *chaosOutcome) { o.predictions["b"] = "9" }, "predictions differ"},
+		"prediction missing": {func(o *chaosOutcome) {
+			delete(o.predictions, "c")
+			o.Predictions--
+		}, "persisted events have none"},
+	} {
+		o := clone()
+		c.damage(&o)
+		problems := strings.Join(reconcile(ref, o), "; ")
+		if !strings.Contains(problems, c.want) {
+			t.Errorf("%s: problems %q, want one about %q", name, problems, c.want)
+		}
+	}
+}
