@@ -432,11 +432,12 @@ func (d *devStack) stopChildren() {
 	for _, c := range d.children {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	timeout := time.After(15 * time.Second)
+	// One deadline for all: each child waits only for what is left of it.
+	deadline := time.Now().Add(15 * time.Second)
 	for _, c := range d.children {
 		select {
 		case <-c.done:
-		case <-timeout:
+		case <-time.After(time.Until(deadline)):
 			d.logf("%s did not stop within 15 s; killing it", c.name)
 			_ = c.cmd.Process.Kill()
 			<-c.done
