@@ -39,11 +39,13 @@ type Config struct {
 	// TransactionTimeout is how long the broker waits before aborting the
 	// open transaction of a producer that died.
 	TransactionTimeout time.Duration `env:"STAGE_TRANSACTION_TIMEOUT" envDefault:"20s"`
-	// InstanceID names this process among the group's members and makes
-	// its transactional id stable across restarts, so that a restarted
-	// process fences and aborts its predecessor's open transaction at once.
-	// It must differ between processes of the same stage; default: the
-	// host name.
+	// InstanceID names this process among the group's members (static
+	// membership) and makes its transactional id stable across restarts,
+	// so that a restarted process takes its partitions back without a
+	// rebalance and fences and aborts its predecessor's open transaction
+	// at once. A process stopped for good keeps its partitions until its
+	// session times out. It must differ between processes of the same
+	// stage; default: the host name.
 	InstanceID string `env:"STAGE_INSTANCE_ID" envDefault:""`
 }
 
@@ -283,6 +285,10 @@ func (r *Runner[In, Out]) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(r.spec.Group),
 		kgo.ConsumeTopics(r.spec.Input),
 		kgo.TransactionalID(r.TransactionalID()),
+		// Static membership: a restarted process takes its partitions
+		// back at once, without a rebalance and without waiting for its
+		// predecessor's session to time out.
+		kgo.InstanceID(r.cfg.InstanceID),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.SessionTimeout(r.cfg.SessionTimeout),
 		// read_committed; franz-go always requires stable offsets (KIP-447).
