@@ -1,7 +1,7 @@
 # datamill — one entry point for building, testing and running.
 #
 #   make check   what CI runs: lint, all tests on the embedded stack, then the
-#                integration tests and the scaled-stack test again on a real
+#                integration tests, the scaled-stack and chaos tests again on a real
 #                Apache Kafka broker when java and mvn are present
 #   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)

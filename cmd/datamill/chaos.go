@@ -276,23 +276,28 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 		}()
 		kcfg := kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}
 		faultsDone := make(chan error, 1)
+		injectCtx, stopInjecting := context.WithCancel(ctx)
+		defer stopInjecting()
 		if faults {
 			go func() {
 				var err error
-				injected, err = c.inject(ctx, d)
+				injected, err = c.inject(injectCtx, d)
 				faultsDone <- err
 			}()
 		} else {
 			close(faultsDone)
 		}
 		if err := c.feed(ctx, kcfg, svc, faults); err != nil {
+			// No restart may race with the stack's shutdown.
+			stopInjecting()
+			<-faultsDone
 			return err
 		}
 		if err := <-faultsDone; err != nil {
 			return err
 		}
 		var err error
-		out, err = settle(ctx, kcfg, eps)
+		out, err = settle(ctx, kcfg, eps, c.progress)
 		return err
 	}
 	if err := d.run(ctx); err != nil {
@@ -320,11 +325,13 @@ func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]s
 		for {
 			var done bool
 			if faults {
+				// The broker may be restarting: try again until the
+				// deadline.
 				n, err := countCommitted(ctx, kcfg, "raw.users")
-				if err != nil {
+				if err != nil && time.Now().After(deadline) {
 					return err
 				}
-				done = n >= c.rawAfter[k]
+				done = err == nil && n >= c.rawAfter[k]
 			} else {
 				m, err := fetchMetrics(ctx, svc["extractor"])
 				if err != nil {
@@ -418,7 +425,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // settle waits until every stage has committed everything before it, then
 // reads the outcome from the topics and the tables.
-func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string) (chaosOutcome, error) {
+func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string, progress func(string, ...any)) (chaosOutcome, error) {
 	deadline := time.Now().Add(10 * time.Minute)
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
@@ -435,7 +442,7 @@ func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string) (chao
 		if err != nil {
 			return chaosOutcome{}, err
 		}
-		if err := awaitCommitted(ctx, adm, step.group, step.topic, next, deadline); err != nil {
+		if err := awaitCommitted(ctx, adm, step.group, step.topic, next, deadline, progress); err != nil {
 			return chaosOutcome{}, err
 		}
 	}
@@ -454,8 +461,9 @@ func committedEnds(ctx context.Context, kcfg kafka.Config, topic string) (map[in
 }
 
 // awaitCommitted waits until group has committed at least next on every
-// partition of topic.
-func awaitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, next map[int32]int64, deadline time.Time) error {
+// partition of topic, saying every 10 s how far behind it is.
+func awaitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, next map[int32]int64, deadline time.Time, progress func(string, ...any)) error {
+	said := time.Now()
 	for {
 		offsets, err := adm.FetchOffsets(ctx, group)
 		behind := map[int32]int64{}
@@ -470,6 +478,10 @@ func awaitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, 
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not commit %s within 10 minutes: records behind per partition %v (%v)", group, topic, behind, err)
+		}
+		if time.Since(said) > 10*time.Second {
+			progress("waiting for %s to commit %s: records behind per partition %v (%v)", group, topic, behind, err)
+			said = time.Now()
 		}
 		if !sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
