@@ -155,8 +155,12 @@ func (f *fileSource) run(ctx context.Context) error {
 	}
 }
 
-// load reads every committed checkpoint.
+// load reads every committed checkpoint, once a predecessor's open
+// transaction, which would hold the read up, is aborted.
 func (f *fileSource) load(ctx context.Context) error {
+	if err := f.out.fence(ctx); err != nil {
+		return err
+	}
 	cl, err := kafka.NewClient(f.kafka, f.log)
 	if err != nil {
 		return err

@@ -101,6 +101,28 @@ func (p *publisher) publish(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
+// fence initialises the producer's id, for which the broker aborts at once
+// whatever transaction a predecessor with the same transactional id left
+// open (a process killed mid-publish). Until then read_committed readers,
+// the file checkpoints' among them, wait for that transaction to time out.
+func (p *publisher) fence(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.producer == nil {
+		cl, err := p.connect()
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		p.producer = cl
+	}
+	if _, _, err := p.producer.ProducerID(ctx); err != nil {
+		return fmt.Errorf("initialise the transactional producer: %w", err)
+	}
+	return nil
+}
+
 // close closes the current client.
 func (p *publisher) close() {
 	p.mu.Lock()

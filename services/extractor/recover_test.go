@@ -5,12 +5,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
 	"github.com/datamill/datamill/pkg/embedded"
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -66,5 +71,70 @@ func TestIngestRecoversWhenKafkaComesBack(t *testing.T) {
 			t.Fatalf("still %d a minute after Kafka came back", s)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A process killed mid-publish leaves its transaction open, and reading the
+// checkpoints (read_committed) waits for it. A restart with the same
+// instance id aborts it at once instead of waiting for it to time out.
+func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
+	k := testkit.Kafka(t)
+	registry := testkit.Registry(t)
+	kcfg := kafka.Config{Brokers: k, Partitions: 1, ReplicationFactor: -1}
+	const instance = "fence-test"
+
+	// The predecessor: a transaction on the checkpoint topic, never ended,
+	// that the broker would abort only after 10 minutes.
+	setup, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = kafka.EnsureCompacted(t.Context(), setup, kcfg, checkpointTopic, 1)
+	setup.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := kafka.NewClient(kcfg, zap.NewNop(),
+		kgo.TransactionalID("datamill-extractor-"+instance), kgo.TransactionTimeout(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	if err := dead.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.ProduceSync(t.Context(), &kgo.Record{Topic: checkpointTopic, Key: []byte("left open"), Value: []byte("{}")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	file := filepath.Join(t.TempDir(), "users.csv")
+	write(t, file, "id,age\n1,30\n2,40\n")
+	env := []string{
+		"KAFKA_BROKERS=" + strings.Join(k, ","), "SCHEMA_REGISTRY_URL=" + registry,
+		"HTTP_ADDR=" + testkit.FreeAddr(t), "LOG_LEVEL=error", "EXTRACTOR_INSTANCE_ID=" + instance,
+		"EXTRACTOR_FILES=users=" + file, "EXTRACTOR_SCAN_INTERVAL=100ms",
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, env, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("extractor: %v", err)
+		}
+	})
+
+	// Without the abort, the file would be read after 10 minutes.
+	cp := waitCheckpoint(t, kcfg, func(cp checkpoint) bool { return cp.Done })
+	if cp.Records != 2 {
+		t.Errorf("checkpoint counts %d records, want 2", cp.Records)
+	}
+	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), checkpointTopic, nil, func(r *kgo.Record) {
+		if string(r.Key) == "left open" {
+			t.Errorf("the predecessor's record at offset %d was committed, not aborted", r.Offset)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
