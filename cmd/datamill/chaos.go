@@ -94,7 +94,7 @@ func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	fs.BoolVar(&f.reset, "reset", false, "with KAFKA_BROKERS: delete the users pipeline's topics and datamill's groups on that broker before each run")
 	fs.StringVar(&f.restartBroker, "restart-broker", "", "with KAFKA_BROKERS: a shell command that restarts that broker and returns once it is ready (e.g. 'scripts/kafka/broker.sh restart'), run once, three quarters through the faults")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill chaos [flags]\n\nRuns N generated users, split into --files files that the extractor reads\none after the other, through the whole pipeline twice, each time on a fresh\nstack of `datamill dev`: once undisturbed, then while killing a random service\nwith SIGKILL every --every and restarting it, --kills times, restarting\nPostgreSQL once midway and, with --restart-broker, the broker of\nKAFKA_BROKERS once. Then checks that the faults lost,\ndoubled and changed nothing: the same records at every stage, dead letters by\nreason, users table and predictions as the undisturbed run, one persisted\nevent per applied event, one prediction and one scored record per persisted\nevent. Prints the faults and the reconciliation; fails when anything differs.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: datamill chaos [flags]\n\nRuns N generated users, split into --files files that the extractor reads\none after the other, through the whole pipeline twice, each time on a fresh\nstack of `datamill dev`: once undisturbed, then while killing a service (each in turn, in a random\norder) with SIGKILL every --every and restarting it, --kills times, restarting\nPostgreSQL once midway and, with --restart-broker, the broker of\nKAFKA_BROKERS once. Then checks that the faults lost,\ndoubled and changed nothing: the same records at every stage, dead letters by\nreason, users table and predictions as the undisturbed run, one persisted\nevent per applied event, one prediction and one scored record per persisted\nevent. Prints the faults and the reconciliation; fails when anything differs.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -366,8 +366,8 @@ func countCommitted(ctx context.Context, kcfg kafka.Config, topic string) (int, 
 	return n, err
 }
 
-// inject kills a random service every flags.every, kills times, restarting
-// each at once; halfway, it restarts PostgreSQL instead, and three quarters
+// inject kills a service every flags.every, kills times, each service in
+// turn in a random order, restarting each at once; halfway, it restarts PostgreSQL instead, and three quarters
 // through, with flags.restartBroker, the broker.
 func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error) {
 	rng := rand.New(rand.NewPCG(c.flags.seed, 0x0c4a05))
@@ -375,9 +375,14 @@ func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error
 	for _, ch := range d.children {
 		names = append(names, ch.name)
 	}
-	plan := make([]string, c.flags.kills)
-	for i := range plan {
-		plan[i] = "kill -9 " + names[rng.IntN(len(names))]
+	// Rounds of every service in a random order, so that each is killed
+	// about as often as the others.
+	var plan []string
+	for len(plan) < c.flags.kills {
+		rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+		for _, name := range names[:min(len(names), c.flags.kills-len(plan))] {
+			plan = append(plan, "kill -9 "+name)
+		}
 	}
 	plan = slices.Insert(plan, len(plan)/2, "restart PostgreSQL")
 	if c.flags.restartBroker != "" {
