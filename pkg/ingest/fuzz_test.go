@@ -173,6 +173,15 @@ func TestOversizedRecords(t *testing.T) {
 		t.Errorf("NDJSON line of exactly MaxRecord bytes: %d records, %v bad, err %v", len(s.good), s.bad, s.err)
 	}
 
+	// Records of exactly MaxRecord bytes, newline included, are read, and
+	// so is the one after them.
+	row := "1," + huge[:MaxRecord-3] + "\n"
+	if s := scanAll(CSV, []byte("id,age\n"+row+row+"3,4\n")); s.err != nil || len(s.good) != 3 || len(s.bad) != 0 {
+		t.Errorf("CSV records of MaxRecord bytes: %d records, %v bad, err %v; want 3 records", len(s.good), s.bad, s.err)
+	}
+	if s := scanAll(CSV, []byte("id,age\n1,"+huge[:MaxRecord-2]+"\n3,4\n")); !errors.Is(s.err, errTooLong) || len(s.good) != 0 {
+		t.Errorf("CSV record of MaxRecord+1 bytes: %d records, err %v; want a record-too-long error", len(s.good), s.err)
+	}
 	for name, src := range map[string]string{
 		"unterminated quote": "id,age\n1,2\n\"" + huge + "\n3,4\n",
 		"long line":          "id,age\n1,2\n" + huge + "x,1\n3,4\n",
