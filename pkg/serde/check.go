@@ -1,7 +1,6 @@
 package serde
 
 import (
-	"errors"
 	"fmt"
 	"math/big"
 
@@ -125,13 +124,31 @@ func blocks(r *avro.Reader, items *int, item func()) {
 // checkDecimal refuses a decimal whose unscaled value, two's-complement
 // big-endian b, has more digits than the schema's precision.
 func checkDecimal(d *avro.DecimalLogicalSchema, b []byte) error {
+	if p := d.Precision(); len(b) <= 8 && p <= 18 {
+		// Fits an int64: no big numbers for the common case.
+		var v int64
+		if len(b) > 0 && b[0]&0x80 != 0 {
+			v = -1
+		}
+		for _, c := range b {
+			v = v<<8 | int64(c)
+		}
+		limit := int64(1)
+		for range p {
+			limit *= 10
+		}
+		if v <= -limit || v >= limit {
+			return fmt.Errorf("decimal wider than its precision %d", p)
+		}
+		return nil
+	}
 	v := new(big.Int).SetBytes(b)
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		v.Sub(v, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
 	}
 	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.Precision())), nil)
 	if v.CmpAbs(limit) >= 0 {
-		return errors.New("decimal wider than its precision " + fmt.Sprint(d.Precision()))
+		return fmt.Errorf("decimal wider than its precision %d", d.Precision())
 	}
 	return nil
 }

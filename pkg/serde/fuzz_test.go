@@ -62,6 +62,10 @@ func TestMalformedCountsAndWidths(t *testing.T) {
 	if err := c.Decode(body(c, long(0), long(0), amt(-100)), &v); err != nil || v.Amt.Cmp(big.NewRat(-1, 1)) != 0 {
 		t.Fatalf("negative decimal: %v, %v", v.Amt, err)
 	}
+	// Sign extension to 9 bytes is still -1.00.
+	if err := c.Decode(body(c, long(0), long(0), long(9), bytes.Repeat([]byte{0xff}, 8), []byte{0x9c}), &v); err != nil || v.Amt.Cmp(big.NewRat(-1, 1)) != 0 {
+		t.Fatalf("sign-extended decimal: %v, %v", v.Amt, err)
+	}
 	for name, b := range map[string][]byte{
 		"array of 2^28 items":         body(c, long(1<<28), long(0), long(0), amt(1)),
 		"array of 2^20+1 in blocks":   body(c, long(1<<20), long(1), []byte("a"), long(0), long(0), amt(1)),
