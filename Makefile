@@ -1,9 +1,10 @@
 # datamill — one entry point for building, testing and running.
 #
-#   make check   what CI runs: lint, all tests on the embedded stack, then the
+#   make check   what CI runs: lint, all tests on the embedded stack, the fuzz targets, then the
 #                integration tests, the scaled-stack and chaos tests again on a real
 #                Apache Kafka broker when java and mvn are present
 #   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
+#   make fuzz    every fuzz target for FUZZTIME (10s) each
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
 
 GO          ?= go
@@ -18,10 +19,18 @@ INTEGRATION := ./pkg/stage/... ./pkg/kafka/...
 # broker too: dev uses KAFKA_BROKERS when it is set.
 STACK_TESTS := TestScaledStagesSpreadTheWorkAndMatchOneOfEach|TestChaosLosesNothing
 TEST_FLAGS  ?= -count=1 -timeout 20m
+# Every fuzz target, as package:target; make fuzz runs each for FUZZTIME
+# (go test takes one -fuzz target per package at a time).
+FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:FuzzScanNDJSON \
+	./pkg/serde:FuzzDecode ./services/extractor:FuzzParseBody \
+	./services/cleaner/internal/rules:FuzzDate ./services/cleaner/internal/rules:FuzzCountry \
+	./services/cleaner/internal/rules:FuzzEmail ./services/cleaner/internal/rules:FuzzMoney \
+	./services/cleaner/internal/rules:FuzzApply
+FUZZTIME    ?= 10s
 BIN         := bin
 KAFKA_PORT  ?= 39092
 
-.PHONY: all build test test-real lint fmt generate bench dev demo check clean
+.PHONY: all build test test-real fuzz lint fmt generate bench dev demo check clean
 
 all: build
 
@@ -39,6 +48,14 @@ test-real:
 	scripts/kafka/broker.sh start --port $(KAFKA_PORT) && \
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/
+
+# A failing input is written to the package's testdata/fuzz/<target>/:
+# commit it with the fix, and plain go test replays it from then on.
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 lint:
 	$(GO) vet $(PKGS)
@@ -62,7 +79,7 @@ demo:
 	$(GO) run ./cmd/datamill demo
 
 # check is what .ci/run runs.
-check: lint test
+check: lint test fuzz
 	@tiers="embedded (kfake, srfake, PostgreSQL $$(ls -d /usr/lib/postgresql/*/ 2>/dev/null | xargs -n1 basename | sort -n | tail -1))"; \
 	if command -v java >/dev/null && command -v mvn >/dev/null; then \
 		$(MAKE) --no-print-directory test-real || exit 1; \

@@ -91,51 +91,95 @@ func Read(r io.Reader, f Format, fn func(Record) error) error {
 	return Scan(r, f, fn, func(e *Error) error { return e })
 }
 
+// MaxRecord is the longest source record, in bytes, that the readers take:
+// a longer NDJSON line is one bad record, a longer CSV record (an
+// unterminated quote, say) ends the read, since a CSV reader cannot tell
+// where the record would end without holding it all.
+const MaxRecord = 16 << 20
+
 // Scan is Read going on past the records it cannot read: it calls bad with
 // each of them and reads on. It stops at the first error of fn or bad, or
 // with an *Error where the source cannot be read any further (a CSV header
-// or a JSON array broken, a line too long).
+// broken, a CSV record longer than MaxRecord, a JSON array whose syntax
+// breaks). An error that is no *Error is the stream's own read error.
 func Scan(r io.Reader, f Format, fn func(Record) error, bad func(*Error) error) error {
 	switch f {
 	case CSV:
 		return readCSV(r, fn, bad)
 	case JSON:
-		return readJSONArray(r, fn)
+		return readJSONArray(r, fn, bad)
 	case NDJSON:
 		return readNDJSON(r, fn, bad)
 	}
 	return fmt.Errorf("format %q: want csv, json or ndjson", f)
 }
 
+// errTooLong ends a CSV read at a record longer than MaxRecord.
+var errTooLong = fmt.Errorf("record longer than %d bytes", MaxRecord)
+
+// boundedReader lets a CSV reader read at most MaxRecord bytes past the end
+// of the last record it returned, so that an unterminated quote cannot make
+// it hold the whole stream.
+type boundedReader struct {
+	r     io.Reader
+	n     int64 // bytes read
+	limit int64 // n may not pass it
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.n >= b.limit {
+		return 0, errTooLong
+	}
+	if rest := b.limit - b.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
 func readCSV(r io.Reader, fn func(Record) error, bad func(*Error) error) error {
-	cr := csv.NewReader(r)
+	br := &boundedReader{r: r, limit: MaxRecord}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
 		return nil
 	}
+	if errors.Is(err, errTooLong) {
+		return &Error{Position: "line 1", Err: fmt.Errorf("CSV header: %w", errTooLong)}
+	}
 	if err != nil {
 		return &Error{Position: "line 1", Err: fmt.Errorf("CSV header: %w", err)}
 	}
+	prev := 1 // line where the last record read started
 	names := make([]string, len(header))
 	for i, h := range header {
 		names[i] = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 	}
 	for {
+		br.limit = cr.InputOffset() + MaxRecord
 		row, err := cr.Read()
 		if err == io.EOF {
 			return nil
 		}
+		if errors.Is(err, errTooLong) {
+			return &Error{Position: "after line " + strconv.Itoa(prev), Err: errTooLong}
+		}
+		var perr *csv.ParseError
+		if err != nil && !errors.As(err, &perr) {
+			return fmt.Errorf("read CSV: %w", err)
+		}
 		// A parse error in the first field leaves no field positions: the
 		// error itself says where the record started.
 		var line int
-		var perr *csv.ParseError
-		if errors.As(err, &perr) {
+		if perr != nil {
 			line = perr.StartLine
 		} else if len(row) > 0 {
 			line, _ = cr.FieldPos(0)
 		}
+		prev = line
 		pos := "line " + strconv.Itoa(line)
 		if err == nil && len(row) != len(names) {
 			err = fmt.Errorf("%d values for %d header columns", len(row), len(names))
@@ -169,34 +213,63 @@ func csvLine(fields []string) []byte {
 }
 
 func readNDJSON(r io.Reader, fn func(Record) error, bad func(*Error) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
+	br := bufio.NewReaderSize(r, 64*1024)
+	var buf []byte
+	for line := 1; ; line++ {
+		b, long, err := readLine(br, &buf)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read NDJSON: %w", err)
 		}
+		eof := err == io.EOF
 		pos := "line " + strconv.Itoa(line)
-		values, err := object(json.NewDecoder(bytes.NewReader(b)))
-		if err != nil {
-			if err := bad(&Error{Position: pos, Err: err, Raw: bytes.Clone(b)}); err != nil {
+		switch b = bytes.TrimSpace(b); {
+		case long:
+			e := &Error{Position: pos, Err: errors.New("line longer than " + strconv.Itoa(MaxRecord) + " bytes"), Raw: bytes.Clone(b[:min(len(b), 1024)])}
+			if err := bad(e); err != nil {
 				return err
 			}
-			continue
+		case len(b) > 0:
+			values, err := object(json.NewDecoder(bytes.NewReader(b)))
+			if err != nil {
+				if err := bad(&Error{Position: pos, Err: err, Raw: bytes.Clone(b)}); err != nil {
+					return err
+				}
+				break
+			}
+			if err := fn(Record{Values: values, Position: pos}); err != nil {
+				return err
+			}
 		}
-		if err := fn(Record{Values: values, Position: pos}); err != nil {
-			return err
+		if eof {
+			return nil
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read NDJSON: %w", err)
-	}
-	return nil
 }
 
-func readJSONArray(r io.Reader, fn func(Record) error) error {
+// readLine reads one line into *buf, without its newline. A line longer
+// than MaxRecord is read to its end but only its start is kept, and long is
+// true. err is io.EOF at the last line, which may be empty.
+func readLine(br *bufio.Reader, buf *[]byte) (line []byte, long bool, err error) {
+	*buf = (*buf)[:0]
+	n := 0 // the line's length, kept or not
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += len(chunk)
+		if room := MaxRecord + 1 - len(*buf); room > 0 {
+			*buf = append(*buf, chunk[:min(len(chunk), room)]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == nil {
+			n-- // the newline
+		}
+		return bytes.TrimSuffix(*buf, []byte("\n")), n > MaxRecord, err
+	}
+}
+
+func readJSONArray(r io.Reader, fn func(Record) error, bad func(*Error) error) error {
 	dec := json.NewDecoder(r)
-	dec.UseNumber()
 	tok, err := dec.Token()
 	if err == io.EOF {
 		return nil
@@ -206,9 +279,18 @@ func readJSONArray(r io.Reader, fn func(Record) error) error {
 	}
 	for i := 1; dec.More(); i++ {
 		pos := "item " + strconv.Itoa(i)
-		values, err := object(dec)
+		// An item that is valid JSON but no flat object is one bad record;
+		// broken JSON syntax leaves nothing further to read.
+		var item json.RawMessage
+		if err := dec.Decode(&item); err != nil {
+			return &Error{Position: pos, Err: fmt.Errorf("not a JSON object: %w", err)}
+		}
+		values, err := object(json.NewDecoder(bytes.NewReader(item)))
 		if err != nil {
-			return &Error{Position: pos, Err: err}
+			if err := bad(&Error{Position: pos, Err: err, Raw: item}); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := fn(Record{Values: values, Position: pos}); err != nil {
 			return err

@@ -241,7 +241,8 @@ func (c *Codec[T]) Encode(v *T) ([]byte, error) {
 }
 
 // Decode reads b into v. Bytes that can never decode give an error matching
-// ErrMalformed; an unreachable registry gives another error, worth a retry.
+// ErrMalformed, and so do values the schema cannot hold (an array or map of
+// more than 2^20 items, a decimal wider than its precision); an unreachable registry gives another error, worth a retry.
 func (c *Codec[T]) Decode(b []byte, v *T) error {
 	if len(b) < 5 {
 		return fmt.Errorf("%w: %d bytes, shorter than the 5-byte header", ErrMalformed, len(b))
@@ -253,6 +254,13 @@ func (c *Codec[T]) Decode(b []byte, v *T) error {
 	s, err := c.readerFor(id)
 	if err != nil {
 		return err
+	}
+	writer, err := c.reg.schema(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	if err := check(writer, b[5:]); err != nil {
+		return fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
 	}
 	if err := unmarshal(s, b[5:], v); err != nil {
 		return fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
@@ -317,6 +325,9 @@ func (r *Registry) DecodeAny(ctx context.Context, b []byte) (int, any, error) {
 		return id, nil, err
 	}
 	var v any
+	if err := check(s, b[5:]); err != nil {
+		return id, nil, fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
+	}
 	if err := unmarshal(s, b[5:], &v); err != nil {
 		return id, nil, fmt.Errorf("%w: avro body (schema id %d): %w", ErrMalformed, id, err)
 	}

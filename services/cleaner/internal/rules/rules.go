@@ -364,16 +364,24 @@ func parseDate(s string) (time.Time, bool) {
 
 // parseMoney reads an amount with an optional currency sign or code,
 // spaces as thousands separators and a decimal point or comma; the last of
-// '.' and ',' is the decimal separator when both appear.
+// '.' and ',' is the decimal separator when both appear. A currency code
+// is upper-case letters before or after the number, never inside it:
+// "1e9" and "12abc" are not numbers.
 func parseMoney(s string) (*big.Rat, bool) {
 	var b strings.Builder
+	digits, after := false, false // a digit seen; a sign or code after one
 	for _, r := range s {
 		switch {
 		case r >= '0' && r <= '9', r == '.', r == ',', r == '-':
+			if after {
+				return nil, false
+			}
+			digits = digits || r >= '0' && r <= '9'
 			b.WriteRune(r)
 		case r == ' ', r == '\u00a0', r == '\u202f', r == '\'':
-		case strings.ContainsRune("€$£¥", r), r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case strings.ContainsRune("€$£¥", r), r >= 'A' && r <= 'Z':
 			// currency signs and codes (EUR, USD, ...)
+			after = digits
 		default:
 			return nil, false
 		}

@@ -130,7 +130,7 @@ func TestParseMoney(t *testing.T) {
 			t.Errorf("parseMoney(%q) = %v, %v; want %s", in, got, ok, want)
 		}
 	}
-	for _, bad := range []string{"", "abc", "12.5.1", "--3", "3-", "12#50"} {
+	for _, bad := range []string{"", "abc", "12.5.1", "--3", "3-", "12#50", "1e9", "12abc", "1E9", "12 eur"} {
 		if got, ok := parseMoney(bad); ok {
 			t.Errorf("parseMoney(%q) = %v, want a failure", bad, got)
 		}
