@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
@@ -138,7 +139,13 @@ func resetPipeline(ctx context.Context, brokers []string) error {
 		if len(doomed) == 0 {
 			return nil
 		}
-		// A group whose members have not left yet refuses; try again.
+		// A group whose members have not left refuses: the members of a
+		// killed process stay until their session times out, static
+		// members (the stages') do not leave at all. Remove them, then
+		// try again.
+		if err := evict(ctx, adm, cl, doomed); err != nil {
+			return err
+		}
 		if _, err := adm.DeleteGroups(ctx, doomed...); err != nil {
 			return fmt.Errorf("delete groups %v: %w", doomed, err)
 		}
@@ -146,4 +153,31 @@ func resetPipeline(ctx context.Context, brokers []string) error {
 			return fmt.Errorf("groups %v still exist: %w", doomed, ctx.Err())
 		}
 	}
+}
+
+// evict removes every member of groups, as an operator's leave-group
+// command does.
+func evict(ctx context.Context, adm *kadm.Client, cl *kgo.Client, groups []string) error {
+	described, err := adm.DescribeGroups(ctx, groups...)
+	if err != nil {
+		return fmt.Errorf("describe groups %v: %w", groups, err)
+	}
+	for _, g := range described.Sorted() {
+		if len(g.Members) == 0 {
+			continue
+		}
+		req := kmsg.NewPtrLeaveGroupRequest()
+		req.Group = g.Group
+		for _, m := range g.Members {
+			member := kmsg.NewLeaveGroupRequestMember()
+			member.MemberID, member.InstanceID = m.MemberID, m.InstanceID
+			req.Members = append(req.Members, member)
+		}
+		// Members that left meanwhile are errors of the response, not of
+		// the request: the next try sees what is left.
+		if _, err := req.RequestWith(ctx, cl); err != nil {
+			return fmt.Errorf("remove the members of %s: %w", g.Group, err)
+		}
+	}
+	return nil
 }
