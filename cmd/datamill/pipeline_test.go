@@ -231,24 +231,9 @@ func (p *pipeline) waitCommitted(ctx context.Context, group, topic string, next 
 		p.t.Fatal(err)
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		offsets, err := adm.FetchOffsets(ctx, group)
-		behind := map[int32]int64{}
-		for part, want := range next {
-			o, ok := offsets.Lookup(topic, part)
-			if err != nil || !ok || o.At < want {
-				behind[part] = want - o.At
-			}
-		}
-		if len(behind) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not commit %s within 5 minutes: records behind per partition %v (%v)", group, topic, behind, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	progress := func(format string, a ...any) { p.t.Logf(format, a...) }
+	if err := awaitCommitted(ctx, kadm.NewClient(cl), group, topic, next, time.Now().Add(5*time.Minute), progress); err != nil {
+		p.t.Fatal(err)
 	}
 }
 

@@ -67,12 +67,8 @@ func (p *publisher) publish(ctx context.Context, recs []*kgo.Record) error {
 	defer cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.producer == nil {
-		cl, err := p.connect()
-		if err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-		p.producer = cl
+	if err := p.ensureProducer(); err != nil {
+		return err
 	}
 	// The transaction runs on its own, so that a stuck client cannot hold
 	// the caller past the timeout.
@@ -110,16 +106,25 @@ func (p *publisher) fence(ctx context.Context) error {
 	defer cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.producer == nil {
-		cl, err := p.connect()
-		if err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-		p.producer = cl
+	if err := p.ensureProducer(); err != nil {
+		return err
 	}
 	if _, _, err := p.producer.ProducerID(ctx); err != nil {
 		return fmt.Errorf("initialise the transactional producer: %w", err)
 	}
+	return nil
+}
+
+// ensureProducer connects when there is no client; p.mu is held.
+func (p *publisher) ensureProducer() error {
+	if p.producer != nil {
+		return nil
+	}
+	cl, err := p.connect()
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	p.producer = cl
 	return nil
 }
 
