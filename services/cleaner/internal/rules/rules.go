@@ -427,16 +427,20 @@ func asBool(v any) (bool, error) {
 }
 
 // Hash returns the hex SHA-256 of a clean record's content: its ruled
-// values in field order and its flags, not its envelope. Two events with
-// the same hash for the same key carry the same content.
+// values in field order, each with its field's name, and its flags, not
+// its envelope. Two events with the same hash for the same key carry the
+// same content. A null value adds nothing, so that a field added to the
+// schema leaves the hash of the records without it as it was.
 func (r *Rules) Hash(o Outcome) string {
 	h := sha256.New()
 	for _, f := range r.fields {
+		v := o.Values[f.name]
+		if v == nil {
+			continue
+		}
 		h.Write([]byte(f.name))
 		h.Write([]byte{0})
-		switch v := o.Values[f.name].(type) {
-		case nil:
-			h.Write([]byte{1})
+		switch v := v.(type) {
 		case time.Time:
 			h.Write([]byte(v.Format(time.DateOnly)))
 		case *big.Rat:
