@@ -154,6 +154,19 @@ func typeName(s avro.Schema) string {
 // keys the dataset's records on every topic ("datamill.key": "id").
 const KeyAttribute = "datamill.key"
 
+// The lineage fields every clean record carries after its dataset's own
+// fields: what the cleaner keeps of the raw event it cleaned.
+const (
+	// FieldEventID is the raw event's id.
+	FieldEventID = "event_id"
+	// FieldSource is where the raw event came from.
+	FieldSource = "source"
+	// FieldEventTime is when the raw event was ingested.
+	FieldEventTime = "event_time"
+	// FieldContentHash is the hex SHA-256 of the clean content.
+	FieldContentHash = "content_hash"
+)
+
 // KeyField returns the key field a clean schema declares.
 func KeyField(clean avro.Schema) (string, error) {
 	rec, ok := clean.(*avro.RecordSchema)

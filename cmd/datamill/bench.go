@@ -326,7 +326,7 @@ func trainChurn(ctx context.Context, scorer, dir, models string, seed uint64, pr
 // publish produces the generated users to raw.users, each stamped with the
 // time it is handed to the producer, at the asked rate.
 func (b *benchRun) publish(ctx context.Context) error {
-	ds, raw, err := newDataset("users")
+	ds, raw, err := newDataset(schemas.BuiltIn(), "users")
 	if err != nil {
 		return err
 	}

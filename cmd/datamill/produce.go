@@ -30,7 +30,7 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	fs.SetOutput(stderr)
 	format := fs.String("format", "", "csv, json or ndjson (default: from the file name, else from the first bytes)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill produce <dataset> [file|-] [flags]\n\nPublishes the records of a CSV (with a header row), JSON array or NDJSON file\n(or standard input) to raw.<dataset>, Avro-encoded through the schema registry,\nwith the same deterministic event ids as the extractor. The whole input is\nread and checked first: a bad record stops it before anything is published.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: datamill produce <dataset> [file|-] [flags]\n\nPublishes the records of a CSV (with a header row), JSON array or NDJSON file\n(or standard input) to raw.<dataset>, Avro-encoded through the schema registry,\nwith the same deterministic event ids as the extractor. The whole input is\nread and checked first: a bad record stops it before anything is published.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nSCHEMAS_DIR, when set, replaces the built-in schemas as it does for the\nservices.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	dataset, rest := firstArg(args)
@@ -48,7 +48,11 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	if file == "" {
 		file = "-"
 	}
-	ds, raw, err := newDataset(dataset)
+	cat, err := schemas.Open(config.ToMap(environ)["SCHEMAS_DIR"])
+	if err != nil {
+		return err
+	}
+	ds, raw, err := newDataset(cat, dataset)
 	if err != nil {
 		return err
 	}
@@ -163,13 +167,17 @@ func readRecords(ds *ingest.Dataset, source string, r io.Reader, f ingest.Format
 	return values, keys, nil
 }
 
-// newDataset prepares a dataset for reading sources.
-func newDataset(name string) (*ingest.Dataset, avro.Schema, error) {
-	raw, err := schemas.Schema(name + "/raw")
+// newDataset prepares a dataset of cat for reading sources.
+func newDataset(cat *schemas.Catalog, name string) (*ingest.Dataset, avro.Schema, error) {
+	raw, err := cat.Schema(name + "/raw")
 	if err != nil {
 		return nil, nil, fmt.Errorf("unknown dataset %q: %w", name, err)
 	}
-	key, err := schemas.KeyField(schemas.MustSchema(name + "/clean"))
+	clean, err := cat.Schema(name + "/clean")
+	if err != nil {
+		return nil, nil, fmt.Errorf("dataset %q: %w", name, err)
+	}
+	key, err := schemas.KeyField(clean)
 	if err != nil {
 		return nil, nil, err
 	}

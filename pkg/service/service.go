@@ -28,6 +28,7 @@ import (
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/telemetry"
+	"github.com/datamill/datamill/schemas"
 )
 
 // Process is a running service's shared equipment.
@@ -215,6 +216,19 @@ func (p *Process) Connect(ctx context.Context, kcfg kafka.Config, rcfg serde.Con
 		return nil, err
 	}
 	return reg, nil
+}
+
+// Schemas opens the schemas of cfg, the built-in ones unless SCHEMAS_DIR
+// replaces some, and logs those it replaces.
+func (p *Process) Schemas(cfg schemas.Config) (*schemas.Catalog, error) {
+	cat, err := schemas.Open(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if o := cat.Overrides(); len(o) > 0 {
+		p.Log.Info("schemas from SCHEMAS_DIR", zap.String("dir", cfg.Dir), zap.Strings("schemas", o))
+	}
+	return cat, nil
 }
 
 // ReportStored makes the eco samples report what fn says the process

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hamba/avro/v2"
 
+	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/cleaner/internal/rules"
@@ -49,10 +50,10 @@ func (c *cleaning) transform(_ context.Context, m stage.Message[record]) ([]stag
 		flags = []string{}
 	}
 	v["quality_flags"] = flags
-	v["event_id"] = m.Value["event_id"]
-	v["event_time"] = m.Value["ingested_at"]
-	v["source"] = m.Value["source"]
-	v["content_hash"] = c.rules.Hash(o)
+	v[schemas.FieldEventID] = m.Value[ingest.FieldEventID]
+	v[schemas.FieldEventTime] = m.Value[ingest.FieldIngestedAt]
+	v[schemas.FieldSource] = m.Value[ingest.FieldSource]
+	v[schemas.FieldContentHash] = c.rules.Hash(o)
 	return []stage.Output[record]{{Key: fmt.Append(nil, v[c.key]), Value: v}}, nil
 }
 
@@ -60,7 +61,7 @@ func (c *cleaning) transform(_ context.Context, m stage.Message[record]) ([]stag
 // the first 16 bytes of its content hash, enough to tell content apart and
 // half the memory of the hex.
 func contentDigest(v record) string {
-	h, _ := v["content_hash"].(string)
+	h, _ := v[schemas.FieldContentHash].(string)
 	b, err := hex.DecodeString(h[:min(len(h), 32)])
 	if err != nil {
 		return h

@@ -34,6 +34,7 @@ type settings struct {
 	Kafka    kafka.Config
 	Registry serde.Config
 	Stage    stage.Config
+	Schemas  schemas.Config
 }
 
 func main() { service.Main("cleaner", run) }
@@ -48,14 +49,18 @@ func clean(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
+	cat, err := p.Schemas(cfg.Schemas)
+	if err != nil {
+		return err
+	}
 	metrics := stage.NewMetrics(p.Telemetry.Registry())
 	var runs []func(context.Context) error
 	for _, ds := range cfg.Datasets {
-		raw, err := schemas.Schema(ds + "/raw")
+		raw, err := cat.Schema(ds + "/raw")
 		if err != nil {
 			return fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", ds, err)
 		}
-		cleanSchema, err := schemas.Schema(ds + "/clean")
+		cleanSchema, err := cat.Schema(ds + "/clean")
 		if err != nil {
 			return fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", ds, err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
 )
 
@@ -38,7 +39,7 @@ func FuzzParseBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	src, err := newSource(f.Context(), reg, "users")
+	src, err := newSource(f.Context(), reg, schemas.BuiltIn(), "users")
 	if err != nil {
 		f.Fatal(err)
 	}

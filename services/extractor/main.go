@@ -48,6 +48,7 @@ type settings struct {
 	config.Service
 	Kafka    kafka.Config
 	Registry serde.Config
+	Schemas  schemas.Config
 	// HTTPToken, when set, is the bearer token the ingest endpoint requires.
 	HTTPToken string `env:"EXTRACTOR_HTTP_TOKEN" envDefault:"" secret:"true"`
 	// MaxBodyBytes caps an ingest request's body.
@@ -103,9 +104,13 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
+	cat, err := p.Schemas(cfg.Schemas)
+	if err != nil {
+		return err
+	}
 	sources := map[string]*source{}
 	for _, name := range cfg.Datasets {
-		if sources[name], err = newSource(ctx, reg, name); err != nil {
+		if sources[name], err = newSource(ctx, reg, cat, name); err != nil {
 			return err
 		}
 	}
@@ -168,12 +173,12 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 }
 
 // newSource prepares a dataset for publishing to raw.<dataset>.
-func newSource(ctx context.Context, reg *serde.Registry, name string) (*source, error) {
-	raw, err := schemas.Schema(name + "/raw")
+func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, name string) (*source, error) {
+	raw, err := cat.Schema(name + "/raw")
 	if err != nil {
 		return nil, fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", name, err)
 	}
-	clean, err := schemas.Schema(name + "/clean")
+	clean, err := cat.Schema(name + "/clean")
 	if err != nil {
 		return nil, fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", name, err)
 	}

@@ -1,6 +1,12 @@
 // Command loader upserts clean.<dataset> records into PostgreSQL and
 // publishes what it did to persisted.<dataset>.
 //
+// It is the same code for every dataset: the table is named after the
+// dataset and holds a column for every field of its clean schema, plus
+// lineage. A migration creates the table; at start the loader adds the
+// columns a newer clean schema has and the table lacks (additive only:
+// nothing is dropped or retyped, the rows already there keep their values).
+//
 // Each batch is written in one database transaction (COPY into a staging
 // table, then one INSERT … ON CONFLICT DO UPDATE that applies only newer,
 // changed events); the consumed offsets and the persisted records commit in
@@ -11,10 +17,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/eco"
@@ -23,6 +29,7 @@ import (
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/loader/migrations"
 )
 
@@ -33,6 +40,7 @@ type settings struct {
 	Registry serde.Config
 	Postgres pg.Config
 	Stage    stage.Config
+	Schemas  schemas.Config
 }
 
 func main() { service.Main("loader", run) }
@@ -59,10 +67,14 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 			where c.relkind = 'r' and c.relname in ('users', 'predictions', 'applied_events')`).Scan(&n)
 		return map[string]int64{eco.MediaSSD: n}, err
 	})
+	cat, err := p.Schemas(cfg.Schemas)
+	if err != nil {
+		return err
+	}
 	metrics := stage.NewMetrics(p.Telemetry.Registry())
 	var runs []func(context.Context) error
 	for _, ds := range cfg.Datasets {
-		r, err := runner(ctx, p, cfg, reg, pool, metrics, ds)
+		r, err := runner(ctx, p, cfg, reg, pool, metrics, cat, ds)
 		if err != nil {
 			return err
 		}
@@ -71,16 +83,24 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 	return service.RunAll(ctx, runs...)
 }
 
-// runner builds the stage runner of one dataset.
-func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, ds string) (func(context.Context) error, error) {
-	switch ds {
-	case "users":
-		return build(ctx, p, cfg, reg, pool, m, ds, usersDataset)
+// runner builds the stage runner of one dataset, once its table has a
+// column for every field of its clean schema.
+func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, cat *schemas.Catalog, ds string) (func(context.Context) error, error) {
+	d, err := newDataset(cat, ds)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("DATASETS: the loader knows no dataset %q", ds)
-}
-
-func build[C, P any](ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, ds string, d *dataset[C, P]) (func(context.Context) error, error) {
+	ev, err := d.evolve(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range ev.Added {
+		p.Log.Info("column added", zap.String("dataset", ds), zap.String("table", d.table.Name), zap.String("column", c.Name), zap.String("type", c.Type))
+	}
+	if len(ev.Differ) > 0 {
+		p.Log.Warn("columns of another type than the clean schema's; left as they are",
+			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("columns", ev.Differ))
+	}
 	spec, err := stage.NewSpec(ctx, reg, "loader", ds, kafka.Clean, kafka.Persisted, d.cleanSchema, d.persistedSchema, d.handler(pool))
 	if err != nil {
 		return nil, err

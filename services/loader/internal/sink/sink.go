@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -55,7 +56,7 @@ type Table struct {
 	// Name of the table; Key its primary key column.
 	Name, Key string
 	// Columns are the data columns in Row.Values order, Key first.
-	Columns []string
+	Columns []Column
 }
 
 // Row is one record for the table.
@@ -201,7 +202,7 @@ func isDataError(err error) bool {
 // applyBatch stages rows, at most one per key, and merges them in one
 // statement.
 func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action, error) {
-	stage := "datamill_stage_" + t.Name
+	stage := t.staging()
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`create temp table if not exists %s
 		(like %s including defaults, ord integer not null, origin text not null) on commit delete rows`, ident(stage), ident(t.Name))); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", t.Name, err)
@@ -209,7 +210,7 @@ func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action
 	if _, err := tx.Exec(ctx, "truncate "+ident(stage)); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", t.Name, err)
 	}
-	cols := append(append([]string{"ord", "origin"}, t.Columns...), "event_id", "source", "ingested_at", "content_hash", "created_event_id")
+	cols := append(append([]string{"ord", "origin"}, t.names()...), "event_id", "source", "ingested_at", "content_hash", "created_event_id")
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		r := rows[i]
 		if len(r.Values) != len(t.Columns) {
@@ -229,7 +230,7 @@ func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action
 
 	key, table := ident(t.Key), ident(t.Name)
 	var insertCols, sets []string
-	for _, c := range append(append([]string{}, t.Columns...), "event_id", "source", "ingested_at", "content_hash", "created_event_id") {
+	for _, c := range append(t.names(), "event_id", "source", "ingested_at", "content_hash", "created_event_id") {
 		insertCols = append(insertCols, ident(c))
 		if c != t.Key && c != "created_event_id" {
 			sets = append(sets, fmt.Sprintf("%s = excluded.%s", ident(c), ident(c)))
@@ -289,6 +290,28 @@ select ord, action from outcome`,
 		}
 	}
 	return actions, nil
+}
+
+// staging names the session's temporary table the rows are copied into.
+// It is created like the table, when first used: its name tells the
+// columns copied, so that a table given a column later (Evolve, by this
+// or another process) gets a staging table that has it.
+func (t *Table) staging() string {
+	h := fnv.New32a()
+	for _, c := range t.Columns {
+		h.Write([]byte(c.Name))
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("datamill_stage_%s_%08x", t.Name, h.Sum32())
+}
+
+// names are the names of the data columns.
+func (t *Table) names() []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }

@@ -14,7 +14,9 @@ import (
 	"github.com/datamill/datamill/services/loader/migrations"
 )
 
-var users = &Table{Name: "users", Key: "id", Columns: []string{"id", "age", "country", "monthly_spend", "quality_flags"}}
+var users = &Table{Name: "users", Key: "id", Columns: []Column{
+	{"id", "bigint"}, {"age", "integer"}, {"country", "text"}, {"monthly_spend", "numeric(12,2)"}, {"quality_flags", "text[]"},
+}}
 
 func setup(t *testing.T) *pgxpool.Pool {
 	t.Helper()
