@@ -1,8 +1,8 @@
 # datamill — one entry point for building, testing and running.
 #
 #   make check   what CI runs: lint, all tests on the embedded stack, the fuzz targets, then the
-#                integration tests, the scaled-stack and chaos tests again on a real
-#                Apache Kafka broker when java and mvn are present
+#                integration tests, the scaled-stack, chaos and schema-evolution tests again on
+#                a real Apache Kafka broker when java and mvn are present
 #   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
 #   make fuzz    every fuzz target for FUZZTIME (10s) each
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
@@ -17,7 +17,7 @@ PKGS        := ./schemas/... ./pkg/... $(foreach s,$(SERVICES),./services/$(s)/.
 INTEGRATION := ./pkg/stage/... ./pkg/kafka/...
 # Tests of cmd/datamill whose whole stack (datamill dev) runs on the real
 # broker too: dev uses KAFKA_BROKERS when it is set.
-STACK_TESTS := TestScaledStagesSpreadTheWorkAndMatchOneOfEach|TestChaosLosesNothing
+STACK_TESTS := TestScaledStagesSpreadTheWorkAndMatchOneOfEach|TestChaosLosesNothing|TestAnAddedFieldFlowsThroughWhileOldAndNewProducersRunSideBySide
 TEST_FLAGS  ?= -count=1 -timeout 20m
 # Every fuzz target, as package:target; make fuzz runs each for FUZZTIME
 # (go test takes one -fuzz target per package at a time).

@@ -408,17 +408,36 @@ func (d *devStack) prefix(service, name string) string {
 // crash would, starts it again as a supervisor would, and returns once the
 // new process is ready.
 func (d *devStack) restart(ctx context.Context, name string) error {
+	return d.replace(ctx, name, syscall.SIGKILL)
+}
+
+// redeploy stops a service's process with SIGTERM, as a rolling deploy
+// does, waits until it has stopped, and starts it again with env added to
+// its environment; it returns once the new process is ready.
+func (d *devStack) redeploy(ctx context.Context, name string, env ...string) error {
+	return d.replace(ctx, name, syscall.SIGTERM, env...)
+}
+
+// replace ends a service's process with sig and starts it again, with env
+// added to its environment.
+func (d *devStack) replace(ctx context.Context, name string, sig syscall.Signal, env ...string) error {
 	i := slices.IndexFunc(d.children, func(c *child) bool { return c.name == name })
 	if i < 0 {
 		return fmt.Errorf("restart: no service %q", name)
 	}
 	old := d.children[i]
 	old.killed.Store(true)
-	_ = old.cmd.Process.Kill()
-	<-old.done
-	d.logf("%s killed (SIGKILL); starting it again", name)
+	_ = old.cmd.Process.Signal(sig)
+	select {
+	case <-old.done:
+	case <-time.After(15 * time.Second):
+		d.logf("%s did not stop within 15 s; killing it", name)
+		_ = old.cmd.Process.Kill()
+		<-old.done
+	}
+	d.logf("%s stopped (%v); starting it again", name, sig)
 	service, _, _ := strings.Cut(name, "-")
-	c, err := startChild(name, old.cmd.Path, old.cmd.Env, old.addr, d.prefix(service, name), d.out, d.exited)
+	c, err := startChild(name, old.cmd.Path, append(slices.Clip(old.cmd.Env), env...), old.addr, d.prefix(service, name), d.out, d.exited)
 	if err != nil {
 		return err
 	}
