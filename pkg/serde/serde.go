@@ -207,6 +207,21 @@ func (c *Codec[T]) ID() int { return c.id }
 // Schema is the codec's schema.
 func (c *Codec[T]) Schema() avro.Schema { return c.schema }
 
+// Body returns the Avro body of b, a value in the wire format, when b was
+// written with the codec's own schema: the body is then laid out exactly
+// as that schema says, and can be copied into another value instead of
+// decoded and encoded again.
+func (c *Codec[T]) Body(b []byte) ([]byte, bool) {
+	if len(b) < 5 || b[0] != 0 || int(binary.BigEndian.Uint32(b[1:5])) != c.id {
+		return nil, false
+	}
+	return b[5:], true
+}
+
+// AppendHeader appends the wire-format header of the codec's schema to dst:
+// a body written with that schema follows it.
+func (c *Codec[T]) AppendHeader(dst []byte) []byte { return append(dst, c.header[:]...) }
+
 // writers holds Avro writers for AppendEncode, which copies the body out
 // of the writer's buffer into the caller's.
 var writers = sync.Pool{New: func() any { return avro.NewWriter(nil, 512) }}

@@ -87,8 +87,11 @@ type Origin struct {
 
 // Message is one decoded input record.
 type Message[T any] struct {
-	Key    []byte
-	Value  T
+	Key   []byte
+	Value T
+	// Raw is the value as it was read, in the wire format; it must not be
+	// changed.
+	Raw    []byte
 	Origin Origin
 }
 
@@ -473,7 +476,7 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 		err := r.retry(ctx, func() error { return r.spec.Decoder.Decode(rec.Value, &v) })
 		switch {
 		case err == nil:
-			msgs = append(msgs, Message[In]{Key: rec.Key, Value: v, Origin: Origin{
+			msgs = append(msgs, Message[In]{Key: rec.Key, Value: v, Raw: rec.Value, Origin: Origin{
 				Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp,
 			}})
 			from = append(from, rec)

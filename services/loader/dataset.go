@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/loader/internal/sink"
@@ -32,6 +33,11 @@ type dataset struct {
 	key              string
 	values           []func(any) any // per column: the Avro value as PostgreSQL takes it
 	clean, persisted string          // the schemas' paths, for messages
+	// cleanCodec reads clean records; copyBodies is set when the persisted
+	// schema embeds the clean one as it is, so that clean records written
+	// with it are copied into persisted records (persistedEncoder).
+	cleanCodec *serde.Codec[record]
+	copyBodies bool
 }
 
 // lineage are the clean fields the table holds in its lineage columns.
@@ -150,8 +156,8 @@ func (d *dataset) row(v record) sink.Row {
 // record the database refuses is rejected with the database's reason; a
 // record that changed nothing (same content, or an older event) is counted
 // as a duplicate.
-func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, record] {
-	return func(ctx context.Context, batch []stage.Message[record]) (stage.Result[record], error) {
+func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, persisted] {
+	return func(ctx context.Context, batch []stage.Message[record]) (stage.Result[persisted], error) {
 		rows := make([]sink.Row, len(batch))
 		for i := range batch {
 			rows[i] = d.row(batch[i].Value)
@@ -165,19 +171,19 @@ func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, record] {
 			return err
 		})
 		if err != nil {
-			return stage.Result[record]{}, fmt.Errorf("upsert %d %s: %w", len(rows), d.table.Name, err)
+			return stage.Result[persisted]{}, fmt.Errorf("upsert %d %s: %w", len(rows), d.table.Name, err)
 		}
 		now := time.Now()
-		var res stage.Result[record]
+		var res stage.Result[persisted]
 		for i, r := range results {
-			v := batch[i].Value
+			m := &batch[i]
 			switch {
 			case r.Err != nil:
 				res.Rejected = append(res.Rejected, stage.Rejection{Index: i, Reasons: []string{"database: " + r.Err.Error()}})
 			case r.Action.Applied():
-				res.Outputs = append(res.Outputs, stage.Output[record]{
-					Key:   fmt.Append(nil, v[d.key]),
-					Value: record{"record": v, "action": string(r.Action), "persisted_at": now},
+				res.Outputs = append(res.Outputs, stage.Output[persisted]{
+					Key:   fmt.Append(nil, m.Value[d.key]),
+					Value: persisted{clean: m.Value, body: d.bodyOf(m.Raw), action: r.Action, at: now},
 				})
 			default:
 				res.Duplicates++

@@ -69,10 +69,11 @@ func loadBatch(t *testing.T, pool *pgxpool.Pool, d *dataset, values ...record) [
 	}
 	var out []record
 	for _, o := range res.Outputs {
-		if _, err := avro.Marshal(d.persistedSchema, o.Value); err != nil {
-			t.Fatalf("persisted record %v does not encode with %s: %v", o.Value, d.persisted, err)
+		v := record{"record": o.Value.clean, "action": string(o.Value.action), "persisted_at": o.Value.at}
+		if _, err := avro.Marshal(d.persistedSchema, v); err != nil {
+			t.Fatalf("persisted record %v does not encode with %s: %v", v, d.persisted, err)
 		}
-		out = append(out, o.Value)
+		out = append(out, v)
 	}
 	return out
 }

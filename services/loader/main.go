@@ -101,10 +101,21 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 		p.Log.Warn("columns of another type than the clean schema's; left as they are",
 			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("columns", ev.Differ))
 	}
+	if d.cleanCodec, err = serde.NewCodec[record](ctx, reg, kafka.Topic(kafka.Clean, ds), d.cleanSchema); err != nil {
+		return nil, err
+	}
+	out, err := serde.NewCodec[record](ctx, reg, kafka.Topic(kafka.Persisted, ds), d.persistedSchema)
+	if err != nil {
+		return nil, err
+	}
+	d.copyBodies = embedsAsIs(d.persistedSchema, d.cleanSchema)
 	spec, err := stage.NewSpec(ctx, reg, "loader", ds, kafka.Clean, kafka.Persisted, d.cleanSchema, d.persistedSchema, d.handler(pool))
 	if err != nil {
 		return nil, err
 	}
+	// The loader's own codecs, of the same schemas as the spec's: the
+	// handler asks the clean one which records it can copy as they came.
+	spec.Decoder, spec.Encoder = d.cleanCodec, newPersistedEncoder(out)
 	spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
 	r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, m)
 	if err != nil {
