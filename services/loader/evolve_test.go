@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -33,31 +34,44 @@ func migrated(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
-// decoded is c written with the built-in clean schema and read with
-// reader, as the loader's codec reads it.
-func decoded(t *testing.T, reader avro.Schema, c users.Clean) record {
+// values is c as generic Avro values.
+func values(t *testing.T, c users.Clean) map[string]any {
 	t.Helper()
-	writer := schemas.MustSchema("users/clean")
-	b, err := avro.Marshal(writer, c)
+	s := schemas.MustSchema("users/clean")
+	b, err := avro.Marshal(s, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := avro.NewSchemaCompatibility().Resolve(reader, writer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v record
+	var v map[string]any
 	if err := avro.Unmarshal(s, b, &v); err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-// loadBatch runs d's handler on values and returns the persisted records.
-func loadBatch(t *testing.T, pool *pgxpool.Pool, d *dataset, values ...record) []record {
+// decoded is v written with writer and read by d, as its codec reads it.
+func decoded(t *testing.T, d *dataset, writer avro.Schema, v map[string]any) record {
 	t.Helper()
-	batch := make([]stage.Message[record], len(values))
-	for i, v := range values {
+	b, err := avro.Marshal(writer, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := avro.NewSchemaCompatibility().Resolve(d.cleanSchema, writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := reflect.New(d.typ)
+	if err := avro.Unmarshal(s, b, p.Interface()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// loadBatch runs d's handler on values and returns the persisted records.
+func loadBatch(t *testing.T, pool *pgxpool.Pool, d *dataset, records ...record) []map[string]any {
+	t.Helper()
+	batch := make([]stage.Message[record], len(records))
+	for i, v := range records {
 		batch[i] = stage.Message[record]{Value: v, Origin: stage.Origin{Topic: "clean.users", Offset: int64(i)}}
 	}
 	res, err := d.handler(pool)(t.Context(), batch)
@@ -67,13 +81,18 @@ func loadBatch(t *testing.T, pool *pgxpool.Pool, d *dataset, values ...record) [
 	if len(res.Rejected) > 0 {
 		t.Fatalf("rejected: %+v", res.Rejected)
 	}
-	var out []record
+	var out []map[string]any
 	for _, o := range res.Outputs {
-		v := record{"record": o.Value.clean, "action": string(o.Value.action), "persisted_at": o.Value.at}
-		if _, err := avro.Marshal(d.persistedSchema, v); err != nil {
+		v := map[string]any{"record": o.Value.clean.Interface(), "action": string(o.Value.action), "persisted_at": o.Value.at}
+		b, err := avro.Marshal(d.persistedSchema, v)
+		if err != nil {
 			t.Fatalf("persisted record %v does not encode with %s: %v", v, d.persisted, err)
 		}
-		out = append(out, v)
+		var back map[string]any
+		if err := avro.Unmarshal(d.persistedSchema, b, &back); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, back)
 	}
 	return out
 }
@@ -131,7 +150,7 @@ func TestANewOptionalFieldBecomesAColumnAndOldRowsKeepTheirValues(t *testing.T) 
 		t.Fatal(err)
 	}
 	clean1 := schemas.MustSchema("users/clean")
-	loadBatch(t, pool, v1, decoded(t, clean1, clean(1, 1, 30, "FR")), decoded(t, clean1, clean(2, 1, 40, "DE")))
+	loadBatch(t, pool, v1, decoded(t, v1, clean1, values(t, clean(1, 1, 30, "FR"))), decoded(t, v1, clean1, values(t, clean(2, 1, 40, "DE"))))
 	before := rows(t, pool)
 
 	const tier = `{"name":"tier","type":["null","string"],"default":null,"datamill.clean":{"type":"string"}}`
@@ -162,17 +181,20 @@ func TestANewOptionalFieldBecomesAColumnAndOldRowsKeepTheirValues(t *testing.T) 
 	}
 
 	clean2 := v2.cleanSchema
-	pro := decoded(t, clean2, clean(3, 1, 20, "IT"))
-	pro["tier"] = "pro"
-	newer := decoded(t, clean2, clean(1, 2, 31, "FR"))
-	newer["tier"] = "free"
-	old := decoded(t, clean2, clean(4, 1, 50, "ES")) // written with the old schema
+	withTier := func(c users.Clean, tier string) map[string]any {
+		v := values(t, c)
+		v["tier"] = tier
+		return v
+	}
+	pro := decoded(t, v2, clean2, withTier(clean(3, 1, 20, "IT"), "pro"))
+	newer := decoded(t, v2, clean2, withTier(clean(1, 2, 31, "FR"), "free"))
+	old := decoded(t, v2, clean1, values(t, clean(4, 1, 50, "ES"))) // written with the old schema
 	out := loadBatch(t, pool, v2, pro, newer, old)
-	if len(out) != 3 || out[0]["record"].(record)["tier"] != "pro" {
+	if len(out) != 3 || out[0]["record"].(map[string]any)["tier"] != "pro" {
 		t.Errorf("persisted = %v, want three records, the first of tier pro", out)
 	}
 	// A loader still on the old schema writes beside the new one.
-	loadBatch(t, pool, v1, decoded(t, clean1, clean(5, 1, 60, "PT")))
+	loadBatch(t, pool, v1, decoded(t, v1, clean1, values(t, clean(5, 1, 60, "PT"))))
 
 	r, err := pool.Query(ctx, `select id, coalesce(tier, '-'), age from users order by id`)
 	if err != nil {

@@ -101,10 +101,10 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 		p.Log.Warn("columns of another type than the clean schema's; left as they are",
 			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("columns", ev.Differ))
 	}
-	if d.cleanCodec, err = serde.NewCodec[record](ctx, reg, kafka.Topic(kafka.Clean, ds), d.cleanSchema); err != nil {
+	if d.cleanCodec, err = serde.NewCodec[any](ctx, reg, kafka.Topic(kafka.Clean, ds), d.cleanSchema); err != nil {
 		return nil, err
 	}
-	out, err := serde.NewCodec[record](ctx, reg, kafka.Topic(kafka.Persisted, ds), d.persistedSchema)
+	out, err := serde.NewCodec[map[string]any](ctx, reg, kafka.Topic(kafka.Persisted, ds), d.persistedSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -113,9 +113,10 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 	if err != nil {
 		return nil, err
 	}
-	// The loader's own codecs, of the same schemas as the spec's: the
-	// handler asks the clean one which records it can copy as they came.
-	spec.Decoder, spec.Encoder = d.cleanCodec, newPersistedEncoder(out)
+	// The loader's own codecs, of the same schemas as the spec's: records
+	// decode into the dataset's struct type, and the handler asks the clean
+	// codec which ones it can copy as they came.
+	spec.Decoder, spec.Encoder = d, newPersistedEncoder(out)
 	spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
 	r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, m)
 	if err != nil {

@@ -27,11 +27,11 @@ type persisted struct {
 // then the action's enum index and the time: it is copied, not encoded
 // again. Any other is encoded from its values.
 type persistedEncoder struct {
-	codec   *serde.Codec[record]
+	codec   *serde.Codec[map[string]any]
 	actions map[sink.Action]int64 // each action's enum index
 }
 
-func newPersistedEncoder(codec *serde.Codec[record]) *persistedEncoder {
+func newPersistedEncoder(codec *serde.Codec[map[string]any]) *persistedEncoder {
 	e := &persistedEncoder{codec: codec, actions: map[sink.Action]int64{}}
 	for _, f := range codec.Schema().(*avro.RecordSchema).Fields() {
 		if enum, ok := f.Type().(*avro.EnumSchema); ok && f.Name() == "action" {
@@ -47,7 +47,7 @@ func newPersistedEncoder(codec *serde.Codec[record]) *persistedEncoder {
 func (e *persistedEncoder) AppendEncode(dst []byte, p *persisted) ([]byte, error) {
 	i, ok := e.actions[p.action]
 	if p.body == nil || !ok {
-		v := record{"record": p.clean, "action": string(p.action), "persisted_at": p.at}
+		v := map[string]any{"record": p.clean.Interface(), "action": string(p.action), "persisted_at": p.at}
 		return e.codec.AppendEncode(dst, &v)
 	}
 	dst = e.codec.AppendHeader(dst)
