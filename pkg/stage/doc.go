@@ -25,6 +25,11 @@
 //
 // A rebalance during a batch aborts the batch's transaction; the partition's
 // new owner replays it from the last commit, so nothing is lost or doubled.
+// A transaction that cannot end within the transaction timeout (the
+// group's session failed mid-batch, as a broker restart does, and franz-go
+// waits for a heartbeat the stalled group never sends) is given up: the
+// runner consumes in a new session, whose producer aborts it, and the batch
+// is replayed.
 // On shutdown (the context passed to Run ends) the runner stops polling,
 // finishes and commits the batch in flight, and leaves the group.
 //

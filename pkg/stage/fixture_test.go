@@ -49,8 +49,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOn(t, testkit.Kafka(t))
+}
+
+// newFixtureOn is newFixture on the given brokers.
+func newFixtureOn(t *testing.T, brokers []string) *fixture {
+	t.Helper()
 	f := &fixture{partitions: 3}
-	f.kcfg = kafka.Config{Brokers: testkit.Kafka(t), Partitions: f.partitions, ReplicationFactor: -1}
+	f.kcfg = kafka.Config{Brokers: brokers, Partitions: f.partitions, ReplicationFactor: -1}
 	f.registryURL = testkit.Registry(t)
 	f.in, f.out, f.dlq = testkit.Name(t, "in"), testkit.Name(t, "out"), testkit.Name(t, "dlq")
 	f.log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))

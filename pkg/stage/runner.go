@@ -272,6 +272,30 @@ func (r *Runner[In, Out]) TransactionalID() string {
 // stage must stop: a dead-letter flood, a fenced or failed producer, or
 // an output that cannot be encoded.
 func (r *Runner[In, Out]) Run(ctx context.Context) error {
+	for {
+		err := r.session(ctx)
+		if !errors.Is(err, errStuck) {
+			return err
+		}
+		// The old session's transaction is left open on the broker; the
+		// new session's producer, with the same transactional id, fences
+		// it and the broker aborts it. The batch is replayed from the last
+		// commit.
+		r.log.Warn("transaction did not end in time; consuming in a new session, which aborts it", zap.Error(err))
+	}
+}
+
+// errStuck marks a transaction that did not end within the transaction
+// timeout. franz-go's GroupTransactSession.End waits for a heartbeat
+// before it commits; when the group's session failed mid-batch (a broker
+// restart), the group waits for the batch to allow a rebalance, which
+// comes only after End: neither moves. After the transaction timeout the
+// broker has aborted the transaction anyway.
+var errStuck = errors.New("transaction stuck")
+
+// session consumes in one group transact session until ctx ends, the stage
+// must stop, or a transaction is stuck (errStuck).
+func (r *Runner[In, Out]) session(ctx context.Context) error {
 	opts, err := kafka.Opts(r.kafka, r.log)
 	if err != nil {
 		return err
@@ -424,7 +448,7 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 	}
 	c, err := r.process(ctx, work, sess, recs)
 	if err != nil {
-		if _, abortErr := sess.End(work, kgo.TryAbort); abortErr != nil {
+		if _, abortErr := r.end(work, sess, kgo.TryAbort); abortErr != nil {
 			return fmt.Errorf("%s %s: abort transaction after %w: %w", stage, ds, err, abortErr)
 		}
 		r.metrics.txns.WithLabelValues(stage, ds, "aborted").Inc()
@@ -433,7 +457,7 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 	if r.beforeCommit != nil {
 		r.beforeCommit()
 	}
-	committed, err := sess.End(work, kgo.TryCommit)
+	committed, err := r.end(work, sess, kgo.TryCommit)
 	r.watch.lap(PhaseCommit)
 	if err != nil {
 		return fmt.Errorf("%s %s: commit transaction: %w", stage, ds, err)
@@ -458,6 +482,20 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 	r.mu.Unlock()
 	r.log.Debug("batch committed", zap.Int("batch_size", len(recs)), zap.Int("out", c.out), zap.Int("dead_lettered", len(c.deadReasons)))
 	return nil
+}
+
+// end ends the open transaction, or gives up after the transaction
+// timeout with an error wrapping errStuck: the session must then be
+// replaced, as its producer would add the next batch to the transaction
+// still open on the broker.
+func (r *Runner[In, Out]) end(work context.Context, sess *kgo.GroupTransactSession, try kgo.TransactionEndTry) (bool, error) {
+	ctx, cancel := context.WithTimeout(work, r.cfg.TransactionTimeout)
+	defer cancel()
+	committed, err := sess.End(ctx, try)
+	if err != nil && ctx.Err() != nil {
+		return false, fmt.Errorf("%w after %v: %w", errStuck, r.cfg.TransactionTimeout, err)
+	}
+	return committed, err
 }
 
 // process decodes, handles and produces one batch inside the open
