@@ -57,14 +57,18 @@ func (e *persistedEncoder) AppendEncode(dst []byte, p *persisted) ([]byte, error
 }
 
 // embedsAsIs reports whether a persisted schema is laid out as the clean
-// record of clean, then the action (an enum) and the time (a long): the
-// layout persistedEncoder copies clean bodies into.
+// record of clean, then the action (an enum) and the time (a long of
+// microseconds): the layout persistedEncoder copies clean bodies into.
 func embedsAsIs(persistedSchema, clean avro.Schema) bool {
 	fields := persistedSchema.(*avro.RecordSchema).Fields()
-	return len(fields) == 3 &&
-		fields[0].Name() == "record" && fields[0].Type().Fingerprint() == clean.Fingerprint() &&
+	if len(fields) != 3 {
+		return false
+	}
+	at, ok := fields[2].Type().(*avro.PrimitiveSchema)
+	return fields[0].Name() == "record" && fields[0].Type().Fingerprint() == clean.Fingerprint() &&
 		fields[1].Name() == "action" && fields[1].Type().Type() == avro.Enum &&
-		fields[2].Name() == "persisted_at" && fields[2].Type().Type() == avro.Long
+		fields[2].Name() == "persisted_at" && ok && at.Type() == avro.Long &&
+		at.Logical() != nil && at.Logical().Type() == avro.TimestampMicros
 }
 
 // bodyOf returns the body of a clean record read as raw, when it can be

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/big"
 	"testing"
 	"time"
@@ -111,6 +112,22 @@ func TestPersistedRecordsCopyTheCleanBodyAsItCame(t *testing.T) {
 	}
 	if d.bodyOf(b) != nil {
 		t.Error("a record written with another clean schema was copied")
+	}
+
+	// The time in another unit is another layout.
+	cleanJSON, err := json.Marshal(d.cleanSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for unit, want := range map[string]bool{"timestamp-micros": true, "timestamp-millis": false} {
+		p, err := schemas.Parse(`{"type":"record","name":"Persisted","fields":[{"name":"record","type":` + string(cleanJSON) +
+			`},{"name":"action","type":{"type":"enum","name":"A","symbols":["INSERTED"]}},{"name":"persisted_at","type":{"type":"long","logicalType":"` + unit + `"}}]}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := embedsAsIs(p, d.cleanSchema); got != want {
+			t.Errorf("embedsAsIs with persisted_at in %s = %v, want %v", unit, got, want)
+		}
 	}
 }
 
