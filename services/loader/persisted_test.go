@@ -21,20 +21,9 @@ import (
 // copied into its persisted record byte for byte, and the result is what
 // encoding its values gives; one written with another schema is encoded.
 func TestPersistedRecordsCopyTheCleanBodyAsItCame(t *testing.T) {
-	fake := srfake.New()
-	t.Cleanup(fake.Close)
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: fake.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, d := usersOnRegistry(t)
 	ctx := t.Context()
-	d, err := newDataset(schemas.BuiltIn(), "users")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.cleanCodec, err = serde.NewCodec[any](ctx, reg, "clean.users", d.cleanSchema); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	d.copyBodies = embedsAsIs(d.persistedSchema, d.cleanSchema)
 	if !d.copyBodies {
 		t.Fatal("the built-in persisted schema does not embed the clean one as it is")
@@ -134,19 +123,7 @@ func TestPersistedRecordsCopyTheCleanBodyAsItCame(t *testing.T) {
 // BenchmarkDecodeToRow is the loader's work on one clean user before the
 // database: decode into the dataset's struct type, then the table row.
 func BenchmarkDecodeToRow(b *testing.B) {
-	fake := srfake.New()
-	b.Cleanup(fake.Close)
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: fake.URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := newDataset(schemas.BuiltIn(), "users")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if d.cleanCodec, err = serde.NewCodec[any](b.Context(), reg, "clean.users", d.cleanSchema); err != nil {
-		b.Fatal(err)
-	}
+	reg, d := usersOnRegistry(b)
 	typed, err := serde.NewCodec[users.Clean](b.Context(), reg, "clean.users", schemas.MustSchema("users/clean"))
 	if err != nil {
 		b.Fatal(err)
@@ -164,4 +141,24 @@ func BenchmarkDecodeToRow(b *testing.B) {
 		}
 		_ = d.row(v)
 	}
+}
+
+// usersOnRegistry is a registry for the test and the users dataset, its
+// clean codec registered there.
+func usersOnRegistry(tb testing.TB) (*serde.Registry, *dataset) {
+	tb.Helper()
+	fake := srfake.New()
+	tb.Cleanup(fake.Close)
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: fake.URL()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := newDataset(schemas.BuiltIn(), "users")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if d.cleanCodec, err = serde.NewCodec[any](tb.Context(), reg, "clean.users", d.cleanSchema); err != nil {
+		tb.Fatal(err)
+	}
+	return reg, d
 }
