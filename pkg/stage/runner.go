@@ -37,7 +37,8 @@ type Config struct {
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration `env:"STAGE_SESSION_TIMEOUT" envDefault:"10s"`
 	// TransactionTimeout is how long the broker waits before aborting the
-	// open transaction of a producer that died.
+	// open transaction of a producer that died, and how long the runner
+	// waits for a batch's transaction to end (see errStuck).
 	TransactionTimeout time.Duration `env:"STAGE_TRANSACTION_TIMEOUT" envDefault:"20s"`
 	// InstanceID names this process among the group's members (static
 	// membership) and makes its transactional id stable across restarts,
