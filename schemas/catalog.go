@@ -12,9 +12,10 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
-// Config is the schema block of the processes that handle records as
-// generic Avro values, and so follow a schema they were not built with:
-// the extractor, the cleaner, the loader and `datamill produce`.
+// Config is the schema block of the processes that read and write records
+// through the schemas they are given rather than through generated Go
+// types, and so follow a schema they were not built with: the extractor,
+// the cleaner, the loader and `datamill produce`.
 type Config struct {
 	// Dir, when set, is a directory of .avsc files laid out as avro/ is
 	// (users/raw.avsc, users/clean.avsc…). A file there replaces the
@@ -25,8 +26,7 @@ type Config struct {
 // Catalog finds schemas by path: in its directory first, then among the
 // built-in ones.
 type Catalog struct {
-	dir string
-	own map[string]avro.Schema // path → schema read from dir
+	own map[string]avro.Schema // path → schema read from the directory
 }
 
 // BuiltIn is the catalog of the built-in schemas alone.
@@ -39,7 +39,7 @@ func Open(dir string) (*Catalog, error) {
 	if dir == "" {
 		return BuiltIn(), nil
 	}
-	c := &Catalog{dir: dir, own: map[string]avro.Schema{}}
+	c := &Catalog{own: map[string]avro.Schema{}}
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("SCHEMAS_DIR: %w", err)
