@@ -405,8 +405,20 @@ func publish(ctx context.Context, kcfg kafka.Config, reg *serde.Registry, topic 
 		return err
 	}
 	defer cl.Close()
+	start := time.Now()
+	// hint says what to do about an error that comes from the
+	// transaction's timeout.
+	hint := func(err error) error {
+		switch {
+		case errors.Is(err, kerr.InvalidTransactionTimeout):
+			return fmt.Errorf("%w: lower --transaction-timeout (%v)", err, timeout)
+		case time.Since(start) >= timeout:
+			return fmt.Errorf("%w: the transaction was open longer than --transaction-timeout (%v), after which the broker aborts it; pass a longer one or split the input", err, timeout)
+		}
+		return err
+	}
 	if err := cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin a transaction on %s: %w; nothing was published", topic, err)
+		return fmt.Errorf("begin a transaction on %s: %w; nothing was published", topic, hint(err))
 	}
 	// Ending a transaction is not cut short: an interrupted end leaves its
 	// outcome unknown.
@@ -425,16 +437,17 @@ func publish(ctx context.Context, kcfg kafka.Config, reg *serde.Registry, topic 
 		return fmt.Errorf("%w; the transaction was aborted, nothing was published", err)
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return abort(fmt.Errorf("publish %d records to %s: %w", len(recs), topic, err))
+		return abort(hint(fmt.Errorf("publish %d records to %s: %w", len(recs), topic, err)))
 	}
 	if err := cl.EndTransaction(end, kgo.TryCommit); err != nil {
+		err = hint(err)
 		var kerror *kerr.Error
 		if errors.As(err, &kerror) && kerror != kerr.UnknownServerError {
 			// The broker refused the commit: aborting is safe.
 			return abort(fmt.Errorf("commit %d records to %s: %w", len(recs), topic, err))
 		}
 		_ = cl.EndTransaction(end, kgo.TryAbort)
-		return fmt.Errorf("commit %d records to %s: %w; whether the commit went through is unknown: publishing the same input again is safe, its records keep their event ids", len(recs), topic, err)
+		return fmt.Errorf("commit %d records to %s: %w; whether the commit went through is unknown: publishing the same file again is safe, its records keep their event ids", len(recs), topic, err)
 	}
 	return nil
 }

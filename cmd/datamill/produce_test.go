@@ -316,3 +316,18 @@ func TestProduceSkipsRefusedRecordsWhenAsked(t *testing.T) {
 		t.Errorf("raw.users holds the records of ids %v, want 1 5", keys)
 	}
 }
+
+// A transaction timeout the broker does not allow fails before anything is
+// published, and says which flag to change.
+func TestProduceSaysWhenTheTransactionTimeoutIsOverTheBrokers(t *testing.T) {
+	s := newProduceStack(t)
+	file := writeInput(t, "users.csv", "id,age\n1,30\n")
+	out, err := s.produce(t, file, "--transaction-timeout", "20m") // the broker allows 15m
+	if err == nil {
+		t.Fatalf("produce with a 20m transaction timeout succeeded: %s", out)
+	}
+	wantAll(t, "the error", err.Error(), "transaction.max.timeout.ms", "lower --transaction-timeout", "nothing was published")
+	if n := len(s.committed(t)); n != 0 {
+		t.Errorf("raw.users holds %d committed records, want 0", n)
+	}
+}
