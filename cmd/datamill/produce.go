@@ -121,18 +121,18 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		}
 	}
 
-	batch, err := readBatch(ds, key, raw, source, br, f, at)
+	input, err := readBatch(ds, key, raw, source, br, f, at)
 	if err != nil {
 		return fmt.Errorf("read %s: %w; nothing was published", name, err)
 	}
-	if len(batch.unknown) > 0 {
-		fmt.Fprintf(stderr, "datamill: ignoring fields %s has no place for: %s\n", ds.Name, strings.Join(batch.unknown, ", "))
+	if len(input.unknown) > 0 {
+		fmt.Fprintf(stderr, "datamill: ignoring fields %s has no place for: %s\n", ds.Name, strings.Join(input.unknown, ", "))
 	}
 
 	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
 	topic := kafka.Topic(kafka.Raw, dataset)
 	lookup := ctx
-	if len(batch.refused) > 0 && !*skip {
+	if len(input.refused) > 0 && !*skip {
 		// The input is refused whatever the sizes: asking the broker for
 		// its limit, to list the records too large as well, may not hold
 		// the answer back long.
@@ -142,29 +142,29 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	}
 	limit, limitErr := messageLimit(lookup, kcfg, topic)
 	if limitErr == nil {
-		batch.checkSizes(topic, limit)
+		input.checkSizes(topic, limit)
 	}
 	switch {
-	case len(batch.refused) > 0 && !*skip:
-		err := errors.New(batch.refusal(name, "nothing was published"))
+	case len(input.refused) > 0 && !*skip:
+		err := errors.New(input.refusal(name, "nothing was published"))
 		if limitErr != nil {
 			err = fmt.Errorf("%w\n(record sizes were not checked: %w)", err, limitErr)
 		}
 		return err
 	case limitErr != nil:
 		return fmt.Errorf("%w; nothing was published", limitErr)
-	case len(batch.refused) > 0:
-		fmt.Fprintln(stderr, "datamill: "+batch.refusal(name, "publishing the others"))
+	case len(input.refused) > 0:
+		fmt.Fprintln(stderr, "datamill: "+input.refusal(name, "publishing the others"))
 	}
 
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 	if err != nil {
 		return err
 	}
-	if err := publish(ctx, kcfg, reg, topic, raw, batch.records, transactionalID(dataset, source), *txnTimeout, limit); err != nil {
+	if err := publish(ctx, kcfg, reg, topic, raw, input.records, transactionalID(dataset, source), *txnTimeout, limit); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "published %d %s records to %s\n", len(batch.records), dataset, topic)
+	fmt.Fprintf(stdout, "published %d %s records to %s\n", len(input.records), dataset, topic)
 	return nil
 }
 
