@@ -59,7 +59,7 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	fs.SetOutput(stderr)
 	format := fs.String("format", "", "csv, json or ndjson (default: from the file name, else from the first bytes)")
 	skip := fs.Bool("skip-refused", false, "publish the records that pass the checks, and list the others on standard error, instead of publishing nothing")
-	txnTimeout := fs.Duration("transaction-timeout", 5*time.Minute, "how long the broker keeps the transaction open before it aborts it; the input must be published within it, and at most the broker's transaction.max.timeout.ms (15m by default)")
+	txnTimeout := fs.Duration("transaction-timeout", 5*time.Minute, "how long the broker keeps the transaction open before it aborts it; the input must be published within it, and at most the broker's transaction.max.timeout.ms, 15m unless configured")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, produceUsage)
 		fs.PrintDefaults()
