@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // scanned is what Scan made of a source: its records, its bad records and
@@ -83,7 +84,7 @@ func FuzzScanCSV(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src []byte) {
 		s := checkScan(t, CSV, src)
 		var e *Error
-		if errors.As(s.err, &e) && e.Position != "line 1" && !errors.Is(s.err, errTooLong) {
+		if errors.As(s.err, &e) && e.Position != "line 1" && !errors.Is(s.err, errTooLong) && !errors.Is(s.err, ErrNotText) {
 			t.Fatalf("Scan(%q) stopped with %v: past the header only a record too long ends a CSV read", src, s.err)
 		}
 		for _, b := range s.bad {
@@ -103,13 +104,24 @@ func FuzzScanNDJSON(f *testing.F) {
 		"null\n7\n\"x\"\n{}\n{\"a\":true,\"b\":1e99}\r\n",
 		"{\"id\":1} {\"id\":2}\n",
 		"{\"id\":\"\xff\"}",
+		"{\"id\":1,\"ID\":2}\n{\" id\":null,\"id\":1}\n",
+		"{\"a\":\"\\u00e9\\ud83d\\ude00\\ud800\\n\\\"\\/\"}\n",
+		"{\"a\":-0.5E-3,\"b\":true,\"c\":null} x\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		s := checkScan(t, NDJSON, src)
+		if errors.Is(s.err, ErrNotText) {
+			return
+		}
 		if s.err != nil {
 			t.Fatalf("Scan(%q) = %v: an NDJSON read stops only when the stream fails", src, s.err)
+		}
+		for l := range bytes.SplitSeq(src, []byte("\n")) {
+			if l = bytes.TrimSpace(l); len(l) > 0 && len(l) <= MaxRecord {
+				checkFlatObject(t, l)
+			}
 		}
 		lines := 0
 		for l := range bytes.SplitSeq(src, []byte("\n")) {
@@ -133,11 +145,20 @@ func FuzzScanJSON(f *testing.F) {
 		`[null, [], {"a":{"b":1}}, "x", {"id":2}]`,
 		`[]`,
 		` [ {"id": 1.50e3, "ok": false} ] `,
+		`[{"id":1}][{"id":2}]`,
+		`[{"id":1,"ID":2}] `,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		s := checkScan(t, JSON, src)
+		if errors.Is(s.err, ErrNotText) {
+			return
+		}
+		// Nothing follows an array read whole.
+		if s.err == nil && len(bytes.TrimSpace(src)) > 0 && !json.Valid(src) {
+			t.Fatalf("Scan(%q) read JSON that is not valid", src)
+		}
 		// A well-formed JSON array is read whole: each item is a record
 		// or a bad record.
 		var items []json.RawMessage
@@ -204,5 +225,71 @@ func TestJSONArrayBadItemsAreReported(t *testing.T) {
 	}
 	if s.err != nil || len(s.good) != 2 || strings.Join(pos, " ") != `item 2=7 item 3={"id":{"x":1}} item 4=null` {
 		t.Errorf("Scan: %d records, bad %v, err %v", len(s.good), pos, s.err)
+	}
+}
+
+// checkFlatObject reads line as encoding/json does and checks that
+// flatObject agrees: it refuses what is no flat JSON object and reads the
+// same values from the rest, but for names that are the same field, which
+// it refuses too (encoding/json keeps the last), and text that is not
+// valid UTF-8, which it keeps as it came (encoding/json replaces it).
+func checkFlatObject(t *testing.T, line []byte) {
+	t.Helper()
+	got, err := flatObject(line)
+	var want map[string]any
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if !json.Valid(line) || dec.Decode(&want) != nil || want == nil {
+		if err == nil {
+			t.Fatalf("flatObject(%q) = %v, but it is no JSON object", line, got)
+		}
+		return
+	}
+	flat := true
+	for _, v := range want {
+		switch v.(type) {
+		case map[string]any, []any:
+			flat = false
+		}
+	}
+	switch {
+	case !flat:
+		if err == nil || !strings.Contains(err.Error(), "holds a nested") {
+			t.Fatalf("flatObject(%q) = %v, %v; want a nested value refused", line, got, err)
+		}
+		return
+	case err != nil:
+		if !strings.Contains(err.Error(), "appears twice") && !strings.Contains(err.Error(), "are both the field") {
+			t.Fatalf("flatObject(%q) = %v for a flat JSON object", line, err)
+		}
+		return
+	}
+	for k, v := range got {
+		if !utf8.ValidString(k) || !utf8.ValidString(*v) {
+			return
+		}
+	}
+	norm := map[string]*string{}
+	for k, v := range want {
+		var s string
+		switch x := v.(type) {
+		case nil:
+			continue
+		case string:
+			s = x
+		case json.Number:
+			s = x.String()
+		case bool:
+			s = strconv.FormatBool(x)
+		}
+		norm[strings.ToLower(strings.TrimSpace(k))] = &s
+	}
+	if len(norm) != len(got) {
+		t.Fatalf("flatObject(%q) = %d values, encoding/json %d", line, len(got), len(norm))
+	}
+	for k, v := range norm {
+		if got[k] == nil || *got[k] != *v {
+			t.Fatalf("flatObject(%q)[%q] = %v, encoding/json %q", line, k, got[k], *v)
+		}
 	}
 }

@@ -1,7 +1,10 @@
 // Package ingest reads source records — CSV with a header row, a JSON
-// array of objects, or NDJSON — and turns them into raw records of a
-// dataset: every source value kept as the text it came as, plus the
-// envelope (a deterministic event id, the source, the ingestion time).
+// array of flat objects, or NDJSON — and turns them into raw records of a
+// dataset: every source value kept as the bytes it came as (invalid UTF-8
+// too: the cleaner is where text is validated), plus the envelope (a
+// deterministic event id, the source, the ingestion time). It reads
+// strictly: a source that is not text, data after a JSON record and field
+// names that are the same once lower-cased and trimmed are errors.
 //
 // The extractor and `datamill produce` both read through it, so a record
 // gets the same event id whichever way it enters.
@@ -99,19 +102,34 @@ const MaxRecord = 16 << 20
 
 // Scan is Read going on past the records it cannot read: it calls bad with
 // each of them and reads on. It stops at the first error of fn or bad, or
-// with an *Error where the source cannot be read any further (a CSV header
-// broken, a CSV record longer than MaxRecord, a JSON array whose syntax
-// breaks). An error that is no *Error is the stream's own read error.
+// with an *Error where the source cannot be read any further (a source
+// that is not text, see CheckText; a CSV header broken, a CSV record
+// longer than MaxRecord, a JSON array whose syntax breaks or that data
+// follows). An error that is no *Error is the stream's own read error.
+//
+// Values keep the bytes they came as, invalid UTF-8 included, whatever the
+// format: the cleaner is the one place that validates text.
 func Scan(r io.Reader, f Format, fn func(Record) error, bad func(*Error) error) error {
 	switch f {
-	case CSV:
-		return readCSV(r, fn, bad)
-	case JSON:
-		return readJSONArray(r, fn, bad)
-	case NDJSON:
-		return readNDJSON(r, fn, bad)
+	case CSV, JSON, NDJSON:
+	default:
+		return fmt.Errorf("format %q: want csv, json or ndjson", f)
 	}
-	return fmt.Errorf("format %q: want csv, json or ndjson", f)
+	br := bufio.NewReaderSize(r, 64*1024)
+	head, err := br.Peek(TextSample)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read %s: %w", f, err)
+	}
+	if err := CheckText(head); err != nil {
+		return &Error{Position: "start", Err: err, Raw: bytes.Clone(head)}
+	}
+	switch f {
+	case CSV:
+		return readCSV(br, fn, bad)
+	case JSON:
+		return readJSONArray(br, fn, bad)
+	}
+	return readNDJSON(br, fn, bad)
 }
 
 // errTooLong ends a CSV read at a record longer than MaxRecord.
@@ -229,7 +247,7 @@ func readNDJSON(r io.Reader, fn func(Record) error, bad func(*Error) error) erro
 				return err
 			}
 		case len(b) > 0:
-			values, err := object(json.NewDecoder(bytes.NewReader(b)))
+			values, err := flatObject(b)
 			if err != nil {
 				if err := bad(&Error{Position: pos, Err: err, Raw: bytes.Clone(b)}); err != nil {
 					return err
@@ -285,7 +303,7 @@ func readJSONArray(r io.Reader, fn func(Record) error, bad func(*Error) error) e
 		if err := dec.Decode(&item); err != nil {
 			return &Error{Position: pos, Err: fmt.Errorf("not a JSON object: %w", err)}
 		}
-		values, err := object(json.NewDecoder(bytes.NewReader(item)))
+		values, err := flatObject(item)
 		if err != nil {
 			if err := bad(&Error{Position: pos, Err: err, Raw: item}); err != nil {
 				return err
@@ -299,38 +317,21 @@ func readJSONArray(r io.Reader, fn func(Record) error, bad func(*Error) error) e
 	if _, err := dec.Token(); err != nil {
 		return &Error{Position: "end", Err: fmt.Errorf("unterminated JSON array: %w", err)}
 	}
-	return nil
-}
-
-// object decodes one flat JSON object; scalars keep their JSON text
-// (numbers as written), null is absent, nested values are refused.
-func object(dec *json.Decoder) (map[string]*string, error) {
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %w", err)
-	}
-	if m == nil {
-		return nil, errors.New("not a JSON object: null")
-	}
-	out := make(map[string]*string, len(m))
-	for k, v := range m {
-		var s string
-		switch x := v.(type) {
-		case nil:
-			continue
-		case string:
-			s = x
-		case json.Number:
-			s = x.String()
-		case bool:
-			s = strconv.FormatBool(x)
-		default:
-			return nil, fmt.Errorf("field %q holds a nested %T, want a scalar", k, v)
+	// Nothing but white space may follow the array.
+	rest := io.MultiReader(dec.Buffered(), r)
+	var b [512]byte
+	for {
+		n, err := rest.Read(b[:])
+		if i := bytes.IndexFunc(b[:n], func(r rune) bool { return !strings.ContainsRune(" \t\r\n", r) }); i >= 0 {
+			return &Error{Position: "end", Err: errors.New("data after the end of the JSON array"), Raw: bytes.Clone(b[i:n])}
 		}
-		out[strings.ToLower(strings.TrimSpace(k))] = &s
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read JSON: %w", err)
+		}
 	}
-	return out, nil
 }
 
 // Envelope fields of every raw schema.

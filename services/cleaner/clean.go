@@ -39,21 +39,38 @@ func newCleaning(clean avro.Schema) (*cleaning, error) {
 // transform cleans one raw record: a clean record keyed by its key field,
 // carrying the raw event's id, time and source, or a rejection with every
 // reason.
+//
+// The envelope's text is checked as the rules check values, since any
+// producer may write the raw topic: an event id that is no text the
+// database can store rejects the record, such a source is nulled and
+// flagged.
 func (c *cleaning) transform(_ context.Context, m stage.Message[record]) ([]stage.Output[record], error) {
 	o := c.rules.Apply(m.Value)
+	if id, ok := m.Value[ingest.FieldEventID].(string); ok {
+		if problem := rules.TextProblem(id); problem != "" {
+			o.Reasons = append(o.Reasons, schemas.FieldEventID+": "+problem)
+		}
+	}
 	if o.Rejected() {
 		return nil, stage.Reject(o.Reasons...)
 	}
 	v := o.Values
+	v[schemas.FieldContentHash] = c.rules.Hash(o) // content only: before the envelope's flags
 	flags := o.Flags
 	if flags == nil {
 		flags = []string{}
 	}
+	source := m.Value[ingest.FieldSource]
+	if s, ok := source.(string); ok {
+		if problem := rules.TextProblem(s); problem != "" {
+			source = nil
+			flags = append(flags, schemas.FieldSource+":"+problem)
+		}
+	}
 	v["quality_flags"] = flags
 	v[schemas.FieldEventID] = m.Value[ingest.FieldEventID]
 	v[schemas.FieldEventTime] = m.Value[ingest.FieldIngestedAt]
-	v[schemas.FieldSource] = m.Value[ingest.FieldSource]
-	v[schemas.FieldContentHash] = c.rules.Hash(o)
+	v[schemas.FieldSource] = source
 	return []stage.Output[record]{{Key: fmt.Append(nil, v[c.key]), Value: v}}, nil
 }
 

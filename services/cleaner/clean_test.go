@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
+	"github.com/datamill/datamill/services/cleaner/internal/rules"
 )
 
 func ptr(s string) *string { return &s }
@@ -134,5 +137,61 @@ func TestCleansRawUsers(t *testing.T) {
 	}
 	if got := strings.Join(slices.Sorted(slices.Values(reasons)), " | "); got != `id: missing | id: not_a_number ("abc")` {
 		t.Errorf("dead letter reasons = %s", got)
+	}
+}
+
+// Text PostgreSQL cannot store is caught by the cleaner in every string
+// field, the envelope's too, so that the loader never refuses a record for
+// it: a ruled value is nulled and flagged, a source too, an event id
+// rejects the record.
+func TestTransformChecksEveryText(t *testing.T) {
+	c, err := newCleaning(schemas.MustSchema("users/clean"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := map[string]struct {
+		id, source, city string
+		flags            string // the clean record's, or
+		reasons          string // the rejection's
+	}{
+		"good text":           {id: "e1", source: "http", city: "Lyon"},
+		"nul in a value":      {id: "e1", source: "http", city: "Ly\x00on", flags: "city:nul_byte"},
+		"invalid utf-8":       {id: "e1", source: "http", city: "Z\xffrich", flags: "city:invalid_utf8"},
+		"nul in the source":   {id: "e1", source: "file:a\x00b", city: "Lyon", flags: "source:nul_byte"},
+		"invalid source":      {id: "e1", source: "file:\xff", city: "Ly\x00on", flags: "city:nul_byte source:invalid_utf8"},
+		"nul in the event id": {id: "e\x001", source: "http", city: "Lyon", reasons: "event_id: nul_byte"},
+		"invalid event id":    {id: "e\xff", source: "http", city: "Lyon", reasons: "event_id: invalid_utf8"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			in := record{"id": "7", "city": tc.city, "event_id": tc.id, "source": tc.source, "ingested_at": at}
+			if tc.city == "" {
+				delete(in, "city")
+			}
+			out, err := c.transform(t.Context(), stage.Message[record]{Value: in})
+			var rej *stage.RejectError
+			if errors.As(err, &rej) {
+				if got := strings.Join(rej.Reasons, " | "); got != tc.reasons {
+					t.Errorf("transform(%q) rejected for %q, want %q", in, got, tc.reasons)
+				}
+				return
+			}
+			if err != nil || len(out) != 1 || tc.reasons != "" {
+				t.Fatalf("transform(%q) = %v, %v; want a clean record, or rejected for %q", in, out, err, tc.reasons)
+			}
+			v := out[0].Value
+			if got := strings.Join(v["quality_flags"].([]string), " "); got != tc.flags {
+				t.Errorf("transform(%q) flags %q, want %q", in, got, tc.flags)
+			}
+			for _, f := range []string{"city", "source"} {
+				if s, ok := v[f].(string); ok && rules.TextProblem(s) != "" {
+					t.Errorf("transform(%q) keeps %s %q", in, f, s)
+				}
+			}
+			if _, err := avro.Marshal(schemas.MustSchema("users/clean"), v); err != nil {
+				t.Errorf("transform(%q) = %v, which does not encode: %v", in, v, err)
+			}
+		})
 	}
 }

@@ -97,7 +97,11 @@ func TestIngestEndpoint(t *testing.T) {
 		"malformed JSON": {url, "s3cret", `[{"id":"6"},{"id":]`, 400, "item 2"},
 		"bad ndjson":     {url, "s3cret", "{\"id\":\"6\"}\n{\"id\":\n", 400, "line 2"},
 		"unknown field":  {url, "s3cret", `[{"id":"6"},{"id":"7","shoe":"44"}]`, 400, "unknown fields shoe"},
-		"nested value":   {url, "s3cret", `{"id":{"x":1}}`, 400, "nested"},
+		"nested value":   {url, "s3cret", `{"id":{"x":1}}`, 400, `line 1: field "id" holds a nested object`},
+		"two objects":    {url, "s3cret", `{"id":"6"}{"id":"7"}`, 400, "line 1: data after the JSON object"},
+		"two arrays":     {url, "s3cret", `[{"id":"6"}][{"id":"7"}]`, 400, "end: data after the end of the JSON array"},
+		"colliding keys": {url, "s3cret", `{"id":"6","ID":"7"}`, 400, `line 1: fields "id" and "ID" are both the field "id"`},
+		"binary":         {url, "s3cret", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", 400, "start: not a text file (gzip data"},
 		"empty":          {url, "s3cret", ``, 400, "empty body"},
 		"oversize":       {url, "s3cret", `[` + strings.Repeat(`{"id":"9"},`, 300) + `{"id":"9"}]`, 413, "larger than 2048 bytes"},
 	}

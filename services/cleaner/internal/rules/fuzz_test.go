@@ -13,7 +13,7 @@ import (
 
 // problems are every reason a value can be refused for.
 var problems = []string{
-	"missing", "not_text", "invalid_utf8", "not_a_number", "out_of_range", "unknown_value",
+	"missing", "not_text", "invalid_utf8", "nul_byte", "not_a_number", "out_of_range", "unknown_value",
 	"unknown_country", "malformed_email", "bad_date",
 }
 

@@ -18,9 +18,13 @@
 //	values      enum: canonical value → its accepted spellings
 //	not_before  date: a field this date may not precede
 //
-// Values are trimmed and their inner whitespace collapsed first; a value
-// that is not valid UTF-8 is invalid. Fields without the attribute are not
-// read from the raw record (the envelope: event id, time, hash).
+// Values are trimmed and their inner whitespace collapsed first. Text is
+// validated here, the same way whatever format the record came in: a value
+// that is not valid UTF-8 (invalid_utf8) or holds a NUL byte (nul_byte),
+// which PostgreSQL cannot store as text, is invalid. A number too large for
+// its type (int, long, a decimal's precision) is out_of_range. Fields
+// without the attribute are not read from the raw record (the envelope:
+// event id, time, hash).
 package rules
 
 import (
@@ -55,6 +59,8 @@ type field struct {
 	values           map[string]string // folded spelling → canonical
 	notBefore        string
 	long             bool // the Avro type is long, not int
+	precision        int  // digits of a decimal type, 0 if none
+	scale            int  // of a decimal type
 }
 
 // Compile reads the rules declared in a clean schema.
@@ -76,6 +82,7 @@ func Compile(schema avro.Schema) (*Rules, error) {
 			continue
 		}
 		fl.long = isLong(f.Type())
+		fl.precision, fl.scale = decimalOf(f.Type())
 		r.fields = append(r.fields, fl)
 	}
 	names := map[string]bool{}
@@ -259,8 +266,8 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 	if !ok {
 		return nil, "not_text"
 	}
-	if !utf8.ValidString(s) {
-		return nil, "invalid_utf8"
+	if problem := TextProblem(s); problem != "" {
+		return nil, problem
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	switch f.kind {
@@ -268,6 +275,9 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 		return s, ""
 	case "int":
 		n, err := strconv.ParseInt(strings.TrimSuffix(s, ".0"), 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			return nil, "out_of_range"
+		}
 		if err != nil {
 			return nil, "not_a_number"
 		}
@@ -315,9 +325,53 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 		if out := outOfRange(f, f64); out != "" {
 			return nil, out
 		}
+		if f.precision > 0 && !fits(d, f.precision, f.scale) {
+			return nil, "out_of_range"
+		}
 		return d, ""
 	}
 	return nil, "unknown_type"
+}
+
+// TextProblem is the problem of text that no clean record may hold, the
+// same for every field: "invalid_utf8" for bytes that are not UTF-8,
+// "nul_byte" for a NUL, which PostgreSQL cannot store; "" for good text.
+func TextProblem(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "invalid_utf8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "nul_byte"
+	}
+	return ""
+}
+
+// decimalOf returns the precision and scale of a field's decimal type, or
+// of its non-null branch; 0, 0 for other types.
+func decimalOf(s avro.Schema) (precision, scale int) {
+	if u, ok := s.(*avro.UnionSchema); ok {
+		for _, t := range u.Types() {
+			if t.Type() != avro.Null {
+				s = t
+			}
+		}
+	}
+	ls, ok := s.(avro.LogicalTypeSchema)
+	if !ok {
+		return 0, 0
+	}
+	if d, ok := ls.Logical().(*avro.DecimalLogicalSchema); ok {
+		return d.Precision(), d.Scale()
+	}
+	return 0, 0
+}
+
+// fits reports whether d, at scale decimals, has at most precision digits.
+func fits(d *big.Rat, precision, scale int) bool {
+	exp := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)
+	unscaled := new(big.Int).Mul(d.Num(), exp)
+	unscaled.Quo(unscaled, d.Denom())
+	return len(unscaled.Abs(unscaled).String()) <= precision
 }
 
 // isLong reports whether a field's type, or its non-null branch, is long.

@@ -88,6 +88,18 @@ func TestApplyUsers(t *testing.T) {
 		"bad id rejects":     {in: raw("id", "abc"), reasons: []string{`id: not_a_number ("abc")`}},
 		"age as words":       {in: raw("id", "1", "age", "forty"), flags: []string{"age:not_a_number"}},
 		"invalid utf-8":      {in: raw("id", "1", "city", "Z\xffrich"), want: map[string]any{"city": nil}, flags: []string{"city:invalid_utf8"}},
+		"nul byte": {
+			in:   raw("id", "1", "city", "Ly\x00on", "gender", "f\x00", "email", "a\x00@b.org"),
+			want: map[string]any{"city": nil, "gender": nil, "email": nil}, flags: []string{"gender:nul_byte", "city:nul_byte", "email:nul_byte"},
+		},
+		"nul byte in the id rejects": {in: raw("id", "1\x00"), reasons: []string{`id: nul_byte ("1\x00")`}},
+		"age too large for any integer": {
+			in:   raw("id", "1", "age", "99999999999999999999"),
+			want: map[string]any{"age": nil}, flags: []string{"age:out_of_range"},
+		},
+		"age too small for any integer": {in: raw("id", "1", "age", "-99999999999999999999"), flags: []string{"age:out_of_range"}},
+		"age too large for an int":      {in: raw("id", "1", "age", "3000000000"), flags: []string{"age:out_of_range"}},
+		"id too large for a long":       {in: raw("id", "99999999999999999999"), reasons: []string{`id: out_of_range ("99999999999999999999")`}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -107,6 +119,42 @@ func TestApplyUsers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Numbers too large for their type are out of range, whatever the bounds
+// the rules declare: an int beyond int32, a decimal wider than its
+// precision.
+func TestNumbersTooLargeForTheirType(t *testing.T) {
+	s, err := schemas.Parse(`{"type":"record","name":"R","fields":[
+		{"name":"n","type":["null","int"],"default":null,"datamill.clean":{"type":"int"}},
+		{"name":"d","type":["null",{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}],"default":null,"datamill.clean":{"type":"decimal"}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Compile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		n, d  string
+		flags string
+	}{
+		{"2147483647", "99.99", ""},
+		{"-2147483648", "-99.99", ""},
+		{"2147483648", "100.00", "n:out_of_range d:out_of_range"},
+		{"99999999999999999999", "-100", "n:out_of_range d:out_of_range"},
+		{"1e3", "12abc", "n:not_a_number d:not_a_number"},
+	} {
+		out := r.Apply(raw("n", tc.n, "d", tc.d))
+		if got := strings.Join(out.Flags, " "); got != tc.flags {
+			t.Errorf("Apply(n=%q, d=%q) flags %q, want %q", tc.n, tc.d, got, tc.flags)
+		}
+		if tc.flags == "" {
+			if _, err := avro.Marshal(s, out.Values); err != nil {
+				t.Errorf("Apply(n=%q, d=%q) = %v, which does not encode: %v", tc.n, tc.d, out.Values, err)
+			}
+		}
 	}
 }
 
