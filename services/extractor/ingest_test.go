@@ -18,8 +18,15 @@ import (
 )
 
 // startExtractor runs the extractor on its own in-process broker and
-// returns its base URL and the broker.
+// returns its base URL, the broker and the registry's URL.
 func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, string) {
+	t.Helper()
+	return startExtractorLogging(t, io.Discard, extra...)
+}
+
+// startExtractorLogging is startExtractor with the extractor's log written
+// to logs.
+func startExtractorLogging(t *testing.T, logs io.Writer, extra ...string) (string, *embedded.Kafka, string) {
 	t.Helper()
 	k := testkit.KafkaCluster(t)
 	registry := testkit.Registry(t)
@@ -39,7 +46,7 @@ func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, str
 	}, extra...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, env, io.Discard) }()
+	go func() { done <- run(ctx, nil, env, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
