@@ -220,6 +220,23 @@ func (a *ingestAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // maxNamed is how many records without a key a refusal names.
 const maxNamed = 10
 
+// keylessError refuses a body whose records at positions, of records in
+// all, lack the key field.
+type keylessError struct {
+	field     string
+	positions []string
+	records   int
+}
+
+func (e *keylessError) Error() string {
+	n := len(e.positions)
+	named := strings.Join(e.positions[:min(n, maxNamed)], ", ")
+	if n > maxNamed {
+		named += fmt.Sprintf(" and %d more", n-maxNamed)
+	}
+	return fmt.Sprintf("%d of %d records lack the key field %q: %s", n, e.records, e.field, named)
+}
+
 // parse reads a body into records: a JSON array, or one object per line
 // (a single object is one line). Unknown fields are refused; so is a body
 // with records that lack the dataset's key (every one counted, the first
@@ -271,12 +288,8 @@ func (a *ingestAPI) parse(src *source, body []byte) ([]*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n := len(keyless); n > 0 {
-		named := strings.Join(keyless[:min(n, maxNamed)], ", ")
-		if n > maxNamed {
-			named += fmt.Sprintf(" and %d more", n-maxNamed)
-		}
-		return nil, fmt.Errorf("%d of %d records lack the key field %q: %s", n, n+len(recs), src.keyField, named)
+	if len(keyless) > 0 {
+		return nil, &keylessError{field: src.keyField, positions: keyless, records: len(keyless) + len(recs)}
 	}
 	if len(recs) == 0 {
 		return nil, errors.New("no records in the body")

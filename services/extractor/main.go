@@ -220,5 +220,8 @@ func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, n
 	if err != nil {
 		return nil, err
 	}
-	return &source{dataset: ds, keyField: key, codec: codec, keys: keys, topic: topic, dead: dead, dlq: dlq}, nil
+	return &source{
+		dataset: ds, keyField: key, codec: codec, keys: keys, topic: topic, dead: dead, dlq: dlq,
+		limit: producerMaxBytes, deadLimit: producerMaxBytes,
+	}, nil
 }
