@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
@@ -178,4 +183,32 @@ func TestIngestRefusesKeylessAndOversizedRecords(t *testing.T) {
 		t.Fatalf("status %d (%v), want 202", status, body)
 	}
 	testkit.Consume(t, k.Brokers(), "raw.users", 1)
+}
+
+// The limit of a topic is its max.message.bytes, when lower than the
+// producer's; a topic whose configuration cannot be read gets the
+// producer's.
+func TestTopicLimitsReadMaxMessageBytes(t *testing.T) {
+	k := testkit.KafkaCluster(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	small, large := "50000", "5000000"
+	for topic, max := range map[string]*string{"small": &small, "large": &large, "default": nil} {
+		var configs map[string]*string
+		if max != nil {
+			configs = map[string]*string{"max.message.bytes": max}
+		}
+		if _, err := adm.CreateTopic(t.Context(), 1, 1, configs, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := topicLimits(t.Context(), adm, zap.NewNop(), "small", "large", "default", "missing")
+	want := map[string]int{"small": 50000, "large": producerMaxBytes, "default": producerMaxBytes, "missing": producerMaxBytes}
+	if !maps.Equal(got, want) {
+		t.Errorf("topicLimits = %v, want %v", got, want)
+	}
 }
