@@ -18,15 +18,8 @@ import (
 )
 
 // startExtractor runs the extractor on its own in-process broker and
-// returns its base URL, the broker and the registry's URL.
+// returns its base URL and the broker.
 func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, string) {
-	t.Helper()
-	return startExtractorLogging(t, io.Discard, extra...)
-}
-
-// startExtractorLogging is startExtractor with the extractor's log written
-// to logs.
-func startExtractorLogging(t *testing.T, logs io.Writer, extra ...string) (string, *embedded.Kafka, string) {
 	t.Helper()
 	k := testkit.KafkaCluster(t)
 	registry := testkit.Registry(t)
@@ -46,7 +39,7 @@ func startExtractorLogging(t *testing.T, logs io.Writer, extra ...string) (strin
 	}, extra...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, env, logs) }()
+	go func() { done <- run(ctx, nil, env, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,22 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
@@ -82,52 +83,66 @@ func TestAnOversizedRecordIsADeadLetterAndTheDirectoryGoesOn(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a buffer that a test reads while a service writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The "done" line of a file counts every record of it, the readable ones
 // and the dead-lettered ones.
 func TestTheDoneLogCountsEveryRecord(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.csv"), "id,age\n1,30\n2,\"4\"0\n3,50\n4,60\n")
-	var logs lockedBuffer
-	startExtractorLogging(t, &logs, "EXTRACTOR_FILES=users="+dir, "EXTRACTOR_SCAN_INTERVAL=100ms", "LOG_LEVEL=info")
+	k := testkit.KafkaCluster(t)
+	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
+	admin, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := kafka.EnsureTopics(t.Context(), admin, kcfg, kafka.PipelineTopics("users")...); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := newSource(t.Context(), reg, schemas.BuiltIn(), "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &publisher{
+		connect: func() (*kgo.Client, error) {
+			return kafka.NewClient(kcfg, zap.NewNop(), kgo.TransactionalID("done-log-test"))
+		},
+		timeout: 10 * time.Second, bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "bytes"}),
+	}
+	defer out.close()
+	core, logs := observer.New(zap.InfoLevel)
+	counter := func() *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "n"}, []string{"dataset"})
+	}
+	files := &fileSource{
+		log: zap.New(core), kafka: kcfg, out: out, sources: map[string]*source{"users": src},
+		patterns: []pattern{{"users", dir}}, batch: 2, interval: 100 * time.Millisecond, terminal: io.Discard,
+		ready: func(bool, string) {}, records: counter(), dead: counter(), done: counter(),
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- files.run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("file source: %v", err)
+		}
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var line struct {
-				Msg     string `json:"msg"`
-				What    string `json:"what"`
-				Records int    `json:"records"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "done" {
-				continue
-			}
-			if line.What != "a.csv" || line.Records != 4 {
-				t.Errorf("logged %s, want a.csv done with 4 records", sc.Text())
+		if lines := logs.FilterMessage("done").AllUntimed(); len(lines) > 0 {
+			if f := lines[0].ContextMap(); f["what"] != "a.csv" || f["records"] != int64(4) {
+				t.Errorf("logged done %v, want a.csv with 4 records", f)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no done line within 30 s; the log:\n%s", logs.String())
+			t.Fatalf("no done line within 30 s; logged %d lines, the last %v", logs.Len(), logs.All()[logs.Len()-1].Message)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
