@@ -1,13 +1,14 @@
 // Package ingest reads source records — CSV with a header row, a JSON
 // array of flat objects, or NDJSON — and turns them into raw records of a
 // dataset: every source value kept as the bytes it came as (invalid UTF-8
-// too: the cleaner is where text is validated), plus the envelope (a
-// deterministic event id, the source, the ingestion time). It reads
+// too: the cleaner is where text is validated), plus the envelope (an
+// event id, the source, the ingestion time). It reads
 // strictly: a source that is not text, data after a JSON record and field
 // names that are the same once lower-cased and trimmed are errors.
 //
-// The extractor and `datamill produce` both read through it, so a record
-// gets the same event id whichever way it enters.
+// The extractor and `datamill produce` both read through it, so a file's
+// record given the same ingestion time gets the same event id whichever way
+// it enters.
 package ingest
 
 import (
@@ -395,11 +396,18 @@ func (d *Dataset) Unknown(rec Record) []string {
 	return out
 }
 
-// EventID is the deterministic id of a source record: the same record at
-// the same place of the same source always gets the same id.
-func (d *Dataset) EventID(source string, rec Record) string {
+// EventID is the id of one arrival of a source record, an event: it hashes
+// the dataset, the source, the record's position in it, its values and the
+// ingestion time it is given, at microsecond precision, as the raw record
+// carries it. The same record at the same place of the same source given
+// the same time (a file's record n read again) is the same event; the same
+// content arriving again at another time is another event. A source whose
+// positions repeat across arrivals (every HTTP body starts at line 1)
+// makes each arrival's positions unique, so that two arrivals given the
+// same time stay two events.
+func (d *Dataset) EventID(source string, rec Record, at time.Time) string {
 	h := sha256.New()
-	for _, s := range []string{d.Name, source, rec.Position} {
+	for _, s := range []string{d.Name, source, rec.Position, strconv.FormatInt(at.UnixMicro(), 10)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -414,7 +422,7 @@ func (d *Dataset) EventID(source string, rec Record) string {
 }
 
 // Raw returns the raw record of rec for the dataset's raw schema, as a
-// generic Avro record.
+// generic Avro record, ingested at at, with its EventID.
 func (d *Dataset) Raw(source string, rec Record, at time.Time) map[string]any {
 	out := make(map[string]any, len(d.fields)+3)
 	for _, f := range d.fields {
@@ -424,7 +432,7 @@ func (d *Dataset) Raw(source string, rec Record, at time.Time) map[string]any {
 			out[f] = nil
 		}
 	}
-	out[FieldEventID] = d.EventID(source, rec)
+	out[FieldEventID] = d.EventID(source, rec, at)
 	out[FieldSource] = source
 	out[FieldIngestedAt] = at
 	return out

@@ -120,11 +120,12 @@ func TestRawRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := d.EventID("file:u.csv", recs[0])
-	if a != d.EventID("file:u.csv", recs[0]) {
+	at := time.Now()
+	a := d.EventID("file:u.csv", recs[0], at)
+	if a != d.EventID("file:u.csv", recs[0], at) {
 		t.Error("the event id is not deterministic")
 	}
-	if a == d.EventID("file:u.csv", recs[1]) || a == d.EventID("file:v.csv", recs[0]) {
+	if a == d.EventID("file:u.csv", recs[1], at) || a == d.EventID("file:v.csv", recs[0], at) {
 		t.Error("the same content at another place or source got the same event id")
 	}
 	if k := d.Key(Record{Values: map[string]*string{"id": ptr(" 7 ")}}); string(k) != "7" {
@@ -133,7 +134,7 @@ func TestRawRecords(t *testing.T) {
 	if got := d.Unknown(recs[0]); strings.Join(got, ",") != "shoe_size" {
 		t.Errorf("Unknown = %v, want shoe_size", got)
 	}
-	r := d.Raw("file:u.csv", recs[0], time.Now())
+	r := d.Raw("file:u.csv", recs[0], at)
 	if _, err := avro.Marshal(raw, r); err != nil {
 		t.Fatalf("a raw record does not encode with the raw schema: %v", err)
 	}

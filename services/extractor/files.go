@@ -208,9 +208,10 @@ func (f *fileSource) scan(ctx context.Context) error {
 var errRewritten = errors.New("file rewritten")
 
 // extract publishes what is new in one file: all of it the first time, the
-// rest of it after an interrupted read or when it grew, all of it again
-// when it was rewritten (records that did not change keep their event ids
-// and times, so downstream drops them).
+// rest of it after an interrupted read or when it grew (the records read
+// before keep their event ids and times), all of it again when it was
+// rewritten, as new events timed after the old version's (records that did
+// not change are duplicates the cleaner drops).
 func (f *fileSource) extract(ctx context.Context, dataset, path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -227,9 +228,24 @@ func (f *fileSource) extract(ctx context.Context, dataset, path string) error {
 	err = f.read(ctx, dataset, path, st, cp)
 	if errors.Is(err, errRewritten) {
 		f.log.Info("file rewritten; reading it again from the start", zap.String("file", path))
-		err = f.read(ctx, dataset, path, st, checkpoint{Base: cp.Base})
+		err = f.read(ctx, dataset, path, st, checkpoint{Base: rewrittenBase(cp, st.ModTime())})
 	}
 	return err
+}
+
+// rewrittenBase is the base time of a file rewritten since cp: its
+// modification time, or, when that is not later than every event the
+// previous version published (a clock set back, a coarse file system),
+// the microsecond after the last of them. Every record of the new version
+// is then a new event, newer than the old version's, so that its content
+// wins downstream, and its unchanged records are content the cleaner
+// drops as duplicates.
+func rewrittenBase(cp checkpoint, mtime time.Time) time.Time {
+	after := cp.Base.Add(time.Duration(cp.Records) * time.Microsecond)
+	if m := mtime.Truncate(time.Microsecond); m.After(after) {
+		return m
+	}
+	return after
 }
 
 // read publishes the records of path after the first from.Records ones,
@@ -265,7 +281,13 @@ func (f *fileSource) read(ctx context.Context, dataset, path string, st os.FileI
 		if err != nil {
 			return r.addDead(ctx, source, rec.Position, nil, "encode: "+err.Error())
 		}
-		return r.add(ctx, &kgo.Record{Topic: src.topic, Key: src.key(rec), Value: b}, id)
+		out := &kgo.Record{Topic: src.topic, Key: src.key(rec), Value: b}
+		if err := fits(out, src.limit); err != nil {
+			// The broker would refuse it for ever: a dead letter with
+			// what it held, clipped, and the file goes on.
+			return r.addDead(ctx, source, rec.Position, valuesOf(rec), err.Error())
+		}
+		return r.add(ctx, out, id)
 	}, func(e *ingest.Error) error {
 		return r.addDead(ctx, source, e.Position, e.Raw, "unreadable: "+e.Err.Error())
 	})
@@ -291,6 +313,7 @@ func (f *fileSource) read(ctx context.Context, dataset, path string, st os.FileI
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
+	r.bar.Set(counted.n, r.mark.Records)
 	r.bar.Finish()
 	f.done.WithLabelValues(dataset).Inc()
 	return nil
@@ -355,11 +378,12 @@ func (r *fileRead) flush(ctx context.Context) error {
 }
 
 // addDead counts the next record of the file, at position, as one the
-// extractor cannot publish, and queues its dead letter.
+// extractor cannot publish, and queues its dead letter, which keeps at most
+// maxDeadBytes of raw.
 func (r *fileRead) addDead(ctx context.Context, source, position string, raw []byte, reason string) error {
 	at, _ := strconv.ParseInt(position[strings.LastIndexByte(position, ' ')+1:], 10, 64)
 	rec, err := stage.DeadLetterRecord(r.src.dead, r.src.dlq, r.src.dataset.Name, "extractor",
-		&kgo.Record{Topic: source, Partition: -1, Offset: at, Value: raw}, []string{position + ": " + reason}, time.Now())
+		&kgo.Record{Topic: source, Partition: -1, Offset: at, Value: clip(raw, r.src.deadLimit)}, []string{position + ": " + reason}, time.Now())
 	if err != nil {
 		return err
 	}

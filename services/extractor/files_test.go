@@ -122,22 +122,30 @@ func TestFileSourcesReadEveryFormatGlobAndWatchedDirectory(t *testing.T) {
 		t.Errorf("raw ids %v lack 9 from the file renamed in", ids)
 	}
 
-	// A file rewritten in its middle is read again from the start: the
-	// unchanged records come again with the same event ids and times, the
-	// mended one is new.
+	// A file rewritten in its middle is read again from the start, every
+	// record a new event timed after the ones of the old version, so that
+	// the newest content wins downstream (and unchanged content is a
+	// duplicate the cleaner drops).
 	write(t, a, "id,age,country\n1,30,FR\n2,40,DE\n3,50,IT\n")
 	recs = testkit.Consume(t, k.Brokers(), "raw.users", 10)
-	events := map[string]map[string]int{} // id → event id → times seen
+	type event struct {
+		id string
+		at time.Time
+	}
+	events := map[string][]event{} // user → its events from a.csv, in order
 	for _, r := range rawUsers(t, registry, recs) {
-		if events[*r.ID] == nil {
-			events[*r.ID] = map[string]int{}
+		if r.Source == "file:"+a {
+			events[*r.ID] = append(events[*r.ID], event{r.EventID, r.IngestedAt})
 		}
-		events[*r.ID][r.EventID]++
 	}
 	for id, want := range map[string]int{"1": 2, "2": 1, "3": 2} {
-		if len(events[id]) != 1 || slices.Collect(maps.Values(events[id]))[0] != want {
-			t.Errorf("user %s came as %v, want one event id seen %d times", id, events[id], want)
+		e := events[id]
+		if len(e) != want || want == 2 && (e[0].id == e[1].id || !e[1].at.After(e[0].at)) {
+			t.Errorf("user %s came as %v, want %d events, each later one newer", id, e, want)
 		}
+	}
+	if last, first := events["1"][1].at, events["3"][0].at; !last.After(first) {
+		t.Errorf("the rewritten file's first record is timed %v, not after the old version's last, %v", last, first)
 	}
 }
 

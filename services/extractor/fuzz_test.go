@@ -30,6 +30,7 @@ func FuzzParseBody(f *testing.F) {
 		"  \n",
 		`[]`,
 		`{"id":"\xff"}`,
+		"{\"id\":\"1\"}\n{\"age\":\"31\"}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -52,10 +53,11 @@ func FuzzParseBody(f *testing.F) {
 		recs, err := a.parse(src, body)
 		if err != nil {
 			var e *ingest.Error
+			var keyless *keylessError
 			if len(recs) > 0 {
 				t.Fatalf("parse(%q) = %d records and %v", body, len(recs), err)
 			}
-			if !errors.As(err, &e) && len(bytes.TrimSpace(body)) > 0 && !strings.Contains(err.Error(), "no records") {
+			if !errors.As(err, &e) && !errors.As(err, &keyless) && len(bytes.TrimSpace(body)) > 0 && !strings.Contains(err.Error(), "no records") {
 				t.Fatalf("parse(%q) = %v, want an *ingest.Error naming the record", body, err)
 			}
 			return
@@ -67,6 +69,9 @@ func FuzzParseBody(f *testing.F) {
 			var u users.Raw
 			if err := raw.Decode(r.Value, &u); err != nil {
 				t.Fatalf("parse(%q): a record does not decode: %v", body, err)
+			}
+			if u.ID == nil || strings.TrimSpace(*u.ID) == "" || r.Key == nil {
+				t.Fatalf("parse(%q): took a record without a key: %+v", body, u)
 			}
 			if r.Topic != src.topic {
 				t.Fatalf("parse(%q): record for %s", body, r.Topic)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -23,14 +25,18 @@ import (
 
 // source is one dataset the extractor publishes.
 type source struct {
-	dataset *ingest.Dataset
-	codec   *serde.Codec[map[string]any]
-	keys    *serde.KeyCodec
-	topic   string
+	dataset  *ingest.Dataset
+	keyField string // the dataset's key field
+	codec    *serde.Codec[map[string]any]
+	keys     *serde.KeyCodec
+	topic    string
 	// dead encodes the records that cannot be read into dlq, the
 	// dataset's dead-letter topic.
 	dead *serde.Codec[schemas.DeadLetter]
 	dlq  string
+	// limit and deadLimit are the largest records, in bytes as Kafka
+	// counts them, that topic and dlq take (see topicLimits).
+	limit, deadLimit int
 }
 
 // key is the record's key for the raw topic: its id as an Avro string, or
@@ -188,11 +194,21 @@ func (a *ingestAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs, err := a.parse(src, body)
-	if err != nil {
+	switch {
+	case errors.Is(err, errTooLarge):
+		reply(w, http.StatusRequestEntityTooLarge, "error", err.Error()+"; nothing was published")
+		return
+	case err != nil:
 		reply(w, http.StatusBadRequest, "error", err.Error()+"; nothing was published")
 		return
 	}
 	if err := a.out.publish(r.Context(), recs); err != nil {
+		// A record the broker refuses for its size is refused again
+		// whenever it is sent: no reason to try later.
+		if errors.Is(err, kerr.MessageTooLarge) {
+			reply(w, http.StatusRequestEntityTooLarge, "error", "Kafka refused a record as too large (MESSAGE_TOO_LARGE), nothing was published: "+err.Error())
+			return
+		}
 		a.log.Warn("ingest not published", zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
 		reply(w, http.StatusServiceUnavailable, "error", "Kafka did not take the records, nothing was published: "+err.Error())
 		return
@@ -201,8 +217,35 @@ func (a *ingestAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusAccepted, "accepted", len(recs))
 }
 
+// maxNamed is how many records without a key a refusal names.
+const maxNamed = 10
+
+// keylessError refuses a body whose records at positions, of records in
+// all, lack the key field.
+type keylessError struct {
+	field     string
+	positions []string
+	records   int
+}
+
+func (e *keylessError) Error() string {
+	n := len(e.positions)
+	named := strings.Join(e.positions[:min(n, maxNamed)], ", ")
+	if n > maxNamed {
+		named += fmt.Sprintf(" and %d more", n-maxNamed)
+	}
+	return fmt.Sprintf("%d of %d records lack the key field %q: %s", n, e.records, e.field, named)
+}
+
 // parse reads a body into records: a JSON array, or one object per line
-// (a single object is one line). Unknown fields are refused.
+// (a single object is one line). Unknown fields are refused; so is a body
+// with records that lack the dataset's key (every one counted, the first
+// maxNamed named), or a record larger than the broker takes (an error
+// wrapping errTooLarge).
+//
+// The body is one arrival: its records are timed from now, a microsecond
+// apart, and positioned in the request, whose random id makes their event
+// ids unique to it, whatever the time and the replica that took it.
 func (a *ingestAPI) parse(src *source, body []byte) ([]*kgo.Record, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -213,22 +256,40 @@ func (a *ingestAPI) parse(src *source, body []byte) ([]*kgo.Record, error) {
 		format = ingest.JSON
 	}
 	now := time.Now().Truncate(time.Microsecond)
-	var recs []*kgo.Record
+	request := "request " + rand.Text()
+	var (
+		recs    []*kgo.Record
+		keyless []string // positions of the records without a key
+	)
 	err := ingest.Read(bytes.NewReader(trimmed), format, func(rec ingest.Record) error {
 		if unknown := src.dataset.Unknown(rec); len(unknown) > 0 {
 			return &ingest.Error{Position: rec.Position, Err: fmt.Errorf("unknown fields %s (known: %s)",
 				strings.Join(unknown, ", "), strings.Join(src.dataset.Fields(), ", "))}
 		}
+		key := src.key(rec)
+		if key == nil {
+			keyless = append(keyless, rec.Position)
+			return nil
+		}
+		pos := rec.Position
+		rec.Position = request + " " + pos
 		v := src.dataset.Raw("http", rec, now.Add(time.Duration(len(recs))*time.Microsecond))
 		b, err := src.codec.Encode(&v)
 		if err != nil {
-			return &ingest.Error{Position: rec.Position, Err: err}
+			return &ingest.Error{Position: pos, Err: err}
 		}
-		recs = append(recs, &kgo.Record{Topic: src.topic, Key: src.key(rec), Value: b})
+		out := &kgo.Record{Topic: src.topic, Key: key, Value: b}
+		if err := fits(out, src.limit); err != nil {
+			return &ingest.Error{Position: pos, Err: err}
+		}
+		recs = append(recs, out)
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(keyless) > 0 {
+		return nil, &keylessError{field: src.keyField, positions: keyless, records: len(keyless) + len(recs)}
 	}
 	if len(recs) == 0 {
 		return nil, errors.New("no records in the body")

@@ -1,10 +1,15 @@
 // Command extractor brings source records into raw.<dataset>, keeping the
-// source's values as they came and giving each record a deterministic
+// source's values as they came and giving each arrival of a record its own
 // event id.
 //
 // It serves the HTTP ingest endpoint POST /v1/datasets/{dataset}/events on
 // HTTP_ADDR (next to /metrics): a JSON object, a JSON array or NDJSON, each
-// body published whole in one Kafka transaction before the 202 answer.
+// body published whole in one Kafka transaction before the 202 answer. A
+// body is one arrival: its records are new events, timed when it came and
+// identified within the request, so that content sent again later is a
+// newer event than the one it repeats. A body with records that lack the
+// dataset's key is refused with 400, naming them; one with a record larger
+// than the broker takes with 413.
 //
 // It reads the files of EXTRACTOR_FILES (dataset=path entries; a path may
 // be a file, a glob or a directory) — CSV with a header row, JSON arrays,
@@ -13,12 +18,17 @@
 // each in one transaction with the file's checkpoint (how many records
 // were published, and a digest of their event ids) on the compacted topic
 // _state.extractor.files, so a restart goes on where the last committed
-// batch ended, with nothing published twice. A file that grows is read on
-// from its checkpoint; one rewritten is read again from the start. Record
-// n of a file is timed from the file's first modification time seen plus
-// n µs, so reading a file again reproduces its events exactly and changes
-// nothing downstream. Records that cannot be read go to dlq.<dataset> with
-// their position and reason; the rest of the file goes on.
+// batch ended, with nothing published twice. Record n of a file is timed
+// from the file's base time plus n µs, and its event id hashes that time,
+// so reading a file again reproduces its events exactly and changes nothing
+// downstream. A file that grows is read on from its checkpoint with the same
+// base. One rewritten is read again from the start with a new base, later
+// than every event of the previous version: its records are new events and
+// win downstream, those that did not change are duplicates the cleaner
+// drops. Records that cannot be read, and records larger than the broker
+// takes for the raw topic (max.message.bytes, read at start), go to
+// dlq.<dataset> with their position and reason; the rest of the file goes
+// on.
 package main
 
 import (
@@ -32,6 +42,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -130,9 +141,14 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 		topics = append(topics, kafka.Topic(kafka.Raw, name), kafka.Topic(kafka.DLQ, name))
 	}
 	err = kafka.EnsureTopics(ctx, admin, cfg.Kafka, topics...)
-	admin.Close()
 	if err != nil {
+		admin.Close()
 		return err
+	}
+	limits := topicLimits(ctx, kadm.NewClient(admin), p.Log, topics...)
+	admin.Close()
+	for _, s := range sources {
+		s.limit, s.deadLimit = limits[s.topic], limits[s.dlq]
 	}
 	out := &publisher{connect: connect, timeout: cfg.PublishTimeout, bytes: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "datamill_extractor_bytes_total", Help: "Bytes of the records published and committed (raw records, dead letters, checkpoints).",
@@ -204,5 +220,8 @@ func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, n
 	if err != nil {
 		return nil, err
 	}
-	return &source{dataset: ds, codec: codec, keys: keys, topic: topic, dead: dead, dlq: dlq}, nil
+	return &source{
+		dataset: ds, keyField: key, codec: codec, keys: keys, topic: topic, dead: dead, dlq: dlq,
+		limit: producerMaxBytes, deadLimit: producerMaxBytes,
+	}, nil
 }
