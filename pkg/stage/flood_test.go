@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -286,6 +287,34 @@ func TestFloodConfig(t *testing.T) {
 		cfg.DLQOnFlood = tc.onFlood
 		if err := cfg.Validate(); (err != nil) != tc.wantErr {
 			t.Errorf("%s: Validate with STAGE_DLQ_ON_FLOOD=%q = %v, want error %v", name, tc.onFlood, err, tc.wantErr)
+		}
+	}
+}
+
+func TestLetThrough(t *testing.T) {
+	dead := func(at ...[2]int64) []deadLetter {
+		var out []deadLetter
+		for _, a := range at {
+			out = append(out, deadLetter{rec: &kgo.Record{Partition: int32(a[0]), Offset: a[1]}})
+		}
+		return out
+	}
+	tests := map[string]struct {
+		acked bool
+		until map[int32]int64
+		dead  []deadLetter
+		want  bool
+	}{
+		"no resume":                 {false, nil, dead([2]int64{0, 1}), false},
+		"resumed in this process":   {true, nil, dead([2]int64{0, 1}), true},
+		"before the stop's offsets": {false, map[int32]int64{0: 10, 1: 5}, dead([2]int64{0, 9}, [2]int64{1, 4}), true},
+		"at the stop's end":         {false, map[int32]int64{0: 10}, dead([2]int64{0, 10}), false},
+		"another partition":         {false, map[int32]int64{0: 10}, dead([2]int64{2, 0}), false},
+	}
+	for name, tc := range tests {
+		r := &Runner[item, item]{acked: tc.acked, ackedUntil: tc.until}
+		if got := r.letThrough(tc.dead); got != tc.want {
+			t.Errorf("%s: letThrough = %v, want %v", name, got, tc.want)
 		}
 	}
 }

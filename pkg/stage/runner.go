@@ -707,7 +707,7 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 		}
 		dead = append(dead, deadLetter{from[rj.Index], rj.Reasons})
 	}
-	if r.control != nil && r.flood.exceeds(len(recs), len(dead)) && !r.letThrough(dead) {
+	if r.control != nil && len(dead) > 0 && r.flood.exceeds(len(recs), len(dead)) && !r.letThrough(dead) {
 		return count{}, r.stop(ctx, recs, len(dead))
 	}
 
