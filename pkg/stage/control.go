@@ -157,6 +157,23 @@ func (c *control) stopped() bool {
 	return ctl.Stopped
 }
 
+// cancelOnStop calls cancel once the group's runners are stopped, or when
+// ctx ends.
+func (c *control) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
+	for {
+		ctl, changed := c.state()
+		if ctl.Stopped {
+			cancel()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
 // write produces ctl for the group and applies it at once.
 func (c *control) write(ctx context.Context, ctl Control) error {
 	rec, err := writeControl(ctx, c.cl, c.topic, c.group, ctl)

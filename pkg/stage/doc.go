@@ -74,8 +74,11 @@
 // the runners notice it within about a second and go on, this time
 // committing the flooding batch and the rest of the flood in progress to
 // the dead-letter topic. The next flood, once the rate fell back under the
-// threshold, stops them again. Run never returns ErrDeadLetterFlood; it
-// is the cause a stopped runner reports.
+// threshold, stops them again. A step with a database sink has committed
+// the batch's rows before the check: only the Kafka transaction is aborted,
+// and the batch is replayed after the resume as after a crash, which its
+// idempotent handler absorbs. Run never returns ErrDeadLetterFlood; it is
+// the cause a stopped runner reports.
 //
 // Every other error is transient (broker, registry, database, network): the
 // batch is retried with backoff; when the retries run out its transaction

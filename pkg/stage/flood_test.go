@@ -318,3 +318,45 @@ func TestLetThrough(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryRunnerOfTheGroupStopsAndResumes(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("")
+	cfg.DLQOnFlood = FloodStop
+	spec := f.spec(PerRecord(echo))
+	spec.ControlTopic = testkit.Name(t, "control")
+	var ready readiness
+	spec.OnReady = ready.set
+	r := f.runner(t, spec, cfg)
+	run := launch(t, r)
+	f.produce(t, items(0, 10)...)
+	f.waitDrained(t, spec.Group, 30*time.Second)
+
+	// Another runner of the group stops on a flood while this one idles.
+	other, err := openControl(t.Context(), f.kcfg, f.log, spec.ControlTopic, spec.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.close()
+	if err := other.write(t.Context(), Control{Stopped: true, Reason: "a flood elsewhere", Offsets: map[int32]int64{0: 1}, At: time.Now(), By: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := func() float64 { return testutil.ToFloat64(r.metrics.stopped.WithLabelValues("tester", "items")) }
+	eventually(t, 30*time.Second, "the idle runner stops", func() bool { return stopped() == 1 })
+	if ok, reason := ready.get(); ok || !strings.Contains(reason, "a flood elsewhere") {
+		t.Errorf("readiness = %v %q, want not ready with the stop's reason", ok, reason)
+	}
+	f.produce(t, items(10, 10)...)
+	if _, err := Resume(t.Context(), f.kcfg, f.log, spec.ControlTopic, spec.Group, "test"); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	f.waitDrained(t, spec.Group, 60*time.Second)
+	run.running(t)
+	if stopped() != 0 {
+		t.Error("the stopped gauge is still 1 after the resume")
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wantEchoed(t, f.decodeOutputs(t, f.readCommitted(t, f.out)), 20, nil)
+}

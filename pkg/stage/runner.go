@@ -528,11 +528,25 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 	work := context.WithoutCancel(ctx)
 	pauses := 0
 	r.watch = &stopwatch{m: r.metrics, stage: stage, dataset: ds, last: time.Now()}
+	// A poll ends when the group's runners are stopped, so that an idle
+	// runner stops too.
+	poll := ctx
+	if r.control != nil {
+		var cancel context.CancelFunc
+		poll, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go r.control.cancelOnStop(poll, cancel)
+	}
 	for {
-		fetches := sess.PollRecords(ctx, r.cfg.BatchMax)
+		fetches := sess.PollRecords(poll, r.cfg.BatchMax)
 		r.watch.lap(PhasePoll)
 		if fetches.IsClientClosed() || ctx.Err() != nil && fetches.NumRecords() == 0 {
 			return nil
+		}
+		if r.control != nil && r.control.stopped() {
+			// A runner of the group stopped on a flood: leave the
+			// batch uncommitted and wait for the resume.
+			return errStopped
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
@@ -542,11 +556,6 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 		if fetches.NumRecords() == 0 {
 			sess.AllowRebalance()
 			continue
-		}
-		if r.control != nil && r.control.stopped() {
-			// Another runner of the group stopped on a flood: leave
-			// the batch uncommitted and wait for the resume.
-			return errStopped
 		}
 		err := r.batch(ctx, work, sess, fetches)
 		sess.AllowRebalance()
