@@ -52,10 +52,33 @@
 // rejects it (Reject, Permanent). The record goes to the dead-letter topic,
 // in the same transaction as the batch's outputs, with its original key and
 // bytes and headers naming the stage, the reasons and its origin topic,
-// partition and offset; the rest of the batch goes on. When the share of
-// dead letters over the last records exceeds a threshold the runner aborts
-// the batch and stops with ErrDeadLetterFlood instead of emptying the topic
-// into the dead-letter queue.
+// partition and offset; the rest of the batch goes on.
+//
+// A dead-letter flood, more than STAGE_DLQ_MAX_RATE of the last
+// STAGE_DLQ_WINDOW records dead-lettered, is an alert, never a crash: bad
+// records must not stop the good ones behind them. By default
+// (STAGE_DLQ_ON_FLOOD=alert) the flooding batches commit as any other, and
+// while the rate stays above the threshold the runner sets the gauge
+// datamill_stage_dlq_flood to 1, counts the flood once in
+// datamill_stage_dlq_floods_total, stays ready with the flood and its rate
+// as the readiness detail (Spec.OnReady with ready true and a reason), and
+// logs one warning when the flood starts and one when it ends.
+//
+// With STAGE_DLQ_ON_FLOOD=stop, the line stops instead, on purpose: the
+// runner aborts the flooding batch, writes a stop record (keyed by its
+// consumer group) to the compacted control topic (ControlTopic), leaves
+// the group and waits, not ready, naming the reason and the command that
+// resumes it; the process stays up, and every runner of the group, a
+// restarted one too, reads the stop and waits as well. Resume (the
+// `datamill resume <stage> <dataset>` command) writes the resume record;
+// the runners notice it within about a second and go on, this time
+// committing the flooding batch and the rest of the flood in progress to
+// the dead-letter topic. The next flood, once the rate fell back under the
+// threshold, stops them again. A step with a database sink has committed
+// the batch's rows before the check: only the Kafka transaction is aborted,
+// and the batch is replayed after the resume as after a crash, which its
+// idempotent handler absorbs. Run never returns ErrDeadLetterFlood; it is
+// the cause a stopped runner reports.
 //
 // Every other error is transient (broker, registry, database, network): the
 // batch is retried with backoff; when the retries run out its transaction

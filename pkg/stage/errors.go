@@ -12,8 +12,9 @@ import (
 // same content was already seen. Duplicates are counted, not dead-lettered.
 var ErrDuplicate = errors.New("duplicate record")
 
-// ErrDeadLetterFlood stops a stage whose dead-letter rate exceeds its
-// threshold.
+// ErrDeadLetterFlood is why a runner with STAGE_DLQ_ON_FLOOD=stop stopped
+// consuming: its dead-letter rate went above the threshold. Run never
+// returns it.
 var ErrDeadLetterFlood = errors.New("dead-letter rate above threshold")
 
 // RejectError is a permanent error of one record with the reasons it was

@@ -105,7 +105,7 @@ func decodeDeadLetter(f *fixture, b []byte) (schemas.DeadLetter, error) {
 
 func testConfig(instance string) Config {
 	return Config{
-		BatchMax: 50, DLQMaxRate: 0.5, DLQWindow: 1000, DLQMinRecords: 100,
+		BatchMax: 50, DLQMaxRate: 0.5, DLQWindow: 1000, DLQMinRecords: 100, DLQOnFlood: FloodAlert,
 		Retries: 3, RetryBackoff: 10 * time.Millisecond, MaxPause: 200 * time.Millisecond,
 		SessionTimeout: 6 * time.Second, TransactionTimeout: 10 * time.Second, InstanceID: instance,
 	}

@@ -36,3 +36,15 @@ func (w *floodWindow) add(in, dead int) {
 		w.batches = w.batches[1:]
 	}
 }
+
+// above reports whether the rate over the window is above the threshold.
+func (w *floodWindow) above() bool { return w.exceeds(0, 0) }
+
+// rate returns the share of dead letters among the window's records, and
+// their number.
+func (w *floodWindow) rate() (float64, int) {
+	if w.in == 0 {
+		return 0, 0
+	}
+	return float64(w.dead) / float64(w.in), w.in
+}

@@ -18,6 +18,8 @@ type Metrics struct {
 	batchSeconds        *prometheus.HistogramVec
 	phaseSeconds        *prometheus.CounterVec // + phase
 	lag                 *prometheus.GaugeVec   // + partition
+	flood, stopped      *prometheus.GaugeVec
+	floods              *prometheus.CounterVec
 }
 
 // The phases of a runner's time, in the order a batch goes through them.
@@ -77,8 +79,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "datamill_stage_consumer_lag_records", Help: "Committed records not yet consumed, per input partition.",
 		}, append(labels, "partition")),
+		flood: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "datamill_stage_dlq_flood", Help: "1 while the dead-letter rate is above STAGE_DLQ_MAX_RATE (a dead-letter flood), else 0.",
+		}, labels),
+		floods: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_stage_dlq_floods_total", Help: "Dead-letter floods started (the rate went above STAGE_DLQ_MAX_RATE).",
+		}, labels),
+		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "datamill_stage_stopped", Help: "1 while the stage is stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) until `datamill resume`, else 0.",
+		}, labels),
 	}
-	reg.MustRegister(m.in, m.out, m.duplicates, m.bytesIn, m.bytesOut, m.dead, m.txns, m.batchSize, m.batchSeconds, m.phaseSeconds, m.lag)
+	reg.MustRegister(m.in, m.out, m.duplicates, m.bytesIn, m.bytesOut, m.dead, m.txns, m.batchSize, m.batchSeconds, m.phaseSeconds, m.lag,
+		m.flood, m.floods, m.stopped)
 	return m
 }
 

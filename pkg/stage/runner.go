@@ -22,12 +22,17 @@ import (
 type Config struct {
 	// BatchMax is the most records polled into one batch (one transaction).
 	BatchMax int `env:"STAGE_BATCH_MAX" envDefault:"2000"`
-	// DLQMaxRate stops the stage when more than this share of the records
-	// over the last DLQWindow records were dead-lettered...
+	// DLQMaxRate: a dead-letter flood is when more than this share of the
+	// records over the last DLQWindow records were dead-lettered...
 	DLQMaxRate float64 `env:"STAGE_DLQ_MAX_RATE" envDefault:"0.5"`
 	DLQWindow  int     `env:"STAGE_DLQ_WINDOW" envDefault:"1000"`
 	// ...once at least DLQMinRecords records were seen.
 	DLQMinRecords int `env:"STAGE_DLQ_MIN_RECORDS" envDefault:"100"`
+	// DLQOnFlood is what a flood does: FloodAlert (the stage goes on and
+	// raises the flood metric, readiness detail and log) or FloodStop
+	// (the stage stops consuming the dataset without committing the
+	// batch, until Resume).
+	DLQOnFlood string `env:"STAGE_DLQ_ON_FLOOD" envDefault:"alert"`
 	// Retries bounds the attempts at a batch's transient failures before
 	// its transaction is aborted and the stage pauses.
 	Retries      int           `env:"STAGE_RETRIES" envDefault:"4"`
@@ -61,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DLQWindow < 1 || c.DLQMinRecords < 1 {
 		errs = append(errs, errors.New("STAGE_DLQ_WINDOW and STAGE_DLQ_MIN_RECORDS must be at least 1"))
+	}
+	if c.DLQOnFlood != FloodAlert && c.DLQOnFlood != FloodStop {
+		errs = append(errs, fmt.Errorf("STAGE_DLQ_ON_FLOOD %q: must be %s or %s", c.DLQOnFlood, FloodAlert, FloodStop))
 	}
 	if c.Retries < 1 {
 		errs = append(errs, fmt.Errorf("STAGE_RETRIES %d: must be at least 1", c.Retries))
@@ -188,6 +196,9 @@ type Spec[In, Out any] struct {
 	// kafka.StateTopic(Stage, Dataset), created with the input's
 	// partition count.
 	StateTopic string
+	// ControlTopic keeps the stops and resumes of the runners with
+	// STAGE_DLQ_ON_FLOOD=stop; default ControlTopic(Stage, Dataset).
+	ControlTopic string
 }
 
 // Runner runs one Spec. Build it with NewRunner and call Run once.
@@ -198,6 +209,15 @@ type Runner[In, Out any] struct {
 	log     *zap.Logger
 	metrics *Metrics
 	flood   floodWindow
+
+	// The flood's state, owned by Run's goroutine: flooding while the
+	// rate is above the threshold (or since the stop); acked once a
+	// resume lifted the stop, until the flood ends; ackedUntil are the
+	// offsets before which the last resume lets records through.
+	control    *control // nil unless STAGE_DLQ_ON_FLOOD=stop
+	flooding   bool
+	acked      bool
+	ackedUntil map[int32]int64
 
 	mu     sync.Mutex
 	counts Counts
@@ -230,7 +250,10 @@ func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, l
 		return nil, err
 	}
 	if spec.Group == "" {
-		spec.Group = "datamill-" + spec.Stage + "-" + spec.Dataset
+		spec.Group = Group(spec.Stage, spec.Dataset)
+	}
+	if spec.ControlTopic == "" {
+		spec.ControlTopic = ControlTopic(spec.Stage, spec.Dataset)
 	}
 	if cfg.InstanceID == "" {
 		host, err := os.Hostname()
@@ -269,21 +292,151 @@ func (r *Runner[In, Out]) TransactionalID() string {
 
 // Run creates the stage's topics that do not exist yet, then consumes
 // until ctx ends, finishes and commits the batch in flight, leaves the
-// group and returns nil. It returns an error when the
-// stage must stop: a dead-letter flood, a fenced or failed producer, or
-// an output that cannot be encoded.
+// group and returns nil. A dead-letter flood never ends it (see the
+// package doc's Errors): with STAGE_DLQ_ON_FLOOD=stop it waits, stopped,
+// for a resume. It returns an error when the stage must stop: a fenced or
+// failed producer, or an output that cannot be encoded.
 func (r *Runner[In, Out]) Run(ctx context.Context) error {
+	if r.cfg.DLQOnFlood == FloodStop {
+		follow, cancel := context.WithCancel(ctx)
+		ctl, err := openControl(follow, r.kafka, r.log, r.spec.ControlTopic, r.spec.Group)
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s %s: %w", r.spec.Stage, r.spec.Dataset, err)
+		}
+		defer func() {
+			cancel()
+			ctl.close()
+		}()
+		r.control = ctl
+		if last, _ := ctl.state(); !last.Stopped {
+			r.ackedUntil = last.Offsets
+		}
+	}
 	for {
+		if r.control != nil && !r.awaitResume(ctx) {
+			return nil
+		}
 		err := r.session(ctx)
-		if !errors.Is(err, errStuck) {
+		switch {
+		case errors.Is(err, errStopped):
+			// awaitResume reports the stop and waits for the resume.
+		case errors.Is(err, errStuck):
+			// The old session's transaction is left open on the broker;
+			// the new session's producer, with the same transactional
+			// id, fences it and the broker aborts it. The batch is
+			// replayed from the last commit.
+			r.log.Warn("transaction did not end in time; consuming in a new session, which aborts it", zap.Error(err))
+		default:
 			return err
 		}
-		// The old session's transaction is left open on the broker; the
-		// new session's producer, with the same transactional id, fences
-		// it and the broker aborts it. The batch is replayed from the last
-		// commit.
-		r.log.Warn("transaction did not end in time; consuming in a new session, which aborts it", zap.Error(err))
 	}
+}
+
+// awaitResume returns at once unless the group's runners are stopped;
+// then it reports the stop (not ready, the metric, one log) and waits for
+// a resume. It reports false when ctx ended first.
+func (r *Runner[In, Out]) awaitResume(ctx context.Context) bool {
+	last, changed := r.control.state()
+	if !last.Stopped {
+		return true
+	}
+	stage, ds := r.spec.Stage, r.spec.Dataset
+	r.metrics.stopped.WithLabelValues(stage, ds).Set(1)
+	r.setReady(false, fmt.Sprintf("stopped consuming since %s on a dead-letter flood (%s); after a look at the dead letters, resume with `datamill resume %s %s`",
+		last.At.Format(time.RFC3339), last.Reason, stage, ds))
+	r.log.Warn("stopped on a dead-letter flood; waiting for `datamill resume`", zap.String("reason", last.Reason), zap.String("by", last.By), zap.Time("at", last.At))
+	for last.Stopped {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		}
+		last, changed = r.control.state()
+	}
+	r.metrics.stopped.WithLabelValues(stage, ds).Set(0)
+	// The flood in progress goes on to the dead-letter topic, the
+	// batch that stopped the stage first.
+	r.acked, r.ackedUntil = true, last.Offsets
+	r.log.Warn("resumed; the flood in progress goes to the dead-letter topic", zap.String("by", last.By))
+	return true
+}
+
+// letThrough reports whether a flooding batch goes on in spite of
+// STAGE_DLQ_ON_FLOOD=stop: a resume lifted the stop on this flood, or
+// every dead letter of the batch lies before the offsets of the stop the
+// last resume lifted (a process restarted after the resume).
+func (r *Runner[In, Out]) letThrough(dead []deadLetter) bool {
+	if r.acked {
+		return true
+	}
+	if len(r.ackedUntil) == 0 {
+		return false
+	}
+	for _, d := range dead {
+		if end, ok := r.ackedUntil[d.rec.Partition]; !ok || d.rec.Offset >= end {
+			return false
+		}
+	}
+	return true
+}
+
+// stop records the stop of the group's runners on a flooding batch and
+// returns the error that aborts the batch and ends the session.
+func (r *Runner[In, Out]) stop(ctx context.Context, recs []*kgo.Record, dead int) error {
+	reason := fmt.Sprintf("%d of a batch of %d records would be dead-lettered, more than STAGE_DLQ_MAX_RATE=%g of the last STAGE_DLQ_WINDOW=%d records",
+		dead, len(recs), r.cfg.DLQMaxRate, r.cfg.DLQWindow)
+	offsets := map[int32]int64{}
+	for _, rec := range recs {
+		offsets[rec.Partition] = max(offsets[rec.Partition], rec.Offset+1)
+	}
+	ctl := Control{Stopped: true, Reason: reason, Offsets: offsets, At: time.Now().UTC(), By: r.cfg.InstanceID}
+	if err := r.control.write(ctx, ctl); err != nil {
+		return &transientError{1, err}
+	}
+	r.floodStarted()
+	return fmt.Errorf("%s %s: %w: %w: %s; the batch is not committed", r.spec.Stage, r.spec.Dataset, errStopped, ErrDeadLetterFlood, reason)
+}
+
+// floodStarted marks the onset of a flood.
+func (r *Runner[In, Out]) floodStarted() {
+	r.flooding = true
+	r.metrics.flood.WithLabelValues(r.spec.Stage, r.spec.Dataset).Set(1)
+	r.metrics.floods.WithLabelValues(r.spec.Stage, r.spec.Dataset).Inc()
+}
+
+// updateFlood follows the rate after a committed batch: one warning when a
+// flood starts and one when it ends, the metric, and the readiness detail.
+func (r *Runner[In, Out]) updateFlood() {
+	above := r.flood.above()
+	rate, n := r.flood.rate()
+	fields := []zap.Field{zap.Float64("rate", rate), zap.Int("records", n), zap.Float64("max_rate", r.cfg.DLQMaxRate)}
+	switch {
+	case above && !r.flooding:
+		r.floodStarted()
+		r.log.Warn("dead-letter flood; the stage goes on and commits its dead letters", fields...)
+	case !above && r.flooding:
+		r.flooding, r.acked = false, false
+		r.metrics.flood.WithLabelValues(r.spec.Stage, r.spec.Dataset).Set(0)
+		r.log.Warn("dead-letter flood ended", fields...)
+	case !above:
+		return
+	}
+	r.setReady(true, "")
+}
+
+// setReady tells Spec.OnReady whether the runner is consuming; while it
+// is, through a flood, the reason is the flood's detail.
+func (r *Runner[In, Out]) setReady(ready bool, reason string) {
+	if ready && r.flooding {
+		rate, n := r.flood.rate()
+		reason = fmt.Sprintf("dead-letter flood: %.0f%% of the last %d records dead-lettered, above STAGE_DLQ_MAX_RATE=%g; the stage goes on",
+			100*rate, n, r.cfg.DLQMaxRate)
+	}
+	r.spec.OnReady(ready, reason)
 }
 
 // errStuck marks a transaction that did not end within the transaction
@@ -368,18 +521,32 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 		}
 	}
 	r.log.Info("consuming", zap.String("group", r.spec.Group), zap.String("transactional_id", r.TransactionalID()))
-	r.spec.OnReady(true, "")
+	r.setReady(true, "")
 
 	// Work on a batch outlives ctx so that shutdown finishes the batch in
 	// flight; ctx still ends polling, retries and pauses.
 	work := context.WithoutCancel(ctx)
 	pauses := 0
 	r.watch = &stopwatch{m: r.metrics, stage: stage, dataset: ds, last: time.Now()}
+	// A poll ends when the group's runners are stopped, so that an idle
+	// runner stops too.
+	poll := ctx
+	if r.control != nil {
+		var cancel context.CancelFunc
+		poll, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go r.control.cancelOnStop(poll, cancel)
+	}
 	for {
-		fetches := sess.PollRecords(ctx, r.cfg.BatchMax)
+		fetches := sess.PollRecords(poll, r.cfg.BatchMax)
 		r.watch.lap(PhasePoll)
 		if fetches.IsClientClosed() || ctx.Err() != nil && fetches.NumRecords() == 0 {
 			return nil
+		}
+		if r.control != nil && r.control.stopped() {
+			// A runner of the group stopped on a flood: leave the
+			// batch uncommitted and wait for the resume.
+			return errStopped
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
@@ -397,7 +564,7 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 		case err == nil:
 			if pauses > 0 {
 				r.log.Info("resumed")
-				r.spec.OnReady(true, "")
+				r.setReady(true, "")
 			}
 			pauses = 0
 		case errors.As(err, &te):
@@ -406,12 +573,14 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 			pauses++
 			pause := min(r.cfg.RetryBackoff<<min(pauses+r.cfg.Retries, 20), r.cfg.MaxPause)
 			r.log.Warn("batch failed; paused, it will be replayed", zap.Error(err), zap.Duration("pause", pause))
-			r.spec.OnReady(false, err.Error())
+			r.setReady(false, err.Error())
 			if !sleep(ctx, pause) {
 				return nil
 			}
+		case errors.Is(err, errStopped):
+			return err
 		default:
-			r.spec.OnReady(false, err.Error())
+			r.setReady(false, err.Error())
 			return err
 		}
 	}
@@ -472,6 +641,7 @@ func (r *Runner[In, Out]) batch(ctx, work context.Context, sess *kgo.GroupTransa
 		r.dedupe.commit(c.state)
 	}
 	r.flood.add(c.in, len(c.deadReasons))
+	r.updateFlood()
 	r.metrics.committed(stage, ds, c)
 	r.metrics.batchSize.WithLabelValues(stage, ds).Observe(float64(len(recs)))
 	r.metrics.batchSeconds.WithLabelValues(stage, ds).Observe(time.Since(start).Seconds())
@@ -546,9 +716,8 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 		}
 		dead = append(dead, deadLetter{from[rj.Index], rj.Reasons})
 	}
-	if r.flood.exceeds(len(recs), len(dead)) {
-		return count{}, fmt.Errorf("%s %s: %w: %d of the batch's %d records would be dead-lettered (STAGE_DLQ_MAX_RATE=%g over STAGE_DLQ_WINDOW=%d); stopping without committing the batch",
-			r.spec.Stage, r.spec.Dataset, ErrDeadLetterFlood, len(dead), len(recs), r.cfg.DLQMaxRate, r.cfg.DLQWindow)
+	if r.control != nil && len(dead) > 0 && r.flood.exceeds(len(recs), len(dead)) && !r.letThrough(dead) {
+		return count{}, r.stop(ctx, recs, len(dead))
 	}
 
 	c := count{in: len(recs)}

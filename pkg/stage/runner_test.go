@@ -248,30 +248,6 @@ func TestShutdownFinishesAndCommitsTheBatchInFlight(t *testing.T) {
 	}
 }
 
-func TestDeadLetterFloodStopsTheStage(t *testing.T) {
-	f := newFixture(t)
-	for i := range 300 {
-		f.produceRaw(t, "k", []byte{byte(i)})
-	}
-	cfg := testConfig("")
-	cfg.BatchMax = 1000
-	r := f.runner(t, f.spec(PerRecord(echo)), cfg)
-	err := r.Run(t.Context())
-	if !errors.Is(err, ErrDeadLetterFlood) {
-		t.Fatalf("Run = %v, want ErrDeadLetterFlood", err)
-	}
-	if dead := f.readCommitted(t, f.dlq); len(dead) > cfg.DLQMinRecords {
-		t.Errorf("%d dead letters committed, want the flood stopped before %d", len(dead), cfg.DLQMinRecords)
-	}
-	var committed int64
-	for _, off := range f.committed(t, r.spec.Group) {
-		committed += off
-	}
-	if committed >= 300 {
-		t.Errorf("the flood's offsets were committed (%d)", committed)
-	}
-}
-
 func TestFloodWindow(t *testing.T) {
 	w := floodWindow{size: 100, minRecords: 50, maxRate: 0.5}
 	if w.exceeds(10, 10) {

@@ -29,7 +29,14 @@ type Server struct {
 	ln       net.Listener
 
 	mu    sync.Mutex
-	state map[string]string // component → "" when ready, else why not
+	state map[string]componentState
+}
+
+// componentState is what a component last said: whether it is ready, and
+// why not, or a detail while it is.
+type componentState struct {
+	ready bool
+	note  string
 }
 
 // New returns a server with a fresh registry holding the Go runtime and
@@ -41,7 +48,7 @@ func New() *Server {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	mux := http.NewServeMux()
-	s := &Server{registry: reg, mux: mux, state: map[string]string{}}
+	s := &Server{registry: reg, mux: mux, state: map[string]componentState{}}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -64,17 +71,17 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // Registry is where the process registers its metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
-// SetReady records whether component is ready; reason says why not.
-// The process is ready once every component it named is ready.
+// SetReady records whether component is ready; reason says why not, or,
+// when it is ready, is a detail /readyz shows (e.g. an alert the component
+// raises while it goes on). The process is ready once every component it
+// named is ready.
 func (s *Server) SetReady(component string, ready bool, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ready {
-		reason = ""
-	} else if reason == "" {
+	if !ready && reason == "" {
 		reason = "not ready"
 	}
-	s.state[component] = reason
+	s.state[component] = componentState{ready: ready, note: reason}
 }
 
 // Ready reports whether at least one component is registered and all are
@@ -85,8 +92,8 @@ func (s *Server) Ready() bool {
 	if len(s.state) == 0 {
 		return false
 	}
-	for _, reason := range s.state {
-		if reason != "" {
+	for _, c := range s.state {
+		if !c.ready {
 			return false
 		}
 	}
@@ -104,17 +111,20 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		Name   string `json:"name"`
 		Ready  bool   `json:"ready"`
 		Reason string `json:"reason,omitempty"`
+		Detail string `json:"detail,omitempty"`
 	}
 	body := struct {
 		Ready      bool        `json:"ready"`
 		Components []component `json:"components"`
 	}{Ready: len(names) > 0}
 	for _, name := range names {
-		reason := s.state[name]
-		body.Components = append(body.Components, component{Name: name, Ready: reason == "", Reason: reason})
-		if reason != "" {
-			body.Ready = false
+		c := s.state[name]
+		if c.ready {
+			body.Components = append(body.Components, component{Name: name, Ready: true, Detail: c.note})
+			continue
 		}
+		body.Components = append(body.Components, component{Name: name, Reason: c.note})
+		body.Ready = false
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")

@@ -47,6 +47,10 @@ func TestServer(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz all ready = %d %s, want 200", code, body)
 	}
+	s.SetReady("model", true, "dead-letter flood")
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(body, `"detail":"dead-letter flood"`) {
+		t.Errorf("/readyz ready with a detail = %d %s, want 200 showing the detail", code, body)
+	}
 	_, metrics := get(t, base+"/metrics")
 	for _, want := range []string{"datamill_test_things_total 3", "go_goroutines", "process_cpu_seconds_total"} {
 		if !strings.Contains(metrics, want) {
