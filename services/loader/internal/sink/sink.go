@@ -72,7 +72,8 @@ type Row struct {
 	IngestedAt  time.Time
 	ContentHash string
 	// Origin names the input record the row came in, e.g. its
-	// topic/partition/offset: the same origin again is a replay.
+	// topic/partition/offset and timestamp: the same origin again is a
+	// replay.
 	Origin string
 }
 
