@@ -265,3 +265,74 @@ func TestReconcileReadsPredictionsByIndexOnly(t *testing.T) {
 		t.Errorf("a pass read %d predictions rows by scanning: want index lookups only", n)
 	}
 }
+
+// TestAWriteWaitingOnAnotherGetsItsPrediction: predictions of the same
+// events written at once by the stream and the reconciliation (or two
+// scorers): the write that waited for the other's transaction returns the
+// prediction that transaction committed, instead of failing the batch
+// because its statement's snapshot predates it.
+func TestAWriteWaitingOnAnotherGetsItsPrediction(t *testing.T) {
+	s := newScorerStack(t)
+	s.loaded(t, 1, 3, time.Hour)
+	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	first := []prediction{{eventID: "ev-1", userID: 1, label: 1, probability: 0.9, version: "first"}}
+	second := append([]prediction{{eventID: "ev-1", userID: 1, label: 0, probability: 0.1, version: "second"}},
+		prediction{eventID: "ev-2", userID: 2, label: 0, probability: 0.2, version: "second"})
+
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(t.Context())) }()
+	if _, n, err := writePredictions(t.Context(), tx, first); err != nil || n != 1 {
+		t.Fatalf("first write = %d, %v", n, err)
+	}
+	var pid int
+	if err := tx.QueryRow(t.Context(), `select pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		stored  map[string]users.Scored
+		written int
+		err     error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		o.err = pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+			var err error
+			o.stored, o.written, err = writePredictions(t.Context(), tx, second)
+			return err
+		})
+		done <- o
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for blocked := false; !blocked; {
+		if err := s.db.QueryRow(t.Context(), `select exists (select 1 from pg_stat_activity where $1 = any (pg_blocking_pids(pid)))`, pid).Scan(&blocked); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second write was not blocked by the first within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var got outcome
+	select {
+	case got = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second write did not end within 30 s of the first's commit")
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if got.written != 1 || got.stored["ev-1"].ModelVersion != "first" || got.stored["ev-2"].ModelVersion != "second" {
+		t.Errorf("second write wrote %d and returned %+v; want ev-1 as the first write committed it and ev-2 written", got.written, got.stored)
+	}
+}

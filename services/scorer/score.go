@@ -160,6 +160,13 @@ func predict(m *model.Model, c *users.Clean) prediction {
 // writePredictions inserts preds in tx, idempotent by event id, and returns
 // the predictions the table holds for their events, written now or
 // before, and how many it wrote.
+//
+// The statement that inserts also reads the predictions already there,
+// by index, but only as they were when it began: an insert that waited for
+// another transaction writing the same events (the stream and the
+// reconciliation, or two scorers) finds them committed once it goes on,
+// and its statement does not see them. Those are read again in a
+// statement of its own.
 func writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]users.Scored, int, error) {
 	n := len(preds)
 	eventIDs, userIDs, labels, probs, versions := make([]string, n), make([]int64, n), make([]int32, n), make([]float64, n), make([]string, n)
@@ -195,6 +202,25 @@ where event_id = any (array(select event_id from input except all select event_i
 		if inserted {
 			written++
 		}
+		return nil
+	})
+	if err != nil || len(stored) == n {
+		return stored, written, err
+	}
+	var missing []string
+	for _, id := range eventIDs {
+		if _, ok := stored[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	rows, err = tx.Query(ctx, `select event_id, user_id, prediction, probability, model_version, created_at
+		from predictions where event_id = any ($1::text[])`, missing)
+	if err != nil {
+		return nil, 0, err
+	}
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
+		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
+		stored[sc.EventID] = sc
 		return nil
 	})
 	return stored, written, err
