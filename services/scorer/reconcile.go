@@ -54,7 +54,7 @@ type reconciler struct {
 }
 
 // usersSelect reads the rows of the users table the model needs, in the
-// order scan reads them; $1 is the key after which the page starts, $2
+// order scanUser reads them; $1 is the key after which the page starts, $2
 // the page size, $3 the age in seconds below which rows are left to the
 // stream. A row's prediction is a scalar subquery, looked up by index for
 // each row: as an anti-join the planner may hash the whole predictions
@@ -90,8 +90,9 @@ func scanUser(rows pgx.CollectableRow) (users.Clean, error) {
 // that fails is logged and tried again at the next.
 func (r *reconciler) run(ctx context.Context, every time.Duration) {
 	for {
-		if _, err := r.pass(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("reconciliation pass failed; trying again at the next", zap.String("table", r.table), zap.Error(err))
+		if n, err := r.pass(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconciliation pass failed; trying again at the next", zap.String("dataset", r.table),
+				zap.Int("rows", n), zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
@@ -151,7 +152,7 @@ func (r *reconciler) pass(ctx context.Context) (int, error) {
 		}
 	}
 	if total > 0 {
-		r.log.Info("reconciled rows without a prediction", zap.String("table", r.table), zap.Int("rows", total),
+		r.log.Info("reconciled rows without a prediction", zap.String("dataset", r.table), zap.Int("rows", total),
 			zap.String("model_version", m.Version))
 	}
 	return total, nil
@@ -170,16 +171,18 @@ func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, 
 		return 0, fmt.Errorf("reconcile %s: begin transaction: %w", r.table, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	stored, inserted, err := writePredictions(ctx, tx, preds)
+	stored, written, err := writePredictions(ctx, tx, preds)
 	if err != nil {
 		return 0, fmt.Errorf("reconcile %s: write %d predictions: %w", r.table, len(page), err)
 	}
-	recs := make([]*kgo.Record, 0, len(preds))
+	// A prediction found rather than written was committed by the stream
+	// since the page was read: the stream publishes its scored record.
+	recs := make([]*kgo.Record, 0, len(written))
 	for _, p := range preds {
-		sc, ok := stored[p.eventID]
-		if !ok {
-			return 0, fmt.Errorf("reconcile %s: prediction of event %s neither written nor found", r.table, p.eventID)
+		if !written[p.eventID] {
+			continue
 		}
+		sc := stored[p.eventID]
 		b, err := r.encoder.AppendEncode(nil, &sc)
 		if err != nil {
 			return 0, fmt.Errorf("reconcile %s: encode scored record of event %s: %w", r.table, p.eventID, err)
@@ -192,8 +195,8 @@ func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, 
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("reconcile %s: commit %d predictions: %w", r.table, len(preds), err)
 	}
-	r.reconciled.Add(float64(inserted))
-	return inserted, nil
+	r.reconciled.Add(float64(len(written)))
+	return len(written), nil
 }
 
 // produceSync is reconciler.produce for a client.

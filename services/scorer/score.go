@@ -159,7 +159,7 @@ func predict(m *model.Model, c *users.Clean) prediction {
 
 // writePredictions inserts preds in tx, idempotent by event id, and returns
 // the predictions the table holds for their events, written now or
-// before, and how many it wrote.
+// before, and the events whose predictions it wrote.
 //
 // The statement that inserts also reads the predictions already there,
 // by index, but only as they were when it began: an insert that waited for
@@ -167,7 +167,7 @@ func predict(m *model.Model, c *users.Clean) prediction {
 // reconciliation, or two scorers) finds them committed once it goes on,
 // and its statement does not see them. Those are read again in a
 // statement of its own.
-func writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]users.Scored, int, error) {
+func writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]users.Scored, map[string]bool, error) {
 	n := len(preds)
 	eventIDs, userIDs, labels, probs, versions := make([]string, n), make([]int64, n), make([]int32, n), make([]float64, n), make([]string, n)
 	for i, p := range preds {
@@ -190,17 +190,16 @@ from predictions
 where event_id = any (array(select event_id from input except all select event_id from inserted))`,
 		eventIDs, userIDs, labels, probs, versions)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	stored := make(map[string]users.Scored, n)
-	written := 0
+	stored, written := make(map[string]users.Scored, n), map[string]bool{}
 	var sc users.Scored
 	var inserted bool
 	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
 		stored[sc.EventID] = sc
 		if inserted {
-			written++
+			written[sc.EventID] = true
 		}
 		return nil
 	})
@@ -216,7 +215,7 @@ where event_id = any (array(select event_id from input except all select event_i
 	rows, err = tx.Query(ctx, `select event_id, user_id, prediction, probability, model_version, created_at
 		from predictions where event_id = any ($1::text[])`, missing)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
