@@ -219,8 +219,7 @@ func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, persisted] {
 		rows := make([]sink.Row, len(batch))
 		for i := range batch {
 			rows[i] = d.row(batch[i].Value)
-			o := batch[i].Origin
-			rows[i].Origin = fmt.Sprintf("%s/%d/%d", o.Topic, o.Partition, o.Offset)
+			rows[i].Origin = originOf(batch[i].Origin)
 		}
 		var results []sink.Result
 		err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
@@ -249,6 +248,15 @@ func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, persisted] {
 		}
 		return res, nil
 	}
+}
+
+// originOf names the input record a row came in, for the ledger: its
+// topic, partition and offset, and its timestamp, which tells it from the
+// record at the same offset of another Kafka (one that lost its topics, as
+// `datamill dev`'s in-process broker does when it stops, and filled them
+// again). Only the same record again is a replay.
+func originOf(o stage.Origin) string {
+	return fmt.Sprintf("%s/%d/%d@%d", o.Topic, o.Partition, o.Offset, o.Timestamp.UnixMicro())
 }
 
 // columnType is how one Avro type is decoded and stored: the Go type a

@@ -16,6 +16,10 @@
 // replay republishes the first prediction, model version included. A newer
 // artefact in the directory is swapped in between batches; one that does
 // not load is refused with the reason and the current model stays.
+//
+// Once a model is loaded, and then every SCORER_RECONCILE_INTERVAL, the
+// scorer also scores the rows of the table whose latest event has no
+// prediction (reconciler): rows whose persisted record never reached it.
 package main
 
 import (
@@ -48,7 +52,17 @@ type settings struct {
 	ModelDir  string        `env:"SCORER_MODEL_DIR" envDefault:"models"`
 	ModelName string        `env:"SCORER_MODEL_NAME" envDefault:"churn"`
 	ModelPoll time.Duration `env:"SCORER_MODEL_POLL" envDefault:"2s"`
+	// ReconcileInterval is how often the rows whose latest event has no
+	// prediction are scored (also once at start); 0 disables it.
+	ReconcileInterval time.Duration `env:"SCORER_RECONCILE_INTERVAL" envDefault:"1m"`
+	// ReconcileAge is how long a row's latest event is left to the stream
+	// before the reconciliation scores it.
+	ReconcileAge time.Duration `env:"SCORER_RECONCILE_AGE" envDefault:"2m"`
 }
+
+// reconcilePage is how many rows a reconciliation reads and scores at a
+// time.
+const reconcilePage = 1000
 
 func main() { service.Main("scorer", run) }
 
@@ -91,6 +105,18 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	p.Telemetry.SetReady("model", true, "")
 	go ms.watch(ctx, cfg.ModelPoll)
 
+	reconciled := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_scorer_reconciled_rows_total", Help: "Rows whose latest event had no prediction, scored by the reconciliation.",
+	}, []string{"dataset"})
+	p.Telemetry.Registry().MustRegister(reconciled)
+	// The reconciliation's producer: idempotent, acknowledged by every
+	// in-sync replica.
+	producer, err := kafka.NewClient(cfg.Kafka, p.Log)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+
 	metrics := stage.NewMetrics(p.Telemetry.Registry())
 	var runs []func(context.Context) error
 	for _, ds := range cfg.Datasets {
@@ -102,6 +128,19 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 			schemas.MustSchema("users/persisted"), schemas.MustSchema("users/scored"), s.handler)
 		if err != nil {
 			return err
+		}
+		if cfg.ReconcileInterval > 0 {
+			rc := &reconciler{
+				pool: pool, models: ms, log: p.Log, table: ds, topic: spec.Output, encoder: spec.Encoder, keys: spec.Keys,
+				produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds),
+			}
+			runs = append(runs, func(ctx context.Context) error {
+				if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, spec.Output); err != nil {
+					return fmt.Errorf("reconcile %s: %w", ds, err)
+				}
+				rc.run(ctx, cfg.ReconcileInterval)
+				return nil
+			})
 		}
 		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
 		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)

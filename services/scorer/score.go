@@ -116,16 +116,64 @@ type scoring struct {
 // version included, whatever model is current now.
 func (s *scoring) handler(ctx context.Context, batch []stage.Message[users.Persisted]) (stage.Result[users.Scored], error) {
 	m := s.models.current.Load()
-	n := len(batch)
-	eventIDs, userIDs, labels, probs, versions := make([]string, n), make([]int64, n), make([]int32, n), make([]float64, n), make([]string, n)
+	preds := make([]prediction, len(batch))
 	for i := range batch {
-		rec := &batch[i].Value.Record
-		p := m.Probability(userOf(rec))
-		eventIDs[i], userIDs[i], labels[i], probs[i], versions[i] = rec.EventID, rec.ID, int32(m.Predict(p)), p, m.Version
+		preds[i] = predict(m, &batch[i].Value.Record)
 	}
-	stored := map[string]users.Scored{}
+	var stored map[string]users.Scored
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+		var err error
+		stored, _, err = writePredictions(ctx, tx, preds)
+		return err
+	})
+	if err != nil {
+		return stage.Result[users.Scored]{}, fmt.Errorf("write %d predictions: %w", len(preds), err)
+	}
+	var res stage.Result[users.Scored]
+	for _, p := range preds {
+		sc, ok := stored[p.eventID]
+		if !ok {
+			return stage.Result[users.Scored]{}, fmt.Errorf("prediction of event %s neither written nor found", p.eventID)
+		}
+		s.risk.Observe(sc.Probability)
+		res.Outputs = append(res.Outputs, stage.Output[users.Scored]{Key: strconv.AppendInt(nil, p.userID, 10), Value: sc})
+	}
+	return res, nil
+}
+
+// prediction is what a model says of one event, before it is stored.
+type prediction struct {
+	eventID     string
+	userID      int64
+	label       int32
+	probability float64
+	version     string
+}
+
+// predict applies m to a clean users record: the one feature path of the
+// stream and of the reconciliation.
+func predict(m *model.Model, c *users.Clean) prediction {
+	p := m.Probability(userOf(c))
+	return prediction{eventID: c.EventID, userID: c.ID, label: int32(m.Predict(p)), probability: p, version: m.Version}
+}
+
+// writePredictions inserts preds in tx, idempotent by event id, and returns
+// the predictions the table holds for their events, written now or
+// before, and the events whose predictions it wrote.
+//
+// The statement that inserts also reads the predictions already there,
+// by index, but only as they were when it began: an insert that waited for
+// another transaction writing the same events (the stream and the
+// reconciliation, or two scorers) finds them committed once it goes on,
+// and its statement does not see them. Those are read again in a
+// statement of its own.
+func writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]users.Scored, map[string]bool, error) {
+	n := len(preds)
+	eventIDs, userIDs, labels, probs, versions := make([]string, n), make([]int64, n), make([]int32, n), make([]float64, n), make([]string, n)
+	for i, p := range preds {
+		eventIDs[i], userIDs[i], labels[i], probs[i], versions[i] = p.eventID, p.userID, p.label, p.probability, p.version
+	}
+	rows, err := tx.Query(ctx, `
 with input as (
     select * from unnest($1::text[], $2::bigint[], $3::int[], $4::float8[], $5::text[])
         as t(event_id, user_id, prediction, probability, model_version)
@@ -135,36 +183,46 @@ with input as (
     on conflict (event_id) do nothing
     returning event_id, user_id, prediction, probability, model_version, created_at
 )
-select * from inserted
+select *, true from inserted
 union all
-select event_id, user_id, prediction, probability, model_version, created_at
+select event_id, user_id, prediction, probability, model_version, created_at, false
 from predictions
 where event_id = any (array(select event_id from input except all select event_id from inserted))`,
-			eventIDs, userIDs, labels, probs, versions)
-		if err != nil {
-			return err
-		}
-		var sc users.Scored
-		_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
-			sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
-			stored[sc.EventID] = sc
-			return nil
-		})
-		return err
-	})
+		eventIDs, userIDs, labels, probs, versions)
 	if err != nil {
-		return stage.Result[users.Scored]{}, fmt.Errorf("write %d predictions: %w", n, err)
+		return nil, nil, err
 	}
-	var res stage.Result[users.Scored]
-	for i, id := range eventIDs {
-		sc, ok := stored[id]
-		if !ok {
-			return stage.Result[users.Scored]{}, fmt.Errorf("prediction of event %s neither written nor found", id)
+	stored, written := make(map[string]users.Scored, n), map[string]bool{}
+	var sc users.Scored
+	var inserted bool
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
+		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
+		stored[sc.EventID] = sc
+		if inserted {
+			written[sc.EventID] = true
 		}
-		s.risk.Observe(sc.Probability)
-		res.Outputs = append(res.Outputs, stage.Output[users.Scored]{Key: strconv.AppendInt(nil, userIDs[i], 10), Value: sc})
+		return nil
+	})
+	if err != nil || len(stored) == n {
+		return stored, written, err
 	}
-	return res, nil
+	var missing []string
+	for _, id := range eventIDs {
+		if _, ok := stored[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	rows, err = tx.Query(ctx, `select event_id, user_id, prediction, probability, model_version, created_at
+		from predictions where event_id = any ($1::text[])`, missing)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
+		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
+		stored[sc.EventID] = sc
+		return nil
+	})
+	return stored, written, err
 }
 
 // awaitTable waits until the predictions table exists: the loader's

@@ -15,7 +15,11 @@
 // table applied_events with the input record it came in (Row.Origin). A
 // row whose event and origin are found there is a replay of that record:
 // it is reported as applied again, with its first action, so that the
-// caller republishes what a crash may have kept from being published.
+// caller republishes what a crash may have kept from being published. The
+// ledger is read in a statement of its own, after the merge, so that a
+// replay that waited for the first attempt's transaction to commit (a
+// partition's new owner replaying the batch its old owner is still
+// committing) sees that attempt's events and reports them applied.
 package sink
 
 import (
@@ -68,7 +72,8 @@ type Row struct {
 	IngestedAt  time.Time
 	ContentHash string
 	// Origin names the input record the row came in, e.g. its
-	// topic/partition/offset: the same origin again is a replay.
+	// topic/partition/offset and timestamp: the same origin again is a
+	// replay.
 	Origin string
 }
 
@@ -236,14 +241,22 @@ func (t *Table) applyBatch(ctx context.Context, tx pgx.Tx, rows []Row) ([]Action
 			sets = append(sets, fmt.Sprintf("%s = excluded.%s", ident(c), ident(c)))
 		}
 	}
-	// The statement reads the table and the ledger as they were before it
-	// (a data-modifying CTE's changes are invisible to its own statement):
-	// "before" tells unchanged content and stale events apart, "done" the
-	// events applied by an earlier attempt at the batch. Both are scalar
-	// subqueries, looked up by index for the records not applied only:
-	// as joins, the planner hashes the whole table and the whole ledger
-	// for every batch, which makes a batch's cost grow with the table.
-	query := fmt.Sprintf(`
+	// The merge statement reports the rows it applied and writes them to
+	// the ledger. The others are told apart by a second statement, which
+	// reads the table and the ledger as they are once the merge is done:
+	// in READ COMMITTED each statement sees what was committed before it
+	// began, and the merge may have waited for another transaction
+	// holding the same rows (the first attempt at this batch, still
+	// committing when a partition's new owner replays it). Read within the
+	// merge statement, the ledger would not show that attempt's events,
+	// and their replay would be reported unchanged: never published.
+	// "before" tells unchanged content and stale events apart (the merge
+	// left these rows' keys alone: the stage holds one row per key), "done"
+	// the events applied by an earlier attempt at the batch. Both are
+	// scalar subqueries, looked up by index: as joins, the planner hashes
+	// the whole table and the whole ledger for every batch, which makes a
+	// batch's cost grow with the table.
+	merge := fmt.Sprintf(`
 with merged as (
     insert into %[3]s (%[4]s)
     select %[4]s from %[2]s
@@ -251,38 +264,39 @@ with merged as (
     where (%[3]s.ingested_at, %[3]s.event_id) < (excluded.ingested_at, excluded.event_id)
       and %[3]s.content_hash <> excluded.content_hash
     returning %[1]s, xmax = 0 as inserted
-), outcome as (
-    select s.ord, s.event_id, s.origin, m.%[1]s is not null as applied,
-        case
-            when m.%[1]s is not null then case when m.inserted then 'INSERTED' else 'UPDATED' end
-            else coalesce(
-                (select done.action from applied_events done
-                 where done.table_name = $1 and done.event_id = s.event_id and done.origin = s.origin),
-                (select 'STALE' from %[3]s before
-                 where before.%[1]s = s.%[1]s and (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id)),
-                'UNCHANGED')
-        end as action
+), applied as (
+    select s.ord, s.event_id, s.origin, case when m.inserted then 'INSERTED' else 'UPDATED' end as action
     from %[2]s s
-    left join merged m on m.%[1]s = s.%[1]s
+    join merged m on m.%[1]s = s.%[1]s
 ), ledger as (
     insert into applied_events (table_name, event_id, action, origin)
-    select $1, event_id, action, origin from outcome where applied
+    select $1, event_id, action, origin from applied
 )
-select ord, action from outcome`,
+select ord, action from applied`,
 		key, ident(stage), table, strings.Join(insertCols, ", "), strings.Join(sets, ", "))
-	res, err := tx.Query(ctx, query, t.Name)
-	if err != nil {
-		return nil, fmt.Errorf("merge into %s: %w", t.Name, err)
-	}
 	actions := make([]Action, len(rows))
-	var ord int
-	var action string
-	_, err = pgx.ForEachRow(res, []any{&ord, &action}, func() error {
-		actions[ord] = Action(action)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("merge into %s: %w", t.Name, err)
+	if err := t.readActions(ctx, tx, actions, merge, t.Name); err != nil {
+		return nil, err
+	}
+	var rest []int32
+	for i, a := range actions {
+		if a == "" {
+			rest = append(rest, int32(i))
+		}
+	}
+	if len(rest) > 0 {
+		others := fmt.Sprintf(`
+select s.ord, coalesce(
+        (select done.action from applied_events done
+         where done.table_name = $1 and done.event_id = s.event_id and done.origin = s.origin),
+        (select 'STALE' from %[3]s before
+         where before.%[1]s = s.%[1]s and (before.ingested_at, before.event_id) > (s.ingested_at, s.event_id)),
+        'UNCHANGED')
+from %[2]s s
+where s.ord = any ($2::int[])`, key, ident(stage), table)
+		if err := t.readActions(ctx, tx, actions, others, t.Name, rest); err != nil {
+			return nil, err
+		}
 	}
 	for i, a := range actions {
 		if a == "" {
@@ -290,6 +304,25 @@ select ord, action from outcome`,
 		}
 	}
 	return actions, nil
+}
+
+// readActions runs query, whose rows are (ord, action), and sets
+// actions[ord].
+func (t *Table) readActions(ctx context.Context, tx pgx.Tx, actions []Action, query string, args ...any) error {
+	res, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("merge into %s: %w", t.Name, err)
+	}
+	var ord int
+	var action string
+	_, err = pgx.ForEachRow(res, []any{&ord, &action}, func() error {
+		actions[ord] = Action(action)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("merge into %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // staging names the session's temporary table the rows are copied into.

@@ -303,3 +303,87 @@ func TestABatchReadsTheTableAndLedgerByIndexOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReplayWaitingOnTheFirstAttemptIsAppliedAgain replays a batch while
+// the first attempt at it is still committing, as a partition's new owner
+// does when the old one's database transaction outlives its group
+// membership: the replay waits on the first attempt's rows and, once they
+// are committed, must report the events applied, as any replay does, so
+// that the caller publishes them. Otherwise the first attempt's Kafka
+// transaction aborts, the replay publishes nothing and the events never
+// reach a later stage.
+func TestReplayWaitingOnTheFirstAttemptIsAppliedAgain(t *testing.T) {
+	pool := setup(t)
+	apply(t, pool, row(2, 1, 40, "DE"))
+	batch := []Row{row(1, 1, 30, "FR"), row(2, 2, 41, "DE")}
+
+	first, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.Rollback(context.WithoutCancel(t.Context())) }()
+	if got := actions(mustApply(t, first, batch)); fmt.Sprint(got) != "[INSERTED UPDATED]" {
+		t.Fatalf("first attempt = %v", got)
+	}
+	var firstPID int
+	if err := first.QueryRow(t.Context(), `select pg_backend_pid()`).Scan(&firstPID); err != nil {
+		t.Fatal(err)
+	}
+
+	type outcome struct {
+		res []Result
+		err error
+	}
+	replayed := make(chan outcome, 1)
+	go func() {
+		var res []Result
+		err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+			var err error
+			res, err = users.Apply(t.Context(), tx, batch)
+			return err
+		})
+		replayed <- outcome{res, err}
+	}()
+	// Wait until the replay is blocked by the first attempt's locks.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var blocked bool
+		err := pool.QueryRow(t.Context(), `select exists (select 1 from pg_stat_activity
+			where $1 = any (pg_blocking_pids(pid)))`, firstPID).Scan(&blocked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blocked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replay was not blocked by the first attempt within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := first.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var got outcome
+	select {
+	case got = <-replayed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the replay did not end within 30 s of the first attempt's commit")
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if a := actions(got.res); fmt.Sprint(a) != "[INSERTED UPDATED]" {
+		t.Errorf("replay after the first attempt committed = %v, want [INSERTED UPDATED] as for any replay", a)
+	}
+}
+
+// mustApply applies rows in tx.
+func mustApply(t *testing.T, tx pgx.Tx, rows []Row) []Result {
+	t.Helper()
+	res, err := users.Apply(t.Context(), tx, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
