@@ -121,6 +121,20 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		}
 	}
 
+	// The schema is registered first: a schema the registry refuses (not
+	// BACKWARD compatible) is the one error to hear about, before any
+	// record that does not fit it. A registry out of reach is reported
+	// after the records' own problems.
+	topic := kafka.Topic(kafka.Raw, dataset)
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
+	if err != nil {
+		return err
+	}
+	codec, regErr := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
+	if errors.Is(regErr, schemas.ErrIncompatible) {
+		return fmt.Errorf("register the schema of %s: %w; nothing was published", topic, regErr)
+	}
+
 	input, err := readBatch(ds, key, raw, source, br, f, at)
 	if err != nil {
 		return fmt.Errorf("read %s: %w; nothing was published", name, err)
@@ -130,7 +144,6 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	}
 
 	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
-	topic := kafka.Topic(kafka.Raw, dataset)
 	lookup := ctx
 	if len(input.refused) > 0 && !*skip {
 		// The input is refused whatever the sizes: asking the broker for
@@ -157,11 +170,10 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "datamill: "+input.refusal(name, "publishing the others"))
 	}
 
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
-	if err != nil {
-		return err
+	if regErr != nil {
+		return fmt.Errorf("register the schema of %s: %w; nothing was published", topic, regErr)
 	}
-	if err := publish(ctx, kcfg, reg, topic, raw, input.records, transactionalID(dataset, source), *txnTimeout, limit); err != nil {
+	if err := publish(ctx, kcfg, reg, codec, topic, input.records, transactionalID(dataset, source), *txnTimeout, limit); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "published %d %s records to %s\n", len(input.records), dataset, topic)
@@ -378,14 +390,10 @@ func transactionalID(dataset, source string) string {
 	return "datamill-produce-" + dataset + "-" + hex.EncodeToString(tag)
 }
 
-// publish produces records to topic, keyed, in one transaction, and
-// commits it. On any error the transaction is aborted, so nothing of it is
+// publish produces records to topic, keyed, with codec's header, in one
+// transaction, and commits it. On any error the transaction is aborted, so nothing of it is
 // ever visible to read_committed consumers.
-func publish(ctx context.Context, kcfg kafka.Config, reg *serde.Registry, topic string, raw avro.Schema, records []record, txnID string, timeout time.Duration, limit int) error {
-	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
-	if err != nil {
-		return fmt.Errorf("register the schema of %s: %w; nothing was published", topic, err)
-	}
+func publish(ctx context.Context, kcfg kafka.Config, reg *serde.Registry, codec *serde.Codec[map[string]any], topic string, records []record, txnID string, timeout time.Duration, limit int) error {
 	keyCodec, err := serde.NewKeyCodec(ctx, reg, topic)
 	if err != nil {
 		return fmt.Errorf("register the key schema of %s: %w; nothing was published", topic, err)
