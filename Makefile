@@ -22,7 +22,7 @@ TEST_FLAGS  ?= -count=1 -timeout 20m
 # Every fuzz target, as package:target; make fuzz runs each for FUZZTIME
 # (go test takes one -fuzz target per package at a time).
 FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:FuzzScanNDJSON \
-	./pkg/serde:FuzzDecode ./services/extractor:FuzzParseBody \
+	./pkg/serde:FuzzDecode ./services/extractor/internal/source/httpingest:FuzzParseBody \
 	./services/cleaner/internal/rules:FuzzDate ./services/cleaner/internal/rules:FuzzCountry \
 	./services/cleaner/internal/rules:FuzzEmail ./services/cleaner/internal/rules:FuzzMoney \
 	./services/cleaner/internal/rules:FuzzApply

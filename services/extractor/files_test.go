@@ -24,6 +24,7 @@ import (
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
+	"github.com/datamill/datamill/services/extractor/internal/source/files"
 )
 
 // childEnv makes the test binary run the extractor itself, so that a test
@@ -190,7 +191,7 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 	}
 
 	first := start()
-	mark := waitCheckpoint(t, kcfg, func(cp checkpoint) bool { return cp.Records >= 20_000 })
+	mark := waitCheckpoint(t, kcfg, func(cp files.Checkpoint) bool { return cp.Records >= 20_000 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 	t.Logf("killed after a checkpoint at %d records", mark.Records)
 
 	second := start()
-	done := waitCheckpoint(t, kcfg, func(cp checkpoint) bool { return cp.Done })
+	done := waitCheckpoint(t, kcfg, func(cp files.Checkpoint) bool { return cp.Done })
 	if done.Records != rows {
 		t.Errorf("final checkpoint counts %d records, want %d", done.Records, rows)
 	}
@@ -212,7 +213,7 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 	if err := os.Chtimes(file, later, later); err != nil {
 		t.Fatal(err)
 	}
-	waitCheckpoint(t, kcfg, func(cp checkpoint) bool { return cp.Done && cp.ModTime.Equal(later) })
+	waitCheckpoint(t, kcfg, func(cp files.Checkpoint) bool { return cp.Done && cp.ModTime.Equal(later) })
 	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -224,12 +225,12 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 
 // waitCheckpoint waits up to 2 minutes for a committed file checkpoint
 // that satisfies ok.
-func waitCheckpoint(t *testing.T, kcfg kafka.Config, ok func(checkpoint) bool) checkpoint {
+func waitCheckpoint(t *testing.T, kcfg kafka.Config, ok func(files.Checkpoint) bool) files.Checkpoint {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var last checkpoint
-		err := kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), checkpointTopic, nil, func(r *kgo.Record) {
+		var last files.Checkpoint
+		err := kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), files.CheckpointTopic, nil, func(r *kgo.Record) {
 			_ = json.Unmarshal(r.Value, &last)
 		})
 		if err == nil && ok(last) {

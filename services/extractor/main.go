@@ -2,33 +2,39 @@
 // source's values as they came and giving each arrival of a record its own
 // event id.
 //
-// It serves the HTTP ingest endpoint POST /v1/datasets/{dataset}/events on
-// HTTP_ADDR (next to /metrics): a JSON object, a JSON array or NDJSON, each
-// body published whole in one Kafka transaction before the 202 answer. A
-// body is one arrival: its records are new events, timed when it came and
-// identified within the request, so that content sent again later is a
-// newer event than the one it repeats. A body with records that lack the
-// dataset's key is refused with 400, naming them; one with a record larger
-// than the broker takes with 413.
+// Its sources are declared per dataset, and built by kind (sourceKinds):
+// each kind is a package under internal/source, and all of them publish
+// through internal/publish, which holds what they share (the transactional
+// producer, the datasets' encoders and keys, dead letters, size limits).
 //
-// It reads the files of EXTRACTOR_FILES (dataset=path entries; a path may
-// be a file, a glob or a directory) — CSV with a header row, JSON arrays,
-// NDJSON — and scans them again every EXTRACTOR_SCAN_INTERVAL, so files
-// dropped into a directory are picked up. A file is published in batches,
-// each in one transaction with the file's checkpoint (how many records
-// were published, and a digest of their event ids) on the compacted topic
-// _state.extractor.files, so a restart goes on where the last committed
-// batch ended, with nothing published twice. Record n of a file is timed
-// from the file's base time plus n µs, and its event id hashes that time,
-// so reading a file again reproduces its events exactly and changes nothing
-// downstream. A file that grows is read on from its checkpoint with the same
-// base. One rewritten is read again from the start with a new base, later
-// than every event of the previous version: its records are new events and
-// win downstream, those that did not change are duplicates the cleaner
-// drops. Records that cannot be read, and records larger than the broker
-// takes for the raw topic (max.message.bytes, read at start), go to
-// dlq.<dataset> with their position and reason; the rest of the file goes
-// on.
+// The HTTP source (kind http, package httpingest) serves every dataset of
+// DATASETS at POST /v1/datasets/{dataset}/events on HTTP_ADDR (next to
+// /metrics): a JSON object, a JSON array or NDJSON, each body published
+// whole in one Kafka transaction before the 202 answer. A body is one
+// arrival: its records are new events, timed when it came and identified
+// within the request, so that content sent again later is a newer event
+// than the one it repeats. A body with records that lack the dataset's key
+// is refused with 400, naming them; one with a record larger than the
+// broker takes with 413.
+//
+// The file source (kind files, package files) reads the files of
+// EXTRACTOR_FILES (dataset=path entries; a path may be a file, a glob or a
+// directory) — CSV with a header row, JSON arrays, NDJSON — and scans them
+// again every EXTRACTOR_SCAN_INTERVAL, so files dropped into a directory
+// are picked up. A file is published in batches, each in one transaction
+// with the file's checkpoint (how many records were published, and a
+// digest of their event ids) on the compacted topic _state.extractor.files,
+// so a restart goes on where the last committed batch ended, with nothing
+// published twice. Record n of a file is timed from the file's base time
+// plus n µs, and its event id hashes that time, so reading a file again
+// reproduces its events exactly and changes nothing downstream. A file that
+// grows is read on from its checkpoint with the same base. One rewritten is
+// read again from the start with a new base, later than every event of the
+// previous version: its records are new events and win downstream, those
+// that did not change are duplicates the cleaner drops. Records that cannot
+// be read, and records larger than the broker takes for the raw topic
+// (max.message.bytes, read at start), go to dlq.<dataset> with their
+// position and reason; the rest of the file goes on.
 package main
 
 import (
@@ -36,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -44,14 +51,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
-	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/services/extractor/internal/publish"
 )
 
 // settings is the extractor's configuration, read from the environment.
@@ -101,7 +107,18 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 }
 
 func extract(ctx context.Context, p *service.Process, cfg settings) error {
-	p.Telemetry.SetReady("ingest", false, "starting")
+	decls, err := declarations(cfg.Datasets, slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }))
+	if err != nil {
+		return err
+	}
+	kinds := sourceKinds()
+	byKind, err := groupByKind(kinds, decls)
+	if err != nil {
+		return err
+	}
+	for kind := range byKind {
+		p.Telemetry.SetReady(kinds[kind].component, false, "starting")
+	}
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, nil)
 	if err != nil {
 		return err
@@ -111,15 +128,11 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 			return fmt.Errorf("EXTRACTOR_INSTANCE_ID is unset and the host name is unknown: %w", err)
 		}
 	}
-	patterns, err := parsePatterns(slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }), cfg.Datasets)
-	if err != nil {
-		return err
-	}
 	cat, err := p.Schemas(cfg.Schemas)
 	if err != nil {
 		return err
 	}
-	sources := map[string]*source{}
+	sources := map[string]*publish.Dataset{}
 	for _, name := range cfg.Datasets {
 		if sources[name], err = newSource(ctx, reg, cat, name); err != nil {
 			return err
@@ -145,15 +158,16 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 		admin.Close()
 		return err
 	}
-	limits := topicLimits(ctx, kadm.NewClient(admin), p.Log, topics...)
+	limits := publish.TopicLimits(ctx, kadm.NewClient(admin), p.Log, topics...)
 	admin.Close()
 	for _, s := range sources {
-		s.limit, s.deadLimit = limits[s.topic], limits[s.dlq]
+		s.SetLimits(limits)
 	}
-	out := &publisher{connect: connect, timeout: cfg.PublishTimeout, bytes: prometheus.NewCounter(prometheus.CounterOpts{
+	bytes := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "datamill_extractor_bytes_total", Help: "Bytes of the records published and committed (raw records, dead letters, checkpoints).",
-	})}
-	defer out.close()
+	})
+	out := publish.NewProducer(connect, cfg.PublishTimeout, bytes)
+	defer out.Close()
 
 	metrics := p.Telemetry.Registry()
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -162,34 +176,25 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	dead := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datamill_extractor_records_dead_lettered_total", Help: "Source records that could not be read, sent to the dead-letter topic.",
 	}, []string{"dataset"})
-	filesDone := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "datamill_extractor_files_total", Help: "Files read to their end.",
-	}, []string{"dataset"})
-	metrics.MustRegister(records, dead, filesDone, out.bytes)
+	metrics.MustRegister(records, dead, bytes)
 
-	api := &ingestAPI{
-		sources: sources, token: cfg.HTTPToken, maxBody: cfg.MaxBodyBytes, log: p.Log, out: out,
-		records: records.MustCurryWith(prometheus.Labels{"source": "http"}),
+	w := &wiring{
+		cfg: cfg, log: p.Log, out: out, datasets: sources, handle: p.Telemetry.Handle,
+		metrics: metrics, records: records, dead: dead,
 	}
-	p.Telemetry.Handle("POST /v1/datasets/{dataset}/events", api)
-	p.Telemetry.SetReady("ingest", true, "")
-	p.Log.Info("ingest endpoint ready", zap.String("path", "/v1/datasets/{dataset}/events"))
-	if len(patterns) == 0 {
-		<-ctx.Done()
-		return nil
+	built := map[string]source{}
+	for _, kind := range slices.Sorted(maps.Keys(byKind)) {
+		if built[kind], err = kinds[kind].build(w, byKind[kind]); err != nil {
+			return err
+		}
 	}
-	files := &fileSource{
-		log: p.Log.Named("files"), kafka: cfg.Kafka, out: out, sources: sources, patterns: patterns,
-		batch: cfg.FileBatch, interval: cfg.ScanInterval, terminal: os.Stderr,
-		ready:   func(ready bool, reason string) { p.Telemetry.SetReady("files", ready, reason) },
-		records: records.MustCurryWith(prometheus.Labels{"source": "file"}), dead: dead, done: filesDone,
-	}
-	p.Telemetry.SetReady("files", false, "loading checkpoints")
-	return files.run(ctx)
+	return runSources(ctx, built, func(kind string) func(bool, string) {
+		return func(ready bool, reason string) { p.Telemetry.SetReady(kinds[kind].component, ready, reason) }
+	})
 }
 
 // newSource prepares a dataset for publishing to raw.<dataset>.
-func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, name string) (*source, error) {
+func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, name string) (*publish.Dataset, error) {
 	raw, err := cat.Schema(name + "/raw")
 	if err != nil {
 		return nil, fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", name, err)
@@ -202,26 +207,5 @@ func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, n
 	if err != nil {
 		return nil, err
 	}
-	ds, err := ingest.NewDataset(name, raw, key)
-	if err != nil {
-		return nil, err
-	}
-	topic := kafka.Topic(kafka.Raw, name)
-	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
-	if err != nil {
-		return nil, err
-	}
-	dlq := kafka.Topic(kafka.DLQ, name)
-	dead, err := serde.NewCodec[schemas.DeadLetter](ctx, reg, dlq, schemas.MustSchema("deadletter"))
-	if err != nil {
-		return nil, err
-	}
-	keys, err := serde.NewKeyCodec(ctx, reg, topic)
-	if err != nil {
-		return nil, err
-	}
-	return &source{
-		dataset: ds, keyField: key, codec: codec, keys: keys, topic: topic, dead: dead, dlq: dlq,
-		limit: producerMaxBytes, deadLimit: producerMaxBytes,
-	}, nil
+	return publish.NewDataset(ctx, reg, name, raw, key)
 }

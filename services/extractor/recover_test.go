@@ -17,6 +17,7 @@ import (
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/services/extractor/internal/source/files"
 )
 
 // After the broker goes away and comes back, the ingest endpoint publishes
@@ -89,7 +90,7 @@ func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = kafka.EnsureCompacted(t.Context(), setup, kcfg, checkpointTopic, 1)
+	err = kafka.EnsureCompacted(t.Context(), setup, kcfg, files.CheckpointTopic, 1)
 	setup.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
 	if err := dead.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	if err := dead.ProduceSync(t.Context(), &kgo.Record{Topic: checkpointTopic, Key: []byte("left open"), Value: []byte("{}")}).FirstErr(); err != nil {
+	if err := dead.ProduceSync(t.Context(), &kgo.Record{Topic: files.CheckpointTopic, Key: []byte("left open"), Value: []byte("{}")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,11 +126,11 @@ func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
 	})
 
 	// Without the abort, the file would be read after 10 minutes.
-	cp := waitCheckpoint(t, kcfg, func(cp checkpoint) bool { return cp.Done })
+	cp := waitCheckpoint(t, kcfg, func(cp files.Checkpoint) bool { return cp.Done })
 	if cp.Records != 2 {
 		t.Errorf("checkpoint counts %d records, want 2", cp.Records)
 	}
-	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), checkpointTopic, nil, func(r *kgo.Record) {
+	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), files.CheckpointTopic, nil, func(r *kgo.Record) {
 		if string(r.Key) == "left open" {
 			t.Errorf("the predecessor's record at offset %d was committed, not aborted", r.Offset)
 		}

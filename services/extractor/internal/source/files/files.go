@@ -1,4 +1,19 @@
-package main
+// Package files is the extractor's file source: it publishes the files of
+// its patterns (a file, a glob or a watched directory, each for one dataset)
+// — CSV with a header row, JSON arrays, NDJSON — and scans them again every
+// interval, so files dropped into a directory are picked up. A file is
+// published in batches, each in one transaction with the file's checkpoint
+// (how many records were published, and a digest of their event ids) on the
+// compacted topic _state.extractor.files, so a restart goes on where the
+// last committed batch ended, with nothing published twice. Record n of a
+// file is timed from the file's base time plus n µs, and its event id
+// hashes that time, so reading a file again reproduces its events exactly.
+// A file that grows is read on from its checkpoint with the same base; one
+// rewritten is read again from the start with a new base, later than every
+// event of the previous version. Records that cannot be read, and records
+// larger than the broker takes, go to dlq.<dataset> with their position and
+// reason; the rest of the file goes on.
+package files
 
 import (
 	"bufio"
@@ -14,7 +29,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,48 +39,28 @@ import (
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/progress"
-	"github.com/datamill/datamill/pkg/stage"
+	"github.com/datamill/datamill/services/extractor/internal/publish"
 )
 
-// checkpointTopic holds one checkpoint per file, the last one winning.
-var checkpointTopic = kafka.StateTopic("extractor", "files")
+// CheckpointTopic holds one checkpoint per file, the last one winning.
+var CheckpointTopic = kafka.StateTopic("extractor", "files")
 
 // fileExtensions are the files a watched directory offers.
 var fileExtensions = []string{".csv", ".json", ".ndjson", ".jsonl"}
 
-// pattern is one entry of EXTRACTOR_FILES: a dataset and where its files
-// are — a file, a glob, or a directory.
-type pattern struct {
-	dataset, path string
-}
-
-// parsePatterns reads EXTRACTOR_FILES entries, dataset=path.
-func parsePatterns(entries, datasets []string) ([]pattern, error) {
-	var out []pattern
-	for _, e := range entries {
-		ds, path, ok := strings.Cut(e, "=")
-		ds, path = strings.TrimSpace(ds), strings.TrimSpace(path)
-		if !ok || ds == "" || path == "" {
-			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: want dataset=path, e.g. users=/data/users/*.csv", e)
-		}
-		if !slices.Contains(datasets, ds) {
-			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: dataset %q is not in DATASETS %v", e, ds, datasets)
-		}
-		if _, err := filepath.Match(path, ""); err != nil {
-			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: %w", e, err)
-		}
-		out = append(out, pattern{ds, path})
-	}
-	return out, nil
+// Pattern is where the files of a dataset are: a file, a glob, or a
+// directory.
+type Pattern struct {
+	Dataset, Path string
 }
 
 // files lists the files of the pattern, sorted: every data file of a
 // directory, or what a glob (or a plain path) matches. Names starting with
 // a dot are left alone: they are files still being written.
-func (p pattern) files() ([]string, error) {
-	glob := p.path
-	if st, err := os.Stat(p.path); err == nil && st.IsDir() {
-		glob = filepath.Join(p.path, "*")
+func (p Pattern) files() ([]string, error) {
+	glob := p.Path
+	if st, err := os.Stat(p.Path); err == nil && st.IsDir() {
+		glob = filepath.Join(p.Path, "*")
 	}
 	matches, err := filepath.Glob(glob)
 	if err != nil {
@@ -75,7 +69,7 @@ func (p pattern) files() ([]string, error) {
 	var out []string
 	for _, m := range matches {
 		name := filepath.Base(m)
-		if strings.HasPrefix(name, ".") || !slices.Contains(fileExtensions, strings.ToLower(filepath.Ext(name))) && glob != p.path {
+		if strings.HasPrefix(name, ".") || !slices.Contains(fileExtensions, strings.ToLower(filepath.Ext(name))) && glob != p.Path {
 			continue
 		}
 		if st, err := os.Stat(m); err != nil || !st.Mode().IsRegular() {
@@ -91,9 +85,9 @@ func (p pattern) files() ([]string, error) {
 	return out, nil
 }
 
-// checkpoint is how far a file was published, committed in the same
+// Checkpoint is how far a file was published, committed in the same
 // transaction as the records it counts.
-type checkpoint struct {
+type Checkpoint struct {
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"mtime"`
 	// Base is the ingestion time of the file's first record; record n is
@@ -108,72 +102,98 @@ type checkpoint struct {
 	Done    bool   `json:"done"`
 }
 
-// fileSource publishes the files of EXTRACTOR_FILES, scanning them again
-// every interval: new files, files that grew or changed, and the rest of
-// files a previous run did not finish.
-type fileSource struct {
-	log      *zap.Logger
-	kafka    kafka.Config
-	out      *publisher
-	sources  map[string]*source
-	patterns []pattern
-	batch    int
-	interval time.Duration
-	terminal io.Writer // where progress bars go, when it is a terminal
-	ready    func(ready bool, reason string)
+// Config is what a file source needs.
+type Config struct {
+	Log   *zap.Logger
+	Kafka kafka.Config
+	// Out publishes the records with their files' checkpoints.
+	Out *publish.Producer
+	// Datasets are the datasets the patterns name, by name.
+	Datasets map[string]*publish.Dataset
+	Patterns []Pattern
+	// Batch is the most records of a file published in one transaction.
+	Batch int
+	// Interval is how often the patterns are scanned again.
+	Interval time.Duration
+	// Terminal is where progress bars go, when it is a terminal.
+	Terminal io.Writer
+	// Records counts the records published, Dead the records
+	// dead-lettered, Done the files read to their end, by dataset.
+	Records, Dead, Done *prometheus.CounterVec
+}
 
-	marks map[string]checkpoint // by checkpointKey
+// Source publishes the files of its patterns, scanning them again every
+// interval: new files, files that grew or changed, and the rest of files a
+// previous run did not finish.
+type Source struct {
+	cfg   Config
+	log   *zap.Logger
+	marks map[string]Checkpoint // by checkpointKey
+}
 
-	records, dead, done *prometheus.CounterVec // by dataset
+// New returns the file source of cfg, or an error naming a pattern that is
+// no glob or whose dataset cfg lacks.
+func New(cfg Config) (*Source, error) {
+	for _, p := range cfg.Patterns {
+		if cfg.Datasets[p.Dataset] == nil {
+			return nil, fmt.Errorf("files %s: unknown dataset %q", p.Path, p.Dataset)
+		}
+		if _, err := filepath.Match(p.Path, ""); err != nil {
+			return nil, fmt.Errorf("files %s of dataset %s: %w", p.Path, p.Dataset, err)
+		}
+	}
+	return &Source{cfg: cfg, log: cfg.Log}, nil
 }
 
 func checkpointKey(dataset, path string) string { return dataset + "\x00" + path }
 
-// run loads the checkpoints, then scans until ctx ends. A scan that fails
-// (Kafka unreachable) marks the source not ready until one succeeds; each
-// goes on from the last checkpoints.
-func (f *fileSource) run(ctx context.Context) error {
+// Run loads the checkpoints, then scans until ctx ends, when it returns
+// nil; it returns an error when the checkpoints cannot be loaded. A scan
+// that fails (Kafka unreachable) reports the source not ready until one
+// succeeds; each goes on from the last checkpoints.
+func (f *Source) Run(ctx context.Context, ready func(ready bool, reason string)) error {
+	ready(false, "loading checkpoints")
 	if err := f.load(ctx); err != nil {
 		return err
 	}
-	f.ready(true, "")
+	ready(true, "")
 	for {
 		if err := f.scan(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			f.log.Warn("file scan failed; it will be retried from the last checkpoint", zap.Error(err), zap.Duration("in", f.interval))
-			f.ready(false, err.Error())
+			f.log.Warn("file scan failed; it will be retried from the last checkpoint", zap.Error(err), zap.Duration("in", f.cfg.Interval))
+			ready(false, err.Error())
 		} else {
-			f.ready(true, "")
+			ready(true, "")
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(f.interval):
+		case <-time.After(f.cfg.Interval):
 		}
 	}
 }
 
 // load reads every committed checkpoint, once a predecessor's open
 // transaction, which would hold the read up, is aborted.
-func (f *fileSource) load(ctx context.Context) error {
-	if err := f.out.fence(ctx); err != nil {
+func (f *Source) load(ctx context.Context) error {
+	if err := f.cfg.Out.Fence(ctx); err != nil {
 		return err
 	}
-	cl, err := kafka.NewClient(f.kafka, f.log)
+	cl, err := kafka.NewClient(f.cfg.Kafka, f.log)
 	if err != nil {
 		return err
 	}
-	err = kafka.EnsureCompacted(ctx, cl, f.kafka, checkpointTopic, 1)
+	err = kafka.EnsureCompacted(ctx, cl, f.cfg.Kafka, CheckpointTopic, 1)
 	cl.Close()
 	if err != nil {
 		return fmt.Errorf("checkpoint topic: %w", err)
 	}
-	f.marks = map[string]checkpoint{}
+	f.marks = map[string]Checkpoint{}
 	var bad error
-	err = kafka.ReadCommitted(ctx, f.kafka, f.log, checkpointTopic, nil, func(r *kgo.Record) {
-		var cp checkpoint
+	err = kafka.ReadCommitted(ctx, f.cfg.Kafka, f.log, CheckpointTopic, nil, func(r *kgo.Record) {
+		var cp Checkpoint
 		if err := json.Unmarshal(r.Value, &cp); err != nil {
 			bad = fmt.Errorf("checkpoint %q at offset %d: %w", r.Key, r.Offset, err)
 			return
@@ -181,21 +201,21 @@ func (f *fileSource) load(ctx context.Context) error {
 		f.marks[string(r.Key)] = cp
 	})
 	if err := errors.Join(err, bad); err != nil {
-		return fmt.Errorf("read checkpoints from %s: %w", checkpointTopic, err)
+		return fmt.Errorf("read checkpoints from %s: %w", CheckpointTopic, err)
 	}
 	f.log.Info("file checkpoints loaded", zap.Int("files", len(f.marks)))
 	return nil
 }
 
 // scan publishes what is new in every pattern's files.
-func (f *fileSource) scan(ctx context.Context) error {
-	for _, p := range f.patterns {
+func (f *Source) scan(ctx context.Context) error {
+	for _, p := range f.cfg.Patterns {
 		paths, err := p.files()
 		if err != nil {
-			return fmt.Errorf("EXTRACTOR_FILES %s: %w", p.path, err)
+			return fmt.Errorf("EXTRACTOR_FILES %s: %w", p.Path, err)
 		}
 		for _, path := range paths {
-			if err := f.extract(ctx, p.dataset, path); err != nil {
+			if err := f.extract(ctx, p.Dataset, path); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
@@ -212,7 +232,7 @@ var errRewritten = errors.New("file rewritten")
 // before keep their event ids and times), all of it again when it was
 // rewritten, as new events timed after the old version's (records that did
 // not change are duplicates the cleaner drops).
-func (f *fileSource) extract(ctx context.Context, dataset, path string) error {
+func (f *Source) extract(ctx context.Context, dataset, path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -223,12 +243,12 @@ func (f *fileSource) extract(ctx context.Context, dataset, path string) error {
 		return nil
 	}
 	if !seen {
-		cp = checkpoint{Base: st.ModTime().Truncate(time.Microsecond)}
+		cp = Checkpoint{Base: st.ModTime().Truncate(time.Microsecond)}
 	}
 	err = f.read(ctx, dataset, path, st, cp)
 	if errors.Is(err, errRewritten) {
 		f.log.Info("file rewritten; reading it again from the start", zap.String("file", path))
-		err = f.read(ctx, dataset, path, st, checkpoint{Base: rewrittenBase(cp, st.ModTime())})
+		err = f.read(ctx, dataset, path, st, Checkpoint{Base: rewrittenBase(cp, st.ModTime())})
 	}
 	return err
 }
@@ -240,7 +260,7 @@ func (f *fileSource) extract(ctx context.Context, dataset, path string) error {
 // is then a new event, newer than the old version's, so that its content
 // wins downstream, and its unchanged records are content the cleaner
 // drops as duplicates.
-func rewrittenBase(cp checkpoint, mtime time.Time) time.Time {
+func rewrittenBase(cp Checkpoint, mtime time.Time) time.Time {
 	after := cp.Base.Add(time.Duration(cp.Records) * time.Microsecond)
 	if m := mtime.Truncate(time.Microsecond); m.After(after) {
 		return m
@@ -250,8 +270,8 @@ func rewrittenBase(cp checkpoint, mtime time.Time) time.Time {
 
 // read publishes the records of path after the first from.Records ones,
 // checking that those are the ones from counts.
-func (f *fileSource) read(ctx context.Context, dataset, path string, st os.FileInfo, from checkpoint) error {
-	src := f.sources[dataset]
+func (f *Source) read(ctx context.Context, dataset, path string, st os.FileInfo, from Checkpoint) error {
+	src := f.cfg.Datasets[dataset]
 	file, err := os.Open(path)
 	if err != nil {
 		return err
@@ -265,27 +285,25 @@ func (f *fileSource) read(ctx context.Context, dataset, path string, st os.FileI
 
 	r := &fileRead{
 		f: f, src: src, key: checkpointKey(dataset, path), digest: sha256.New(),
-		mark: checkpoint{Size: st.Size(), ModTime: st.ModTime(), Base: from.Base},
+		mark: Checkpoint{Size: st.Size(), ModTime: st.ModTime(), Base: from.Base},
 		skip: from.Records, skipDigest: from.Digest,
-		bar: progress.New(f.terminal, f.log, filepath.Base(path), st.Size(), 5*time.Second),
+		bar: progress.New(f.cfg.Terminal, f.log, filepath.Base(path), st.Size(), 5*time.Second),
 	}
 	unknown := map[string]bool{}
 	err = ingest.Scan(br, format, func(rec ingest.Record) error {
 		r.bar.Set(counted.n, r.mark.Records)
-		for _, u := range src.dataset.Unknown(rec) {
+		for _, u := range src.Unknown(rec) {
 			unknown[u] = true
 		}
-		v := src.dataset.Raw(source, rec, r.mark.Base.Add(time.Duration(r.mark.Records)*time.Microsecond))
-		id := v[ingest.FieldEventID].(string)
-		b, err := src.codec.Encode(&v)
+		b, id, err := src.Value(source, rec, r.mark.Base.Add(time.Duration(r.mark.Records)*time.Microsecond))
 		if err != nil {
 			return r.addDead(ctx, source, rec.Position, nil, "encode: "+err.Error())
 		}
-		out := &kgo.Record{Topic: src.topic, Key: src.key(rec), Value: b}
-		if err := fits(out, src.limit); err != nil {
+		out, err := src.Record(src.Key(rec), b)
+		if err != nil {
 			// The broker would refuse it for ever: a dead letter with
 			// what it held, clipped, and the file goes on.
-			return r.addDead(ctx, source, rec.Position, valuesOf(rec), err.Error())
+			return r.addDead(ctx, source, rec.Position, publish.ValuesOf(rec), err.Error())
 		}
 		return r.add(ctx, out, id)
 	}, func(e *ingest.Error) error {
@@ -315,16 +333,16 @@ func (f *fileSource) read(ctx context.Context, dataset, path string, st os.FileI
 	}
 	r.bar.Set(counted.n, r.mark.Records)
 	r.bar.Finish()
-	f.done.WithLabelValues(dataset).Inc()
+	f.cfg.Done.WithLabelValues(dataset).Inc()
 	return nil
 }
 
 // fileRead is one read of one file.
 type fileRead struct {
-	f      *fileSource
-	src    *source
+	f      *Source
+	src    *publish.Dataset
 	key    string
-	mark   checkpoint // what is published once pending is
+	mark   Checkpoint // what is published once pending is
 	digest hash.Hash
 	// skip is how many first records were published before, with digest
 	// skipDigest.
@@ -348,10 +366,10 @@ func (r *fileRead) add(ctx context.Context, rec *kgo.Record, id string) error {
 		return nil
 	}
 	r.pending = append(r.pending, rec)
-	if rec.Topic == r.src.dlq {
+	if r.src.IsDeadLetter(rec) {
 		r.dead++
 	}
-	if len(r.pending) >= r.f.batch {
+	if len(r.pending) >= r.f.cfg.Batch {
 		return r.flush(ctx)
 	}
 	return nil
@@ -365,13 +383,13 @@ func (r *fileRead) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	recs := append(r.pending, &kgo.Record{Topic: checkpointTopic, Key: []byte(r.key), Value: value})
-	if err := r.f.out.publish(ctx, recs); err != nil {
+	recs := append(r.pending, &kgo.Record{Topic: CheckpointTopic, Key: []byte(r.key), Value: value})
+	if err := r.f.cfg.Out.Publish(ctx, recs); err != nil {
 		return err
 	}
-	ds := r.src.dataset.Name
-	r.f.records.WithLabelValues(ds).Add(float64(len(r.pending) - r.dead))
-	r.f.dead.WithLabelValues(ds).Add(float64(r.dead))
+	ds := r.src.Name
+	r.f.cfg.Records.WithLabelValues(ds).Add(float64(len(r.pending) - r.dead))
+	r.f.cfg.Dead.WithLabelValues(ds).Add(float64(r.dead))
 	r.f.marks[r.key] = r.mark
 	r.pending, r.dead = r.pending[:0], 0
 	return nil
@@ -379,11 +397,9 @@ func (r *fileRead) flush(ctx context.Context) error {
 
 // addDead counts the next record of the file, at position, as one the
 // extractor cannot publish, and queues its dead letter, which keeps at most
-// maxDeadBytes of raw.
-func (r *fileRead) addDead(ctx context.Context, source, position string, raw []byte, reason string) error {
-	at, _ := strconv.ParseInt(position[strings.LastIndexByte(position, ' ')+1:], 10, 64)
-	rec, err := stage.DeadLetterRecord(r.src.dead, r.src.dlq, r.src.dataset.Name, "extractor",
-		&kgo.Record{Topic: source, Partition: -1, Offset: at, Value: clip(raw, r.src.deadLimit)}, []string{position + ": " + reason}, time.Now())
+// publish.MaxDeadBytes of b.
+func (r *fileRead) addDead(ctx context.Context, source, position string, b []byte, reason string) error {
+	rec, err := r.src.DeadLetter(source, position, b, reason)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package httpingest
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
+	"github.com/datamill/datamill/services/extractor/internal/publish"
 )
 
 // FuzzParseBody feeds the ingest endpoint's body parser arbitrary bytes: it
@@ -40,17 +41,16 @@ func FuzzParseBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	src, err := newSource(f.Context(), reg, schemas.BuiltIn(), "users")
+	src, err := publish.NewDataset(f.Context(), reg, "users", schemas.MustSchema("users/raw"), "id")
 	if err != nil {
 		f.Fatal(err)
 	}
-	raw, err := serde.NewCodec[users.Raw](f.Context(), reg, src.topic, src.codec.Schema())
+	decoder, err := serde.NewCodec[users.Raw](f.Context(), reg, src.Topic(), schemas.MustSchema("users/raw"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	a := &ingestAPI{sources: map[string]*source{"users": src}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		recs, err := a.parse(src, body)
+		recs, err := parse(src, body)
 		if err != nil {
 			var e *ingest.Error
 			var keyless *keylessError
@@ -67,13 +67,13 @@ func FuzzParseBody(f *testing.F) {
 		}
 		for _, r := range recs {
 			var u users.Raw
-			if err := raw.Decode(r.Value, &u); err != nil {
+			if err := decoder.Decode(r.Value, &u); err != nil {
 				t.Fatalf("parse(%q): a record does not decode: %v", body, err)
 			}
 			if u.ID == nil || strings.TrimSpace(*u.ID) == "" || r.Key == nil {
 				t.Fatalf("parse(%q): took a record without a key: %+v", body, u)
 			}
-			if r.Topic != src.topic {
+			if r.Topic != src.Topic() {
 				t.Fatalf("parse(%q): record for %s", body, r.Topic)
 			}
 		}

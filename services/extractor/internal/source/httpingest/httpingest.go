@@ -1,0 +1,198 @@
+// Package httpingest is the extractor's HTTP ingest endpoint, POST
+// /v1/datasets/{dataset}/events: a JSON object, a JSON array of objects or
+// NDJSON, each body published whole in one Kafka transaction before the 202
+// answer. A body is one arrival: its records are new events, timed when it
+// came and identified within the request, so that content sent again later
+// is a newer event than the one it repeats. A body with records that lack
+// the dataset's key is refused with 400, naming them; one with a record
+// larger than the broker takes with 413.
+package httpingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/ingest"
+	"github.com/datamill/datamill/services/extractor/internal/publish"
+)
+
+// Pattern is the endpoint's route, for an http.ServeMux.
+const Pattern = "POST /v1/datasets/{dataset}/events"
+
+// Config is what the endpoint needs.
+type Config struct {
+	Log *zap.Logger
+	// Out publishes each body in one transaction.
+	Out *publish.Producer
+	// Datasets are the datasets the endpoint accepts, by name.
+	Datasets map[string]*publish.Dataset
+	// Token, when set, is the bearer token the endpoint requires.
+	Token string
+	// MaxBody caps a request's body, in bytes.
+	MaxBody int64
+	// Records counts the records published, by dataset.
+	Records *prometheus.CounterVec
+}
+
+// Source is the HTTP ingest endpoint, an http.Handler to serve at
+// Pattern. It answers 202 with the count only once Kafka has committed
+// every record of the body in one transaction, so a body is published
+// whole or not at all.
+type Source struct {
+	cfg Config
+}
+
+// New returns the endpoint of cfg.
+func New(cfg Config) *Source { return &Source{cfg: cfg} }
+
+// Run reports the endpoint ready, which it is once served, and returns nil
+// when ctx ends.
+func (s *Source) Run(ctx context.Context, ready func(ready bool, reason string)) error {
+	ready(true, "")
+	s.cfg.Log.Info("ingest endpoint ready", zap.String("path", "/v1/datasets/{dataset}/events"))
+	<-ctx.Done()
+	return nil
+}
+
+func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.cfg.Token {
+		reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <EXTRACTOR_HTTP_TOKEN>)")
+		return
+	}
+	name := r.PathValue("dataset")
+	src, ok := s.cfg.Datasets[name]
+	if !ok {
+		reply(w, http.StatusNotFound, "error", fmt.Sprintf("unknown dataset %q", name))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		reply(w, http.StatusRequestEntityTooLarge, "error", fmt.Sprintf("body larger than %d bytes (EXTRACTOR_MAX_BODY_BYTES); nothing was published", s.cfg.MaxBody))
+		return
+	case err != nil:
+		reply(w, http.StatusBadRequest, "error", "read body: "+err.Error())
+		return
+	}
+	recs, err := parse(src, body)
+	switch {
+	case errors.Is(err, publish.ErrTooLarge):
+		reply(w, http.StatusRequestEntityTooLarge, "error", err.Error()+"; nothing was published")
+		return
+	case err != nil:
+		reply(w, http.StatusBadRequest, "error", err.Error()+"; nothing was published")
+		return
+	}
+	if err := s.cfg.Out.Publish(r.Context(), recs); err != nil {
+		// A record the broker refuses for its size is refused again
+		// whenever it is sent: no reason to try later.
+		if errors.Is(err, kerr.MessageTooLarge) {
+			reply(w, http.StatusRequestEntityTooLarge, "error", "Kafka refused a record as too large (MESSAGE_TOO_LARGE), nothing was published: "+err.Error())
+			return
+		}
+		s.cfg.Log.Warn("ingest not published", zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
+		reply(w, http.StatusServiceUnavailable, "error", "Kafka did not take the records, nothing was published: "+err.Error())
+		return
+	}
+	s.cfg.Records.WithLabelValues(name).Add(float64(len(recs)))
+	reply(w, http.StatusAccepted, "accepted", len(recs))
+}
+
+// maxNamed is how many records without a key a refusal names.
+const maxNamed = 10
+
+// keylessError refuses a body whose records at positions, of records in
+// all, lack the key field.
+type keylessError struct {
+	field     string
+	positions []string
+	records   int
+}
+
+func (e *keylessError) Error() string {
+	n := len(e.positions)
+	named := strings.Join(e.positions[:min(n, maxNamed)], ", ")
+	if n > maxNamed {
+		named += fmt.Sprintf(" and %d more", n-maxNamed)
+	}
+	return fmt.Sprintf("%d of %d records lack the key field %q: %s", n, e.records, e.field, named)
+}
+
+// parse reads a body into records: a JSON array, or one object per line
+// (a single object is one line). Unknown fields are refused; so is a body
+// with records that lack the dataset's key (every one counted, the first
+// maxNamed named), or a record larger than the broker takes (an error
+// wrapping publish.ErrTooLarge).
+//
+// The body is one arrival: its records are timed from now, a microsecond
+// apart, and positioned in the request, whose random id makes their event
+// ids unique to it, whatever the time and the replica that took it.
+func parse(src *publish.Dataset, body []byte) ([]*kgo.Record, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, errors.New("empty body: send a JSON object, a JSON array of objects or NDJSON")
+	}
+	format := ingest.NDJSON
+	if trimmed[0] == '[' {
+		format = ingest.JSON
+	}
+	now := time.Now().Truncate(time.Microsecond)
+	request := "request " + rand.Text()
+	var (
+		recs    []*kgo.Record
+		keyless []string // positions of the records without a key
+	)
+	err := ingest.Read(bytes.NewReader(trimmed), format, func(rec ingest.Record) error {
+		if unknown := src.Unknown(rec); len(unknown) > 0 {
+			return &ingest.Error{Position: rec.Position, Err: fmt.Errorf("unknown fields %s (known: %s)",
+				strings.Join(unknown, ", "), strings.Join(src.Fields(), ", "))}
+		}
+		key := src.Key(rec)
+		if key == nil {
+			keyless = append(keyless, rec.Position)
+			return nil
+		}
+		pos := rec.Position
+		rec.Position = request + " " + pos
+		b, _, err := src.Value("http", rec, now.Add(time.Duration(len(recs))*time.Microsecond))
+		if err != nil {
+			return &ingest.Error{Position: pos, Err: err}
+		}
+		out, err := src.Record(key, b)
+		if err != nil {
+			return &ingest.Error{Position: pos, Err: err}
+		}
+		recs = append(recs, out)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(keyless) > 0 {
+		return nil, &keylessError{field: src.KeyField, positions: keyless, records: len(keyless) + len(recs)}
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("no records in the body")
+	}
+	return recs, nil
+}
+
+func reply(w http.ResponseWriter, status int, key string, value any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{key: value})
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/datamill/datamill/services/extractor/internal/publish"
+	"github.com/datamill/datamill/services/extractor/internal/source/files"
+	"github.com/datamill/datamill/services/extractor/internal/source/httpingest"
+)
+
+// A source brings the records of its datasets into their raw topics.
+//
+// Run publishes until ctx ends, then returns nil; an error means the
+// source cannot go on, and stops the extractor. It reports through ready
+// whether the source is ready, whenever that changes.
+type source interface {
+	Run(ctx context.Context, ready func(ready bool, reason string)) error
+}
+
+// declaration is one source of a dataset: an entry of its sources: list,
+// or one the deployment adds (EXTRACTOR_FILES).
+type declaration struct {
+	dataset string
+	kind    string // a key of sourceKinds
+	path    string // kind files: a file, a glob or a directory
+}
+
+// sourceKind builds the one source of a kind, which serves every
+// declaration of that kind.
+type sourceKind struct {
+	component string // the source's name in /readyz
+	build     func(w *wiring, decls []declaration) (source, error)
+}
+
+// sourceKinds are the kinds of source, by the name a declaration gives.
+// A new kind is a package under internal/source and a line here.
+func sourceKinds() map[string]sourceKind {
+	return map[string]sourceKind{
+		"http":  {component: "ingest", build: buildHTTP},
+		"files": {component: "files", build: buildFiles},
+	}
+}
+
+// wiring is what the sources are built from.
+type wiring struct {
+	cfg      settings
+	log      *zap.Logger
+	out      *publish.Producer
+	datasets map[string]*publish.Dataset
+	// handle serves a handler on the process's HTTP_ADDR.
+	handle  func(pattern string, h http.Handler)
+	metrics prometheus.Registerer
+	// records counts the records published, by dataset and source kind
+	// (http, file); dead the source records dead-lettered, by dataset.
+	records, dead *prometheus.CounterVec
+}
+
+// datasetsOf are the datasets decls name.
+func (w *wiring) datasetsOf(decls []declaration) (map[string]*publish.Dataset, error) {
+	out := map[string]*publish.Dataset{}
+	for _, d := range decls {
+		ds, ok := w.datasets[d.dataset]
+		if !ok {
+			return nil, fmt.Errorf("%s source of dataset %q: the dataset is not in DATASETS %v", d.kind, d.dataset, slices.Sorted(maps.Keys(w.datasets)))
+		}
+		out[d.dataset] = ds
+	}
+	return out, nil
+}
+
+// buildHTTP serves the ingest endpoint for the datasets of decls.
+func buildHTTP(w *wiring, decls []declaration) (source, error) {
+	datasets, err := w.datasetsOf(decls)
+	if err != nil {
+		return nil, err
+	}
+	api := httpingest.New(httpingest.Config{
+		Log: w.log, Out: w.out, Datasets: datasets, Token: w.cfg.HTTPToken, MaxBody: w.cfg.MaxBodyBytes,
+		Records: w.records.MustCurryWith(prometheus.Labels{"source": "http"}),
+	})
+	w.handle(httpingest.Pattern, api)
+	return api, nil
+}
+
+// buildFiles reads the files of decls.
+func buildFiles(w *wiring, decls []declaration) (source, error) {
+	datasets, err := w.datasetsOf(decls)
+	if err != nil {
+		return nil, err
+	}
+	patterns := make([]files.Pattern, len(decls))
+	for i, d := range decls {
+		patterns[i] = files.Pattern{Dataset: d.dataset, Path: d.path}
+	}
+	done := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_extractor_files_total", Help: "Files read to their end.",
+	}, []string{"dataset"})
+	if err := w.metrics.Register(done); err != nil {
+		return nil, fmt.Errorf("register the file metrics: %w", err)
+	}
+	return files.New(files.Config{
+		Log: w.log.Named("files"), Kafka: w.cfg.Kafka, Out: w.out, Datasets: datasets, Patterns: patterns,
+		Batch: w.cfg.FileBatch, Interval: w.cfg.ScanInterval, Terminal: os.Stderr,
+		Records: w.records.MustCurryWith(prometheus.Labels{"source": "file"}), Dead: w.dead, Done: done,
+	})
+}
+
+// declarations are the sources of datasets: each is served by the HTTP
+// ingest endpoint, and the entries of EXTRACTOR_FILES, fileEntries, add
+// file sources. (Once the catalog reads the sources: list of each
+// dataset.yaml, its entries are declarations too.)
+func declarations(datasets, fileEntries []string) ([]declaration, error) {
+	var out []declaration
+	for _, ds := range datasets {
+		out = append(out, declaration{dataset: ds, kind: "http"})
+	}
+	for _, e := range fileEntries {
+		ds, path, ok := strings.Cut(e, "=")
+		ds, path = strings.TrimSpace(ds), strings.TrimSpace(path)
+		if !ok || ds == "" || path == "" {
+			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: want dataset=path, e.g. users=/data/users/*.csv", e)
+		}
+		if !slices.Contains(datasets, ds) {
+			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: dataset %q is not in DATASETS %v", e, ds, datasets)
+		}
+		if _, err := filepath.Match(path, ""); err != nil {
+			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: %w", e, err)
+		}
+		out = append(out, declaration{dataset: ds, kind: "files", path: path})
+	}
+	return out, nil
+}
+
+// groupByKind sorts decls by kind, keeping their order within a kind, or
+// returns an error naming a declaration of a kind not in kinds.
+func groupByKind(kinds map[string]sourceKind, decls []declaration) (map[string][]declaration, error) {
+	out := map[string][]declaration{}
+	for _, d := range decls {
+		if _, ok := kinds[d.kind]; !ok {
+			return nil, fmt.Errorf("dataset %q: unknown source kind %q (known: %s)", d.dataset, d.kind, strings.Join(slices.Sorted(maps.Keys(kinds)), ", "))
+		}
+		out[d.kind] = append(out[d.kind], d)
+	}
+	return out, nil
+}
+
+// runSources runs every source of sources, by kind, until ctx ends, or
+// until one fails, which stops the others and is the error returned. Each
+// reports its readiness through readyOf(its kind).
+func runSources(ctx context.Context, sources map[string]source, readyOf func(kind string) func(bool, string)) error {
+	if len(sources) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for kind, s := range sources {
+		g.Go(func() error { return s.Run(ctx, readyOf(kind)) })
+	}
+	return g.Wait()
+}
