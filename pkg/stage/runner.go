@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
 )
@@ -74,6 +75,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("STAGE_RETRIES %d: must be at least 1", c.Retries))
 	}
 	return errors.Join(errs...)
+}
+
+// retries paces the attempts at a batch's transient failures.
+func (c *Config) retries() retry.Backoff { return retry.Backoff{First: c.RetryBackoff} }
+
+// pauses paces the replays of a batch once its retries ran out: the first
+// pause is longer than any retry's wait, and they double up to MaxPause.
+func (c *Config) pauses() retry.Backoff {
+	return retry.Backoff{First: c.RetryBackoff, Max: c.MaxPause}
 }
 
 // Decoder decodes one record value; serde.Codec implements it.
@@ -571,10 +581,10 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 			// Nothing was committed and the consumer was rewound to the
 			// last commit: pause, then replay the batch.
 			pauses++
-			pause := min(r.cfg.RetryBackoff<<min(pauses+r.cfg.Retries, 20), r.cfg.MaxPause)
+			pause := r.cfg.pauses().Delay(r.cfg.Retries + 1 + pauses)
 			r.log.Warn("batch failed; paused, it will be replayed", zap.Error(err), zap.Duration("pause", pause))
 			r.setReady(false, err.Error())
-			if !sleep(ctx, pause) {
+			if !retry.Sleep(ctx, pause) {
 				return nil
 			}
 		case errors.Is(err, errStopped):
@@ -851,7 +861,7 @@ func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
 			return &transientError{attempts: attempt, err: err}
 		}
 		r.log.Debug("transient failure; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		if !sleep(ctx, r.cfg.RetryBackoff<<(attempt-1)) {
+		if !r.cfg.retries().Wait(ctx, attempt) {
 			return &transientError{attempts: attempt, err: err}
 		}
 	}
@@ -861,17 +871,5 @@ func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
 func (r *Runner[In, Out]) forget(partitions []int32) {
 	if r.dedupe != nil {
 		r.dedupe.forget(partitions)
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
