@@ -242,19 +242,11 @@ type Runner[In, Out any] struct {
 
 // NewRunner checks spec and returns its runner.
 func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, log *zap.Logger, m *Metrics) (*Runner[In, Out], error) {
-	var missing []string
-	for name, ok := range map[string]bool{
-		"Stage": spec.Stage != "", "Dataset": spec.Dataset != "", "Input": spec.Input != "",
-		"Output": spec.Output != "", "DeadLetters": spec.DeadLetters != "",
-		"Decoder": spec.Decoder != nil, "Encoder": spec.Encoder != nil,
-		"DeadLetterEncoder": spec.DeadLetterEncoder != nil, "Handler": spec.Handler != nil,
-	} {
-		if !ok {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("stage spec lacks %s", strings.Join(missing, ", "))
+	if err := lacks("stage spec", field{"Stage", spec.Stage != ""}, field{"Dataset", spec.Dataset != ""},
+		field{"Input", spec.Input != ""}, field{"Output", spec.Output != ""}, field{"DeadLetters", spec.DeadLetters != ""},
+		field{"Decoder", spec.Decoder != nil}, field{"Encoder", spec.Encoder != nil},
+		field{"DeadLetterEncoder", spec.DeadLetterEncoder != nil}, field{"Handler", spec.Handler != nil}); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ import (
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/schemas/users"
 )
 
 // settings is the scorer's configuration, read from the environment.
@@ -91,24 +92,15 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	p.Telemetry.SetReady("model", true, "")
 	go ms.watch(ctx, cfg.ModelPoll)
 
-	metrics := stage.NewMetrics(p.Telemetry.Registry())
-	var runs []func(context.Context) error
-	for _, ds := range cfg.Datasets {
+	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[users.Persisted, users.Scored], error) {
 		if ds != "users" {
-			return fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
+			return nil, fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
 		}
 		s := &scoring{pool: pool, models: ms, risk: risk}
-		spec, err := stage.NewSpec(ctx, reg, "scorer", ds, kafka.Persisted, kafka.Scored,
-			schemas.MustSchema("users/persisted"), schemas.MustSchema("users/scored"), s.handler)
-		if err != nil {
-			return err
-		}
-		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
-		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, r.Run)
-	}
-	return service.RunAll(ctx, runs...)
+		return stage.NewSpec(ctx, reg, stage.Step{
+			Stage: p.Name, Dataset: ds,
+			From: kafka.Persisted, In: schemas.MustSchema("users/persisted"),
+			To: kafka.Scored, Out: schemas.MustSchema("users/scored"),
+		}, s.handler)
+	})
 }
