@@ -1,7 +1,8 @@
 // Package service is what every datamill service process starts with: the
 // logger, the telemetry server (/metrics, /healthz, /readyz on HTTP_ADDR),
-// the log of its effective configuration, and readiness probes of the
-// dependencies it needs.
+// the log of its effective configuration, readiness probes of the
+// dependencies it needs and, for the stage services, one stage runner per
+// dataset (RunStages).
 package service
 
 import (
