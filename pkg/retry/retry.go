@@ -37,6 +37,9 @@ func (b Backoff) Delay(attempt int) time.Duration {
 		limit = math.MaxInt64
 	}
 	d := min(b.First, limit)
+	if d <= 0 {
+		return 0
+	}
 	for i := 1; i < attempt && d < limit; i++ {
 		if d > limit/2 {
 			d = limit
@@ -44,7 +47,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 		}
 		d *= 2
 	}
-	if j := min(max(b.Jitter, 0), 1); j > 0 && d > 0 {
+	if j := min(max(b.Jitter, 0), 1); j > 0 {
 		d -= time.Duration(rand.Float64() * j * float64(d))
 	}
 	return max(d, 0)

@@ -44,7 +44,12 @@ func TestDelayDoublesUpToTheCap(t *testing.T) {
 			want:     []time.Duration{100 * ms << 34, math.MaxInt64, math.MaxInt64, math.MaxInt64},
 		},
 		"the zero value waits not at all": {
-			attempts: []int{1, 10},
+			attempts: []int{1, 10, math.MaxInt},
+			want:     []time.Duration{0, 0, 0},
+		},
+		"a negative First waits not at all": {
+			b:        Backoff{First: -time.Second, Max: time.Second},
+			attempts: []int{1, math.MaxInt},
 			want:     []time.Duration{0, 0},
 		},
 	} {
