@@ -38,7 +38,8 @@ type Config struct {
 	// its transaction is aborted and the stage pauses.
 	Retries      int           `env:"STAGE_RETRIES" envDefault:"4"`
 	RetryBackoff time.Duration `env:"STAGE_RETRY_BACKOFF" envDefault:"100ms"`
-	// MaxPause caps the pause between replays while a dependency is down.
+	// MaxPause caps the pause between replays while a dependency is down,
+	// and the wait between retries.
 	MaxPause time.Duration `env:"STAGE_MAX_PAUSE" envDefault:"10s"`
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration `env:"STAGE_SESSION_TIMEOUT" envDefault:"10s"`
@@ -77,12 +78,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// retries paces the attempts at a batch's transient failures.
-func (c *Config) retries() retry.Backoff { return retry.Backoff{First: c.RetryBackoff} }
-
-// pauses paces the replays of a batch once its retries ran out: the first
-// pause is longer than any retry's wait, and they double up to MaxPause.
-func (c *Config) pauses() retry.Backoff {
+// backoff paces the retries of a batch's transient failures and, once
+// they ran out, the pauses before its replays: the first pause is longer
+// than any retry's wait, and no wait is longer than MaxPause.
+func (c *Config) backoff() retry.Backoff {
 	return retry.Backoff{First: c.RetryBackoff, Max: c.MaxPause}
 }
 
@@ -573,7 +572,7 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 			// Nothing was committed and the consumer was rewound to the
 			// last commit: pause, then replay the batch.
 			pauses++
-			pause := r.cfg.pauses().Delay(r.cfg.Retries + 1 + pauses)
+			pause := r.cfg.backoff().Delay(r.cfg.Retries + 1 + pauses)
 			r.log.Warn("batch failed; paused, it will be replayed", zap.Error(err), zap.Duration("pause", pause))
 			r.setReady(false, err.Error())
 			if !retry.Sleep(ctx, pause) {
@@ -853,7 +852,7 @@ func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
 			return &transientError{attempts: attempt, err: err}
 		}
 		r.log.Debug("transient failure; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		if !r.cfg.retries().Wait(ctx, attempt) {
+		if !r.cfg.backoff().Wait(ctx, attempt) {
 			return &transientError{attempts: attempt, err: err}
 		}
 	}
