@@ -27,6 +27,7 @@ import (
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
@@ -316,7 +317,7 @@ func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]s
 	start := time.Now()
 	deadline := start.Add(10 * time.Minute)
 	for k, name := range c.files {
-		if faults && !sleep(ctx, time.Until(start.Add(time.Duration(k)*c.flags.every))) {
+		if faults && !retry.Sleep(ctx, time.Until(start.Add(time.Duration(k)*c.flags.every))) {
 			return ctx.Err()
 		}
 		if err := os.Rename(filepath.Join(c.inbox, "."+name), filepath.Join(c.inbox, name)); err != nil {
@@ -351,7 +352,7 @@ func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]s
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%s was not extracted within 10 minutes", name)
 			}
-			if !sleep(ctx, 100*time.Millisecond) {
+			if !retry.Sleep(ctx, 100*time.Millisecond) {
 				return ctx.Err()
 			}
 		}
@@ -391,7 +392,7 @@ func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error
 	var faults []chaosFault
 	start := time.Now()
 	for _, what := range plan {
-		if !sleep(ctx, c.flags.every) {
+		if !retry.Sleep(ctx, c.flags.every) {
 			return faults, ctx.Err()
 		}
 		at := time.Since(start)
@@ -414,18 +415,6 @@ func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error
 		faults = append(faults, f)
 	}
 	return faults, nil
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // settle waits until every stage has committed everything before it, then
@@ -488,7 +477,7 @@ func awaitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, 
 			progress("waiting for %s to commit %s: records behind per partition %v (%v)", group, topic, behind, err)
 			said = time.Now()
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if !retry.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/datamill/datamill/pkg/retry"
 )
 
 // hostileLoad is what the clients of TestHostileInputWhileStagesAreKilled
@@ -355,7 +357,7 @@ func awaitAges(ctx context.Context, dbURL string, from, to, age int) bool {
 		if err == nil && n == to-from+1 {
 			return true
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if !retry.Sleep(ctx, 100*time.Millisecond) {
 			return false
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/retry"
 	ecometer "github.com/datamill/datamill/services/ecometer/migrations"
 	loader "github.com/datamill/datamill/services/loader/migrations"
 )
@@ -121,7 +122,7 @@ func resetPipeline(ctx context.Context, brokers []string) error {
 		if _, err := adm.DeleteTopics(ctx, doomed...); err != nil {
 			return fmt.Errorf("delete topics %v: %w", doomed, err)
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !retry.Sleep(ctx, 200*time.Millisecond) {
 			return fmt.Errorf("topics %v still exist: %w", doomed, ctx.Err())
 		}
 	}
@@ -149,7 +150,7 @@ func resetPipeline(ctx context.Context, brokers []string) error {
 		if _, err := adm.DeleteGroups(ctx, doomed...); err != nil {
 			return fmt.Errorf("delete groups %v: %w", doomed, err)
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !retry.Sleep(ctx, 200*time.Millisecond) {
 			return fmt.Errorf("groups %v still exist: %w", doomed, ctx.Err())
 		}
 	}

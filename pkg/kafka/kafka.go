@@ -26,6 +26,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/retry"
 )
 
 // Config is the Kafka block of every service's configuration.
@@ -214,14 +216,11 @@ func Partitions(ctx context.Context, cl *kgo.Client, topic string) (int32, error
 func ensure(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, configs map[string]*string, topics ...string) error {
 	var resp kadm.CreateTopicResponses
 	var err error
+	backoff := retry.Backoff{First: 200 * time.Millisecond, Max: 2 * time.Second}
 	for attempt := 1; ; attempt++ {
 		resp, err = adm.CreateTopics(ctx, partitions, replication, configs, topics...)
-		if err == nil || attempt == 10 || ctx.Err() != nil {
+		if err == nil || attempt == 10 || !backoff.Wait(ctx, attempt) {
 			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
 	if err != nil {

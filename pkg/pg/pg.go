@@ -28,6 +28,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/datamill/datamill/pkg/retry"
 )
 
 // Config is the PostgreSQL block of a service's configuration.
@@ -92,7 +94,7 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxOpenWait)
 	defer cancel()
-	backoff := firstBackoff
+	backoff := retry.Backoff{First: firstBackoff, Max: maxBackoff}
 	for attempt := 1; ; attempt++ {
 		pingCtx, cancelPing := context.WithTimeout(ctx, pingTimeout)
 		err = pool.Ping(pingCtx)
@@ -104,12 +106,9 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 			pool.Close()
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, attempt) {
 			pool.Close()
 			return nil, fmt.Errorf("%s unreachable after %d attempts: %w", where, attempt, err)
-		case <-time.After(backoff):
-			backoff = min(2*backoff, maxBackoff)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package service is what every datamill service process starts with: the
 // logger, the telemetry server (/metrics, /healthz, /readyz on HTTP_ADDR),
-// the log of its effective configuration, and readiness probes of the
-// dependencies it needs.
+// the log of its effective configuration, readiness probes of the
+// dependencies it needs and, for the stage services, one stage runner per
+// dataset (RunStages).
 package service
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/logging"
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/telemetry"
 	"github.com/datamill/datamill/schemas"
@@ -90,8 +92,8 @@ func (p *Process) Await(ctx context.Context, probes ...Probe) error {
 	for _, pr := range probes {
 		p.Telemetry.SetReady(pr.Component, false, "not checked yet")
 	}
+	backoff := retry.Backoff{First: 100 * time.Millisecond, Max: 5 * time.Second}
 	for _, pr := range probes {
-		backoff := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
 			checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := pr.Check(checkCtx)
@@ -105,11 +107,8 @@ func (p *Process) Await(ctx context.Context, probes ...Probe) error {
 			if attempt == 1 || attempt%10 == 0 {
 				p.Log.Warn("dependency not ready; retrying", zap.String("component", pr.Component), zap.Int("attempt", attempt), zap.Error(err))
 			}
-			select {
-			case <-ctx.Done():
+			if !backoff.Wait(ctx, attempt) {
 				return fmt.Errorf("waiting for %s: %w", pr.Component, errors.Join(ctx.Err(), err))
-			case <-time.After(backoff):
-				backoff = min(2*backoff, 5*time.Second)
 			}
 		}
 	}

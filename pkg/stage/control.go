@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/retry"
 )
 
 // What a runner does when its dead-letter rate goes above the threshold
@@ -115,7 +116,7 @@ func (c *control) follow(ctx context.Context) {
 			failed = true
 		})
 		fetches.EachRecord(c.apply)
-		if failed && !sleep(ctx, time.Second) {
+		if failed && !retry.Sleep(ctx, time.Second) {
 			return
 		}
 	}

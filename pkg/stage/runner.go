@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
 )
@@ -37,7 +38,8 @@ type Config struct {
 	// its transaction is aborted and the stage pauses.
 	Retries      int           `env:"STAGE_RETRIES" envDefault:"4"`
 	RetryBackoff time.Duration `env:"STAGE_RETRY_BACKOFF" envDefault:"100ms"`
-	// MaxPause caps the pause between replays while a dependency is down.
+	// MaxPause caps the pause between replays while a dependency is down,
+	// and the wait between retries.
 	MaxPause time.Duration `env:"STAGE_MAX_PAUSE" envDefault:"10s"`
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration `env:"STAGE_SESSION_TIMEOUT" envDefault:"10s"`
@@ -74,6 +76,13 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("STAGE_RETRIES %d: must be at least 1", c.Retries))
 	}
 	return errors.Join(errs...)
+}
+
+// backoff paces the retries of a batch's transient failures and, once
+// they ran out, the pauses before its replays: the first pause is longer
+// than any retry's wait, and no wait is longer than MaxPause.
+func (c *Config) backoff() retry.Backoff {
+	return retry.Backoff{First: c.RetryBackoff, Max: c.MaxPause}
 }
 
 // Decoder decodes one record value; serde.Codec implements it.
@@ -232,19 +241,11 @@ type Runner[In, Out any] struct {
 
 // NewRunner checks spec and returns its runner.
 func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, log *zap.Logger, m *Metrics) (*Runner[In, Out], error) {
-	var missing []string
-	for name, ok := range map[string]bool{
-		"Stage": spec.Stage != "", "Dataset": spec.Dataset != "", "Input": spec.Input != "",
-		"Output": spec.Output != "", "DeadLetters": spec.DeadLetters != "",
-		"Decoder": spec.Decoder != nil, "Encoder": spec.Encoder != nil,
-		"DeadLetterEncoder": spec.DeadLetterEncoder != nil, "Handler": spec.Handler != nil,
-	} {
-		if !ok {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("stage spec lacks %s", strings.Join(missing, ", "))
+	if err := lacks("stage spec", field{"Stage", spec.Stage != ""}, field{"Dataset", spec.Dataset != ""},
+		field{"Input", spec.Input != ""}, field{"Output", spec.Output != ""}, field{"DeadLetters", spec.DeadLetters != ""},
+		field{"Decoder", spec.Decoder != nil}, field{"Encoder", spec.Encoder != nil},
+		field{"DeadLetterEncoder", spec.DeadLetterEncoder != nil}, field{"Handler", spec.Handler != nil}); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -571,10 +572,10 @@ func (r *Runner[In, Out]) session(ctx context.Context) error {
 			// Nothing was committed and the consumer was rewound to the
 			// last commit: pause, then replay the batch.
 			pauses++
-			pause := min(r.cfg.RetryBackoff<<min(pauses+r.cfg.Retries, 20), r.cfg.MaxPause)
+			pause := r.cfg.backoff().Delay(r.cfg.Retries + 1 + pauses)
 			r.log.Warn("batch failed; paused, it will be replayed", zap.Error(err), zap.Duration("pause", pause))
 			r.setReady(false, err.Error())
-			if !sleep(ctx, pause) {
+			if !retry.Sleep(ctx, pause) {
 				return nil
 			}
 		case errors.Is(err, errStopped):
@@ -851,7 +852,7 @@ func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
 			return &transientError{attempts: attempt, err: err}
 		}
 		r.log.Debug("transient failure; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		if !sleep(ctx, r.cfg.RetryBackoff<<(attempt-1)) {
+		if !r.cfg.backoff().Wait(ctx, attempt) {
 			return &transientError{attempts: attempt, err: err}
 		}
 	}
@@ -861,17 +862,5 @@ func (r *Runner[In, Out]) retry(ctx context.Context, fn func() error) error {
 func (r *Runner[In, Out]) forget(partitions []int32) {
 	if r.dedupe != nil {
 		r.dedupe.forget(partitions)
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

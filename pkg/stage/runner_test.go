@@ -10,8 +10,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
 )
 
 func TestPoisonRecordsGoToDeadLettersWhileTheBatchGoesOn(t *testing.T) {
@@ -287,4 +290,41 @@ func TestClassify(t *testing.T) {
 
 func TestConfigIsDocumented(t *testing.T) {
 	testkit.Documented(t, Config{})
+}
+
+// No wait between a batch's retries is longer than STAGE_MAX_PAUSE, however
+// large STAGE_RETRY_BACKOFF is.
+func TestRetriesWaitNoLongerThanTheMaxPause(t *testing.T) {
+	cfg := testConfig("i1")
+	cfg.RetryBackoff, cfg.MaxPause = time.Hour, 10*time.Millisecond
+	r, err := NewRunner(Spec[item, item]{
+		Stage: "tester", Dataset: "items", Input: "in", Output: "out", DeadLetters: "dlq",
+		Decoder: nopCodec{}, Encoder: nopCodec{}, DeadLetterEncoder: nopDeadLetters{}, Handler: PerRecord(echo),
+	}, cfg, kafka.Config{}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	calls := 0
+	err = r.retry(ctx, func() error {
+		if calls++; calls < cfg.Retries {
+			return errFlaky
+		}
+		return nil
+	})
+	if err != nil || calls != cfg.Retries {
+		t.Errorf("retry after %d calls = %v, want success at call %d, well within the test's 30 s", calls, err, cfg.Retries)
+	}
+}
+
+type nopCodec struct{}
+
+func (nopCodec) Decode([]byte, *item) error                       { return nil }
+func (nopCodec) AppendEncode(dst []byte, _ *item) ([]byte, error) { return dst, nil }
+
+type nopDeadLetters struct{}
+
+func (nopDeadLetters) AppendEncode(dst []byte, _ *schemas.DeadLetter) ([]byte, error) {
+	return dst, nil
 }

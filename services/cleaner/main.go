@@ -53,32 +53,28 @@ func clean(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	metrics := stage.NewMetrics(p.Telemetry.Registry())
-	var runs []func(context.Context) error
-	for _, ds := range cfg.Datasets {
+	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[record, record], error) {
 		raw, err := cat.Schema(ds + "/raw")
 		if err != nil {
-			return fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", ds, err)
+			return nil, fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", ds, err)
 		}
 		cleanSchema, err := cat.Schema(ds + "/clean")
 		if err != nil {
-			return fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", ds, err)
+			return nil, fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", ds, err)
 		}
 		c, err := newCleaning(cleanSchema)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		spec, err := stage.NewSpec(ctx, reg, "cleaner", ds, kafka.Raw, kafka.Clean, raw, cleanSchema, stage.PerRecord(c.transform))
+		spec, err := stage.NewSpec(ctx, reg, stage.Step{
+			Stage: p.Name, Dataset: ds,
+			From: kafka.Raw, In: raw,
+			To: kafka.Clean, Out: cleanSchema,
+		}, stage.PerRecord(c.transform))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
 		spec.Digest = contentDigest
-		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, r.Run)
-	}
-	return service.RunAll(ctx, runs...)
+		return spec, nil
+	})
 }

@@ -71,21 +71,14 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	metrics := stage.NewMetrics(p.Telemetry.Registry())
-	var runs []func(context.Context) error
-	for _, ds := range cfg.Datasets {
-		r, err := runner(ctx, p, cfg, reg, pool, metrics, cat, ds)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, r)
-	}
-	return service.RunAll(ctx, runs...)
+	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[record, persisted], error) {
+		return spec(ctx, p, reg, pool, cat, ds)
+	})
 }
 
-// runner builds the stage runner of one dataset, once its table has a
-// column for every field of its clean schema.
-func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, cat *schemas.Catalog, ds string) (func(context.Context) error, error) {
+// spec builds the stage spec of one dataset, once its table has a column
+// for every field of its clean schema.
+func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pgxpool.Pool, cat *schemas.Catalog, ds string) (*stage.Spec[record, persisted], error) {
 	d, err := newDataset(cat, ds)
 	if err != nil {
 		return nil, err
@@ -109,18 +102,17 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 		return nil, err
 	}
 	d.copyBodies = embedsAsIs(d.persistedSchema, d.cleanSchema)
-	spec, err := stage.NewSpec(ctx, reg, "loader", ds, kafka.Clean, kafka.Persisted, d.cleanSchema, d.persistedSchema, d.handler(pool))
+	s, err := stage.NewSpec(ctx, reg, stage.Step{
+		Stage: p.Name, Dataset: ds,
+		From: kafka.Clean, In: d.cleanSchema,
+		To: kafka.Persisted, Out: d.persistedSchema,
+	}, d.handler(pool))
 	if err != nil {
 		return nil, err
 	}
 	// The loader's own codecs, of the same schemas as the spec's: records
 	// decode into the dataset's struct type, and the handler asks the clean
 	// codec which ones it can copy as they came.
-	spec.Decoder, spec.Encoder = d, newPersistedEncoder(out)
-	spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
-	r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, m)
-	if err != nil {
-		return nil, err
-	}
-	return r.Run, nil
+	s.Decoder, s.Encoder = d, newPersistedEncoder(out)
+	return s, nil
 }

@@ -27,9 +27,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
@@ -38,6 +40,7 @@ import (
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/schemas/users"
 )
 
 // settings is the scorer's configuration, read from the environment.
@@ -116,38 +119,39 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer producer.Close()
+	// Each dataset's reconciliation runs beside its stage runner and ends
+	// with it, before the producer closes.
+	var reconcilers sync.WaitGroup
+	defer reconcilers.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
-	metrics := stage.NewMetrics(p.Telemetry.Registry())
-	var runs []func(context.Context) error
-	for _, ds := range cfg.Datasets {
+	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[users.Persisted, users.Scored], error) {
 		if ds != "users" {
-			return fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
+			return nil, fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
 		}
 		s := &scoring{pool: pool, models: ms, risk: risk}
-		spec, err := stage.NewSpec(ctx, reg, "scorer", ds, kafka.Persisted, kafka.Scored,
-			schemas.MustSchema("users/persisted"), schemas.MustSchema("users/scored"), s.handler)
-		if err != nil {
-			return err
+		spec, err := stage.NewSpec(ctx, reg, stage.Step{
+			Stage: p.Name, Dataset: ds,
+			From: kafka.Persisted, In: schemas.MustSchema("users/persisted"),
+			To: kafka.Scored, Out: schemas.MustSchema("users/scored"),
+		}, s.handler)
+		if err != nil || cfg.ReconcileInterval <= 0 {
+			return spec, err
 		}
-		if cfg.ReconcileInterval > 0 {
-			rc := &reconciler{
-				pool: pool, models: ms, log: p.Log, table: ds, topic: spec.Output, encoder: spec.Encoder, keys: spec.Keys,
-				produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds),
-			}
-			runs = append(runs, func(ctx context.Context) error {
-				if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, spec.Output); err != nil {
-					return fmt.Errorf("reconcile %s: %w", ds, err)
+		rc := &reconciler{
+			pool: pool, models: ms, log: p.Log, table: ds, topic: spec.Output, encoder: spec.Encoder, keys: spec.Keys,
+			produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds),
+		}
+		reconcilers.Go(func() {
+			if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, spec.Output); err != nil {
+				if ctx.Err() == nil {
+					p.Log.Error("reconciliation not started", zap.String("dataset", ds), zap.Error(err))
 				}
-				rc.run(ctx, cfg.ReconcileInterval)
-				return nil
-			})
-		}
-		spec.OnReady = func(ready bool, reason string) { p.Telemetry.SetReady("stage_"+ds, ready, reason) }
-		r, err := stage.NewRunner(spec, cfg.Stage, cfg.Kafka, p.Log, metrics)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, r.Run)
-	}
-	return service.RunAll(ctx, runs...)
+				return
+			}
+			rc.run(ctx, cfg.ReconcileInterval)
+		})
+		return spec, nil
+	})
 }
