@@ -145,7 +145,7 @@ where event_id = any (array(select event_id from input except all select event_i
 			return err
 		}
 		var sc users.Scored
-		_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.ID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
 			sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
 			stored[sc.EventID] = sc
 			return nil
