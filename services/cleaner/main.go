@@ -56,14 +56,11 @@ func clean(ctx context.Context, p *service.Process, cfg settings) error {
 	metrics := stage.NewMetrics(p.Telemetry.Registry())
 	var runs []func(context.Context) error
 	for _, ds := range cfg.Datasets {
-		raw, err := cat.Schema(ds + "/raw")
+		d, err := cat.Dataset(ds)
 		if err != nil {
-			return fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", ds, err)
+			return fmt.Errorf("DATASETS: %w", err)
 		}
-		cleanSchema, err := cat.Schema(ds + "/clean")
-		if err != nil {
-			return fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", ds, err)
-		}
+		raw, cleanSchema := d.Raw, d.Clean
 		c, err := newCleaning(cleanSchema)
 		if err != nil {
 			return err
