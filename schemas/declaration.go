@@ -359,6 +359,20 @@ func (m *Model) check(clean avro.Schema) []error {
 			errs = append(errs, errors.New("model.label.positive: a logistic model needs the values of the positive class"))
 		case m.Kind == Logistic && !t.in(textual, integral, boolean):
 			errs = append(errs, fmt.Errorf("model.label.column: %s is %s; a logistic label is text, an integer or a boolean", m.Label.Column, t))
+		case m.Kind == Logistic && t == boolean:
+			for _, v := range m.Label.Positive {
+				if v != "true" && v != "false" {
+					errs = append(errs, fmt.Errorf("model.label.positive: %q is not a value of %s, a boolean: want true or false", v, m.Label.Column))
+				}
+			}
+		case m.Kind == Logistic:
+			if values := enumValues(fields[m.Label.Column]); values != nil {
+				for _, v := range m.Label.Positive {
+					if !slices.Contains(values, v) {
+						errs = append(errs, fmt.Errorf("model.label.positive: %q is not a value of %s (%s)", v, m.Label.Column, strings.Join(values, ", ")))
+					}
+				}
+			}
 		case m.Kind == Ridge && len(m.Label.Positive) > 0:
 			errs = append(errs, errors.New("model.label.positive: a ridge model predicts a number and has no positive class"))
 		case m.Kind == Ridge && !t.in(integral, fractional):
@@ -457,6 +471,22 @@ func (m *Model) check(clean avro.Schema) []error {
 		errs = append(errs, fmt.Errorf("model.train.class_weight %q: want none or balanced", tr.ClassWeight))
 	}
 	return errs
+}
+
+// enumValues lists, sorted, the values an enum cleaning rule gives a field;
+// nil when its rule is not an enum.
+func enumValues(f *avro.Field) []string {
+	rule, _ := f.Prop("datamill.clean").(map[string]any)
+	if rule == nil || rule["type"] != "enum" {
+		return nil
+	}
+	values, _ := rule["values"].(map[string]any)
+	names := make([]string, 0, len(values))
+	for v := range values {
+		names = append(names, v)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // valueType is what a clean field holds, as far as a model cares.
