@@ -5,6 +5,8 @@ go 1.26.8
 require (
 	github.com/google/go-cmp v0.6.0
 	github.com/hamba/avro/v2 v2.31.0
+	go.yaml.in/yaml/v3 v3.0.5
+	golang.org/x/tools v0.40.0
 )
 
 require (
@@ -15,5 +17,4 @@ require (
 	github.com/modern-go/reflect2 v1.0.2 // indirect
 	golang.org/x/mod v0.31.0 // indirect
 	golang.org/x/sync v0.19.0 // indirect
-	golang.org/x/tools v0.40.0 // indirect
 )

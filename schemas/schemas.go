@@ -2,15 +2,25 @@
 // avro/ (the single source of truth for every record on every topic),
 // embedded in the binary, and the Go types generated from them.
 //
+// A dataset is a folder: the built-in ones under avro/<dataset>/, a user's
+// own under the directory DATASETS_DIR names. The folder holds raw.avsc (the
+// record as its source gave it), clean.avsc (typed, with the cleaning rules
+// in each field's datamill.clean and the key in the record's datamill.key)
+// and dataset.yaml (its sources, model and views: a Declaration). Its
+// persisted and scored schemas are derived from clean.avsc by PersistedOf
+// and ScoredOf, never written by hand. A Catalog answers Dataset(name) with
+// all of it.
+//
 // Types of the envelopes every dataset shares (DeadLetter, EcoSample) live
-// here; each dataset's records live in a package of their own (users).
-// Released versions of every schema are kept under avro/released/; each
-// current schema must stay BACKWARD compatible with all of them, which
-// CheckBackward decides and the tests enforce.
+// here; the users dataset's records have generated types of their own
+// (package users), made from its derived schemas by internal/gentypes.
+// Released versions of every schema, derived ones included, are kept under
+// avro/released/; each current schema must stay BACKWARD compatible with
+// all of them, which CheckBackward decides and the tests enforce.
 package schemas
 
 //go:generate go tool avrogen -pkg schemas -o envelopes_gen.go -encoders -fullschema -strict-types -tags json:snake avro/deadletter.avsc avro/ecosample.avsc
-//go:generate go tool avrogen -pkg users -o users/users_gen.go -encoders -fullschema -strict-types -enums -tags json:snake avro/users/raw.avsc avro/users/clean.avsc avro/users/persisted.avsc avro/users/scored.avsc
+//go:generate go run ./internal/gentypes -pkg users -o users/users_gen.go -encoders -fullschema -strict-types -enums -tags json:snake users/raw users/clean users/persisted users/scored
 
 import (
 	"embed"
@@ -34,19 +44,35 @@ var ErrIncompatible = errors.New("schema is not backward compatible")
 
 var parsed sync.Map // path → avro.Schema
 
-// Schema returns the parsed schema at path, relative to avro/ and without
-// the .avsc extension: "users/raw", "deadletter", "ecosample".
+// Schema returns the parsed built-in schema at path, relative to avro/ and
+// without the .avsc extension: "users/raw", "deadletter", "ecosample". A
+// dataset's "<dataset>/persisted" and "<dataset>/scored" are derived from
+// its clean schema by PersistedOf and ScoredOf.
 func Schema(path string) (avro.Schema, error) {
 	if s, ok := parsed.Load(path); ok {
 		return s.(avro.Schema), nil
 	}
-	b, err := fs.ReadFile(Files, "avro/"+path+".avsc")
-	if err != nil {
-		return nil, fmt.Errorf("schema %s: %w", path, err)
-	}
-	s, err := Parse(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("schema %s: %w", path, err)
+	var s avro.Schema
+	if ds, kind, ok := strings.Cut(path, "/"); ok && (kind == "persisted" || kind == "scored") {
+		clean, err := Schema(ds + "/clean")
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", path, err)
+		}
+		derive := PersistedOf
+		if kind == "scored" {
+			derive = ScoredOf
+		}
+		if s, err = derive(clean); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", path, err)
+		}
+	} else {
+		b, err := fs.ReadFile(Files, "avro/"+path+".avsc")
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", path, err)
+		}
+		if s, err = Parse(string(b)); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", path, err)
+		}
 	}
 	parsed.Store(path, s)
 	return s, nil

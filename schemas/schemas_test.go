@@ -27,12 +27,15 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := regexp.MustCompile(`(?m)^//go:generate go tool avrogen (.*)$`).FindAllStringSubmatch(string(src), -1)
-	if len(lines) == 0 {
-		t.Fatal("no avrogen go:generate line in schemas.go")
+	lines := regexp.MustCompile(`(?m)^//go:generate go (tool avrogen|run ./internal/gentypes) (.*)$`).FindAllStringSubmatch(string(src), -1)
+	if len(lines) < 2 {
+		t.Fatalf("%d avrogen or gentypes go:generate lines in schemas.go, want 2", len(lines))
 	}
 	for _, m := range lines {
-		args := strings.Fields(m[1])
+		// avrogen reads files; gentypes reads schemas by path, derived
+		// ones included.
+		byPath := m[1] != "tool avrogen"
+		args := strings.Fields(m[2])
 		var pkg, out string
 		var files []string
 		var opts []gen.OptsFunc
@@ -66,7 +69,12 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 		}
 		g := gen.NewGenerator(pkg, tags, opts...)
 		for _, f := range files {
-			s, err := avro.ParseFiles(f)
+			var s avro.Schema
+			if byPath {
+				s, err = Schema(f)
+			} else {
+				s, err = avro.ParseFiles(f)
+			}
 			if err != nil {
 				t.Fatalf("parse %s: %v", f, err)
 			}
@@ -96,7 +104,8 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	}
 }
 
-// current lists every current schema by its path under avro/.
+// current lists every current schema by its path under avro/: the files,
+// and the persisted and scored schemas derived for every dataset.
 func current(t *testing.T) []string {
 	t.Helper()
 	var paths []string
@@ -114,6 +123,9 @@ func current(t *testing.T) []string {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, ds := range BuiltIn().Datasets() {
+		paths = append(paths, ds+"/persisted", ds+"/scored")
 	}
 	if len(paths) < 6 {
 		t.Fatalf("found only %d schemas: %v", len(paths), paths)
@@ -288,5 +300,108 @@ func TestKeyField(t *testing.T) {
 	}
 	if _, err := KeyField(MustSchema("users/raw")); err == nil {
 		t.Error("a schema without the attribute has a key field")
+	}
+}
+
+// The users declaration asks a generic scorer for the features the churn
+// model computes today, in their order, and the same label.
+func TestTheUsersDeclarationIsTheChurnModel(t *testing.T) {
+	d, err := BuiltIn().Dataset("users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := d.Decl.Model
+	if m == nil {
+		t.Fatal("users declares no model")
+	}
+	type feature struct{ Name, Column, Kind, Transform string }
+	var got []feature
+	for _, f := range m.Features {
+		got = append(got, feature{f.Name, f.Column, f.Kind, f.Transform})
+		if f.Kind == Categorical && (f.MinShare != 0.005 || f.Top != 0) {
+			t.Errorf("%s keeps values with a share of %g, at most %d; want 0.005, no limit", f.Name, f.MinShare, f.Top)
+		}
+	}
+	want := []feature{
+		{"age", "age", Numeric, ""},
+		{"tenure_days", "signup_date", Numeric, DaysSince},
+		{"days_since_login", "last_login", Numeric, DaysSince},
+		{"log_monthly_spend", "monthly_spend", Numeric, Log1p},
+		{"gender", "gender", Categorical, ""},
+		{"country", "country", Categorical, ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("users features (-want +got):\n%s", diff)
+	}
+	wantLabel := Label{Column: "account_status", Positive: []string{"churned"}}
+	if m.Kind != Logistic || m.Name != "churn" || !cmp.Equal(m.Label, wantLabel) {
+		t.Errorf("users model is %s %s of %+v, want logistic churn of %+v", m.Kind, m.Name, m.Label, wantLabel)
+	}
+	wantTrain := Train{MinRows: 200, Retrain: Duration(24 * time.Hour), TestShare: 0.2, Threshold: 0.5, L2: 1, ClassWeight: "none", Seed: 1}
+	if m.Train != wantTrain {
+		t.Errorf("users train = %+v, want scorer train's defaults %+v", m.Train, wantTrain)
+	}
+	if d.Key != "id" || len(d.Decl.Sources) != 1 || d.Decl.Sources[0].Kind != "http" {
+		t.Errorf("users is keyed by %s with sources %+v, want id and http", d.Key, d.Decl.Sources)
+	}
+}
+
+// Scored records written before the scored schema was derived, with the
+// key in user_id, read with the derived schema, whose key field is id.
+func TestTheDerivedScoredSchemaReadsTheReleasedOnesRecords(t *testing.T) {
+	b, err := fs.ReadFile(Files, "avro/released/users/scored/v1.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := Parse(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	old, err := avro.Marshal(v1, map[string]any{
+		"user_id": int64(42), "event_id": "e1", "probability": 0.75, "predicted_label": 1, "model_version": "churn-3", "scored_at": at,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := avro.NewSchemaCompatibility().Resolve(MustSchema("users/scored"), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got users.Scored
+	if err := avro.Unmarshal(resolved, old, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := users.Scored{ID: 42, EventID: "e1", Probability: 0.75, PredictedLabel: 1, ModelVersion: "churn-3", ScoredAt: at}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a v1 scored record read with the derived schema (-want +got):\n%s", diff)
+	}
+}
+
+func TestDerivingRefusesWhatCannotBeDerived(t *testing.T) {
+	for name, tc := range map[string]struct {
+		clean string
+		want  string
+	}{
+		"not a record":       {`"string"`, "a clean schema must be a record"},
+		"no key":             {`{"type":"record","name":"Clean","fields":[{"name":"id","type":"long"}]}`, "declares no key field"},
+		"a key not there":    {`{"type":"record","name":"Clean","datamill.key":"nr","fields":[{"name":"id","type":"long"}]}`, "key field nr (datamill.key) is not one of its fields"},
+		"a nullable key":     {`{"type":"record","name":"Clean","datamill.key":"id","fields":[{"name":"id","type":["null","long"]}]}`, "key field id is a union"},
+		"a key that clashes": {`{"type":"record","name":"Clean","datamill.key":"probability","fields":[{"name":"probability","type":"double"}]}`, "key field probability is also a field of the scored record"},
+		"a taken name":       {`{"type":"record","name":"Scored","datamill.key":"id","fields":[{"name":"id","type":"long"}]}`, "the name Scored is taken by a derived schema"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			clean, err := Parse(tc.clean)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ScoredOf(clean)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ScoredOf(%s) = %v, want an error saying %q", tc.clean, err, tc.want)
+			}
+		})
+	}
+	if _, err := PersistedOf(avro.MustParse(`"string"`)); err == nil {
+		t.Error("PersistedOf(string) succeeded")
 	}
 }

@@ -46,8 +46,8 @@ lack the dataset's key, or that are larger than the topic takes
 they are listed and the others are published.
 
 KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;
-SCHEMAS_DIR, when set, replaces the built-in schemas as it does for the
-services.
+DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
+as it does for the services (SCHEMAS_DIR is its deprecated name).
 
 flags:`
 
@@ -80,7 +80,7 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		file = "-"
 	}
 	env := config.ToMap(environ)
-	cat, err := schemas.Open(env["SCHEMAS_DIR"])
+	cat, err := openCatalog(env, stderr)
 	if err != nil {
 		return err
 	}
@@ -466,26 +466,33 @@ func peek(r *bufio.Reader) []byte {
 	return b
 }
 
+// openCatalog opens the datasets the environment names: the built-in ones
+// and DATASETS_DIR's, or those of SCHEMAS_DIR, its deprecated name, with a
+// warning on stderr.
+func openCatalog(env map[string]string, stderr io.Writer) (*schemas.Catalog, error) {
+	cfg := schemas.Config{Dir: env["DATASETS_DIR"], SchemasDir: env["SCHEMAS_DIR"]}
+	if _, variable, err := cfg.Directory(); err == nil && variable == "SCHEMAS_DIR" {
+		fmt.Fprintln(stderr, "warning: SCHEMAS_DIR is deprecated: name the directory in DATASETS_DIR")
+	}
+	return cfg.Open()
+}
+
 // newDataset prepares a dataset of cat for reading sources.
 func newDataset(cat *schemas.Catalog, name string) (*ingest.Dataset, avro.Schema, error) {
-	raw, err := cat.Schema(name + "/raw")
-	if err != nil {
-		return nil, nil, fmt.Errorf("unknown dataset %q: %w", name, err)
-	}
-	key, err := datasetKey(cat, name)
+	d, err := cat.Dataset(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	ds, err := ingest.NewDataset(name, raw, key)
-	return ds, raw, err
+	ds, err := ingest.NewDataset(name, d.Raw, d.Key)
+	return ds, d.Raw, err
 }
 
 // datasetKey is the key field of a dataset of cat, as its clean schema
 // declares it.
 func datasetKey(cat *schemas.Catalog, name string) (string, error) {
-	clean, err := cat.Schema(name + "/clean")
+	d, err := cat.Dataset(name)
 	if err != nil {
-		return "", fmt.Errorf("dataset %q: %w", name, err)
+		return "", err
 	}
-	return schemas.KeyField(clean)
+	return d.Key, nil
 }

@@ -331,3 +331,49 @@ func TestProduceSaysWhenTheTransactionTimeoutIsOverTheBrokers(t *testing.T) {
 		t.Errorf("raw.users holds %d committed records, want 0", n)
 	}
 }
+
+// A dataset of DATASETS_DIR is published as a built-in one is; SCHEMAS_DIR,
+// its deprecated name, still names the directory, with a warning.
+func TestProducePublishesADatasetOfDatasetsDir(t *testing.T) {
+	s := newProduceStack(t)
+	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(t.Context(), cl, s.kcfg, "raw.orders"); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "datasets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeInput(t, "orders.csv", "order_no,amount,channel,ordered_on,gift,note,returned\n1,19.99,web,2024-03-01,true,blue,n\n2,5.00,store,2024-03-02,false,,y\n")
+	// In order: each run adds its records to the topic.
+	for _, tc := range []struct {
+		env      string
+		warning  bool
+		produced int
+	}{
+		{env: "DATASETS_DIR=" + dir, produced: 2},
+		{env: "SCHEMAS_DIR=" + dir, warning: true, produced: 4},
+	} {
+		t.Run(strings.SplitN(tc.env, "=", 2)[0], func(t *testing.T) {
+			var out strings.Builder
+			if err := run(t.Context(), []string{"produce", "orders", file}, append([]string{tc.env}, s.env...), &out, &out); err != nil {
+				t.Fatalf("produce orders with %s: %v: %s", tc.env, err, out.String())
+			}
+			wantAll(t, "the output", out.String(), "published 2 orders records to raw.orders")
+			if got := strings.Contains(out.String(), "SCHEMAS_DIR is deprecated"); got != tc.warning {
+				t.Errorf("warned of SCHEMAS_DIR: %v, want %v:\n%s", got, tc.warning, out.String())
+			}
+			var n int
+			if err := kafka.ReadCommitted(t.Context(), s.kcfg, zap.NewNop(), "raw.orders", nil, func(*kgo.Record) { n++ }); err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.produced {
+				t.Errorf("raw.orders holds %d committed records, want %d", n, tc.produced)
+			}
+		})
+	}
+}

@@ -217,15 +217,28 @@ func (p *Process) Connect(ctx context.Context, kcfg kafka.Config, rcfg serde.Con
 	return reg, nil
 }
 
-// Schemas opens the schemas of cfg, the built-in ones unless SCHEMAS_DIR
-// replaces some, and logs those it replaces.
+// Schemas opens the catalog of cfg: the built-in datasets and those of
+// DATASETS_DIR (or the deprecated SCHEMAS_DIR, with a warning). It logs the
+// files taken from the directory, and warns of the derived schemas' files
+// there, which it ignores.
 func (p *Process) Schemas(cfg schemas.Config) (*schemas.Catalog, error) {
-	cat, err := schemas.Open(cfg.Dir)
+	dir, variable, err := cfg.Directory()
+	if err != nil {
+		return nil, err
+	}
+	if variable == "SCHEMAS_DIR" {
+		p.Log.Warn("SCHEMAS_DIR is deprecated: name the directory in DATASETS_DIR", zap.String("dir", dir))
+	}
+	cat, err := cfg.Open()
 	if err != nil {
 		return nil, err
 	}
 	if o := cat.Overrides(); len(o) > 0 {
-		p.Log.Info("schemas from SCHEMAS_DIR", zap.String("dir", cfg.Dir), zap.Strings("schemas", o))
+		p.Log.Info("dataset files from "+variable, zap.String("dir", dir), zap.Strings("files", o))
+	}
+	if i := cat.Ignored(); len(i) > 0 {
+		p.Log.Warn("ignored files of derived schemas: persisted and scored schemas are derived from clean.avsc",
+			zap.String("dir", dir), zap.Strings("files", i))
 	}
 	return cat, nil
 }

@@ -2,20 +2,31 @@ package testkit
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/hamba/avro/v2"
 
 	"github.com/datamill/datamill/schemas"
 )
 
-// AddField returns the text of the built-in schema at path ("users/clean")
-// with field, a field's JSON, appended to every record named name in it:
-// the record itself, and the copies of it other schemas embed.
+// AddField returns the text of the built-in schema at path ("users/clean",
+// or a derived one: "users/persisted") with field, a field's JSON, appended
+// to every record named name in it: the record itself, and the copies of it
+// other schemas embed.
 func AddField(t testing.TB, path, name, field string) string {
 	t.Helper()
 	b, err := fs.ReadFile(schemas.Files, "avro/"+path+".avsc")
+	if errors.Is(err, fs.ErrNotExist) {
+		var s avro.Schema
+		if s, err = schemas.Schema(path); err == nil {
+			b, err = json.Marshal(s)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +45,7 @@ func AddField(t testing.TB, path, name, field string) string {
 			for _, x := range v {
 				walk(x)
 			}
-			if v["type"] == "record" && v["name"] == name {
+			if n, _ := v["name"].(string); v["type"] == "record" && (n == name || strings.HasSuffix(n, "."+name)) {
 				v["fields"] = append(v["fields"].([]any), f)
 				found = true
 			}
@@ -56,7 +67,8 @@ func AddField(t testing.TB, path, name, field string) string {
 }
 
 // SchemaDir writes schema texts, by path, as .avsc files to a new
-// directory laid out as schemas/avro/ is, and returns it: a SCHEMAS_DIR.
+// directory laid out as schemas/avro/ is, and returns it: a DATASETS_DIR
+// (once named SCHEMAS_DIR).
 func SchemaDir(t testing.TB, texts map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()

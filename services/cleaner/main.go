@@ -54,14 +54,11 @@ func clean(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[record, record], error) {
-		raw, err := cat.Schema(ds + "/raw")
+		d, err := cat.Dataset(ds)
 		if err != nil {
-			return nil, fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", ds, err)
+			return nil, fmt.Errorf("DATASETS: %w", err)
 		}
-		cleanSchema, err := cat.Schema(ds + "/clean")
-		if err != nil {
-			return nil, fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", ds, err)
-		}
+		raw, cleanSchema := d.Raw, d.Clean
 		c, err := newCleaning(cleanSchema)
 		if err != nil {
 			return nil, err

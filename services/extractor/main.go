@@ -195,17 +195,9 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 
 // newSource prepares a dataset for publishing to raw.<dataset>.
 func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, name string) (*publish.Dataset, error) {
-	raw, err := cat.Schema(name + "/raw")
+	d, err := cat.Dataset(name)
 	if err != nil {
-		return nil, fmt.Errorf("DATASETS: dataset %q has no raw schema: %w", name, err)
+		return nil, fmt.Errorf("DATASETS: %w", err)
 	}
-	clean, err := cat.Schema(name + "/clean")
-	if err != nil {
-		return nil, fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", name, err)
-	}
-	key, err := schemas.KeyField(clean)
-	if err != nil {
-		return nil, err
-	}
-	return publish.NewDataset(ctx, reg, name, raw, key)
+	return publish.NewDataset(ctx, reg, name, d.Raw, d.Key)
 }

@@ -65,18 +65,12 @@ var lineage = map[string]reflect.Type{
 
 // newDataset reads a dataset's clean and persisted schemas from cat.
 func newDataset(cat *schemas.Catalog, name string) (*dataset, error) {
-	d := &dataset{clean: name + "/clean", persisted: name + "/persisted"}
-	var err error
-	if d.cleanSchema, err = cat.Schema(d.clean); err != nil {
-		return nil, fmt.Errorf("DATASETS: dataset %q has no clean schema: %w", name, err)
-	}
-	if d.persistedSchema, err = cat.Schema(d.persisted); err != nil {
-		return nil, fmt.Errorf("DATASETS: dataset %q has no persisted schema: %w", name, err)
-	}
-	key, err := schemas.KeyField(d.cleanSchema)
+	ds, err := cat.Dataset(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATASETS: %w", err)
 	}
+	d := &dataset{clean: name + "/clean", persisted: name + "/persisted", cleanSchema: ds.Clean, persistedSchema: ds.Persisted}
+	key := ds.Key
 	d.table = &sink.Table{Name: name, Key: key}
 	var (
 		errs   []error

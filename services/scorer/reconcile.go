@@ -187,7 +187,7 @@ func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, 
 		if err != nil {
 			return 0, fmt.Errorf("reconcile %s: encode scored record of event %s: %w", r.table, p.eventID, err)
 		}
-		recs = append(recs, &kgo.Record{Topic: r.topic, Key: r.keys.Append(nil, strconv.AppendInt(nil, sc.UserID, 10)), Value: b})
+		recs = append(recs, &kgo.Record{Topic: r.topic, Key: r.keys.Append(nil, strconv.AppendInt(nil, sc.ID, 10)), Value: b})
 	}
 	if err := r.produce(ctx, recs...); err != nil {
 		return 0, fmt.Errorf("reconcile %s: publish %d scored records to %s: %w", r.table, len(recs), r.topic, err)

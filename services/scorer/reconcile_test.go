@@ -179,11 +179,11 @@ func TestReconcileScoresRowsWithoutAPrediction(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := byEvent[sc.EventID]
-			if seen[sc.EventID] || sc.UserID != p.userID || sc.Probability != p.probability || sc.PredictedLabel != p.label || sc.ModelVersion != p.version {
+			if seen[sc.EventID] || sc.ID != p.userID || sc.Probability != p.probability || sc.PredictedLabel != p.label || sc.ModelVersion != p.version {
 				t.Errorf("scored record %+v: twice (%v) or not the stored prediction %+v", sc, seen[sc.EventID], p)
 			}
-			if want := fmt.Sprintf("%d", sc.UserID); !strings.HasSuffix(string(rec.Key), want) {
-				t.Errorf("scored record of user %d has key %q", sc.UserID, rec.Key)
+			if want := fmt.Sprintf("%d", sc.ID); !strings.HasSuffix(string(rec.Key), want) {
+				t.Errorf("scored record of user %d has key %q", sc.ID, rec.Key)
 			}
 			seen[sc.EventID] = true
 		}

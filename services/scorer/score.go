@@ -195,7 +195,7 @@ where event_id = any (array(select event_id from input except all select event_i
 	stored, written := make(map[string]users.Scored, n), map[string]bool{}
 	var sc users.Scored
 	var inserted bool
-	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.ID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
 		stored[sc.EventID] = sc
 		if inserted {
@@ -217,7 +217,7 @@ where event_id = any (array(select event_id from input except all select event_i
 	if err != nil {
 		return nil, nil, err
 	}
-	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.UserID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.ID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
 		stored[sc.EventID] = sc
 		return nil

@@ -187,7 +187,7 @@ func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
 	_, err = pgx.ForEachRow(rows, []any{&id, &user, &label, &p, &version}, func() error {
 		versions[version]++
 		sc, ok := byEvent[id]
-		if ok && sc.UserID == user && sc.PredictedLabel == label && sc.Probability == p && sc.ModelVersion == version {
+		if ok && sc.ID == user && sc.PredictedLabel == label && sc.Probability == p && sc.ModelVersion == version {
 			matched++
 		}
 		return nil
