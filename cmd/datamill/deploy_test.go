@@ -412,6 +412,47 @@ func TestPromtoolChecksThePrometheusConfig(t *testing.T) {
 	}
 }
 
+// alertRule is the part of an alerting rule the checks read.
+type alertRule struct {
+	Alert string `yaml:"alert"`
+	Expr  string `yaml:"expr"`
+}
+
+// alertRules reads the rules of deploy/prometheus/alerts.yml.
+func alertRules(t *testing.T) []alertRule {
+	t.Helper()
+	data, err := os.ReadFile(deployFile(t, "deploy/prometheus/alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Rules []alertRule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	var rules []alertRule
+	for _, g := range file.Groups {
+		rules = append(rules, g.Rules...)
+	}
+	if len(rules) == 0 {
+		t.Fatal("alerts.yml has no rules")
+	}
+	return rules
+}
+
+// The alerting rules fire on what they are about, and only then: promtool
+// evaluates them against the series of deploy/prometheus/alerts_test.yml.
+func TestPromtoolTestsTheAlertRules(t *testing.T) {
+	needPrometheus(t)
+	out, err := exec.Command("promtool", "test", "rules", deployFile(t, "deploy/prometheus/alerts_test.yml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
 // dashboard is the part of a Grafana dashboard the checks read.
 type dashboard struct {
 	Title  string  `json:"title"`
@@ -575,6 +616,17 @@ func TestPrometheusScrapesTheLiveStack(t *testing.T) {
 				exported[metric] = true
 			}
 		}
+		for _, rule := range alertRules(t) {
+			names, err := metricNames(rule.Expr)
+			if err != nil {
+				t.Errorf("alerts.yml, %s: %v", rule.Alert, err)
+			}
+			for _, n := range names {
+				if !exported[n] {
+					t.Errorf("alerts.yml, %s: metric %s is exported by no live service", rule.Alert, n)
+				}
+			}
+		}
 		db, err := pgx.Connect(ctx, eps["DATABASE_URL"])
 		if err != nil {
 			return err
@@ -638,6 +690,12 @@ func startPrometheus(t *testing.T, dir string, svc map[string]string) string {
 	}
 	cfg["scrape_configs"] = jobs
 	cfg["global"] = map[string]any{"scrape_interval": "1s"}
+	// Rule files are relative to the configuration, which moves.
+	if files, ok := cfg["rule_files"].([]any); ok {
+		for i, f := range files {
+			files[i] = deployFile(t, "deploy/prometheus/"+f.(string))
+		}
+	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -269,6 +269,10 @@ func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, l
 	if spec.Digest != nil && spec.StateTopic == "" {
 		spec.StateTopic = kafka.StateTopic(spec.Stage, spec.Dataset)
 	}
+	// The alert gauges are exported from the start, at 0, so that an
+	// alert or a panel over them sees a stage that is fine, not none.
+	m.flood.WithLabelValues(spec.Stage, spec.Dataset).Set(0)
+	m.stopped.WithLabelValues(spec.Stage, spec.Dataset).Set(0)
 	return &Runner[In, Out]{
 		spec:    spec,
 		cfg:     cfg,
