@@ -3,9 +3,14 @@
 //
 // It is the same code for every dataset: the table is named after the
 // dataset and holds a column for every field of its clean schema, plus
-// lineage. A migration creates the table; at start the loader adds the
-// columns a newer clean schema has and the table lacks (additive only:
-// nothing is dropped or retyped, the rows already there keep their values).
+// lineage. The clean schema is the table's one declaration: at start the
+// loader creates the table from it when it does not exist (column types
+// from the Avro types, NOT NULL for required fields, the key as primary
+// key, check constraints from the cleaning rules' ranges), and otherwise
+// adds the columns a newer clean schema has and the table lacks, and the
+// check constraints it lacks, NOT VALID (additive only: nothing is dropped
+// or retyped, the rows already there keep their values). The loader's
+// migrations create its ledger, applied_events.
 //
 // Each batch is written in one database transaction (COPY into a staging
 // table, then one INSERT … ON CONFLICT DO UPDATE that applies only newer,
@@ -83,8 +88,8 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 	return service.RunAll(ctx, runs...)
 }
 
-// runner builds the stage runner of one dataset, once its table has a
-// column for every field of its clean schema.
+// runner builds the stage runner of one dataset, once its table exists
+// with a column for every field of its clean schema.
 func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Registry, pool *pgxpool.Pool, m *stage.Metrics, cat *schemas.Catalog, ds string) (func(context.Context) error, error) {
 	d, err := newDataset(cat, ds)
 	if err != nil {
@@ -93,6 +98,13 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 	ev, err := d.evolve(ctx, pool)
 	if err != nil {
 		return nil, err
+	}
+	if ev.Created {
+		p.Log.Info("table created", zap.String("dataset", ds), zap.String("table", d.table.Name))
+	}
+	if len(ev.Constrained) > 0 {
+		p.Log.Info("check constraints added, not validated on the rows already there",
+			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("constraints", ev.Constrained))
 	}
 	for _, c := range ev.Added {
 		p.Log.Info("column added", zap.String("dataset", ds), zap.String("table", d.table.Name), zap.String("column", c.Name), zap.String("type", c.Type))

@@ -15,7 +15,11 @@ import (
 )
 
 var users = &Table{Name: "users", Key: "id", Columns: []Column{
-	{"id", "bigint"}, {"age", "integer"}, {"country", "text"}, {"monthly_spend", "numeric(12,2)"}, {"quality_flags", "text[]"},
+	{Name: "id", Type: "bigint", NotNull: true},
+	{Name: "age", Type: "integer", Check: "age between 0 and 150"},
+	{Name: "country", Type: "text", Check: "country ~ '^[A-Z]{2}$'"},
+	{Name: "monthly_spend", Type: "numeric(12,2)"},
+	{Name: "quality_flags", Type: "text[]", NotNull: true, Default: "'{}'"},
 }}
 
 func setup(t *testing.T) *pgxpool.Pool {
@@ -26,6 +30,13 @@ func setup(t *testing.T) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	if _, err := pg.Migrate(t.Context(), pool, "loader", migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	err = pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+		_, err := users.Evolve(t.Context(), tx)
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return pool
@@ -232,6 +243,13 @@ func BenchmarkApply(b *testing.B) {
 	}
 	defer pool.Close()
 	if _, err := pg.Migrate(b.Context(), pool, "loader", migrations.FS); err != nil {
+		b.Fatal(err)
+	}
+	err = pg.InTx(b.Context(), pool, func(tx pgx.Tx) error {
+		_, err := users.Evolve(b.Context(), tx)
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
 	const batch = 2000
