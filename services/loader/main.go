@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,11 +66,9 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer pool.Close()
-	// What the loader keeps: its tables, on SSD.
+	// What the database keeps, on SSD.
 	p.ReportStored(func(ctx context.Context) (map[string]int64, error) {
-		var n int64
-		err := pool.QueryRow(ctx, `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c
-			where c.relkind = 'r' and c.relname in ('users', 'predictions', 'applied_events')`).Scan(&n)
+		n, err := storedBytes(ctx, pool)
 		return map[string]int64{eco.MediaSSD: n}, err
 	})
 	cat, err := p.Schemas(cfg.Schemas)
@@ -135,4 +134,18 @@ func runner(ctx context.Context, p *service.Process, cfg settings, reg *serde.Re
 		return nil, err
 	}
 	return r.Run, nil
+}
+
+// storedBytes is what the tables of the database schema the loader writes
+// in keep, indexes and TOAST included: every dataset's table, its
+// predictions, the ledger and any other table there, with no list to keep
+// up to date as datasets come and go.
+func storedBytes(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c
+		where c.relkind in ('r', 'm') and c.relnamespace = to_regnamespace(current_schema())`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("stored bytes: %w", err)
+	}
+	return n, nil
 }

@@ -347,3 +347,31 @@ func TestTheUsersTableFromTheSchemaIsTheOldMigrations(t *testing.T) {
 		t.Errorf("the users table's checks (-want +got):\n%s", diff)
 	}
 }
+
+// The stored bytes the loader reports cover the table of every dataset,
+// whatever its name, with the ledger.
+func TestStoredBytesCoverEveryDatasetsTable(t *testing.T) {
+	pool := database(t)
+	d, err := newDataset(ordersCatalog(t), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.evolve(t.Context(), pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), `insert into orders (id, priority, total, status, event_id, ingested_at, content_hash, created_event_id)
+		select i, 1, 10, 'open', 'ev-' || i, now(), 'h', 'ev-' || i from generate_series(1, 2000) i`); err != nil {
+		t.Fatal(err)
+	}
+	var tables int64
+	if err := pool.QueryRow(t.Context(), `select pg_total_relation_size('orders') + pg_total_relation_size('applied_events')`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	got, err := storedBytes(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got < tables {
+		t.Errorf("stored bytes = %d, want at least the %d of the orders table and the ledger", got, tables)
+	}
+}
