@@ -63,7 +63,8 @@ type Evolution struct {
 // later write is. Evolve only ever adds: no column is dropped, renamed or
 // retyped, the rows written before keep their values and hold NULL in the
 // added columns, and a check constraint of the name it would add is left
-// as it is. Concurrent loaders serialise on a lock of the table's name,
+// as it is, as is a column of another type than declared, which gets no
+// check. Concurrent loaders serialise on a lock of the table's name,
 // and the later ones find nothing to do.
 func (t *Table) Evolve(ctx context.Context, tx pgx.Tx) (Evolution, error) {
 	var ev Evolution
@@ -91,6 +92,7 @@ func (t *Table) Evolve(ctx context.Context, tx pgx.Tx) (Evolution, error) {
 		return ev, nil
 	}
 	var adds []string
+	differ := map[string]bool{}
 	for _, c := range t.Columns {
 		got, ok := have[c.Name]
 		switch {
@@ -99,6 +101,7 @@ func (t *Table) Evolve(ctx context.Context, tx pgx.Tx) (Evolution, error) {
 			adds = append(adds, fmt.Sprintf("add column if not exists %s %s", ident(c.Name), c.Type))
 		case got != c.Type:
 			ev.Differ = append(ev.Differ, fmt.Sprintf("%s: %s, want %s", c.Name, got, c.Type))
+			differ[c.Name] = true
 		}
 	}
 	if len(adds) > 0 {
@@ -106,15 +109,17 @@ func (t *Table) Evolve(ctx context.Context, tx pgx.Tx) (Evolution, error) {
 			return Evolution{}, fmt.Errorf("add columns to %s: %w", t.Name, err)
 		}
 	}
-	if ev.Constrained, err = t.constrain(ctx, tx); err != nil {
+	if ev.Constrained, err = t.constrain(ctx, tx, differ); err != nil {
 		return Evolution{}, err
 	}
 	return ev, nil
 }
 
 // constrain adds the check constraints of Columns the table lacks, by
-// name, NOT VALID, and returns their names.
-func (t *Table) constrain(ctx context.Context, tx pgx.Tx) ([]string, error) {
+// name, NOT VALID, and returns their names. The check of a column of
+// another type than declared (differ) is not added: it is written for the
+// declared type.
+func (t *Table) constrain(ctx context.Context, tx pgx.Tx, differ map[string]bool) ([]string, error) {
 	rows, err := tx.Query(ctx, `select conname from pg_constraint where conrelid = to_regclass($1) and contype = 'c'`, ident(t.Name))
 	if err != nil {
 		return nil, fmt.Errorf("constraints of %s: %w", t.Name, err)
@@ -125,7 +130,7 @@ func (t *Table) constrain(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	}
 	var names, adds []string
 	for _, c := range t.Columns {
-		if name := t.CheckName(c); c.Check != "" && !slices.Contains(have, name) {
+		if name := t.CheckName(c); c.Check != "" && !differ[c.Name] && !slices.Contains(have, name) {
 			names = append(names, name)
 			adds = append(adds, fmt.Sprintf("add constraint %s check (%s) not valid", ident(name), c.Check))
 		}
