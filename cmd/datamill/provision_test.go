@@ -55,9 +55,9 @@ func TestInitCreatesTopicsAndAppliesMigrationsOnce(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	err = conn.QueryRow(t.Context(), `select count(*) from information_schema.tables
-		where table_name in ('users', 'predictions', 'applied_events', 'eco_samples', 'eco_stage_totals')`).Scan(&tables)
-	if err != nil || tables != 5 {
-		t.Errorf("tables after init: %d (%v), want the loader's and the ecometer's 5", tables, err)
+		where table_name in ('applied_events', 'eco_samples', 'eco_stage_totals')`).Scan(&tables)
+	if err != nil || tables != 3 {
+		t.Errorf("tables after init: %d (%v), want the loader's ledger and the ecometer's 2", tables, err)
 	}
 
 	out.Reset()

@@ -93,7 +93,7 @@ func newDataset(cat *schemas.Catalog, name string) (*dataset, error) {
 			}
 			continue
 		}
-		col := sink.Column{Name: f.Name(), Type: c.sql}
+		col := tableColumn(f, c.sql)
 		if f.Name() == key {
 			keyCol = col
 			d.columns = append([]column{{field: i, value: c.value}}, d.columns...)
@@ -159,7 +159,8 @@ func checkPersisted(s avro.Schema) error {
 	return errors.Join(errs...)
 }
 
-// evolve adds the columns the dataset's table lacks.
+// evolve creates the dataset's table, or adds the columns and check
+// constraints it lacks (sink.Table.Evolve).
 func (d *dataset) evolve(ctx context.Context, pool *pgxpool.Pool) (sink.Evolution, error) {
 	var ev sink.Evolution
 	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/datamill/datamill/pkg v0.0.0
 	github.com/datamill/datamill/schemas v0.0.0
+	github.com/google/go-cmp v0.7.0
 	github.com/hamba/avro/v2 v2.31.0
 	github.com/jackc/pgx/v5 v5.12.0
 )

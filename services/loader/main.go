@@ -3,9 +3,14 @@
 //
 // It is the same code for every dataset: the table is named after the
 // dataset and holds a column for every field of its clean schema, plus
-// lineage. A migration creates the table; at start the loader adds the
-// columns a newer clean schema has and the table lacks (additive only:
-// nothing is dropped or retyped, the rows already there keep their values).
+// lineage. The clean schema is the table's one declaration: at start the
+// loader creates the table from it when it does not exist (column types
+// from the Avro types, NOT NULL for required fields, the key as primary
+// key, check constraints from the cleaning rules' ranges), and otherwise
+// adds the columns a newer clean schema has and the table lacks, and the
+// check constraints it lacks, NOT VALID (additive only: nothing is dropped
+// or retyped, the rows already there keep their values). The loader's
+// migrations create its ledger, applied_events.
 //
 // Each batch is written in one database transaction (COPY into a staging
 // table, then one INSERT … ON CONFLICT DO UPDATE that applies only newer,
@@ -17,6 +22,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -60,11 +66,9 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer pool.Close()
-	// What the loader keeps: its tables, on SSD.
+	// What the database keeps, on SSD.
 	p.ReportStored(func(ctx context.Context) (map[string]int64, error) {
-		var n int64
-		err := pool.QueryRow(ctx, `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c
-			where c.relkind = 'r' and c.relname in ('users', 'predictions', 'applied_events')`).Scan(&n)
+		n, err := storedBytes(ctx, pool)
 		return map[string]int64{eco.MediaSSD: n}, err
 	})
 	cat, err := p.Schemas(cfg.Schemas)
@@ -76,8 +80,8 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 	})
 }
 
-// spec builds the stage spec of one dataset, once its table has a column
-// for every field of its clean schema.
+// spec builds the stage spec of one dataset, once its table exists with a
+// column for every field of its clean schema.
 func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pgxpool.Pool, cat *schemas.Catalog, ds string) (*stage.Spec[record, persisted], error) {
 	d, err := newDataset(cat, ds)
 	if err != nil {
@@ -86,6 +90,13 @@ func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pg
 	ev, err := d.evolve(ctx, pool)
 	if err != nil {
 		return nil, err
+	}
+	if ev.Created {
+		p.Log.Info("table created", zap.String("dataset", ds), zap.String("table", d.table.Name))
+	}
+	if len(ev.Constrained) > 0 {
+		p.Log.Info("check constraints added, not validated on the rows already there",
+			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("constraints", ev.Constrained))
 	}
 	for _, c := range ev.Added {
 		p.Log.Info("column added", zap.String("dataset", ds), zap.String("table", d.table.Name), zap.String("column", c.Name), zap.String("type", c.Type))
@@ -115,4 +126,18 @@ func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pg
 	// codec which ones it can copy as they came.
 	s.Decoder, s.Encoder = d, newPersistedEncoder(out)
 	return s, nil
+}
+
+// storedBytes is what the tables of the database schema the loader writes
+// in keep, indexes and TOAST included: every dataset's table, its
+// predictions, the ledger and any other table there, with no list to keep
+// up to date as datasets come and go.
+func storedBytes(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c
+		where c.relkind in ('r', 'm') and c.relnamespace = to_regnamespace(current_schema())`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("stored bytes: %w", err)
+	}
+	return n, nil
 }

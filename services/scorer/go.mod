@@ -2,7 +2,10 @@ module github.com/datamill/datamill/services/scorer
 
 go 1.26.8
 
-require github.com/datamill/datamill/pkg v0.0.0
+require (
+	github.com/datamill/datamill/pkg v0.0.0
+	github.com/google/go-cmp v0.7.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

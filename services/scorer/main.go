@@ -8,8 +8,10 @@
 // split (package internal/model), evaluates it on the test split and
 // writes the versioned artefact models/<name>-<version>.json.
 //
-// The service waits (not ready) for the predictions table and for a model
-// artefact in SCORER_MODEL_DIR, then consumes persisted.users on the
+// The service waits (not ready) for the users table, which the loader
+// creates, then creates the predictions table it writes unless it exists,
+// and waits for a model artefact in SCORER_MODEL_DIR; it then consumes
+// persisted.users on the
 // transactional stage runner. Each batch is scored by one model, its
 // predictions written in one database transaction, idempotent by event
 // id, and its scored records produced from what the table holds, so a
@@ -76,7 +78,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "scorer", args, environ, stdout, score)
 }
 
-// score waits for the predictions table and a model, then scores every
+// score creates the predictions table once the users table exists, waits
+// for a model, then scores every
 // persisted record of each dataset.
 func score(ctx context.Context, p *service.Process, cfg settings) error {
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)

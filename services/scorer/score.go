@@ -224,21 +224,3 @@ where event_id = any (array(select event_id from input except all select event_i
 	})
 	return stored, written, err
 }
-
-// awaitTable waits until the predictions table exists: the loader's
-// migrations create it.
-func awaitTable(ctx context.Context, pool *pgxpool.Pool, waiting func(string)) error {
-	for {
-		var ok bool
-		err := pool.QueryRow(ctx, `select to_regclass('predictions') is not null`).Scan(&ok)
-		if err == nil && ok {
-			return nil
-		}
-		waiting("no predictions table yet (the loader's migrations create it)")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}

@@ -23,12 +23,11 @@ import (
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
-	"github.com/datamill/datamill/services/loader/migrations"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
-// scorerStack is the embedded stack with the loader's tables, n users in
-// the users table and a persisted.users event for each.
+// scorerStack is the embedded stack with the users table, as the loader
+// creates it, and the scorer's predictions table.
 type scorerStack struct {
 	env  []string
 	kcfg kafka.Config
@@ -48,7 +47,10 @@ func newScorerStack(t *testing.T) *scorerStack {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pg.Migrate(t.Context(), pool, "loader", migrations.FS); err != nil {
+	if _, err := pool.Exec(t.Context(), usersTable); err != nil {
+		t.Fatal(err)
+	}
+	if err := createPredictions(t.Context(), pool); err != nil {
 		t.Fatal(err)
 	}
 	db, err := pgx.Connect(t.Context(), m["DATABASE_URL"])

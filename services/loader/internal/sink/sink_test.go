@@ -15,7 +15,11 @@ import (
 )
 
 var users = &Table{Name: "users", Key: "id", Columns: []Column{
-	{"id", "bigint"}, {"age", "integer"}, {"country", "text"}, {"monthly_spend", "numeric(12,2)"}, {"quality_flags", "text[]"},
+	{Name: "id", Type: "bigint", NotNull: true},
+	{Name: "age", Type: "integer", Check: "age between 0 and 150"},
+	{Name: "country", Type: "text", Check: "country ~ '^[A-Z]{2}$'"},
+	{Name: "monthly_spend", Type: "numeric(12,2)"},
+	{Name: "quality_flags", Type: "text[]", NotNull: true, Default: "'{}'"},
 }}
 
 func setup(t *testing.T) *pgxpool.Pool {
@@ -26,6 +30,13 @@ func setup(t *testing.T) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	if _, err := pg.Migrate(t.Context(), pool, "loader", migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	err = pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+		_, err := users.Evolve(t.Context(), tx)
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return pool
@@ -234,6 +245,13 @@ func BenchmarkApply(b *testing.B) {
 	if _, err := pg.Migrate(b.Context(), pool, "loader", migrations.FS); err != nil {
 		b.Fatal(err)
 	}
+	err = pg.InTx(b.Context(), pool, func(tx pgx.Tx) error {
+		_, err := users.Evolve(b.Context(), tx)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	const batch = 2000
 	next := int64(0)
 	b.ReportAllocs()
@@ -386,4 +404,38 @@ func mustApply(t *testing.T, tx pgx.Tx, rows []Row) []Result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// An existing table is given the columns and checks it lacks; a column of
+// another type than declared is reported and left without its check,
+// which is written for the declared type, and the start goes on.
+func TestEvolveAddsWhatAnOlderTableLacks(t *testing.T) {
+	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(t.Context(), `create table users (id bigint primary key, age text, event_id text not null, source text,
+		ingested_at timestamptz not null, content_hash text not null, created_event_id text not null,
+		updated_at timestamptz not null default now());
+		insert into users (id, age, event_id, ingested_at, content_hash, created_event_id) values (1, 'old', 'e', now(), 'h', 'e')`); err != nil {
+		t.Fatal(err)
+	}
+	older := &Table{Name: "users", Key: "id", Columns: []Column{
+		{Name: "id", Type: "bigint", NotNull: true, Check: "id >= 1"},
+		{Name: "age", Type: "integer", Check: "age between 0 and 150"},
+		{Name: "country", Type: "text", Check: "country ~ '^[A-Z]{2}$'"},
+	}}
+	var ev Evolution
+	err = pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+		ev, err = older.Evolve(t.Context(), tx)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprintf("%v %v %v %v", ev.Created, len(ev.Added), ev.Differ, ev.Constrained),
+		"false 1 [age: text, want integer] [users_id_check users_country_check]"; got != want {
+		t.Errorf("evolve = %s, want %s", got, want)
+	}
 }
