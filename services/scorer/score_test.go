@@ -131,9 +131,21 @@ func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
 	const n = 3000
 	s.persist(t, 1, n/2+1)
 	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=20ms", "STAGE_BATCH_MAX=50", "STAGE_INSTANCE_ID=t"))
-	time.Sleep(200 * time.Millisecond) // a few polls of an empty directory
-	if ready, body := svc.Ready(t); ready || !strings.Contains(body, "waiting for a model churn-*.json in "+dir) {
-		t.Fatalf("without a model: ready %v, %s", ready, body)
+	// Once started, it waits for a model, not ready, polling an empty
+	// directory.
+	waiting := "waiting for a model churn-*.json in " + dir
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ready, body := svc.Ready(t)
+		if ready {
+			t.Fatalf("without a model: ready, %s", body)
+		}
+		if strings.Contains(body, waiting) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("without a model: %s, want it %s", body, waiting)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	var count int
 	if err := s.db.QueryRow(t.Context(), `select count(*) from predictions`).Scan(&count); err != nil || count != 0 {
