@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
@@ -300,7 +301,7 @@ func TestRetriesWaitNoLongerThanTheMaxPause(t *testing.T) {
 	r, err := NewRunner(Spec[item, item]{
 		Stage: "tester", Dataset: "items", Input: "in", Output: "out", DeadLetters: "dlq",
 		Decoder: nopCodec{}, Encoder: nopCodec{}, DeadLetterEncoder: nopDeadLetters{}, Handler: PerRecord(echo),
-	}, cfg, kafka.Config{}, zap.NewNop(), nil)
+	}, cfg, kafka.Config{}, zap.NewNop(), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
