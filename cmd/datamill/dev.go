@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -380,12 +379,7 @@ func (d *devStack) httpAddr(i int) (string, error) {
 	if d.flags.httpBasePort != 0 {
 		return "127.0.0.1:" + strconv.Itoa(d.flags.httpBasePort+i), nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return embedded.FreeAddr()
 }
 
 // prefix is the padded name before the lines of a process of service, on
