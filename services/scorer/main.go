@@ -2,11 +2,14 @@
 // record, writing the predictions table and scored.<dataset>; `scorer
 // train` trains the model.
 //
-// `scorer train` reads labelled users from the users table (DATABASE_URL)
-// or a CSV export of it, splits them (stratified, seeded), fits the
-// preprocessing and an L2-regularised logistic regression on the training
-// split (package internal/model), evaluates it on the test split and
-// writes the versioned artefact models/<name>-<version>.json.
+// `scorer train --dataset <ds>` trains the model dataset ds declares in
+// its dataset.yaml (its label, its features, logistic or ridge) on the
+// labelled rows of the dataset's table (DATABASE_URL) or a CSV export of
+// it, splits them (stratified, seeded), fits the preprocessing and the
+// regression on the training split (package internal/model), evaluates it
+// on the test split and writes the versioned artefact
+// models/<name>-<version>.json. Its clients are built from the shared
+// Kafka, registry and PostgreSQL settings.
 //
 // The service waits (not ready) for the predictions table and for a model
 // artefact in SCORER_MODEL_DIR, then consumes persisted.users on the
