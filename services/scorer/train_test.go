@@ -163,6 +163,9 @@ func TestTrainErrors(t *testing.T) {
 		"no label":     {[]string{"--csv", bad}, nil, "no account_status column"},
 		"bad weight":   {[]string{"--csv", usersCSV(t, 100), "--class-weight", "heavy"}, nil, `class weight "heavy"`},
 		"bad argument": {[]string{"extra"}, nil, `unexpected argument "extra"`},
+		"bad sasl":     {[]string{"--csv", usersCSV(t, 100)}, []string{"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_SASL_MECHANISM=NOPE"}, `KAFKA_SASL_MECHANISM "NOPE"`},
+		"no model":     {[]string{"--dataset", "orders", "--csv", usersCSV(t, 100)}, nil, `dataset "orders" declares no model`},
+		"bad override": {[]string{"--csv", usersCSV(t, 100), "--threshold", "2"}, nil, "threshold 2"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := run(t.Context(), append([]string{"scorer", "train", "--out", t.TempDir()}, tc.args...), tc.env, &strings.Builder{})
