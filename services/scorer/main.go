@@ -20,6 +20,12 @@
 // artefact in the directory is swapped in between batches; one that does
 // not load is refused with the reason and the current model stays.
 //
+// Each feature's drift, the population stability index between the
+// model's training split (its distribution is in the artefact) and the
+// last SCORER_DRIFT_WINDOW records scored (by the stream or the
+// reconciliation), is the gauge
+// datamill_scorer_feature_psi{dataset, feature}.
+//
 // Once a model is loaded, and then every SCORER_RECONCILE_INTERVAL, the
 // scorer also scores the rows of the table whose latest event has no
 // prediction (reconciler): rows whose persisted record never reached it.
@@ -61,6 +67,17 @@ type settings struct {
 	// ReconcileAge is how long a row's latest event is left to the stream
 	// before the reconciliation scores it.
 	ReconcileAge time.Duration `env:"SCORER_RECONCILE_AGE" envDefault:"2m"`
+	// DriftWindow is how many recent scored records each feature's drift
+	// (PSI against the training split) is measured on.
+	DriftWindow int `env:"SCORER_DRIFT_WINDOW" envDefault:"10000"`
+}
+
+// Validate checks the settings that depend on each other.
+func (s *settings) Validate() error {
+	if s.DriftWindow < 1 {
+		return fmt.Errorf("SCORER_DRIFT_WINDOW %d: want at least 1 record", s.DriftWindow)
+	}
+	return nil
 }
 
 // reconcilePage is how many rows a reconciliation reads and scores at a
@@ -100,7 +117,8 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		Name: "datamill_scorer_churn_probability", Help: "Predicted churn probabilities of the scored events.",
 		Buckets: prometheus.LinearBuckets(0.1, 0.1, 9),
 	})
-	p.Telemetry.Registry().MustRegister(info, risk)
+	psi := newDriftGauge()
+	p.Telemetry.Registry().MustRegister(info, risk, psi)
 	ms := &models{dir: cfg.ModelDir, name: cfg.ModelName, log: p.Log, info: info}
 	if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model", false, r) }); err != nil {
 		return nil // ctx ended
@@ -126,7 +144,8 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		if ds != "users" {
 			return fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
 		}
-		s := &scoring{pool: pool, models: ms, risk: risk}
+		dr := &drift{dataset: ds, window: cfg.DriftWindow, psi: psi}
+		s := &scoring{pool: pool, models: ms, risk: risk, drift: dr}
 		spec, err := stage.NewSpec(ctx, reg, "scorer", ds, kafka.Persisted, kafka.Scored,
 			schemas.MustSchema("users/persisted"), schemas.MustSchema("users/scored"), s.handler)
 		if err != nil {
@@ -135,7 +154,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		if cfg.ReconcileInterval > 0 {
 			rc := &reconciler{
 				pool: pool, models: ms, log: p.Log, table: ds, topic: spec.Output, encoder: spec.Encoder, keys: spec.Keys,
-				produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds),
+				produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds), drift: dr,
 			}
 			runs = append(runs, func(ctx context.Context) error {
 				if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, spec.Output); err != nil {

@@ -98,6 +98,8 @@ type scoring struct {
 	pool   *pgxpool.Pool
 	models *models
 	risk   prometheus.Observer
+	// drift, when set, hears of every record scored.
+	drift *drift
 }
 
 // handler scores a batch with one model (the current one when the batch
@@ -108,9 +110,12 @@ type scoring struct {
 func (s *scoring) handler(ctx context.Context, batch []stage.Message[users.Persisted]) (stage.Result[users.Scored], error) {
 	m := s.models.current.Load()
 	preds := make([]prediction, len(batch))
+	records := make([]model.Record, len(batch))
 	for i := range batch {
+		records[i] = cleanUsers.Record(&batch[i].Value.Record)
 		preds[i] = predict(m, &batch[i].Value.Record)
 	}
+	s.drift.observe(m, records)
 	var stored map[string]users.Scored
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error

@@ -47,6 +47,14 @@ type Feature struct {
 	Std        float64    `json:"std,omitempty"`
 	Categories []string   `json:"categories,omitempty"`
 	Buckets    int        `json:"buckets,omitempty"`
+	// Edges and Shares are the feature's distribution over the training
+	// split, against which drift is measured (Bins, PSI): a numeric
+	// feature's values fall in the bins the Edges (its training deciles)
+	// cut, then a last bin for missing values; a categorical or boolean
+	// one's in its Categories. Shares are the training shares of the bins.
+	// A tokens feature has none.
+	Edges  []float64 `json:"edges,omitempty"`
+	Shares []float64 `json:"shares,omitempty"`
 }
 
 // The extra categories of every categorical feature, and the categories of
@@ -88,9 +96,111 @@ func FitPreprocessing(decl []FeatureDecl, train []Record) (*Preprocessing, error
 		default:
 			return nil, fmt.Errorf("feature %s: kind %q", d.Name, d.Kind)
 		}
+		fitShares(&f, train)
 		p.Features = append(p.Features, f)
 	}
 	return p, p.Check()
+}
+
+// DriftBins is how many bins of equal training share a numeric feature's
+// values are cut into for drift (besides the bin of missing values).
+const DriftBins = 10
+
+// fitShares sets the training distribution of f: the bin edges of a
+// numeric feature (its training deciles, each once), and every feature's
+// share of the training records in each bin.
+func fitShares(f *Feature, train []Record) {
+	switch f.Kind {
+	case KindTokens:
+		return
+	case KindNumeric:
+		var seen []float64
+		for _, r := range train {
+			if v, ok := f.number(r); ok {
+				seen = append(seen, v)
+			}
+		}
+		slices.Sort(seen)
+		f.Edges = []float64{}
+		if len(seen) > 0 {
+			for q := 1; q < DriftBins; q++ {
+				f.Edges = append(f.Edges, seen[q*len(seen)/DriftBins])
+			}
+			f.Edges = slices.Compact(f.Edges)
+		}
+	}
+	counts := make([]float64, f.bins())
+	for _, r := range train {
+		counts[f.bin(r)]++
+	}
+	for i := range counts {
+		counts[i] /= float64(len(train))
+	}
+	f.Shares = counts
+}
+
+// bins is how many drift bins f has.
+func (f *Feature) bins() int {
+	switch f.Kind {
+	case KindNumeric:
+		return len(f.Edges) + 2
+	case KindCategorical, KindBoolean:
+		return len(f.Categories)
+	}
+	return 0
+}
+
+// bin is the drift bin of r's value of f.
+func (f *Feature) bin(r Record) int {
+	if f.Kind == KindNumeric {
+		v, ok := f.number(r)
+		if !ok {
+			return len(f.Edges) + 1
+		}
+		i, _ := slices.BinarySearch(f.Edges, v) // edges[i-1] < v ≤ edges[i]
+		return i
+	}
+	return slices.Index(f.Categories, f.category(r))
+}
+
+// Drifts says whether feature i has a training distribution to measure
+// drift against.
+func (p *Preprocessing) Drifts(i int) bool {
+	return len(p.Features[i].Shares) > 0
+}
+
+// Bin is the drift bin of r's value of feature i, an index into its
+// Shares; -1 when it has none.
+func (p *Preprocessing) Bin(i int, r Record) int {
+	if !p.Drifts(i) {
+		return -1
+	}
+	return p.Features[i].bin(r)
+}
+
+// MinDriftShare stands for an empty bin's share in PSI, which would
+// otherwise be infinite.
+const MinDriftShare = 1e-4
+
+// PSI is the population stability index of observed bin counts against
+// expected shares: Σ (aᵢ − eᵢ)·ln(aᵢ/eᵢ) over the bins, where aᵢ are the
+// observed shares, both floored at MinDriftShare. 0 is no shift; above 0.1
+// a moderate one, above 0.25 a large one. It is 0 without observations.
+func PSI(expected []float64, counts []int) float64 {
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	psi := 0.0
+	for i, e := range expected {
+		a := max(float64(counts[i])/float64(total), MinDriftShare)
+		e = max(e, MinDriftShare)
+		psi += (a - e) * math.Log(a/e)
+	}
+	return psi
 }
 
 func fitNumeric(f *Feature, train []Record) {
@@ -252,6 +362,9 @@ func (p *Preprocessing) Check() error {
 			}
 		default:
 			errs = append(errs, fmt.Errorf("feature %q: kind %q is not one the scorer computes", f.Name, f.Kind))
+		}
+		if len(f.Shares) > 0 && (len(f.Shares) != f.bins() || !slices.IsSorted(f.Edges)) {
+			errs = append(errs, fmt.Errorf("feature %q: %d training shares for %d drift bins", f.Name, len(f.Shares), f.bins()))
 		}
 	}
 	return errors.Join(errs...)
