@@ -6,9 +6,10 @@ columns the dataset declares, as text) and its own feature vectors
 (DIR/train_features.csv, DIR/test_features.csv). This script reads the
 dataset's declaration (the model section of its dataset.yaml), computes the
 declared features from the rows itself, with the rules the scorer documents
-(numeric: log1p, days since the column's newest training date, median fill,
-missing indicator, standardisation; categorical: top-K values with at least
-0.5 % of the training rows, then other and missing; boolean: true, false,
+(numeric: log1p, days since the data's reference date -- the newest
+training date of any days_since column --, median fill, missing indicator,
+standardisation; categorical: the most frequent values, at most top of them,
+each with at least min_share of the training rows, then other and missing; boolean: true, false,
 missing; tokens: lower-cased runs of letters and digits, FNV-1a 32 hashed
 into buckets), compares them with the scorer's, fits scikit-learn's
 LogisticRegression (same objective: L2 penalty on the weights only,
@@ -35,7 +36,6 @@ import yaml
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
-MIN_CATEGORY_SHARE = 0.005
 WORD = re.compile(r"[^\W_]+")
 
 
@@ -43,11 +43,10 @@ def declaration(path):
     with open(path) as f:
         model = yaml.safe_load(f)["model"]
     for feat in model["features"]:
-        if not feat.get("name"):
-            prefix = {"log1p": "log_", "days_since": "days_since_"}.get(feat.get("transform"), "")
-            feat["name"] = prefix + feat["column"]
-        feat.setdefault("top", 20)
-        feat.setdefault("buckets", 256)
+        feat["name"] = feat.get("name") or feat["column"]
+        feat["top"] = feat.get("top") or 0
+        feat["min_share"] = feat.get("min_share") or 0.005
+        feat["buckets"] = feat.get("buckets") or 256
     model["label"]["positive"] = [str(v).lower() if isinstance(v, bool) else str(v) for v in model["label"].get("positive") or []]
     return model
 
@@ -95,11 +94,11 @@ class Features:
     def __init__(self, decl, train):
         self.features = decl["features"]
         self.fitted = {}
+        dates = [d for f in self.features if f.get("transform") == "days_since" for d in (date(r[f["column"]]) for r in train) if d is not None]
+        as_of = max(dates) if dates else dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
         for f in self.features:
+            f["as_of"] = as_of
             if f["kind"] == "numeric":
-                if f.get("transform") == "days_since":
-                    dates = [d for d in (date(r[f["column"]]) for r in train) if d is not None]
-                    f["as_of"] = max(dates) if dates else dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
                 seen = sorted(v for v in (self.raw(f, r) for r in train) if v is not None)
                 median = seen[len(seen) // 2] if seen else 0.0
                 imputed = np.array([median if v is None else v for v in (self.raw(f, r) for r in train)])
@@ -112,9 +111,11 @@ class Features:
                     v = r[f["column"]]
                     if v != "":
                         counts[v] = counts.get(v, 0) + 1
-                keep = [c for c, n in counts.items() if n >= MIN_CATEGORY_SHARE * len(train) and c not in ("other", "missing")]
+                keep = [c for c, n in counts.items() if n >= f["min_share"] * len(train) and c not in ("other", "missing")]
                 keep.sort(key=lambda c: (-counts[c], c))
-                self.fitted[f["name"]] = keep[: f["top"]] + ["other", "missing"]
+                if f["top"] > 0:
+                    keep = keep[: f["top"]]
+                self.fitted[f["name"]] = keep + ["other", "missing"]
             elif f["kind"] == "boolean":
                 self.fitted[f["name"]] = ["true", "false", "missing"]
 

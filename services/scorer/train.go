@@ -125,9 +125,9 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	csvPath := fs.String("csv", "", "train on this CSV export of the dataset's table (with a header row) instead of DATABASE_URL")
 	positive := fs.String("positive", "", "comma-separated label values of the positive class (default: the declaration's)")
 	testShare := fs.Float64("test-share", 0, "share of rows held out for the test split (default: the declaration's, or 0.2)")
-	seed := fs.Uint64("seed", 1, "seed of the split")
-	l2 := fs.Float64("l2", 1, "L2 penalty on the weights (scikit-learn's 1/C, or Ridge's alpha)")
-	classWeight := fs.String("class-weight", "none", "none, or balanced to weigh both classes equally (logistic)")
+	seed := fs.Uint64("seed", 0, "seed of the split (default: the declaration's, or 1)")
+	l2 := fs.Float64("l2", 0, "L2 penalty on the weights, scikit-learn's 1/C or Ridge's alpha (default: the declaration's, or 1)")
+	classWeight := fs.String("class-weight", "", "none, or balanced to weigh both classes equally (logistic; default: the declaration's, or none)")
 	threshold := fs.Float64("threshold", 0, "probability from which a row is predicted positive (default: the declaration's, or 0.5)")
 	out := fs.String("out", settings.ModelDir, "directory of the model artefacts (SCORER_MODEL_DIR)")
 	name := fs.String("name", "", "model name (default: the declaration's, or the dataset's)")
@@ -159,6 +159,12 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			decl.Train.Threshold = *threshold
 		case "name":
 			decl.Name = *name
+		case "seed":
+			decl.Train.Seed = *seed
+		case "l2":
+			decl.Train.L2 = *l2
+		case "class-weight":
+			decl.Train.ClassWeight = *classWeight
 		}
 	})
 	if err := decl.Check(); err != nil {
@@ -183,7 +189,7 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 
 	bar := progress.New(stderr, nil, "train: newton steps", 0, time.Second)
 	m, split, err := model.TrainModel(records, model.Config{
-		Dataset: *dataset, Decl: decl, Seed: *seed, L2: *l2, ClassWeight: *classWeight,
+		Dataset: *dataset, Decl: decl,
 		OnIteration: func(it int, _ float64) { bar.Set(int64(it), int64(it)) },
 	})
 	if err != nil {

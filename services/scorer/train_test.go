@@ -161,7 +161,7 @@ func TestTrainErrors(t *testing.T) {
 	}{
 		"no source":    {nil, nil, "DATABASE_URL or give --csv"},
 		"no label":     {[]string{"--csv", bad}, nil, "no account_status column"},
-		"bad weight":   {[]string{"--csv", usersCSV(t, 100), "--class-weight", "heavy"}, nil, `class weight "heavy"`},
+		"bad weight":   {[]string{"--csv", usersCSV(t, 100), "--class-weight", "heavy"}, nil, `class_weight "heavy"`},
 		"bad argument": {[]string{"extra"}, nil, `unexpected argument "extra"`},
 		"bad sasl":     {[]string{"--csv", usersCSV(t, 100)}, []string{"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_SASL_MECHANISM=NOPE"}, `KAFKA_SASL_MECHANISM "NOPE"`},
 		"no model":     {[]string{"--dataset", "orders", "--csv", usersCSV(t, 100)}, nil, `dataset "orders" declares no model`},

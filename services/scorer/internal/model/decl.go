@@ -14,8 +14,9 @@ import (
 // Decl is a dataset's model as its dataset.yaml declares it (the model:
 // section): what to predict, from which features, and how to train.
 //
-// It stands in for schemas.Dataset.Decl.Model until the catalog reads
-// dataset.yaml itself; the YAML keys are the same.
+// It stands in for schemas.Model (schemas.Dataset.Decl.Model) until the
+// catalog that reads dataset.yaml lands; the YAML keys, defaults and
+// meanings are the same.
 type Decl struct {
 	// Kind is logistic (a binary label) or ridge (a numeric target).
 	Kind string `yaml:"kind"`
@@ -40,12 +41,14 @@ type FeatureDecl struct {
 	Kind string `yaml:"kind"`
 	// Transform (numeric only) is log1p or days_since.
 	Transform string `yaml:"transform"`
-	// Name names the feature; empty: the column, log_<column> for log1p,
-	// days_since_<column> for days_since.
+	// Name names the feature; empty: the column.
 	Name string `yaml:"name"`
-	// Top (categorical) is how many of the most frequent values get a
-	// column of their own; the others are "other".
+	// Top (categorical) keeps at most this many of the most frequent
+	// values (0: no limit); the others are "other".
 	Top int `yaml:"top"`
+	// MinShare (categorical) is the share of the training rows a value
+	// needs to get its own column (default 0.005).
+	MinShare float64 `yaml:"min_share"`
 	// Buckets (tokens) is how many columns a text's hashed tokens fall
 	// into.
 	Buckets int `yaml:"buckets"`
@@ -53,10 +56,24 @@ type FeatureDecl struct {
 
 // TrainDecl says how and when to train.
 type TrainDecl struct {
-	MinRows   int           `yaml:"min_rows"`
-	Retrain   time.Duration `yaml:"retrain"`
-	TestShare float64       `yaml:"test_share"`
-	Threshold float64       `yaml:"threshold"`
+	// MinRows is how many labelled rows the table needs before the scorer
+	// trains by itself (default 200); Retrain how often it trains again
+	// (default 24h).
+	MinRows int           `yaml:"min_rows"`
+	Retrain time.Duration `yaml:"retrain"`
+	// TestShare is the share of labelled rows held out (default 0.2).
+	TestShare float64 `yaml:"test_share"`
+	// Threshold (logistic only) is the probability from which the
+	// positive class is predicted (default 0.5).
+	Threshold float64 `yaml:"threshold"`
+	// L2 is the penalty on the weights: scikit-learn's 1/C for a logistic
+	// model, Ridge's alpha (default 1).
+	L2 float64 `yaml:"l2"`
+	// ClassWeight (logistic) is none or balanced (each class weighs
+	// n/(2·nₖ)); default none.
+	ClassWeight string `yaml:"class_weight"`
+	// Seed seeds the split (default 1).
+	Seed uint64 `yaml:"seed"`
 }
 
 // The kinds of model and of feature, and the numeric transforms.
@@ -75,11 +92,13 @@ const (
 
 // Defaults of a declaration's optional values.
 const (
-	DefaultTop       = 20
+	DefaultMinShare  = 0.005
 	DefaultBuckets   = 256
+	DefaultMinRows   = 200
+	DefaultRetrain   = 24 * time.Hour
 	DefaultTestShare = 0.2
 	DefaultThreshold = 0.5
-	DefaultMinRows   = 200
+	DefaultL2        = 1.0
 )
 
 // datasetFile is what this package reads of a dataset.yaml: the model
@@ -132,30 +151,36 @@ func (d *Decl) fill() {
 	for i := range d.Features {
 		f := &d.Features[i]
 		if f.Name == "" {
-			switch f.Transform {
-			case Log1p:
-				f.Name = "log_" + f.Column
-			case DaysSince:
-				f.Name = "days_since_" + f.Column
-			default:
-				f.Name = f.Column
-			}
+			f.Name = f.Column
 		}
-		if f.Kind == KindCategorical && f.Top == 0 {
-			f.Top = DefaultTop
+		if f.Kind == KindCategorical && f.MinShare == 0 {
+			f.MinShare = DefaultMinShare
 		}
 		if f.Kind == KindTokens && f.Buckets == 0 {
 			f.Buckets = DefaultBuckets
 		}
 	}
-	if d.Train.TestShare == 0 {
-		d.Train.TestShare = DefaultTestShare
+	t := &d.Train
+	if t.MinRows == 0 {
+		t.MinRows = DefaultMinRows
 	}
-	if d.Train.Threshold == 0 {
-		d.Train.Threshold = DefaultThreshold
+	if t.Retrain == 0 {
+		t.Retrain = DefaultRetrain
 	}
-	if d.Train.MinRows == 0 {
-		d.Train.MinRows = DefaultMinRows
+	if t.TestShare == 0 {
+		t.TestShare = DefaultTestShare
+	}
+	if t.Threshold == 0 && d.Kind == Logistic {
+		t.Threshold = DefaultThreshold
+	}
+	if t.L2 == 0 {
+		t.L2 = DefaultL2
+	}
+	if t.ClassWeight == "" {
+		t.ClassWeight = "none"
+	}
+	if t.Seed == 0 {
+		t.Seed = 1
 	}
 }
 
@@ -205,8 +230,8 @@ func (d *Decl) Check() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s: kind %q: want %s, %s, %s or %s", where, f.Kind, KindNumeric, KindCategorical, KindBoolean, KindTokens))
 		}
-		if f.Top < 0 || (f.Top > 0 && f.Kind != KindCategorical) {
-			errs = append(errs, fmt.Errorf("%s: top %d: only a categorical feature has a positive top", where, f.Top))
+		if f.Top < 0 || f.MinShare < 0 || f.MinShare >= 1 || ((f.Top != 0 || f.MinShare != 0) && f.Kind != KindCategorical) {
+			errs = append(errs, fmt.Errorf("%s: top %d, min_share %g: only a categorical feature has them, top 0 (no limit) or more, min_share in [0, 1)", where, f.Top, f.MinShare))
 		}
 		if f.Buckets < 0 || (f.Buckets > 0 && f.Kind != KindTokens) {
 			errs = append(errs, fmt.Errorf("%s: buckets %d: only a tokens feature has a positive number of buckets", where, f.Buckets))
@@ -215,11 +240,20 @@ func (d *Decl) Check() error {
 	if d.Train.TestShare <= 0 || d.Train.TestShare >= 1 {
 		errs = append(errs, fmt.Errorf("train: test_share %g: want it in (0, 1)", d.Train.TestShare))
 	}
-	if d.Train.Threshold <= 0 || d.Train.Threshold >= 1 {
+	if d.Kind == Logistic && (d.Train.Threshold <= 0 || d.Train.Threshold >= 1) {
 		errs = append(errs, fmt.Errorf("train: threshold %g: want it in (0, 1)", d.Train.Threshold))
 	}
-	if d.Train.MinRows < 10 || d.Train.Retrain < 0 {
-		errs = append(errs, fmt.Errorf("train: min_rows %d, retrain %s: want at least 10 rows and no negative period", d.Train.MinRows, d.Train.Retrain))
+	if d.Kind == Ridge && d.Train.Threshold != 0 {
+		errs = append(errs, errors.New("train: threshold: a ridge model has no threshold"))
+	}
+	if d.Train.MinRows < 0 || d.Train.Retrain < 0 {
+		errs = append(errs, fmt.Errorf("train: min_rows %d, retrain %s: want neither negative", d.Train.MinRows, d.Train.Retrain))
+	}
+	if d.Train.L2 < 0 {
+		errs = append(errs, fmt.Errorf("train: l2 %g: want 0 or more", d.Train.L2))
+	}
+	if d.Train.ClassWeight != "none" && d.Train.ClassWeight != "balanced" {
+		errs = append(errs, fmt.Errorf("train: class_weight %q: want none or balanced", d.Train.ClassWeight))
 	}
 	return errors.Join(errs...)
 }

@@ -26,27 +26,25 @@ import (
 // Feature is one declared feature with what training fitted for it.
 //
 // A numeric feature is the column's number, or its log1p (a negative
-// number is missing), or the days from its date to the reference date
-// AsOf; a missing value takes the training median and sets the feature's
+// number is missing), or the days from its date to the model's reference
+// date (Preprocessing.AsOf); a missing value takes the training median and sets the feature's
 // missing indicator, then the value is standardised with the training mean
 // and deviation. A categorical feature is one-hot over its Categories: the
-// most frequent training values, then "other" (rare or unseen values) and
-// "missing". A boolean feature is one-hot over true, false and missing. A
+// most frequent training values (at most the declared top, each with at
+// least the declared share of the rows), then "other" (rare or unseen
+// values) and "missing". A boolean feature is one-hot over true, false and missing. A
 // tokens feature is the words of a text hashed into Buckets columns, each
 // 1 when a word of the text falls into it.
 type Feature struct {
-	Name      string `json:"name"`
-	Column    string `json:"column"`
-	Kind      string `json:"kind"`
-	Transform string `json:"transform,omitempty"`
-	// AsOf is the reference date of a days_since feature: the newest date
-	// of its column in the training split.
-	AsOf       *time.Time `json:"as_of,omitempty"`
-	Median     float64    `json:"median,omitempty"`
-	Mean       float64    `json:"mean,omitempty"`
-	Std        float64    `json:"std,omitempty"`
-	Categories []string   `json:"categories,omitempty"`
-	Buckets    int        `json:"buckets,omitempty"`
+	Name       string   `json:"name"`
+	Column     string   `json:"column"`
+	Kind       string   `json:"kind"`
+	Transform  string   `json:"transform,omitempty"`
+	Median     float64  `json:"median,omitempty"`
+	Mean       float64  `json:"mean,omitempty"`
+	Std        float64  `json:"std,omitempty"`
+	Categories []string `json:"categories,omitempty"`
+	Buckets    int      `json:"buckets,omitempty"`
 	// Edges and Shares are the feature's distribution over the training
 	// split, against which drift is measured (Bins, PSI): a numeric
 	// feature's values fall in the bins the Edges (its training deciles)
@@ -68,12 +66,12 @@ var booleanCategories = []string{"true", "false", Missing}
 
 // Preprocessing turns records into feature vectors.
 type Preprocessing struct {
-	Features []Feature `json:"features"`
+	// AsOf is the data's reference date, from which days_since features
+	// count: the newest date, in the training split, of any column a
+	// days_since feature reads; nil when there is none.
+	AsOf     *time.Time `json:"as_of,omitempty"`
+	Features []Feature  `json:"features"`
 }
-
-// MinCategoryShare is the share of training records a category needs to
-// get its own column; rarer ones are "other".
-const MinCategoryShare = 0.005
 
 // FitPreprocessing fits the preprocessing of the declared features on the
 // training records.
@@ -83,12 +81,25 @@ func FitPreprocessing(decl []FeatureDecl, train []Record) (*Preprocessing, error
 	}
 	p := &Preprocessing{}
 	for _, d := range decl {
+		if d.Kind != KindNumeric || d.Transform != DaysSince {
+			continue
+		}
+		for _, r := range train {
+			if t, ok := Date(r.Value(d.Column)); ok && (p.AsOf == nil || t.After(*p.AsOf)) {
+				p.AsOf = &t
+			}
+		}
+		if p.AsOf == nil {
+			p.AsOf = new(time.Unix(0, 0).UTC()) // no date at all: every value is missing
+		}
+	}
+	for _, d := range decl {
 		f := Feature{Name: d.Name, Column: d.Column, Kind: d.Kind, Transform: d.Transform}
 		switch d.Kind {
 		case KindNumeric:
-			fitNumeric(&f, train)
+			fitNumeric(&f, train, p.AsOf)
 		case KindCategorical:
-			f.Categories = topCategories(f.Column, d.Top, train)
+			f.Categories = topCategories(f.Column, d.Top, d.MinShare, train)
 		case KindBoolean:
 			f.Categories = slices.Clone(booleanCategories)
 		case KindTokens:
@@ -96,7 +107,7 @@ func FitPreprocessing(decl []FeatureDecl, train []Record) (*Preprocessing, error
 		default:
 			return nil, fmt.Errorf("feature %s: kind %q", d.Name, d.Kind)
 		}
-		fitShares(&f, train)
+		fitShares(&f, train, p.AsOf)
 		p.Features = append(p.Features, f)
 	}
 	return p, p.Check()
@@ -109,14 +120,14 @@ const DriftBins = 10
 // fitShares sets the training distribution of f: the bin edges of a
 // numeric feature (its training deciles, each once), and every feature's
 // share of the training records in each bin.
-func fitShares(f *Feature, train []Record) {
+func fitShares(f *Feature, train []Record, asOf *time.Time) {
 	switch f.Kind {
 	case KindTokens:
 		return
 	case KindNumeric:
 		var seen []float64
 		for _, r := range train {
-			if v, ok := f.number(r); ok {
+			if v, ok := f.number(r, asOf); ok {
 				seen = append(seen, v)
 			}
 		}
@@ -131,7 +142,7 @@ func fitShares(f *Feature, train []Record) {
 	}
 	counts := make([]float64, f.bins())
 	for _, r := range train {
-		counts[f.bin(r)]++
+		counts[f.bin(r, asOf)]++
 	}
 	for i := range counts {
 		counts[i] /= float64(len(train))
@@ -151,9 +162,9 @@ func (f *Feature) bins() int {
 }
 
 // bin is the drift bin of r's value of f.
-func (f *Feature) bin(r Record) int {
+func (f *Feature) bin(r Record, asOf *time.Time) int {
 	if f.Kind == KindNumeric {
-		v, ok := f.number(r)
+		v, ok := f.number(r, asOf)
 		if !ok {
 			return len(f.Edges) + 1
 		}
@@ -175,7 +186,7 @@ func (p *Preprocessing) Bin(i int, r Record) int {
 	if !p.Drifts(i) {
 		return -1
 	}
-	return p.Features[i].bin(r)
+	return p.Features[i].bin(r, p.AsOf)
 }
 
 // MinDriftShare stands for an empty bin's share in PSI, which would
@@ -203,22 +214,10 @@ func PSI(expected []float64, counts []int) float64 {
 	return psi
 }
 
-func fitNumeric(f *Feature, train []Record) {
-	if f.Transform == DaysSince {
-		var newest time.Time
-		for _, r := range train {
-			if t, ok := Date(r.Value(f.Column)); ok && t.After(newest) {
-				newest = t
-			}
-		}
-		if newest.IsZero() {
-			newest = time.Unix(0, 0).UTC() // no date at all: every value is missing
-		}
-		f.AsOf = &newest
-	}
+func fitNumeric(f *Feature, train []Record, asOf *time.Time) {
 	var seen []float64
 	for _, r := range train {
-		if v, ok := f.number(r); ok {
+		if v, ok := f.number(r, asOf); ok {
 			seen = append(seen, v)
 		}
 	}
@@ -230,7 +229,7 @@ func fitNumeric(f *Feature, train []Record) {
 	// Mean and deviation of the imputed column, as the model sees it.
 	var sum, sq float64
 	for _, r := range train {
-		v := f.imputed(r)
+		v := f.imputed(r, asOf)
 		sum += v
 		sq += v * v
 	}
@@ -241,10 +240,10 @@ func fitNumeric(f *Feature, train []Record) {
 	}
 }
 
-// topCategories are the at most top most frequent values of column in
-// train that have at least MinCategoryShare of the records, by count then
-// name, then Other and Missing.
-func topCategories(column string, top int, train []Record) []string {
+// topCategories are the most frequent values of column in train (at most
+// top of them, 0: no limit) that have at least minShare of the records, by
+// count then name, then Other and Missing.
+func topCategories(column string, top int, minShare float64, train []Record) []string {
 	counts := map[string]int{}
 	for _, r := range train {
 		if v, ok := Text(r.Value(column)); ok {
@@ -253,17 +252,20 @@ func topCategories(column string, top int, train []Record) []string {
 	}
 	var cats []string
 	for c, n := range counts {
-		if float64(n) >= MinCategoryShare*float64(len(train)) && c != Other && c != Missing {
+		if float64(n) >= minShare*float64(len(train)) && c != Other && c != Missing {
 			cats = append(cats, c)
 		}
 	}
 	slices.SortFunc(cats, func(a, b string) int { return cmp.Or(counts[b]-counts[a], cmp.Compare(a, b)) })
-	return append(cats[:min(top, len(cats))], Other, Missing)
+	if top > 0 {
+		cats = cats[:min(top, len(cats))]
+	}
+	return append(cats, Other, Missing)
 }
 
 // number is a numeric feature's value of r, before imputation and
-// scaling; false when it is missing.
-func (f *Feature) number(r Record) (float64, bool) {
+// scaling, with the model's reference date asOf; false when it is missing.
+func (f *Feature) number(r Record, asOf *time.Time) (float64, bool) {
 	v := r.Value(f.Column)
 	switch f.Transform {
 	case DaysSince:
@@ -271,7 +273,7 @@ func (f *Feature) number(r Record) (float64, bool) {
 		if !ok {
 			return 0, false
 		}
-		return f.AsOf.Sub(t).Hours() / 24, true
+		return asOf.Sub(t).Hours() / 24, true
 	case Log1p:
 		// Money and counts spread over orders of magnitude: their
 		// logarithm is what moves the odds evenly.
@@ -284,8 +286,8 @@ func (f *Feature) number(r Record) (float64, bool) {
 	return Number(v)
 }
 
-func (f *Feature) imputed(r Record) float64 {
-	if v, ok := f.number(r); ok {
+func (f *Feature) imputed(r Record, asOf *time.Time) float64 {
+	if v, ok := f.number(r, asOf); ok {
 		return v
 	}
 	return f.Median
@@ -342,8 +344,8 @@ func (p *Preprocessing) Check() error {
 			switch f.Transform {
 			case "", Log1p:
 			case DaysSince:
-				if f.AsOf == nil || f.AsOf.IsZero() {
-					errs = append(errs, fmt.Errorf("numeric feature %q counts days since a date but has no reference date", f.Name))
+				if p.AsOf == nil || p.AsOf.IsZero() {
+					errs = append(errs, fmt.Errorf("numeric feature %q counts days since a date but the model has no reference date", f.Name))
 				}
 			default:
 				errs = append(errs, fmt.Errorf("numeric feature %q: transform %q is not one the scorer computes", f.Name, f.Transform))
@@ -417,13 +419,13 @@ func (p *Preprocessing) Width() int {
 func (p *Preprocessing) Vector(dst []float64, r Record) []float64 {
 	for _, f := range p.Features {
 		if f.Kind == KindNumeric {
-			dst = append(dst, (f.imputed(r)-f.Mean)/f.Std)
+			dst = append(dst, (f.imputed(r, p.AsOf)-f.Mean)/f.Std)
 		}
 	}
 	for _, f := range p.Features {
 		if f.Kind == KindNumeric {
 			missing := 0.0
-			if _, ok := f.number(r); !ok {
+			if _, ok := f.number(r, p.AsOf); !ok {
 				missing = 1
 			}
 			dst = append(dst, missing)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -185,7 +186,7 @@ func TestPreprocessing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Features[0].Median != 30 || !near(p.Features[1].Mean, 0, 1e-9) || !p.Features[1].AsOf.Equal(*day(400)) {
+	if p.Features[0].Median != 30 || !near(p.Features[1].Mean, 390, 1e-9) || !p.AsOf.Equal(*day(10)) {
 		t.Errorf("numeric %+v", p.Features[:2])
 	}
 	names := p.Names()
@@ -221,7 +222,7 @@ func TestFeatureKinds(t *testing.T) {
 		{Column: "joined", Kind: KindNumeric, Transform: DaysSince, Name: "days_since_joined"},
 		{Column: "remote", Kind: KindBoolean, Name: "remote"},
 		{Column: "title", Kind: KindTokens, Name: "title", Buckets: 8},
-		{Column: "city", Kind: KindCategorical, Name: "city", Top: 1},
+		{Column: "city", Kind: KindCategorical, Name: "city", Top: 1, MinShare: 0.005},
 	}
 	var train []Record
 	for i := range 100 {
@@ -234,8 +235,8 @@ func TestFeatureKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Features[1].AsOf.Equal(ref) {
-		t.Errorf("reference date %v, want the newest date of the column, %v", p.Features[1].AsOf, ref)
+	if !p.AsOf.Equal(ref) {
+		t.Errorf("reference date %v, want the newest date of the column, %v", p.AsOf, ref)
 	}
 	if want := []string{"Paris", Other, Missing}; !slices.Equal(p.Features[4].Categories, want) {
 		t.Errorf("categories %v, want the top 1 and other, missing: %v", p.Features[4].Categories, want)
@@ -304,8 +305,9 @@ views: [{name: v, sql: select 1}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Features[0].Name != "days_since_posted" || d.Features[1].Buckets != DefaultBuckets || d.Features[2].Top != DefaultTop ||
-		d.Train.TestShare != DefaultTestShare || !slices.Equal(d.Columns(), []string{"salary", "posted", "title", "city"}) {
+	if d.Features[0].Name != "posted" || d.Features[1].Buckets != DefaultBuckets || d.Features[2].Top != 0 || d.Features[2].MinShare != DefaultMinShare ||
+		d.Train.TestShare != DefaultTestShare || d.Train.Threshold != 0 || d.Train.L2 != 1 || d.Train.Seed != 1 || d.Train.ClassWeight != "none" ||
+		!slices.Equal(d.Columns(), []string{"salary", "posted", "title", "city"}) {
 		t.Errorf("defaults not filled: %+v", d)
 	}
 	users := usersDecl(t)
@@ -324,6 +326,9 @@ views: [{name: v, sql: select 1}]
 		"label as feature":     {"model: {kind: ridge, label: {column: y}, features: [{column: y, kind: numeric}]}", "the label is no feature"},
 		"twice the same name":  {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric}, {column: a, kind: numeric}]}", "a second feature"},
 		"top on numeric":       {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric, top: 3}]}", "top 3"},
+		"ridge threshold":      {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric}], train: {threshold: 0.3}}", "no threshold"},
+		"bad class weight":     {"model: {kind: logistic, label: {column: y, positive: [a]}, features: [{column: a, kind: numeric}], train: {class_weight: heavy}}", `class_weight "heavy"`},
+		"bad min share":        {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: categorical, min_share: 2}]}", "min_share 2"},
 		"bad test share":       {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric}], train: {test_share: 1.5}}", "test_share 1.5"},
 		"bad feature kind":     {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: image}]}", `kind "image"`},
 		"no features no label": {"model: {kind: ridge}", "no features"},
@@ -339,7 +344,9 @@ views: [{name: v, sql: select 1}]
 
 func train(t testing.TB, records []Record, d *Decl, seed uint64, classWeight string) (*Model, *Split) {
 	t.Helper()
-	m, split, err := TrainModel(records, Config{Dataset: "users", Decl: d, Seed: seed, L2: 1, ClassWeight: classWeight})
+	c := *d
+	c.Train.Seed, c.Train.ClassWeight = seed, cmp.Or(classWeight, "none")
+	m, split, err := TrainModel(records, Config{Dataset: "users", Decl: &c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,13 +413,14 @@ func TestTrainRefusesWhatItCannotLearn(t *testing.T) {
 		r.(Map)["account_status"] = "active"
 	}
 	d := usersDecl(t)
-	if _, _, err := TrainModel(records, Config{Decl: d, L2: 1}); err == nil || !strings.Contains(err.Error(), "same label") {
+	if _, _, err := TrainModel(records, Config{Decl: d}); err == nil || !strings.Contains(err.Error(), "same label") {
 		t.Errorf("one class: %v", err)
 	}
-	if _, _, err := TrainModel(nil, Config{Decl: d, L2: 1}); err == nil {
+	if _, _, err := TrainModel(nil, Config{Decl: d}); err == nil {
 		t.Error("no data: no error")
 	}
-	if _, _, err := TrainModel(synthetic(100, 1), Config{Decl: d, L2: 1, ClassWeight: "heavy"}); err == nil || !strings.Contains(err.Error(), `class weight "heavy"`) {
+	d.Train.ClassWeight = "heavy"
+	if _, _, err := TrainModel(synthetic(100, 1), Config{Decl: d}); err == nil || !strings.Contains(err.Error(), `class_weight "heavy"`) {
 		t.Errorf("bad class weight: %v", err)
 	}
 }
@@ -439,11 +447,11 @@ func TestRidge(t *testing.T) {
 		a, b := rng.NormFloat64()*3+10, rng.NormFloat64()
 		records = append(records, Map{"a": a, "b": b, "kind": []string{"x", "y"}[rng.IntN(2)], "target": 5 + 2*a - 3*b})
 	}
-	d, err := ParseDecl([]byte(`model: {kind: ridge, name: price, label: {column: target}, features: [{column: a, kind: numeric}, {column: b, kind: numeric}, {column: kind, kind: categorical}]}`))
+	d, err := ParseDecl([]byte(`model: {kind: ridge, name: price, label: {column: target}, features: [{column: a, kind: numeric}, {column: b, kind: numeric}, {column: kind, kind: categorical}], train: {l2: 1e-9}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, split, err := TrainModel(records, Config{Dataset: "things", Decl: d, Seed: 1, L2: 1e-9})
+	m, split, err := TrainModel(records, Config{Dataset: "things", Decl: d})
 	if err != nil {
 		t.Fatal(err)
 	}

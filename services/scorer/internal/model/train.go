@@ -13,19 +13,11 @@ import (
 	"time"
 )
 
-// Config says how to train a dataset's model.
+// Config says what to train: the model a dataset declares (its label,
+// features and training settings).
 type Config struct {
-	// Dataset names the dataset; Decl is its model declaration: the
-	// label, the features, the test share and the threshold.
 	Dataset string
 	Decl    *Decl
-	Seed    uint64
-	// L2 is the penalty on the weights (scikit-learn's 1/C for a logistic
-	// model, its alpha for a ridge one).
-	L2 float64
-	// ClassWeight (logistic) is "none" or "balanced" (each class weighs
-	// n/(2·nₖ)).
-	ClassWeight string
 	// OnIteration, when set, hears of every Newton step.
 	OnIteration func(iteration int, objective float64)
 }
@@ -95,7 +87,7 @@ func TrainModel(records []Record, cfg Config) (*Model, *Split, error) {
 	} else {
 		strata = make([]float64, len(y)) // one stratum: a plain shuffled split
 	}
-	trainIdx, testIdx := StratifiedSplit(strata, d.Train.TestShare, cfg.Seed)
+	trainIdx, testIdx := StratifiedSplit(strata, d.Train.TestShare, d.Train.Seed)
 	rows := func(idx []int) []Record {
 		out := make([]Record, len(idx))
 		for i, j := range idx {
@@ -117,7 +109,7 @@ func TrainModel(records []Record, cfg Config) (*Model, *Split, error) {
 		Dataset: cfg.Dataset, Kind: d.Kind, Label: Label{Column: d.Label.Column, Positive: d.Label.Positive}, Preprocessing: pre,
 		Features: pre.Names(),
 		Training: Training{
-			Rows: len(labelled), TestShare: d.Train.TestShare, Seed: cfg.Seed, L2: cfg.L2,
+			Rows: len(labelled), TestShare: d.Train.TestShare, Seed: d.Train.Seed, L2: d.Train.L2,
 			Fingerprint: fingerprint(d.Columns(), labelled),
 		},
 	}
@@ -126,17 +118,17 @@ func TrainModel(records []Record, cfg Config) (*Model, *Split, error) {
 	case Logistic:
 		m.Threshold = d.Train.Threshold
 		var weights []float64
-		switch cfg.ClassWeight {
+		switch d.Train.ClassWeight {
 		case "", "none":
 			m.Training.ClassWeight = "none"
 		case "balanced":
 			m.Training.ClassWeight = "balanced"
 			weights = balanced(split.TrainY)
 		default:
-			return nil, nil, fmt.Errorf("class weight %q: want none or balanced", cfg.ClassWeight)
+			return nil, nil, fmt.Errorf("class weight %q: want none or balanced", d.Train.ClassWeight)
 		}
 		last := cpuSeconds()
-		fit, err = Train(split.TrainX, split.TrainY, weights, Options{L2: cfg.L2, OnIteration: func(it int, obj float64) {
+		fit, err = Train(split.TrainX, split.TrainY, weights, Options{L2: d.Train.L2, OnIteration: func(it int, obj float64) {
 			now := cpuSeconds()
 			m.Training.CPUSecondsPerEpoch = append(m.Training.CPUSecondsPerEpoch, now-last)
 			last = now
@@ -145,12 +137,12 @@ func TrainModel(records []Record, cfg Config) (*Model, *Split, error) {
 			}
 		}})
 	case Ridge:
-		if cfg.ClassWeight != "" && cfg.ClassWeight != "none" {
-			return nil, nil, fmt.Errorf("class weight %q: a ridge model has no classes", cfg.ClassWeight)
+		if d.Train.ClassWeight != "" && d.Train.ClassWeight != "none" {
+			return nil, nil, fmt.Errorf("class weight %q: a ridge model has no classes", d.Train.ClassWeight)
 		}
 		m.Training.ClassWeight = "none"
 		last := cpuSeconds()
-		fit, err = TrainRidge(split.TrainX, split.TrainY, cfg.L2)
+		fit, err = TrainRidge(split.TrainX, split.TrainY, d.Train.L2)
 		m.Training.CPUSecondsPerEpoch = []float64{cpuSeconds() - last}
 		if err == nil && cfg.OnIteration != nil {
 			cfg.OnIteration(1, fit.Objective)
