@@ -1,13 +1,13 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -152,22 +152,35 @@ func (m *Model) Save(dir string) (string, error) {
 	return path, os.Rename(tmp.Name(), path)
 }
 
-// Load reads and checks a model artefact.
+// Load reads and checks a model artefact, of this format or of format 1
+// (the users churn model of before declarations, read as the declared
+// model it is).
 func Load(path string) (*Model, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var m Model
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	var head struct {
+		Format int `json:"format"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	m := &Model{}
+	if head.Format == 1 {
+		m, err = fromFormat1(b)
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(m)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	if err := m.Check(); err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // Latest returns the newest model named name in dir (versions sort by

@@ -385,7 +385,7 @@ func TestModelArtefactRoundTripAndRefusals(t *testing.T) {
 	for name, spoil := range map[string]func(string) string{
 		"unknown kind":    func(s string) string { return strings.Replace(s, `"kind": "categorical"`, `"kind": "image"`, 1) },
 		"no reference":    func(s string) string { return strings.Replace(s, `"as_of"`, `"as_of_not"`, 1) },
-		"other format":    func(s string) string { return strings.Replace(s, `"format": 2`, `"format": 1`, 1) },
+		"other format":    func(s string) string { return strings.Replace(s, `"format": 2`, `"format": 3`, 1) },
 		"weights missing": func(s string) string { return strings.Replace(s, `"weights": [`, `"weights": [1,`, 1) },
 		"model kind":      func(s string) string { return strings.Replace(s, `"kind": "logistic"`, `"kind": "forest"`, 1) },
 	} {
