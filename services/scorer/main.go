@@ -20,6 +20,10 @@
 // artefact in the directory is swapped in between batches; one that does
 // not load is refused with the reason and the current model stays.
 //
+// With SCORER_SELF_TRAIN, the scorer also trains each dataset's declared
+// model by itself when it is due (selfTrainer), and records every model in
+// the scorer_models table.
+//
 // Each feature's drift, the population stability index between the
 // model's training split (its distribution is in the artefact) and the
 // last SCORER_DRIFT_WINDOW records scored (by the stream or the
@@ -33,6 +37,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,6 +72,11 @@ type settings struct {
 	// ReconcileAge is how long a row's latest event is left to the stream
 	// before the reconciliation scores it.
 	ReconcileAge time.Duration `env:"SCORER_RECONCILE_AGE" envDefault:"2m"`
+	// SelfTrain makes the scorer train each dataset's declared model by
+	// itself (selfTrainer), checking every SelfTrainInterval whether it is
+	// due.
+	SelfTrain         bool          `env:"SCORER_SELF_TRAIN" envDefault:"false"`
+	SelfTrainInterval time.Duration `env:"SCORER_SELF_TRAIN_INTERVAL" envDefault:"1m"`
 	// DriftWindow is how many recent scored records each feature's drift
 	// (PSI against the training split) is measured on.
 	DriftWindow int `env:"SCORER_DRIFT_WINDOW" envDefault:"10000"`
@@ -74,10 +84,14 @@ type settings struct {
 
 // Validate checks the settings that depend on each other.
 func (s *settings) Validate() error {
+	var errs []error
 	if s.DriftWindow < 1 {
-		return fmt.Errorf("SCORER_DRIFT_WINDOW %d: want at least 1 record", s.DriftWindow)
+		errs = append(errs, fmt.Errorf("SCORER_DRIFT_WINDOW %d: want at least 1 record", s.DriftWindow))
 	}
-	return nil
+	if s.SelfTrain && s.SelfTrainInterval <= 0 {
+		errs = append(errs, fmt.Errorf("SCORER_SELF_TRAIN_INTERVAL %s: want a positive interval", s.SelfTrainInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // reconcilePage is how many rows a reconciliation reads and scores at a
@@ -120,6 +134,15 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	psi := newDriftGauge()
 	p.Telemetry.Registry().MustRegister(info, risk, psi)
 	ms := &models{dir: cfg.ModelDir, name: cfg.ModelName, log: p.Log, info: info}
+	if cfg.SelfTrain {
+		for _, ds := range cfg.Datasets {
+			t, err := newSelfTrainer(ds, pool, ms, cfg.ModelDir, p.Log)
+			if err != nil {
+				return err
+			}
+			go t.run(ctx, cfg.SelfTrainInterval)
+		}
+	}
 	if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model", false, r) }); err != nil {
 		return nil // ctx ended
 	}

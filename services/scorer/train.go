@@ -265,27 +265,47 @@ func report(w io.Writer, m *model.Model, path string) {
 	fmt.Fprintf(w, "  top coefficients: %s\n", strings.Join(m.TopWeights(6), ", "))
 }
 
-// readTable reads the rows of the dataset's table whose label is set, in
-// key order: the columns the declaration names, through the shared
-// PostgreSQL settings. The key is the dataset's clean schema's.
+// readTable reads the labelled rows of the dataset's table through the
+// shared PostgreSQL settings (readLabelled).
 func readTable(ctx context.Context, s trainSettings, ds string, d *model.Decl) ([]model.Record, error) {
-	cat, err := schemas.Open(cmp.Or(s.DatasetsDir, s.Schemas.Dir))
+	key, err := keyOf(s, ds)
 	if err != nil {
 		return nil, err
-	}
-	clean, err := cat.Schema(ds + "/clean")
-	if err != nil {
-		return nil, fmt.Errorf("dataset %s: %w", ds, err)
-	}
-	key, err := schemas.KeyField(clean)
-	if err != nil {
-		return nil, fmt.Errorf("dataset %s: %w", ds, err)
 	}
 	pool, err := pg.Open(ctx, s.Postgres)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
+	return readLabelled(ctx, pool, ds, key, d)
+}
+
+// keyOf is the key field of dataset ds, as its clean schema declares it:
+// the schemas of DATASETS_DIR (or SCHEMAS_DIR), else the built-in ones.
+func keyOf(s trainSettings, ds string) (string, error) {
+	cat, err := schemas.Open(cmp.Or(s.DatasetsDir, s.Schemas.Dir))
+	if err != nil {
+		return "", err
+	}
+	clean, err := cat.Schema(ds + "/clean")
+	if err != nil {
+		return "", fmt.Errorf("dataset %s: %w", ds, err)
+	}
+	key, err := schemas.KeyField(clean)
+	if err != nil {
+		return "", fmt.Errorf("dataset %s: %w", ds, err)
+	}
+	return key, nil
+}
+
+// querier runs a query: a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readLabelled reads the rows of the dataset's table whose label is set,
+// in key order: the columns the declaration names.
+func readLabelled(ctx context.Context, db querier, ds, key string, d *model.Decl) ([]model.Record, error) {
 	cols := d.Columns()
 	idents := make([]string, len(cols))
 	for i, c := range cols {
@@ -293,7 +313,7 @@ func readTable(ctx context.Context, s trainSettings, ds string, d *model.Decl) (
 	}
 	query := fmt.Sprintf("select %s from %s where %s is not null order by %s",
 		strings.Join(idents, ", "), pgx.Identifier{ds}.Sanitize(), idents[0], pgx.Identifier{key}.Sanitize())
-	rows, err := pool.Query(ctx, query)
+	rows, err := db.Query(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", ds, err)
 	}

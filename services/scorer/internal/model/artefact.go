@@ -200,3 +200,14 @@ func Latest(dir, name string) (string, error) {
 // NewVersion is a version for a model trained at t: sortable, to the
 // second.
 func NewVersion(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+
+// VersionAfter is a version for a model trained at t that sorts after
+// version prev (when prev is one): NewVersion(t), or the second after
+// prev when t is not later.
+func VersionAfter(prev string, t time.Time) string {
+	v := NewVersion(t)
+	if p, err := time.Parse("20060102T150405Z", prev); err == nil && v <= prev {
+		v = NewVersion(p.Add(time.Second))
+	}
+	return v
+}

@@ -247,3 +247,17 @@ func (m *Model) TopWeights(n int) []string {
 	}
 	return out
 }
+
+// EvaluateOn scores m's predictions of rows against their labels y, as
+// the metrics of a training run are: a logistic model at its threshold, a
+// ridge one by its errors.
+func (m *Model) EvaluateOn(rows []Record, y []float64) Metrics {
+	p := make([]float64, len(rows))
+	for i, r := range rows {
+		p[i] = m.Score(r)
+	}
+	if m.Kind == Ridge {
+		return EvaluateRegression(y, p)
+	}
+	return Evaluate(y, p, m.Threshold)
+}
