@@ -115,6 +115,25 @@ func deref(v any) any {
 // Number is a value as a number; false when it is missing or no number. A
 // string is parsed as a decimal number.
 func Number(v any) (float64, bool) {
+	switch x := v.(type) { // the common cases, without boxing
+	case float64:
+		return x, true
+	case *float64:
+		if x == nil {
+			return 0, false
+		}
+		return *x, true
+	case *int32:
+		if x == nil {
+			return 0, false
+		}
+		return float64(*x), true
+	case *int64:
+		if x == nil {
+			return 0, false
+		}
+		return float64(*x), true
+	}
 	switch x := deref(v).(type) {
 	case float64:
 		return x, true
@@ -139,6 +158,15 @@ func Number(v any) (float64, bool) {
 // Date is a value as a time; false when it is missing or no time. A string
 // is read as a date (2006-01-02) or an RFC 3339 time.
 func Date(v any) (time.Time, bool) {
+	switch x := v.(type) { // the common cases, without boxing
+	case time.Time:
+		return x, true
+	case *time.Time:
+		if x == nil {
+			return time.Time{}, false
+		}
+		return *x, true
+	}
 	switch x := deref(v).(type) {
 	case time.Time:
 		return x, true
@@ -155,6 +183,15 @@ func Date(v any) (time.Time, bool) {
 // Text is a value as a string; false when it is missing. Numbers and
 // booleans are written as Go writes them.
 func Text(v any) (string, bool) {
+	switch x := v.(type) { // the common cases, without boxing
+	case string:
+		return x, true
+	case *string:
+		if x == nil {
+			return "", false
+		}
+		return *x, true
+	}
 	switch x := deref(v).(type) {
 	case nil:
 		return "", false

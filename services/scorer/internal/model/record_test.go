@@ -93,3 +93,46 @@ func TestRecordsThroughTheCleanSchema(t *testing.T) {
 		}
 	}
 }
+
+func TestValueConversions(t *testing.T) {
+	day := time.Date(2025, 3, 4, 0, 0, 0, 0, time.UTC)
+	rat := big.NewRat(5, 2)
+	var nilRat *big.Rat
+	for name, c := range map[string]struct {
+		v      any
+		number float64
+		isNum  bool
+		text   string
+		isText bool
+	}{
+		"nil":               {nil, 0, false, "", false},
+		"float":             {2.5, 2.5, true, "2.5", true},
+		"*int32":            {new(int32(7)), 7, true, "7", true},
+		"nil *int32":        {(*int32)(nil), 0, false, "", false},
+		"int64":             {int64(-3), -3, true, "-3", true},
+		"**big.Rat":         {&rat, 2.5, true, "2.5", true},
+		"nil **big.Rat":     {&nilRat, 0, false, "", false},
+		"string number":     {" 12.5 ", 12.5, true, " 12.5 ", true},
+		"string":            {"churned", 0, false, "churned", true},
+		"*string":           {new("DE"), 0, false, "DE", true},
+		"bool":              {true, 0, false, "true", true},
+		"time":              {day, 0, false, "2025-03-04T00:00:00Z", true},
+		"a type unheard of": {struct{}{}, 0, false, "", false},
+	} {
+		n, ok := Number(c.v)
+		s, sok := Text(c.v)
+		if n != c.number || ok != c.isNum || s != c.text || sok != c.isText {
+			t.Errorf("%s: Number %v %v, Text %q %v; want %v %v, %q %v", name, n, ok, s, sok, c.number, c.isNum, c.text, c.isText)
+		}
+	}
+	for in, want := range map[any]bool{"2025-03-04": true, "2025-03-04T00:00:00Z": true, &day: true, "04/03/2025": false, 3: false} {
+		if d, ok := Date(in); ok != want || (ok && !d.Equal(day)) {
+			t.Errorf("Date(%v) = %v, %v", in, d, ok)
+		}
+	}
+	for in, want := range map[any][2]bool{"true": {true, true}, "F": {false, true}, "yes": {false, false}, new(true): {true, true}, nil: {false, false}} {
+		if v, ok := Bool(in); v != want[0] || ok != want[1] {
+			t.Errorf("Bool(%v) = %v, %v; want %v", in, v, ok, want)
+		}
+	}
+}
