@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
@@ -56,6 +57,8 @@ type selfTrainer struct {
 	// last promoted, until the scorer applies it.
 	last     time.Time
 	promoted string
+	// registry is set once the registry table is known to exist.
+	registry bool
 }
 
 // newSelfTrainer is the self-trainer of a built-in dataset's declared
@@ -118,8 +121,20 @@ func (t *selfTrainer) due(ctx context.Context, cur *model.Model) (bool, error) {
 // cycle trains once if it is due and returns the registry's record of it,
 // nil when nothing was due.
 func (t *selfTrainer) cycle(ctx context.Context) (*registration, error) {
-	if _, err := t.pool.Exec(ctx, registryTable); err != nil {
-		return nil, fmt.Errorf("create the model registry: %w", err)
+	if !t.registry {
+		// Scorers starting together serialise on a lock: two concurrent
+		// creations of one table can collide even with if not exists.
+		err := pg.InTx(ctx, t.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table scorer_models'))`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, registryTable)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create the model registry: %w", err)
+		}
+		t.registry = true
 	}
 	cur := t.models.current.Load()
 	if cur != nil && cur.Version == t.promoted {

@@ -27,14 +27,15 @@ import (
 //
 // A numeric feature is the column's number, or its log1p (a negative
 // number is missing), or the days from its date to the model's reference
-// date (Preprocessing.AsOf); a missing value takes the training median and sets the feature's
-// missing indicator, then the value is standardised with the training mean
-// and deviation. A categorical feature is one-hot over its Categories: the
-// most frequent training values (at most the declared top, each with at
-// least the declared share of the rows), then "other" (rare or unseen
-// values) and "missing". A boolean feature is one-hot over true, false and missing. A
-// tokens feature is the words of a text hashed into Buckets columns, each
-// 1 when a word of the text falls into it.
+// date (Preprocessing.AsOf); a missing value takes the training median and
+// sets the feature's missing indicator, then the value is standardised
+// with the training mean and deviation. A categorical feature is one-hot
+// over its Categories: the most frequent training values (at most the
+// declared top, each with at least the declared share of the rows), then
+// "other" (rare or unseen values) and "missing". A boolean feature is
+// one-hot over true, false and missing. A tokens feature is the words of a
+// text hashed into Buckets columns, each 1 when a word of the text falls
+// into it.
 type Feature struct {
 	Name       string   `json:"name"`
 	Column     string   `json:"column"`
@@ -62,7 +63,8 @@ const (
 	Missing = "missing"
 )
 
-var booleanCategories = []string{"true", "false", Missing}
+// booleanCategories are the categories of a boolean feature.
+func booleanCategories() []string { return []string{"true", "false", Missing} }
 
 // Preprocessing turns records into feature vectors.
 type Preprocessing struct {
@@ -101,7 +103,7 @@ func FitPreprocessing(decl []FeatureDecl, train []Record) (*Preprocessing, error
 		case KindCategorical:
 			f.Categories = topCategories(f.Column, d.Top, d.MinShare, train)
 		case KindBoolean:
-			f.Categories = slices.Clone(booleanCategories)
+			f.Categories = booleanCategories()
 		case KindTokens:
 			f.Buckets = d.Buckets
 		default:
@@ -355,8 +357,8 @@ func (p *Preprocessing) Check() error {
 				errs = append(errs, fmt.Errorf("categorical feature %q lacks the %q and %q categories", f.Name, Other, Missing))
 			}
 		case KindBoolean:
-			if !slices.Equal(f.Categories, booleanCategories) {
-				errs = append(errs, fmt.Errorf("boolean feature %q: categories %v, want %v", f.Name, f.Categories, booleanCategories))
+			if !slices.Equal(f.Categories, booleanCategories()) {
+				errs = append(errs, fmt.Errorf("boolean feature %q: categories %v, want %v", f.Name, f.Categories, booleanCategories()))
 			}
 		case KindTokens:
 			if f.Buckets < 1 {
