@@ -2,11 +2,14 @@
 // record, writing the predictions table and scored.<dataset>; `scorer
 // train` trains the model.
 //
-// `scorer train` reads labelled users from the users table (DATABASE_URL)
-// or a CSV export of it, splits them (stratified, seeded), fits the
-// preprocessing and an L2-regularised logistic regression on the training
-// split (package internal/model), evaluates it on the test split and
-// writes the versioned artefact models/<name>-<version>.json.
+// `scorer train --dataset <ds>` trains the model dataset ds declares in
+// its dataset.yaml (its label, its features, logistic or ridge) on the
+// labelled rows of the dataset's table (DATABASE_URL) or a CSV export of
+// it, splits them (stratified, seeded), fits the preprocessing and the
+// regression on the training split (package internal/model), evaluates it
+// on the test split and writes the versioned artefact
+// models/<name>-<version>.json. Its clients are built from the shared
+// Kafka, registry and PostgreSQL settings.
 //
 // The service waits (not ready) for the users table, which the loader
 // creates, then creates the predictions table it writes unless it exists,
@@ -19,6 +22,16 @@
 // artefact in the directory is swapped in between batches; one that does
 // not load is refused with the reason and the current model stays.
 //
+// With SCORER_SELF_TRAIN, the scorer also trains each dataset's declared
+// model by itself when it is due (selfTrainer), and records every model in
+// the scorer_models table.
+//
+// Each feature's drift, the population stability index between the
+// model's training split (its distribution is in the artefact) and the
+// last SCORER_DRIFT_WINDOW records scored (by the stream or the
+// reconciliation), is the gauge
+// datamill_scorer_feature_psi{dataset, feature}.
+//
 // Once a model is loaded, and then every SCORER_RECONCILE_INTERVAL, the
 // scorer also scores the rows of the table whose latest event has no
 // prediction (reconciler): rows whose persisted record never reached it.
@@ -26,6 +39,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,6 +77,26 @@ type settings struct {
 	// ReconcileAge is how long a row's latest event is left to the stream
 	// before the reconciliation scores it.
 	ReconcileAge time.Duration `env:"SCORER_RECONCILE_AGE" envDefault:"2m"`
+	// SelfTrain makes the scorer train each dataset's declared model by
+	// itself (selfTrainer), checking every SelfTrainInterval whether it is
+	// due.
+	SelfTrain         bool          `env:"SCORER_SELF_TRAIN" envDefault:"false"`
+	SelfTrainInterval time.Duration `env:"SCORER_SELF_TRAIN_INTERVAL" envDefault:"1m"`
+	// DriftWindow is how many recent scored records each feature's drift
+	// (PSI against the training split) is measured on.
+	DriftWindow int `env:"SCORER_DRIFT_WINDOW" envDefault:"10000"`
+}
+
+// Validate checks the settings that depend on each other.
+func (s *settings) Validate() error {
+	var errs []error
+	if s.DriftWindow < 1 {
+		errs = append(errs, fmt.Errorf("SCORER_DRIFT_WINDOW %d: want at least 1 record", s.DriftWindow))
+	}
+	if s.SelfTrain && s.SelfTrainInterval <= 0 {
+		errs = append(errs, fmt.Errorf("SCORER_SELF_TRAIN_INTERVAL %s: want a positive interval", s.SelfTrainInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // reconcilePage is how many rows a reconciliation reads and scores at a
@@ -103,8 +137,18 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		Name: "datamill_scorer_churn_probability", Help: "Predicted churn probabilities of the scored events.",
 		Buckets: prometheus.LinearBuckets(0.1, 0.1, 9),
 	})
-	p.Telemetry.Registry().MustRegister(info, risk)
+	psi := newDriftGauge()
+	p.Telemetry.Registry().MustRegister(info, risk, psi)
 	ms := &models{dir: cfg.ModelDir, name: cfg.ModelName, log: p.Log, info: info}
+	if cfg.SelfTrain {
+		for _, ds := range cfg.Datasets {
+			t, err := newSelfTrainer(ds, pool, ms, cfg.ModelDir, p.Log)
+			if err != nil {
+				return err
+			}
+			go t.run(ctx, cfg.SelfTrainInterval)
+		}
+	}
 	if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model", false, r) }); err != nil {
 		return nil // ctx ended
 	}
@@ -133,7 +177,8 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		if ds != "users" {
 			return nil, fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
 		}
-		s := &scoring{pool: pool, models: ms, risk: risk}
+		dr := &drift{dataset: ds, window: cfg.DriftWindow, psi: psi}
+		s := &scoring{pool: pool, models: ms, risk: risk, drift: dr}
 		spec, err := stage.NewSpec(ctx, reg, stage.Step{
 			Stage: p.Name, Dataset: ds,
 			From: kafka.Persisted, In: schemas.MustSchema("users/persisted"),
@@ -144,7 +189,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		}
 		rc := &reconciler{
 			pool: pool, models: ms, log: p.Log, table: ds, topic: spec.Output, encoder: spec.Encoder, keys: spec.Keys,
-			produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds),
+			produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds), drift: dr,
 		}
 		reconcilers.Go(func() {
 			if err := kafka.EnsureTopics(ctx, producer, cfg.Kafka, spec.Output); err != nil {

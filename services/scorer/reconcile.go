@@ -51,6 +51,8 @@ type reconciler struct {
 	page    int
 	// reconciled counts the rows given a prediction.
 	reconciled prometheus.Counter
+	// drift, when set, hears of every row scored.
+	drift *drift
 }
 
 // usersSelect reads the rows of the users table the model needs, in the
@@ -163,9 +165,12 @@ func (r *reconciler) pass(ctx context.Context) (int, error) {
 // many predictions it wrote.
 func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, page []users.Clean) (int, error) {
 	preds := make([]prediction, len(page))
+	records := make([]model.Record, len(page))
 	for i := range page {
+		records[i] = cleanUsers.Record(&page[i])
 		preds[i] = predict(m, &page[i])
 	}
+	r.drift.observe(m, records)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reconcile %s: begin transaction: %w", r.table, err)

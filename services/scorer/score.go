@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/big"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -88,18 +88,9 @@ func (m *models) await(ctx context.Context, every time.Duration, waiting func(st
 	}
 }
 
-// userOf is what the model reads of a clean users record.
-func userOf(c *users.Clean) model.User {
-	u := model.User{Gender: c.Gender, Country: c.Country, SignupDate: c.SignupDate, LastLogin: c.LastLogin}
-	if c.Age != nil {
-		u.Age = new(float64(*c.Age))
-	}
-	if c.MonthlySpend != nil && *c.MonthlySpend != nil {
-		f, _ := new(big.Rat).Set(*c.MonthlySpend).Float64()
-		u.MonthlySpend = &f
-	}
-	return u
-}
+// cleanUsers reads clean users records by column for the model, which
+// reads the columns its dataset declares.
+var cleanUsers = model.FieldsOf(reflect.TypeFor[users.Clean]())
 
 // scoring is the scorer's step for users: every persisted event gets one
 // predictions row and one scored record.
@@ -107,6 +98,8 @@ type scoring struct {
 	pool   *pgxpool.Pool
 	models *models
 	risk   prometheus.Observer
+	// drift, when set, hears of every record scored.
+	drift *drift
 }
 
 // handler scores a batch with one model (the current one when the batch
@@ -117,9 +110,12 @@ type scoring struct {
 func (s *scoring) handler(ctx context.Context, batch []stage.Message[users.Persisted]) (stage.Result[users.Scored], error) {
 	m := s.models.current.Load()
 	preds := make([]prediction, len(batch))
+	records := make([]model.Record, len(batch))
 	for i := range batch {
+		records[i] = cleanUsers.Record(&batch[i].Value.Record)
 		preds[i] = predict(m, &batch[i].Value.Record)
 	}
+	s.drift.observe(m, records)
 	var stored map[string]users.Scored
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
@@ -153,7 +149,7 @@ type prediction struct {
 // predict applies m to a clean users record: the one feature path of the
 // stream and of the reconciliation.
 func predict(m *model.Model, c *users.Clean) prediction {
-	p := m.Probability(userOf(c))
+	p := m.Score(cleanUsers.Record(c))
 	return prediction{eventID: c.EventID, userID: c.ID, label: int32(m.Predict(p)), probability: p, version: m.Version}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"embed"
 	"encoding/csv"
 	"errors"
 	"flag"
@@ -10,16 +11,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/progress"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
@@ -28,27 +33,105 @@ import (
 
 const trainUsage = `usage: scorer train [flags]
 
-Trains the churn model on labelled users — the users table of DATABASE_URL,
-or a CSV export of it (--csv) — with a stratified train/test split, evaluates
-it on the test split and writes the artefact <out>/<name>-<version>.json.
+Trains a dataset's model (--dataset, default users) as the dataset declares
+it in its dataset.yaml (model: the label, the features, logistic or ridge),
+on the labelled rows of the dataset's table in DATABASE_URL, or of a CSV
+export of it (--csv), with a train/test split (stratified by label for a
+logistic model), evaluates it on the test split and writes the artefact
+<out>/<name>-<version>.json. Flags given override the declaration.
 
 flags:`
+
+// trainSettings are the shared blocks `scorer train` builds its clients
+// from, as the services do: KAFKA_* (TLS and SASL included),
+// SCHEMA_REGISTRY_* (credentials included) and DATABASE_*. None is
+// required: without DATABASE_URL it trains on --csv; without Kafka and the
+// registry it publishes no eco sample.
+type trainSettings struct {
+	Kafka    kafka.Config
+	Registry serde.Config
+	Postgres pg.Config
+	Schemas  schemas.Config
+	// DatasetsDir holds users' own datasets, one folder each with its
+	// schemas and dataset.yaml.
+	DatasetsDir string `env:"DATASETS_DIR" envDefault:""`
+	RunID       string `env:"RUN_ID" envDefault:"default"`
+	ModelDir    string `env:"SCORER_MODEL_DIR" envDefault:"models"`
+}
+
+// parseTrainSettings reads the settings from environ and checks the
+// blocks that are set.
+func parseTrainSettings(environ []string) (trainSettings, error) {
+	var s trainSettings
+	if err := env.ParseWithOptions(&s, env.Options{Environment: config.ToMap(environ)}); err != nil {
+		return s, fmt.Errorf("configuration: %w", err)
+	}
+	errs := []error{s.Postgres.Validate()}
+	if len(s.Kafka.Brokers) > 0 {
+		errs = append(errs, s.Kafka.Validate())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return s, fmt.Errorf("configuration: %w", err)
+	}
+	return s, nil
+}
+
+// builtinDecls are the dataset.yaml files of the built-in datasets, until
+// the schemas catalog serves them.
+//
+//go:embed builtin
+var builtinDecls embed.FS
+
+// declaration finds and reads the model declaration of dataset ds: the
+// file given, else <DATASETS_DIR>/<ds>/dataset.yaml, else
+// <SCHEMAS_DIR>/<ds>/dataset.yaml, else the built-in one. It returns where
+// it read it.
+func declaration(file, ds string, s trainSettings) (*model.Decl, string, error) {
+	if file != "" {
+		d, err := model.ReadDecl(file)
+		return d, file, err
+	}
+	for _, dir := range []string{s.DatasetsDir, s.Schemas.Dir} {
+		if dir == "" {
+			continue
+		}
+		path := filepath.Join(dir, ds, "dataset.yaml")
+		if _, err := os.Stat(path); err == nil {
+			d, err := model.ReadDecl(path)
+			return d, path, err
+		}
+	}
+	b, err := builtinDecls.ReadFile("builtin/" + ds + "/dataset.yaml")
+	if err != nil {
+		return nil, "", fmt.Errorf("dataset %q declares no model: no dataset.yaml in DATASETS_DIR, SCHEMAS_DIR or the built-in datasets", ds)
+	}
+	d, err := model.ParseDecl(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("built-in %s/dataset.yaml: %w", ds, err)
+	}
+	return d, "the built-in declaration", nil
+}
 
 // train is `scorer train`.
 func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := config.ToMap(environ)
-	csvPath := fs.String("csv", "", "train on this CSV export of the users table (with a header row) instead of DATABASE_URL")
-	churned := fs.String("churned", "churned", "comma-separated account statuses that mean churned")
-	testShare := fs.Float64("test-share", 0.2, "share of users held out for the test split")
-	seed := fs.Uint64("seed", 1, "seed of the split")
-	l2 := fs.Float64("l2", 1, "L2 penalty on the weights (scikit-learn's 1/C)")
-	classWeight := fs.String("class-weight", "none", "none, or balanced to weigh both classes equally")
-	threshold := fs.Float64("threshold", 0.5, "probability from which a user is predicted to churn")
-	out := fs.String("out", cmp.Or(env["SCORER_MODEL_DIR"], "models"), "directory of the model artefacts (SCORER_MODEL_DIR)")
-	name := fs.String("name", "churn", "model name")
-	export := fs.String("export-split", "", "also write the split's feature vectors to train.csv and test.csv in this directory, for reference checks")
+	settings, err := parseTrainSettings(environ)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	dataset := fs.String("dataset", "users", "the dataset whose declared model to train")
+	declFile := fs.String("declaration", "", "read the model from this dataset.yaml instead of the dataset's own")
+	csvPath := fs.String("csv", "", "train on this CSV export of the dataset's table (with a header row) instead of DATABASE_URL")
+	positive := fs.String("positive", "", "comma-separated label values of the positive class (default: the declaration's)")
+	testShare := fs.Float64("test-share", 0, "share of rows held out for the test split (default: the declaration's, or 0.2)")
+	seed := fs.Uint64("seed", 0, "seed of the split (default: the declaration's, or 1)")
+	l2 := fs.Float64("l2", 0, "L2 penalty on the weights, scikit-learn's 1/C or Ridge's alpha (default: the declaration's, or 1)")
+	classWeight := fs.String("class-weight", "", "none, or balanced to weigh both classes equally (logistic; default: the declaration's, or none)")
+	threshold := fs.Float64("threshold", 0, "probability from which a row is predicted positive (default: the declaration's, or 0.5)")
+	out := fs.String("out", settings.ModelDir, "directory of the model artefacts (SCORER_MODEL_DIR)")
+	name := fs.String("name", "", "model name (default: the declaration's, or the dataset's)")
+	export := fs.String("export-split", "", "also write the split's rows and feature vectors in this directory, for reference checks")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, trainUsage)
 		fs.PrintDefaults()
@@ -62,32 +145,53 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return fmt.Errorf("train: unexpected argument %q", fs.Arg(0))
 	}
+	decl, from, err := declaration(*declFile, *dataset, settings)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "positive":
+			decl.Label.Positive = strings.Split(*positive, ",")
+		case "test-share":
+			decl.Train.TestShare = *testShare
+		case "threshold":
+			decl.Train.Threshold = *threshold
+		case "name":
+			decl.Name = *name
+		case "seed":
+			decl.Train.Seed = *seed
+		case "l2":
+			decl.Train.L2 = *l2
+		case "class-weight":
+			decl.Train.ClassWeight = *classWeight
+		}
+	})
+	if err := decl.Check(); err != nil {
+		return fmt.Errorf("train: %s model: %w", *dataset, err)
+	}
 
-	var examples []model.Example
-	var err error
+	var records []model.Record
 	source := *csvPath
 	if source != "" {
-		examples, err = readCSV(source)
+		records, err = readCSV(source, decl)
 	} else {
-		url := env["DATABASE_URL"]
-		if url == "" {
+		if settings.Postgres.URL == "" {
 			return errors.New("train: set DATABASE_URL or give --csv")
 		}
-		source = "the users table"
-		examples, err = readTable(ctx, url)
+		source = "the " + *dataset + " table"
+		records, err = readTable(ctx, settings, *dataset, decl)
 	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	fmt.Fprintf(stderr, "train: %d labelled users from %s\n", len(examples), source)
+	fmt.Fprintf(stderr, "train: %d rows of %s from %s, model from %s\n", len(records), *dataset, source, from)
 
 	bar := progress.New(stderr, nil, "train: newton steps", 0, time.Second)
-	cfg := model.Config{
-		Name: *name, Churned: strings.Split(*churned, ","), TestShare: *testShare, Seed: *seed, L2: *l2,
-		ClassWeight: *classWeight, Threshold: *threshold,
+	m, split, err := model.TrainModel(records, model.Config{
+		Dataset: *dataset, Decl: decl,
 		OnIteration: func(it int, _ float64) { bar.Set(int64(it), int64(it)) },
-	}
-	m, split, err := model.TrainModel(examples, cfg)
+	})
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -97,13 +201,13 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return fmt.Errorf("train: %w", err)
 	}
 	if *export != "" {
-		if err := exportSplit(*export, split); err != nil {
+		if err := exportSplit(*export, decl.Columns(), split); err != nil {
 			return fmt.Errorf("train: export the split: %w", err)
 		}
 	}
 	report(stdout, m, path)
-	if env["KAFKA_BROKERS"] != "" && env["SCHEMA_REGISTRY_URL"] != "" {
-		if err := publishTraining(ctx, env, m); err != nil {
+	if len(settings.Kafka.Brokers) > 0 && settings.Registry.RegistryURL != "" {
+		if err := publishTraining(ctx, settings, m); err != nil {
 			fmt.Fprintf(stderr, "train: eco sample not published: %v\n", err)
 		}
 	}
@@ -112,12 +216,12 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 
 // publishTraining tells the eco meter what the training used: one sample
 // of stage "train" with its Newton steps and their CPU seconds.
-func publishTraining(ctx context.Context, env map[string]string, m *model.Model) error {
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: env["SCHEMA_REGISTRY_URL"]})
+func publishTraining(ctx context.Context, s trainSettings, m *model.Model) error {
+	reg, err := serde.NewRegistry(s.Registry)
 	if err != nil {
 		return err
 	}
-	publish, closePublisher, err := eco.NewPublisher(ctx, kafka.Config{Brokers: strings.Split(env["KAFKA_BROKERS"], ","), Partitions: 1, ReplicationFactor: -1}, reg, zap.NewNop())
+	publish, closePublisher, err := eco.NewPublisher(ctx, s.Kafka, reg, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -130,7 +234,7 @@ func publishTraining(ctx context.Context, env map[string]string, m *model.Model)
 	iterations := int64(m.Training.Iterations)
 	start := m.Created.Truncate(time.Microsecond)
 	return publish(ctx, &schemas.EcoSample{
-		RunID: cmp.Or(env["RUN_ID"], "default"), Service: "scorer", Stage: "train", Dataset: &m.Dataset,
+		RunID: s.RunID, Service: "scorer", Stage: "train", Dataset: &m.Dataset,
 		Instance: fmt.Sprintf("%s:%d", host, os.Getpid()), WindowStart: start,
 		WindowEnd: start.Add(time.Duration(m.Training.WallSeconds * float64(time.Second))).Truncate(time.Microsecond),
 		WallS:     m.Training.WallSeconds, CPUS: m.Training.CPUSeconds,
@@ -143,51 +247,111 @@ func publishTraining(ctx context.Context, env map[string]string, m *model.Model)
 func report(w io.Writer, m *model.Model, path string) {
 	t := m.Test
 	fmt.Fprintf(w, "model %s %s → %s\n", m.Name, m.Version, path)
-	fmt.Fprintf(w, "  trained on %d users (%d in the test split), %d Newton steps, %.2f CPU s, %.2f s\n",
-		m.Training.Rows, t.Rows, m.Training.Iterations, m.Training.CPUSeconds, m.Training.WallSeconds)
-	fmt.Fprintf(w, "  test split at threshold %.2f: ROC-AUC %.4f, accuracy %.4f, precision %.4f, recall %.4f, F1 %.4f, log loss %.4f, Brier %.4f\n",
-		t.Threshold, t.AUC, t.Accuracy, t.Precision, t.Recall, t.F1, t.LogLoss, t.Brier)
-	c := t.Confusion
-	fmt.Fprintf(w, "  confusion: %d true positives, %d false positives, %d true negatives, %d false negatives\n",
-		c.TruePositives, c.FalsePositives, c.TrueNegatives, c.FalseNegatives)
+	solved := fmt.Sprintf("%d Newton steps", m.Training.Iterations)
+	if m.Kind == model.Ridge {
+		solved = "solved in closed form"
+	}
+	fmt.Fprintf(w, "  %s regression of %s on %d %s rows (%d in the test split), %s, %.2f CPU s, %.2f s\n",
+		m.Kind, m.Label.Column, m.Training.Rows, m.Dataset, t.Rows, solved, m.Training.CPUSeconds, m.Training.WallSeconds)
+	if m.Kind == model.Ridge {
+		fmt.Fprintf(w, "  test split: RMSE %.4f, MAE %.4f, R² %.4f\n", t.RMSE, t.MAE, t.R2)
+	} else {
+		fmt.Fprintf(w, "  test split at threshold %.2f: ROC-AUC %.4f, accuracy %.4f, precision %.4f, recall %.4f, F1 %.4f, log loss %.4f, Brier %.4f\n",
+			t.Threshold, t.AUC, t.Accuracy, t.Precision, t.Recall, t.F1, t.LogLoss, t.Brier)
+		c := t.Confusion
+		fmt.Fprintf(w, "  confusion: %d true positives, %d false positives, %d true negatives, %d false negatives\n",
+			c.TruePositives, c.FalsePositives, c.TrueNegatives, c.FalseNegatives)
+	}
 	fmt.Fprintf(w, "  top coefficients: %s\n", strings.Join(m.TopWeights(6), ", "))
 }
 
-// The users table's columns the model reads.
-const trainColumns = "age, gender, country, signup_date, last_login, monthly_spend::float8, account_status"
-
-// readTable reads the labelled users of the users table, by id.
-func readTable(ctx context.Context, url string) ([]model.Example, error) {
-	conn, err := pgx.Connect(ctx, url)
+// readTable reads the labelled rows of the dataset's table through the
+// shared PostgreSQL settings (readLabelled).
+func readTable(ctx context.Context, s trainSettings, ds string, d *model.Decl) ([]model.Record, error) {
+	key, err := keyOf(s, ds)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "select "+trainColumns+" from users where account_status is not null order by id")
+	pool, err := pg.Open(ctx, s.Postgres)
 	if err != nil {
-		return nil, fmt.Errorf("read users: %w", err)
+		return nil, err
 	}
-	var out []model.Example
-	var age *int32
-	var e model.Example
-	_, err = pgx.ForEachRow(rows, []any{&age, &e.User.Gender, &e.User.Country, &e.User.SignupDate, &e.User.LastLogin, &e.User.MonthlySpend, &e.Status}, func() error {
-		u := e
-		if age != nil {
-			u.User.Age = new(float64(*age))
-		}
-		out = append(out, u)
-		return nil
-	})
+	defer pool.Close()
+	return readLabelled(ctx, pool, ds, key, d)
+}
+
+// keyOf is the key field of dataset ds, as its clean schema declares it:
+// the schemas of DATASETS_DIR (or SCHEMAS_DIR), else the built-in ones.
+func keyOf(s trainSettings, ds string) (string, error) {
+	cat, err := schemas.Open(cmp.Or(s.DatasetsDir, s.Schemas.Dir))
 	if err != nil {
-		return nil, fmt.Errorf("read users: %w", err)
+		return "", err
+	}
+	clean, err := cat.Schema(ds + "/clean")
+	if err != nil {
+		return "", fmt.Errorf("dataset %s: %w", ds, err)
+	}
+	key, err := schemas.KeyField(clean)
+	if err != nil {
+		return "", fmt.Errorf("dataset %s: %w", ds, err)
+	}
+	return key, nil
+}
+
+// querier runs a query: a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readLabelled reads the rows of the dataset's table whose label is set,
+// in key order: the columns the declaration names.
+func readLabelled(ctx context.Context, db querier, ds, key string, d *model.Decl) ([]model.Record, error) {
+	cols := d.Columns()
+	idents := make([]string, len(cols))
+	for i, c := range cols {
+		idents[i] = pgx.Identifier{c}.Sanitize()
+	}
+	query := fmt.Sprintf("select %s from %s where %s is not null order by %s",
+		strings.Join(idents, ", "), pgx.Identifier{ds}.Sanitize(), idents[0], pgx.Identifier{key}.Sanitize())
+	rows, err := db.Query(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ds, err)
+	}
+	defer rows.Close()
+	var out []model.Record
+	for rows.Next() {
+		values, err := rows.Values()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", ds, err)
+		}
+		r := make(model.Map, len(cols))
+		for i, v := range values {
+			if n, ok := v.(pgtype.Numeric); ok {
+				f, err := n.Float64Value()
+				if err != nil {
+					return nil, fmt.Errorf("read %s: column %s: %w", ds, cols[i], err)
+				}
+				v = nil
+				if f.Valid {
+					v = f.Float64
+				}
+			}
+			r[cols[i]] = v
+		}
+		out = append(out, r)
+	}
+	err = rows.Err()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ds, err)
 	}
 	return out, nil
 }
 
-// readCSV reads labelled users from a CSV export of the users table: a
-// header row naming at least account_status; columns the model does not
-// use are ignored, empty cells are missing.
-func readCSV(path string) ([]model.Example, error) {
+// readCSV reads rows from a CSV export of a dataset's table: a header row
+// naming at least the label and feature columns; the other columns are
+// ignored, empty cells are missing, and each declared cell must read as
+// its feature's kind asks (a number, a date, a boolean).
+func readCSV(path string, d *model.Decl) ([]model.Record, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -202,10 +366,26 @@ func readCSV(path string) ([]model.Example, error) {
 	for i, h := range header {
 		col[strings.TrimSpace(h)] = i
 	}
-	if _, ok := col["account_status"]; !ok {
-		return nil, fmt.Errorf("%s: no account_status column (header %v)", path, header)
+	if _, ok := col[d.Label.Column]; !ok {
+		return nil, fmt.Errorf("%s: no %s column (header %v)", path, d.Label.Column, header)
 	}
-	var out []model.Example
+	var missing []string
+	for _, c := range d.Columns() {
+		if _, ok := col[c]; !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s: no column %s for the declared features (header %v)", path, strings.Join(missing, ", "), header)
+	}
+	checks := map[string]func(string) bool{}
+	for _, f := range d.Features {
+		checks[f.Column] = readable(f)
+	}
+	if d.Kind == model.Ridge {
+		checks[d.Label.Column] = func(s string) bool { _, ok := model.Number(s); return ok }
+	}
+	var out []model.Record
 	for line := 2; ; line++ {
 		rec, err := r.Read()
 		if err == io.EOF {
@@ -214,83 +394,85 @@ func readCSV(path string) ([]model.Example, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		cell := func(name string) *string {
-			i, ok := col[name]
-			if !ok || i >= len(rec) || rec[i] == "" {
-				return nil
-			}
-			return &rec[i]
-		}
-		status := cell("account_status")
-		if status == nil {
-			continue
-		}
-		e := model.Example{Status: *status, User: model.User{Gender: cell("gender"), Country: cell("country")}}
+		row := model.Map{}
 		var errs []error
-		e.User.Age, err = number(cell("age"))
-		errs = append(errs, err)
-		e.User.MonthlySpend, err = number(cell("monthly_spend"))
-		errs = append(errs, err)
-		e.User.SignupDate, err = day(cell("signup_date"))
-		errs = append(errs, err)
-		e.User.LastLogin, err = day(cell("last_login"))
-		errs = append(errs, err)
+		for _, c := range d.Columns() {
+			i := col[c]
+			if i >= len(rec) || rec[i] == "" {
+				continue
+			}
+			if ok := checks[c]; ok != nil && !ok(rec[i]) {
+				errs = append(errs, fmt.Errorf("%s %q does not read as its feature asks", c, rec[i]))
+			}
+			row[c] = rec[i]
+		}
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
 		}
-		out = append(out, e)
+		out = append(out, row)
 	}
 }
 
-func number(s *string) (*float64, error) {
-	if s == nil {
-		return nil, nil
+// readable says whether a CSV cell reads as feature f needs it.
+func readable(f model.FeatureDecl) func(string) bool {
+	switch {
+	case f.Kind == model.KindNumeric && f.Transform == model.DaysSince:
+		return func(s string) bool { _, ok := model.Date(s); return ok }
+	case f.Kind == model.KindNumeric:
+		return func(s string) bool { _, ok := model.Number(s); return ok }
+	case f.Kind == model.KindBoolean:
+		return func(s string) bool { _, ok := model.Bool(s); return ok }
 	}
-	v, err := strconv.ParseFloat(*s, 64)
-	if err != nil {
-		return nil, err
-	}
-	return &v, nil
+	return nil
 }
 
-func day(s *string) (*time.Time, error) {
-	if s == nil {
-		return nil, nil
-	}
-	t, err := time.Parse(time.DateOnly, *s)
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
-
-// exportSplit writes the feature vectors and labels of both splits.
-func exportSplit(dir string, s *model.Split) error {
+// exportSplit writes the rows of both splits, their declared columns as
+// text (train.csv, test.csv), and their feature vectors and labels
+// (train_features.csv, test_features.csv).
+func exportSplit(dir string, columns []string, s *model.Split) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, part := range map[string]struct {
-		x *model.Matrix
-		y []float64
-	}{"train.csv": {s.TrainX, s.TrainY}, "test.csv": {s.TestX, s.TestY}} {
-		f, err := os.Create(filepath.Join(dir, name))
+	type part struct {
+		rows []model.Record
+		x    *model.Matrix
+		y    []float64
+	}
+	for name, p := range map[string]part{"train": {s.TrainRows, s.TrainX, s.TrainY}, "test": {s.TestRows, s.TestX, s.TestY}} {
+		err := writeCSV(filepath.Join(dir, name+".csv"), columns, len(p.rows), func(i int, row []string) {
+			for j, c := range columns {
+				row[j], _ = model.Text(p.rows[i].Value(c))
+			}
+		})
 		if err != nil {
 			return err
 		}
-		w := csv.NewWriter(f)
-		_ = w.Write(append(append([]string{}, s.Features...), "label"))
-		row := make([]string, s.TrainX.Cols+1)
-		for i := range part.x.Rows {
-			for j, v := range part.x.Row(i) {
+		err = writeCSV(filepath.Join(dir, name+"_features.csv"), append(slices.Clone(s.Features), "label"), p.x.Rows, func(i int, row []string) {
+			for j, v := range p.x.Row(i) {
 				row[j] = strconv.FormatFloat(v, 'g', -1, 64)
 			}
-			row[len(row)-1] = strconv.FormatFloat(part.y[i], 'g', -1, 64)
-			_ = w.Write(row)
-		}
-		w.Flush()
-		if err := errors.Join(w.Error(), f.Close()); err != nil {
+			row[len(row)-1] = strconv.FormatFloat(p.y[i], 'g', -1, 64)
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeCSV writes a header and n rows, each filled by fill.
+func writeCSV(path string, header []string, n int, fill func(i int, row []string)) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write(header)
+	row := make([]string, len(header))
+	for i := range n {
+		fill(i, row)
+		_ = w.Write(row)
+	}
+	w.Flush()
+	return errors.Join(w.Error(), f.Close())
 }

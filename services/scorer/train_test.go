@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,17 +77,31 @@ func TestTrainFromCSVWritesTheArtefactAndTheSplit(t *testing.T) {
 	if !strings.Contains(out.String(), fmt.Sprintf("ROC-AUC %.4f", m.Test.AUC)) || !strings.Contains(out.String(), "top coefficients: days_since_login") {
 		t.Errorf("report:\n%s", out.String())
 	}
-	for name, rows := range map[string]int{"train.csv": 1600, "test.csv": 400} {
-		f, err := os.Open(filepath.Join(split, name))
-		if err != nil {
-			t.Fatal(err)
+	for name, rows := range map[string]int{"train": 1600, "test": 400} {
+		recs := readAll(t, filepath.Join(split, name+"_features.csv"))
+		if len(recs) != rows+1 || recs[0][len(recs[0])-1] != "label" || len(recs[0]) != len(m.Features)+1 {
+			t.Errorf("%s features: %d rows, header %v", name, len(recs), recs[0])
 		}
-		recs, err := csv.NewReader(f).ReadAll()
-		f.Close()
-		if err != nil || len(recs) != rows+1 || recs[0][len(recs[0])-1] != "label" || len(recs[0]) != len(m.Features)+1 {
-			t.Errorf("%s: %d rows (%v), header %v", name, len(recs), err, recs[0])
+		recs = readAll(t, filepath.Join(split, name+".csv"))
+		want := []string{"account_status", "age", "signup_date", "last_login", "monthly_spend", "gender", "country"}
+		if len(recs) != rows+1 || !slices.Equal(recs[0], want) {
+			t.Errorf("%s rows: %d rows, header %v, want the declared columns %v", name, len(recs), recs[0], want)
 		}
 	}
+}
+
+func readAll(t testing.TB, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
 func TestTrainFromTheUsersTable(t *testing.T) {
@@ -146,8 +161,11 @@ func TestTrainErrors(t *testing.T) {
 	}{
 		"no source":    {nil, nil, "DATABASE_URL or give --csv"},
 		"no label":     {[]string{"--csv", bad}, nil, "no account_status column"},
-		"bad weight":   {[]string{"--csv", usersCSV(t, 100), "--class-weight", "heavy"}, nil, `class weight "heavy"`},
+		"bad weight":   {[]string{"--csv", usersCSV(t, 100), "--class-weight", "heavy"}, nil, `class_weight "heavy"`},
 		"bad argument": {[]string{"extra"}, nil, `unexpected argument "extra"`},
+		"bad sasl":     {[]string{"--csv", usersCSV(t, 100)}, []string{"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_SASL_MECHANISM=NOPE"}, `KAFKA_SASL_MECHANISM "NOPE"`},
+		"no model":     {[]string{"--dataset", "orders", "--csv", usersCSV(t, 100)}, nil, `dataset "orders" declares no model`},
+		"bad override": {[]string{"--csv", usersCSV(t, 100), "--threshold", "2"}, nil, "threshold 2"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := run(t.Context(), append([]string{"scorer", "train", "--out", t.TempDir()}, tc.args...), tc.env, &strings.Builder{})

@@ -29,7 +29,7 @@ type Options struct {
 	OnIteration func(iteration int, objective float64)
 }
 
-// Fit is a trained logistic regression.
+// Fit is a trained logistic or ridge regression.
 type Fit struct {
 	Intercept  float64
 	Weights    []float64
@@ -38,14 +38,18 @@ type Fit struct {
 	Objective float64
 }
 
-// Probability is the predicted probability of the positive class for x.
-func (f *Fit) Probability(x []float64) float64 {
+// Linear is the intercept plus the weighted sum of x: a ridge model's
+// prediction, a logistic one's log-odds.
+func (f *Fit) Linear(x []float64) float64 {
 	z := f.Intercept
 	for j, w := range f.Weights {
 		z += w * x[j]
 	}
-	return sigmoid(z)
+	return z
 }
+
+// Probability is the predicted probability of the positive class for x.
+func (f *Fit) Probability(x []float64) float64 { return sigmoid(f.Linear(x)) }
 
 func sigmoid(z float64) float64 {
 	if z >= 0 {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 )
@@ -13,9 +14,13 @@ type Confusion struct {
 	FalseNegatives int `json:"fn"`
 }
 
-// Metrics evaluate probabilities against labels.
+// Metrics evaluate a model's predictions: probabilities against labels
+// (logistic), or numbers against targets (ridge: RMSE, MAE and R²).
 type Metrics struct {
 	Rows      int       `json:"rows"`
+	RMSE      float64   `json:"rmse,omitempty"`
+	MAE       float64   `json:"mae,omitempty"`
+	R2        float64   `json:"r2,omitempty"`
 	Threshold float64   `json:"threshold"`
 	Accuracy  float64   `json:"accuracy"`
 	Precision float64   `json:"precision"`
@@ -63,6 +68,34 @@ func Evaluate(y, p []float64, threshold float64) Metrics {
 	m.LogLoss = loss / n
 	m.Brier = brier / n
 	m.AUC = AUC(y, p)
+	return m
+}
+
+// EvaluateRegression scores predictions p against targets y: root mean
+// squared error, mean absolute error and the coefficient of determination
+// R² = 1 − SSres/SStot (0 when the targets do not vary).
+func EvaluateRegression(y, p []float64) Metrics {
+	m := Metrics{Rows: len(y)}
+	if len(y) == 0 {
+		return m
+	}
+	n := float64(len(y))
+	var mean float64
+	for _, v := range y {
+		mean += v / n
+	}
+	var res, tot, abs float64
+	for i, v := range y {
+		e := v - p[i]
+		res += e * e
+		abs += math.Abs(e)
+		tot += (v - mean) * (v - mean)
+	}
+	m.RMSE = math.Sqrt(res / n)
+	m.MAE = abs / n
+	if tot > 0 {
+		m.R2 = 1 - res/tot
+	}
 	return m
 }
 

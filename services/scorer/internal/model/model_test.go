@@ -1,11 +1,13 @@
 package model
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,32 +152,45 @@ func TestStratifiedSplit(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestPreprocessing(t *testing.T) {
-	asOf := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
-	day := func(d int) *time.Time { v := asOf.AddDate(0, 0, -d); return &v }
-	var train []User
-	for i := range 300 {
-		u := User{
-			Age: ptr(float64(20 + i%3*10)), Gender: ptr([]string{"female", "male"}[i%2]), Country: ptr("FR"),
-			SignupDate: day(400), LastLogin: day(10), MonthlySpend: ptr(9.0),
-		}
-		if i == 0 {
-			u.Country = ptr("LU") // too rare for a column of its own
-		}
-		train = append(train, u)
-	}
-	p, err := FitPreprocessing(train, asOf)
+// usersDecl is the users dataset's model declaration.
+func usersDecl(t testing.TB) *Decl {
+	t.Helper()
+	d, err := ReadDecl("../../builtin/users/dataset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Check(); err != nil {
+	return d
+}
+
+// user is a clean users record as the model reads it.
+func user(age *float64, gender, country *string, signup, login *time.Time, spend *float64, status string) Map {
+	m := Map{"age": age, "gender": gender, "country": country, "signup_date": signup, "last_login": login, "monthly_spend": spend}
+	if status != "" {
+		m["account_status"] = status
+	}
+	return m
+}
+
+func TestPreprocessing(t *testing.T) {
+	asOf := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
+	day := func(d int) *time.Time { v := asOf.AddDate(0, 0, -d); return &v }
+	var train []Record
+	for i := range 300 {
+		country := ptr("FR")
+		if i == 0 {
+			country = ptr("LU") // too rare for a column of its own
+		}
+		train = append(train, user(ptr(float64(20+i%3*10)), ptr([]string{"female", "male"}[i%2]), country, day(400), day(10), ptr(9.0), ""))
+	}
+	p, err := FitPreprocessing(usersDecl(t).Features, train)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Numeric[0].Median != 30 || !near(p.Numeric[1].Mean, 400, 1e-9) {
-		t.Errorf("numeric %+v", p.Numeric)
+	if p.Features[0].Median != 30 || !near(p.Features[1].Mean, 390, 1e-9) || !p.AsOf.Equal(*day(10)) {
+		t.Errorf("numeric %+v", p.Features[:2])
 	}
 	names := p.Names()
-	x := p.Vector(nil, User{Gender: ptr("other-value"), Country: ptr("LU"), LastLogin: day(10)})
+	x := p.Vector(nil, user(nil, ptr("other-value"), ptr("LU"), nil, day(10), nil, ""))
 	if len(x) != p.Width() || len(names) != len(x) {
 		t.Fatalf("vector of %d for %d names, width %d", len(x), len(names), p.Width())
 	}
@@ -198,14 +213,156 @@ func TestPreprocessing(t *testing.T) {
 	}
 }
 
-func TestModelArtefactRoundTripAndRefusals(t *testing.T) {
-	examples := synthetic(3000, 5)
-	m, split, err := TrainModel(examples, Config{Name: "churn", Churned: []string{"churned"}, TestShare: 0.25, Seed: 3, L2: 1, Threshold: 0.5})
+// The kinds of feature a declaration can ask for, each on a record that
+// has its value and on one that lacks it.
+func TestFeatureKinds(t *testing.T) {
+	ref := time.Date(2025, 6, 30, 0, 0, 0, 0, time.UTC)
+	decl := []FeatureDecl{
+		{Column: "spend", Kind: KindNumeric, Transform: Log1p, Name: "log_spend"},
+		{Column: "joined", Kind: KindNumeric, Transform: DaysSince, Name: "days_since_joined"},
+		{Column: "remote", Kind: KindBoolean, Name: "remote"},
+		{Column: "title", Kind: KindTokens, Name: "title", Buckets: 8},
+		{Column: "city", Kind: KindCategorical, Name: "city", Top: 1, MinShare: 0.005},
+	}
+	var train []Record
+	for i := range 100 {
+		train = append(train, Map{
+			"spend": float64(i % 2 * 10), "joined": ref.AddDate(0, 0, -i%2*10), "remote": i%2 == 0,
+			"title": "Go engineer", "city": []string{"Paris", "Paris", "Lyon", "Nice"}[i%4],
+		})
+	}
+	p, err := FitPreprocessing(decl, train)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !p.AsOf.Equal(ref) {
+		t.Errorf("reference date %v, want the newest date of the column, %v", p.AsOf, ref)
+	}
+	if want := []string{"Paris", Other, Missing}; !slices.Equal(p.Features[4].Categories, want) {
+		t.Errorf("categories %v, want the top 1 and other, missing: %v", p.Features[4].Categories, want)
+	}
+	vec := func(r Record) map[string]float64 {
+		out := map[string]float64{}
+		for i, v := range p.Vector(nil, r) {
+			out[p.Names()[i]] = v
+		}
+		return out
+	}
+	full := vec(Map{"spend": math.E - 1, "joined": ref.AddDate(0, 0, -20), "remote": ptr(false), "title": "Senior GO developer!", "city": "Nice"})
+	empty := vec(Map{"spend": -3.0, "remote": "maybe"})
+	buckets := func(v map[string]float64) []int {
+		var on []int
+		for b := range 8 {
+			if v["title#"+strconv.Itoa(b)] == 1 {
+				on = append(on, b)
+			}
+		}
+		return on
+	}
+	var wantOn []int
+	for _, tok := range []string{"senior", "go", "developer"} {
+		wantOn = append(wantOn, Bucket(tok, 8))
+	}
+	slices.Sort(wantOn)
+	wantOn = slices.Compact(wantOn)
+	for name, c := range map[string]struct{ got, want float64 }{
+		"log1p":                    {full["log_spend"], (1 - p.Features[0].Mean) / p.Features[0].Std},
+		"days since":               {full["days_since_joined"], (20 - p.Features[1].Mean) / p.Features[1].Std},
+		"days since present":       {full["days_since_joined_missing"], 0},
+		"boolean false":            {full["remote=false"], 1},
+		"boolean true":             {full["remote=true"], 0},
+		"rare category":            {full["city=other"], 1},
+		"negative log1p":           {empty["log_spend_missing"], 1},
+		"negative log1p median":    {empty["log_spend"], (p.Features[0].Median - p.Features[0].Mean) / p.Features[0].Std},
+		"missing date":             {empty["days_since_joined_missing"], 1},
+		"boolean not one":          {empty["remote=missing"], 1},
+		"categorical missing":      {empty["city=missing"], 1},
+		"tokens of a missing text": {float64(len(buckets(empty))), 0},
+	} {
+		if !near(c.got, c.want, 1e-9) {
+			t.Errorf("%s: %v, want %v", name, c.got, c.want)
+		}
+	}
+	if got := buckets(full); !slices.Equal(got, wantOn) {
+		t.Errorf("token buckets %v, want %v (tokens %q)", got, wantOn, Tokens("Senior GO developer!"))
+	}
+}
+
+func TestParseDecl(t *testing.T) {
+	good := `
+description: jobs
+sources: [{kind: http}]
+model:
+  kind: ridge
+  label: {column: salary}
+  features:
+    - {column: posted, kind: numeric, transform: days_since}
+    - {column: title, kind: tokens}
+    - {column: city, kind: categorical}
+views: [{name: v, sql: select 1}]
+`
+	d, err := ParseDecl([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Features[0].Name != "posted" || d.Features[1].Buckets != DefaultBuckets || d.Features[2].Top != 0 || d.Features[2].MinShare != DefaultMinShare ||
+		d.Train.TestShare != DefaultTestShare || d.Train.Threshold != 0 || d.Train.L2 != 1 || d.Train.Seed != 1 || d.Train.ClassWeight != "none" ||
+		!slices.Equal(d.Columns(), []string{"salary", "posted", "title", "city"}) {
+		t.Errorf("defaults not filled: %+v", d)
+	}
+	users := usersDecl(t)
+	if users.Kind != Logistic || users.Name != "churn" || users.Train.Retrain != 24*time.Hour || !slices.Equal(users.Label.Positive, []string{"churned"}) {
+		t.Errorf("users declaration %+v", users)
+	}
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown key":          {"model:\n  kind: logistic\n  lable: {column: a}\n", "field lable not found"},
+		"unknown section":      {"modle: {}\n", "field modle not found"},
+		"no model":             {"description: x\n", "no model section"},
+		"bad kind":             {"model: {kind: forest, label: {column: y}, features: [{column: a, kind: numeric}]}", `kind "forest"`},
+		"no positive":          {"model: {kind: logistic, label: {column: y}, features: [{column: a, kind: numeric}]}", "positive values"},
+		"ridge with positive":  {"model: {kind: ridge, label: {column: y, positive: [a]}, features: [{column: a, kind: numeric}]}", "no positive values"},
+		"bad transform":        {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric, transform: sqrt}]}", `transform "sqrt"`},
+		"transform on text":    {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: tokens, transform: log1p}]}", "takes no transform"},
+		"label as feature":     {"model: {kind: ridge, label: {column: y}, features: [{column: y, kind: numeric}]}", "the label is no feature"},
+		"twice the same name":  {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric}, {column: a, kind: numeric}]}", "a second feature"},
+		"top on numeric":       {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric, top: 3}]}", "top 3"},
+		"ridge threshold":      {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric}], train: {threshold: 0.3}}", "no threshold"},
+		"bad class weight":     {"model: {kind: logistic, label: {column: y, positive: [a]}, features: [{column: a, kind: numeric}], train: {class_weight: heavy}}", `class_weight "heavy"`},
+		"bad min share":        {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: categorical, min_share: 2}]}", "min_share 2"},
+		"bad test share":       {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: numeric}], train: {test_share: 1.5}}", "test_share 1.5"},
+		"bad feature kind":     {"model: {kind: ridge, label: {column: y}, features: [{column: a, kind: image}]}", `kind "image"`},
+		"no features no label": {"model: {kind: ridge}", "no features"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseDecl([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseDecl(%q) = %v, want an error mentioning %q", tc.yaml, err, tc.want)
+			}
+		})
+	}
+}
+
+func train(t testing.TB, records []Record, d *Decl, seed uint64, classWeight string) (*Model, *Split) {
+	t.Helper()
+	c := *d
+	c.Train.Seed, c.Train.ClassWeight = seed, cmp.Or(classWeight, "none")
+	m, split, err := TrainModel(records, Config{Dataset: "users", Decl: &c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, split
+}
+
+func TestModelArtefactRoundTripAndRefusals(t *testing.T) {
+	records := synthetic(3000, 5)
+	d := usersDecl(t)
+	d.Train.TestShare = 0.25
+	m, split := train(t, records, d, 3, "")
 	if m.Test.AUC < 0.7 || m.Test.Rows != len(split.TestY) || m.Training.Iterations == 0 || len(m.Training.CPUSecondsPerEpoch) != m.Training.Iterations {
 		t.Errorf("model %+v / test %+v", m.Training, m.Test)
+	}
+	if m.Name != "churn" || m.Kind != Logistic || m.Label.Column != "account_status" || m.Threshold != 0.5 {
+		t.Errorf("model %s, kind %s, label %+v, threshold %v: not the declaration's", m.Name, m.Kind, m.Label, m.Threshold)
 	}
 	dir := t.TempDir()
 	path, err := m.Save(dir)
@@ -216,8 +373,8 @@ func TestModelArtefactRoundTripAndRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range examples[:50] {
-		if a, b := m.Probability(e.User), back.Probability(e.User); a != b {
+	for _, r := range records[:50] {
+		if a, b := m.Score(r), back.Score(r); a != b {
 			t.Fatalf("loaded model scores %v, trained one %v", b, a)
 		}
 	}
@@ -226,16 +383,22 @@ func TestModelArtefactRoundTripAndRefusals(t *testing.T) {
 	}
 
 	for name, spoil := range map[string]func(string) string{
-		"unknown feature": func(s string) string { return strings.Replace(s, `"name": "age"`, `"name": "shoe_size"`, 1) },
-		"other format":    func(s string) string { return strings.Replace(s, `"format": 1`, `"format": 2`, 1) },
+		"unknown kind":    func(s string) string { return strings.Replace(s, `"kind": "categorical"`, `"kind": "image"`, 1) },
+		"no reference":    func(s string) string { return strings.Replace(s, `"as_of"`, `"as_of_not"`, 1) },
+		"other format":    func(s string) string { return strings.Replace(s, `"format": 2`, `"format": 3`, 1) },
 		"weights missing": func(s string) string { return strings.Replace(s, `"weights": [`, `"weights": [1,`, 1) },
+		"model kind":      func(s string) string { return strings.Replace(s, `"kind": "logistic"`, `"kind": "forest"`, 1) },
 	} {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
+		spoilt := spoil(string(b))
+		if spoilt == string(b) {
+			t.Fatalf("%s: the spoiler changed nothing", name)
+		}
 		bad := filepath.Join(t.TempDir(), "bad.json")
-		if err := os.WriteFile(bad, []byte(spoil(string(b))), 0o600); err != nil {
+		if err := os.WriteFile(bad, []byte(spoilt), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Load(bad); err == nil {
@@ -245,23 +408,108 @@ func TestModelArtefactRoundTripAndRefusals(t *testing.T) {
 }
 
 func TestTrainRefusesWhatItCannotLearn(t *testing.T) {
-	examples := synthetic(100, 1)
-	for i := range examples {
-		examples[i].Status = "active"
+	records := synthetic(100, 1)
+	for _, r := range records {
+		r.(Map)["account_status"] = "active"
 	}
-	if _, _, err := TrainModel(examples, Config{Churned: []string{"churned"}, TestShare: 0.2, L2: 1, Threshold: 0.5}); err == nil || !strings.Contains(err.Error(), "same label") {
+	d := usersDecl(t)
+	if _, _, err := TrainModel(records, Config{Decl: d}); err == nil || !strings.Contains(err.Error(), "same label") {
 		t.Errorf("one class: %v", err)
 	}
-	if _, _, err := TrainModel(nil, Config{TestShare: 0.2, Threshold: 0.5}); err == nil {
+	if _, _, err := TrainModel(nil, Config{Decl: d}); err == nil {
 		t.Error("no data: no error")
+	}
+	d.Train.ClassWeight = "heavy"
+	if _, _, err := TrainModel(synthetic(100, 1), Config{Decl: d}); err == nil || !strings.Contains(err.Error(), `class_weight "heavy"`) {
+		t.Errorf("bad class weight: %v", err)
+	}
+}
+
+// Records without a label are left out of training.
+func TestTrainLeavesOutUnlabelledRecords(t *testing.T) {
+	records := synthetic(500, 2)
+	for _, r := range records[:40] {
+		delete(r.(Map), "account_status")
+	}
+	m, _ := train(t, records, usersDecl(t), 1, "")
+	if m.Training.Rows != 460 {
+		t.Errorf("trained on %d records, want the 460 labelled ones", m.Training.Rows)
+	}
+}
+
+// A ridge model of a noiseless linear target finds its coefficients, and
+// its metrics say so; with a penalty the normal equations hold at the
+// optimum.
+func TestRidge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var records []Record
+	for range 400 {
+		a, b := rng.NormFloat64()*3+10, rng.NormFloat64()
+		records = append(records, Map{"a": a, "b": b, "kind": []string{"x", "y"}[rng.IntN(2)], "target": 5 + 2*a - 3*b})
+	}
+	d, err := ParseDecl([]byte(`model: {kind: ridge, name: price, label: {column: target}, features: [{column: a, kind: numeric}, {column: b, kind: numeric}, {column: kind, kind: categorical}], train: {l2: 1e-9}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, split, err := TrainModel(records, Config{Dataset: "things", Decl: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Standardised features: the weight of a is 2·std(a), of b −3·std(b).
+	pa, pb := m.Preprocessing.Features[0], m.Preprocessing.Features[1]
+	if !near(m.Weights[0], 2*pa.Std, 1e-5) || !near(m.Weights[1], -3*pb.Std, 1e-5) {
+		t.Errorf("weights %v, want %v and %v", m.Weights[:2], 2*pa.Std, -3*pb.Std)
+	}
+	if m.Test.RMSE > 1e-5 || m.Test.MAE > 1e-5 || !near(m.Test.R2, 1, 1e-9) || m.Threshold != 0 || m.Name != "price" {
+		t.Errorf("test metrics %+v, threshold %v, name %s", m.Test, m.Threshold, m.Name)
+	}
+	if r := records[7]; !near(m.Score(r), r.Value("target").(float64), 1e-5) {
+		t.Errorf("prediction %v, target %v", m.Score(r), r.Value("target"))
+	}
+	path, err := m.Save(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+
+	const l2 = 50.0
+	fit, err := TrainRidge(split.TrainX, split.TrainY, l2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := make([]float64, split.TrainX.Cols+1)
+	for i := range split.TrainX.Rows {
+		r := fit.Linear(split.TrainX.Row(i)) - split.TrainY[i]
+		for j, v := range split.TrainX.Row(i) {
+			grad[j] += r * v
+		}
+		grad[len(grad)-1] += r
+	}
+	for j, w := range fit.Weights {
+		grad[j] += l2 * w
+	}
+	for j, g := range grad {
+		if math.Abs(g) > 1e-6 {
+			t.Errorf("gradient[%d] = %g at the ridge optimum", j, g)
+		}
+	}
+}
+
+func TestEvaluateRegressionByHand(t *testing.T) {
+	m := EvaluateRegression([]float64{1, 2, 3, 4}, []float64{1, 2, 4, 2})
+	// errors 0, 0, −1, 2; mean 2.5, SStot 5, SSres 5.
+	if !near(m.RMSE, math.Sqrt(5.0/4), 1e-12) || !near(m.MAE, 0.75, 1e-12) || !near(m.R2, 0, 1e-12) || m.Rows != 4 {
+		t.Errorf("metrics %+v", m)
 	}
 }
 
 // synthetic makes users whose churn follows inactivity and spend.
-func synthetic(n int, seed uint64) []Example {
+func synthetic(n int, seed uint64) []Record {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	asOf := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
-	out := make([]Example, n)
+	out := make([]Record, n)
 	for i := range out {
 		inactive := rng.Float64() * 300
 		spend := rng.ExpFloat64() * 40
@@ -272,10 +520,11 @@ func synthetic(n int, seed uint64) []Example {
 		if rng.Float64() < sigmoid(z) {
 			status = "churned"
 		}
-		out[i] = Example{User: User{
-			Age: ptr(float64(18 + rng.IntN(60))), Gender: ptr([]string{"female", "male"}[rng.IntN(2)]),
-			Country: ptr([]string{"FR", "DE", "US"}[rng.IntN(3)]), SignupDate: &signup, LastLogin: &login, MonthlySpend: &spend,
-		}, Status: status}
+		age := ptr(float64(18 + rng.IntN(60)))
+		if i%13 == 0 {
+			age = nil
+		}
+		out[i] = user(age, ptr([]string{"female", "male"}[rng.IntN(2)]), ptr([]string{"FR", "DE", "US"}[rng.IntN(3)]), &signup, &login, &spend, status)
 	}
 	return out
 }
@@ -283,15 +532,12 @@ func synthetic(n int, seed uint64) []Example {
 // BenchmarkScore is the scorer's per-record work: features and prediction
 // of one user.
 func BenchmarkScore(b *testing.B) {
-	examples := synthetic(5000, 9)
-	m, _, err := TrainModel(examples, Config{Name: "bench", Churned: []string{"churned"}, TestShare: 0.2, Seed: 1, L2: 1, Threshold: 0.5})
-	if err != nil {
-		b.Fatal(err)
-	}
+	records := synthetic(5000, 9)
+	m, _ := train(b, records, usersDecl(b), 1, "")
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		_ = m.Predict(m.Probability(examples[i%len(examples)].User))
+		_ = m.Predict(m.Score(records[i%len(records)]))
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
@@ -299,26 +545,19 @@ func BenchmarkScore(b *testing.B) {
 
 // BenchmarkTrain200k trains on 200,000 synthetic users.
 func BenchmarkTrain200k(b *testing.B) {
-	examples := synthetic(200_000, 10)
+	records := synthetic(200_000, 10)
+	d := usersDecl(b)
 	for b.Loop() {
-		if _, _, err := TrainModel(examples, Config{Name: "bench", Churned: []string{"churned"}, TestShare: 0.2, Seed: 1, L2: 1, Threshold: 0.5}); err != nil {
-			b.Fatal(err)
-		}
+		train(b, records, d, 1, "")
 	}
 }
 
 func TestBalancedClassWeightRaisesRecall(t *testing.T) {
-	examples := synthetic(4000, 12) // about a third churned
-	cfg := Config{Name: "w", Churned: []string{"churned"}, TestShare: 0.25, Seed: 2, L2: 1, Threshold: 0.5}
-	plain, _, err := TrainModel(examples, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ClassWeight = "balanced"
-	weighted, _, err := TrainModel(examples, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := synthetic(4000, 12) // about a third churned
+	d := usersDecl(t)
+	d.Train.TestShare = 0.25
+	plain, _ := train(t, records, d, 2, "")
+	weighted, _ := train(t, records, d, 2, "balanced")
 	if weighted.Test.Recall <= plain.Test.Recall || weighted.Training.ClassWeight != "balanced" {
 		t.Errorf("recall %.3f balanced vs %.3f unweighted: balancing the classes should find more churners", weighted.Test.Recall, plain.Test.Recall)
 	}

@@ -1,8 +1,10 @@
 package model
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -11,130 +13,157 @@ import (
 	"time"
 )
 
-// Example is a labelled user: its status says whether it churned.
-type Example struct {
-	User   User
-	Status string
-}
-
-// Config says how to train.
+// Config says what to train: the model a dataset declares (its label,
+// features and training settings).
 type Config struct {
-	Name string
-	// Churned lists the account statuses that mean churned (label 1);
-	// every other status is 0.
-	Churned   []string
-	TestShare float64
-	Seed      uint64
-	// L2 is the penalty on the weights (scikit-learn's 1/C).
-	L2 float64
-	// ClassWeight is "none" or "balanced" (each class weighs n/(2·nₖ)).
-	ClassWeight string
-	Threshold   float64
-	// AsOf is the reference date of day counts; zero: the latest signup
-	// or login date of the data.
-	AsOf time.Time
+	Dataset string
+	Decl    *Decl
 	// OnIteration, when set, hears of every Newton step.
 	OnIteration func(iteration int, objective float64)
 }
 
-// Split is the data of a training run as the model saw it: feature
-// vectors and labels of both splits, for reference checks.
+// Split is the data of a training run as the model saw it: the labelled
+// records and feature vectors and labels of both splits, for reference
+// checks.
 type Split struct {
-	Features          []string
-	TrainX, TestX     *Matrix
-	TrainY, TestY     []float64
-	TrainIdx, TestIdx []int
+	Features            []string
+	TrainRows, TestRows []Record
+	TrainX, TestX       *Matrix
+	TrainY, TestY       []float64
 }
 
-// TrainModel fits the preprocessing and the logistic regression on a
-// stratified training split of examples, evaluates both splits and
-// returns the model (not yet saved) with the split.
-func TrainModel(examples []Example, cfg Config) (*Model, *Split, error) {
+// LabelOf is the label of r under d: 1 or 0 for a logistic model (1 when
+// the label column holds one of the positive values), the number for a
+// ridge one; false when r has no label.
+func (d *Decl) LabelOf(r Record) (float64, bool) {
+	v := r.Value(d.Label.Column)
+	if d.Kind == Ridge {
+		return Number(v)
+	}
+	s, ok := Text(v)
+	if !ok {
+		return 0, false
+	}
+	if slices.Contains(d.Label.Positive, s) {
+		return 1, true
+	}
+	return 0, true
+}
+
+// TrainModel fits the preprocessing and the regression the declaration
+// asks for on a training split of the labelled records (stratified by
+// label for a logistic model), evaluates both splits and returns the model
+// (not yet saved) with the split. Records without a label are left out.
+func TrainModel(records []Record, cfg Config) (*Model, *Split, error) {
 	start := time.Now()
 	cpu0 := cpuSeconds()
-	if len(examples) < 10 {
-		return nil, nil, fmt.Errorf("%d labelled users: too few to train and test on", len(examples))
+	d := cfg.Decl
+	if d == nil {
+		return nil, nil, errors.New("no model declaration")
 	}
-	if cfg.TestShare <= 0 || cfg.TestShare >= 1 {
-		return nil, nil, fmt.Errorf("test share %g: want it in (0, 1)", cfg.TestShare)
+	if err := d.Check(); err != nil {
+		return nil, nil, err
 	}
-	if cfg.Threshold <= 0 || cfg.Threshold >= 1 {
-		return nil, nil, fmt.Errorf("threshold %g: want it in (0, 1)", cfg.Threshold)
-	}
-	y := make([]float64, len(examples))
+	var labelled []Record
+	var y []float64
 	var positives int
-	for i, e := range examples {
-		if slices.Contains(cfg.Churned, e.Status) {
-			y[i] = 1
-			positives++
+	for _, r := range records {
+		if v, ok := d.LabelOf(r); ok {
+			labelled = append(labelled, r)
+			y = append(y, v)
+			if v == 1 {
+				positives++
+			}
 		}
 	}
-	if positives == 0 || positives == len(examples) {
-		return nil, nil, fmt.Errorf("all %d users have the same label (%d churned by %v): nothing to learn", len(examples), positives, cfg.Churned)
+	if len(labelled) < 10 {
+		return nil, nil, fmt.Errorf("%d labelled records: too few to train and test on", len(labelled))
 	}
-	asOf := cfg.AsOf
-	if asOf.IsZero() {
-		asOf = latestDate(examples)
+	strata := y
+	if d.Kind == Logistic {
+		if positives == 0 || positives == len(labelled) {
+			return nil, nil, fmt.Errorf("all %d records have the same label (%d of %s in %v): nothing to learn", len(labelled), positives, d.Label.Column, d.Label.Positive)
+		}
+	} else {
+		strata = make([]float64, len(y)) // one stratum: a plain shuffled split
 	}
-	trainIdx, testIdx := StratifiedSplit(y, cfg.TestShare, cfg.Seed)
-	users := func(idx []int) []User {
-		out := make([]User, len(idx))
+	trainIdx, testIdx := StratifiedSplit(strata, d.Train.TestShare, d.Train.Seed)
+	rows := func(idx []int) []Record {
+		out := make([]Record, len(idx))
 		for i, j := range idx {
-			out[i] = examples[j].User
+			out[i] = labelled[j]
 		}
 		return out
 	}
-	pre, err := FitPreprocessing(users(trainIdx), asOf)
+	split := &Split{TrainRows: rows(trainIdx), TestRows: rows(testIdx)}
+	pre, err := FitPreprocessing(d.Features, split.TrainRows)
 	if err != nil {
 		return nil, nil, err
 	}
-	split := &Split{Features: pre.Names(), TrainIdx: trainIdx, TestIdx: testIdx}
-	split.TrainX, split.TrainY = design(pre, examples, y, trainIdx)
-	split.TestX, split.TestY = design(pre, examples, y, testIdx)
+	split.Features = pre.Names()
+	split.TrainX, split.TrainY = design(pre, labelled, y, trainIdx)
+	split.TestX, split.TestY = design(pre, labelled, y, testIdx)
 
-	var weights []float64
-	switch cfg.ClassWeight {
-	case "", "none":
-		cfg.ClassWeight = "none"
-	case "balanced":
-		weights = balanced(split.TrainY)
-	default:
-		return nil, nil, fmt.Errorf("class weight %q: want none or balanced", cfg.ClassWeight)
-	}
-	var epochs []float64
-	last := cpuSeconds()
-	fit, err := Train(split.TrainX, split.TrainY, weights, Options{L2: cfg.L2, OnIteration: func(it int, obj float64) {
-		now := cpuSeconds()
-		epochs = append(epochs, now-last)
-		last = now
-		if cfg.OnIteration != nil {
-			cfg.OnIteration(it, obj)
-		}
-	}})
-	if err != nil {
-		return nil, nil, err
-	}
 	m := &Model{
-		Format: Format, Name: cfg.Name, Version: NewVersion(start), Created: start.UTC(),
-		Dataset: "users", Churned: cfg.Churned, Preprocessing: pre,
-		Features: pre.Names(), Weights: fit.Weights, Intercept: fit.Intercept, Threshold: cfg.Threshold,
+		Format: Format, Name: cmp.Or(d.Name, cfg.Dataset), Version: NewVersion(start), Created: start.UTC(),
+		Dataset: cfg.Dataset, Kind: d.Kind, Label: Label{Column: d.Label.Column, Positive: d.Label.Positive}, Preprocessing: pre,
+		Features: pre.Names(),
 		Training: Training{
-			Rows: len(examples), TestShare: cfg.TestShare, Seed: cfg.Seed, L2: cfg.L2, ClassWeight: cfg.ClassWeight,
-			Iterations: fit.Iterations, Fingerprint: fingerprint(examples), CPUSecondsPerEpoch: epochs,
+			Rows: len(labelled), TestShare: d.Train.TestShare, Seed: d.Train.Seed, L2: d.Train.L2,
+			Fingerprint: fingerprint(d.Columns(), labelled),
 		},
 	}
-	m.Train = evaluate(fit, split.TrainX, split.TrainY, cfg.Threshold)
-	m.Test = evaluate(fit, split.TestX, split.TestY, cfg.Threshold)
+	var fit *Fit
+	switch d.Kind {
+	case Logistic:
+		m.Threshold = d.Train.Threshold
+		var weights []float64
+		switch d.Train.ClassWeight {
+		case "", "none":
+			m.Training.ClassWeight = "none"
+		case "balanced":
+			m.Training.ClassWeight = "balanced"
+			weights = balanced(split.TrainY)
+		default:
+			return nil, nil, fmt.Errorf("class weight %q: want none or balanced", d.Train.ClassWeight)
+		}
+		last := cpuSeconds()
+		fit, err = Train(split.TrainX, split.TrainY, weights, Options{L2: d.Train.L2, OnIteration: func(it int, obj float64) {
+			now := cpuSeconds()
+			m.Training.CPUSecondsPerEpoch = append(m.Training.CPUSecondsPerEpoch, now-last)
+			last = now
+			if cfg.OnIteration != nil {
+				cfg.OnIteration(it, obj)
+			}
+		}})
+	case Ridge:
+		if d.Train.ClassWeight != "" && d.Train.ClassWeight != "none" {
+			return nil, nil, fmt.Errorf("class weight %q: a ridge model has no classes", d.Train.ClassWeight)
+		}
+		m.Training.ClassWeight = "none"
+		last := cpuSeconds()
+		fit, err = TrainRidge(split.TrainX, split.TrainY, d.Train.L2)
+		m.Training.CPUSecondsPerEpoch = []float64{cpuSeconds() - last}
+		if err == nil && cfg.OnIteration != nil {
+			cfg.OnIteration(1, fit.Objective)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Weights, m.Intercept, m.Training.Iterations = fit.Weights, fit.Intercept, fit.Iterations
+	m.Train = m.evaluate(split.TrainX, split.TrainY)
+	m.Test = m.evaluate(split.TestX, split.TestY)
 	m.Training.CPUSeconds = cpuSeconds() - cpu0
 	m.Training.WallSeconds = time.Since(start).Seconds()
 	return m, split, nil
 }
 
-func design(pre *Preprocessing, examples []Example, y []float64, idx []int) (*Matrix, []float64) {
+func design(pre *Preprocessing, rows []Record, y []float64, idx []int) (*Matrix, []float64) {
 	x := &Matrix{Rows: len(idx), Cols: pre.Width(), Data: make([]float64, 0, len(idx)*pre.Width())}
 	labels := make([]float64, len(idx))
 	for i, j := range idx {
-		x.Data = pre.Vector(x.Data, examples[j].User)
+		x.Data = pre.Vector(x.Data, rows[j])
 		labels[i] = y[j]
 	}
 	return x, labels
@@ -158,56 +187,33 @@ func balanced(y []float64) []float64 {
 	return w
 }
 
-func evaluate(fit *Fit, x *Matrix, y []float64, threshold float64) Metrics {
+// evaluate scores the model's predictions of the rows of x against y.
+func (m *Model) evaluate(x *Matrix, y []float64) Metrics {
 	p := make([]float64, x.Rows)
 	for i := range p {
-		p[i] = fit.Probability(x.Row(i))
+		p[i] = m.apply(x.Row(i))
 	}
-	return Evaluate(y, p, threshold)
+	if m.Kind == Ridge {
+		return EvaluateRegression(y, p)
+	}
+	return Evaluate(y, p, m.Threshold)
 }
 
-// latestDate is the latest signup or login date of the examples.
-func latestDate(examples []Example) time.Time {
-	var t time.Time
-	for _, e := range examples {
-		for _, d := range []*time.Time{e.User.SignupDate, e.User.LastLogin} {
-			if d != nil && d.After(t) {
-				t = *d
+// fingerprint hashes the records' values of columns in order.
+func fingerprint(columns []string, rows []Record) string {
+	h := sha256.New()
+	for _, r := range rows {
+		for i, c := range columns {
+			if i > 0 {
+				h.Write([]byte{'|'})
+			}
+			if v, ok := Text(r.Value(c)); ok {
+				h.Write([]byte(v))
 			}
 		}
-	}
-	return t
-}
-
-// fingerprint hashes the examples' values in order.
-func fingerprint(examples []Example) string {
-	h := sha256.New()
-	for _, e := range examples {
-		u := e.User
-		fmt.Fprintf(h, "%s|%s|%s|%s|%s|%s|%s\n", num(u.Age), str(u.Gender), str(u.Country), date(u.SignupDate), date(u.LastLogin), num(u.MonthlySpend), e.Status)
+		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func num(p *float64) string {
-	if p == nil {
-		return ""
-	}
-	return fmt.Sprint(*p)
-}
-
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-func date(p *time.Time) string {
-	if p == nil {
-		return ""
-	}
-	return p.Format(time.DateOnly)
 }
 
 // cpuSeconds is the process's user and system CPU time so far.
@@ -240,4 +246,18 @@ func (m *Model) TopWeights(n int) []string {
 		out = append(out, fmt.Sprintf("%s %+.3f", m.Features[i], m.Weights[i]))
 	}
 	return out
+}
+
+// EvaluateOn scores m's predictions of rows against their labels y, as
+// the metrics of a training run are: a logistic model at its threshold, a
+// ridge one by its errors.
+func (m *Model) EvaluateOn(rows []Record, y []float64) Metrics {
+	p := make([]float64, len(rows))
+	for i, r := range rows {
+		p[i] = m.Score(r)
+	}
+	if m.Kind == Ridge {
+		return EvaluateRegression(y, p)
+	}
+	return Evaluate(y, p, m.Threshold)
 }

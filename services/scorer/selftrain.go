@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/services/scorer/internal/model"
+)
+
+// registryTable is the scorer's model registry: every model it trained by
+// itself, promoted or not, with its held-out metrics, the data it was
+// trained on (rows and fingerprint) and the model it was compared with.
+const registryTable = `
+create table if not exists scorer_models (
+    id               bigint generated always as identity primary key,
+    dataset          text not null,
+    name             text not null,
+    version          text not null,
+    kind             text not null,
+    trained_at       timestamptz not null,
+    rows             integer not null,
+    data_fingerprint text not null,
+    test_metrics     jsonb not null,
+    baseline_version text,
+    baseline_metrics jsonb,
+    promoted         boolean not null,
+    reason           text not null,
+    artefact         text,
+    unique (name, version)
+)`
+
+// selfTrainer trains a dataset's declared model by itself: once no model
+// is applied and the dataset's table holds the declared min_rows labelled
+// rows, then whenever the current model is older than the declared
+// retrain period. A new model is promoted — written into the model
+// directory, where the scorer swaps it in — only if, on its own held-out
+// split, it scores no worse than the current model does on that split
+// (ROC-AUC for a logistic model, RMSE for a ridge one). Every model it
+// trains is recorded in scorer_models. One scorer trains a dataset at a
+// time (a PostgreSQL advisory lock).
+type selfTrainer struct {
+	dataset, key string
+	decl         *model.Decl
+	pool         *pgxpool.Pool
+	models       *models
+	dir          string
+	log          *zap.Logger
+	now          func() time.Time
+	// last is when this trainer last trained; promoted, the version it
+	// last promoted, until the scorer applies it.
+	last     time.Time
+	promoted string
+	// registry is set once the registry table is known to exist.
+	registry bool
+}
+
+// newSelfTrainer is the self-trainer of a built-in dataset's declared
+// model.
+func newSelfTrainer(ds string, pool *pgxpool.Pool, ms *models, dir string, log *zap.Logger) (*selfTrainer, error) {
+	decl, _, err := declaration("", ds, trainSettings{})
+	if err != nil {
+		return nil, fmt.Errorf("SCORER_SELF_TRAIN: %w", err)
+	}
+	if decl.Name != ms.name {
+		return nil, fmt.Errorf("SCORER_SELF_TRAIN: dataset %s declares the model %q, but the scorer applies SCORER_MODEL_NAME=%s", ds, decl.Name, ms.name)
+	}
+	key, err := keyOf(trainSettings{}, ds)
+	if err != nil {
+		return nil, fmt.Errorf("SCORER_SELF_TRAIN: %w", err)
+	}
+	return &selfTrainer{dataset: ds, key: key, decl: decl, pool: pool, models: ms, dir: dir, log: log, now: time.Now}, nil
+}
+
+// run creates the registry table, then trains whenever it is due,
+// checking every interval until ctx ends; a cycle that fails is logged and
+// tried again at the next.
+func (t *selfTrainer) run(ctx context.Context, every time.Duration) {
+	for {
+		if _, err := t.cycle(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("self-training failed; trying again at the next check", zap.String("dataset", t.dataset), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+// due says whether it is time to train, given the current model.
+func (t *selfTrainer) due(ctx context.Context, cur *model.Model) (bool, error) {
+	if cur == nil {
+		if t.promoted != "" {
+			return false, nil // the scorer has yet to load it
+		}
+		var n int
+		err := t.pool.QueryRow(ctx, fmt.Sprintf("select count(*) from %s where %s is not null",
+			pgx.Identifier{t.dataset}.Sanitize(), pgx.Identifier{t.decl.Label.Column}.Sanitize())).Scan(&n)
+		if err != nil {
+			return false, fmt.Errorf("count the labelled rows of %s: %w", t.dataset, err)
+		}
+		return n >= t.decl.Train.MinRows, nil
+	}
+	if t.decl.Train.Retrain <= 0 {
+		return false, nil
+	}
+	since := cur.Created
+	if t.last.After(since) {
+		since = t.last
+	}
+	return t.now().Sub(since) >= t.decl.Train.Retrain, nil
+}
+
+// cycle trains once if it is due and returns the registry's record of it,
+// nil when nothing was due.
+func (t *selfTrainer) cycle(ctx context.Context) (*registration, error) {
+	if !t.registry {
+		// Scorers starting together serialise on a lock: two concurrent
+		// creations of one table can collide even with if not exists.
+		err := pg.InTx(ctx, t.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table scorer_models'))`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, registryTable)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create the model registry: %w", err)
+		}
+		t.registry = true
+	}
+	cur := t.models.current.Load()
+	if cur != nil && cur.Version == t.promoted {
+		t.promoted = ""
+	}
+	if ok, err := t.due(ctx, cur); !ok || err != nil {
+		return nil, err
+	}
+	conn, err := t.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	lock := "datamill.scorer.train." + t.dataset
+	var locked bool
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtext($1))`, lock).Scan(&locked); err != nil || !locked {
+		return nil, err // another scorer is training
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `select pg_advisory_unlock(hashtext($1))`, lock); err != nil {
+			// The session keeps the lock: leave it to end with the
+			// connection.
+			conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+
+	records, err := readLabelled(ctx, conn, t.dataset, t.key, t.decl)
+	if err != nil {
+		return nil, err
+	}
+	m, split, err := model.TrainModel(records, model.Config{Dataset: t.dataset, Decl: t.decl})
+	t.last = t.now()
+	if err != nil {
+		return nil, fmt.Errorf("train %s: %w", t.dataset, err)
+	}
+	if cur != nil {
+		m.Version = model.VersionAfter(cur.Version, m.Created) // the scorer applies the newest
+	}
+	reg := judge(m, cur, split)
+	if reg.Promoted {
+		if reg.Artefact, err = m.Save(t.dir); err != nil {
+			return nil, fmt.Errorf("save the model of %s: %w", t.dataset, err)
+		}
+		t.promoted = m.Version
+	}
+	if err := reg.record(ctx, t.pool, t.dataset, m); err != nil {
+		return nil, err
+	}
+	t.log.Info("self-trained a model", zap.String("dataset", t.dataset), zap.String("version", m.Version),
+		zap.Int("rows", m.Training.Rows), zap.Bool("promoted", reg.Promoted), zap.String("reason", reg.Reason))
+	return &reg, nil
+}
+
+// registration is what the registry keeps of a model beside the model's
+// own metrics: whether it was promoted, why, and what it was compared with.
+type registration struct {
+	Promoted        bool
+	Reason          string
+	BaselineVersion string
+	Baseline        *model.Metrics
+	Artefact        string
+}
+
+// judge decides whether candidate replaces current: it does when there is
+// no current model, when the current one is of another kind, or when on
+// the candidate's held-out split the candidate scores no worse.
+func judge(candidate, current *model.Model, split *model.Split) registration {
+	if current == nil {
+		return registration{Promoted: true, Reason: "first model"}
+	}
+	r := registration{BaselineVersion: current.Version}
+	if current.Kind != candidate.Kind {
+		r.Promoted, r.Reason = true, fmt.Sprintf("the declaration changed the kind from %s", current.Kind)
+		return r
+	}
+	base := current.EvaluateOn(split.TestRows, split.TestY)
+	r.Baseline = &base
+	if candidate.Kind == model.Ridge {
+		r.Promoted = candidate.Test.RMSE <= base.RMSE
+		r.Reason = fmt.Sprintf("held-out RMSE %.6g, current model %.6g", candidate.Test.RMSE, base.RMSE)
+	} else {
+		r.Promoted = candidate.Test.AUC >= base.AUC
+		r.Reason = fmt.Sprintf("held-out ROC-AUC %.6f, current model %.6f", candidate.Test.AUC, base.AUC)
+	}
+	return r
+}
+
+// record inserts the registration of m.
+func (r registration) record(ctx context.Context, pool *pgxpool.Pool, dataset string, m *model.Model) error {
+	test, err := json.Marshal(m.Test)
+	if err != nil {
+		return err
+	}
+	var baseline, version, artefact any
+	if r.Baseline != nil {
+		b, err := json.Marshal(r.Baseline)
+		if err != nil {
+			return err
+		}
+		baseline = string(b)
+	}
+	if r.BaselineVersion != "" {
+		version = r.BaselineVersion
+	}
+	if r.Artefact != "" {
+		artefact = r.Artefact
+	}
+	_, err = pool.Exec(ctx, `insert into scorer_models (dataset, name, version, kind, trained_at, rows, data_fingerprint,
+		test_metrics, baseline_version, baseline_metrics, promoted, reason, artefact)
+		values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb, $11, $12, $13)`,
+		dataset, m.Name, m.Version, m.Kind, m.Created, m.Training.Rows, m.Training.Fingerprint,
+		string(test), version, baseline, r.Promoted, r.Reason, artefact)
+	if err != nil {
+		return fmt.Errorf("record model %s %s: %w", m.Name, m.Version, err)
+	}
+	return nil
+}
