@@ -24,7 +24,7 @@ func generate(_ context.Context, args, environ []string, stdout, stderr io.Write
 	format := fs.String("format", "csv", "csv, ndjson or json")
 	out := fs.String("out", "", "file to write (default: standard output)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: datamill gen <dataset> [flags]\n\nGenerates records of a dataset that has a generator: %s.\n\n%s: %s\n\nflags:\n", strings.Join(generators(), ", "), gen.Dataset, gen.About)
+		fmt.Fprintf(stderr, "usage: datamill gen <dataset> [flags]\n\nGenerates records of a dataset that has a generator: %s.\n\n%s — %s\n\nflags:\n", strings.Join(generators(), ", "), gen.Dataset, gen.About)
 		fs.PrintDefaults()
 	}
 	dataset, rest := firstArg(args)

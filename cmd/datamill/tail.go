@@ -35,9 +35,9 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	maxRecords := fs.Int("max", 0, "stop after this many records (0: until Ctrl-C)")
 	idle := fs.Duration("idle", 0, "stop when no record arrived for this long (0: never)")
 	var dataset string
-	datasetFlag(fs, &dataset, "with a step instead of a topic: the dataset whose topic of that step to read")
+	datasetFlag(fs, &dataset, "with a step: the dataset whose topic of that step to read")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) reads that step's topic of --dataset: `tail clean --dataset orders`\nreads clean.orders. KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of\ndatamill dev; DATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
+		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) instead of a topic reads that step's\ntopic of --dataset: `tail clean --dataset orders` reads clean.orders.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nDATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
 		fs.PrintDefaults()
 	}
 	topic, rest := firstArg(args)
