@@ -389,3 +389,15 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+func TestPredictionsTableIsTheSeedsForUsersAndPrefixedOtherwise(t *testing.T) {
+	for name, want := range map[string]string{
+		"users":  "predictions",
+		"orders": "orders_predictions",
+		"jobs":   "jobs_predictions",
+	} {
+		if got := PredictionsTable(name); got != want {
+			t.Errorf("PredictionsTable(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

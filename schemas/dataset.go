@@ -25,6 +25,20 @@ type Dataset struct {
 	Decl Declaration
 }
 
+// seedPredictions is the predictions table of the users dataset, named as
+// the seed named it.
+const seedPredictions = "predictions"
+
+// PredictionsTable names the table of a dataset's predictions, which the
+// scorer owns: "predictions" for users, as the seed names it, and
+// "<dataset>_predictions" for every other dataset.
+func PredictionsTable(dataset string) string {
+	if dataset == "users" {
+		return seedPredictions
+	}
+	return dataset + "_" + seedPredictions
+}
+
 // The derived records' names, in the clean record's namespace.
 const (
 	persistedName = "Persisted"

@@ -34,6 +34,7 @@ import (
 
 // benchFlags are the flags of `datamill bench`.
 type benchFlags struct {
+	dataset    string
 	events     int
 	rate       float64
 	partitions int
@@ -46,14 +47,15 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	var f benchFlags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&f.events, "events", 200000, "users to publish to raw.users, one event each")
+	datasetFlag(fs, &f.dataset, "the dataset to generate and run")
+	fs.IntVar(&f.events, "events", 200000, "records to publish to raw.<dataset>, one event each")
 	fs.Float64Var(&f.rate, "rate", 0, "events per second to publish at (0: as fast as the broker takes them)")
 	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the pipeline topics")
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
 	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, and its heap profile at the end of those 10 s, into this directory")
 	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains a churn model, then publishes N generated\nusers to raw.users at full speed or at --rate and follows them to\nscored.users. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput, consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains the dataset's model, then publishes N\ngenerated records of --dataset to raw.<dataset> at full speed or at --rate\nand follows them to scored.<dataset>. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput, consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +66,10 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	}
 	if f.events < 1 || f.rate < 0 || f.partitions < 1 {
 		return errors.New("bench: want --events ≥ 1, --rate ≥ 0 and --partitions ≥ 1")
+	}
+	ds, err := generatedDataset(environ, stderr, f.dataset)
+	if err != nil {
+		return fmt.Errorf("bench: --dataset: %w", err)
 	}
 	dir, logs, err := commandDir("bench")
 	if err != nil {
@@ -76,12 +82,12 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	// it names them.
 	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute}, logs,
 		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ,
-		[]string{"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"})
+		[]string{"DATASETS=" + ds.Name, "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"})
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	var report *benchReport
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		b := &benchRun{flags: f, eps: eps, svc: svc, stack: d, models: models, dir: dir, progress: progress}
+		b := &benchRun{flags: f, ds: ds, eps: eps, svc: svc, stack: d, models: models, dir: dir, progress: progress}
 		r, err := b.run(ctx)
 		report = r
 		return err
@@ -101,6 +107,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 
 // benchReport is what `datamill bench` measured.
 type benchReport struct {
+	Dataset string `json:"dataset"`
 	Machine struct {
 		CPUs       int    `json:"cpus"`
 		GoVersion  string `json:"go_version"`
@@ -110,13 +117,13 @@ type benchReport struct {
 	} `json:"machine"`
 	Events int     `json:"events"`
 	Rate   float64 `json:"rate"` // asked; 0: full speed
-	// Publish is the bench's producer to raw.users.
+	// Publish is the bench's producer to raw.<dataset>.
 	Publish struct {
 		Seconds         float64 `json:"seconds"`
 		EventsPerSecond float64 `json:"events_per_second"`
 	} `json:"publish"`
 	// EndToEnd runs from the first event published to the last scored
-	// record read back, committed, from scored.users.
+	// record read back, committed, from scored.<dataset>.
 	EndToEnd struct {
 		Seconds         float64 `json:"seconds"`
 		EventsPerSecond float64 `json:"events_per_second"`
@@ -185,6 +192,7 @@ type benchTarget struct {
 // benchRun is one bench on a ready stack.
 type benchRun struct {
 	flags    benchFlags
+	ds       *schemas.Dataset
 	eps, svc map[string]string
 	stack    *devStack
 	models   string
@@ -201,7 +209,7 @@ type benchRun struct {
 }
 
 func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
-	r := &benchReport{Events: b.flags.events, Rate: b.flags.rate}
+	r := &benchReport{Dataset: b.ds.Name, Events: b.flags.events, Rate: b.flags.rate}
 	r.Machine.CPUs = runtime.NumCPU()
 	r.Machine.GoVersion = runtime.Version()
 	r.Machine.Kafka = "kfake (in-process)"
@@ -260,7 +268,7 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		}
 		select {
 		case err := <-readErr:
-			return nil, fmt.Errorf("bench: reading scored.users: %w", err)
+			return nil, fmt.Errorf("bench: reading %s: %w", kafka.Topic(kafka.Scored, b.ds.Name), err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -288,10 +296,10 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 	return r, nil
 }
 
-// train trains the model the scorer applies, on users generated apart from
-// the bench's, so that the scorer is ready before the first event.
+// train trains the model the scorer applies, on records generated apart
+// from the bench's, so that the scorer is ready before the first event.
 func (b *benchRun) train(ctx context.Context) error {
-	if err := trainChurn(ctx, filepath.Join(b.dir, "bin", "scorer"), b.dir, b.models, b.flags.seed+1, b.progress); err != nil {
+	if err := trainModel(ctx, filepath.Join(b.dir, "bin", "scorer"), b.ds, b.dir, b.models, b.flags.seed+1, b.progress); err != nil {
 		return err
 	}
 	if err := awaitReady(ctx, b.svc["scorer"], 30*time.Second); err != nil {
@@ -300,9 +308,13 @@ func (b *benchRun) train(ctx context.Context) error {
 	return nil
 }
 
-// trainChurn trains a churn model into models with the scorer binary, on
-// 20,000 users generated with seed into dir.
-func trainChurn(ctx context.Context, scorer, dir, models string, seed uint64, progress func(string, ...any)) error {
+// trainModel trains the model of ds into models with the scorer binary,
+// on 20,000 records generated with seed into dir. The dataset must have
+// a generator.
+func trainModel(ctx context.Context, scorer string, ds *schemas.Dataset, dir, models string, seed uint64, progress func(string, ...any)) error {
+	if !slices.Contains(generators(), ds.Name) {
+		return noGenerator(ds.Name)
+	}
 	csv := filepath.Join(dir, "train.csv")
 	f, err := os.Create(csv)
 	if err != nil {
@@ -315,18 +327,18 @@ func trainChurn(ctx context.Context, scorer, dir, models string, seed uint64, pr
 	if err != nil {
 		return err
 	}
-	progress("training the churn model on 20,000 other generated users…")
-	cmd := exec.CommandContext(ctx, scorer, "train", "--csv", csv, "--out", models)
+	progress("training the %s model on 20,000 other generated %s records…", modelName(ds), ds.Name)
+	cmd := exec.CommandContext(ctx, scorer, "train", "--csv", csv, "--out", models, "--name", modelName(ds))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("scorer train: %w\n%s", err, out)
 	}
 	return nil
 }
 
-// publish produces the generated users to raw.users, each stamped with the
-// time it is handed to the producer, at the asked rate.
+// publish produces the generated records to raw.<dataset>, each stamped
+// with the time it is handed to the producer, at the asked rate.
 func (b *benchRun) publish(ctx context.Context) error {
-	ds, raw, err := newDataset(schemas.BuiltIn(), "users")
+	ds, err := ingest.NewDataset(b.ds.Name, b.ds.Raw, b.ds.Key)
 	if err != nil {
 		return err
 	}
@@ -334,8 +346,8 @@ func (b *benchRun) publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	topic := kafka.Topic(kafka.Raw, "users")
-	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, raw)
+	topic := kafka.Topic(kafka.Raw, b.ds.Name)
+	codec, err := serde.NewCodec[map[string]any](ctx, reg, topic, b.ds.Raw)
 	if err != nil {
 		return err
 	}
@@ -367,7 +379,7 @@ func (b *benchRun) publish(ctx context.Context) error {
 		}
 		row, ok := g.Next()
 		if !ok {
-			return fmt.Errorf("bench: the generator ran out after %d users", n)
+			return fmt.Errorf("bench: the generator ran out after %d records", n)
 		}
 		for i, c := range gen.Columns {
 			values[c] = row.Values[i]
@@ -400,14 +412,14 @@ func (b *benchRun) publish(ctx context.Context) error {
 
 func benchEventID(n int) string { return "bench-" + strconv.Itoa(n) }
 
-// readScored follows scored.users (committed records only) and records
-// each event's latency.
+// readScored follows scored.<dataset> (committed records only) and
+// records each event's latency.
 func (b *benchRun) readScored(ctx context.Context) error {
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: b.eps["SCHEMA_REGISTRY_URL"]})
 	if err != nil {
 		return err
 	}
-	topic := kafka.Topic(kafka.Scored, "users")
+	topic := kafka.Topic(kafka.Scored, b.ds.Name)
 	type scored struct {
 		EventID  string    `avro:"event_id"`
 		ScoredAt time.Time `avro:"scored_at"`
@@ -434,7 +446,7 @@ func (b *benchRun) readScored(ctx context.Context) error {
 				return
 			}
 			if codec == nil {
-				if codec, ferr = serde.NewCodec[scored](ctx, reg, topic, schemas.MustSchema("users/scored")); ferr != nil {
+				if codec, ferr = serde.NewCodec[scored](ctx, reg, topic, b.ds.Scored); ferr != nil {
 					return
 				}
 			}
@@ -480,20 +492,21 @@ func (b *benchRun) drained(ctx context.Context) (bool, error) {
 // table like theirs (same columns, keys and indexes): the physical limit of
 // the loader's writes on this machine.
 func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport) error {
-	file := filepath.Join(b.dir, "users.copy")
+	file := filepath.Join(b.dir, b.ds.Name+".copy")
 	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	tag, err := conn.PgConn().CopyTo(ctx, f, `copy users to stdout`)
+	table := ident(b.ds.Name)
+	tag, err := conn.PgConn().CopyTo(ctx, f, `copy `+table+` to stdout`)
 	if err != nil {
-		return fmt.Errorf("copy users out: %w", err)
+		return fmt.Errorf("copy %s out: %w", b.ds.Name, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `drop table if exists bench_copy; create table bench_copy (like users including all)`); err != nil {
+	if _, err := conn.Exec(ctx, `drop table if exists bench_copy; create table bench_copy (like `+table+` including all)`); err != nil {
 		return err
 	}
 	defer conn.Exec(context.Background(), `drop table if exists bench_copy`) //nolint:errcheck // best effort

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,10 +30,10 @@ import (
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
-	"github.com/datamill/datamill/schemas/users"
 )
 
 type chaosFlags struct {
+	dataset                          string
 	events, kills, files, partitions int
 	every                            time.Duration
 	seed                             uint64
@@ -58,18 +57,26 @@ type chaosOutcome struct {
 	Raw, Clean, DLQ, Persisted, Scored int
 	// DeadLetters counts the dead letters by "stage: reason".
 	DeadLetters map[string]int `json:"dead_letters"`
-	// Distinct event ids in persisted.users and scored.users.
+	// Distinct event ids in persisted.<dataset> and scored.<dataset>.
 	PersistedEvents, ScoredEvents int
-	UserRows, DistinctValidIDs    int
-	// Users digests the users table, every column but the clocks.
-	Users       string `json:"users_digest"`
+	// TableRows counts the rows of the dataset's table, DistinctValidIDs
+	// the distinct keys of clean.<dataset>.
+	TableRows        int `json:"table_rows"`
+	DistinctValidIDs int
+	// TableDigest digests the dataset's table, every column but the
+	// clocks.
+	TableDigest string `json:"table_digest"`
 	Predictions int
-	predictions map[string]string // event id → user, prediction, probability, model
-	persisted   map[string]bool   // event ids of persisted.users
+	// MisKeyed counts scored records whose key is not their persisted
+	// event's.
+	MisKeyed    int               `json:"mis_keyed"`
+	predictions map[string]string // event id → the prediction's columns
+	persisted   map[string]string // event id → key, of persisted.<dataset>
 }
 
 // chaosReport is what `datamill chaos` found.
 type chaosReport struct {
+	Dataset    string       `json:"dataset"`
 	Events     int          `json:"events"`
 	Partitions int          `json:"partitions"`
 	Faults     []chaosFault `json:"faults"`
@@ -85,17 +92,18 @@ func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	var f chaosFlags
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&f.events, "events", 20000, "users to generate (with --seed, a tenth of them dirty, some sent twice)")
+	datasetFlag(fs, &f.dataset, "the dataset to generate and run")
+	fs.IntVar(&f.events, "events", 20000, "records to generate (with --seed, a tenth of them dirty, some sent twice)")
 	fs.IntVar(&f.kills, "kills", 10, "services to kill with SIGKILL, one at a time, each restarted")
 	fs.DurationVar(&f.every, "every", time.Second, "time between two faults, and between two of the input's files")
-	fs.IntVar(&f.files, "files", 10, "files the users are split into, dropped into the extractor's directory one by one, so that records flow while faults come")
+	fs.IntVar(&f.files, "files", 10, "files the records are split into, dropped into the extractor's directory one by one, so that records flow while faults come")
 	fs.IntVar(&f.partitions, "partitions", 6, "partitions of the pipeline topics")
 	fs.Uint64Var(&f.seed, "seed", 1, "generator and fault seed")
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
-	fs.BoolVar(&f.reset, "reset", false, "with KAFKA_BROKERS: delete the users pipeline's topics and datamill's groups on that broker before each run")
+	fs.BoolVar(&f.reset, "reset", false, "with KAFKA_BROKERS: delete the dataset's pipeline topics and datamill's groups on that broker before each run")
 	fs.StringVar(&f.restartBroker, "restart-broker", "", "with KAFKA_BROKERS: a shell command that restarts that broker and returns once it is ready (e.g. 'scripts/kafka/broker.sh restart'), run once, three quarters through the faults")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill chaos [flags]\n\nRuns N generated users, split into --files files that the extractor reads\none after the other, through the whole pipeline twice, each time on a fresh\nstack of `datamill dev`: once undisturbed, then while killing a service (each in turn, in a random\norder) with SIGKILL every --every and restarting it, --kills times, restarting\nPostgreSQL once midway and, with --restart-broker, the broker of\nKAFKA_BROKERS once. Then checks that the faults lost,\ndoubled and changed nothing: the same records at every stage, dead letters by\nreason, users table and predictions as the undisturbed run, one persisted\nevent per applied event, one prediction and one scored record per persisted\nevent. Prints the faults and the reconciliation; fails when anything differs.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: datamill chaos [flags]\n\nRuns N generated records of --dataset, split into --files files that the\nextractor reads one after the other, through the whole pipeline twice, each time on a fresh\nstack of `datamill dev`: once undisturbed, then while killing a service (each in turn, in a random\norder) with SIGKILL every --every and restarting it, --kills times, restarting\nPostgreSQL once midway and, with --restart-broker, the broker of\nKAFKA_BROKERS once. Then checks that the faults lost,\ndoubled and changed nothing: the same records at every stage, dead letters by\nreason, the dataset's table and predictions as the undisturbed run, one persisted\nevent per applied event, one prediction and one scored record per persisted\nevent. Prints the faults and the reconciliation; fails when anything differs.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -112,10 +120,14 @@ func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return errors.New("chaos: it restarts its own PostgreSQL, with a fresh database for each run; unset DATABASE_URL")
 	}
 	if env["KAFKA_BROKERS"] != "" && !f.reset {
-		return errors.New("chaos: each run must start from empty topics: on the broker of KAFKA_BROKERS, --reset deletes the users pipeline's topics and datamill's groups first (never on a broker with data to keep)")
+		return errors.New("chaos: each run must start from empty topics: on the broker of KAFKA_BROKERS, --reset deletes the dataset's pipeline topics and datamill's groups first (never on a broker with data to keep)")
 	}
 	if f.restartBroker != "" && env["KAFKA_BROKERS"] == "" {
 		return errors.New("chaos: --restart-broker restarts the broker of KAFKA_BROKERS, which is not set (the embedded broker is not restarted)")
+	}
+	ds, err := generatedDataset(environ, stderr, f.dataset)
+	if err != nil {
+		return fmt.Errorf("chaos: --dataset: %w", err)
 	}
 	dir, logs, err := commandDir("chaos")
 	if err != nil {
@@ -125,7 +137,7 @@ func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	defer logs.Close()
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "chaos: "+format+"\n", a...) }
 	c := &chaosRun{
-		flags: f, dir: dir, logs: logs, environ: environ, progress: progress,
+		flags: f, ds: ds, dir: dir, logs: logs, environ: environ, progress: progress,
 		inbox: filepath.Join(dir, "inbox"), models: filepath.Join(dir, "models"),
 	}
 	start := time.Now()
@@ -153,13 +165,14 @@ func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 // chaosRun is one `datamill chaos`.
 type chaosRun struct {
 	flags              chaosFlags
+	ds                 *schemas.Dataset
 	dir, inbox, models string
 	logs               *os.File
 	environ            []string
 	progress           func(string, ...any)
 	// files are the input's file names, in the order they are dropped;
 	// each waits under a dot name until then. rawAfter[k] is how many
-	// records raw.users holds once files[k] is read, from the undisturbed
+	// records raw.<dataset> holds once files[k] is read, from the undisturbed
 	// run.
 	files    []string
 	rawAfter []int
@@ -169,9 +182,9 @@ func (c *chaosRun) run(ctx context.Context) (*chaosReport, error) {
 	if err := c.writeFiles(); err != nil {
 		return nil, err
 	}
-	r := &chaosReport{Events: c.flags.events, Partitions: c.flags.partitions}
+	r := &chaosReport{Dataset: c.ds.Name, Events: c.flags.events, Partitions: c.flags.partitions}
 	var err error
-	c.progress("run 1 of 2: %d users in %d files, undisturbed", c.flags.events, len(c.files))
+	c.progress("run 1 of 2: %d %s records in %d files, undisturbed", c.flags.events, c.ds.Name, len(c.files))
 	if r.Reference, _, err = c.once(ctx, "reference", false); err != nil {
 		return nil, fmt.Errorf("undisturbed run: %w", err)
 	}
@@ -185,11 +198,11 @@ func (c *chaosRun) run(ctx context.Context) (*chaosReport, error) {
 		return nil, fmt.Errorf("run under faults: %w", err)
 	}
 	c.progress("under faults: %s", r.Chaos)
-	r.Problems = reconcile(r.Reference, r.Chaos)
+	r.Problems = reconcile(c.ds.Name, r.Reference, r.Chaos)
 	return r, nil
 }
 
-// writeFiles writes the generated users as CSV files under dot names,
+// writeFiles writes the generated records as CSV files under dot names,
 // which the extractor leaves alone. Every record's event id names its file
 // and line, so both runs read the same files at the same paths.
 func (c *chaosRun) writeFiles() error {
@@ -213,7 +226,7 @@ func (c *chaosRun) writeFiles() error {
 	}
 	n := min(c.flags.files, len(rows))
 	for k := range n {
-		name := fmt.Sprintf("users-%03d.csv", k)
+		name := fmt.Sprintf("%s-%03d.csv", c.ds.Name, k)
 		f, err := os.Create(filepath.Join(c.inbox, "."+name))
 		if err != nil {
 			return err
@@ -243,7 +256,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 	}
 	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute}, c.logs,
 		"chaos-"+name, c.environ, []string{
-			"EXTRACTOR_FILES=users=" + c.inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
+			"DATASETS=" + c.ds.Name, "EXTRACTOR_FILES=" + c.ds.Name + "=" + c.inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
 			"SCORER_MODEL_DIR=" + c.models, "SCORER_MODEL_POLL=100ms", "LOG_LEVEL=warn",
 			// Short pauses, so that the stages come back soon after the
 			// database does.
@@ -252,7 +265,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 	if brokers := d.env["KAFKA_BROKERS"]; brokers != "" {
 		c.progress("deleting the pipeline's topics and groups on %s", brokers)
 		resetCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := resetPipeline(resetCtx, strings.Split(brokers, ","))
+		err := resetPipeline(resetCtx, strings.Split(brokers, ","), c.ds.Name)
 		cancel()
 		if err != nil {
 			return chaosOutcome{}, nil, err
@@ -262,7 +275,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 	var injected []chaosFault
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		if _, err := os.Stat(c.models); os.IsNotExist(err) {
-			if err := trainChurn(ctx, filepath.Join(dir, "bin", "scorer"), c.dir, c.models, c.flags.seed+1, c.progress); err != nil {
+			if err := trainModel(ctx, filepath.Join(dir, "bin", "scorer"), c.ds, c.dir, c.models, c.flags.seed+1, c.progress); err != nil {
 				return err
 			}
 		}
@@ -298,7 +311,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 			return err
 		}
 		var err error
-		out, err = settle(ctx, kcfg, eps, c.progress)
+		out, err = settle(ctx, kcfg, c.ds, eps, c.progress)
 		return err
 	}
 	if err := d.run(ctx); err != nil {
@@ -308,14 +321,16 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 }
 
 // feed drops the files into the extractor's directory one after the other,
-// each once the previous one is in raw.users, so that both runs extract
-// the records in the same order. Undisturbed, the extractor's count says
-// when a file is read, and raw.users' count is noted; under faults (the
-// extractor's counters restart with it), raw.users must reach that count,
+// each once the previous one is in raw.<dataset>, so that both runs
+// extract the records in the same order. Undisturbed, the extractor's
+// count says when a file is read, and the raw topic's count is noted;
+// under faults (the extractor's counters restart with it), the raw topic
+// must reach that count,
 // and a file is dropped no sooner than every flags.every.
 func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]string, faults bool) error {
 	start := time.Now()
 	deadline := start.Add(10 * time.Minute)
+	raw := kafka.Topic(kafka.Raw, c.ds.Name)
 	for k, name := range c.files {
 		if faults && !retry.Sleep(ctx, time.Until(start.Add(time.Duration(k)*c.flags.every))) {
 			return ctx.Err()
@@ -328,7 +343,7 @@ func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]s
 			if faults {
 				// The broker may be restarting: try again until the
 				// deadline.
-				n, err := countCommitted(ctx, kcfg, "raw.users")
+				n, err := countCommitted(ctx, kcfg, raw)
 				if err != nil && time.Now().After(deadline) {
 					return err
 				}
@@ -339,7 +354,7 @@ func (c *chaosRun) feed(ctx context.Context, kcfg kafka.Config, svc map[string]s
 					return err
 				}
 				if done = sumOf(m, "datamill_extractor_files_total") > k; done {
-					n, err := countCommitted(ctx, kcfg, "raw.users")
+					n, err := countCommitted(ctx, kcfg, raw)
 					if err != nil {
 						return err
 					}
@@ -419,7 +434,7 @@ func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error
 
 // settle waits until every stage has committed everything before it, then
 // reads the outcome from the topics and the tables.
-func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string, progress func(string, ...any)) (chaosOutcome, error) {
+func settle(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset, eps map[string]string, progress func(string, ...any)) (chaosOutcome, error) {
 	deadline := time.Now().Add(10 * time.Minute)
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
@@ -427,11 +442,7 @@ func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string, progr
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for _, step := range []struct{ group, topic string }{
-		{"datamill-cleaner-users", "raw.users"},
-		{"datamill-loader-users", "clean.users"},
-		{"datamill-scorer-users", "persisted.users"},
-	} {
+	for _, step := range stageInputs(ds.Name) {
 		next, err := committedEnds(ctx, kcfg, step.topic)
 		if err != nil {
 			return chaosOutcome{}, err
@@ -440,7 +451,7 @@ func settle(ctx context.Context, kcfg kafka.Config, eps map[string]string, progr
 			return chaosOutcome{}, err
 		}
 	}
-	return readOutcome(ctx, kcfg, eps["SCHEMA_REGISTRY_URL"], eps["DATABASE_URL"])
+	return readOutcome(ctx, kcfg, ds, eps["SCHEMA_REGISTRY_URL"], eps["DATABASE_URL"])
 }
 
 // committedEnds reads topic (read_committed) and returns, per partition,
@@ -483,19 +494,21 @@ func awaitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, 
 	}
 }
 
-// readOutcome reads every committed record of the pipeline's topics and
-// the users and predictions tables.
-func readOutcome(ctx context.Context, kcfg kafka.Config, registryURL, databaseURL string) (chaosOutcome, error) {
-	o := chaosOutcome{DeadLetters: map[string]int{}, persisted: map[string]bool{}}
+// readOutcome reads every committed record of the dataset's topics, its
+// table and its predictions table. Persisted and scored records are read
+// through the dataset's derived schemas, their fields by name.
+func readOutcome(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset, registryURL, databaseURL string) (chaosOutcome, error) {
+	o := chaosOutcome{DeadLetters: map[string]int{}, persisted: map[string]string{}}
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registryURL})
 	if err != nil {
 		return o, err
 	}
-	persisted, err := serde.NewCodec[users.Persisted](ctx, reg, "persisted.users", schemas.MustSchema("users/persisted"))
+	topic := func(step string) string { return kafka.Topic(step, ds.Name) }
+	persisted, err := serde.NewCodec[any](ctx, reg, topic(kafka.Persisted), ds.Persisted)
 	if err != nil {
 		return o, err
 	}
-	scored, err := serde.NewCodec[users.Scored](ctx, reg, "scored.users", schemas.MustSchema("users/scored"))
+	scored, err := serde.NewCodec[any](ctx, reg, topic(kafka.Scored), ds.Scored)
 	if err != nil {
 		return o, err
 	}
@@ -511,88 +524,97 @@ func readOutcome(ctx context.Context, kcfg kafka.Config, registryURL, databaseUR
 		return errors.Join(err, firstErr)
 	}
 	validIDs := map[string]bool{}
-	scoredEvents := map[string]bool{}
+	scoredKeys := map[string]string{}
 	err = errors.Join(
-		count("raw.users", &o.Raw, nil),
-		count("clean.users", &o.Clean, func(r *kgo.Record) error { validIDs[string(r.Key)] = true; return nil }),
-		count("dlq.users", &o.DLQ, func(r *kgo.Record) error {
+		count(topic(kafka.Raw), &o.Raw, nil),
+		count(topic(kafka.Clean), &o.Clean, func(r *kgo.Record) error { validIDs[string(r.Key)] = true; return nil }),
+		count(topic(kafka.DLQ), &o.DLQ, func(r *kgo.Record) error {
 			o.DeadLetters[kafka.Header(r, stage.HeaderStage)+": "+kafka.Header(r, stage.HeaderReason)]++
 			return nil
 		}),
-		count("persisted.users", &o.Persisted, func(r *kgo.Record) error {
-			var p users.Persisted
-			if err := persisted.Decode(r.Value, &p); err != nil {
+		count(topic(kafka.Persisted), &o.Persisted, func(r *kgo.Record) error {
+			var v any
+			if err := persisted.Decode(r.Value, &v); err != nil {
 				return err
 			}
-			o.persisted[p.Record.EventID] = true
+			rec, _ := field(v, schemas.FieldRecord).(map[string]any)
+			event, ok := field(rec, schemas.FieldEventID).(string)
+			if !ok {
+				return fmt.Errorf("%s offset %d: no %s.%s", r.Topic, r.Offset, schemas.FieldRecord, schemas.FieldEventID)
+			}
+			o.persisted[event] = fmt.Sprint(field(rec, ds.Key))
 			return nil
 		}),
-		count("scored.users", &o.Scored, func(r *kgo.Record) error {
-			var s users.Scored
-			if err := scored.Decode(r.Value, &s); err != nil {
+		count(topic(kafka.Scored), &o.Scored, func(r *kgo.Record) error {
+			var v any
+			if err := scored.Decode(r.Value, &v); err != nil {
 				return err
 			}
-			scoredEvents[s.EventID] = true
+			event, ok := field(v, schemas.FieldEventID).(string)
+			if !ok {
+				return fmt.Errorf("%s offset %d: no %s", r.Topic, r.Offset, schemas.FieldEventID)
+			}
+			scoredKeys[event] = fmt.Sprint(field(v, ds.Key))
 			return nil
 		}),
 	)
 	if err != nil {
 		return o, err
 	}
-	o.PersistedEvents, o.ScoredEvents, o.DistinctValidIDs = len(o.persisted), len(scoredEvents), len(validIDs)
+	o.PersistedEvents, o.ScoredEvents, o.DistinctValidIDs = len(o.persisted), len(scoredKeys), len(validIDs)
+	for event, key := range scoredKeys {
+		if p, ok := o.persisted[event]; ok && p != key {
+			o.MisKeyed++
+		}
+	}
 
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return o, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	err = conn.QueryRow(ctx, `select count(*), md5(coalesce(string_agg(row(id, age, gender, country, city, email,
-		signup_date, last_login, account_status, monthly_spend, quality_flags, event_id, source, content_hash,
-		created_event_id)::text, E'\n' order by id), '')) from users`).Scan(&o.UserRows, &o.Users)
+	digest, err := tableDigestQuery(ds)
 	if err != nil {
-		return o, fmt.Errorf("users table: %w", err)
+		return o, err
 	}
-	rows, err := conn.Query(ctx, `select event_id, user_id, prediction, probability, model_version from predictions`)
-	if err != nil {
-		return o, fmt.Errorf("predictions table: %w", err)
+	if err := conn.QueryRow(ctx, digest).Scan(&o.TableRows, &o.TableDigest); err != nil {
+		return o, fmt.Errorf("%s table: %w", ds.Name, err)
 	}
-	o.predictions = map[string]string{}
-	var event, version string
-	var user int64
-	var prediction int
-	var probability float64
-	_, err = pgx.ForEachRow(rows, []any{&event, &user, &prediction, &probability, &version}, func() error {
-		o.predictions[event] = fmt.Sprintf("%d %d %s %s", user, prediction, strconv.FormatFloat(probability, 'g', -1, 64), version)
-		o.Predictions++
-		return nil
-	})
-	if err != nil {
-		return o, fmt.Errorf("predictions table: %w", err)
+	if o.predictions, err = readPredictions(ctx, conn, ds.Name); err != nil {
+		return o, err
 	}
+	o.Predictions = len(o.predictions)
 	return o, nil
 }
 
-func (o chaosOutcome) String() string {
-	return fmt.Sprintf("raw %d, clean %d, dead letters %d, persisted %d, scored %d; %d users rows, %d predictions",
-		o.Raw, o.Clean, o.DLQ, o.Persisted, o.Scored, o.UserRows, o.Predictions)
+// field is the field name of v, a record decoded generically, or nil.
+func field(v any, name string) any {
+	m, _ := v.(map[string]any)
+	return m[name]
 }
 
-// reconcile lists what a run under faults lost, doubled or changed,
-// compared with the undisturbed run ref and with itself.
-func reconcile(ref, got chaosOutcome) []string {
+func (o chaosOutcome) String() string {
+	return fmt.Sprintf("raw %d, clean %d, dead letters %d, persisted %d, scored %d; %d table rows, %d predictions",
+		o.Raw, o.Clean, o.DLQ, o.Persisted, o.Scored, o.TableRows, o.Predictions)
+}
+
+// reconcile lists what a run of dataset under faults lost, doubled or
+// changed, compared with the undisturbed run ref and with itself.
+func reconcile(dataset string, ref, got chaosOutcome) []string {
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	topic := func(step string) string { return kafka.Topic(step, dataset) }
 	for _, c := range []struct {
 		what     string
 		ref, got int
 	}{
-		{"raw.users records", ref.Raw, got.Raw},
-		{"clean.users records", ref.Clean, got.Clean},
-		{"dlq.users records", ref.DLQ, got.DLQ},
-		{"persisted.users records", ref.Persisted, got.Persisted},
-		{"scored.users records", ref.Scored, got.Scored},
-		{"users rows", ref.UserRows, got.UserRows},
-		{"predictions rows", ref.Predictions, got.Predictions},
+		{topic(kafka.Raw) + " records", ref.Raw, got.Raw},
+		{topic(kafka.Clean) + " records", ref.Clean, got.Clean},
+		{topic(kafka.DLQ) + " records", ref.DLQ, got.DLQ},
+		{topic(kafka.Persisted) + " records", ref.Persisted, got.Persisted},
+		{topic(kafka.Scored) + " records", ref.Scored, got.Scored},
+		{dataset + " rows", ref.TableRows, got.TableRows},
+		{schemas.PredictionsTable(dataset) + " rows", ref.Predictions, got.Predictions},
 	} {
 		if c.ref != c.got {
 			add("%s: %d under faults, %d undisturbed", c.what, c.got, c.ref)
@@ -601,8 +623,8 @@ func reconcile(ref, got chaosOutcome) []string {
 	if !maps.Equal(ref.DeadLetters, got.DeadLetters) {
 		add("dead letters by stage and reason differ: %v under faults, %v undisturbed", got.DeadLetters, ref.DeadLetters)
 	}
-	if ref.Users != got.Users {
-		add("the users table differs from the undisturbed run's (digest %s, want %s)", got.Users, ref.Users)
+	if ref.TableDigest != got.TableDigest {
+		add("the %s table differs from the undisturbed run's (digest %s, want %s)", dataset, got.TableDigest, ref.TableDigest)
 	}
 	changed := 0
 	for event, p := range ref.predictions {
@@ -615,10 +637,13 @@ func reconcile(ref, got chaosOutcome) []string {
 	}
 	// Within the run: nothing doubled, everything accounted for.
 	if got.PersistedEvents != got.Persisted {
-		add("persisted.users holds %d records for %d distinct events: some were published twice", got.Persisted, got.PersistedEvents)
+		add("%s holds %d records for %d distinct events: some were published twice", topic(kafka.Persisted), got.Persisted, got.PersistedEvents)
 	}
 	if got.ScoredEvents != got.Scored || got.Scored != got.PersistedEvents {
-		add("scored.users holds %d records for %d distinct events, for %d persisted events: want one each", got.Scored, got.ScoredEvents, got.PersistedEvents)
+		add("%s holds %d records for %d distinct events, for %d persisted events: want one each", topic(kafka.Scored), got.Scored, got.ScoredEvents, got.PersistedEvents)
+	}
+	if got.MisKeyed > 0 {
+		add("%d records of %s carry another key than their persisted event's", got.MisKeyed, topic(kafka.Scored))
 	}
 	missing := 0
 	for event := range got.persisted {
@@ -627,16 +652,16 @@ func reconcile(ref, got chaosOutcome) []string {
 		}
 	}
 	if missing > 0 || got.Predictions != got.PersistedEvents {
-		add("%d predictions rows for %d persisted events (%d persisted events have none): want one each", got.Predictions, got.PersistedEvents, missing)
+		add("%d %s rows for %d persisted events (%d persisted events have none): want one each", got.Predictions, schemas.PredictionsTable(dataset), got.PersistedEvents, missing)
 	}
-	if got.UserRows != got.DistinctValidIDs {
-		add("the users table has %d rows for %d distinct valid ids", got.UserRows, got.DistinctValidIDs)
+	if got.TableRows != got.DistinctValidIDs {
+		add("the %s table has %d rows for %d distinct valid ids", dataset, got.TableRows, got.DistinctValidIDs)
 	}
 	return problems
 }
 
 func (r *chaosReport) print(w io.Writer) {
-	fmt.Fprintf(w, "datamill chaos: %d users, %d partitions, %d faults in %.0f s\n\n", r.Events, r.Partitions, len(r.Faults), r.ElapsedSeconds)
+	fmt.Fprintf(w, "datamill chaos: %d %s records, %d partitions, %d faults in %.0f s\n\n", r.Events, r.Dataset, r.Partitions, len(r.Faults), r.ElapsedSeconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "at s\tfault\tback in s\t")
 	for _, f := range r.Faults {
@@ -650,16 +675,16 @@ func (r *chaosReport) print(w io.Writer) {
 		name     string
 		ref, got int
 	}{
-		{"raw.users", r.Reference.Raw, r.Chaos.Raw},
-		{"clean.users", r.Reference.Clean, r.Chaos.Clean},
-		{"dlq.users", r.Reference.DLQ, r.Chaos.DLQ},
-		{"persisted.users", r.Reference.Persisted, r.Chaos.Persisted},
+		{kafka.Topic(kafka.Raw, r.Dataset), r.Reference.Raw, r.Chaos.Raw},
+		{kafka.Topic(kafka.Clean, r.Dataset), r.Reference.Clean, r.Chaos.Clean},
+		{kafka.Topic(kafka.DLQ, r.Dataset), r.Reference.DLQ, r.Chaos.DLQ},
+		{kafka.Topic(kafka.Persisted, r.Dataset), r.Reference.Persisted, r.Chaos.Persisted},
 		{"  distinct events", r.Reference.PersistedEvents, r.Chaos.PersistedEvents},
-		{"scored.users", r.Reference.Scored, r.Chaos.Scored},
+		{kafka.Topic(kafka.Scored, r.Dataset), r.Reference.Scored, r.Chaos.Scored},
 		{"  distinct events", r.Reference.ScoredEvents, r.Chaos.ScoredEvents},
-		{"users rows", r.Reference.UserRows, r.Chaos.UserRows},
+		{r.Dataset + " rows", r.Reference.TableRows, r.Chaos.TableRows},
 		{"  distinct valid ids", r.Reference.DistinctValidIDs, r.Chaos.DistinctValidIDs},
-		{"predictions rows", r.Reference.Predictions, r.Chaos.Predictions},
+		{schemas.PredictionsTable(r.Dataset) + " rows", r.Reference.Predictions, r.Chaos.Predictions},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", row.name, row.ref, row.got)
 	}
@@ -679,7 +704,7 @@ func (r *chaosReport) print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	if len(r.Problems) == 0 {
-		fmt.Fprintln(w, "reconciled: nothing lost, doubled or changed; users table and predictions identical to the undisturbed run")
+		fmt.Fprintf(w, "reconciled: nothing lost, doubled or changed; %s table and predictions identical to the undisturbed run\n", r.Dataset)
 		return
 	}
 	fmt.Fprintln(w, "NOT reconciled:")

@@ -66,32 +66,34 @@ func TestChaosLosesNothing(t *testing.T) {
 func TestReconcileFindsWhatFaultsBroke(t *testing.T) {
 	ref := chaosOutcome{
 		Raw: 10, Clean: 8, DLQ: 2, Persisted: 3, Scored: 3, PersistedEvents: 3, ScoredEvents: 3,
-		UserRows: 2, DistinctValidIDs: 2, Users: "d", Predictions: 3,
+		TableRows: 2, DistinctValidIDs: 2, TableDigest: "d", Predictions: 3,
 		DeadLetters: map[string]int{"cleaner: age": 2},
 		predictions: map[string]string{"a": "1", "b": "2", "c": "3"},
-		persisted:   map[string]bool{"a": true, "b": true, "c": true},
+		persisted:   map[string]string{"a": "1", "b": "2", "c": "3"},
 	}
 	clone := func() chaosOutcome {
 		o := ref
 		o.DeadLetters = map[string]int{"cleaner: age": 2}
 		o.predictions = map[string]string{"a": "1", "b": "2", "c": "3"}
-		o.persisted = map[string]bool{"a": true, "b": true, "c": true}
+		o.persisted = map[string]string{"a": "1", "b": "2", "c": "3"}
 		return o
 	}
-	if p := reconcile(ref, clone()); len(p) != 0 {
+	if p := reconcile("users", ref, clone()); len(p) != 0 {
 		t.Fatalf("identical runs: %v", p)
 	}
 	for name, c := range map[string]struct {
 		damage func(*chaosOutcome)
 		want   string
 	}{
-		"raw record lost":       {func(o *chaosOutcome) { o.Raw-- }, "raw.users records"},
-		"raw record doubled":    {func(o *chaosOutcome) { o.Raw++ }, "raw.users records"},
-		"dead letter by reason": {func(o *chaosOutcome) { o.DeadLetters["loader: database"] = 1 }, "dead letters by stage and reason"},
-		"persisted twice":       {func(o *chaosOutcome) { o.Persisted++ }, "published twice"},
-		"scored twice":          {func(o *chaosOutcome) { o.Scored++ }, "scored.users holds"},
-		"table differs":         {func(o *chaosOutcome) { o.Users = "e" }, "users table differs"},
-		"prediction changed":    {func(o *chaosOutcome) { o.predictions["b"] = "9" }, "predictions differ"},
+		"raw record lost":          {func(o *chaosOutcome) { o.Raw-- }, "raw.users records"},
+		"raw record doubled":       {func(o *chaosOutcome) { o.Raw++ }, "raw.users records"},
+		"dead letter by reason":    {func(o *chaosOutcome) { o.DeadLetters["loader: database"] = 1 }, "dead letters by stage and reason"},
+		"persisted twice":          {func(o *chaosOutcome) { o.Persisted++ }, "published twice"},
+		"scored twice":             {func(o *chaosOutcome) { o.Scored++ }, "scored.users holds"},
+		"table differs":            {func(o *chaosOutcome) { o.TableDigest = "e" }, "users table differs"},
+		"table row missing":        {func(o *chaosOutcome) { o.TableRows-- }, "users rows"},
+		"scored under another key": {func(o *chaosOutcome) { o.MisKeyed = 1 }, "carry another key"},
+		"prediction changed":       {func(o *chaosOutcome) { o.predictions["b"] = "9" }, "predictions differ"},
 		"prediction missing": {func(o *chaosOutcome) {
 			delete(o.predictions, "c")
 			o.Predictions--
@@ -99,7 +101,7 @@ func TestReconcileFindsWhatFaultsBroke(t *testing.T) {
 	} {
 		o := clone()
 		c.damage(&o)
-		problems := strings.Join(reconcile(ref, o), "; ")
+		problems := strings.Join(reconcile("users", ref, o), "; ")
 		if !strings.Contains(problems, c.want) {
 			t.Errorf("%s: problems %q, want one about %q", name, problems, c.want)
 		}

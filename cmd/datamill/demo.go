@@ -23,17 +23,21 @@ import (
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/eco"
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/schemas"
 )
 
 func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rows := fs.Int("rows", 20000, "users to generate")
+	var dataset string
+	datasetFlag(fs, &dataset, "the dataset to generate and run")
+	rows := fs.Int("rows", 20000, "distinct records to generate (duplicates and re-sends add rows)")
 	seed := fs.Uint64("seed", 1, "generator seed")
 	dirty := fs.Float64("dirty", 0.1, "share of dirty rows, in [0, 1]")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty users, publishes them to raw.users, waits until the\npipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty records of --dataset into a file the extractor\nreads, waits until the pipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +48,10 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	if *dirty < 0 || *dirty > 1 || *rows < 1 {
 		return fmt.Errorf("demo: want --rows ≥ 1 and --dirty in [0, 1]")
+	}
+	ds, err := generatedDataset(environ, stderr, dataset)
+	if err != nil {
+		return fmt.Errorf("demo: --dataset: %w", err)
 	}
 	dir, logs, err := commandDir("demo")
 	if err != nil {
@@ -63,14 +71,14 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	// in-process broker.
 	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
 		[]string{
-			"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
+			"DATASETS=" + ds.Name, "EXTRACTOR_FILES=" + ds.Name + "=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
 			"ECO_SAMPLE_INTERVAL=500ms",
 		}, "DATABASE_URL", "KAFKA_BROKERS")
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "demo: "+format+"\n", a...) }
 	var summary *demoSummary
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		dr := demoRun{eps: eps, svc: svc, inbox: inbox, models: models, runID: runID, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
+		dr := demoRun{ds: ds, eps: eps, svc: svc, inbox: inbox, models: models, runID: runID, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
 		s, err := dr.demo(ctx, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty})
 		summary = s
 		return err
@@ -113,7 +121,7 @@ func commandDir(command string) (string, *os.File, error) {
 // runs by itself, its services logging to logs and labelled runID. The
 // services get set, then the variables of environ that set, RUN_ID and
 // drop do not name; drop's are not dev's either (e.g. DATABASE_URL, for a
-// fresh database).
+// fresh database). Dev reads set too (DATASETS: the topics it creates).
 func commandStack(flags devFlags, logs io.Writer, runID string, environ, set []string, drop ...string) *devStack {
 	env := config.ToMap(environ)
 	skip := map[string]bool{"RUN_ID": true}
@@ -124,8 +132,9 @@ func commandStack(flags devFlags, logs io.Writer, runID string, environ, set []s
 	env["RUN_ID"] = runID // dev gives it to the services
 	children := append(slices.Clone(set), "RUN_ID="+runID)
 	for _, kv := range set {
-		k, _, _ := strings.Cut(kv, "=")
+		k, v, _ := strings.Cut(kv, "=")
 		skip[k] = true
+		env[k] = v
 	}
 	for _, kv := range environ {
 		if k, _, _ := strings.Cut(kv, "="); !skip[k] {
@@ -147,20 +156,21 @@ type demoSummary struct {
 		Scored     int `json:"scored"`
 	} `json:"counts"`
 	DeadLetters map[string]int `json:"dead_letters_by_reason"`
-	Tables      struct {
-		Users       int `json:"users"`
-		Predictions int `json:"predictions"`
-	} `json:"tables"`
-	Model            demoModel   `json:"model"`
-	Eco              *eco.Report `json:"eco"`
-	DistinctValidIDs int         `json:"distinct_valid_ids"`
-	ElapsedSeconds   float64     `json:"elapsed_seconds"`
-	EventsPerSecond  float64     `json:"events_per_second"`
-	Reconciled       bool        `json:"reconciled"`
+	// Tables counts the rows of the dataset's table and of its
+	// predictions table, by table name.
+	Tables           map[string]int `json:"tables"`
+	Dataset          string         `json:"dataset"`
+	Model            demoModel      `json:"model"`
+	Eco              *eco.Report    `json:"eco"`
+	DistinctValidIDs int            `json:"distinct_valid_ids"`
+	ElapsedSeconds   float64        `json:"elapsed_seconds"`
+	EventsPerSecond  float64        `json:"events_per_second"`
+	Reconciled       bool           `json:"reconciled"`
 }
 
 // demoRun is one demo on a ready stack.
 type demoRun struct {
+	ds            *schemas.Dataset
 	eps, svc      map[string]string
 	inbox, models string // the extractor's directory, the scorer's
 	runID         string
@@ -172,7 +182,8 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 	eps, svc, inbox, progress := d.eps, d.svc, d.inbox, d.progress
 	// Written under a dot name, which the extractor leaves alone, then
 	// renamed in whole.
-	tmp := filepath.Join(inbox, ".users.csv")
+	file := d.ds.Name + ".csv"
+	tmp := filepath.Join(inbox, "."+file)
 	f, err := os.Create(tmp)
 	if err != nil {
 		return nil, err
@@ -186,14 +197,14 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 		return nil, err
 	}
 	st := g.Stats()
-	progress("generated %d rows for %d users (%d dirty rows, %d duplicates, %d re-sends)", st.Rows, st.Users, st.DirtyRows, st.Duplicates, st.Resends)
+	progress("generated %d rows for %d %s (%d dirty rows, %d duplicates, %d re-sends)", st.Rows, st.Users, d.ds.Name, st.DirtyRows, st.Duplicates, st.Resends)
 	start := time.Now()
-	if err := os.Rename(tmp, filepath.Join(inbox, "users.csv")); err != nil {
+	if err := os.Rename(tmp, filepath.Join(inbox, file)); err != nil {
 		return nil, err
 	}
-	progress("users.csv is in the extractor's directory; waiting for the pipeline to drain…")
+	progress("%s is in the extractor's directory; waiting for the pipeline to drain…", file)
 
-	s := &demoSummary{DeadLetters: map[string]int{}}
+	s := &demoSummary{Dataset: d.ds.Name, DeadLetters: map[string]int{}, Tables: map[string]int{}}
 	var cleaner, loader stageCounts
 	extracted, unreadable := 0, 0
 	for last := time.Now(); ; {
@@ -228,7 +239,7 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 	}
 	s.Counts.Raw = extracted
 
-	// The model: trained on the loaded users unless there is one, then
+	// The model: trained on the loaded records unless there is one, then
 	// every persisted event scored.
 	if s.Model, err = d.model(ctx); err != nil {
 		return nil, err
@@ -271,10 +282,13 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 		return nil, err
 	}
 	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, `select (select count(*) from users), (select count(*) from predictions)`).Scan(&s.Tables.Users, &s.Tables.Predictions); err != nil {
+	table, predictions := d.ds.Name, schemas.PredictionsTable(d.ds.Name)
+	var rows, predicted int
+	if err := conn.QueryRow(ctx, fmt.Sprintf(`select (select count(*) from %s), (select count(*) from %s)`, ident(table), ident(predictions))).Scan(&rows, &predicted); err != nil {
 		return nil, err
 	}
-	if s.DistinctValidIDs, err = distinctKeys(ctx, eps["KAFKA_BROKERS"], "clean.users", s.Counts.Clean); err != nil {
+	s.Tables[table], s.Tables[predictions] = rows, predicted
+	if s.DistinctValidIDs, err = distinctKeys(ctx, eps["KAFKA_BROKERS"], kafka.Topic(kafka.Clean, d.ds.Name), s.Counts.Clean); err != nil {
 		return nil, err
 	}
 	if s.Eco, err = d.eco(ctx, conn); err != nil {
@@ -283,8 +297,8 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 	s.Reconciled = st.Rows == extracted+unreadable &&
 		s.Counts.Raw == s.Counts.Clean+cleaner.dead+s.Counts.Duplicates &&
 		loader.in == loader.out+loader.dead+loader.duplicates &&
-		s.Tables.Users == s.DistinctValidIDs &&
-		s.Counts.Scored == s.Counts.Persisted && s.Tables.Predictions == s.Counts.Persisted
+		rows == s.DistinctValidIDs &&
+		s.Counts.Scored == s.Counts.Persisted && predicted == s.Counts.Persisted
 	return s, nil
 }
 
@@ -327,21 +341,21 @@ type demoModel struct {
 	Trained bool    `json:"trained_by_demo"`
 }
 
-// model trains the churn model on the users table when the scorer's
+// model trains the dataset's model on its table when the scorer's
 // directory has none, and returns the model the scorer applies.
 func (d *demoRun) model(ctx context.Context) (demoModel, error) {
 	m := demoModel{}
-	entries, _ := filepath.Glob(filepath.Join(d.models, "churn-*.json"))
+	entries, _ := filepath.Glob(filepath.Join(d.models, modelName(d.ds)+"-*.json"))
 	if len(entries) == 0 {
-		d.progress("training the churn model on the loaded users…")
-		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models)
+		d.progress("training the %s model on the loaded %s…", modelName(d.ds), d.ds.Name)
+		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models, "--name", modelName(d.ds))
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID,
 			"KAFKA_BROKERS="+d.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return m, fmt.Errorf("demo: scorer train: %w\n%s", err, out)
 		}
 		m.Trained = true
-		if entries, _ = filepath.Glob(filepath.Join(d.models, "churn-*.json")); len(entries) == 0 {
+		if entries, _ = filepath.Glob(filepath.Join(d.models, modelName(d.ds)+"-*.json")); len(entries) == 0 {
 			return m, errors.New("demo: scorer train wrote no model")
 		}
 	}
@@ -469,18 +483,20 @@ func distinctKeys(ctx context.Context, brokers, topic string, n int) (int, error
 }
 
 func (s *demoSummary) print(w io.Writer) {
-	fmt.Fprintf(w, "\ndatamill demo — %d users events in %.1f s (%.0f events/s end to end, file → predictions)\n\n", s.Counts.Raw, s.ElapsedSeconds, s.EventsPerSecond)
-	fmt.Fprintf(w, "  raw.users          %8d\n", s.Counts.Raw)
-	fmt.Fprintf(w, "  clean.users        %8d\n", s.Counts.Clean)
-	fmt.Fprintf(w, "  dlq.users          %8d\n", s.Counts.DLQ)
+	ds, predictions := s.Dataset, schemas.PredictionsTable(s.Dataset)
+	topic := func(step string) string { return kafka.Topic(step, ds) }
+	fmt.Fprintf(w, "\ndatamill demo — %d %s events in %.1f s (%.0f events/s end to end, file → predictions)\n\n", s.Counts.Raw, ds, s.ElapsedSeconds, s.EventsPerSecond)
+	fmt.Fprintf(w, "  %-18s %8d\n", topic(kafka.Raw), s.Counts.Raw)
+	fmt.Fprintf(w, "  %-18s %8d\n", topic(kafka.Clean), s.Counts.Clean)
+	fmt.Fprintf(w, "  %-18s %8d\n", topic(kafka.DLQ), s.Counts.DLQ)
 	for r, n := range s.DeadLetters {
 		fmt.Fprintf(w, "    %-16s %8d\n", r, n)
 	}
 	fmt.Fprintf(w, "  duplicates dropped %8d\n", s.Counts.Duplicates)
-	fmt.Fprintf(w, "  persisted.users    %8d   (%d events changed nothing: re-sends and duplicates)\n", s.Counts.Persisted, s.Counts.Unchanged)
-	fmt.Fprintf(w, "  scored.users       %8d   (model %s, test ROC-AUC %.3f)\n", s.Counts.Scored, s.Model.Version, s.Model.AUC)
-	fmt.Fprintf(w, "  users table        %8d rows for %d distinct valid ids\n", s.Tables.Users, s.DistinctValidIDs)
-	fmt.Fprintf(w, "  predictions table  %8d\n\n", s.Tables.Predictions)
+	fmt.Fprintf(w, "  %-18s %8d   (%d events changed nothing: re-sends and duplicates)\n", topic(kafka.Persisted), s.Counts.Persisted, s.Counts.Unchanged)
+	fmt.Fprintf(w, "  %-18s %8d   (model %s, test ROC-AUC %.3f)\n", topic(kafka.Scored), s.Counts.Scored, s.Model.Version, s.Model.AUC)
+	fmt.Fprintf(w, "  %-18s %8d rows for %d distinct valid ids\n", ds+" table", s.Tables[ds], s.DistinctValidIDs)
+	fmt.Fprintf(w, "  %-18s %8d\n\n", predictions+" table", s.Tables[predictions])
 	if s.Eco != nil {
 		s.Eco.Print(w)
 		fmt.Fprintln(w)

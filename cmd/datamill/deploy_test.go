@@ -592,7 +592,7 @@ func TestPrometheusScrapesTheLiveStack(t *testing.T) {
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		dr := demoRun{
-			eps: eps, svc: svc, inbox: inbox, models: models, runID: "deploy-test",
+			ds: generated(t), eps: eps, svc: svc, inbox: inbox, models: models, runID: "deploy-test",
 			scorer: filepath.Join(dir, "bin", "scorer"), progress: t.Logf,
 		}
 		summary, err := dr.demo(ctx, gen.Options{Users: 2000, Seed: 5, Dirty: 0.2})

@@ -181,7 +181,10 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	datasets := strings.Split(cmpOr(d.env["DATASETS"], "users"), ",")
+	datasets, err := servicesDatasets(d.env)
+	if err != nil {
+		return err
+	}
 
 	// Build the services while the infrastructure starts.
 	built := make(chan error, 1)

@@ -480,7 +480,7 @@ func resetRealBroker(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := resetPipeline(ctx, strings.Split(os.Getenv("KAFKA_BROKERS"), ",")); err != nil {
+	if err := resetPipeline(ctx, strings.Split(os.Getenv("KAFKA_BROKERS"), ","), "users"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -74,7 +74,7 @@ func TestAnAddedFieldFlowsThroughWhileOldAndNewProducersRunSideBySide(t *testing
 	models := t.TempDir()
 	withStack(t, []string{"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms"}, func(ctx context.Context, p *pipeline, d *devStack) {
 		// The scorer scores with a model trained on other users.
-		if err := trainChurn(ctx, filepath.Join(d.flags.dir, "bin", "scorer"), t.TempDir(), models, 7, t.Logf); err != nil {
+		if err := trainModel(ctx, filepath.Join(d.flags.dir, "bin", "scorer"), generated(t), t.TempDir(), models, 7, t.Logf); err != nil {
 			t.Fatal(err)
 		}
 		produce := func(file string, env ...string) (string, error) {
@@ -85,7 +85,7 @@ func TestAnAddedFieldFlowsThroughWhileOldAndNewProducersRunSideBySide(t *testing
 		}
 		settled := func() chaosOutcome {
 			t.Helper()
-			o, err := settle(ctx, p.kcfg, p.eps, t.Logf)
+			o, err := settle(ctx, p.kcfg, generated(t), p.eps, t.Logf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestAnAddedFieldFlowsThroughWhileOldAndNewProducersRunSideBySide(t *testing
 		}
 		o := settled()
 		t.Logf("after the three producers: %v", o)
-		if o.Raw != 160 || o.Clean != 160 || o.DLQ != 0 || o.Persisted != 160 || o.Scored != 160 || o.Predictions != 160 || o.UserRows != 160 {
+		if o.Raw != 160 || o.Clean != 160 || o.DLQ != 0 || o.Persisted != 160 || o.Scored != 160 || o.Predictions != 160 || o.TableRows != 160 {
 			t.Errorf("outcome %v, want 160 records at every stage, no dead letter, 160 rows and predictions", o)
 		}
 

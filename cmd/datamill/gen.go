@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,16 +15,16 @@ import (
 	"github.com/datamill/datamill/pkg/progress"
 )
 
-func generate(_ context.Context, args, _ []string, stdout, stderr io.Writer) error {
+func generate(_ context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rows := fs.Int("rows", 10000, "number of distinct users (duplicates and re-sends add rows)")
+	rows := fs.Int("rows", 10000, "number of distinct records (duplicates and re-sends add rows)")
 	seed := fs.Uint64("seed", 1, "seed: the same flags give the same output")
 	dirty := fs.Float64("dirty", 0, "share of rows, in [0, 1], carrying the dirt of real exports")
 	format := fs.String("format", "csv", "csv, ndjson or json")
 	out := fs.String("out", "", "file to write (default: standard output)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill gen users [flags]\n\nWrites realistic users (id, age, gender, country, city, email, signup_date,\nlast_login, account_status, monthly_spend) whose account_status follows a hidden\nchurn process, optionally with dirt: missing values, mixed forms, malformed\nemails and dates, absurd numbers, currency signs, invalid UTF-8, duplicates and\nlater re-sends.\n\nflags:")
+		fmt.Fprintf(stderr, "usage: datamill gen <dataset> [flags]\n\nGenerates records of a dataset that has a generator: %s.\n\n%s — %s\n\nflags:\n", strings.Join(generators(), ", "), gen.Dataset, gen.About)
 		fs.PrintDefaults()
 	}
 	dataset, rest := firstArg(args)
@@ -37,8 +38,13 @@ func generate(_ context.Context, args, _ []string, stdout, stderr io.Writer) err
 	case dataset == "":
 		fs.Usage()
 		return errUsage
-	case dataset != "users":
-		return fmt.Errorf("gen: no generator for dataset %q (only users for now)", dataset)
+	case !slices.Contains(generators(), dataset):
+		// An unknown name is told apart from a dataset without a
+		// generator.
+		if _, err := lookUp(environ, stderr, dataset); err != nil {
+			return fmt.Errorf("gen: %w", err)
+		}
+		return fmt.Errorf("gen: %w", noGenerator(dataset))
 	case *dirty < 0 || *dirty > 1:
 		return fmt.Errorf("gen: --dirty %g: want a share in [0, 1]", *dirty)
 	case *rows < 0:
@@ -72,7 +78,7 @@ func generate(_ context.Context, args, _ []string, stdout, stderr io.Writer) err
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 	}
 	sort.Strings(kinds)
-	fmt.Fprintf(stderr, "gen: %d rows, %d users (%.1f%% churned), %d dirty rows, %d exact duplicates, %d re-sends; dirt: %s\n",
-		s.Rows, s.Users, 100*float64(s.Churned)/float64(max(s.Users, 1)), s.DirtyRows, s.Duplicates, s.Resends, strings.Join(kinds, ", "))
+	fmt.Fprintf(stderr, "gen: %d rows, %d %s (%.1f%% churned), %d dirty rows, %d exact duplicates, %d re-sends; dirt: %s\n",
+		s.Rows, s.Users, gen.Dataset, 100*float64(s.Churned)/float64(max(s.Users, 1)), s.DirtyRows, s.Duplicates, s.Resends, strings.Join(kinds, ", "))
 	return nil
 }

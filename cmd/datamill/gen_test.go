@@ -22,7 +22,7 @@ func TestGenCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"gen", "jobs"}, `no generator for dataset "jobs"`},
+		{[]string{"gen", "jobs"}, `unknown dataset "jobs"`}, // a declared dataset without a generator: TestCommandsRefuseADatasetTheyCannotRun
 		{[]string{"gen", "users", "--dirty", "1.5"}, "--dirty 1.5"},
 		{[]string{"gen", "users", "--format", "xml"}, `format "xml"`},
 	} {

@@ -126,7 +126,7 @@ func TestHostileInputWhileStagesAreKilled(t *testing.T) {
 		"EXTRACTOR_FILES=users=" + inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
 		"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
 	}, func(ctx context.Context, p *pipeline, d *devStack) {
-		if err := trainChurn(ctx, filepath.Join(d.flags.dir, "bin", "scorer"), t.TempDir(), models, 7, t.Logf); err != nil {
+		if err := trainModel(ctx, filepath.Join(d.flags.dir, "bin", "scorer"), generated(t), t.TempDir(), models, 7, t.Logf); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
@@ -261,7 +261,7 @@ func TestHostileInputWhileStagesAreKilled(t *testing.T) {
 			t.Error(e)
 		}
 
-		o, err := settle(ctx, p.kcfg, p.eps, t.Logf)
+		o, err := settle(ctx, p.kcfg, generated(t), p.eps, t.Logf)
 		if err != nil {
 			t.Fatal(err)
 		}

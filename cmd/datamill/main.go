@@ -1,14 +1,18 @@
 // Command datamill is the operator's tool for the datamill pipeline.
 //
 //	datamill bench [flags]          throughput, latency and resources of every stage
-//	datamill demo [flags]           the users pipeline on generated data, with a report
+//	datamill chaos [flags]          faults while records flow: nothing lost, doubled or changed
+//	datamill demo [flags]           a dataset's pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
 //	datamill init                   create a deployment's topics and apply its migrations
-//	datamill gen users [flags]      generate realistic (dirty) users
+//	datamill gen <ds> [flags]       generate realistic (dirty) records of a dataset
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill resume <stage> <ds>    let a stage stopped on a dead-letter flood go on
-//	datamill tail <topic> [flags]   print a topic as JSON lines
+//	datamill tail <topic> [flags]   print a topic (or a step of --dataset) as JSON lines
 //	datamill help [command]         this help, or a command's flags
+//
+// bench, chaos, demo and tail take --dataset: a built-in dataset or one of
+// DATASETS_DIR.
 package main
 
 import (
@@ -43,13 +47,13 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"bench", "measure throughput, latency, CPU and memory of every stage on generated users", bench},
-		{"chaos", "kill services and restart PostgreSQL while users flow; check that nothing was lost, doubled or changed", chaos},
-		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
+		{"bench", "measure throughput, latency, CPU and memory of every stage on generated records of --dataset", bench},
+		{"chaos", "kill services and restart PostgreSQL while records of --dataset flow; check that nothing was lost, doubled or changed", chaos},
+		{"demo", "run the pipeline of --dataset on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
 		{"init", "create the pipeline topics and apply the database migrations of a deployment", initCommand},
-		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
+		{"gen", "generate realistic records of a dataset, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"resume", "let a stage stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) go on", resume},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},

@@ -28,7 +28,8 @@ import (
 type provisioning struct {
 	Kafka    kafka.Config
 	Postgres pg.Config
-	Datasets []string `env:"DATASETS" envDefault:"users" envSeparator:","`
+	// Service holds DATASETS, with the services' default.
+	Service config.Service
 }
 
 // initCommand prepares a deployment before its services start: the pipeline
@@ -40,7 +41,7 @@ func initCommand(ctx context.Context, args, environ []string, stdout, stderr io.
 	flags := flag.NewFlagSet("init", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill init\n\nCreates the pipeline topics of DATASETS (default users) with\nKAFKA_TOPIC_PARTITIONS partitions (default 3) on KAFKA_BROKERS and applies the\nservices' migrations to DATABASE_URL. Existing topics and applied migrations\nare left as they are. The KAFKA_* and DATABASE_* variables are the services'.")
+		fmt.Fprintln(stderr, "usage: datamill init\n\nCreates the pipeline topics of DATASETS (the services' default when unset) with\nKAFKA_TOPIC_PARTITIONS partitions (default 3) on KAFKA_BROKERS and applies the\nservices' migrations to DATABASE_URL. Existing topics and applied migrations\nare left as they are. The KAFKA_* and DATABASE_* variables are the services'.")
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,7 +57,7 @@ func initCommand(ctx context.Context, args, environ []string, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	topics, err := createTopics(ctx, cfg.Kafka, cfg.Datasets)
+	topics, err := createTopics(ctx, cfg.Kafka, cfg.Service.Datasets)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
@@ -90,19 +91,19 @@ func createTopics(ctx context.Context, cfg kafka.Config, datasets []string) ([]s
 	return topics, kafka.EnsureTopics(ctx, cl, cfg, topics...)
 }
 
-// resetPipeline deletes the users pipeline's topics, the stages' state
-// topics and datamill's consumer groups from the broker, and waits until
-// they are gone: for runs that must start from nothing on a broker that
-// outlives them (tests, chaos). Never point it at a broker with data to
-// keep.
-func resetPipeline(ctx context.Context, brokers []string) error {
+// resetPipeline deletes the pipeline topics of datasets, every stage's
+// state topics and datamill's consumer groups from the broker, and waits
+// until they are gone: for runs that must start from nothing on a broker
+// that outlives them (tests, chaos). The pipeline topics of other datasets
+// stay. Never point it at a broker with data to keep.
+func resetPipeline(ctx context.Context, brokers []string, datasets ...string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	pipeline := kafka.PipelineTopics("users")
+	pipeline := kafka.PipelineTopics(datasets...)
 	for {
 		listed, err := adm.ListTopics(ctx)
 		if err != nil {

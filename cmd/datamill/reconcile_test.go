@@ -66,7 +66,7 @@ func TestDevRestartOnItsDataDirectoryConverges(t *testing.T) {
 		}
 	})
 
-	if err := trainChurn(t.Context(), filepath.Join(dir, "bin", "scorer"), t.TempDir(), models, 7, t.Logf); err != nil {
+	if err := trainModel(t.Context(), filepath.Join(dir, "bin", "scorer"), generated(t), t.TempDir(), models, 7, t.Logf); err != nil {
 		t.Fatal(err)
 	}
 	withStackIn(t, dir, env, func(ctx context.Context, p *pipeline, d *devStack) {

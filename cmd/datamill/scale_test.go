@@ -104,7 +104,7 @@ func runScaled(t *testing.T, inbox, models string, sc scale) (scaledOutcome, map
 		}()
 
 		raw := p.drained(ctx)
-		dr := demoRun{eps: p.eps, models: models, runID: "dev", scorer: filepath.Join(d.flags.dir, "bin", "scorer"), progress: t.Logf}
+		dr := demoRun{ds: generated(t), eps: p.eps, models: models, runID: "dev", scorer: filepath.Join(d.flags.dir, "bin", "scorer"), progress: t.Logf}
 		if _, err := dr.model(ctx); err != nil {
 			t.Fatal(err)
 		}

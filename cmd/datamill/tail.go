@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,8 +34,10 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	fromBeginning := fs.Bool("from-beginning", false, "read the topic from its start instead of only new records")
 	maxRecords := fs.Int("max", 0, "stop after this many records (0: until Ctrl-C)")
 	idle := fs.Duration("idle", 0, "stop when no record arrived for this long (0: never)")
+	var dataset string
+	datasetFlag(fs, &dataset, "with a step: the dataset whose topic of that step to read")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill tail <topic> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev.\n\nflags:")
+		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) instead of a topic reads that step's\ntopic of --dataset: `tail clean --dataset orders` reads clean.orders.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nDATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
 		fs.PrintDefaults()
 	}
 	topic, rest := firstArg(args)
@@ -47,6 +50,15 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	if topic == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if slices.Contains(steps(), topic) {
+		ds, err := lookUp(environ, stderr, dataset)
+		if err != nil {
+			return fmt.Errorf("tail: --dataset: %w", err)
+		}
+		topic = kafka.Topic(topic, ds.Name)
+	} else if flagSet(fs, "dataset") {
+		return fmt.Errorf("tail: --dataset %s goes with a step (%s), not with the topic %s", dataset, strings.Join(steps(), ", "), topic)
 	}
 	env := config.ToMap(environ)
 	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
@@ -93,6 +105,18 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 			}
 		}
 	}
+}
+
+// steps lists the steps of the pipeline that name a dataset's topics.
+func steps() []string {
+	return []string{kafka.Raw, kafka.Clean, kafka.DLQ, kafka.Persisted, kafka.Scored}
+}
+
+// flagSet reports whether the flag called name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // firstArg splits the positional argument before the flags from the rest.

@@ -14,6 +14,16 @@ import (
 	"time"
 )
 
+// Dataset is the dataset whose raw records the generator writes.
+const Dataset = "users"
+
+// About describes what the generator writes, for the CLI's help.
+const About = `Writes realistic users (id, age, gender, country, city, email, signup_date,
+last_login, account_status, monthly_spend) whose account_status follows a hidden
+churn process, optionally with dirt: missing values, mixed forms, malformed
+emails and dates, absurd numbers, currency signs, invalid UTF-8, duplicates and
+later re-sends.`
+
 // Columns are the generated fields, in order.
 var Columns = []string{"id", "age", "gender", "country", "city", "email", "signup_date", "last_login", "account_status", "monthly_spend"}
 
