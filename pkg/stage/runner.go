@@ -269,10 +269,6 @@ func NewRunner[In, Out any](spec Spec[In, Out], cfg Config, kcfg kafka.Config, l
 	if spec.Digest != nil && spec.StateTopic == "" {
 		spec.StateTopic = kafka.StateTopic(spec.Stage, spec.Dataset)
 	}
-	// The alert gauges are exported from the start, at 0, so that an
-	// alert or a panel over them sees a stage that is fine, not none.
-	m.flood.WithLabelValues(spec.Stage, spec.Dataset).Set(0)
-	m.stopped.WithLabelValues(spec.Stage, spec.Dataset).Set(0)
 	return &Runner[In, Out]{
 		spec:    spec,
 		cfg:     cfg,
@@ -302,6 +298,10 @@ func (r *Runner[In, Out]) TransactionalID() string {
 // for a resume. It returns an error when the stage must stop: a fenced or
 // failed producer, or an output that cannot be encoded.
 func (r *Runner[In, Out]) Run(ctx context.Context) error {
+	// The alert gauges are exported from the start, at 0, so that an
+	// alert or a panel over them sees a stage that is fine, not none.
+	r.metrics.flood.WithLabelValues(r.spec.Stage, r.spec.Dataset).Set(0)
+	r.metrics.stopped.WithLabelValues(r.spec.Stage, r.spec.Dataset).Set(0)
 	if r.cfg.DLQOnFlood == FloodStop {
 		follow, cancel := context.WithCancel(ctx)
 		ctl, err := openControl(follow, r.kafka, r.log, r.spec.ControlTopic, r.spec.Group)
