@@ -6,6 +6,7 @@
 //	datamill init                   create a deployment's topics and apply its migrations
 //	datamill gen users [flags]      generate realistic (dirty) users
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
+//	datamill profile <target>       describe a file's, topic's or table's columns
 //	datamill resume <stage> <ds>    let a stage stopped on a dead-letter flood go on
 //	datamill tail <topic> [flags]   print a topic as JSON lines
 //	datamill help [command]         this help, or a command's flags
@@ -50,6 +51,7 @@ func commands() []command {
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
 		{"init", "create the pipeline topics and apply the database migrations of a deployment", initCommand},
 		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
+		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"resume", "let a stage stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) go on", resume},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},
