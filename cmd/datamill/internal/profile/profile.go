@@ -201,7 +201,7 @@ func (c *column) add(p *Profiler, raw string) {
 	} else {
 		c.miss(Int, s)
 	}
-	if d, ok := parseDecimal(s); ok {
+	if d, ok := parseDecimal(s); ok && amountLike(s) {
 		c.nDecimal++
 		f, _ := d.Float64()
 		c.number(p, f)
@@ -577,10 +577,13 @@ func (p *Profiler) keys(out *Profile) {
 }
 
 // keyName ranks a column name by how much it says "key": 2 for id or key,
-// 1 for a name ending so (user_id, sku_code, uuid), else 0.
+// 1 for a name ending so (user_id, sku_code, uuid), else 0; -1 for the
+// fields every datamill record carries, unique per event, not per entity.
 func keyName(name string) int {
 	n := strings.ToLower(name)
 	switch {
+	case slices.Contains([]string{"event_id", "content_hash", "source", "ingested_at", "event_time"}, n):
+		return -1
 	case n == "id" || n == "key" || n == "uuid":
 		return 2
 	case strings.HasSuffix(n, "_id"), strings.HasSuffix(n, "_key"), strings.HasSuffix(n, "_code"), strings.HasSuffix(n, "uuid"):

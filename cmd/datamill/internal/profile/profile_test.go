@@ -49,6 +49,7 @@ func TestTypeInference(t *testing.T) {
 		},
 		"impossible dates are no dates": {[]string{"2023-02-30", "2023-02-31", "2023-13-01"}, Text, 0},
 		"numbers with letters":          {[]string{"12abc", "1e9", "3x"}, Text, 0},
+		"codes that are no currency":    {[]string{"ORD-1001", "ORD-1002", "ORD-1003"}, Text, 0},
 	}
 	for name, tc := range tests {
 		got := profileOf(t, Options{}, tc.values...)
@@ -213,4 +214,18 @@ func seq(from, to int) []float64 {
 		out = append(out, float64(i))
 	}
 	return out
+}
+
+// The fields every datamill record carries are unique per event: a topic's
+// records are keyed by their own column, not by event_id.
+func TestEnvelopeFieldsAreNoBetterKeys(t *testing.T) {
+	p := New(Options{})
+	p.Declare("content_hash", "event_id", "order_id")
+	for i := range 20 {
+		h, e, o := fmt.Sprint("h", i), fmt.Sprint("e", i), fmt.Sprint("o", i)
+		p.Add(map[string]*string{"content_hash": &h, "event_id": &e, "order_id": &o})
+	}
+	if got := p.Profile().Keys.Best; got != "order_id" {
+		t.Errorf("best key of content_hash, event_id, order_id = %s, want order_id", got)
+	}
 }

@@ -74,6 +74,34 @@ func parseDecimal(s string) (*big.Rat, bool) {
 	return new(big.Rat).SetFrac(q, big.NewInt(100)), true
 }
 
+// currencies are the codes an amount may carry. The cleaner takes any
+// upper-case letters around a number for one; inferring that a column
+// holds amounts takes only these, so that ORD-1001 is no amount of -1001.
+var currencies = map[string]bool{
+	"EUR": true, "USD": true, "GBP": true, "CHF": true, "JPY": true, "CAD": true, "AUD": true, "NZD": true,
+	"SEK": true, "NOK": true, "DKK": true, "PLN": true, "CZK": true, "HUF": true, "CNY": true, "INR": true,
+	"BRL": true, "MXN": true, "ZAR": true, "HKD": true, "SGD": true, "KRW": true, "TRY": true, "RON": true,
+}
+
+// amountLike reports whether the letters of s are currency codes.
+func amountLike(s string) bool {
+	for i := 0; i < len(s); {
+		if s[i] < 'A' || s[i] > 'Z' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] >= 'A' && s[j] <= 'Z' {
+			j++
+		}
+		if !currencies[s[i:j]] {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
 // dateLayouts are the calendar date formats the cleaner's date rule reads,
 // slashed dates day first; timeLayouts are those with a time of day, which
 // the date rule reads as their day.
