@@ -4,6 +4,7 @@
 //	datamill demo [flags]           the users pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
 //	datamill init                   create a deployment's topics and apply its migrations
+//	datamill init <ds> --from <f>   draft a dataset's declaration from a file
 //	datamill gen users [flags]      generate realistic (dirty) users
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill profile <target>       describe a file's, topic's or table's columns
@@ -49,7 +50,7 @@ func commands() []command {
 		{"demo", "run the users pipeline on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
-		{"init", "create the pipeline topics and apply the database migrations of a deployment", initCommand},
+		{"init", "create the pipeline topics and apply the migrations of a deployment; init <ds> --from <file>: draft a dataset", initOrDraft},
 		{"gen", "generate realistic users, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
