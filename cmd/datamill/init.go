@@ -341,7 +341,7 @@ func (d *draft) cleanField(c profile.Column) avroField {
 		f.Type, f.Default = optional(typ), null
 	}
 	if c.Invalid > 0 {
-		d.notes = append(d.notes, fmt.Sprintf("%s: %d values are no %s and will be null, flagged (e.g. %s)", c.Name, c.Invalid, c.Type, quoteAll(c.InvalidExamples)))
+		d.notes = append(d.notes, fmt.Sprintf("%s: %d values are no %s; the draft nulls and flags them, e.g. %s", c.Name, c.Invalid, c.Type, quoteAll(c.InvalidExamples)))
 	}
 	f.Rule = rule
 	return f

@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,6 +30,7 @@ import (
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/progress"
 	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/schemas"
 )
 
 // profileFlags are the options of `datamill profile` that `datamill init`
@@ -261,6 +263,7 @@ func profileTopic(ctx context.Context, topic string, env map[string]string, opts
 		}
 	})
 	p := profile.New(opts)
+	p.Declare(topicFields(topic, env)...)
 	rep := &report{Source: topic}
 	bar := progress.New(stderr, nil, "profile "+topic, total, time.Second)
 	var read int64
@@ -305,6 +308,37 @@ func profileTopic(ctx context.Context, topic string, env map[string]string, opts
 	bar.Finish()
 	rep.Profile = p.Profile()
 	return rep, nil
+}
+
+// topicFields are the fields of a pipeline topic's schema in the catalog
+// (SCHEMAS_DIR, else built in), to show its columns in their order; none
+// for another topic.
+func topicFields(topic string, env map[string]string) []string {
+	step, ds, ok := strings.Cut(topic, ".")
+	if !ok {
+		return nil
+	}
+	path := ds + "/" + step
+	if step == kafka.DLQ {
+		path = "deadletter"
+	}
+	cat, err := schemas.Open(env["SCHEMAS_DIR"])
+	if err != nil {
+		return nil
+	}
+	s, err := cat.Schema(path)
+	if err != nil {
+		return nil
+	}
+	rec, ok := s.(*avro.RecordSchema)
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, f := range rec.Fields() {
+		names = append(names, f.Name())
+	}
+	return names
 }
 
 // profileTable profiles a PostgreSQL table ("name" or "schema.name").
@@ -422,7 +456,7 @@ func (r *report) print(w io.Writer) error {
 		}
 		invalid := ""
 		if c.Invalid > 0 {
-			invalid = fmt.Sprintf("%d %s", c.Invalid, quoteAll(c.InvalidExamples))
+			invalid = fmt.Sprintf("%d (%s)", c.Invalid, quoteAll(c.InvalidExamples))
 		}
 		var top []string
 		for _, t := range c.Top[:min(3, len(c.Top))] {
@@ -529,5 +563,5 @@ func quoteAll(values []string) string {
 	for i, v := range values {
 		q[i] = strconv.Quote(clip(v, 20))
 	}
-	return "(" + strings.Join(q, ", ") + ")"
+	return strings.Join(q, ", ")
 }

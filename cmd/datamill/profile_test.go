@@ -162,19 +162,27 @@ func TestProfileTopicIsTheFilesProfile(t *testing.T) {
 	if err := run(t.Context(), []string{"produce", ds, file}, env, &out, &out); err != nil {
 		t.Fatalf("produce: %v: %s", err, out.String())
 	}
-	profileOf := func(target string, args ...string) map[string]any {
+	profileOf := func(target string, args ...string) (map[string]any, []string) {
 		t.Helper()
 		var out, errOut bytes.Buffer
 		if err := run(t.Context(), append([]string{"profile", target, "--json"}, args...), env, &out, &errOut); err != nil {
 			t.Fatalf("profile %s: %v: %s", target, err, errOut.String())
 		}
 		r := decodeReport(t, out.Bytes())
+		var order []string
+		for _, c := range r["columns"].([]any) {
+			order = append(order, c.(map[string]any)["name"].(string))
+		}
 		r["columns"] = columnsByName(r["columns"].([]any))
-		return r
+		return r, order
 	}
-	want := profileOf(file)
+	want, fileOrder := profileOf(file)
 	for _, target := range []string{"raw." + ds, "raw"} {
-		got := profileOf(target, "--dataset", ds)
+		got, order := profileOf(target, "--dataset", ds)
+		// The columns in the raw schema's order: the file's, then the envelope.
+		if diff := cmp.Diff(append(fileOrder, "event_id", "source", "ingested_at"), order); diff != "" {
+			t.Errorf("columns of %s (-want +got):\n%s", target, diff)
+		}
 		cols := got["columns"].(map[string]any)
 		for _, envelope := range []string{"event_id", "source", "ingested_at"} {
 			if cols[envelope] == nil {
@@ -276,4 +284,27 @@ func mustRead(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestProfileUsageAndErrors(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		wantErr error
+		want    string
+	}{
+		"no target":                   {[]string{"profile"}, errUsage, "usage: datamill profile"},
+		"two targets":                 {[]string{"profile", "a.csv", "b.csv"}, errUsage, "usage: datamill profile"},
+		"no table without a database": {[]string{"profile", "nothing_here"}, nil, "DATABASE_URL"},
+		"an unknown format":           {[]string{"profile", "file:testdata/profile/people.csv", "--format", "xml"}, nil, "format"},
+	}
+	for name, tc := range tests {
+		var out bytes.Buffer
+		err := run(t.Context(), tc.args, nil, &out, &out)
+		switch {
+		case err == nil:
+			t.Errorf("%s: profile %q succeeded, want an error", name, tc.args)
+		case tc.wantErr != nil && err != tc.wantErr, !strings.Contains(err.Error()+out.String(), tc.want):
+			t.Errorf("%s: profile %q = %v, %q; want %v mentioning %s", name, tc.args, err, out.String(), tc.wantErr, tc.want)
+		}
+	}
 }
