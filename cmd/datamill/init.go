@@ -457,7 +457,9 @@ func (d *draft) model() []string {
 		case profile.Date, profile.Timestamp:
 			f = fmt.Sprintf("{column: %s, kind: numeric, transform: days_since, name: days_since_%s}", c.Name, c.Name)
 		case profile.Bool:
-			f = fmt.Sprintf("{column: %s, kind: boolean}", c.Name)
+			// The cleaner has no boolean type: the column is the text
+			// true or false, a category.
+			f = fmt.Sprintf("{column: %s, kind: categorical}", c.Name)
 		case profile.Enum:
 			f = fmt.Sprintf("{column: %s, kind: categorical, top: %d}", c.Name, min(len(enumValues(c.Values)), 10))
 		case profile.Text:

@@ -162,7 +162,7 @@ func TestInitDraftsAValidDeclaration(t *testing.T) {
 	}
 	wantFeatures := []string{
 		"customer:categorical:", "country:categorical:", "amount:numeric:", "quantity:numeric:",
-		"ordered_on:numeric:days_since", "express:boolean:", "note:categorical:",
+		"ordered_on:numeric:days_since", "express:categorical:", "note:categorical:",
 	}
 	if diff := cmp.Diff(wantFeatures, features); diff != "" {
 		t.Errorf("suggested features (-want +got):\n%s", diff)
