@@ -179,6 +179,9 @@ func newDraft(name, file string, rep *report) (*draft, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if rep.Keys.Best == "" && len(rep.Keys.Unchecked) > 0 {
+		return nil, fmt.Errorf("no key checked: %s had more distinct values than --max-keys; raise it", strings.Join(rep.Keys.Unchecked, ", "))
+	}
 	if rep.Keys.Best == "" {
 		return nil, errors.New("no column has distinct values in 90% of the rows to key the records by; add an id column to the file")
 	}

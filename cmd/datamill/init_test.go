@@ -202,6 +202,7 @@ func TestInitRefusesWhatCannotBeDeclared(t *testing.T) {
 		"a column that is no field name":                {[]string{"init", "spaced", "--from", write("spaced.csv", "id,unit price\n1,2\n2,3\n")}, `column "unit price"`},
 		"a column named as the envelope":                {[]string{"init", "env", "--from", write("env.csv", "id,source\n1,a\n2,b\n")}, `column "source"`},
 		"no column to key the records by":               {[]string{"init", "nokey", "--from", write("nokey.csv", "a,b\nx,1\nx,1\ny,2\ny,2\n")}, "key"},
+		"more ids than it checks":                       {[]string{"init", "many", "--from", ordersCSV, "--max-keys", "10"}, "--max-keys"},
 	}
 	for name, tc := range tests {
 		var out bytes.Buffer

@@ -503,6 +503,9 @@ func (r *report) print(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	k := r.Keys
+	if len(k.Unchecked) > 0 {
+		fmt.Fprintf(w, "not checked as keys, with more distinct values than --max-keys: %s\n", strings.Join(k.Unchecked, ", "))
+	}
 	if k.Best == "" {
 		_, err := fmt.Fprintln(w, "key: no column has distinct values in 90% of the rows")
 		return err

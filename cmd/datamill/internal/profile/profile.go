@@ -362,6 +362,9 @@ type Keys struct {
 	Best string `json:"best,omitempty"`
 	// Duplicates of the best candidate.
 	Duplicates *Duplicates `json:"duplicates,omitempty"`
+	// Unchecked are the columns that had more distinct values than
+	// MaxKeys when they were still unique enough: keys, maybe.
+	Unchecked []string `json:"unchecked,omitempty"`
 }
 
 // Candidate is a column that could key the records.
@@ -535,6 +538,9 @@ func (p *Profiler) keys(out *Profile) {
 	}
 	var cands []cand
 	for i, c := range p.cols {
+		if c.keysCapped {
+			out.Keys.Unchecked = append(out.Keys.Unchecked, c.name)
+		}
 		// Keys are numbers or text; a column of dates or amounts that
 		// happen to differ keys nothing.
 		if t := out.Columns[i].Type; c.keys == nil || c.present == 0 || t != Int && t != Text {

@@ -229,3 +229,17 @@ func TestEnvelopeFieldsAreNoBetterKeys(t *testing.T) {
 		t.Errorf("best key of content_hash, event_id, order_id = %s, want order_id", got)
 	}
 }
+
+// A column with more values than MaxKeys stops being checked as a key, so
+// that memory stays bounded; it is no key candidate then.
+func TestKeyCheckIsCapped(t *testing.T) {
+	p := New(Options{MaxKeys: 100, MaxDistinct: 50})
+	for i := range 500 {
+		v := strconv.Itoa(i)
+		p.Add(map[string]*string{"id": &v})
+	}
+	got := p.Profile()
+	if c := got.Columns[0]; c.Distinct != 50 || !c.DistinctAtLeast || got.Keys.Best != "" || len(got.Keys.Candidates) != 0 || len(got.Keys.Unchecked) != 1 {
+		t.Errorf("500 ids checking 100 as keys: distinct %d (at least %v), keys %+v; want ≥50, no candidate, id unchecked", c.Distinct, c.DistinctAtLeast, got.Keys)
+	}
+}

@@ -116,6 +116,11 @@ var (
 // parseTime reads a date or a timestamp, in the zone it names; withTime
 // tells which it was.
 func parseTime(s string) (t time.Time, withTime, ok bool) {
+	// Every layout has 6 to 35 characters and digits: most values that
+	// are no dates are told at once.
+	if len(s) < 6 || len(s) > 35 || !strings.ContainsAny(s, "0123456789") {
+		return time.Time{}, false, false
+	}
 	for _, layout := range dateLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, false, true
