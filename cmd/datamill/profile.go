@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/csv"
@@ -443,7 +444,8 @@ func (r *report) print(w io.Writer) error {
 	if len(r.Columns) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var tables bytes.Buffer
+	tw := tabwriter.NewWriter(&tables, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nCOLUMN\tTYPE\tMISSING\tDISTINCT\tINVALID\tTOP VALUES")
 	for _, c := range r.Columns {
 		distinct := strconv.FormatInt(c.Distinct, 10)
@@ -500,6 +502,10 @@ func (r *report) print(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// A row whose last cells are empty would end in the padding.
+	for l := range strings.Lines(tables.String()) {
+		fmt.Fprintln(w, strings.TrimRight(l, " \n"))
 	}
 	fmt.Fprintln(w)
 	k := r.Keys
