@@ -436,9 +436,9 @@ func text(v any) (string, bool) {
 
 // print writes the profile as aligned tables.
 func (r *report) print(w io.Writer) error {
-	fmt.Fprintf(w, "%s: %d rows", r.Source, r.Rows)
+	fmt.Fprintf(w, "%s: %s", r.Source, plural(r.Rows, "row"))
 	if r.Unreadable > 0 {
-		fmt.Fprintf(w, ", %d unreadable records", r.Unreadable)
+		fmt.Fprintf(w, ", %s", plural(r.Unreadable, "unreadable record"))
 	}
 	fmt.Fprintln(w)
 	if len(r.Columns) == 0 {

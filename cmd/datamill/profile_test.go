@@ -215,7 +215,8 @@ func TestProfileTable(t *testing.T) {
 		select i, i * 1.5, date '2024-01-01' + i, i % 3 = 0, (array['new', 'sent', 'done'])[i % 3 + 1],
 		       timestamptz '2024-01-01 10:00:00+00' + i * interval '1 hour', null
 		from generate_series(1, 40) i;
-		update shop.orders set amount = 1000 where id = 40`)
+		update shop.orders set amount = 1000 where id = 40;
+		create table orders as select id, status from shop.orders`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +261,30 @@ func TestProfileTable(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, cols); diff != "" {
 		t.Errorf("columns of shop.orders (-want +got):\n%s", diff)
+	}
+
+	// --dataset alone names the dataset's table.
+	out.Reset()
+	if err := run(t.Context(), []string{"profile", "--dataset", "orders"}, []string{"DATABASE_URL=" + dbURL}, &out, &errOut); err != nil {
+		t.Fatalf("profile --dataset orders: %v: %s", err, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "table orders: 40 rows\n") || !strings.Contains(out.String(), "key: id ") {
+		t.Errorf("profile --dataset orders printed:\n%s", out.String())
+	}
+}
+
+// Records a file cannot give are counted, and the others profiled.
+func TestProfileCountsUnreadableRecords(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(file, []byte("id,name\n1,a\n2,b,extra\n3,\"c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"profile", file}, nil, &out, &out); err != nil {
+		t.Fatalf("profile: %v: %s", err, out.String())
+	}
+	if !strings.HasPrefix(out.String(), file+": 1 row, 2 unreadable records\n") {
+		t.Errorf("profile of a CSV with 1 good and 2 bad records printed:\n%s", out.String())
 	}
 }
 
