@@ -201,7 +201,8 @@ func (c *column) add(p *Profiler, raw string) {
 	} else {
 		c.miss(Int, s)
 	}
-	if d, ok := parseDecimal(s); ok && amountLike(s) {
+	// A number past float64's range is no amount any decimal column holds.
+	if d, ok := parseDecimal(s); ok && amountLike(s) && finite(d) {
 		c.nDecimal++
 		f, _ := d.Float64()
 		c.number(p, f)
@@ -617,6 +618,11 @@ func top(counts map[string]int64, n int) []Count {
 	return out[:min(n, len(out))]
 }
 
+func finite(d *big.Rat) bool {
+	f, _ := d.Float64()
+	return !math.IsInf(f, 0)
+}
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -631,8 +637,13 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
+// round rounds f to decimals, for stable output; a number too large to
+// have them stays as it is.
 func round(f float64, decimals int) float64 {
 	p := math.Pow(10, float64(decimals))
+	if math.Abs(f) >= 1e15/p {
+		return f
+	}
 	return math.Round(f*p) / p
 }
 
