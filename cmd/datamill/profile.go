@@ -125,7 +125,10 @@ func profileTarget(ctx context.Context, target, dataset string, environ []string
 	case kind != "":
 	case target == "":
 		kind, name = "table", dataset
-	case slices.Contains([]string{kafka.Raw, kafka.Clean, kafka.Persisted, kafka.Scored, kafka.DLQ}, target) && dataset != "":
+	case slices.Contains([]string{kafka.Raw, kafka.Clean, kafka.Persisted, kafka.Scored, kafka.DLQ}, target):
+		if dataset == "" {
+			return nil, fmt.Errorf("profile %s: the %s topic of which dataset? Name it with --dataset", target, target)
+		}
 		kind, name = "topic", kafka.Topic(target, dataset)
 	default:
 		if _, err := os.Stat(target); err == nil {

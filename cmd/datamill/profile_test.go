@@ -320,6 +320,7 @@ func TestProfileUsageAndErrors(t *testing.T) {
 		"no target":                   {[]string{"profile"}, errUsage, "usage: datamill profile"},
 		"two targets":                 {[]string{"profile", "a.csv", "b.csv"}, errUsage, "usage: datamill profile"},
 		"no table without a database": {[]string{"profile", "nothing_here"}, nil, "DATABASE_URL"},
+		"a step without a dataset":    {[]string{"profile", "clean"}, nil, "--dataset"},
 		"an unknown format":           {[]string{"profile", "file:testdata/profile/people.csv", "--format", "xml"}, nil, "format"},
 	}
 	for name, tc := range tests {
