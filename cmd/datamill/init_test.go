@@ -288,7 +288,7 @@ func TestInitDraftCleansEveryRow(t *testing.T) {
 
 // startCleaner builds the cleaner (into the binaries of dev's tests) and
 // runs it with env until the test ends.
-func startCleaner(t *testing.T, env []string) {
+func startCleaner(t testing.TB, env []string) {
 	t.Helper()
 	root, err := repoRoot()
 	if err != nil {
