@@ -190,7 +190,8 @@ func (c *column) add(p *Profiler, raw string) {
 	} else {
 		c.miss(Bool, s)
 	}
-	if n, ok := parseInt(s); ok {
+	n, isInt := parseInt(s)
+	if isInt {
 		if c.nInt == 0 || n < c.intMin {
 			c.intMin = n
 		}
@@ -201,8 +202,13 @@ func (c *column) add(p *Profiler, raw string) {
 	} else {
 		c.miss(Int, s)
 	}
-	// A number past float64's range is no amount any decimal column holds.
-	if d, ok := parseDecimal(s); ok && amountLike(s) && finite(d) {
+	// An int is an amount as it is (but for a plus sign, which the
+	// cleaner's amounts lack); a number past float64's range is no amount
+	// any decimal column holds.
+	if isInt && s[0] != '+' {
+		c.nDecimal++
+		c.number(p, float64(n))
+	} else if d, ok := parseDecimal(s); ok && amountLike(s) && finite(d) {
 		c.nDecimal++
 		f, _ := d.Float64()
 		c.number(p, f)

@@ -16,10 +16,27 @@ import (
 // normalise trims a value and collapses its inner whitespace, as the
 // cleaner does first; "" is a missing value.
 func normalise(s string) string {
+	if plain(s) {
+		return s
+	}
 	if strings.TrimSpace(s) == "" {
 		return ""
 	}
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// plain reports whether s is printable ASCII without spaces at its ends or
+// two in a row: normalised already, as most values are.
+func plain(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' || s[i] == ' ' && s[i+1] == ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseInt reads an integer as the cleaner's int rule does: decimal
@@ -116,9 +133,9 @@ var (
 // parseTime reads a date or a timestamp, in the zone it names; withTime
 // tells which it was.
 func parseTime(s string) (t time.Time, withTime, ok bool) {
-	// Every layout has 6 to 35 characters and digits: most values that
-	// are no dates are told at once.
-	if len(s) < 6 || len(s) > 35 || !strings.ContainsAny(s, "0123456789") {
+	// Every layout has 6 to 35 characters, digits, and starts with a digit
+	// or a month's capital: most values that are no dates are told at once.
+	if len(s) < 6 || len(s) > 35 || !(s[0] >= '0' && s[0] <= '9' || s[0] >= 'A' && s[0] <= 'Z') || !strings.ContainsAny(s, "0123456789") {
 		return time.Time{}, false, false
 	}
 	for _, layout := range dateLayouts {
@@ -156,6 +173,9 @@ func BoolSpellings(v bool) []string {
 var email = regexp.MustCompile(`^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$`)
 
 func isEmail(s string) bool {
+	if !strings.Contains(s, "@") {
+		return false
+	}
 	e := strings.ToLower(s)
 	return email.MatchString(e) && !strings.Contains(e, "..")
 }
