@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 	"github.com/hamba/avro/v2"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 )
@@ -448,3 +451,97 @@ func checkRule(f *avro.Field, v any) error {
 	}
 	return nil
 }
+
+// On dirty data the cleaner nulls, in each int, decimal and date column of
+// the draft, exactly the values the profile called invalid, and finds none
+// out of the drafted ranges: the profile reads values as the cleaner does.
+func TestInitDraftNullsWhatTheProfileCallsInvalid(t *testing.T) {
+	dir := t.TempDir()
+	dirty := filepath.Join(dir, "dirty.csv")
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"gen", "users", "--rows", "400", "--dirty", "0.4", "--out", dirty}, nil, &out, &out); err != nil {
+		t.Fatalf("gen: %v: %s", err, out.String())
+	}
+	// One row per valid id, so that every row ends as one clean record.
+	header, rows := readCSV(t, dirty)
+	file := filepath.Join(dir, "users.csv")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write(header)
+	seen, kept := map[string]bool{}, 0
+	for _, r := range rows {
+		id := strings.TrimSpace(r[0])
+		if !digitsOnly.MatchString(id) || seen[id] {
+			continue
+		}
+		seen[id] = true
+		_ = w.Write(r)
+		kept++
+	}
+	w.Flush()
+	if err := errors.Join(w.Error(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	ds := "dirty_" + strings.ToLower(rand.Text()[:8])
+	initDraft(t, ds, file, dir)
+	out.Reset()
+	if err := run(t.Context(), []string{"profile", file, "--json"}, nil, &out, &out); err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	var p struct {
+		Columns []struct {
+			Name, Type string
+			Invalid    int
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+
+	brokers := testkit.Kafka(t)
+	registry := testkit.Registry(t)
+	ensureTopics(t, brokers, "raw."+ds, "clean."+ds, "dlq."+ds)
+	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + registry, "SCHEMAS_DIR=" + dir, "DATASETS_DIR=" + dir}
+	startCleaner(t, append(env, "DATASETS="+ds))
+	out.Reset()
+	if err := run(t.Context(), []string{"produce", ds, file}, env, &out, &out); err != nil {
+		t.Fatalf("produce: %v: %s", err, out.String())
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]int{} // field → values nulled
+	for _, rec := range testkit.Consume(t, brokers, "clean."+ds, kept) {
+		_, v, err := reg.DecodeAny(t.Context(), rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, flag := range v.(map[string]any)["quality_flags"].([]any) {
+			field, problem, _ := strings.Cut(flag.(string), ":")
+			flags[field]++
+			if problem == "out_of_range" {
+				t.Errorf("%s: out of the drafted range", flag)
+			}
+		}
+	}
+	checked := 0
+	for _, c := range p.Columns {
+		switch c.Type {
+		case "int", "decimal", "date", "timestamp":
+			checked++
+			if flags[c.Name] != c.Invalid {
+				t.Errorf("%s (%s): the cleaner nulled %d values, the profile found %d invalid", c.Name, c.Type, flags[c.Name], c.Invalid)
+			}
+		}
+	}
+	if checked < 4 {
+		t.Errorf("only %d int, decimal or date columns in the generated users", checked)
+	}
+}
+
+var digitsOnly = regexp.MustCompile(`^[0-9]+$`)
