@@ -143,23 +143,7 @@ type draft struct {
 }
 
 func newDraft(name, file string, rep *report) (*draft, error) {
-	d := &draft{name: name, file: file, rows: rep.Rows}
-	byName := map[string]profile.Column{}
-	for _, c := range rep.Columns {
-		byName[c.Name] = c
-	}
-	// A CSV header's columns in its order, even those without a value.
-	for _, n := range rep.columns {
-		if c, ok := byName[n]; ok {
-			d.columns = append(d.columns, c)
-			delete(byName, n)
-		}
-	}
-	for _, c := range rep.Columns {
-		if _, ok := byName[c.Name]; ok {
-			d.columns = append(d.columns, c)
-		}
-	}
+	d := &draft{name: name, file: file, rows: rep.Rows, columns: rep.Columns}
 	if len(d.columns) == 0 {
 		return nil, errors.New("the file has no column")
 	}

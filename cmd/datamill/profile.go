@@ -111,8 +111,6 @@ type report struct {
 	// lines, a topic's undecodable values).
 	Unreadable int64 `json:"unreadable"`
 	*profile.Profile
-	// columns is a file's column order, as its header has it (CSV).
-	columns []string
 }
 
 // profileTarget profiles what target names.
@@ -187,8 +185,9 @@ func profileFile(path string, pf profileFlags, stderr io.Writer) (*report, error
 	p := profile.New(pf.opts)
 	rep := &report{Source: path}
 	if format == ingest.CSV {
-		rep.columns = csvHeader(head, br)
-		p.Declare(rep.columns...)
+		// Every column of the header, in its order, even one without a
+		// value.
+		p.Declare(csvHeader(head, br)...)
 	}
 	bar := progress.New(stderr, nil, "profile "+path, st.Size(), time.Second)
 	err = ingest.Scan(br, format, func(r ingest.Record) error {
@@ -315,8 +314,8 @@ func profileTopic(ctx context.Context, topic string, env map[string]string, opts
 }
 
 // topicFields are the fields of a pipeline topic's schema in the catalog
-// (SCHEMAS_DIR, else built in), to show its columns in their order; none
-// for another topic.
+// (DATASETS_DIR or its older name SCHEMAS_DIR, else built in), to show its
+// columns in their order; none for another topic.
 func topicFields(topic string, env map[string]string) []string {
 	step, ds, ok := strings.Cut(topic, ".")
 	if !ok {
@@ -326,7 +325,7 @@ func topicFields(topic string, env map[string]string) []string {
 	if step == kafka.DLQ {
 		path = "deadletter"
 	}
-	cat, err := schemas.Open(env["SCHEMAS_DIR"])
+	cat, err := schemas.Open(cmpOr(env["DATASETS_DIR"], env["SCHEMAS_DIR"]))
 	if err != nil {
 		return nil
 	}
