@@ -205,8 +205,12 @@ func (c *column) add(p *Profiler, raw string) {
 	// An int is an amount as it is (but for a plus sign, which the
 	// cleaner's amounts lack); a number past float64's range is no amount
 	// any decimal column holds.
-	if isInt && s[0] != '+' {
-		c.nDecimal++
+	if isInt {
+		if s[0] != '+' {
+			c.nDecimal++
+		} else {
+			c.miss(Decimal, s)
+		}
 		c.number(p, float64(n))
 	} else if d, ok := parseDecimal(s); ok && amountLike(s) && finite(d) {
 		c.nDecimal++

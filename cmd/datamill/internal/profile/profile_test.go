@@ -243,3 +243,12 @@ func TestKeyCheckIsCapped(t *testing.T) {
 		t.Errorf("500 ids checking 100 as keys: distinct %d (at least %v), keys %+v; want ≥50, no candidate, id unchecked", c.Distinct, c.DistinctAtLeast, got.Keys)
 	}
 }
+
+// An int with a plus sign is an int, in the range and quantiles too,
+// though the cleaner reads no amount with one.
+func TestSignedIntsAreInTheRange(t *testing.T) {
+	got := profileOf(t, Options{}, "+30", "1", "2")
+	if got.Type != Int || got.Numeric == nil || got.Numeric.Max != 30 || got.IntMax != 30 {
+		t.Errorf("profile of +30, 1, 2 = %s %+v, int max %d; want int up to 30", got.Type, got.Numeric, got.IntMax)
+	}
+}
