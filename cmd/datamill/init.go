@@ -123,8 +123,8 @@ flags:`)
 	fmt.Fprintf(stdout, "wrote %s: raw.avsc, clean.avsc, dataset.yaml (%d columns from %d rows of %s, key %s)\n",
 		dir, len(d.columns), rep.Rows, *from, d.key.Name)
 	if dup := rep.Keys.Duplicates; dup != nil {
-		fmt.Fprintf(stdout, "note: %d values of %s occur more than once (%d extra rows); the newest record of each key is the one kept\n",
-			dup.Values, d.key.Name, dup.ExtraRows)
+		fmt.Fprintf(stdout, "note: %s, the key: values that occur more than once: %d (%s); the newest record of each key is the one kept\n",
+			d.key.Name, dup.Values, plural(dup.ExtraRows, "extra row"))
 	}
 	for _, n := range d.notes {
 		fmt.Fprintln(stdout, "note: "+n)
@@ -327,8 +327,14 @@ func (d *draft) cleanField(c profile.Column) avroField {
 	} else {
 		f.Type, f.Default = optional(typ), null
 	}
-	if c.Invalid > 0 {
-		d.notes = append(d.notes, fmt.Sprintf("%s: %d values are no %s; the draft nulls and flags them, e.g. %s", c.Name, c.Invalid, c.Type, quoteAll(c.InvalidExamples)))
+	switch {
+	case c.Name == d.key.Name && c.Type == profile.Int && c.Invalid > 0:
+		d.notes = append(d.notes, fmt.Sprintf("%s, the key: values that are no int: %d (e.g. %s); the cleaner rejects their records", c.Name, c.Invalid, quoteAll(c.InvalidExamples)))
+	case c.Invalid > 0:
+		d.notes = append(d.notes, fmt.Sprintf("%s: values that are no %s: %d (e.g. %s); the draft nulls and flags them", c.Name, c.Type, c.Invalid, quoteAll(c.InvalidExamples)))
+	}
+	if c.Name == d.key.Name && c.Missing > 0 {
+		d.notes = append(d.notes, fmt.Sprintf("%s, the key: records without one: %d; the extractor and produce refuse them", c.Name, c.Missing))
 	}
 	f.Rule = rule
 	return f

@@ -545,3 +545,24 @@ func TestInitDraftNullsWhatTheProfileCallsInvalid(t *testing.T) {
 }
 
 var digitsOnly = regexp.MustCompile(`^[0-9]+$`)
+
+func TestInitNotesWhatTheDraftRefusesRejectsOrNulls(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "people.csv")
+	text := "id,age\n1,30\n2,x\n,40\nfoo,31\n3,32\n4,33\n5,34\n6,35\n7,36\n8,37\n9,38\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"init", "people", "--from", file, "--out", t.TempDir()}, nil, &out, &out); err != nil {
+		t.Fatalf("init: %v: %s", err, out.String())
+	}
+	for _, want := range []string{
+		`note: id, the key: values that are no int: 1 (e.g. "foo"); the cleaner rejects their records`,
+		"note: id, the key: records without one: 1; the extractor and produce refuse them",
+		`note: age: values that are no int: 1 (e.g. "x"); the draft nulls and flags them`,
+	} {
+		if !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("init printed\n%s\nwithout %q", out.String(), want)
+		}
+	}
+}
