@@ -158,7 +158,7 @@ func TestProfileTopicIsTheFilesProfile(t *testing.T) {
 	}
 	brokers := testkit.Kafka(t)
 	ensureTopics(t, brokers, "raw."+ds)
-	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t), "SCHEMAS_DIR=" + dir}
+	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t), "SCHEMAS_DIR=" + dir, "DATASETS_DIR=" + dir}
 	if err := run(t.Context(), []string{"produce", ds, file}, env, &out, &out); err != nil {
 		t.Fatalf("produce: %v: %s", err, out.String())
 	}
