@@ -147,17 +147,17 @@ func newDraft(name, file string, rep *report) (*draft, error) {
 	if len(d.columns) == 0 {
 		return nil, errors.New("the file has no column")
 	}
-	reserved := []string{
-		ingest.FieldEventID, ingest.FieldSource, ingest.FieldIngestedAt,
-		schemas.FieldEventTime, schemas.FieldContentHash, "quality_flags",
-	}
+	// The envelope of a raw record leaves no room for a column of the
+	// same name; a column named as a field the clean record or the table
+	// adds gets another name there.
+	reserved := []string{ingest.FieldEventID, ingest.FieldSource, ingest.FieldIngestedAt}
 	var errs []error
 	for _, c := range d.columns {
 		switch {
 		case !avroName.MatchString(c.Name):
 			errs = append(errs, fmt.Errorf("column %q: a field name has only letters, digits and _, not starting with a digit; rename it in the file", c.Name))
 		case slices.Contains(reserved, c.Name):
-			errs = append(errs, fmt.Errorf("column %q: the name of a field every record carries; rename it in the file", c.Name))
+			errs = append(errs, fmt.Errorf("column %q: the name of a field every raw record carries; rename it in the file", c.Name))
 		}
 	}
 	if len(errs) > 0 {
@@ -173,6 +173,9 @@ func newDraft(name, file string, rep *report) (*draft, error) {
 		if c.Name == rep.Keys.Best {
 			d.key = c
 		}
+	}
+	if slices.Contains(lineage, d.key.Name) {
+		return nil, fmt.Errorf("column %q, the key: the name of a field every clean record carries; rename it in the file", d.key.Name)
 	}
 	return d, nil
 }
@@ -199,6 +202,7 @@ type avroField struct {
 // cleanRule is a field's rule for the cleaner (services/cleaner/internal/rules).
 type cleanRule struct {
 	Type     string              `json:"type"`
+	From     string              `json:"from,omitempty"`
 	Required bool                `json:"required,omitempty"`
 	Min      any                 `json:"min,omitempty"`
 	Max      any                 `json:"max,omitempty"`
@@ -264,7 +268,7 @@ func (d *draft) files(path string) (map[string][]byte, error) {
 // cleanField is a column's clean field: its type and rule from its profile.
 // A column without a missing or invalid value is required, the key always.
 func (d *draft) cleanField(c profile.Column) avroField {
-	f := avroField{Name: c.Name}
+	f := avroField{Name: d.cleanName(c.Name)}
 	rule := &cleanRule{}
 	var typ any = "string"
 	what := string(c.Type)
@@ -336,8 +340,28 @@ func (d *draft) cleanField(c profile.Column) avroField {
 	if c.Name == d.key.Name && c.Missing > 0 {
 		d.notes = append(d.notes, fmt.Sprintf("%s, the key: records without one: %d; the extractor and produce refuse them", c.Name, c.Missing))
 	}
+	if f.Name != c.Name {
+		rule.From = c.Name
+		d.notes = append(d.notes, fmt.Sprintf("%s: named %s in the clean record and the table, where %s is a field of every record", c.Name, f.Name, c.Name))
+	}
 	f.Rule = rule
 	return f
+}
+
+// lineage are the fields every clean record and every table row has
+// besides the dataset's own: the clean lineage and the loader's columns.
+var lineage = []string{
+	"quality_flags", schemas.FieldEventID, schemas.FieldSource, schemas.FieldEventTime, schemas.FieldContentHash,
+	ingest.FieldIngestedAt, "created_event_id", "updated_at",
+}
+
+// cleanName is a column's name in the clean record: its own, or, when a
+// lineage field has it, the dataset's name before it (orders_updated_at).
+func (d *draft) cleanName(column string) string {
+	if slices.Contains(lineage, column) {
+		return d.name + "_" + column
+	}
+	return column
 }
 
 // enumValues groups values that are the same once lower-cased (as the
@@ -409,7 +433,7 @@ func (d *draft) model() []string {
 	if label == nil {
 		return nil
 	}
-	lines := []string{"model:", "  kind: " + kind, "  name: " + d.name, "  label:", "    column: " + label.Name}
+	lines := []string{"model:", "  kind: " + kind, "  name: " + d.name, "  label:", "    column: " + d.cleanName(label.Name)}
 	if kind == "logistic" {
 		positive := "true"
 		if label.Type == profile.Enum {
@@ -441,25 +465,26 @@ func (d *draft) model() []string {
 			continue
 		}
 		var f string
+		name := d.cleanName(c.Name)
 		switch c.Type {
 		case profile.Int, profile.Decimal:
-			f = fmt.Sprintf("{column: %s, kind: numeric}", c.Name)
+			f = fmt.Sprintf("{column: %s, kind: numeric}", name)
 			if n := c.Numeric; n.Min >= 0 && n.Median > 0 && n.P99 > 5*n.Median {
-				f = fmt.Sprintf("{column: %s, kind: numeric, transform: log1p}", c.Name)
+				f = fmt.Sprintf("{column: %s, kind: numeric, transform: log1p}", name)
 			}
 		case profile.Date, profile.Timestamp:
-			f = fmt.Sprintf("{column: %s, kind: numeric, transform: days_since, name: days_since_%s}", c.Name, c.Name)
+			f = fmt.Sprintf("{column: %s, kind: numeric, transform: days_since, name: days_since_%s}", name, c.Name)
 		case profile.Bool:
 			// The cleaner has no boolean type: the column is the text
 			// true or false, a category.
-			f = fmt.Sprintf("{column: %s, kind: categorical}", c.Name)
+			f = fmt.Sprintf("{column: %s, kind: categorical}", name)
 		case profile.Enum:
-			f = fmt.Sprintf("{column: %s, kind: categorical, top: %d}", c.Name, min(len(enumValues(c.Values)), 10))
+			f = fmt.Sprintf("{column: %s, kind: categorical, top: %d}", name, min(len(enumValues(c.Values)), 10))
 		case profile.Text:
 			if c.Email || c.DistinctAtLeast || float64(c.Distinct) > 0.5*float64(d.rows-c.Missing) {
 				continue // nearly one value per record: an identifier, no feature
 			}
-			f = fmt.Sprintf("{column: %s, kind: categorical, top: 20}", c.Name)
+			f = fmt.Sprintf("{column: %s, kind: categorical, top: 20}", name)
 		default:
 			continue
 		}

@@ -204,6 +204,7 @@ func TestInitRefusesWhatCannotBeDeclared(t *testing.T) {
 		"a dataset name that is no topic or table name": {[]string{"init", "My-Orders", "--from", ordersCSV}, "dataset name"},
 		"a column that is no field name":                {[]string{"init", "spaced", "--from", write("spaced.csv", "id,unit price\n1,2\n2,3\n")}, `column "unit price"`},
 		"a column named as the envelope":                {[]string{"init", "env", "--from", write("env.csv", "id,source\n1,a\n2,b\n")}, `column "source"`},
+		"a key named as a lineage field":                {[]string{"init", "lin", "--from", write("lin.csv", "updated_at,b\n1,x\n2,y\n")}, `column "updated_at", the key`},
 		"no column to key the records by":               {[]string{"init", "nokey", "--from", write("nokey.csv", "a,b\nx,1\nx,1\ny,2\ny,2\n")}, "key"},
 		"more ids than it checks":                       {[]string{"init", "many", "--from", ordersCSV, "--max-keys", "10"}, "--max-keys"},
 	}
@@ -564,5 +565,44 @@ func TestInitNotesWhatTheDraftRefusesRejectsOrNulls(t *testing.T) {
 		if !strings.Contains(out.String(), want+"\n") {
 			t.Errorf("init printed\n%s\nwithout %q", out.String(), want)
 		}
+	}
+}
+
+// A column named as a field the clean record or the table adds keeps its
+// name in the raw record and gets the dataset's before it in the clean one.
+func TestInitRenamesColumnsNamedAsLineageFields(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "items.csv")
+	text := "id,updated_at,content_hash,price\n1,2024-01-01,abc,3\n2,2024-01-02,def,4\n3,2024-01-03,ghi,5\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := initDraft(t, "items", file, t.TempDir())
+	var raw, clean []string
+	for _, f := range readSchema(t, filepath.Join(dir, "raw.avsc")).Fields() {
+		raw = append(raw, f.Name())
+	}
+	for _, f := range readSchema(t, filepath.Join(dir, "clean.avsc")).Fields() {
+		name := f.Name()
+		if rule, ok := f.Prop("datamill.clean").(map[string]any); ok {
+			if err := checkRule(f, rule); err != nil {
+				t.Errorf("field %s: %v", name, err)
+			}
+			if from, ok := rule["from"].(string); ok {
+				name += "<-" + from
+			}
+		}
+		clean = append(clean, name)
+	}
+	wantRaw := []string{"id", "updated_at", "content_hash", "price", "event_id", "source", "ingested_at"}
+	wantClean := []string{"id", "items_updated_at<-updated_at", "items_content_hash<-content_hash", "price", "quality_flags", "event_id", "source", "event_time", "content_hash"}
+	if diff := cmp.Diff(wantRaw, raw); diff != "" {
+		t.Errorf("raw fields (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantClean, clean); diff != "" {
+		t.Errorf("clean fields (-want +got):\n%s", diff)
+	}
+	model := mustRead(t, filepath.Join(dir, "dataset.yaml"))
+	if !strings.Contains(model, "{column: items_updated_at, kind: numeric, transform: days_since, name: days_since_updated_at}") {
+		t.Errorf("the suggested model does not name the clean column items_updated_at:\n%s", model)
 	}
 }
