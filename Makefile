@@ -32,6 +32,8 @@ FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:F
 FUZZTIME    ?= 30000x
 BIN         := bin
 KAFKA_PORT  ?= 39092
+# The CLI's own fuzz targets.
+FUZZ        += ./cmd/datamill/internal/profile:FuzzProfile
 
 .PHONY: all build test test-real fuzz lint fmt generate bench dev demo check clean
 

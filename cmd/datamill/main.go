@@ -5,8 +5,10 @@
 //	datamill demo [flags]           a dataset's pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
 //	datamill init                   create a deployment's topics and apply its migrations
+//	datamill init <ds> --from <f>   draft a dataset's declaration from a file
 //	datamill gen <ds> [flags]       generate realistic (dirty) records of a dataset
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
+//	datamill profile <target>       describe a file's, topic's or table's columns
 //	datamill resume <stage> <ds>    let a stage stopped on a dead-letter flood go on
 //	datamill tail <topic> [flags]   print a topic (or a step of --dataset) as JSON lines
 //	datamill help [command]         this help, or a command's flags
@@ -52,8 +54,9 @@ func commands() []command {
 		{"demo", "run the pipeline of --dataset on generated dirty data and report what every stage did", demo},
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
-		{"init", "create the pipeline topics and apply the database migrations of a deployment", initCommand},
+		{"init", "create the pipeline topics and apply the migrations of a deployment; init <ds> --from <file>: draft a dataset", initOrDraft},
 		{"gen", "generate realistic records of a dataset, optionally dirty, as CSV, NDJSON or JSON", generate},
+		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"resume", "let a stage stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) go on", resume},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},
