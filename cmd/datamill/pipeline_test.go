@@ -125,6 +125,12 @@ func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context
 		resetRealBroker(t)
 		d.env["KAFKA_BROKERS"] = os.Getenv("KAFKA_BROKERS")
 	}
+	// The stack serves the datasets env names, users by default.
+	for _, kv := range env {
+		if ds, ok := strings.CutPrefix(kv, "DATASETS="); ok {
+			d.env["DATASETS"] = ds
+		}
+	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
 		return nil
