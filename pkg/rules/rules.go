@@ -39,6 +39,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/datamill/datamill/schemas"
 )
 
 // Attribute is the name of the schema attribute holding a field's rule.
@@ -349,12 +351,8 @@ func TextProblem(s string) string {
 // decimalOf returns the precision and scale of a field's decimal type, or
 // of its non-null branch; 0, 0 for other types.
 func decimalOf(s avro.Schema) (precision, scale int) {
-	if u, ok := s.(*avro.UnionSchema); ok {
-		for _, t := range u.Types() {
-			if t.Type() != avro.Null {
-				s = t
-			}
-		}
+	if types := schemas.NonNull(s); len(types) > 0 {
+		s = types[len(types)-1]
 	}
 	ls, ok := s.(avro.LogicalTypeSchema)
 	if !ok {
@@ -376,12 +374,8 @@ func fits(d *big.Rat, precision, scale int) bool {
 
 // isLong reports whether a field's type, or its non-null branch, is long.
 func isLong(s avro.Schema) bool {
-	if u, ok := s.(*avro.UnionSchema); ok {
-		for _, t := range u.Types() {
-			if t.Type() != avro.Null {
-				s = t
-			}
-		}
+	if types := schemas.NonNull(s); len(types) > 0 {
+		s = types[len(types)-1]
 	}
 	return s.Type() == avro.Long
 }
