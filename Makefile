@@ -23,9 +23,9 @@ TEST_FLAGS  ?= -count=1 -timeout 20m
 # (go test takes one -fuzz target per package at a time).
 FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:FuzzScanNDJSON \
 	./pkg/serde:FuzzDecode ./services/extractor/internal/source/httpingest:FuzzParseBody \
-	./services/cleaner/internal/rules:FuzzDate ./services/cleaner/internal/rules:FuzzCountry \
-	./services/cleaner/internal/rules:FuzzEmail ./services/cleaner/internal/rules:FuzzMoney \
-	./services/cleaner/internal/rules:FuzzApply ./schemas:FuzzParseDeclaration
+	./pkg/rules:FuzzDate ./pkg/rules:FuzzCountry \
+	./pkg/rules:FuzzEmail ./pkg/rules:FuzzMoney \
+	./pkg/rules:FuzzApply ./schemas:FuzzParseDeclaration
 # A count, not a duration: Go 1.26's fuzzing can fail a timed run at its
 # deadline with a bare "context deadline exceeded" and no failing input
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.

@@ -505,18 +505,11 @@ func (t valueType) in(types ...valueType) bool { return slices.Contains(types, t
 
 // typeOf names the type of a field's values, null aside.
 func typeOf(s avro.Schema) valueType {
-	if u, ok := s.(*avro.UnionSchema); ok {
-		var types []avro.Schema
-		for _, t := range u.Types() {
-			if t.Type() != avro.Null {
-				types = append(types, t)
-			}
-		}
-		if len(types) != 1 {
-			return valueType(typeName(s))
-		}
-		s = types[0]
+	types := NonNull(s)
+	if len(types) != 1 {
+		return valueType(typeName(s))
 	}
+	s = types[0]
 	if ls, ok := s.(avro.LogicalTypeSchema); ok && ls.Logical() != nil {
 		switch ls.Logical().Type() {
 		case avro.Date:

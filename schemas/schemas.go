@@ -176,6 +176,23 @@ func typeName(s avro.Schema) string {
 	return string(s.Type())
 }
 
+// NonNull returns the types a field of type s holds besides null: the
+// branches of a union that are not null, or s itself when it is no union.
+// A field that may be null is a union of null and one other type.
+func NonNull(s avro.Schema) []avro.Schema {
+	u, ok := s.(*avro.UnionSchema)
+	if !ok {
+		return []avro.Schema{s}
+	}
+	var types []avro.Schema
+	for _, t := range u.Types() {
+		if t.Type() != avro.Null {
+			types = append(types, t)
+		}
+	}
+	return types
+}
+
 // KeyAttribute names, on a dataset's clean schema, the field whose value
 // keys the dataset's records on every topic ("datamill.key": "id").
 const KeyAttribute = "datamill.key"

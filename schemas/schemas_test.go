@@ -405,3 +405,29 @@ func TestDerivingRefusesWhatCannotBeDerived(t *testing.T) {
 		t.Error("PersistedOf(string) succeeded")
 	}
 }
+
+func TestNonNull(t *testing.T) {
+	tests := map[string]struct {
+		schema string
+		want   []string
+	}{
+		"no union":             {`"int"`, []string{"int"}},
+		"optional":             {`["null", {"type": "int", "logicalType": "date"}]`, []string{"int(date)"}},
+		"null last":            {`["string", "null"]`, []string{"string"}},
+		"two types":            {`["null", "int", "string"]`, []string{"int", "string"}},
+		"a union of null only": {`["null"]`, nil},
+	}
+	for name, tc := range tests {
+		s, err := avro.Parse(tc.schema)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var got []string
+		for _, u := range NonNull(s) {
+			got = append(got, typeName(u))
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: NonNull(%s) (-want +got):\n%s", name, tc.schema, diff)
+		}
+	}
+}

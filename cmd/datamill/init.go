@@ -199,7 +199,7 @@ type avroField struct {
 	Rule    *cleanRule      `json:"datamill.clean,omitempty"`
 }
 
-// cleanRule is a field's rule for the cleaner (services/cleaner/internal/rules).
+// cleanRule is a field's rule for the cleaner (pkg/rules).
 type cleanRule struct {
 	Type     string              `json:"type"`
 	From     string              `json:"from,omitempty"`

@@ -150,18 +150,6 @@ func profileTarget(ctx context.Context, target, dataset string, environ []string
 	return profileTable(ctx, name, env, pf.opts, stderr)
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // profileFile profiles a file as datamill produce reads it.
 func profileFile(path string, pf profileFlags, stderr io.Writer) (*report, error) {
 	f, err := os.Open(path)
@@ -173,7 +161,7 @@ func profileFile(path string, pf profileFlags, stderr io.Writer) (*report, error
 	if err != nil {
 		return nil, err
 	}
-	cr := &countingReader{r: f}
+	cr := progress.NewReader(f)
 	br := bufio.NewReaderSize(cr, 1<<16)
 	head := peek(br)
 	format := ingest.FormatOf(path, head)
@@ -192,7 +180,7 @@ func profileFile(path string, pf profileFlags, stderr io.Writer) (*report, error
 	bar := progress.New(stderr, nil, "profile "+path, st.Size(), time.Second)
 	err = ingest.Scan(br, format, func(r ingest.Record) error {
 		p.Add(r.Values)
-		bar.Set(cr.n, p.Rows())
+		bar.Set(cr.N(), p.Rows())
 		return nil
 	}, func(*ingest.Error) error {
 		rep.Unreadable++

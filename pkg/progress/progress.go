@@ -102,3 +102,22 @@ func (b *Bar) show(final bool) {
 		b.log.Info(msg, fields...)
 	}
 }
+
+// Reader counts the bytes read through it: how much of a file of known
+// size a scan has read, for a Bar. It is not safe for concurrent use.
+type Reader struct {
+	r io.Reader
+	n int64
+}
+
+// NewReader counts the bytes read from r.
+func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
+
+func (c *Reader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// N is the number of bytes read so far.
+func (c *Reader) N() int64 { return c.n }

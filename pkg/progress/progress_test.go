@@ -56,3 +56,22 @@ func TestBarDrawsOnATerminal(t *testing.T) {
 		t.Errorf("drew %q", out.String())
 	}
 }
+
+func TestReaderCountsTheBytesRead(t *testing.T) {
+	r := NewReader(strings.NewReader("id,name\n1,Ada\n2,Grace\n"))
+	buf := make([]byte, 10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		total += int64(n)
+		if r.N() != total {
+			t.Fatalf("after %d bytes read, N() = %d", total, r.N())
+		}
+		if err != nil {
+			break
+		}
+	}
+	if total != 22 {
+		t.Errorf("read %d bytes of 22", total)
+	}
+}

@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,55 +44,44 @@ var Phases = []string{PhasePoll, PhaseDecode, PhaseHandle, PhaseProduce, PhaseCo
 // NewMetrics registers the stage metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	labels := []string{"stage", "dataset"}
-	m := &Metrics{
-		in: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_records_in_total", Help: "Records consumed and committed by the stage.",
-		}, labels),
-		out: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_records_out_total", Help: "Records produced to the stage's output topic and committed.",
-		}, labels),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_records_duplicates_total", Help: "Records dropped as duplicates of content already seen.",
-		}, labels),
-		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_bytes_in_total", Help: "Bytes of the records consumed and committed (keys and values).",
-		}, labels),
-		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_bytes_out_total", Help: "Bytes of the records produced and committed, dead letters included.",
-		}, labels),
-		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_records_dead_lettered_total", Help: "Records sent to the dead-letter topic, by the first reason's code.",
-		}, append(labels, "reason")),
-		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_transactions_total", Help: "Batch transactions, by outcome (committed, aborted).",
-		}, append(labels, "outcome")),
-		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "datamill_stage_batch_records", Help: "Records per polled batch.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
-		}, labels),
-		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "datamill_stage_batch_seconds", Help: "Time from poll to committed transaction, per batch.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}, labels),
-		phaseSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_phase_seconds_total", Help: "Wall time spent in each phase of the batch cycle (poll, decode, handle, produce, commit).",
-		}, append(labels, "phase")),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "datamill_stage_consumer_lag_records", Help: "Committed records not yet consumed, per input partition.",
-		}, append(labels, "partition")),
-		flood: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "datamill_stage_dlq_flood", Help: "1 while the dead-letter rate is above STAGE_DLQ_MAX_RATE (a dead-letter flood), else 0.",
-		}, labels),
-		floods: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "datamill_stage_dlq_floods_total", Help: "Dead-letter floods started (the rate went above STAGE_DLQ_MAX_RATE).",
-		}, labels),
-		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "datamill_stage_stopped", Help: "1 while the stage is stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) until `datamill resume`, else 0.",
-		}, labels),
+	counter := func(name, help string, more ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, slices.Concat(labels, more))
+		reg.MustRegister(v)
+		return v
 	}
-	reg.MustRegister(m.in, m.out, m.duplicates, m.bytesIn, m.bytesOut, m.dead, m.txns, m.batchSize, m.batchSeconds, m.phaseSeconds, m.lag,
-		m.flood, m.floods, m.stopped)
-	return m
+	gauge := func(name, help string, more ...string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, slices.Concat(labels, more))
+		reg.MustRegister(v)
+		return v
+	}
+	histogram := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	return &Metrics{
+		in:         counter("datamill_stage_records_in_total", "Records consumed and committed by the stage."),
+		out:        counter("datamill_stage_records_out_total", "Records produced to the stage's output topic and committed."),
+		duplicates: counter("datamill_stage_records_duplicates_total", "Records dropped as duplicates of content already seen."),
+		bytesIn:    counter("datamill_stage_bytes_in_total", "Bytes of the records consumed and committed (keys and values)."),
+		bytesOut:   counter("datamill_stage_bytes_out_total", "Bytes of the records produced and committed, dead letters included."),
+		dead: counter("datamill_stage_records_dead_lettered_total",
+			"Records sent to the dead-letter topic, by the first reason's code.", "reason"),
+		txns: counter("datamill_stage_transactions_total", "Batch transactions, by outcome (committed, aborted).", "outcome"),
+		batchSize: histogram("datamill_stage_batch_records", "Records per polled batch.",
+			prometheus.ExponentialBuckets(1, 4, 8)),
+		batchSeconds: histogram("datamill_stage_batch_seconds", "Time from poll to committed transaction, per batch.",
+			prometheus.ExponentialBuckets(0.001, 2.5, 12)),
+		phaseSeconds: counter("datamill_stage_phase_seconds_total",
+			"Wall time spent in each phase of the batch cycle (poll, decode, handle, produce, commit).", "phase"),
+		lag: gauge("datamill_stage_consumer_lag_records", "Committed records not yet consumed, per input partition.", "partition"),
+		flood: gauge("datamill_stage_dlq_flood",
+			"1 while the dead-letter rate is above STAGE_DLQ_MAX_RATE (a dead-letter flood), else 0."),
+		floods: counter("datamill_stage_dlq_floods_total",
+			"Dead-letter floods started (the rate went above STAGE_DLQ_MAX_RATE)."),
+		stopped: gauge("datamill_stage_stopped",
+			"1 while the stage is stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) until `datamill resume`, else 0."),
+	}
 }
 
 // Counts are a runner's totals since it started.

@@ -8,9 +8,9 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/datamill/datamill/pkg/ingest"
+	"github.com/datamill/datamill/pkg/rules"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
-	"github.com/datamill/datamill/services/cleaner/internal/rules"
 )
 
 // record is a decoded Avro record; the cleaner is the same code for every

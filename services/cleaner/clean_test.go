@@ -16,12 +16,12 @@ import (
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/rules"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
-	"github.com/datamill/datamill/services/cleaner/internal/rules"
 )
 
 func ptr(s string) *string { return &s }

@@ -267,13 +267,8 @@ type columnType struct {
 // null and one type is that type, nullable: a pointer to it in the record.
 // Every column is nullable.
 func columnOf(s avro.Schema) (columnType, error) {
-	if u, ok := s.(*avro.UnionSchema); ok {
-		var types []avro.Schema
-		for _, t := range u.Types() {
-			if t.Type() != avro.Null {
-				types = append(types, t)
-			}
-		}
+	if _, ok := s.(*avro.UnionSchema); ok {
+		types := schemas.NonNull(s)
 		if len(types) != 1 {
 			return columnType{}, fmt.Errorf("a union of %d types besides null has no column type", len(types))
 		}

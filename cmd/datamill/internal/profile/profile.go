@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/datamill/datamill/pkg/rules"
 )
 
 // Kind is a column's inferred type.
@@ -170,7 +172,7 @@ func (c *column) miss(k Kind, s string) {
 }
 
 func (c *column) add(p *Profiler, raw string) {
-	s := normalise(raw)
+	s := rules.Normalise(raw)
 	if s == "" {
 		return
 	}
@@ -190,7 +192,8 @@ func (c *column) add(p *Profiler, raw string) {
 	} else {
 		c.miss(Bool, s)
 	}
-	n, isInt := parseInt(s)
+	n, err := rules.ParseInt(s)
+	isInt := err == nil
 	if isInt {
 		if c.nInt == 0 || n < c.intMin {
 			c.intMin = n
@@ -212,17 +215,17 @@ func (c *column) add(p *Profiler, raw string) {
 			c.miss(Decimal, s)
 		}
 		c.number(p, float64(n))
-	} else if d, ok := parseDecimal(s); ok && amountLike(s) && finite(d) {
+	} else if d, ok := rules.ParseDecimal(s); ok && amountLike(s) && finite(d) {
 		c.nDecimal++
 		f, _ := d.Float64()
 		c.number(p, f)
 	} else {
 		c.miss(Decimal, s)
 	}
-	if t, withTime, ok := parseTime(s); ok {
+	if t, withTime, ok := rules.ParseDate(s); ok {
 		// The day is the one the value names, in its own zone, as the
 		// cleaner reads it.
-		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		day := rules.Day(t)
 		t = t.UTC()
 		if !c.dateSeen {
 			c.dateMin, c.dateMax, c.timeMin, c.timeMax = day, day, t, t
@@ -238,7 +241,7 @@ func (c *column) add(p *Profiler, raw string) {
 	} else {
 		c.miss(Date, s)
 	}
-	if isEmail(s) {
+	if _, ok := rules.Email(s); ok {
 		c.nEmail++
 	}
 }
@@ -656,7 +659,3 @@ func round(f float64, decimals int) float64 {
 	}
 	return math.Round(f*p) / p
 }
-
-// Rat is a decimal value read as the cleaner reads it, cut to two
-// decimals; ok is false when it is not one.
-func Rat(s string) (*big.Rat, bool) { return parseDecimal(normalise(s)) }

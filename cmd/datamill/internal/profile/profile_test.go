@@ -25,14 +25,18 @@ func TestTypeInference(t *testing.T) {
 		want    Kind
 		invalid int64
 	}{
-		"ints":                       {[]string{"1", "-2", "+3", "40", "5.0"}, Int, 0},
-		"ints with blanks":           {[]string{"1", "", "  ", "2", "3"}, Int, 0},
-		"decimals with points":       {[]string{"1.5", "2", "3.25"}, Decimal, 0},
-		"decimals with commas":       {[]string{"1,5", "2,75", "1.234,50", "€ 3,00"}, Decimal, 0},
-		"money with codes":           {[]string{"12.50 EUR", "USD 3", "$1,200.00", "7"}, Decimal, 0},
-		"iso dates":                  {[]string{"2024-01-31", "2023-12-01"}, Date, 0},
-		"dates in several formats":   {[]string{"2024-01-31", "31/01/2024", "31.01.2024", "Jan 31, 2024", "31 January 2024", "2024/01/31"}, Date, 0},
-		"timestamps":                 {[]string{"2024-01-31T10:00:00Z", "2024-02-01 08:30:00", "2024-02-02"}, Timestamp, 0},
+		"ints":                     {[]string{"1", "-2", "+3", "40", "5.0"}, Int, 0},
+		"ints with blanks":         {[]string{"1", "", "  ", "2", "3"}, Int, 0},
+		"decimals with points":     {[]string{"1.5", "2", "3.25"}, Decimal, 0},
+		"decimals with commas":     {[]string{"1,5", "2,75", "1.234,50", "€ 3,00"}, Decimal, 0},
+		"money with codes":         {[]string{"12.50 EUR", "USD 3", "$1,200.00", "7"}, Decimal, 0},
+		"iso dates":                {[]string{"2024-01-31", "2023-12-01"}, Date, 0},
+		"dates in several formats": {[]string{"2024-01-31", "31/01/2024", "31.01.2024", "Jan 31, 2024", "31 January 2024", "2024/01/31"}, Date, 0},
+		"timestamps":               {[]string{"2024-01-31T10:00:00Z", "2024-02-01 08:30:00", "2024-02-02"}, Timestamp, 0},
+		// The cleaner reads these as dates (pkg/rules.ParseDate), so the
+		// profile must too.
+		"months in lower case":       {[]string{"jan 31, 2024", "february 2, 2024", "march 3, 2024"}, Date, 0},
+		"timestamps to picoseconds":  {[]string{"2024-01-31T10:00:00.123456789012+01:00", "2024-02-01T08:30:00.000000000001Z"}, Timestamp, 0},
 		"booleans":                   {[]string{"yes", "no", "Yes", "NO", "y"}, Bool, 0},
 		"booleans with digits":       {[]string{"true", "false", "1", "0", "TRUE"}, Bool, 0},
 		"zeros and ones are ints":    {[]string{"0", "1", "1", "0"}, Int, 0},

@@ -277,7 +277,7 @@ func (f *Source) read(ctx context.Context, dataset, path string, st os.FileInfo,
 		return err
 	}
 	defer file.Close()
-	counted := &countingReader{r: file}
+	counted := progress.NewReader(file)
 	br := bufio.NewReaderSize(counted, 1<<16)
 	head, _ := br.Peek(512)
 	format := ingest.FormatOf(path, head)
@@ -291,7 +291,7 @@ func (f *Source) read(ctx context.Context, dataset, path string, st os.FileInfo,
 	}
 	unknown := map[string]bool{}
 	err = ingest.Scan(br, format, func(rec ingest.Record) error {
-		r.bar.Set(counted.n, r.mark.Records)
+		r.bar.Set(counted.N(), r.mark.Records)
 		for _, u := range src.Unknown(rec) {
 			unknown[u] = true
 		}
@@ -331,7 +331,7 @@ func (f *Source) read(ctx context.Context, dataset, path string, st os.FileInfo,
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	r.bar.Set(counted.n, r.mark.Records)
+	r.bar.Set(counted.N(), r.mark.Records)
 	r.bar.Finish()
 	f.cfg.Done.WithLabelValues(dataset).Inc()
 	return nil
@@ -404,16 +404,4 @@ func (r *fileRead) addDead(ctx context.Context, source, position string, b []byt
 		return err
 	}
 	return r.add(ctx, rec, position)
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -90,10 +90,10 @@ func FuzzMoney(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		checkField(t, "decimal", s)
 		// An amount with letters inside is no number.
-		if d, ok := parseMoney(s); ok {
+		if d, ok := ParseDecimal(s); ok {
 			inside := strings.TrimFunc(s, func(r rune) bool { return r < '0' || r > '9' })
 			if strings.ContainsFunc(inside, func(r rune) bool { return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' }) {
-				t.Fatalf("parseMoney(%q) = %v, want a failure: letters inside the number", s, d)
+				t.Fatalf("ParseDecimal(%q) = %v, want a failure: letters inside the number", s, d)
 			}
 		}
 	})

@@ -33,13 +33,14 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/datamill/datamill/schemas"
 )
 
 // Attribute is the name of the schema attribute holding a field's rule.
@@ -269,12 +270,12 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 	if problem := TextProblem(s); problem != "" {
 		return nil, problem
 	}
-	s = strings.Join(strings.Fields(s), " ")
+	s = Normalise(s)
 	switch f.kind {
 	case "string":
 		return s, ""
 	case "int":
-		n, err := strconv.ParseInt(strings.TrimSuffix(s, ".0"), 10, 64)
+		n, err := ParseInt(s)
 		if errors.Is(err, strconv.ErrRange) {
 			return nil, "out_of_range"
 		}
@@ -302,22 +303,23 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 		}
 		return nil, "unknown_country"
 	case "email":
-		e := strings.ToLower(s)
-		if !email.MatchString(e) || strings.Contains(e, "..") {
+		e, ok := Email(s)
+		if !ok {
 			return nil, "malformed_email"
 		}
 		return e, ""
 	case "date":
-		d, ok := parseDate(s)
+		t, _, ok := ParseDate(s)
 		if !ok {
 			return nil, "bad_date"
 		}
+		d := Day(t)
 		if f.minDate != nil && d.Before(*f.minDate) || f.maxDate != nil && d.After(*f.maxDate) {
 			return nil, "out_of_range"
 		}
 		return d, ""
 	case "decimal":
-		d, ok := parseMoney(s)
+		d, ok := ParseDecimal(s)
 		if !ok {
 			return nil, "not_a_number"
 		}
@@ -349,12 +351,8 @@ func TextProblem(s string) string {
 // decimalOf returns the precision and scale of a field's decimal type, or
 // of its non-null branch; 0, 0 for other types.
 func decimalOf(s avro.Schema) (precision, scale int) {
-	if u, ok := s.(*avro.UnionSchema); ok {
-		for _, t := range u.Types() {
-			if t.Type() != avro.Null {
-				s = t
-			}
-		}
+	if types := schemas.NonNull(s); len(types) > 0 {
+		s = types[len(types)-1]
 	}
 	ls, ok := s.(avro.LogicalTypeSchema)
 	if !ok {
@@ -376,12 +374,8 @@ func fits(d *big.Rat, precision, scale int) bool {
 
 // isLong reports whether a field's type, or its non-null branch, is long.
 func isLong(s avro.Schema) bool {
-	if u, ok := s.(*avro.UnionSchema); ok {
-		for _, t := range u.Types() {
-			if t.Type() != avro.Null {
-				s = t
-			}
-		}
+	if types := schemas.NonNull(s); len(types) > 0 {
+		s = types[len(types)-1]
 	}
 	return s.Type() == avro.Long
 }
@@ -391,77 +385,6 @@ func outOfRange(f *field, v float64) string {
 		return "out_of_range"
 	}
 	return ""
-}
-
-var email = regexp.MustCompile(`^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$`)
-
-// dateLayouts are the date formats real exports use, tried in order.
-// Slashed dates are read day first (dd/mm/yyyy), as European sources write
-// them; year-first slashed dates are unambiguous.
-var dateLayouts = []string{
-	time.DateOnly, "2006/01/02", "02/01/2006", "2/1/2006", "02.01.2006", "02-01-2006",
-	"20060102", "2 Jan 2006", "2 January 2006", "Jan 2, 2006", "January 2, 2006",
-	time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05",
-}
-
-// parseDate reads a calendar date in one of dateLayouts; impossible dates
-// (2023-02-30) fail.
-func parseDate(s string) (time.Time, bool) {
-	for _, layout := range dateLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			y, m, d := t.Date()
-			return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), true
-		}
-	}
-	return time.Time{}, false
-}
-
-// parseMoney reads an amount with an optional currency sign or code,
-// spaces as thousands separators and a decimal point or comma; the last of
-// '.' and ',' is the decimal separator when both appear. A currency code
-// is upper-case letters before or after the number, never inside it:
-// "1e9" and "12abc" are not numbers.
-func parseMoney(s string) (*big.Rat, bool) {
-	var b strings.Builder
-	digits, after := false, false // a digit seen; a sign or code after one
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9', r == '.', r == ',', r == '-':
-			if after {
-				return nil, false
-			}
-			digits = digits || r >= '0' && r <= '9'
-			b.WriteRune(r)
-		case r == ' ', r == '\u00a0', r == '\u202f', r == '\'':
-		case strings.ContainsRune("€$£¥", r), r >= 'A' && r <= 'Z':
-			// currency signs and codes (EUR, USD, ...)
-			after = digits
-		default:
-			return nil, false
-		}
-	}
-	n := b.String()
-	if n == "" || strings.Count(n, "-") > 1 || strings.Contains(n[1:], "-") {
-		return nil, false
-	}
-	dot, comma := strings.LastIndex(n, "."), strings.LastIndex(n, ",")
-	switch {
-	case comma > dot:
-		n = strings.ReplaceAll(n[:comma], ".", "") + "." + n[comma+1:]
-	case dot > comma:
-		n = strings.ReplaceAll(n[:dot], ",", "") + n[dot:]
-	}
-	if strings.Count(n, ".") > 1 || strings.Contains(n, ",") {
-		return nil, false
-	}
-	r, ok := new(big.Rat).SetString(n)
-	if !ok {
-		return nil, false
-	}
-	// Two decimals, as the money type stores them.
-	cents := new(big.Rat).Mul(r, big.NewRat(100, 1))
-	q := new(big.Int).Quo(cents.Num(), cents.Denom())
-	return new(big.Rat).SetFrac(q, big.NewInt(100)), true
 }
 
 func asString(v any) (string, error) {

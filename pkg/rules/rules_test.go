@@ -173,14 +173,14 @@ func TestParseMoney(t *testing.T) {
 		"12.50": "12.50", "12,50": "12.50", "€12,50": "12.50", "$ 12.50": "12.50", "12,50 EUR": "12.50",
 		"1 234,56": "1234.56", "1,234.56": "1234.56", "1.234,56": "1234.56", "-3": "-3.00", "7.999": "7.99",
 	} {
-		got, ok := parseMoney(in)
+		got, ok := ParseDecimal(in)
 		if !ok || got.FloatString(2) != want {
-			t.Errorf("parseMoney(%q) = %v, %v; want %s", in, got, ok, want)
+			t.Errorf("ParseDecimal(%q) = %v, %v; want %s", in, got, ok, want)
 		}
 	}
 	for _, bad := range []string{"", "abc", "12.5.1", "--3", "3-", "12#50", "1e9", "12abc", "1E9", "12 eur"} {
-		if got, ok := parseMoney(bad); ok {
-			t.Errorf("parseMoney(%q) = %v, want a failure", bad, got)
+		if got, ok := ParseDecimal(bad); ok {
+			t.Errorf("ParseDecimal(%q) = %v, want a failure", bad, got)
 		}
 	}
 }
