@@ -46,7 +46,7 @@ func TestTheScorerCreatesThePredictionsTableOnceTheUsersTableExists(t *testing.T
 	waited := make(chan string, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- awaitTable(t.Context(), pool, func(reason string) {
+		done <- usersDataset(t).awaitTable(t.Context(), pool, func(reason string) {
 			select {
 			case waited <- reason:
 			default:
@@ -55,7 +55,7 @@ func TestTheScorerCreatesThePredictionsTableOnceTheUsersTableExists(t *testing.T
 	}()
 	select {
 	case reason := <-waited:
-		if reason != "no users table yet (the loader creates it)" {
+		if reason != "no users table with its key id yet (the loader creates it)" {
 			t.Errorf("waiting because %q, want the users table named", reason)
 		}
 	case err := <-done:
@@ -114,7 +114,7 @@ order by 1`)
 	// A scorer starting again finds the table there.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if err := awaitTable(ctx, pool, func(string) {}); err != nil {
+	if err := usersDataset(t).awaitTable(ctx, pool, func(string) {}); err != nil {
 		t.Errorf("awaitTable on an existing predictions table = %v", err)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,7 +52,7 @@ func newScorerStack(t *testing.T) *scorerStack {
 	if _, err := pool.Exec(t.Context(), usersTable); err != nil {
 		t.Fatal(err)
 	}
-	if err := createPredictions(t.Context(), pool); err != nil {
+	if err := usersDataset(t).createPredictions(t.Context(), pool, "bigint"); err != nil {
 		t.Fatal(err)
 	}
 	db, err := pgx.Connect(t.Context(), m["DATABASE_URL"])
@@ -63,6 +65,39 @@ func newScorerStack(t *testing.T) *scorerStack {
 		t.Fatal(err)
 	}
 	return &scorerStack{env: env, kcfg: kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}, reg: reg, db: db}
+}
+
+// usersDataset is what the scorer knows of the built-in users dataset.
+func usersDataset(t testing.TB) *dataset {
+	t.Helper()
+	ds, err := schemas.BuiltIn().Dataset("users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDataset(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// persistedBatch is a batch of persisted records of d holding the clean
+// records given, decoded as the scorer decodes them.
+func persistedBatch(t testing.TB, d *dataset, cleans ...users.Clean) []stage.Message[persisted] {
+	t.Helper()
+	batch := make([]stage.Message[persisted], len(cleans))
+	for i, c := range cleans {
+		b, err := avro.Marshal(d.persistedSchema, &users.Persisted{Record: c, Action: users.LoadActionInserted, PersistedAt: c.EventTime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := reflect.New(d.persistedType)
+		if err := avro.Unmarshal(d.persistedSchema, b, v.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		batch[i].Value = v
+	}
+	return batch
 }
 
 // persist inserts users [from, to) and produces their persisted events.
@@ -226,7 +261,7 @@ func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
 		resp.Body.Close()
 		info.Write(b)
 	}
-	if !strings.Contains(info.String(), `datamill_scorer_model_info{version="`+second.Version+`"} 1`) {
+	if !strings.Contains(info.String(), `datamill_scorer_model_info{dataset="users",version="`+second.Version+`"} 1`) {
 		t.Errorf("metrics do not name the current model %s", second.Version)
 	}
 }
@@ -243,17 +278,19 @@ func TestReplayedBatchRepublishesTheStoredPredictions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	if err := ms.poll(); err != nil {
 		t.Fatal(err)
 	}
-	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
-	var batch []stage.Message[users.Persisted]
+	d := usersDataset(t)
+	sc := &scoring{dataset: d, pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	var cleans []users.Clean
 	for id := 1; id <= 20; id++ {
-		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+		cleans = append(cleans, users.Clean{
 			ID: int64(id), EventID: fmt.Sprintf("ev-%d", id), Age: new(int32(30)), QualityFlags: []string{},
-		}}})
+		})
 	}
+	batch := persistedBatch(t, d, cleans...)
 	once, err := sc.handler(t.Context(), batch)
 	if err != nil {
 		t.Fatal(err)
@@ -309,17 +346,19 @@ func TestABatchReadsPredictionsByIndexOnly(t *testing.T) {
 		}
 		return n
 	}
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	if err := ms.poll(); err != nil {
 		t.Fatal(err)
 	}
-	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
-	var batch []stage.Message[users.Persisted]
+	d := usersDataset(t)
+	sc := &scoring{dataset: d, pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	var cleans []users.Clean
 	for n := range 2000 { // the default STAGE_BATCH_MAX
-		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+		cleans = append(cleans, users.Clean{
 			ID: int64(1 + n%20), EventID: fmt.Sprintf("ev-%d", n), Age: new(int32(30)), QualityFlags: []string{},
-		}}})
+		})
 	}
+	batch := persistedBatch(t, d, cleans...)
 	before := scanned()
 	for range 2 { // new events, then the same replayed
 		res, err := sc.handler(t.Context(), batch)
