@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -140,7 +141,7 @@ func (s *scorerStack) persist(t *testing.T, from, to int) {
 }
 
 // trainModel writes a model artefact into dir and returns it.
-func trainModel(t *testing.T, dir string) *model.Model {
+func trainModel(t testing.TB, dir string) *model.Model {
 	t.Helper()
 	if err := run(t.Context(), []string{"scorer", "train", "--csv", usersCSV(t, 1000), "--out", dir}, nil, io.Discard); err != nil {
 		t.Fatal(err)
@@ -372,4 +373,54 @@ func TestABatchReadsPredictionsByIndexOnly(t *testing.T) {
 	if n := scanned() - before; n != 0 {
 		t.Errorf("two batches read %d predictions rows by scanning: want index lookups only", n)
 	}
+}
+
+// BenchmarkDecodeAndScore is the stream's work on one persisted users
+// record but the database: decode it, compute its features and score it,
+// into the generated type (as the scorer did before it served any
+// dataset) and into the struct type built from the derived schema.
+func BenchmarkDecodeAndScore(b *testing.B) {
+	m := trainModel(b, b.TempDir())
+	d := usersDataset(b)
+	ref := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
+	var bodies [][]byte
+	for id := range 1000 {
+		signup, login := ref.AddDate(0, 0, -400-id%300), ref.AddDate(0, 0, -(id%200))
+		c := users.Clean{
+			ID: int64(id + 1), Age: new(int32(20 + id%50)), Gender: new("female"), Country: new([]string{"FR", "DE"}[id%2]),
+			SignupDate: &signup, LastLogin: &login, MonthlySpend: new(big.NewRat(int64(1000+id), 100)), QualityFlags: []string{},
+			EventID: fmt.Sprintf("ev-%d", id), EventTime: ref, ContentHash: "h",
+		}
+		body, err := avro.Marshal(d.persistedSchema, &users.Persisted{Record: c, Action: users.LoadActionInserted, PersistedAt: ref})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, body)
+	}
+	b.Run("generated", func(b *testing.B) {
+		fields := model.FieldsOf(reflect.TypeFor[users.Clean]())
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			var p users.Persisted
+			if err := avro.Unmarshal(d.persistedSchema, bodies[i%len(bodies)], &p); err != nil {
+				b.Fatal(err)
+			}
+			_ = m.Predict(m.Score(fields.Record(&p.Record)))
+			i++
+		}
+	})
+	b.Run("derived", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			p := reflect.New(d.persistedType)
+			if err := avro.Unmarshal(d.persistedSchema, bodies[i%len(bodies)], p.Interface()); err != nil {
+				b.Fatal(err)
+			}
+			c := cleanOf(p)
+			_ = predict(m, d.record(c), d.keyOf(c), c.Field(d.eventIDField).String())
+			i++
+		}
+	})
 }

@@ -22,7 +22,7 @@ import (
 
 // usersCSV writes n users in the users table's columns whose churn follows
 // inactivity, as an export of the table would.
-func usersCSV(t *testing.T, n int) string {
+func usersCSV(t testing.TB, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "users.csv")
 	f, err := os.Create(path)
