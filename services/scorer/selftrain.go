@@ -106,6 +106,11 @@ func (t *selfTrainer) due(ctx context.Context, cur *model.Model) (bool, error) {
 		if t.promoted != "" {
 			return false, nil // the scorer has yet to load it
 		}
+		// An artefact in the directory is the model the scorer is about
+		// to apply (a scorer restarting, or a model trained by hand).
+		if path, err := model.Latest(t.dir, t.models.name); err != nil || path != "" {
+			return false, err
+		}
 		var n int
 		err := t.pool.QueryRow(ctx, fmt.Sprintf("select count(*) from %s where %s is not null",
 			pgx.Identifier{t.dataset}.Sanitize(), pgx.Identifier{t.decl.Label.Column}.Sanitize())).Scan(&n)

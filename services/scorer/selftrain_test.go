@@ -131,6 +131,24 @@ func TestSelfTrainingTrainsOnceDueAndRecordsEveryModel(t *testing.T) {
 	}
 }
 
+// A scorer that starts with an artefact in its directory, which it has yet
+// to load, does not train one of its own over it, however many labelled
+// rows the table holds: the artefact is the model it applies.
+func TestSelfTrainingLeavesAnArtefactToTheScorer(t *testing.T) {
+	pool, load := labelledUsers(t)
+	dir := t.TempDir()
+	given := trainModel(t, dir)
+	load(500)
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
+	tr := newSelfTrainer(usersDataset(t), pool, ms, dir, zap.NewNop())
+	if reg, err := tr.cycle(t.Context()); err != nil || reg != nil {
+		t.Fatalf("an artefact not loaded yet: trained %+v (%v), want nothing", reg, err)
+	}
+	if err := ms.poll(); err != nil || ms.current.Load().Version != given.Version {
+		t.Errorf("the scorer applies %+v (%v), want the artefact given, %s", ms.current.Load(), err, given.Version)
+	}
+}
+
 // A candidate replaces the current model only if it scores no worse on
 // the candidate's held-out split.
 func TestJudgeComparesOnTheHeldOutSplit(t *testing.T) {
