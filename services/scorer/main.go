@@ -184,28 +184,6 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 			go newSelfTrainer(d, pool, ms, cfg.ModelDir, p.Log).run(ctx, cfg.SelfTrainInterval)
 		}
 	}
-	// Each dataset waits for its table, then for its model; the stages
-	// start once all have them.
-	var waits sync.WaitGroup
-	for _, name := range served {
-		waits.Go(func() {
-			d, ms := datasets[name], applied[name]
-			if err := d.awaitTable(ctx, pool, func(r string) { p.Telemetry.SetReady("predictions_"+name, false, r) }); err != nil {
-				return // ctx ended
-			}
-			p.Telemetry.SetReady("predictions_"+name, true, "")
-			if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model_"+name, false, r) }); err != nil {
-				return // ctx ended
-			}
-			p.Telemetry.SetReady("model_"+name, true, "")
-			go ms.watch(ctx, cfg.ModelPoll)
-		})
-	}
-	waits.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
-
 	// The reconciliation's producer: idempotent, acknowledged by every
 	// in-sync replica.
 	producer, err := kafka.NewClient(cfg.Kafka, p.Log)
@@ -220,8 +198,19 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	return service.RunStages(ctx, p, served, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[persisted, scored], error) {
+	// Each dataset waits for its table, then for its model, and its stage
+	// starts once it has them, whatever the other datasets wait for.
+	return service.RunStagesIndependently(ctx, p, served, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[persisted, scored], error) {
 		d, ms := datasets[ds], applied[ds]
+		if err := d.awaitTable(ctx, pool, func(r string) { p.Telemetry.SetReady("predictions_"+ds, false, r) }); err != nil {
+			return nil, err // ctx ended
+		}
+		p.Telemetry.SetReady("predictions_"+ds, true, "")
+		if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model_"+ds, false, r) }); err != nil {
+			return nil, err // ctx ended
+		}
+		p.Telemetry.SetReady("model_"+ds, true, "")
+		go ms.watch(ctx, cfg.ModelPoll)
 		enc, err := d.codecs(ctx, reg)
 		if err != nil {
 			return nil, err

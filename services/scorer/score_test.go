@@ -424,3 +424,33 @@ func BenchmarkDecodeAndScore(b *testing.B) {
 		}
 	})
 }
+
+// Each dataset the scorer serves waits for its own table and model: users
+// is scored while jobs, declared in DATASETS_DIR with a model, waits for
+// its table, not ready for it; plain, which declares no model, is served
+// by no stage.
+func TestADatasetThatWaitsHoldsUpNoOther(t *testing.T) {
+	s := newScorerStack(t)
+	s.persist(t, 1, 101)
+	dir := t.TempDir()
+	trainModel(t, dir)
+	datasets := jobsDataset(t)
+	if err := os.CopyFS(filepath.Join(datasets, "plain"), os.DirFS(filepath.Join(datasets, "jobs"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(datasets, "plain", "dataset.yaml"), []byte("description: no model\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=50ms",
+		"DATASETS=jobs,plain,users", "DATASETS_DIR="+datasets))
+	if got := len(testkit.Consume(t, s.kcfg.Brokers, "scored.users", 100)); got != 100 {
+		t.Fatalf("%d scored users records, want 100 while jobs waits", got)
+	}
+	ready, body := svc.Ready(t)
+	if ready || !strings.Contains(body, "no jobs table with its key id yet") || !strings.Contains(body, `"name":"stage_users","ready":true`) {
+		t.Errorf("/readyz = %v %s; want not ready, waiting for the jobs table, and the users stage ready", ready, body)
+	}
+	if strings.Contains(body, "plain") {
+		t.Errorf("/readyz names plain, which declares no model: %s", body)
+	}
+}
