@@ -20,7 +20,7 @@ when the ROC-AUCs differ by more than 0.005 (the RMSEs by more than 0.5 %).
     python3 -m venv .cache/sklearn
     .cache/sklearn/bin/pip install scikit-learn pyyaml
     .cache/sklearn/bin/python bench/sklearn_reference.py \\
-        services/scorer/builtin/users/dataset.yaml DIR models/churn-<version>.json
+        schemas/avro/users/dataset.yaml DIR models/churn-<version>.json
 """
 
 import csv

@@ -186,3 +186,71 @@ func TestRunStagesStartsNoRunnerWhenADatasetHasNoSpec(t *testing.T) {
 		})
 	}
 }
+
+// A dataset whose spec waits does not hold up the runner of another: with
+// RunStagesIndependently, b's records flow while a's spec still waits, and
+// the wait ends with the context, without an error.
+func TestRunStagesIndependentlyStartsEachRunnerWhenItsSpecIsBuilt(t *testing.T) {
+	kcfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	waiting, flowing := testkit.Name(t, "a"), testkit.Name(t, "b")
+	in := kafka.Topic(kafka.Raw, flowing)
+	if err := kafka.EnsureTopics(t.Context(), cl, kcfg, in); err != nil {
+		t.Fatal(err)
+	}
+	codec, err := serde.NewCodec[item](t.Context(), reg, in, itemSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := codec.Encode(&item{ID: 1, Payload: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: in, Key: []byte("k"), Value: b}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startTester(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	build := tagging(reg)
+	go func() {
+		done <- RunStagesIndependently(ctx, p, []string{waiting, flowing}, stageConfig(), kcfg, func(ctx context.Context, ds string) (*stage.Spec[item, item], error) {
+			if ds == waiting {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return build(ctx, ds)
+		})
+	}()
+	out := kafka.Topic(kafka.Clean, flowing)
+	outCodec, err := serde.NewCodec[item](t.Context(), reg, out, itemSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := testkit.Consume(t, kcfg.Brokers, out, 1)
+	var got item
+	if err := outCodec.Decode(recs[0].Value, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := (item{ID: 1, Payload: flowing + ":p"}); got != want {
+		t.Errorf("%s holds %+v, want %+v while %s waits", out, got, want, waiting)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("RunStagesIndependently after its context ended = %v, want nil", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("RunStagesIndependently did not return within 60 s of its context ending")
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/pg"
-	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas/users"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
@@ -30,7 +29,7 @@ func psiOf(g *prometheus.GaugeVec, dataset, feature string) (float64, bool) {
 // full and when the model changes.
 func TestDriftOfRecentRecords(t *testing.T) {
 	m := trainModel(t, t.TempDir())
-	decl, _, err := declaration("", "users", trainSettings{})
+	decl, _, _, err := declaration("", "users", trainSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,19 +90,21 @@ func TestScoringFeedsTheDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	if err := ms.poll(); err != nil {
 		t.Fatal(err)
 	}
 	g := newDriftGauge()
-	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"}), drift: &drift{dataset: "users", window: 1000, psi: g}}
-	var batch []stage.Message[users.Persisted]
+	d := usersDataset(t)
+	sc := &scoring{dataset: d, pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"}), drift: &drift{dataset: "users", window: 1000, psi: g}}
+	var cleans []users.Clean
 	login := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
 	for id := 1; id <= 200; id++ { // every user 30, no gender
-		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+		cleans = append(cleans, users.Clean{
 			ID: int64(id), EventID: fmt.Sprintf("ev-%d", id), Age: new(int32(30)), LastLogin: &login, QualityFlags: []string{},
-		}}})
+		})
 	}
+	batch := persistedBatch(t, d, cleans...)
 	if _, err := sc.handler(t.Context(), batch); err != nil {
 		t.Fatal(err)
 	}

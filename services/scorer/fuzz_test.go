@@ -17,7 +17,7 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add("account_status,age,gender,country,signup_date,last_login,monthly_spend\nactive,,,,,,\n")
 	f.Add("account_status,age,gender,country,signup_date,last_login,monthly_spend\nactive,abc,,,2024-13-01,,-1\n")
 	f.Add("account_status\n\"unterminated\n")
-	decl, _, err := declaration("", "users", trainSettings{})
+	decl, _, _, err := declaration("", "users", trainSettings{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -11,20 +11,28 @@
 // models/<name>-<version>.json. Its clients are built from the shared
 // Kafka, registry and PostgreSQL settings.
 //
-// The service waits (not ready) for the users table, which the loader
-// creates, then creates the predictions table it writes unless it exists,
-// and waits for a model artefact in SCORER_MODEL_DIR; it then consumes
-// persisted.users on the
-// transactional stage runner. Each batch is scored by one model, its
-// predictions written in one database transaction, idempotent by event
-// id, and its scored records produced from what the table holds, so a
-// replay republishes the first prediction, model version included. A newer
+// The service serves every dataset of DATASETS that declares a model
+// (read through the schemas catalog: the built-in datasets and
+// DATASETS_DIR); a dataset without a model: section is not served. For
+// each, it waits (not ready) for the dataset's table, which the loader
+// creates, then creates the predictions table it writes unless it exists
+// (schemas.PredictionsTable, with a foreign key to the table's key), and
+// waits for a model artefact in SCORER_MODEL_DIR named as the declared
+// model. It then consumes persisted.<dataset> on the transactional stage
+// runner, decoding records into a struct type built from the dataset's
+// derived persisted schema, and writes scored.<dataset> with the derived
+// scored schema. Each batch is scored by one model, its predictions
+// written in one database transaction, idempotent by event id, and its
+// scored records produced from what the table holds, so a replay
+// republishes the first prediction, model version included. A newer
 // artefact in the directory is swapped in between batches; one that does
 // not load is refused with the reason and the current model stays.
 //
-// With SCORER_SELF_TRAIN, the scorer also trains each dataset's declared
-// model by itself when it is due (selfTrainer), and records every model in
-// the scorer_models table.
+// With SCORER_SELF_TRAIN (the default), the scorer also trains each
+// dataset's declared model by itself when it is due (selfTrainer): a
+// dataset with no model trains once its table holds the declared min_rows
+// labelled rows, and waits (not ready, saying how many it holds) until
+// then. Every model is recorded in the scorer_models table.
 //
 // Each feature's drift, the population stability index between the
 // model's training split (its distribution is in the artefact) and the
@@ -56,7 +64,6 @@ import (
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
-	"github.com/datamill/datamill/schemas/users"
 )
 
 // settings is the scorer's configuration, read from the environment.
@@ -66,10 +73,11 @@ type settings struct {
 	Registry serde.Config
 	Postgres pg.Config
 	Stage    stage.Config
-	// ModelDir holds the model artefacts; the newest one named ModelName
-	// is applied, and a newer one is swapped in within ModelPoll.
+	Schemas  schemas.Config
+	// ModelDir holds the model artefacts; for each dataset the newest one
+	// named as its declared model is applied, and a newer one is swapped
+	// in within ModelPoll.
 	ModelDir  string        `env:"SCORER_MODEL_DIR" envDefault:"models"`
-	ModelName string        `env:"SCORER_MODEL_NAME" envDefault:"churn"`
 	ModelPoll time.Duration `env:"SCORER_MODEL_POLL" envDefault:"2s"`
 	// ReconcileInterval is how often the rows whose latest event has no
 	// prediction are scored (also once at start); 0 disables it.
@@ -80,7 +88,7 @@ type settings struct {
 	// SelfTrain makes the scorer train each dataset's declared model by
 	// itself (selfTrainer), checking every SelfTrainInterval whether it is
 	// due.
-	SelfTrain         bool          `env:"SCORER_SELF_TRAIN" envDefault:"false"`
+	SelfTrain         bool          `env:"SCORER_SELF_TRAIN" envDefault:"true"`
 	SelfTrainInterval time.Duration `env:"SCORER_SELF_TRAIN_INTERVAL" envDefault:"1m"`
 	// DriftWindow is how many recent scored records each feature's drift
 	// (PSI against the training split) is measured on.
@@ -112,9 +120,10 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "scorer", args, environ, stdout, score)
 }
 
-// score creates the predictions table once the users table exists, waits
-// for a model, then scores every
-// persisted record of each dataset.
+// score serves every dataset of DATASETS that declares a model: it waits
+// for the dataset's table, creates its predictions table, waits for a
+// model, then scores every persisted record of the dataset. A dataset
+// without a model section is served by no stage.
 func score(ctx context.Context, p *service.Process, cfg settings) error {
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	if err != nil {
@@ -125,40 +134,56 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer pool.Close()
-	if err := awaitTable(ctx, pool, func(r string) { p.Telemetry.SetReady("predictions", false, r) }); err != nil {
-		return nil // ctx ended
+	cat, err := p.Schemas(cfg.Schemas)
+	if err != nil {
+		return err
 	}
-	p.Telemetry.SetReady("predictions", true, "")
+	datasets := map[string]*dataset{}
+	var served []string
+	for _, name := range cfg.Datasets {
+		ds, err := cat.Dataset(name)
+		if err != nil {
+			return fmt.Errorf("DATASETS: %w", err)
+		}
+		if ds.Decl.Model == nil {
+			p.Log.Info("dataset declares no model; the scorer does not serve it", zap.String("dataset", name))
+			continue
+		}
+		d, err := newDataset(ds)
+		if err != nil {
+			return err
+		}
+		datasets[name] = d
+		served = append(served, name)
+	}
 
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "datamill_scorer_model_info", Help: "1 for the model version being applied, 0 for those swapped out.",
-	}, []string{"version"})
-	risk := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "datamill_scorer_churn_probability", Help: "Predicted churn probabilities of the scored events.",
+		Name: "datamill_scorer_model_info", Help: "1 for the model version being applied to a dataset, 0 for those swapped out.",
+	}, []string{"dataset", "version"})
+	risk := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "datamill_scorer_churn_probability", Help: "Predicted probabilities (a ridge model's predicted values) of the scored events.",
 		Buckets: prometheus.LinearBuckets(0.1, 0.1, 9),
-	})
-	psi := newDriftGauge()
-	p.Telemetry.Registry().MustRegister(info, risk, psi)
-	ms := &models{dir: cfg.ModelDir, name: cfg.ModelName, log: p.Log, info: info}
-	if cfg.SelfTrain {
-		for _, ds := range cfg.Datasets {
-			t, err := newSelfTrainer(ds, pool, ms, cfg.ModelDir, p.Log)
-			if err != nil {
-				return err
-			}
-			go t.run(ctx, cfg.SelfTrainInterval)
-		}
-	}
-	if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model", false, r) }); err != nil {
-		return nil // ctx ended
-	}
-	p.Telemetry.SetReady("model", true, "")
-	go ms.watch(ctx, cfg.ModelPoll)
-
+	}, []string{"dataset"})
 	reconciled := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datamill_scorer_reconciled_rows_total", Help: "Rows whose latest event had no prediction, scored by the reconciliation.",
 	}, []string{"dataset"})
-	p.Telemetry.Registry().MustRegister(reconciled)
+	psi := newDriftGauge()
+	p.Telemetry.Registry().MustRegister(info, risk, psi, reconciled)
+	if len(served) == 0 {
+		p.Log.Info("no dataset of DATASETS declares a model; nothing to score", zap.Strings("datasets", cfg.Datasets))
+		<-ctx.Done()
+		return nil
+	}
+
+	applied := map[string]*models{}
+	for _, name := range served {
+		d := datasets[name]
+		ms := &models{dataset: name, dir: cfg.ModelDir, name: d.decl.Name, log: p.Log, info: info}
+		applied[name] = ms
+		if cfg.SelfTrain {
+			go newSelfTrainer(d, pool, ms, cfg.ModelDir, p.Log).run(ctx, cfg.SelfTrainInterval)
+		}
+	}
 	// The reconciliation's producer: idempotent, acknowledged by every
 	// in-sync replica.
 	producer, err := kafka.NewClient(cfg.Kafka, p.Log)
@@ -173,22 +198,41 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[users.Persisted, users.Scored], error) {
-		if ds != "users" {
-			return nil, fmt.Errorf("DATASETS: the scorer has no model for dataset %q", ds)
+	// Each dataset waits for its table, then for its model, and its stage
+	// starts once it has them, whatever the other datasets wait for.
+	return service.RunStagesIndependently(ctx, p, served, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[persisted, scored], error) {
+		d, ms := datasets[ds], applied[ds]
+		if err := d.awaitTable(ctx, pool, func(r string) { p.Telemetry.SetReady("predictions_"+ds, false, r) }); err != nil {
+			return nil, err // ctx ended
+		}
+		p.Telemetry.SetReady("predictions_"+ds, true, "")
+		if err := ms.await(ctx, cfg.ModelPoll, func(r string) { p.Telemetry.SetReady("model_"+ds, false, r) }); err != nil {
+			return nil, err // ctx ended
+		}
+		p.Telemetry.SetReady("model_"+ds, true, "")
+		go ms.watch(ctx, cfg.ModelPoll)
+		enc, err := d.codecs(ctx, reg)
+		if err != nil {
+			return nil, err
 		}
 		dr := &drift{dataset: ds, window: cfg.DriftWindow, psi: psi}
-		s := &scoring{pool: pool, models: ms, risk: risk, drift: dr}
+		s := &scoring{dataset: d, pool: pool, models: ms, risk: risk.WithLabelValues(ds), drift: dr}
 		spec, err := stage.NewSpec(ctx, reg, stage.Step{
 			Stage: p.Name, Dataset: ds,
-			From: kafka.Persisted, In: schemas.MustSchema("users/persisted"),
-			To: kafka.Scored, Out: schemas.MustSchema("users/scored"),
+			From: kafka.Persisted, In: d.persistedSchema,
+			To: kafka.Scored, Out: d.scoredSchema,
 		}, s.handler)
-		if err != nil || cfg.ReconcileInterval <= 0 {
-			return spec, err
+		if err != nil {
+			return nil, err
+		}
+		// The scorer's own codecs, of the same schemas as the spec's:
+		// records decode into the dataset's struct type.
+		spec.Decoder, spec.Encoder = d, enc
+		if cfg.ReconcileInterval <= 0 {
+			return spec, nil
 		}
 		rc := &reconciler{
-			pool: pool, models: ms, log: p.Log, table: ds, topic: spec.Output, encoder: spec.Encoder, keys: spec.Keys,
+			dataset: d, pool: pool, models: ms, log: p.Log, topic: spec.Output, encoder: enc, keys: spec.Keys,
 			produce: produceSync(producer), age: cfg.ReconcileAge, page: reconcilePage, reconciled: reconciled.WithLabelValues(ds), drift: dr,
 		}
 		reconcilers.Go(func() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,48 +10,67 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
-// predictionsTable creates the scorer's table of the users dataset, unless
-// it exists: one prediction per scored event, of a row of the users table.
+// predictionsTable creates the scorer's table of a dataset, unless it
+// exists: one prediction per scored event, of a row of the dataset's
+// table. %[1]s is the table, %[2]s the key's column, %[3]s its type,
+// %[4]s the dataset's table and %[5]s its key, %[6]s the check of a
+// probability (none for a ridge model, whose prediction is any number)
+// and %[7]s the index on the key.
 const predictionsTable = `
-create table if not exists predictions (
+create table if not exists %[1]s (
     id            bigint generated always as identity primary key,
-    user_id       bigint not null references users (id),
+    %[2]s %[3]s not null references %[4]s (%[5]s),
     prediction    integer not null check (prediction in (0, 1)),
-    probability   double precision not null check (probability between 0 and 1),
+    probability   double precision not null%[6]s,
     model_version text not null,
     event_id      text not null unique,
     created_at    timestamptz not null default now()
 );
-create index if not exists predictions_user_id on predictions (user_id)`
+create index if not exists %[7]s on %[1]s (%[2]s)`
 
-// createPredictions creates the predictions table and its indexes when
-// they do not exist. Its foreign key needs the users table, which the
-// loader creates. Scorers starting together serialise on a lock, and the
-// later ones find the table there.
-func createPredictions(ctx context.Context, pool *pgxpool.Pool) error {
+// createPredictions creates the dataset's predictions table and its index
+// when they do not exist, its key column of the type of the dataset
+// table's key, keyType. Scorers starting together serialise on a lock,
+// and the later ones find the table there.
+func (d *dataset) createPredictions(ctx context.Context, pool *pgxpool.Pool, keyType string) error {
+	check := " check (probability between 0 and 1)"
+	if d.decl.Kind == model.Ridge {
+		check = ""
+	}
+	ddl := fmt.Sprintf(predictionsTable, ident(d.predictions), ident(d.keyColumn), keyType, ident(d.table), ident(d.key),
+		check, ident(d.predictions+"_"+d.keyColumn))
 	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table predictions'))`); err != nil {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table ' || $1))`, d.predictions); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, predictionsTable)
+		_, err := tx.Exec(ctx, ddl)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("create the predictions table: %w", err)
+		return fmt.Errorf("create the predictions table %s: %w", d.predictions, err)
 	}
 	return nil
 }
 
-// awaitTable waits until the users table exists (the loader creates it
-// from the dataset's clean schema), then creates the predictions table.
-func awaitTable(ctx context.Context, pool *pgxpool.Pool, waiting func(string)) error {
+// ident quotes a name for SQL.
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// awaitTable waits until the dataset's table exists with its key column
+// (the loader creates it from the dataset's clean schema), then creates
+// the predictions table.
+func (d *dataset) awaitTable(ctx context.Context, pool *pgxpool.Pool, waiting func(string)) error {
 	for {
-		var ok bool
-		err := pool.QueryRow(ctx, `select to_regclass('users') is not null`).Scan(&ok)
-		if err == nil && ok {
-			if err = createPredictions(ctx, pool); err == nil {
+		var keyType *string
+		err := pool.QueryRow(ctx, `select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+			where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped`, ident(d.table), d.key).Scan(&keyType)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		if err == nil && keyType != nil {
+			if err = d.createPredictions(ctx, pool, *keyType); err == nil {
 				return nil
 			}
 		}
@@ -58,7 +78,7 @@ func awaitTable(ctx context.Context, pool *pgxpool.Pool, waiting func(string)) e
 		case err != nil:
 			waiting(err.Error())
 		default:
-			waiting("no users table yet (the loader creates it)")
+			waiting(fmt.Sprintf("no %s table with its key %s yet (the loader creates it)", d.table, d.key))
 		}
 		select {
 		case <-ctx.Done():

@@ -3,19 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
-	"math/big"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/stage"
-	"github.com/datamill/datamill/schemas/users"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
@@ -38,13 +37,14 @@ import (
 // scored records twice. One scorer reconciles a table at a time (a
 // PostgreSQL advisory lock); the others skip the pass.
 type reconciler struct {
-	pool   *pgxpool.Pool
-	models *models
-	log    *zap.Logger
-	// table is the dataset's table; topic its scored topic.
-	table, topic string
-	encoder      stage.Encoder[users.Scored]
-	keys         interface{ Append(dst, key []byte) []byte }
+	dataset *dataset
+	pool    *pgxpool.Pool
+	models  *models
+	log     *zap.Logger
+	// topic is the dataset's scored topic.
+	topic   string
+	encoder stage.Encoder[scored]
+	keys    interface{ Append(dst, key []byte) []byte }
 	// produce publishes records and returns once the broker has them all.
 	produce func(context.Context, ...*kgo.Record) error
 	age     time.Duration
@@ -55,37 +55,72 @@ type reconciler struct {
 	drift *drift
 }
 
-// usersSelect reads the rows of the users table the model needs, in the
-// order scanUser reads them; $1 is the key after which the page starts, $2
-// the page size, $3 the age in seconds below which rows are left to the
-// stream. A row's prediction is a scalar subquery, looked up by index for
-// each row: as an anti-join the planner may hash the whole predictions
-// table for every page.
-const usersSelect = `
-select u.id, u.event_id, u.age, u.gender, u.country, u.signup_date, u.last_login, u.monthly_spend::text
-from %s u
-where u.id > $1
-  and u.updated_at < now() - make_interval(secs => $3)
-  and (select true from predictions p where p.event_id = u.event_id) is null
-order by u.id
-limit $2`
+// rowsSelect reads the rows of a dataset's table the model needs: the
+// key, the event id, then the columns the model's features read. %[1]s is
+// the table, %[2]s its key, %[3]s the feature columns, %[4]s the
+// predictions table. $1 says the page is the first, $2 is the key after
+// which the page starts otherwise, $3 the page size, $4 the age in seconds
+// below which rows are left to the stream. A row's prediction is a scalar
+// subquery, looked up by index for each row: as an anti-join the planner
+// may hash the whole predictions table for every page.
+const rowsSelect = `
+select u.%[2]s, u.event_id%[3]s
+from %[1]s u
+where ($1 or u.%[2]s > $2)
+  and u.updated_at < now() - make_interval(secs => $4)
+  and (select true from %[4]s p where p.event_id = u.event_id) is null
+order by u.%[2]s
+limit $3`
 
-// scanUser reads a row of usersSelect into what the stream reads of a
-// clean record.
-func scanUser(rows pgx.CollectableRow) (users.Clean, error) {
-	var c users.Clean
-	var spend *string
-	if err := rows.Scan(&c.ID, &c.EventID, &c.Age, &c.Gender, &c.Country, &c.SignupDate, &c.LastLogin, &spend); err != nil {
-		return c, err
-	}
-	if spend != nil {
-		r, ok := new(big.Rat).SetString(*spend)
-		if !ok {
-			return c, fmt.Errorf("user %d: monthly_spend %q is no number", c.ID, *spend)
+// row is a row of rowsSelect: its key, its event id and what the model
+// reads of it.
+type row struct {
+	key     any
+	eventID string
+	record  model.Map
+}
+
+// selectRows is the rowsSelect of the dataset and the feature columns it
+// reads, in order.
+func (d *dataset) selectRows() (string, []string) {
+	var cols []string
+	var b strings.Builder
+	for _, f := range d.decl.Features {
+		if !slices.Contains(cols, f.Column) {
+			cols = append(cols, f.Column)
+			b.WriteString(", u.")
+			b.WriteString(ident(f.Column))
 		}
-		c.MonthlySpend = &r
 	}
-	return c, nil
+	return fmt.Sprintf(rowsSelect, ident(d.table), ident(d.key), b.String(), ident(d.predictions)), cols
+}
+
+// scanRow reads a row of rowsSelect whose feature columns are cols.
+func (d *dataset) scanRow(rows pgx.Rows, cols []string) (row, error) {
+	values, err := rows.Values()
+	if err != nil {
+		return row{}, err
+	}
+	r := row{key: values[0], record: make(model.Map, len(cols))}
+	if k, ok := r.key.(int32); ok {
+		r.key = int64(k)
+	}
+	r.eventID, _ = values[1].(string)
+	for i, c := range cols {
+		v := values[i+2]
+		if n, ok := v.(pgtype.Numeric); ok {
+			f, err := n.Float64Value()
+			if err != nil {
+				return r, fmt.Errorf("row %v: column %s: %w", r.key, c, err)
+			}
+			v = nil
+			if f.Valid {
+				v = f.Float64
+			}
+		}
+		r.record[c] = v
+	}
+	return r, nil
 }
 
 // run reconciles at once, then every interval until ctx ends; a pass
@@ -93,7 +128,7 @@ func scanUser(rows pgx.CollectableRow) (users.Clean, error) {
 func (r *reconciler) run(ctx context.Context, every time.Duration) {
 	for {
 		if n, err := r.pass(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("reconciliation pass failed; trying again at the next", zap.String("dataset", r.table),
+			r.log.Warn("reconciliation pass failed; trying again at the next", zap.String("dataset", r.dataset.name),
 				zap.Int("rows", n), zap.Error(err))
 		}
 		select {
@@ -109,13 +144,13 @@ func (r *reconciler) run(ctx context.Context, every time.Duration) {
 func (r *reconciler) pass(ctx context.Context) (int, error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile %s: %w", r.table, err)
+		return 0, fmt.Errorf("reconcile %s: %w", r.dataset.table, err)
 	}
 	defer conn.Release()
-	lock := "datamill.scorer.reconcile." + r.table
+	lock := "datamill.scorer.reconcile." + r.dataset.table
 	var locked bool
 	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtext($1))`, lock).Scan(&locked); err != nil {
-		return 0, fmt.Errorf("reconcile %s: lock: %w", r.table, err)
+		return 0, fmt.Errorf("reconcile %s: lock: %w", r.dataset.table, err)
 	}
 	if !locked {
 		return 0, nil // another scorer is reconciling
@@ -129,16 +164,25 @@ func (r *reconciler) pass(ctx context.Context) (int, error) {
 	}()
 
 	m := r.models.current.Load()
-	query := fmt.Sprintf(usersSelect, pgx.Identifier{r.table}.Sanitize())
+	query, cols := r.dataset.selectRows()
 	total := 0
-	for after := int64(math.MinInt64); ; {
-		rows, err := conn.Query(ctx, query, after, r.page, r.age.Seconds())
+	var after any
+	for first := true; ; first = false {
+		rows, err := conn.Query(ctx, query, first, after, r.page, r.age.Seconds())
 		if err != nil {
-			return total, fmt.Errorf("reconcile %s: read rows after %d: %w", r.table, after, err)
+			return total, fmt.Errorf("reconcile %s: read rows after %v: %w", r.dataset.table, after, err)
 		}
-		page, err := pgx.CollectRows(rows, scanUser)
-		if err != nil {
-			return total, fmt.Errorf("reconcile %s: read rows after %d: %w", r.table, after, err)
+		var page []row
+		for rows.Next() {
+			rw, err := r.dataset.scanRow(rows, cols)
+			if err != nil {
+				rows.Close()
+				return total, fmt.Errorf("reconcile %s: %w", r.dataset.table, err)
+			}
+			page = append(page, rw)
+		}
+		if err := rows.Err(); err != nil {
+			return total, fmt.Errorf("reconcile %s: read rows after %v: %w", r.dataset.table, after, err)
 		}
 		if len(page) == 0 {
 			break
@@ -148,13 +192,13 @@ func (r *reconciler) pass(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		after = page[len(page)-1].ID
+		after = page[len(page)-1].key
 		if len(page) < r.page {
 			break
 		}
 	}
 	if total > 0 {
-		r.log.Info("reconciled rows without a prediction", zap.String("dataset", r.table), zap.Int("rows", total),
+		r.log.Info("reconciled rows without a prediction", zap.String("dataset", r.dataset.name), zap.Int("rows", total),
 			zap.String("model_version", m.Version))
 	}
 	return total, nil
@@ -163,22 +207,22 @@ func (r *reconciler) pass(ctx context.Context) (int, error) {
 // score writes the predictions of page with model m in a transaction that
 // commits only once their scored records are published, and returns how
 // many predictions it wrote.
-func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, page []users.Clean) (int, error) {
+func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, page []row) (int, error) {
 	preds := make([]prediction, len(page))
 	records := make([]model.Record, len(page))
-	for i := range page {
-		records[i] = cleanUsers.Record(&page[i])
-		preds[i] = predict(m, &page[i])
+	for i, rw := range page {
+		records[i] = rw.record
+		preds[i] = predict(m, rw.record, rw.key, rw.eventID)
 	}
 	r.drift.observe(m, records)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile %s: begin transaction: %w", r.table, err)
+		return 0, fmt.Errorf("reconcile %s: begin transaction: %w", r.dataset.table, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	stored, written, err := writePredictions(ctx, tx, preds)
+	stored, written, err := r.dataset.writePredictions(ctx, tx, preds)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile %s: write %d predictions: %w", r.table, len(page), err)
+		return 0, fmt.Errorf("reconcile %s: write %d predictions: %w", r.dataset.table, len(page), err)
 	}
 	// A prediction found rather than written was committed by the stream
 	// since the page was read: the stream publishes its scored record.
@@ -190,15 +234,15 @@ func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, 
 		sc := stored[p.eventID]
 		b, err := r.encoder.AppendEncode(nil, &sc)
 		if err != nil {
-			return 0, fmt.Errorf("reconcile %s: encode scored record of event %s: %w", r.table, p.eventID, err)
+			return 0, fmt.Errorf("reconcile %s: encode scored record of event %s: %w", r.dataset.table, p.eventID, err)
 		}
-		recs = append(recs, &kgo.Record{Topic: r.topic, Key: r.keys.Append(nil, strconv.AppendInt(nil, sc.ID, 10)), Value: b})
+		recs = append(recs, &kgo.Record{Topic: r.topic, Key: r.keys.Append(nil, recordKey(sc.Key)), Value: b})
 	}
 	if err := r.produce(ctx, recs...); err != nil {
-		return 0, fmt.Errorf("reconcile %s: publish %d scored records to %s: %w", r.table, len(recs), r.topic, err)
+		return 0, fmt.Errorf("reconcile %s: publish %d scored records to %s: %w", r.dataset.table, len(recs), r.topic, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("reconcile %s: commit %d predictions: %w", r.table, len(preds), err)
+		return 0, fmt.Errorf("reconcile %s: commit %d predictions: %w", r.dataset.table, len(preds), err)
 	}
 	r.reconciled.Add(float64(len(written)))
 	return len(written), nil

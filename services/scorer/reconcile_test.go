@@ -22,6 +22,7 @@ import (
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/schemas/users"
+	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
 // loaded inserts users [from, to) as the loader does, applied age ago, and
@@ -58,6 +59,15 @@ func (s *scorerStack) loaded(t *testing.T, from, to int, age time.Duration) map[
 	return out
 }
 
+// streamPrediction is the prediction the stream makes of clean record c
+// of users with model m.
+func streamPrediction(t testing.TB, m *model.Model, c users.Clean) prediction {
+	t.Helper()
+	d := usersDataset(t)
+	clean := cleanOf(persistedBatch(t, d, c)[0].Value)
+	return predict(m, d.record(clean), d.keyOf(clean), c.EventID)
+}
+
 // newReconciler is the scorer's reconciliation of the users table with
 // the model of dir, publishing through produce (nil: to the stack's
 // broker).
@@ -68,11 +78,12 @@ func (s *scorerStack) newReconciler(t *testing.T, dir string, produce func(conte
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	if err := ms.poll(); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := serde.NewCodec[users.Scored](t.Context(), s.reg, "scored.users", schemas.MustSchema("users/scored"))
+	d := usersDataset(t)
+	enc, err := d.codecs(t.Context(), s.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +103,7 @@ func (s *scorerStack) newReconciler(t *testing.T, dir string, produce func(conte
 		produce = produceSync(cl)
 	}
 	return &reconciler{
-		pool: pool, models: ms, log: zap.NewNop(), table: "users", topic: "scored.users", encoder: enc, keys: keys,
+		dataset: d, pool: pool, models: ms, log: zap.NewNop(), topic: "scored.users", encoder: enc, keys: keys,
 		produce: produce, age: time.Minute, page: reconcilePage,
 		reconciled: prometheus.NewCounter(prometheus.CounterOpts{Name: "z"}),
 	}
@@ -134,7 +145,7 @@ func TestReconcileScoresRowsWithoutAPrediction(t *testing.T) {
 	}
 	byEvent := map[string]prediction{}
 	var p prediction
-	_, err = pgx.ForEachRow(rows, []any{&p.eventID, &p.userID, &p.label, &p.probability, &p.version}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.eventID, &p.key, &p.label, &p.probability, &p.version}, func() error {
 		if _, dup := byEvent[p.eventID]; dup {
 			t.Errorf("event %s has two predictions", p.eventID)
 		}
@@ -153,8 +164,8 @@ func TestReconcileScoresRowsWithoutAPrediction(t *testing.T) {
 			if got.version != "v0" || got.probability != 0.75 {
 				t.Errorf("the stream's prediction of event %s was changed: %+v", id, got)
 			}
-		case got != predict(m, &c):
-			t.Errorf("event %s: prediction %+v, want the stream's for the same record, %+v", id, got, predict(m, &c))
+		case got != streamPrediction(t, m, c):
+			t.Errorf("event %s: prediction %+v, want the stream's for the same record, %+v", id, got, streamPrediction(t, m, c))
 		}
 	}
 	for id := range recent {
@@ -179,7 +190,7 @@ func TestReconcileScoresRowsWithoutAPrediction(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := byEvent[sc.EventID]
-			if seen[sc.EventID] || sc.ID != p.userID || sc.Probability != p.probability || sc.PredictedLabel != p.label || sc.ModelVersion != p.version {
+			if seen[sc.EventID] || p.key != any(sc.ID) || sc.Probability != p.probability || sc.PredictedLabel != p.label || sc.ModelVersion != p.version {
 				t.Errorf("scored record %+v: twice (%v) or not the stored prediction %+v", sc, seen[sc.EventID], p)
 			}
 			if want := fmt.Sprintf("%d", sc.ID); !strings.HasSuffix(string(rec.Key), want) {
@@ -279,16 +290,17 @@ func TestAWriteWaitingOnAnotherGetsItsPrediction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	first := []prediction{{eventID: "ev-1", userID: 1, label: 1, probability: 0.9, version: "first"}}
-	second := append([]prediction{{eventID: "ev-1", userID: 1, label: 0, probability: 0.1, version: "second"}},
-		prediction{eventID: "ev-2", userID: 2, label: 0, probability: 0.2, version: "second"})
+	d := usersDataset(t)
+	first := []prediction{{eventID: "ev-1", key: int64(1), label: 1, probability: 0.9, version: "first"}}
+	second := append([]prediction{{eventID: "ev-1", key: int64(1), label: 0, probability: 0.1, version: "second"}},
+		prediction{eventID: "ev-2", key: int64(2), label: 0, probability: 0.2, version: "second"})
 
 	tx, err := pool.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(t.Context())) }()
-	if _, w, err := writePredictions(t.Context(), tx, first); err != nil || !w["ev-1"] {
+	if _, w, err := d.writePredictions(t.Context(), tx, first); err != nil || !w["ev-1"] {
 		t.Fatalf("first write = %v, %v", w, err)
 	}
 	var pid int
@@ -296,7 +308,7 @@ func TestAWriteWaitingOnAnotherGetsItsPrediction(t *testing.T) {
 		t.Fatal(err)
 	}
 	type outcome struct {
-		stored  map[string]users.Scored
+		stored  map[string]scored
 		written map[string]bool
 		err     error
 	}
@@ -305,7 +317,7 @@ func TestAWriteWaitingOnAnotherGetsItsPrediction(t *testing.T) {
 		var o outcome
 		o.err = pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
 			var err error
-			o.stored, o.written, err = writePredictions(t.Context(), tx, second)
+			o.stored, o.written, err = d.writePredictions(t.Context(), tx, second)
 			return err
 		})
 		done <- o

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"reflect"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,18 +13,22 @@ import (
 
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/stage"
-	"github.com/datamill/datamill/schemas/users"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
 // models keeps the newest valid artefact of a directory, swapping it in
 // when a newer one appears.
 type models struct {
+	// dataset is the dataset whose model this is.
+	dataset   string
 	dir, name string
-	log       *zap.Logger
-	current   atomic.Pointer[model.Model]
-	path      string // of the current model
-	info      *prometheus.GaugeVec
+	// waiting, when set, says what the model waits for besides scorer
+	// train: the self-trainer's labelled rows.
+	waiting func() string
+	log     *zap.Logger
+	current atomic.Pointer[model.Model]
+	path    string // of the current model
+	info    *prometheus.GaugeVec
 }
 
 // poll loads the newest artefact when it is not the current one. A newer
@@ -43,13 +45,13 @@ func (m *models) poll() error {
 		return err
 	}
 	if old := m.current.Swap(loaded); old != nil {
-		m.info.WithLabelValues(old.Version).Set(0)
-		m.log.Info("model swapped", zap.String("from", old.Version), zap.String("to", loaded.Version))
+		m.info.WithLabelValues(m.dataset, old.Version).Set(0)
+		m.log.Info("model swapped", zap.String("dataset", m.dataset), zap.String("from", old.Version), zap.String("to", loaded.Version))
 	} else {
-		m.log.Info("model loaded", zap.String("version", loaded.Version), zap.String("path", path),
+		m.log.Info("model loaded", zap.String("dataset", m.dataset), zap.String("version", loaded.Version), zap.String("path", path),
 			zap.Float64("test_roc_auc", loaded.Test.AUC))
 	}
-	m.info.WithLabelValues(loaded.Version).Set(1)
+	m.info.WithLabelValues(m.dataset, loaded.Version).Set(1)
 	m.path = path
 	return nil
 }
@@ -75,7 +77,11 @@ func (m *models) await(ctx context.Context, every time.Duration, waiting func(st
 		if m.current.Load() != nil {
 			return nil
 		}
-		reason := fmt.Sprintf("waiting for a model %s-*.json in %s (run scorer train)", m.name, m.dir)
+		reason := fmt.Sprintf("waiting for a model %s-*.json in %s (run scorer train --dataset %s", m.name, m.dir, m.dataset)
+		if m.waiting != nil {
+			reason += ", or " + m.waiting()
+		}
+		reason += ")"
 		if err != nil {
 			reason += ": " + err.Error()
 		}
@@ -88,16 +94,13 @@ func (m *models) await(ctx context.Context, every time.Duration, waiting func(st
 	}
 }
 
-// cleanUsers reads clean users records by column for the model, which
-// reads the columns its dataset declares.
-var cleanUsers = model.FieldsOf(reflect.TypeFor[users.Clean]())
-
-// scoring is the scorer's step for users: every persisted event gets one
-// predictions row and one scored record.
+// scoring is the scorer's step for a dataset: every persisted event gets
+// one row of its predictions table and one scored record.
 type scoring struct {
-	pool   *pgxpool.Pool
-	models *models
-	risk   prometheus.Observer
+	dataset *dataset
+	pool    *pgxpool.Pool
+	models  *models
+	risk    prometheus.Observer
 	// drift, when set, hears of every record scored.
 	drift *drift
 }
@@ -107,50 +110,53 @@ type scoring struct {
 // by event id, and returns the scored records as the table holds them: a
 // replayed event gets back the prediction it was first given, model
 // version included, whatever model is current now.
-func (s *scoring) handler(ctx context.Context, batch []stage.Message[users.Persisted]) (stage.Result[users.Scored], error) {
+func (s *scoring) handler(ctx context.Context, batch []stage.Message[persisted]) (stage.Result[scored], error) {
 	m := s.models.current.Load()
+	d := s.dataset
 	preds := make([]prediction, len(batch))
 	records := make([]model.Record, len(batch))
 	for i := range batch {
-		records[i] = cleanUsers.Record(&batch[i].Value.Record)
-		preds[i] = predict(m, &batch[i].Value.Record)
+		c := cleanOf(batch[i].Value)
+		records[i] = d.record(c)
+		preds[i] = predict(m, records[i], d.keyOf(c), c.Field(d.eventIDField).String())
 	}
 	s.drift.observe(m, records)
-	var stored map[string]users.Scored
+	var stored map[string]scored
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		stored, _, err = writePredictions(ctx, tx, preds)
+		stored, _, err = d.writePredictions(ctx, tx, preds)
 		return err
 	})
 	if err != nil {
-		return stage.Result[users.Scored]{}, fmt.Errorf("write %d predictions: %w", len(preds), err)
+		return stage.Result[scored]{}, fmt.Errorf("write %d predictions of %s: %w", len(preds), d.name, err)
 	}
-	var res stage.Result[users.Scored]
+	var res stage.Result[scored]
 	for _, p := range preds {
 		sc, ok := stored[p.eventID]
 		if !ok {
-			return stage.Result[users.Scored]{}, fmt.Errorf("prediction of event %s neither written nor found", p.eventID)
+			return stage.Result[scored]{}, fmt.Errorf("prediction of event %s neither written nor found", p.eventID)
 		}
 		s.risk.Observe(sc.Probability)
-		res.Outputs = append(res.Outputs, stage.Output[users.Scored]{Key: strconv.AppendInt(nil, p.userID, 10), Value: sc})
+		res.Outputs = append(res.Outputs, stage.Output[scored]{Key: recordKey(p.key), Value: sc})
 	}
 	return res, nil
 }
 
 // prediction is what a model says of one event, before it is stored.
 type prediction struct {
-	eventID     string
-	userID      int64
+	eventID string
+	// key is the row's key: an int64 or a string.
+	key         any
 	label       int32
 	probability float64
 	version     string
 }
 
-// predict applies m to a clean users record: the one feature path of the
+// predict applies m to a clean record: the one feature path of the
 // stream and of the reconciliation.
-func predict(m *model.Model, c *users.Clean) prediction {
-	p := m.Score(cleanUsers.Record(c))
-	return prediction{eventID: c.EventID, userID: c.ID, label: int32(m.Predict(p)), probability: p, version: m.Version}
+func predict(m *model.Model, r model.Record, key any, eventID string) prediction {
+	p := m.Score(r)
+	return prediction{eventID: eventID, key: key, label: int32(m.Predict(p)), probability: p, version: m.Version}
 }
 
 // writePredictions inserts preds in tx, idempotent by event id, and returns
@@ -163,35 +169,51 @@ func predict(m *model.Model, c *users.Clean) prediction {
 // reconciliation, or two scorers) finds them committed once it goes on,
 // and its statement does not see them. Those are read again in a
 // statement of its own.
-func writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]users.Scored, map[string]bool, error) {
+func (d *dataset) writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]scored, map[string]bool, error) {
 	n := len(preds)
-	eventIDs, userIDs, labels, probs, versions := make([]string, n), make([]int64, n), make([]int32, n), make([]float64, n), make([]string, n)
-	for i, p := range preds {
-		eventIDs[i], userIDs[i], labels[i], probs[i], versions[i] = p.eventID, p.userID, p.label, p.probability, p.version
+	eventIDs, labels, probs, versions := make([]string, n), make([]int32, n), make([]float64, n), make([]string, n)
+	var keys any
+	keyType := "bigint"
+	if d.textKey {
+		k := make([]string, n)
+		for i, p := range preds {
+			k[i], _ = p.key.(string)
+		}
+		keys, keyType = k, "text"
+	} else {
+		k := make([]int64, n)
+		for i, p := range preds {
+			k[i], _ = p.key.(int64)
+		}
+		keys = k
 	}
-	rows, err := tx.Query(ctx, `
+	for i, p := range preds {
+		eventIDs[i], labels[i], probs[i], versions[i] = p.eventID, p.label, p.probability, p.version
+	}
+	table, key := ident(d.predictions), ident(d.keyColumn)
+	rows, err := tx.Query(ctx, fmt.Sprintf(`
 with input as (
-    select * from unnest($1::text[], $2::bigint[], $3::int[], $4::float8[], $5::text[])
-        as t(event_id, user_id, prediction, probability, model_version)
+    select * from unnest($1::text[], $2::%[3]s[], $3::int[], $4::float8[], $5::text[])
+        as t(event_id, key, prediction, probability, model_version)
 ), inserted as (
-    insert into predictions (event_id, user_id, prediction, probability, model_version)
-    select event_id, user_id, prediction, probability, model_version from input
+    insert into %[1]s (event_id, %[2]s, prediction, probability, model_version)
+    select event_id, key, prediction, probability, model_version from input
     on conflict (event_id) do nothing
-    returning event_id, user_id, prediction, probability, model_version, created_at
+    returning event_id, %[2]s, prediction, probability, model_version, created_at
 )
 select *, true from inserted
 union all
-select event_id, user_id, prediction, probability, model_version, created_at, false
-from predictions
-where event_id = any (array(select event_id from input except all select event_id from inserted))`,
-		eventIDs, userIDs, labels, probs, versions)
+select event_id, %[2]s, prediction, probability, model_version, created_at, false
+from %[1]s
+where event_id = any (array(select event_id from input except all select event_id from inserted))`, table, key, keyType),
+		eventIDs, keys, labels, probs, versions)
 	if err != nil {
 		return nil, nil, err
 	}
-	stored, written := make(map[string]users.Scored, n), map[string]bool{}
-	var sc users.Scored
+	stored, written := make(map[string]scored, n), map[string]bool{}
+	var sc scored
 	var inserted bool
-	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.ID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.Key, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
 		stored[sc.EventID] = sc
 		if inserted {
@@ -208,12 +230,12 @@ where event_id = any (array(select event_id from input except all select event_i
 			missing = append(missing, id)
 		}
 	}
-	rows, err = tx.Query(ctx, `select event_id, user_id, prediction, probability, model_version, created_at
-		from predictions where event_id = any ($1::text[])`, missing)
+	rows, err = tx.Query(ctx, fmt.Sprintf(`select event_id, %[2]s, prediction, probability, model_version, created_at
+		from %[1]s where event_id = any ($1::text[])`, table, key), missing)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.ID, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.Key, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
 		stored[sc.EventID] = sc
 		return nil

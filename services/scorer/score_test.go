@@ -3,13 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,7 +53,7 @@ func newScorerStack(t *testing.T) *scorerStack {
 	if _, err := pool.Exec(t.Context(), usersTable); err != nil {
 		t.Fatal(err)
 	}
-	if err := createPredictions(t.Context(), pool); err != nil {
+	if err := usersDataset(t).createPredictions(t.Context(), pool, "bigint"); err != nil {
 		t.Fatal(err)
 	}
 	db, err := pgx.Connect(t.Context(), m["DATABASE_URL"])
@@ -63,6 +66,39 @@ func newScorerStack(t *testing.T) *scorerStack {
 		t.Fatal(err)
 	}
 	return &scorerStack{env: env, kcfg: kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}, reg: reg, db: db}
+}
+
+// usersDataset is what the scorer knows of the built-in users dataset.
+func usersDataset(t testing.TB) *dataset {
+	t.Helper()
+	ds, err := schemas.BuiltIn().Dataset("users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDataset(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// persistedBatch is a batch of persisted records of d holding the clean
+// records given, decoded as the scorer decodes them.
+func persistedBatch(t testing.TB, d *dataset, cleans ...users.Clean) []stage.Message[persisted] {
+	t.Helper()
+	batch := make([]stage.Message[persisted], len(cleans))
+	for i, c := range cleans {
+		b, err := avro.Marshal(d.persistedSchema, &users.Persisted{Record: c, Action: users.LoadActionInserted, PersistedAt: c.EventTime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := reflect.New(d.persistedType)
+		if err := avro.Unmarshal(d.persistedSchema, b, v.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		batch[i].Value = v
+	}
+	return batch
 }
 
 // persist inserts users [from, to) and produces their persisted events.
@@ -105,7 +141,7 @@ func (s *scorerStack) persist(t *testing.T, from, to int) {
 }
 
 // trainModel writes a model artefact into dir and returns it.
-func trainModel(t *testing.T, dir string) *model.Model {
+func trainModel(t testing.TB, dir string) *model.Model {
 	t.Helper()
 	if err := run(t.Context(), []string{"scorer", "train", "--csv", usersCSV(t, 1000), "--out", dir}, nil, io.Discard); err != nil {
 		t.Fatal(err)
@@ -226,7 +262,7 @@ func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
 		resp.Body.Close()
 		info.Write(b)
 	}
-	if !strings.Contains(info.String(), `datamill_scorer_model_info{version="`+second.Version+`"} 1`) {
+	if !strings.Contains(info.String(), `datamill_scorer_model_info{dataset="users",version="`+second.Version+`"} 1`) {
 		t.Errorf("metrics do not name the current model %s", second.Version)
 	}
 }
@@ -243,17 +279,19 @@ func TestReplayedBatchRepublishesTheStoredPredictions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	if err := ms.poll(); err != nil {
 		t.Fatal(err)
 	}
-	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
-	var batch []stage.Message[users.Persisted]
+	d := usersDataset(t)
+	sc := &scoring{dataset: d, pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	var cleans []users.Clean
 	for id := 1; id <= 20; id++ {
-		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+		cleans = append(cleans, users.Clean{
 			ID: int64(id), EventID: fmt.Sprintf("ev-%d", id), Age: new(int32(30)), QualityFlags: []string{},
-		}}})
+		})
 	}
+	batch := persistedBatch(t, d, cleans...)
 	once, err := sc.handler(t.Context(), batch)
 	if err != nil {
 		t.Fatal(err)
@@ -309,17 +347,19 @@ func TestABatchReadsPredictionsByIndexOnly(t *testing.T) {
 		}
 		return n
 	}
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	if err := ms.poll(); err != nil {
 		t.Fatal(err)
 	}
-	sc := &scoring{pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
-	var batch []stage.Message[users.Persisted]
+	d := usersDataset(t)
+	sc := &scoring{dataset: d, pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	var cleans []users.Clean
 	for n := range 2000 { // the default STAGE_BATCH_MAX
-		batch = append(batch, stage.Message[users.Persisted]{Value: users.Persisted{Record: users.Clean{
+		cleans = append(cleans, users.Clean{
 			ID: int64(1 + n%20), EventID: fmt.Sprintf("ev-%d", n), Age: new(int32(30)), QualityFlags: []string{},
-		}}})
+		})
 	}
+	batch := persistedBatch(t, d, cleans...)
 	before := scanned()
 	for range 2 { // new events, then the same replayed
 		res, err := sc.handler(t.Context(), batch)
@@ -332,5 +372,85 @@ func TestABatchReadsPredictionsByIndexOnly(t *testing.T) {
 	}
 	if n := scanned() - before; n != 0 {
 		t.Errorf("two batches read %d predictions rows by scanning: want index lookups only", n)
+	}
+}
+
+// BenchmarkDecodeAndScore is the stream's work on one persisted users
+// record but the database: decode it, compute its features and score it,
+// into the generated type (as the scorer did before it served any
+// dataset) and into the struct type built from the derived schema.
+func BenchmarkDecodeAndScore(b *testing.B) {
+	m := trainModel(b, b.TempDir())
+	d := usersDataset(b)
+	ref := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
+	var bodies [][]byte
+	for id := range 1000 {
+		signup, login := ref.AddDate(0, 0, -400-id%300), ref.AddDate(0, 0, -(id%200))
+		c := users.Clean{
+			ID: int64(id + 1), Age: new(int32(20 + id%50)), Gender: new("female"), Country: new([]string{"FR", "DE"}[id%2]),
+			SignupDate: &signup, LastLogin: &login, MonthlySpend: new(big.NewRat(int64(1000+id), 100)), QualityFlags: []string{},
+			EventID: fmt.Sprintf("ev-%d", id), EventTime: ref, ContentHash: "h",
+		}
+		body, err := avro.Marshal(d.persistedSchema, &users.Persisted{Record: c, Action: users.LoadActionInserted, PersistedAt: ref})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, body)
+	}
+	b.Run("generated", func(b *testing.B) {
+		fields := model.FieldsOf(reflect.TypeFor[users.Clean]())
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			var p users.Persisted
+			if err := avro.Unmarshal(d.persistedSchema, bodies[i%len(bodies)], &p); err != nil {
+				b.Fatal(err)
+			}
+			_ = m.Predict(m.Score(fields.Record(&p.Record)))
+			i++
+		}
+	})
+	b.Run("derived", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			p := reflect.New(d.persistedType)
+			if err := avro.Unmarshal(d.persistedSchema, bodies[i%len(bodies)], p.Interface()); err != nil {
+				b.Fatal(err)
+			}
+			c := cleanOf(p)
+			_ = predict(m, d.record(c), d.keyOf(c), c.Field(d.eventIDField).String())
+			i++
+		}
+	})
+}
+
+// Each dataset the scorer serves waits for its own table and model: users
+// is scored while jobs, declared in DATASETS_DIR with a model, waits for
+// its table, not ready for it; plain, which declares no model, is served
+// by no stage.
+func TestADatasetThatWaitsHoldsUpNoOther(t *testing.T) {
+	s := newScorerStack(t)
+	s.persist(t, 1, 101)
+	dir := t.TempDir()
+	trainModel(t, dir)
+	datasets := jobsDataset(t)
+	if err := os.CopyFS(filepath.Join(datasets, "plain"), os.DirFS(filepath.Join(datasets, "jobs"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(datasets, "plain", "dataset.yaml"), []byte("description: no model\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=50ms",
+		"DATASETS=jobs,plain,users", "DATASETS_DIR="+datasets))
+	if got := len(testkit.Consume(t, s.kcfg.Brokers, "scored.users", 100)); got != 100 {
+		t.Fatalf("%d scored users records, want 100 while jobs waits", got)
+	}
+	ready, body := svc.Ready(t)
+	if ready || !strings.Contains(body, "no jobs table with its key id yet") || !strings.Contains(body, `"name":"stage_users","ready":true`) {
+		t.Errorf("/readyz = %v %s; want not ready, waiting for the jobs table, and the users stage ready", ready, body)
+	}
+	if strings.Contains(body, "plain") {
+		t.Errorf("/readyz names plain, which declares no model: %s", body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,23 +60,28 @@ type selfTrainer struct {
 	promoted string
 	// registry is set once the registry table is known to exist.
 	registry bool
+	// labelled is how many labelled rows the table held at the last
+	// check; -1 before the first.
+	labelled atomic.Int64
 }
 
-// newSelfTrainer is the self-trainer of a built-in dataset's declared
-// model.
-func newSelfTrainer(ds string, pool *pgxpool.Pool, ms *models, dir string, log *zap.Logger) (*selfTrainer, error) {
-	decl, _, err := declaration("", ds, trainSettings{})
-	if err != nil {
-		return nil, fmt.Errorf("SCORER_SELF_TRAIN: %w", err)
+// newSelfTrainer is the self-trainer of a dataset's declared model,
+// whose artefacts ms applies.
+func newSelfTrainer(d *dataset, pool *pgxpool.Pool, ms *models, dir string, log *zap.Logger) *selfTrainer {
+	t := &selfTrainer{dataset: d.name, key: d.key, decl: d.decl, pool: pool, models: ms, dir: dir, log: log, now: time.Now}
+	t.labelled.Store(-1)
+	ms.waiting = t.waiting
+	return t
+}
+
+// waiting says how many labelled rows the table holds and how many
+// training needs, as of the last check.
+func (t *selfTrainer) waiting() string {
+	n := t.labelled.Load()
+	if n < 0 {
+		return fmt.Sprintf("self-training once the %s table holds %d labelled rows", t.dataset, t.decl.Train.MinRows)
 	}
-	if decl.Name != ms.name {
-		return nil, fmt.Errorf("SCORER_SELF_TRAIN: dataset %s declares the model %q, but the scorer applies SCORER_MODEL_NAME=%s", ds, decl.Name, ms.name)
-	}
-	key, err := keyOf(trainSettings{}, ds)
-	if err != nil {
-		return nil, fmt.Errorf("SCORER_SELF_TRAIN: %w", err)
-	}
-	return &selfTrainer{dataset: ds, key: key, decl: decl, pool: pool, models: ms, dir: dir, log: log, now: time.Now}, nil
+	return fmt.Sprintf("self-training once the %s table holds %d labelled rows; it holds %d", t.dataset, t.decl.Train.MinRows, n)
 }
 
 // run creates the registry table, then trains whenever it is due,
@@ -100,12 +106,18 @@ func (t *selfTrainer) due(ctx context.Context, cur *model.Model) (bool, error) {
 		if t.promoted != "" {
 			return false, nil // the scorer has yet to load it
 		}
+		// An artefact in the directory is the model the scorer is about
+		// to apply (a scorer restarting, or a model trained by hand).
+		if path, err := model.Latest(t.dir, t.models.name); err != nil || path != "" {
+			return false, err
+		}
 		var n int
 		err := t.pool.QueryRow(ctx, fmt.Sprintf("select count(*) from %s where %s is not null",
 			pgx.Identifier{t.dataset}.Sanitize(), pgx.Identifier{t.decl.Label.Column}.Sanitize())).Scan(&n)
 		if err != nil {
 			return false, fmt.Errorf("count the labelled rows of %s: %w", t.dataset, err)
 		}
+		t.labelled.Store(int64(n))
 		return n >= t.decl.Train.MinRows, nil
 	}
 	if t.decl.Train.Retrain <= 0 {

@@ -85,11 +85,8 @@ func registry(t *testing.T, pool *pgxpool.Pool) []registered {
 func TestSelfTrainingTrainsOnceDueAndRecordsEveryModel(t *testing.T) {
 	pool, load := labelledUsers(t)
 	dir := t.TempDir()
-	ms := &models{dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"version"})}
-	tr, err := newSelfTrainer("users", pool, ms, dir, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
+	tr := newSelfTrainer(usersDataset(t), pool, ms, dir, zap.NewNop())
 	clock := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
 	tr.now = func() time.Time { return clock }
 
@@ -134,6 +131,24 @@ func TestSelfTrainingTrainsOnceDueAndRecordsEveryModel(t *testing.T) {
 	}
 }
 
+// A scorer that starts with an artefact in its directory, which it has yet
+// to load, does not train one of its own over it, however many labelled
+// rows the table holds: the artefact is the model it applies.
+func TestSelfTrainingLeavesAnArtefactToTheScorer(t *testing.T) {
+	pool, load := labelledUsers(t)
+	dir := t.TempDir()
+	given := trainModel(t, dir)
+	load(500)
+	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
+	tr := newSelfTrainer(usersDataset(t), pool, ms, dir, zap.NewNop())
+	if reg, err := tr.cycle(t.Context()); err != nil || reg != nil {
+		t.Fatalf("an artefact not loaded yet: trained %+v (%v), want nothing", reg, err)
+	}
+	if err := ms.poll(); err != nil || ms.current.Load().Version != given.Version {
+		t.Errorf("the scorer applies %+v (%v), want the artefact given, %s", ms.current.Load(), err, given.Version)
+	}
+}
+
 // A candidate replaces the current model only if it scores no worse on
 // the candidate's held-out split.
 func TestJudgeComparesOnTheHeldOutSplit(t *testing.T) {
@@ -169,16 +184,17 @@ func TestJudgeComparesOnTheHeldOutSplit(t *testing.T) {
 
 func mustDecl(t *testing.T) *model.Decl {
 	t.Helper()
-	d, _, err := declaration("", "users", trainSettings{})
+	d, _, _, err := declaration("", "users", trainSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-// With SCORER_SELF_TRAIN the scorer needs no `scorer train`: it trains the
-// declared model on the labelled rows of the users table, loads it and
-// becomes ready.
+// By default the scorer needs no `scorer train`: while the users table
+// holds fewer labelled rows than the declared min_rows it waits, not
+// ready, saying how many it holds and needs; once it holds them, it trains
+// the declared model, loads it and becomes ready.
 func TestSelfTrainingMakesTheScorerReady(t *testing.T) {
 	s := newScorerStack(t)
 	f, err := os.Open(usersCSV(t, 500))
@@ -190,16 +206,54 @@ func TestSelfTrainingMakesTheScorerReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range recs[1:] {
-		if _, err := s.db.Exec(t.Context(), `insert into users (id, age, gender, country, signup_date, last_login, account_status, monthly_spend,
-			event_id, ingested_at, content_hash, created_event_id)
-			values ($1::bigint + 1, nullif($2, '')::integer, $3, $4, $5, $6, $7, $8, 'ev-' || $1, now(), 'h', 'ev-' || $1)`,
-			r[0], r[1], r[2], r[3], r[5], r[6], r[7], r[8]); err != nil {
+	// The rows of one call commit together: training sees all or none.
+	insert := func(rows [][]string) {
+		t.Helper()
+		tx, err := s.db.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(t.Context()) }()
+		for _, r := range rows {
+			if _, err := tx.Exec(t.Context(), `insert into users (id, age, gender, country, signup_date, last_login, account_status, monthly_spend,
+				event_id, ingested_at, content_hash, created_event_id)
+				values ($1::bigint + 1, nullif($2, '')::integer, $3, $4, $5, $6, $7, $8, 'ev-' || $1, now(), 'h', 'ev-' || $1)`,
+				r[0], r[1], r[2], r[3], r[5], r[6], r[7], r[8]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	insert(recs[1:151])
 	dir := t.TempDir()
-	testkit.ServeUntilReady(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_SELF_TRAIN=true", "SCORER_SELF_TRAIN_INTERVAL=100ms"))
+	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=50ms", "SCORER_SELF_TRAIN_INTERVAL=100ms"))
+	waiting := "self-training once the users table holds 200 labelled rows; it holds 150"
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ready, body := svc.Ready(t)
+		if strings.Contains(body, waiting) {
+			if ready {
+				t.Fatalf("with 150 labelled rows: ready, %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with 150 labelled rows: %s, want it to say %q", body, waiting)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	insert(recs[151:])
+	for deadline := time.Now().Add(time.Minute); ; {
+		ready, body := svc.Ready(t)
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with 500 labelled rows: not ready within a minute: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	path, err := model.Latest(dir, "churn")
 	if err != nil || path == "" {
 		t.Fatalf("no self-trained artefact in %s (%v)", dir, err)

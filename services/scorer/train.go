@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"embed"
 	"encoding/csv"
 	"errors"
 	"flag"
@@ -33,9 +32,10 @@ import (
 
 const trainUsage = `usage: scorer train [flags]
 
-Trains a dataset's model (--dataset, default users) as the dataset declares
-it in its dataset.yaml (model: the label, the features, logistic or ridge),
-on the labelled rows of the dataset's table in DATABASE_URL, or of a CSV
+Trains a dataset's model (--dataset, default the one dataset of DATASETS) as
+the dataset declares it in its dataset.yaml (model: the label, the
+features, logistic or ridge), or as --declaration declares it for an
+experiment, on the labelled rows of the dataset's table in DATABASE_URL, or of a CSV
 export of it (--csv), with a train/test split (stratified by label for a
 logistic model), evaluates it on the test split and writes the artefact
 <out>/<name>-<version>.json. Flags given override the declaration.
@@ -48,15 +48,15 @@ flags:`
 // required: without DATABASE_URL it trains on --csv; without Kafka and the
 // registry it publishes no eco sample.
 type trainSettings struct {
+	// Service gives DATASETS, whose one dataset --dataset defaults to.
+	config.Service
 	Kafka    kafka.Config
 	Registry serde.Config
 	Postgres pg.Config
+	// Schemas is the catalog of datasets: the built-in ones and those of
+	// DATASETS_DIR, each a folder with its schemas and dataset.yaml.
 	Schemas  schemas.Config
-	// DatasetsDir holds users' own datasets, one folder each with its
-	// schemas and dataset.yaml.
-	DatasetsDir string `env:"DATASETS_DIR" envDefault:""`
-	RunID       string `env:"RUN_ID" envDefault:"default"`
-	ModelDir    string `env:"SCORER_MODEL_DIR" envDefault:"models"`
+	ModelDir string `env:"SCORER_MODEL_DIR" envDefault:"models"`
 }
 
 // parseTrainSettings reads the settings from environ and checks the
@@ -76,40 +76,34 @@ func parseTrainSettings(environ []string) (trainSettings, error) {
 	return s, nil
 }
 
-// builtinDecls are the dataset.yaml files of the built-in datasets, until
-// the schemas catalog serves them.
-//
-//go:embed builtin
-var builtinDecls embed.FS
-
-// declaration finds and reads the model declaration of dataset ds: the
-// file given, else <DATASETS_DIR>/<ds>/dataset.yaml, else
-// <SCHEMAS_DIR>/<ds>/dataset.yaml, else the built-in one. It returns where
-// it read it.
-func declaration(file, ds string, s trainSettings) (*model.Decl, string, error) {
+// declaration reads the model of dataset ds from the catalog of the
+// settings (the built-in datasets and DATASETS_DIR), or, for experiments,
+// from the dataset.yaml file given instead of the dataset's own, checked
+// against the dataset's clean schema. It returns the model, the dataset's
+// key and where it read the model.
+func declaration(file, ds string, s trainSettings) (*model.Decl, string, string, error) {
+	cat, err := s.Schemas.Open()
+	if err != nil {
+		return nil, "", "", err
+	}
+	d, err := cat.Dataset(ds)
+	if err != nil {
+		return nil, "", "", err
+	}
+	decl := d.Decl
 	if file != "" {
-		d, err := model.ReadDecl(file)
-		return d, file, err
-	}
-	for _, dir := range []string{s.DatasetsDir, s.Schemas.Dir} {
-		if dir == "" {
-			continue
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", "", err
 		}
-		path := filepath.Join(dir, ds, "dataset.yaml")
-		if _, err := os.Stat(path); err == nil {
-			d, err := model.ReadDecl(path)
-			return d, path, err
+		if decl, err = schemas.ParseDeclaration(file, ds, text, d.Clean); err != nil {
+			return nil, "", "", err
 		}
 	}
-	b, err := builtinDecls.ReadFile("builtin/" + ds + "/dataset.yaml")
-	if err != nil {
-		return nil, "", fmt.Errorf("dataset %q declares no model: no dataset.yaml in DATASETS_DIR, SCHEMAS_DIR or the built-in datasets", ds)
+	if decl.Model == nil {
+		return nil, "", "", fmt.Errorf("dataset %s declares no model (no model: section in %s)", ds, cmp.Or(decl.File, "its dataset.yaml"))
 	}
-	d, err := model.ParseDecl(b)
-	if err != nil {
-		return nil, "", fmt.Errorf("built-in %s/dataset.yaml: %w", ds, err)
-	}
-	return d, "the built-in declaration", nil
+	return model.DeclOf(decl.Model), d.Key, cmp.Or(decl.File, "the built-in declaration"), nil
 }
 
 // train is `scorer train`.
@@ -120,8 +114,12 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	dataset := fs.String("dataset", "users", "the dataset whose declared model to train")
-	declFile := fs.String("declaration", "", "read the model from this dataset.yaml instead of the dataset's own")
+	var only string
+	if len(settings.Datasets) == 1 {
+		only = settings.Datasets[0]
+	}
+	dataset := fs.String("dataset", only, "the dataset whose declared model to train (default: the one dataset of DATASETS)")
+	declFile := fs.String("declaration", "", "read the model from this dataset.yaml instead of the dataset's own (for experiments)")
 	csvPath := fs.String("csv", "", "train on this CSV export of the dataset's table (with a header row) instead of DATABASE_URL")
 	positive := fs.String("positive", "", "comma-separated label values of the positive class (default: the declaration's)")
 	testShare := fs.Float64("test-share", 0, "share of rows held out for the test split (default: the declaration's, or 0.2)")
@@ -145,7 +143,10 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return fmt.Errorf("train: unexpected argument %q", fs.Arg(0))
 	}
-	decl, from, err := declaration(*declFile, *dataset, settings)
+	if *dataset == "" {
+		return fmt.Errorf("train: DATASETS=%s names several datasets: give --dataset", strings.Join(settings.Datasets, ","))
+	}
+	decl, key, from, err := declaration(*declFile, *dataset, settings)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -180,7 +181,7 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			return errors.New("train: set DATABASE_URL or give --csv")
 		}
 		source = "the " + *dataset + " table"
-		records, err = readTable(ctx, settings, *dataset, decl)
+		records, err = readTable(ctx, settings, *dataset, key, decl)
 	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -265,37 +266,15 @@ func report(w io.Writer, m *model.Model, path string) {
 	fmt.Fprintf(w, "  top coefficients: %s\n", strings.Join(m.TopWeights(6), ", "))
 }
 
-// readTable reads the labelled rows of the dataset's table through the
-// shared PostgreSQL settings (readLabelled).
-func readTable(ctx context.Context, s trainSettings, ds string, d *model.Decl) ([]model.Record, error) {
-	key, err := keyOf(s, ds)
-	if err != nil {
-		return nil, err
-	}
+// readTable reads the labelled rows of the dataset's table, whose key is
+// key, through the shared PostgreSQL settings (readLabelled).
+func readTable(ctx context.Context, s trainSettings, ds, key string, d *model.Decl) ([]model.Record, error) {
 	pool, err := pg.Open(ctx, s.Postgres)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
 	return readLabelled(ctx, pool, ds, key, d)
-}
-
-// keyOf is the key field of dataset ds, as its clean schema declares it:
-// the schemas of DATASETS_DIR (or SCHEMAS_DIR), else the built-in ones.
-func keyOf(s trainSettings, ds string) (string, error) {
-	cat, err := schemas.Open(cmp.Or(s.DatasetsDir, s.Schemas.Dir))
-	if err != nil {
-		return "", err
-	}
-	clean, err := cat.Schema(ds + "/clean")
-	if err != nil {
-		return "", fmt.Errorf("dataset %s: %w", ds, err)
-	}
-	key, err := schemas.KeyField(clean)
-	if err != nil {
-		return "", fmt.Errorf("dataset %s: %w", ds, err)
-	}
-	return key, nil
 }
 
 // querier runs a query: a pool, a connection or a transaction.

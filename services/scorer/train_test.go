@@ -22,7 +22,7 @@ import (
 
 // usersCSV writes n users in the users table's columns whose churn follows
 // inactivity, as an export of the table would.
-func usersCSV(t *testing.T, n int) string {
+func usersCSV(t testing.TB, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "users.csv")
 	f, err := os.Create(path)
@@ -154,6 +154,10 @@ func TestTrainErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("id,age\n1,30\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	noModel := jobsDataset(t)
+	if err := os.WriteFile(filepath.Join(noModel, "jobs", "dataset.yaml"), []byte("description: Job offers, no model.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct {
 		args []string
 		env  []string
@@ -164,7 +168,9 @@ func TestTrainErrors(t *testing.T) {
 		"bad weight":   {[]string{"--csv", usersCSV(t, 100), "--class-weight", "heavy"}, nil, `class_weight "heavy"`},
 		"bad argument": {[]string{"extra"}, nil, `unexpected argument "extra"`},
 		"bad sasl":     {[]string{"--csv", usersCSV(t, 100)}, []string{"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_SASL_MECHANISM=NOPE"}, `KAFKA_SASL_MECHANISM "NOPE"`},
-		"no model":     {[]string{"--dataset", "orders", "--csv", usersCSV(t, 100)}, nil, `dataset "orders" declares no model`},
+		"unknown":      {[]string{"--dataset", "orders", "--csv", usersCSV(t, 100)}, nil, `unknown dataset "orders"`},
+		"no model":     {[]string{"--dataset", "jobs", "--csv", usersCSV(t, 100)}, []string{"DATASETS_DIR=" + noModel}, "dataset jobs declares no model"},
+		"two datasets": {[]string{"--csv", usersCSV(t, 100)}, []string{"DATASETS=users,jobs"}, "give --dataset"},
 		"bad override": {[]string{"--csv", usersCSV(t, 100), "--threshold", "2"}, nil, "threshold 2"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -153,7 +153,7 @@ func (m *Model) Save(dir string) (string, error) {
 }
 
 // Load reads and checks a model artefact, of this format or of format 1
-// (the users churn model of before declarations, read as the declared
+// (the seed's churn model of before declarations, read as the declared
 // model it is).
 func Load(path string) (*Model, error) {
 	b, err := os.ReadFile(path)

@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/datamill/datamill/schemas"
 )
 
 // Decl is a dataset's model as its dataset.yaml declares it (the model:
 // section): what to predict, from which features, and how to train.
 //
-// It stands in for schemas.Model (schemas.Dataset.Decl.Model) until the
-// catalog that reads dataset.yaml lands; the YAML keys, defaults and
-// meanings are the same.
+// It is schemas.Model (schemas.Dataset.Decl.Model), which the catalog
+// reads from dataset.yaml, as the model package holds it (DeclOf); the
+// YAML keys, defaults and meanings are the same.
 type Decl struct {
 	// Kind is logistic (a binary label) or ridge (a numeric target).
 	Kind string `yaml:"kind"`
@@ -100,6 +102,27 @@ const (
 	DefaultThreshold = 0.5
 	DefaultL2        = 1.0
 )
+
+// DeclOf is the model the catalog read from a dataset's dataset.yaml, its
+// defaults filled in: the one conversion from schemas.Model.
+func DeclOf(m *schemas.Model) *Decl {
+	d := &Decl{
+		Kind: m.Kind, Name: m.Name,
+		Label: LabelDecl{Column: m.Label.Column, Positive: slices.Clone(m.Label.Positive)},
+		Train: TrainDecl{
+			MinRows: m.Train.MinRows, Retrain: time.Duration(m.Train.Retrain), TestShare: m.Train.TestShare,
+			Threshold: m.Train.Threshold, L2: m.Train.L2, ClassWeight: m.Train.ClassWeight, Seed: m.Train.Seed,
+		},
+	}
+	for _, f := range m.Features {
+		d.Features = append(d.Features, FeatureDecl{
+			Column: f.Column, Kind: f.Kind, Transform: f.Transform, Name: f.Name,
+			Top: f.Top, MinShare: f.MinShare, Buckets: f.Buckets,
+		})
+	}
+	d.fill()
+	return d
+}
 
 // datasetFile is what this package reads of a dataset.yaml: the model
 // section, strictly; the other sections belong to other services and are

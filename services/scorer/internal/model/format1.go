@@ -8,7 +8,7 @@ import (
 )
 
 // format1 is the layout of the artefacts written before datasets declared
-// their models: the churn model of the users table, with its features
+// their models: the seed's churn model, with its features
 // fixed in code. Load reads them as the declared model they were, so that
 // a model directory trained before keeps being applied; they can go once
 // no such artefact is left to apply.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datamill/datamill/schemas"
 )
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
@@ -155,11 +157,11 @@ func ptr[T any](v T) *T { return &v }
 // usersDecl is the users dataset's model declaration.
 func usersDecl(t testing.TB) *Decl {
 	t.Helper()
-	d, err := ReadDecl("../../builtin/users/dataset.yaml")
+	ds, err := schemas.BuiltIn().Dataset("users")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d
+	return DeclOf(ds.Decl.Model)
 }
 
 // user is a clean users record as the model reads it.

@@ -57,6 +57,15 @@ func (f *Fields) Record(v any) Record {
 	return structRecord{v: rv, index: f.index}
 }
 
+// Value is the record held in rv, a struct of the type f indexes (or a
+// pointer to one), for callers that hold records as reflect values.
+func (f *Fields) Value(rv reflect.Value) Record {
+	for rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	return structRecord{v: rv, index: f.index}
+}
+
 type structRecord struct {
 	v     reflect.Value
 	index map[string]int
