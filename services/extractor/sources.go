@@ -129,7 +129,7 @@ func declarations(datasets, fileEntries []string) ([]declaration, error) {
 		ds, path, ok := strings.Cut(e, "=")
 		ds, path = strings.TrimSpace(ds), strings.TrimSpace(path)
 		if !ok || ds == "" || path == "" {
-			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: want dataset=path, e.g. users=/data/users/*.csv", e)
+			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: want dataset=path, e.g. orders=/data/orders/*.csv", e)
 		}
 		if !slices.Contains(datasets, ds) {
 			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: dataset %q is not in DATASETS %v", e, ds, datasets)
