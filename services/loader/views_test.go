@@ -98,7 +98,7 @@ func viewColumns(t *testing.T, pool *pgxpool.Pool, view string) []string {
 }
 
 // The declared views are created with the table; a name that is an SQL
-// keyword (order) is quoted.
+// keyword (order) is quoted. They are replaced at every start.
 func TestDeclaredViewsAreCreatedAtStart(t *testing.T) {
 	pool := database(t)
 	d := ordersDataset(t, `
@@ -106,12 +106,14 @@ func TestDeclaredViewsAreCreatedAtStart(t *testing.T) {
     sql: select status, count(*) as orders from orders group by status
   - name: order
     sql: select id, total from orders where status = 'open';
+  - name: all_orders
+    sql: select * from orders
 `)
 	ev, err := d.evolve(t.Context(), pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"orders_by_status", "order"}; !ev.Created || !slices.Equal(ev.Views, want) || len(ev.Recreated) > 0 {
+	if want := []string{"orders_by_status", "order", "all_orders"}; !ev.Created || !slices.Equal(ev.Views, want) || len(ev.Recreated) > 0 {
 		t.Errorf("evolve = %+v, want the table created and the views %v", ev, want)
 	}
 	insertOrders(t, pool, map[string]int{"open": 2, "closed": 3})
@@ -121,9 +123,16 @@ func TestDeclaredViewsAreCreatedAtStart(t *testing.T) {
 	if got := query(t, pool, `select count(*) from "order"`); !slices.Equal(got, []string{"2"}) {
 		t.Errorf(`the view "order" holds %v rows, want 2`, got)
 	}
-	// The next start replaces them as they are.
-	if again, err := d.evolve(t.Context(), pool); err != nil || len(again.Views) != 2 || len(again.Recreated) > 0 {
-		t.Errorf("evolving again = %+v, %v; want both views replaced, none recreated", again, err)
+	// The next start replaces them, and the one over select * gains a
+	// column added to the table since.
+	if _, err := pool.Exec(t.Context(), `alter table orders add column extra int`); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := d.evolve(t.Context(), pool); err != nil || len(again.Views) != 3 || len(again.Recreated) > 0 {
+		t.Errorf("evolving again = %+v, %v; want the views replaced, none recreated", again, err)
+	}
+	if got := query(t, pool, `select count(extra) from all_orders`); !slices.Equal(got, []string{"0"}) {
+		t.Errorf("all_orders: %v, want the column extra, empty", got)
 	}
 }
 
