@@ -262,6 +262,8 @@ func TestBadDeclarationsAreRefusedNamingTheFileAndTheField(t *testing.T) {
 		"the label as a feature":                   {replace("{column: gift, kind: boolean}", "{column: returned, kind: categorical}"), "model.features[3] (returned): the label cannot be a feature"},
 		"two features of one name":                 {replace("name: age_days", "name: amount"), "model.features[2] (ordered_on).name: amount names two features"},
 		"view without a name":                      {replace("  - name: orders_by_channel\n", "  - name: \"\"\n"), `views[0].name "": want a lower-case SQL name`},
+		"view named as the table":                  {replace("  - name: orders_by_channel\n", "  - name: orders\n"), "views[0].name orders: the name of the dataset's table"},
+		"view name too long":                       {replace("  - name: orders_by_channel\n", "  - name: "+strings.Repeat("v", 64)+"\n"), "views[0].name " + strings.Repeat("v", 64) + ": longer than PostgreSQL's 63 bytes"},
 		"source without a kind":                    {replace("  - kind: http\n", "  - path: /x\n"), "sources[0]: no kind"},
 		"a bad duration":                           {replace("retrain: 1h", "retrain: daily"), `time: invalid duration "daily"`},
 		"a test share of 1":                        {replace("min_rows: 50", "min_rows: 50, test_share: 1"), "model.train.test_share 1: want it in (0, 1)"},

@@ -226,7 +226,7 @@ func ParseDeclaration(file, dataset string, text []byte, clean avro.Schema) (Dec
 		d.Sources[i].file, d.Sources[i].index = file, i
 	}
 	d.defaults(dataset)
-	if err := d.check(clean); err != nil {
+	if err := d.check(dataset, clean); err != nil {
 		return Declaration{}, fmt.Errorf("%s: %w", file, err)
 	}
 	return d, nil
@@ -299,8 +299,12 @@ func (d *Declaration) defaults(dataset string) {
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
+// maxIdent is the longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes);
+// it would cut a longer one short.
+const maxIdent = 63
+
 // check refuses what a service could not follow, naming the field.
-func (d *Declaration) check(clean avro.Schema) error {
+func (d *Declaration) check(dataset string, clean avro.Schema) error {
 	var errs []error
 	for i, s := range d.Sources {
 		if s.Kind == "" {
@@ -312,6 +316,10 @@ func (d *Declaration) check(clean avro.Schema) error {
 		switch {
 		case !identifier.MatchString(v.Name):
 			errs = append(errs, fmt.Errorf("views[%d].name %q: want a lower-case SQL name (a-z, 0-9, _)", i, v.Name))
+		case len(v.Name) > maxIdent:
+			errs = append(errs, fmt.Errorf("views[%d].name %s: longer than PostgreSQL's %d bytes", i, v.Name, maxIdent))
+		case v.Name == dataset:
+			errs = append(errs, fmt.Errorf("views[%d].name %s: the name of the dataset's table", i, v.Name))
 		case views[v.Name]:
 			errs = append(errs, fmt.Errorf("views[%d].name: %s is declared twice", i, v.Name))
 		}

@@ -35,7 +35,8 @@ type dataset struct {
 	table            *sink.Table
 	cleanSchema      avro.Schema
 	persistedSchema  avro.Schema
-	clean, persisted string // the schemas' paths, for messages
+	views            []schemas.View // declared in dataset.yaml
+	clean, persisted string         // the schemas' paths, for messages
 	typ              reflect.Type
 	// columns[i] reads table.Columns[i] from a record.
 	columns []column
@@ -69,7 +70,7 @@ func newDataset(cat *schemas.Catalog, name string) (*dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DATASETS: %w", err)
 	}
-	d := &dataset{clean: name + "/clean", persisted: name + "/persisted", cleanSchema: ds.Clean, persistedSchema: ds.Persisted}
+	d := &dataset{clean: name + "/clean", persisted: name + "/persisted", cleanSchema: ds.Clean, persistedSchema: ds.Persisted, views: ds.Decl.Views}
 	key := ds.Key
 	d.table = &sink.Table{Name: name, Key: key}
 	var (
@@ -159,16 +160,39 @@ func checkPersisted(s avro.Schema) error {
 	return errors.Join(errs...)
 }
 
+// evolution is what evolve found and did: to the table (sink.Evolution)
+// and to the dataset's views.
+type evolution struct {
+	sink.Evolution
+	// Views names the declared views, all created or replaced.
+	Views []string
+	// Recreated names the views whose columns changed, dropped and
+	// created again.
+	Recreated []string
+}
+
 // evolve creates the dataset's table, or adds the columns and check
-// constraints it lacks (sink.Table.Evolve).
-func (d *dataset) evolve(ctx context.Context, pool *pgxpool.Pool) (sink.Evolution, error) {
-	var ev sink.Evolution
+// constraints it lacks (sink.Table.Evolve), then creates or replaces its
+// declared views (createViews), in one transaction under the table's lock.
+func (d *dataset) evolve(ctx context.Context, pool *pgxpool.Pool) (evolution, error) {
+	var ev evolution
 	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		var err error
-		ev, err = d.table.Evolve(ctx, tx)
-		return err
+		if ev.Evolution, err = d.table.Evolve(ctx, tx); err != nil {
+			return err
+		}
+		if ev.Recreated, err = createViews(ctx, tx, d.views); err != nil {
+			return fmt.Errorf("dataset %s: %w", d.table.Name, err)
+		}
+		for _, v := range d.views {
+			ev.Views = append(ev.Views, v.Name)
+		}
+		return nil
 	})
-	return ev, err
+	if err != nil {
+		return evolution{}, err
+	}
+	return ev, nil
 }
 
 // row is the table row of a clean record.

@@ -9,8 +9,10 @@
 // key, check constraints from the cleaning rules' ranges), and otherwise
 // adds the columns a newer clean schema has and the table lacks, and the
 // check constraints it lacks, NOT VALID (additive only: nothing is dropped
-// or retyped, the rows already there keep their values). The loader's
-// migrations create its ledger, applied_events.
+// or retyped, the rows already there keep their values). Then, in the
+// same transaction, it creates or replaces the views the dataset declares
+// in its dataset.yaml, dropping and creating again one whose columns
+// changed. The loader's migrations create its ledger, applied_events.
 //
 // Each batch is written in one database transaction (COPY into a staging
 // table, then one INSERT … ON CONFLICT DO UPDATE that applies only newer,
@@ -104,6 +106,12 @@ func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pg
 	if len(ev.Differ) > 0 {
 		p.Log.Warn("columns of another type than the clean schema's; left as they are",
 			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("columns", ev.Differ))
+	}
+	if len(ev.Views) > 0 {
+		p.Log.Info("views created or replaced", zap.String("dataset", ds), zap.Strings("views", ev.Views))
+	}
+	if len(ev.Recreated) > 0 {
+		p.Log.Info("views dropped and created again, their columns changed", zap.String("dataset", ds), zap.Strings("views", ev.Recreated))
 	}
 	if d.cleanCodec, err = serde.NewCodec[any](ctx, reg, kafka.Topic(kafka.Clean, ds), d.cleanSchema); err != nil {
 		return nil, err
