@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -57,6 +58,20 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 	}
 	return nil
 }
+
+// Dir is the folder of the dataset.yaml that declares the source, the one
+// a relative path in its options is read from; "" when the declaration is
+// built in (embedded in the program, not on disk).
+func (s Source) Dir() string {
+	if s.file == "" || strings.HasPrefix(s.file, builtInPrefix) {
+		return ""
+	}
+	return filepath.Dir(s.file)
+}
+
+// builtInPrefix starts the name the catalog gives a file it read from the
+// embedded datasets (catalog.go).
+const builtInPrefix = "built-in "
 
 // Options decodes the source's options (every key but kind) into v, a
 // pointer to the kind's struct with yaml tags, strictly: a key v does not
