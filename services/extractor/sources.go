@@ -116,12 +116,12 @@ func (w *wiring) datasetsOf(decls []declaration) (map[string]*publish.Dataset, e
 	return out, nil
 }
 
-// undeclared are the datasets served that are not among those of the
-// http source.
-func (w *wiring) undeclared(http map[string]*publish.Dataset) []string {
+// undeclared are the datasets served that are not among accepted, those
+// of the http source.
+func (w *wiring) undeclared(accepted map[string]*publish.Dataset) []string {
 	var out []string
 	for _, ds := range slices.Sorted(maps.Keys(w.datasets)) {
-		if _, ok := http[ds]; !ok {
+		if _, ok := accepted[ds]; !ok {
 			out = append(out, ds)
 		}
 	}
