@@ -97,7 +97,7 @@ func TestUnknownSourceOptionStopsTheStart(t *testing.T) {
 		"DATASETS=users", "DATASETS_DIR=" + dir,
 	}, io.Discard)
 	want := fmt.Sprintf("%s: sources[1] (files): ", filepath.Join(dir, "users", schemas.DeclarationFile))
-	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "unknown key recursive") {
-		t.Fatalf("run with an unknown option = %v, want an error naming %q and the key recursive", err, want)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "line 3: unknown key recursive") {
+		t.Fatalf("run with an unknown option = %v, want an error naming %q and the key recursive on line 3", err, want)
 	}
 }

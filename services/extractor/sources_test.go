@@ -113,13 +113,18 @@ func TestDeclarationsAreTheDeclaredSourcesWithExtractorFilesInPlaceOfTheirPaths(
 		},
 		"an unknown option of files": {
 			datasets: []string{"users"}, dir: dir,
-			yaml: map[string]string{"users": "sources: [{kind: files, path: /a, pattern: '*.csv'}]"},
-			err:  "/srv/datasets/users/dataset.yaml: sources[0] (files): line 2: unknown key pattern",
+			yaml: map[string]string{"users": "description: users\nsources:\n  - kind: files\n    path: /a\n    pattern: '*.csv'\n"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[0] (files): line 5: unknown key pattern",
 		},
 		"an unknown option of files overridden by extractor files": {
 			datasets: []string{"users"}, dir: dir, files: []string{"users=/mnt/users"},
 			yaml: map[string]string{"users": "sources: [{kind: files, paths: /a}]"},
 			err:  "/srv/datasets/users/dataset.yaml: sources[0] (files): line 1: unknown key paths",
+		},
+		"a files path that is no text": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources:\n  - kind: http\n  - kind: files\n    path: [/a, /b]\n"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[1] (files): line 3: cannot unmarshal !!seq into string",
 		},
 		"an option of http": {
 			datasets: []string{"users"}, dir: dir,
