@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,6 +37,8 @@ type Source struct {
 	Kind    string
 	file    string
 	index   int
+	line    int            // of the source in file
+	lines   map[string]int // of each option's key in file
 	options map[string]yaml.Node
 }
 
@@ -44,7 +47,7 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: a source is a mapping with a kind", n.Line)
 	}
-	s.options = map[string]yaml.Node{}
+	s.options, s.lines, s.line = map[string]yaml.Node{}, map[string]int{}, n.Line
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Value == "kind" {
@@ -53,10 +56,24 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 			}
 			continue
 		}
-		s.options[k.Value] = *v
+		s.options[k.Value], s.lines[k.Value] = *v, k.Line
 	}
 	return nil
 }
+
+// Dir is the folder of the dataset.yaml that declares the source, the one
+// a relative path in its options is read from; "" when the declaration is
+// built in (embedded in the program, not on disk).
+func (s Source) Dir() string {
+	if s.file == "" || strings.HasPrefix(s.file, builtInPrefix) {
+		return ""
+	}
+	return filepath.Dir(s.file)
+}
+
+// builtInPrefix starts the name the catalog gives a file it read from the
+// embedded datasets (catalog.go).
+const builtInPrefix = "built-in "
 
 // Options decodes the source's options (every key but kind) into v, a
 // pointer to the kind's struct with yaml tags, strictly: a key v does not
@@ -80,9 +97,26 @@ func (s Source) Options(v any) error {
 		b = []byte("{}")
 	}
 	if err := decodeStrict(b, v); err != nil {
-		return fmt.Errorf("%s: sources[%d] (%s): %w", s.file, s.index, s.Kind, err)
+		return fmt.Errorf("%s: sources[%d] (%s): %s", s.file, s.index, s.Kind, s.fileLines(err.Error()))
 	}
 	return nil
+}
+
+// decodedLine is a line number of an error of decodeStrict, and the key
+// it names when the key is unknown.
+var decodedLine = regexp.MustCompile(`line \d+: (unknown key (\S+))?`)
+
+// fileLines gives the line numbers of msg, an error of decoding the
+// options as a document of their own, as lines of the source's file: an
+// unknown key's own line, else the source's.
+func (s Source) fileLines(msg string) string {
+	return decodedLine.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := decodedLine.FindStringSubmatch(m)
+		if line, ok := s.lines[sub[2]]; ok && sub[2] != "" {
+			return fmt.Sprintf("line %d: %s", line, sub[1])
+		}
+		return fmt.Sprintf("line %d: %s", s.line, sub[1])
+	})
 }
 
 // Model kinds.

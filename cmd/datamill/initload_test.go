@@ -42,9 +42,10 @@ func TestInitDraftLoadsTheFileWithARowPerKey(t *testing.T) {
 	out := t.TempDir()
 	initDraft(t, ds, file, out)
 
+	// No EXTRACTOR_FILES: the draft's files source is the file it was
+	// drafted from.
 	withStack(t, []string{
-		"DATASETS=" + ds, "DATASETS_DIR=" + out,
-		"EXTRACTOR_FILES=" + ds + "=" + inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
+		"DATASETS=" + ds, "DATASETS_DIR=" + out, "EXTRACTOR_SCAN_INTERVAL=100ms",
 	}, func(ctx context.Context, p *pipeline, d *devStack) {
 		conn, err := pgx.Connect(ctx, p.eps["DATABASE_URL"])
 		if err != nil {

@@ -2,24 +2,31 @@
 // source's values as they came and giving each arrival of a record its own
 // event id.
 //
-// Its sources are declared per dataset, and built by kind (sourceKinds):
-// each kind is a package under internal/source, and all of them publish
-// through internal/publish, which holds what they share (the transactional
-// producer, the datasets' encoders and keys, dead letters, size limits).
+// Its sources are declared per dataset, in the sources: list of its
+// dataset.yaml, and built by kind (sourceKinds): each kind is a package
+// under internal/source, and all of them publish through internal/publish,
+// which holds what they share (the transactional producer, the datasets'
+// encoders and keys, dead letters, size limits). A dataset.yaml without
+// sources: has the HTTP source alone. An option a kind does not have stops
+// the start, naming the file and the source.
 //
-// The HTTP source (kind http, package httpingest) serves every dataset of
-// DATASETS at POST /v1/datasets/{dataset}/events on HTTP_ADDR (next to
-// /metrics): a JSON object, a JSON array or NDJSON, each body published
-// whole in one Kafka transaction before the 202 answer. A body is one
+// The HTTP source (kind http, package httpingest) serves the datasets of
+// DATASETS that declare it at POST /v1/datasets/{dataset}/events on
+// HTTP_ADDR (next to /metrics); a POST for another dataset of DATASETS is
+// refused with 404, saying it declares no http source. It takes a JSON
+// object, a JSON array or NDJSON, each body published whole in one Kafka
+// transaction before the 202 answer. A body is one
 // arrival: its records are new events, timed when it came and identified
 // within the request, so that content sent again later is a newer event
 // than the one it repeats. A body with records that lack the dataset's key
 // is refused with 400, naming them; one with a record larger than the
 // broker takes with 413.
 //
-// The file source (kind files, package files) reads the files of
-// EXTRACTOR_FILES (dataset=path entries; a path may be a file, a glob or a
-// directory) — CSV with a header row, JSON arrays, NDJSON — and scans them
+// The file source (kind files, package files) reads the files of the
+// declared paths (path: a file, a glob or a directory; a relative one is
+// read from the dataset's folder in DATASETS_DIR) — CSV with a header row,
+// JSON arrays, NDJSON — or, for a dataset that has entries in
+// EXTRACTOR_FILES (dataset=path), the paths of these instead, and scans them
 // again every EXTRACTOR_SCAN_INTERVAL, so files dropped into a directory
 // are picked up. A file is published in batches, each in one transaction
 // with the file's checkpoint (how many records were published, and a
@@ -75,8 +82,9 @@ type settings struct {
 	// InstanceID makes the transactional id of this process stable, so
 	// that a restart fences its predecessor; default: the host name.
 	InstanceID string `env:"EXTRACTOR_INSTANCE_ID" envDefault:""`
-	// Files are the file sources, dataset=path entries: a file, a glob
-	// or a directory.
+	// Files are the file sources of this deployment, dataset=path
+	// entries (a file, a glob or a directory): a dataset's entries replace
+	// the file paths its dataset.yaml declares.
 	Files []string `env:"EXTRACTOR_FILES" envDefault:"" envSeparator:","`
 	// ScanInterval is how often the file sources are scanned again.
 	ScanInterval time.Duration `env:"EXTRACTOR_SCAN_INTERVAL" envDefault:"2s"`
@@ -107,11 +115,23 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 }
 
 func extract(ctx context.Context, p *service.Process, cfg settings) error {
-	decls, err := declarations(cfg.Datasets, slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }))
+	cat, err := p.Schemas(cfg.Schemas)
 	if err != nil {
 		return err
 	}
+	declared := map[string]schemas.Declaration{}
+	for _, name := range cfg.Datasets {
+		d, err := cat.Dataset(name)
+		if err != nil {
+			return fmt.Errorf("DATASETS: %w", err)
+		}
+		declared[name] = d.Decl
+	}
 	kinds := sourceKinds()
+	decls, err := declarations(kinds, cfg.Datasets, declared, slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }))
+	if err != nil {
+		return err
+	}
 	byKind, err := groupByKind(kinds, decls)
 	if err != nil {
 		return err
@@ -127,10 +147,6 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 		if cfg.InstanceID, err = os.Hostname(); err != nil {
 			return fmt.Errorf("EXTRACTOR_INSTANCE_ID is unset and the host name is unknown: %w", err)
 		}
-	}
-	cat, err := p.Schemas(cfg.Schemas)
-	if err != nil {
-		return err
 	}
 	sources := map[string]*publish.Dataset{}
 	for _, name := range cfg.Datasets {
@@ -181,6 +197,9 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	w := &wiring{
 		cfg: cfg, log: p.Log, out: out, datasets: sources, handle: p.Telemetry.Handle,
 		metrics: metrics, records: records, dead: dead,
+	}
+	if _, ok := byKind["http"]; !ok {
+		refuseHTTP(w)
 	}
 	built := map[string]source{}
 	for _, kind := range slices.Sorted(maps.Keys(byKind)) {

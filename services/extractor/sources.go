@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/extractor/internal/publish"
 	"github.com/datamill/datamill/services/extractor/internal/source/files"
 	"github.com/datamill/datamill/services/extractor/internal/source/httpingest"
@@ -28,8 +29,8 @@ type source interface {
 	Run(ctx context.Context, ready func(ready bool, reason string)) error
 }
 
-// declaration is one source of a dataset: an entry of its sources: list,
-// or one the deployment adds (EXTRACTOR_FILES).
+// declaration is one source of a dataset: an entry of the sources: list
+// of its dataset.yaml, or one the deployment adds (EXTRACTOR_FILES).
 type declaration struct {
 	dataset string
 	kind    string // a key of sourceKinds
@@ -40,16 +41,52 @@ type declaration struct {
 // declaration of that kind.
 type sourceKind struct {
 	component string // the source's name in /readyz
-	build     func(w *wiring, decls []declaration) (source, error)
+	// declare reads a declared source of the kind, strictly: an option
+	// the kind does not have is an error naming the file and the source.
+	declare func(dataset string, s schemas.Source) (declaration, error)
+	build   func(w *wiring, decls []declaration) (source, error)
 }
 
 // sourceKinds are the kinds of source, by the name a declaration gives.
 // A new kind is a package under internal/source and a line here.
 func sourceKinds() map[string]sourceKind {
 	return map[string]sourceKind{
-		"http":  {component: "ingest", build: buildHTTP},
-		"files": {component: "files", build: buildFiles},
+		"http":  {component: "ingest", declare: declareHTTP, build: buildHTTP},
+		"files": {component: "files", declare: declareFiles, build: buildFiles},
 	}
+}
+
+// httpOptions are the options of an http source: none.
+type httpOptions struct{}
+
+// declareHTTP reads an http source.
+func declareHTTP(dataset string, s schemas.Source) (declaration, error) {
+	if err := s.Options(&httpOptions{}); err != nil {
+		return declaration{}, err
+	}
+	return declaration{dataset: dataset, kind: "http"}, nil
+}
+
+// filesOptions are the options of a files source.
+type filesOptions struct {
+	// Path is a file, a glob or a directory; a relative one is read from
+	// the folder of the dataset.yaml, or from the working directory when
+	// the declaration is built in.
+	Path string `yaml:"path"`
+}
+
+// declareFiles reads a files source. Its path may be empty when
+// EXTRACTOR_FILES gives the dataset's files; declarations checks that.
+func declareFiles(dataset string, s schemas.Source) (declaration, error) {
+	var o filesOptions
+	if err := s.Options(&o); err != nil {
+		return declaration{}, err
+	}
+	path := strings.TrimSpace(o.Path)
+	if path != "" && !filepath.IsAbs(path) && s.Dir() != "" {
+		path = filepath.Join(s.Dir(), path)
+	}
+	return declaration{dataset: dataset, kind: "files", path: path}, nil
 }
 
 // wiring is what the sources are built from.
@@ -79,6 +116,27 @@ func (w *wiring) datasetsOf(decls []declaration) (map[string]*publish.Dataset, e
 	return out, nil
 }
 
+// undeclared are the datasets served that are not among accepted, those
+// of the http source.
+func (w *wiring) undeclared(accepted map[string]*publish.Dataset) []string {
+	var out []string
+	for _, ds := range slices.Sorted(maps.Keys(w.datasets)) {
+		if _, ok := accepted[ds]; !ok {
+			out = append(out, ds)
+		}
+	}
+	return out
+}
+
+// refuseHTTP serves, when no dataset declares an http source, an ingest
+// endpoint that refuses every POST with 404, saying why for the datasets
+// served.
+func refuseHTTP(w *wiring) {
+	w.handle(httpingest.Pattern, httpingest.New(httpingest.Config{
+		Log: w.log, Undeclared: w.undeclared(nil), Token: w.cfg.HTTPToken,
+	}))
+}
+
 // buildHTTP serves the ingest endpoint for the datasets of decls.
 func buildHTTP(w *wiring, decls []declaration) (source, error) {
 	datasets, err := w.datasetsOf(decls)
@@ -86,7 +144,8 @@ func buildHTTP(w *wiring, decls []declaration) (source, error) {
 		return nil, err
 	}
 	api := httpingest.New(httpingest.Config{
-		Log: w.log, Out: w.out, Datasets: datasets, Token: w.cfg.HTTPToken, MaxBody: w.cfg.MaxBodyBytes,
+		Log: w.log, Out: w.out, Datasets: datasets, Undeclared: w.undeclared(datasets),
+		Token: w.cfg.HTTPToken, MaxBody: w.cfg.MaxBodyBytes,
 		Records: w.records.MustCurryWith(prometheus.Labels{"source": "http"}),
 	})
 	w.handle(httpingest.Pattern, api)
@@ -116,15 +175,14 @@ func buildFiles(w *wiring, decls []declaration) (source, error) {
 	})
 }
 
-// declarations are the sources of datasets: each is served by the HTTP
-// ingest endpoint, and the entries of EXTRACTOR_FILES, fileEntries, add
-// file sources. (Once the catalog reads the sources: list of each
-// dataset.yaml, its entries are declarations too.)
-func declarations(datasets, fileEntries []string) ([]declaration, error) {
-	var out []declaration
-	for _, ds := range datasets {
-		out = append(out, declaration{dataset: ds, kind: "http"})
-	}
+// declarations are the sources of the datasets the process serves, in
+// their order: the sources: list of each one's dataset.yaml (declared, by
+// dataset), HTTP alone for a dataset that declares none. The entries of
+// EXTRACTOR_FILES, fileEntries, are the file sources of their dataset at
+// this deployment: a dataset with entries has these in place of the file
+// paths its dataset.yaml declares.
+func declarations(kinds map[string]sourceKind, datasets []string, declared map[string]schemas.Declaration, fileEntries []string) ([]declaration, error) {
+	deployed := map[string][]declaration{}
 	for _, e := range fileEntries {
 		ds, path, ok := strings.Cut(e, "=")
 		ds, path = strings.TrimSpace(ds), strings.TrimSpace(path)
@@ -137,7 +195,38 @@ func declarations(datasets, fileEntries []string) ([]declaration, error) {
 		if _, err := filepath.Match(path, ""); err != nil {
 			return nil, fmt.Errorf("EXTRACTOR_FILES entry %q: %w", e, err)
 		}
-		out = append(out, declaration{dataset: ds, kind: "files", path: path})
+		deployed[ds] = append(deployed[ds], declaration{dataset: ds, kind: "files", path: path})
+	}
+	known := strings.Join(slices.Sorted(maps.Keys(kinds)), ", ")
+	var out []declaration
+	for _, ds := range datasets {
+		decl := declared[ds]
+		if len(decl.Sources) == 0 {
+			out = append(out, declaration{dataset: ds, kind: "http"})
+		}
+		for i, s := range decl.Sources {
+			kind, ok := kinds[s.Kind]
+			if !ok {
+				return nil, fmt.Errorf("%s: sources[%d]: unknown source kind %q (known: %s)", decl.File, i, s.Kind, known)
+			}
+			d, err := kind.declare(ds, s)
+			if err != nil {
+				return nil, err
+			}
+			if d.kind == "files" {
+				if deployed[ds] != nil {
+					continue // EXTRACTOR_FILES has the paths of this deployment
+				}
+				if d.path == "" {
+					return nil, fmt.Errorf("%s: sources[%d] (files): no path: give it one, or the dataset an EXTRACTOR_FILES entry %s=<path>", decl.File, i, ds)
+				}
+				if _, err := filepath.Match(d.path, ""); err != nil {
+					return nil, fmt.Errorf("%s: sources[%d] (files): path %q: %w", decl.File, i, d.path, err)
+				}
+			}
+			out = append(out, d)
+		}
+		out = append(out, deployed[ds]...)
 	}
 	return out, nil
 }

@@ -3,31 +3,143 @@ package main
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/datamill/datamill/schemas"
 )
 
-func TestDeclarationsServeEveryDatasetOverHTTPAndAddExtractorFiles(t *testing.T) {
+// declared parses yaml as the dataset.yaml of ds in the folder dir ("" for
+// a built-in one).
+func declared(t testing.TB, dir, ds, yaml string) schemas.Declaration {
+	t.Helper()
+	file := "built-in avro/" + ds + "/dataset.yaml"
+	if dir != "" {
+		file = filepath.Join(dir, ds, "dataset.yaml")
+	}
+	d, err := schemas.ParseDeclaration(file, ds, []byte(yaml), schemas.MustSchema("users/clean"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestDeclarationsAreTheDeclaredSourcesWithExtractorFilesInPlaceOfTheirPaths(t *testing.T) {
+	const dir = "/srv/datasets"
 	tests := map[string]struct {
-		datasets, files []string
-		want            []declaration
-		err             string
+		datasets []string
+		yaml     map[string]string // dataset.yaml by dataset; built in when dir is ""
+		dir      string
+		files    []string
+		want     []declaration
+		err      string
 	}{
-		"http only": {
+		"no sources section: http only": {
 			datasets: []string{"users", "jobs"},
+			yaml:     map[string]string{"users": "description: no sources"},
 			want:     []declaration{{dataset: "users", kind: "http"}, {dataset: "jobs", kind: "http"}},
 		},
-		"files in their order": {
+		"no sources section and extractor files": {
 			datasets: []string{"users"}, files: []string{" users = /data/in ", "users=/data/more/*.csv"},
 			want: []declaration{
 				{dataset: "users", kind: "http"},
 				{dataset: "users", kind: "files", path: "/data/in"},
 				{dataset: "users", kind: "files", path: "/data/more/*.csv"},
 			},
+		},
+		"declared in their order": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources:\n  - {kind: files, path: /data/users}\n  - kind: http\n  - {kind: files, path: '/data/old/*.csv'}\n"},
+			want: []declaration{
+				{dataset: "users", kind: "files", path: "/data/users"},
+				{dataset: "users", kind: "http"},
+				{dataset: "users", kind: "files", path: "/data/old/*.csv"},
+			},
+		},
+		"files only: no http": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources: [{kind: files, path: /data/users}]"},
+			want: []declaration{{dataset: "users", kind: "files", path: "/data/users"}},
+		},
+		"a relative path is read from the dataset's folder": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources: [{kind: files, path: inbox}, {kind: files, path: '../shared/*.csv'}]"},
+			want: []declaration{
+				{dataset: "users", kind: "files", path: "/srv/datasets/users/inbox"},
+				{dataset: "users", kind: "files", path: "/srv/datasets/shared/*.csv"},
+			},
+		},
+		"a relative path of a built-in declaration is read from the working directory": {
+			datasets: []string{"users"},
+			yaml:     map[string]string{"users": "sources: [{kind: files, path: inbox}]"},
+			want:     []declaration{{dataset: "users", kind: "files", path: "inbox"}},
+		},
+		"extractor files replace the declared paths of their dataset alone": {
+			datasets: []string{"users", "jobs"}, dir: dir, files: []string{"users=/mnt/users"},
+			yaml: map[string]string{
+				"users": "sources: [{kind: files, path: /data/users}, {kind: http}, {kind: files, path: /data/more}]",
+				"jobs":  "sources: [{kind: files, path: /data/jobs}]",
+			},
+			want: []declaration{
+				{dataset: "users", kind: "http"},
+				{dataset: "users", kind: "files", path: "/mnt/users"},
+				{dataset: "jobs", kind: "files", path: "/data/jobs"},
+			},
+		},
+		"extractor files give a declared files source without a path its files": {
+			datasets: []string{"users"}, dir: dir, files: []string{"users=/mnt/users"},
+			yaml: map[string]string{"users": "sources: [{kind: files}]"},
+			want: []declaration{{dataset: "users", kind: "files", path: "/mnt/users"}},
+		},
+		"extractor files for a dataset that declares only http": {
+			datasets: []string{"users"}, dir: dir, files: []string{"users=/mnt/users"},
+			yaml: map[string]string{"users": "sources: [{kind: http}]"},
+			want: []declaration{{dataset: "users", kind: "http"}, {dataset: "users", kind: "files", path: "/mnt/users"}},
+		},
+		"a dataset not served is not read": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"jobs": "sources: [{kind: files, path: /data/jobs}]"},
+			want: []declaration{{dataset: "users", kind: "http"}},
+		},
+		"files without a path": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources: [{kind: http}, {kind: files}]"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[1] (files): no path: give it one, or the dataset an EXTRACTOR_FILES entry users=<path>",
+		},
+		"an unknown option of files": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "description: users\nsources:\n  - kind: files\n    path: /a\n    pattern: '*.csv'\n"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[0] (files): line 5: unknown key pattern",
+		},
+		"an unknown option of files overridden by extractor files": {
+			datasets: []string{"users"}, dir: dir, files: []string{"users=/mnt/users"},
+			yaml: map[string]string{"users": "sources: [{kind: files, paths: /a}]"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[0] (files): line 1: unknown key paths",
+		},
+		"a files path that is no text": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources:\n  - kind: http\n  - kind: files\n    path: [/a, /b]\n"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[1] (files): line 3: cannot unmarshal !!seq into string",
+		},
+		"an option of http": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources: [{kind: http, token: x}]"},
+			err:  "/srv/datasets/users/dataset.yaml: sources[0] (http): line 1: unknown key token",
+		},
+		"an unknown kind": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources: [{kind: scrape}]"},
+			err:  `/srv/datasets/users/dataset.yaml: sources[0]: unknown source kind "scrape" (known: files, http)`,
+		},
+		"a declared path that is no glob": {
+			datasets: []string{"users"}, dir: dir,
+			yaml: map[string]string{"users": "sources: [{kind: files, path: '/data/[a'}]"},
+			err:  `/srv/datasets/users/dataset.yaml: sources[0] (files): path "/data/[a": syntax error in pattern`,
 		},
 		"no dataset":         {datasets: []string{"users"}, files: []string{"/data/in"}, err: `EXTRACTOR_FILES entry "/data/in": want dataset=path`},
 		"no path":            {datasets: []string{"users"}, files: []string{"users="}, err: `EXTRACTOR_FILES entry "users=": want dataset=path`},
@@ -36,7 +148,11 @@ func TestDeclarationsServeEveryDatasetOverHTTPAndAddExtractorFiles(t *testing.T)
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := declarations(tc.datasets, tc.files)
+			decl := map[string]schemas.Declaration{}
+			for ds, text := range tc.yaml {
+				decl[ds] = declared(t, tc.dir, ds, text)
+			}
+			got, err := declarations(sourceKinds(), tc.datasets, decl, tc.files)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("declarations(%v, %v) = %v, want an error saying %q", tc.datasets, tc.files, err, tc.err)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,10 @@ type Config struct {
 	Out *publish.Producer
 	// Datasets are the datasets the endpoint accepts, by name.
 	Datasets map[string]*publish.Dataset
+	// Undeclared are datasets the process serves whose dataset.yaml
+	// declares no http source: a POST for one is refused with 404 saying
+	// so.
+	Undeclared []string
 	// Token, when set, is the bearer token the endpoint requires.
 	Token string
 	// MaxBody caps a request's body, in bytes.
@@ -74,7 +79,11 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PathValue("dataset")
 	src, ok := s.cfg.Datasets[name]
-	if !ok {
+	switch {
+	case !ok && slices.Contains(s.cfg.Undeclared, name):
+		reply(w, http.StatusNotFound, "error", fmt.Sprintf("dataset %q declares no http source: add `- kind: http` to the sources of its dataset.yaml to accept it here", name))
+		return
+	case !ok:
 		reply(w, http.StatusNotFound, "error", fmt.Sprintf("unknown dataset %q", name))
 		return
 	}
