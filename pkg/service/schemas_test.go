@@ -76,3 +76,25 @@ func TestSchemasOpensTheCatalogAndWarnsOfWhatIsDeprecated(t *testing.T) {
 		t.Error("DATASETS_DIR and SCHEMAS_DIR naming different directories were accepted")
 	}
 }
+
+// A dataset of DATASETS that the catalog does not have stops the process
+// at start, the setting and every such dataset named.
+func TestDatasetsNamesWhatTheCatalogLacks(t *testing.T) {
+	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Datasets(schemas.Config{}, []string{"users"}); err != nil {
+		t.Errorf("users: %v", err)
+	}
+	_, err = p.Datasets(schemas.Config{}, []string{"users", "jobz", "ordres"})
+	if err == nil {
+		t.Fatal("unknown datasets were accepted")
+	}
+	for _, want := range []string{"DATASETS:", `"jobz"`, `"ordres"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}

@@ -243,6 +243,27 @@ func (p *Process) Schemas(cfg schemas.Config) (*schemas.Catalog, error) {
 	return cat, nil
 }
 
+// Datasets opens the catalog as Schemas does and looks up every dataset of
+// names, the process's DATASETS, so that one the catalog lacks or cannot
+// read stops the process at start with the setting named; the services'
+// later look-ups of those names cannot fail.
+func (p *Process) Datasets(cfg schemas.Config, names []string) (*schemas.Catalog, error) {
+	cat, err := p.Schemas(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, name := range names {
+		if _, err := cat.Dataset(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("DATASETS: %w", err)
+	}
+	return cat, nil
+}
+
 // ReportStored makes the eco samples report what fn says the process
 // keeps stored; it does nothing before Connect.
 func (p *Process) ReportStored(fn eco.StoredFunc) {

@@ -17,7 +17,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/datamill/datamill/pkg/config"
@@ -49,14 +48,14 @@ func clean(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	cat, err := p.Schemas(cfg.Schemas)
+	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
 	if err != nil {
 		return err
 	}
 	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[record, record], error) {
 		d, err := cat.Dataset(ds)
 		if err != nil {
-			return nil, fmt.Errorf("DATASETS: %w", err)
+			return nil, err
 		}
 		raw, cleanSchema := d.Raw, d.Clean
 		c, err := newCleaning(cleanSchema)

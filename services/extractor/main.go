@@ -115,7 +115,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 }
 
 func extract(ctx context.Context, p *service.Process, cfg settings) error {
-	cat, err := p.Schemas(cfg.Schemas)
+	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	for _, name := range cfg.Datasets {
 		d, err := cat.Dataset(name)
 		if err != nil {
-			return fmt.Errorf("DATASETS: %w", err)
+			return err
 		}
 		declared[name] = d.Decl
 	}
@@ -216,7 +216,7 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 func newSource(ctx context.Context, reg *serde.Registry, cat *schemas.Catalog, name string) (*publish.Dataset, error) {
 	d, err := cat.Dataset(name)
 	if err != nil {
-		return nil, fmt.Errorf("DATASETS: %w", err)
+		return nil, err
 	}
 	return publish.NewDataset(ctx, reg, name, d.Raw, d.Key)
 }

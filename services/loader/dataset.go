@@ -68,7 +68,7 @@ var lineage = map[string]reflect.Type{
 func newDataset(cat *schemas.Catalog, name string) (*dataset, error) {
 	ds, err := cat.Dataset(name)
 	if err != nil {
-		return nil, fmt.Errorf("DATASETS: %w", err)
+		return nil, err
 	}
 	d := &dataset{clean: name + "/clean", persisted: name + "/persisted", cleanSchema: ds.Clean, persistedSchema: ds.Persisted, views: ds.Decl.Views}
 	key := ds.Key

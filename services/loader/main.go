@@ -73,7 +73,7 @@ func load(ctx context.Context, p *service.Process, cfg settings) error {
 		n, err := storedBytes(ctx, pool)
 		return map[string]int64{eco.MediaSSD: n}, err
 	})
-	cat, err := p.Schemas(cfg.Schemas)
+	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
 	if err != nil {
 		return err
 	}

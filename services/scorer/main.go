@@ -134,7 +134,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 		return err
 	}
 	defer pool.Close()
-	cat, err := p.Schemas(cfg.Schemas)
+	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	for _, name := range cfg.Datasets {
 		ds, err := cat.Dataset(name)
 		if err != nil {
-			return fmt.Errorf("DATASETS: %w", err)
+			return err
 		}
 		if ds.Decl.Model == nil {
 			p.Log.Info("dataset declares no model; the scorer does not serve it", zap.String("dataset", name))
