@@ -198,6 +198,9 @@ func New(cfg Config) (*Scraper, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 30 * time.Second}
 	}
+	c := *s.client
+	c.CheckRedirect = s.checkRedirect
+	s.client = &c
 	return s, nil
 }
 
@@ -366,6 +369,26 @@ func (f field) value(node *goquery.Selection, base *url.URL) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// checkRedirect follows a redirect only on the same host and to a path
+// robots.txt allows; another host's redirect is answered as its 3xx status.
+func (s *Scraper) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("redirect to %s: stopped after %d redirects", req.URL, len(via))
+	}
+	if first := via[0].URL; req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return http.ErrUseLastResponse
+	}
+	s.mu.Lock()
+	h := s.hosts[req.URL.Scheme+"://"+req.URL.Host]
+	s.mu.Unlock()
+	// The host's lock is held by this request, so its robots are settled
+	// (nil while robots.txt itself is being read).
+	if h != nil && h.robots != nil && !h.robots.Test(req.URL.RequestURI()) {
+		return fmt.Errorf("redirect to %s: %w", req.URL, ErrDisallowed)
+	}
+	return nil
 }
 
 // statusError is a page answered with a status other than 200.

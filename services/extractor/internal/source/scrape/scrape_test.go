@@ -3,6 +3,7 @@ package scrape
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,16 @@ func newBoard(t testing.TB, pages map[string]string) *board {
 		}()
 		if !ok {
 			http.NotFound(w, r)
+			return
+		}
+		if code, to, ok := strings.Cut(body, " "); ok && len(code) == 3 && code[0] == '3' || code == "500" {
+			// "301 /elsewhere" redirects; "500 x" fails.
+			n, _ := strconv.Atoi(code)
+			if n >= 500 {
+				http.Error(w, to, n)
+				return
+			}
+			http.Redirect(w, r, strings.ReplaceAll(to, "{{base}}", "http://"+r.Host), n)
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -397,5 +408,63 @@ func TestNewRejectsABadDeclaration(t *testing.T) {
 				t.Errorf("New: err = %v, want one saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestScrapeFollowsNoRedirectToADisallowedPathOrAnotherHost(t *testing.T) {
+	other := newBoard(t, map[string]string{"/offer": detailPage(postingLD)})
+	b := newBoard(t, map[string]string{
+		"/robots.txt": "User-agent: datamill\nDisallow: /private/\n",
+		"/jobs": listPage("",
+			listItem("/moved", "Moved", "Acme"),
+			listItem("/away", "Away", "Beta"),
+			listItem("/renamed", "Renamed", "Gamma")),
+		"/moved":               "301 /private/offer",
+		"/away":                "302 " + other.URL + "/offer",
+		"/renamed":             "301 {{base}}/remote-jobs/renamed",
+		"/private/offer":       detailPage(postingLD),
+		"/remote-jobs/renamed": detailPage(postingLD),
+	})
+	res := scrapeBoard(t, wwrConfig(b.URL+"/jobs"))
+
+	wantPaths := []string{"/robots.txt", "/jobs", "/moved", "/away", "/renamed", "/remote-jobs/renamed"}
+	if diff := cmp.Diff(wantPaths, b.paths()); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	if got := other.paths(); len(got) != 0 {
+		t.Errorf("the other host got %v, want nothing", got)
+	}
+	var titles []string
+	for _, it := range res.Items {
+		titles = append(titles, it.Fields["title"])
+	}
+	if diff := cmp.Diff([]string{"Moved", "Away", "Staff Go Engineer"}, titles); diff != "" {
+		t.Errorf("titles (-want +got):\n%s", diff)
+	}
+	if len(res.Dropped) != 2 || !strings.Contains(res.Dropped[0].Reason, ErrDisallowed.Error()) ||
+		!strings.Contains(res.Dropped[1].Reason, "status 302") {
+		t.Errorf("dropped = %+v, want the disallowed redirect then the other host's 302", res.Dropped)
+	}
+}
+
+func TestScrapeKeepsAnItemWhoseDetailPageIsGoneButFailsOnAServerError(t *testing.T) {
+	b := newBoard(t, map[string]string{
+		"/jobs":   listPage("", listItem("/gone", "Gone", "Acme"), listItem("/broken", "Broken", "Beta")),
+		"/broken": "500 boom",
+	})
+	s, err := New(wwrConfig(b.URL + "/jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Scrape(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "status 500") {
+		t.Errorf("Scrape: err = %v, want the detail page's status 500", err)
+	}
+	if len(res.Items) != 1 || res.Items[0].Fields["title"] != "Gone" {
+		t.Errorf("items = %+v, want the one whose detail page is gone, with its list fields", res.Items)
+	}
+	want := []Drop{{URL: b.URL + "/gone", Index: -1, Reason: "detail page: get " + b.URL + "/gone: status 404"}}
+	if diff := cmp.Diff(want, res.Dropped); diff != "" {
+		t.Errorf("dropped (-want +got):\n%s", diff)
 	}
 }
