@@ -232,7 +232,10 @@ func compileField(f Field) (field, error) {
 // Scrape reads the list pages and the detail pages of their items. A list
 // page that cannot be fetched is an error (a first page robots.txt forbids
 // too); a detail page robots.txt forbids, or answering 4xx, leaves the item
-// with its list fields and a Drop saying why.
+// with its list fields and a Drop saying why; a 5xx or network error stops
+// the scrape with an error, returned with what was read so far. Redirects
+// are followed only on the same host and to paths robots.txt allows; one to
+// another host is answered as its 3xx status.
 func (s *Scraper) Scrape(ctx context.Context) (Result, error) {
 	var res Result
 	pages := max(s.cfg.MaxPages, 1)
