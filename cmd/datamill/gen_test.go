@@ -3,11 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
 func TestGenCommand(t *testing.T) {
@@ -68,7 +75,52 @@ func TestGenJobsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) < 501 || strings.Join(recs[0], ",") != "source,source_id,url,title,company,category,location,remote,job_type,salary,published_at,description" {
+	if len(recs) < 501 || strings.Join(recs[0], ",") != "source_name,source_id,source_url,title,company,category,location,remote,job_type,salary,published_at,description" {
 		t.Errorf("%d records, header %v", len(recs), recs[0])
+	}
+}
+
+// Generated offers, dirt and all, are published by `datamill produce jobs`
+// under a draft jobs declaration (testdata/jobs): every row is read and
+// none refused, whatever its format.
+func TestProducePublishesGeneratedJobs(t *testing.T) {
+	s := newProduceStack(t)
+	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(t.Context(), cl, s.kcfg, "raw.jobs"); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append([]string{"DATASETS_DIR=" + dir}, s.env...)
+	produced := 0
+	for _, format := range []string{"csv", "ndjson", "json"} {
+		file := filepath.Join(t.TempDir(), "jobs."+format)
+		var out strings.Builder
+		if err := run(t.Context(), []string{"gen", "jobs", "--rows", "300", "--seed", "11", "--dirty", "0.3", "--format", format, "--out", file}, nil, io.Discard, &out); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := strconv.Atoi(strings.Fields(strings.TrimPrefix(out.String(), "gen: "))[0])
+		if err != nil || rows <= 300 {
+			t.Fatalf("gen summary %q: want more rows than offers", out.String())
+		}
+		out.Reset()
+		if err := run(t.Context(), []string{"produce", "jobs", file}, env, &out, &out); err != nil {
+			t.Fatalf("produce jobs %s: %v: %s", format, err, out.String())
+		}
+		wantAll(t, "the output", out.String(), fmt.Sprintf("published %d jobs records to raw.jobs", rows))
+		produced += rows
+		var n int
+		if err := kafka.ReadCommitted(t.Context(), s.kcfg, zap.NewNop(), "raw.jobs", nil, func(*kgo.Record) { n++ }); err != nil {
+			t.Fatal(err)
+		}
+		if n != produced {
+			t.Errorf("after %s, raw.jobs holds %d committed records, want %d", format, n, produced)
+		}
 	}
 }

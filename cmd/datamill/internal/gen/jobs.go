@@ -14,8 +14,8 @@ import (
 const JobsDataset = "jobs"
 
 // JobsAbout describes what the jobs generator writes, for the CLI's help.
-const JobsAbout = `Writes job offers as job APIs and boards publish them (source, source_id, url,
-title, company, category, location, remote, job_type, salary, published_at,
+const JobsAbout = `Writes job offers as job APIs and boards publish them (source_name, source_id,
+source_url, title, company, category, location, remote, job_type, salary, published_at,
 description): titles with seniority and gender markers, salary text in many
 formats or none, over a hidden salary process (title family, seniority,
 location, remote); locations mixing cities, countries, regions and time zones;
@@ -24,8 +24,10 @@ second source. Dirt: missing values, stray whitespace, HTML entities, mojibake,
 absurd salaries, other date forms, invalid UTF-8, truncated HTML, other
 location forms.`
 
-// JobColumns are the generated fields of an offer, in order.
-var JobColumns = []string{"source", "source_id", "url", "title", "company", "category", "location", "remote", "job_type", "salary", "published_at", "description"}
+// JobColumns are the generated fields of an offer, in order. The
+// source's fields are prefixed source_ so as not to clash with the raw
+// envelope's source (where the extractor read the record).
+var JobColumns = []string{"source_name", "source_id", "source_url", "title", "company", "category", "location", "remote", "job_type", "salary", "published_at", "description"}
 
 const (
 	jcSource = iota
