@@ -18,7 +18,7 @@ import (
 func generate(_ context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rows := fs.Int("rows", 10000, "number of distinct records (duplicates and re-sends add rows)")
+	rows := fs.Int("rows", 10000, "number of distinct records (users' duplicates and re-sends, offers' copies on a second source add rows)")
 	seed := fs.Uint64("seed", 1, "seed: the same flags give the same output")
 	dirty := fs.Float64("dirty", 0, "share of rows, in [0, 1], carrying the dirt of real exports")
 	format := fs.String("format", "csv", "csv, ndjson or json")

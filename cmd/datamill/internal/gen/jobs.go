@@ -14,15 +14,15 @@ import (
 const JobsDataset = "jobs"
 
 // JobsAbout describes what the jobs generator writes, for the CLI's help.
-const JobsAbout = `Writes job offers as job APIs and boards publish them (source_name, source_id,
-source_url, title, company, category, location, remote, job_type, salary, published_at,
-description): titles with seniority and gender markers, salary text in many
-formats or none, over a hidden salary process (title family, seniority,
-location, remote); locations mixing cities, countries, regions and time zones;
-HTML descriptions ending in a tracking pixel; the same offer now and then on a
-second source. Dirt: missing values, stray whitespace, HTML entities, mojibake,
-absurd salaries, other date forms, invalid UTF-8, truncated HTML, other
-location forms.`
+const JobsAbout = `Writes job offers as job APIs and boards publish them (source_name,
+source_id, source_url, title, company, category, location, remote, job_type,
+salary, published_at, description): titles with seniority and gender markers,
+salary text in many formats or none, over a hidden salary process (title
+family, seniority, location, remote); locations mixing cities, countries,
+regions and time zones; HTML descriptions ending in a tracking pixel; the same
+offer now and then on a second source. Dirt: missing values, stray whitespace,
+HTML entities, mojibake, absurd salaries, other date forms, invalid UTF-8,
+truncated HTML, other location forms.`
 
 // JobColumns are the generated fields of an offer, in order. The
 // source's fields are prefixed source_ so as not to clash with the raw

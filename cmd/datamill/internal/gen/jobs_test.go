@@ -139,6 +139,23 @@ func TestJobsSalaryProcess(t *testing.T) {
 			}
 		}
 	}
+	// Remote work: among offers in a city, remote ones pay RemoteFactor
+	// of the others, on average over the same mix of the rest.
+	var logSum, count [2]float64 // [0] on site, [1] remote
+	for _, j := range all {
+		if !strings.Contains(*j.Values[jcLocation], ",") {
+			continue // a region or time zone: always remote
+		}
+		i := 0
+		if *j.Values[jcRemote] == "true" {
+			i = 1
+		}
+		logSum[i] += math.Log(j.Salary)
+		count[i]++
+	}
+	if d := logSum[1]/count[1] - logSum[0]/count[0]; math.Abs(d-math.Log(RemoteFactor)) > 0.03 {
+		t.Errorf("remote city offers pay exp(%.3f) of on-site ones, want about %.2f", d, RemoteFactor)
+	}
 	ratio := (sum[1] / n[1]) / (sum[0] / n[0])
 	want := SeniorityFactor["senior"] / SeniorityFactor["junior"]
 	if math.Abs(ratio-want) > 0.1*want {
