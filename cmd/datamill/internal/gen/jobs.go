@@ -435,10 +435,22 @@ func thousands(x float64, sep byte) string {
 	return b.String()
 }
 
+// unaccented maps the accented letters of titles and companies to their
+// plain letters, as the sources' slugs write them.
+var unaccented = map[rune]rune{'é': 'e', 'è': 'e', 'ê': 'e', 'à': 'a', 'â': 'a', 'ä': 'a', 'ö': 'o', 'ô': 'o', 'ü': 'u', 'û': 'u', 'ç': 'c', 'î': 'i'}
+
+// slugify writes s as a URL path segment: lower-case letters and digits
+// separated by single dashes.
 func slugify(s string) string {
 	var b strings.Builder
 	dash := false
 	for _, c := range strings.ToLower(s) {
+		if c == '·' {
+			continue // développeur·se: developpeurse
+		}
+		if a, ok := unaccented[c]; ok {
+			c = a
+		}
 		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
 			b.WriteRune(c)
 			dash = false

@@ -231,3 +231,16 @@ func TestJobsFormatsParseBack(t *testing.T) {
 		}
 	}
 }
+
+func TestSlugify(t *testing.T) {
+	for in, want := range map[string]string{
+		"Globex Senior Go Engineer (m/w/d)":       "globex-senior-go-engineer-m-w-d",
+		"Initech Chargé·e de support principal·e": "initech-chargee-de-support-principale",
+		"Acme Développeur·se Backend":             "acme-developpeurse-backend",
+		"  Vue.js  ":                              "vue-js",
+	} {
+		if got := slugify(in); got != want {
+			t.Errorf("slugify(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
