@@ -30,7 +30,7 @@ func datasetFlag(fs *flag.FlagSet, p *string, usage string) {
 }
 
 // generators lists the datasets that have a generator.
-func generators() []string { return []string{gen.Dataset} }
+func generators() []string { return []string{gen.Dataset, gen.JobsDataset} }
 
 // noGenerator says that name has no generator, and which datasets do.
 func noGenerator(name string) error {
@@ -50,7 +50,8 @@ func lookUp(environ []string, stderr io.Writer, name string) (*schemas.Dataset, 
 
 // generatedDataset returns the dataset called name, for a command that
 // runs generated records of it through the pipeline: it must be known and
-// have a generator.
+// have a generator that these commands run (users only so far: jobs
+// records are generated but not yet run).
 func generatedDataset(environ []string, stderr io.Writer, name string) (*schemas.Dataset, error) {
 	ds, err := lookUp(environ, stderr, name)
 	if err != nil {
@@ -58,6 +59,9 @@ func generatedDataset(environ []string, stderr io.Writer, name string) (*schemas
 	}
 	if !slices.Contains(generators(), name) {
 		return nil, noGenerator(name)
+	}
+	if name != gen.Dataset {
+		return nil, fmt.Errorf("generated %s records cannot run through the pipeline yet: only %s records can (write them with `datamill gen %s` and publish them with `datamill produce %s <file>`)", name, gen.Dataset, name, name)
 	}
 	return ds, nil
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,13 +57,13 @@ func TestCommandsRefuseADatasetTheyCannotRun(t *testing.T) {
 		want []string
 	}{
 		"chaos, unknown":        {[]string{"chaos", "--dataset", "nope"}, []string{"chaos: --dataset", `unknown dataset "nope"`, "orders, users"}},
-		"chaos, no generator":   {[]string{"chaos", "--dataset", "orders"}, []string{"chaos: --dataset", `no generator for dataset "orders"`, "only users have one"}},
+		"chaos, no generator":   {[]string{"chaos", "--dataset", "orders"}, []string{"chaos: --dataset", `no generator for dataset "orders"`, "only users, jobs have one"}},
 		"bench, unknown":        {[]string{"bench", "--dataset", "nope"}, []string{"bench: --dataset", `unknown dataset "nope"`}},
 		"bench, no generator":   {[]string{"bench", "--dataset", "orders"}, []string{"bench: --dataset", `no generator for dataset "orders"`}},
 		"demo, unknown":         {[]string{"demo", "--dataset", "nope"}, []string{"demo: --dataset", `unknown dataset "nope"`}},
 		"demo, no generator":    {[]string{"demo", "--dataset", "orders"}, []string{"demo: --dataset", `no generator for dataset "orders"`, "datamill produce orders"}},
 		"gen, unknown":          {[]string{"gen", "nope"}, []string{"gen: ", `unknown dataset "nope"`}},
-		"gen, no generator":     {[]string{"gen", "orders"}, []string{"gen: ", `no generator for dataset "orders"`, "only users have one"}},
+		"gen, no generator":     {[]string{"gen", "orders"}, []string{"gen: ", `no generator for dataset "orders"`, "only users, jobs have one"}},
 		"tail, unknown":         {[]string{"tail", "clean", "--dataset", "nope"}, []string{"tail: --dataset", `unknown dataset "nope"`}},
 		"tail, topic and a set": {[]string{"tail", "clean.orders", "--dataset", "orders"}, []string{"--dataset orders goes with a step", "not with the topic clean.orders"}},
 	}
@@ -240,5 +242,30 @@ func TestCommandStackRunsTheDatasetItIsGiven(t *testing.T) {
 	got, err = servicesDatasets(map[string]string{})
 	if err != nil || !slices.Equal(got, []string{"users"}) {
 		t.Errorf("without DATASETS: %v, %v; want the services' default, [users]", got, err)
+	}
+}
+
+// Once jobs is declared, the commands that run generated records through
+// the pipeline still refuse it: its generator writes offers, not users.
+func TestPipelineCommandsRefuseGeneratedJobs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "jobs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dataset.yaml", "raw.avsc", "clean.avsc"} {
+		b, err := os.ReadFile(filepath.Join(datasetsDir(t), "orders", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), bytes.ReplaceAll(b, []byte("orders"), []byte("jobs")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"DATASETS_DIR=" + filepath.Dir(dir)}
+	for _, cmd := range []string{"demo", "chaos", "bench"} {
+		err := run(t.Context(), []string{cmd, "--dataset", "jobs"}, env, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "generated jobs records cannot run through the pipeline yet") {
+			t.Errorf("datamill %s --dataset jobs = %v, want a refusal", cmd, err)
+		}
 	}
 }

@@ -1,8 +1,29 @@
-// Package gen generates realistic users in the seed's shape (id, age,
-// gender, country, city, email, signup_date, last_login, account_status,
-// monthly_spend), with a hidden churn process a model can learn and, on
-// request, the dirt real exports carry. The same options always give the
-// same rows.
+// Package gen generates realistic records of two datasets, each with a
+// hidden process a model can learn and, on request, the dirt real exports
+// carry. The same options always give the same rows.
+//
+// Users (New) are in the seed's shape (id, age, gender, country, city,
+// email, signup_date, last_login, account_status, monthly_spend); whether
+// a user churned follows the churn model below.
+//
+// Job offers (NewJobs) are as job APIs and boards publish them
+// (JobColumns), from remotive, arbeitnow, remoteok and a scraped board
+// (weworkremotely), with the same offer on a second source now and then.
+// An offer's hidden annual gross salary in euros (Job.Salary) is
+//
+//	FamilyBase[family] × SeniorityFactor[seniority] × Location.Factor
+//	× RemoteFactor (if remote) × exp(SalaryNoise · N(0, 1)),
+//
+// rounded to 500 €. The family and seniority show only through the title
+// ("Senior Go Engineer (m/w/d)", "Développeur·se Backend senior·e"), the
+// location through its text, which may be a region or a time-zone range
+// ("Remote (EU)", "UTC-5 to UTC+1"): remote-only locations are remote, a
+// city is remote a quarter of the time. The salary text is drawn from
+// SalaryFormats independently of the salary: a range of ±8 % around it
+// ("€55k–65k", "60,000 - 70,000 EUR", "55.000 – 65.000 € p.a."), its
+// thousands ("$120k") or twelfth ("€4,583/month"), in dollars at
+// EURPerUSD for locations in the United States, or an empty text or
+// "competitive" that hides it; arbeitnow never shows one.
 package gen
 
 import (
@@ -136,6 +157,15 @@ func New(opts Options) *Generator {
 
 // Stats returns the counts so far.
 func (g *Generator) Stats() Stats { return g.stats }
+
+// Header returns Columns.
+func (g *Generator) Header() []string { return Columns }
+
+// NextValues returns the values of the next row, or false at the end.
+func (g *Generator) NextValues() ([]*string, bool) {
+	r, ok := g.Next()
+	return r.Values[:], ok
+}
 
 // Next returns the next row, or false when all users and their repeats
 // are out.

@@ -8,12 +8,22 @@ import (
 	"io"
 )
 
+// Source is a generator Write can write: the users' Generator or the
+// JobsGenerator.
+type Source interface {
+	// Header returns the column names.
+	Header() []string
+	// NextValues returns the next row's values, one per column (nil when
+	// missing), or false at the end.
+	NextValues() ([]*string, bool)
+}
+
 // Write writes every row of g to w as csv (with a header row), ndjson or
 // json (one array), calling progress now and then with the rows written.
 // Missing values are empty CSV cells and JSON nulls. JSON cannot carry
 // invalid UTF-8: encoding/json writes U+FFFD instead, so that dirt is only
 // exact in CSV.
-func Write(w io.Writer, g *Generator, format string, progress func(rows int)) error {
+func Write(w io.Writer, g Source, format string, progress func(rows int)) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var err error
 	switch format {
@@ -30,18 +40,19 @@ func Write(w io.Writer, g *Generator, format string, progress func(rows int)) er
 	return bw.Flush()
 }
 
-func writeCSV(w io.Writer, g *Generator, progress func(int)) error {
+func writeCSV(w io.Writer, g Source, progress func(int)) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(Columns); err != nil {
+	columns := g.Header()
+	if err := cw.Write(columns); err != nil {
 		return err
 	}
-	rec := make([]string, len(Columns))
+	rec := make([]string, len(columns))
 	for n := 1; ; n++ {
-		row, ok := g.Next()
+		values, ok := g.NextValues()
 		if !ok {
 			break
 		}
-		for i, v := range row.Values {
+		for i, v := range values {
 			rec[i] = ""
 			if v != nil {
 				rec[i] = *v
@@ -58,21 +69,22 @@ func writeCSV(w io.Writer, g *Generator, progress func(int)) error {
 	return cw.Error()
 }
 
-func writeJSON(w *bufio.Writer, g *Generator, array bool, progress func(int)) error {
+func writeJSON(w *bufio.Writer, g Source, array bool, progress func(int)) error {
 	if array {
 		w.WriteString("[\n")
 	}
-	obj := make(map[string]*string, len(Columns))
+	columns := g.Header()
+	obj := make(map[string]*string, len(columns))
 	for n := 1; ; n++ {
-		row, ok := g.Next()
+		values, ok := g.NextValues()
 		if !ok {
 			break
 		}
 		if array && n > 1 {
 			w.WriteString(",\n")
 		}
-		for i, c := range Columns {
-			obj[c] = row.Values[i]
+		for i, c := range columns {
+			obj[c] = values[i]
 		}
 		b, err := json.Marshal(obj)
 		if err != nil {
