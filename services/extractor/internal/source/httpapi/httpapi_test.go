@@ -77,8 +77,10 @@ func writeJSON(t testing.TB, w http.ResponseWriter, v any) {
 // fetch runs f and returns the ids of its records, in order.
 func fetch(t testing.TB, f *Fetcher) ([]string, Stats, error) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var ids []string
-	st, err := f.Fetch(context.Background(), func(r Record) error {
+	st, err := f.Fetch(ctx, func(r Record) error {
 		if v := r.Values["id"]; v != nil {
 			ids = append(ids, *v)
 		} else {
@@ -586,5 +588,43 @@ func TestANextLinkSeenBeforeIsAnError(t *testing.T) {
 	}
 	if n := len(s.seen()); n != 1 {
 		t.Errorf("requests = %d, want 1", n)
+	}
+}
+
+func TestANetworkErrorIsRetried(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls int
+	)
+	s := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			// The connection drops before any answer.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			_ = conn.Close()
+			return
+		}
+		writeJSON(t, w, map[string]any{"jobs": jobs(1, 3)})
+	})
+	f, err := New(Config{URL: s.URL, Records: "jobs", Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _, err := fetch(t, f)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if diff := cmp.Diff(seq(1, 3), ids); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if n := len(s.seen()); n != 2 {
+		t.Errorf("requests = %d, want 2", n)
 	}
 }
