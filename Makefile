@@ -23,6 +23,7 @@ TEST_FLAGS  ?= -count=1 -timeout 20m
 # (go test takes one -fuzz target per package at a time).
 FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:FuzzScanNDJSON \
 	./pkg/serde:FuzzDecode ./services/extractor/internal/source/httpingest:FuzzParseBody \
+	./services/extractor/internal/source/httpapi:FuzzRecords \
 	./pkg/rules:FuzzDate ./pkg/rules:FuzzCountry \
 	./pkg/rules:FuzzEmail ./pkg/rules:FuzzMoney \
 	./pkg/rules:FuzzApply ./schemas:FuzzParseDeclaration \
