@@ -87,7 +87,9 @@ func TestSelfTrainingTrainsOnceDueAndRecordsEveryModel(t *testing.T) {
 	dir := t.TempDir()
 	ms := &models{dataset: "users", dir: dir, name: "churn", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
 	tr := newSelfTrainer(usersDataset(t), pool, ms, dir, zap.NewNop())
-	clock := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	// The clock starts now: a model's age counts from when it was made,
+	// by the wall clock.
+	clock := time.Now().UTC()
 	tr.now = func() time.Time { return clock }
 
 	load(150) // fewer than the declared min_rows, 200
@@ -113,7 +115,7 @@ func TestSelfTrainingTrainsOnceDueAndRecordsEveryModel(t *testing.T) {
 		t.Fatalf("a fresh model: trained again %+v (%v)", reg, err)
 	}
 
-	clock = clock.Add(24 * time.Hour) // the declared retrain period
+	clock = time.Now().UTC().Add(24*time.Hour + time.Second) // the declared retrain period after the model was made
 	reg, err = tr.cycle(t.Context())
 	if err != nil || reg == nil {
 		t.Fatalf("a day later: %+v, %v; want a retrained model", reg, err)
