@@ -288,10 +288,15 @@ func decodeStrict(text []byte, v any) error {
 }
 
 func (d *Declaration) defaults(dataset string) {
-	m := d.Model
-	if m == nil {
-		return
+	if d.Model != nil {
+		d.Model.Defaults(dataset)
 	}
+}
+
+// Defaults fills in what a model of dataset leaves out: its name, each
+// feature's name, a categorical's min_share, a tokens feature's buckets
+// and the training settings.
+func (m *Model) Defaults(dataset string) {
 	if m.Name == "" {
 		m.Name = dataset
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -92,20 +91,24 @@ const (
 	DaysSince = "days_since"
 )
 
-// Defaults of a declaration's optional values.
+// Defaults of a declaration's optional values: the catalog's.
 const (
-	DefaultMinShare  = 0.005
-	DefaultBuckets   = 256
-	DefaultMinRows   = 200
-	DefaultRetrain   = 24 * time.Hour
-	DefaultTestShare = 0.2
-	DefaultThreshold = 0.5
-	DefaultL2        = 1.0
+	DefaultMinShare  = schemas.DefaultMinShare
+	DefaultBuckets   = schemas.DefaultBuckets
+	DefaultMinRows   = schemas.DefaultMinRows
+	DefaultRetrain   = time.Duration(schemas.DefaultRetrain)
+	DefaultTestShare = schemas.DefaultTestShare
+	DefaultThreshold = schemas.DefaultThreshold
+	DefaultL2        = schemas.DefaultL2
 )
 
 // DeclOf is the model the catalog read from a dataset's dataset.yaml, its
 // defaults filled in: the one conversion from schemas.Model.
-func DeclOf(m *schemas.Model) *Decl {
+func DeclOf(model *schemas.Model) *Decl {
+	c := *model
+	c.Features = slices.Clone(model.Features)
+	c.Defaults("") // a no-op on the catalog's, which has them
+	m := &c
 	d := &Decl{
 		Kind: m.Kind, Name: m.Name,
 		Label: LabelDecl{Column: m.Label.Column, Positive: slices.Clone(m.Label.Positive)},
@@ -120,37 +123,21 @@ func DeclOf(m *schemas.Model) *Decl {
 			Top: f.Top, MinShare: f.MinShare, Buckets: f.Buckets,
 		})
 	}
-	d.fill()
 	return d
 }
 
 // datasetFile is what this package reads of a dataset.yaml: the model
-// section, strictly; the other sections belong to other services and are
-// only checked to be the known ones.
+// section, as the catalog reads it.
 type datasetFile struct {
-	Description string    `yaml:"description"`
-	Sources     yaml.Node `yaml:"sources"`
-	Model       *Decl     `yaml:"model"`
-	Views       yaml.Node `yaml:"views"`
-}
-
-// ReadDecl reads the model section of the dataset.yaml at path. A file
-// without one is an error, as is an unknown key or a declaration that does
-// not hold together.
-func ReadDecl(path string) (*Decl, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	d, err := ParseDecl(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return d, nil
+	Description string         `yaml:"description"`
+	Sources     yaml.Node      `yaml:"sources"`
+	Model       *schemas.Model `yaml:"model"`
+	Views       yaml.Node      `yaml:"views"`
 }
 
 // ParseDecl parses the model section of a dataset.yaml's content, with
-// the defaults filled in.
+// the catalog's defaults filled in, for declarations that have no clean
+// schema to be checked against (tests, experiments).
 func ParseDecl(b []byte) (*Decl, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -161,50 +148,12 @@ func ParseDecl(b []byte) (*Decl, error) {
 	if f.Model == nil {
 		return nil, errors.New("no model section")
 	}
-	d := f.Model
-	d.fill()
+	f.Model.Defaults("")
+	d := DeclOf(f.Model)
 	if err := d.Check(); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	return d, nil
-}
-
-// fill sets the defaults of what the declaration leaves out.
-func (d *Decl) fill() {
-	for i := range d.Features {
-		f := &d.Features[i]
-		if f.Name == "" {
-			f.Name = f.Column
-		}
-		if f.Kind == KindCategorical && f.MinShare == 0 {
-			f.MinShare = DefaultMinShare
-		}
-		if f.Kind == KindTokens && f.Buckets == 0 {
-			f.Buckets = DefaultBuckets
-		}
-	}
-	t := &d.Train
-	if t.MinRows == 0 {
-		t.MinRows = DefaultMinRows
-	}
-	if t.Retrain == 0 {
-		t.Retrain = DefaultRetrain
-	}
-	if t.TestShare == 0 {
-		t.TestShare = DefaultTestShare
-	}
-	if t.Threshold == 0 && d.Kind == Logistic {
-		t.Threshold = DefaultThreshold
-	}
-	if t.L2 == 0 {
-		t.L2 = DefaultL2
-	}
-	if t.ClassWeight == "" {
-		t.ClassWeight = "none"
-	}
-	if t.Seed == 0 {
-		t.Seed = 1
-	}
 }
 
 // Check reports, all together, what makes a declaration unusable.
