@@ -219,6 +219,25 @@ func (f *fixture) committed(t testing.TB, group string) map[int32]int64 {
 	return out
 }
 
+// committedTotal sums the group's committed offsets, asking again until
+// they add up to want or within passes. A real broker writes a
+// transaction's offset commit after EndTxn has answered, so a fetch
+// right after a commit may still see the previous offsets.
+func (f *fixture) committedTotal(t *testing.T, group string, want int64, within time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var total int64
+		for _, off := range f.committed(t, group) {
+			total += off
+		}
+		if total == want || time.Now().After(deadline) {
+			return total
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitDrained waits until the group has committed the end of every input
 // partition: every input is then processed and its outputs committed.
 func (f *fixture) waitDrained(t *testing.T, group string, within time.Duration) {
