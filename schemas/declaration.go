@@ -75,6 +75,10 @@ func (s Source) Dir() string {
 // embedded datasets (catalog.go).
 const builtInPrefix = "built-in "
 
+// Where names the source in messages: its file, its index in the list and
+// its kind.
+func (s Source) Where() string { return fmt.Sprintf("%s: sources[%d] (%s)", s.file, s.index, s.Kind) }
+
 // Options decodes the source's options (every key but kind) into v, a
 // pointer to the kind's struct with yaml tags, strictly: a key v does not
 // have is an error naming the file and the key.
@@ -91,13 +95,13 @@ func (s Source) Options(v any) error {
 	}
 	b, err := yaml.Marshal(&m)
 	if err != nil {
-		return fmt.Errorf("%s: sources[%d] (%s): %w", s.file, s.index, s.Kind, err)
+		return fmt.Errorf("%s: %w", s.Where(), err)
 	}
 	if len(keys) == 0 {
 		b = []byte("{}")
 	}
 	if err := decodeStrict(b, v); err != nil {
-		return fmt.Errorf("%s: sources[%d] (%s): %s", s.file, s.index, s.Kind, s.fileLines(err.Error()))
+		return fmt.Errorf("%s: %s", s.Where(), s.fileLines(err.Error()))
 	}
 	return nil
 }

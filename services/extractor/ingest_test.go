@@ -21,6 +21,14 @@ import (
 // returns its base URL and the broker.
 func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, string) {
 	t.Helper()
+	return startExtractorUntil(t, "/readyz", extra...)
+}
+
+// startExtractorUntil starts the extractor as startExtractor does, and
+// waits until its path answers 200: /readyz, or /metrics for one that
+// may start unready.
+func startExtractorUntil(t *testing.T, path string, extra ...string) (string, *embedded.Kafka, string) {
+	t.Helper()
 	k := testkit.KafkaCluster(t)
 	registry := testkit.Registry(t)
 	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
@@ -49,7 +57,7 @@ func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, str
 	base := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get(base + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -57,7 +65,7 @@ func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, str
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("extractor not ready within 30 s")
+			t.Fatalf("extractor's %s not 200 within 30 s", path)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -88,6 +88,15 @@ type settings struct {
 	Files []string `env:"EXTRACTOR_FILES" envDefault:"" envSeparator:","`
 	// ScanInterval is how often the file sources are scanned again.
 	ScanInterval time.Duration `env:"EXTRACTOR_SCAN_INTERVAL" envDefault:"2s"`
+	// SecretsDir holds the secret files the api sources' auth names: a
+	// source whose files are not there is off.
+	SecretsDir string `env:"EXTRACTOR_SECRETS_DIR" envDefault:"/run/secrets"`
+	// ContactURL is the contact the scrapers' User-Agent names, unless a
+	// source declares its own.
+	ContactURL string `env:"EXTRACTOR_CONTACT_URL" envDefault:"https://github.com/datamill/datamill"`
+	// PollRetry is the wait before a failed poll is tried again; it
+	// doubles with each further failure, up to the source's interval.
+	PollRetry time.Duration `env:"EXTRACTOR_POLL_RETRY" envDefault:"30s"`
 	// FileBatch is the most records of a file published in one
 	// transaction, with the file's checkpoint.
 	FileBatch int `env:"EXTRACTOR_FILE_BATCH" envDefault:"5000"`
@@ -98,6 +107,9 @@ func (s *settings) Validate() error {
 	var errs []error
 	if s.ScanInterval <= 0 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_SCAN_INTERVAL %v: must be positive", s.ScanInterval))
+	}
+	if s.PollRetry <= 0 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_POLL_RETRY %v: must be positive", s.PollRetry))
 	}
 	if s.FileBatch < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_FILE_BATCH %d: must be at least 1", s.FileBatch))

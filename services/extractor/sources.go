@@ -18,6 +18,7 @@ import (
 	"github.com/datamill/datamill/services/extractor/internal/publish"
 	"github.com/datamill/datamill/services/extractor/internal/source/files"
 	"github.com/datamill/datamill/services/extractor/internal/source/httpingest"
+	"github.com/datamill/datamill/services/extractor/internal/source/poll"
 )
 
 // A source brings the records of its datasets into their raw topics.
@@ -35,6 +36,12 @@ type declaration struct {
 	dataset string
 	kind    string // a key of sourceKinds
 	path    string // kind files: a file, a glob or a directory
+	// name is a polled source's name (kinds api and scrape), unique in
+	// its dataset.
+	name string
+	// options are the kind's options as its declare read them, for its
+	// build.
+	options any
 }
 
 // sourceKind builds the one source of a kind, which serves every
@@ -51,8 +58,10 @@ type sourceKind struct {
 // A new kind is a package under internal/source and a line here.
 func sourceKinds() map[string]sourceKind {
 	return map[string]sourceKind{
-		"http":  {component: "ingest", declare: declareHTTP, build: buildHTTP},
-		"files": {component: "files", declare: declareFiles, build: buildFiles},
+		"http":   {component: "ingest", declare: declareHTTP, build: buildHTTP},
+		"files":  {component: "files", declare: declareFiles, build: buildFiles},
+		"api":    {component: "api", declare: declareAPI, build: buildAPI},
+		"scrape": {component: "scrape", declare: declareScrape, build: buildScrape},
 	}
 }
 
@@ -101,6 +110,9 @@ type wiring struct {
 	// records counts the records published, by dataset and source kind
 	// (http, file); dead the source records dead-lettered, by dataset.
 	records, dead *prometheus.CounterVec
+	// polls are the metrics of the polled sources, which their kinds
+	// share; nil until one is built.
+	polls *poll.Metrics
 }
 
 // datasetsOf are the datasets decls name.
@@ -201,6 +213,7 @@ func declarations(kinds map[string]sourceKind, datasets []string, declared map[s
 	var out []declaration
 	for _, ds := range datasets {
 		decl := declared[ds]
+		names := map[string]int{} // polled sources' names, to their index
 		if len(decl.Sources) == 0 {
 			out = append(out, declaration{dataset: ds, kind: "http"})
 		}
@@ -212,6 +225,12 @@ func declarations(kinds map[string]sourceKind, datasets []string, declared map[s
 			d, err := kind.declare(ds, s)
 			if err != nil {
 				return nil, err
+			}
+			if d.name != "" {
+				if j, dup := names[d.name]; dup {
+					return nil, fmt.Errorf("%s: sources[%d] and sources[%d] are both named %q: a polled source's name is unique in its dataset", decl.File, j, i, d.name)
+				}
+				names[d.name] = i
 			}
 			if d.kind == "files" {
 				if deployed[ds] != nil {

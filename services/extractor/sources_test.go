@@ -133,8 +133,8 @@ func TestDeclarationsAreTheDeclaredSourcesWithExtractorFilesInPlaceOfTheirPaths(
 		},
 		"an unknown kind": {
 			datasets: []string{"users"}, dir: dir,
-			yaml: map[string]string{"users": "sources: [{kind: scrape}]"},
-			err:  `/srv/datasets/users/dataset.yaml: sources[0]: unknown source kind "scrape" (known: files, http)`,
+			yaml: map[string]string{"users": "sources: [{kind: ftp}]"},
+			err:  `/srv/datasets/users/dataset.yaml: sources[0]: unknown source kind "ftp" (known: api, files, http, scrape)`,
 		},
 		"a declared path that is no glob": {
 			datasets: []string{"users"}, dir: dir,
@@ -185,9 +185,9 @@ func TestEveryDeclaredKindIsKnown(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(declaration{})); diff != "" {
 		t.Errorf("groupByKind: -want +got\n%s", diff)
 	}
-	_, err = groupByKind(kinds, append(decls, declaration{dataset: "jobs", kind: "scrape"}))
-	if want := `dataset "jobs": unknown source kind "scrape" (known: files, http)`; err == nil || err.Error() != want {
-		t.Errorf("groupByKind with a scrape source = %v, want %q", err, want)
+	_, err = groupByKind(kinds, append(decls, declaration{dataset: "jobs", kind: "ftp"}))
+	if want := `dataset "jobs": unknown source kind "ftp" (known: api, files, http, scrape)`; err == nil || err.Error() != want {
+		t.Errorf("groupByKind with an ftp source = %v, want %q", err, want)
 	}
 }
 
