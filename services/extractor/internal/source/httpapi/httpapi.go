@@ -1,7 +1,7 @@
 // Package httpapi fetches the records of an HTTP JSON API: it walks the
 // pages of one declared endpoint and passes each record on as a flat map
-// of its JSON values. It only fetches; publishing, checkpoints, auth and
-// conditional requests are the caller's.
+// of its JSON values. It only fetches; publishing and checkpoints are the
+// caller's.
 //
 // A Fetcher follows one pagination style (PagingNone, PagingNext,
 // PagingPage, PagingOffset, PagingRange) and stops where that style says
@@ -14,6 +14,12 @@
 // (seconds or an HTTP date), for at most Attempts attempts. Requests to
 // one host are at least Hosts' interval apart, across every Fetcher
 // sharing the Hosts.
+//
+// Auth sends an API key, in a header or a query parameter, and an OAuth2
+// client credentials token, fetched once and reused across polls until
+// shortly before it expires, or until the API answers 401 to it. Secrets
+// never appear in errors or in Record.URL; ReadSecret reads them from
+// files.
 package httpapi
 
 import (
@@ -31,6 +37,7 @@ import (
 	"time"
 
 	"github.com/datamill/datamill/pkg/retry"
+	"golang.org/x/oauth2"
 )
 
 // Paging is a pagination style.
@@ -111,8 +118,11 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// Hosts spaces the requests per host; nil is no spacing.
 	Hosts *Hosts
-	// Client sends the requests; nil is http.DefaultClient.
+	// Client sends the requests, and gets OAuth2 tokens; nil is
+	// http.DefaultClient.
 	Client *http.Client
+	// Auth authenticates the requests; the zero value sends none.
+	Auth Auth
 }
 
 // Record is one record of a page.
@@ -168,8 +178,9 @@ func (h *Hosts) Wait(ctx context.Context, host string) (time.Duration, error) {
 
 // Fetcher walks one endpoint's pages.
 type Fetcher struct {
-	cfg Config
-	url *url.URL
+	cfg    Config
+	url    *url.URL
+	tokens *tokens // nil without OAuth2
 }
 
 // New checks cfg and returns its Fetcher.
@@ -213,7 +224,14 @@ func New(cfg Config) (*Fetcher, error) {
 	if cfg.Client == nil {
 		cfg.Client = http.DefaultClient
 	}
-	return &Fetcher{cfg: cfg, url: u}, nil
+	if err := cfg.Auth.check(); err != nil {
+		return nil, err
+	}
+	f := &Fetcher{cfg: cfg, url: u}
+	if cfg.Auth.TokenURL != "" {
+		f.tokens = newTokens(cfg.Auth, cfg.Client)
+	}
+	return f, nil
 }
 
 func cmpOr(s, def string) string {
@@ -228,6 +246,7 @@ type page struct {
 	status int
 	header http.Header
 	body   []byte
+	token  *oauth2.Token // the OAuth2 token the request carried
 }
 
 // Fetch walks the pages and calls fn for every record, in order. It stops
@@ -367,12 +386,22 @@ func (f *Fetcher) pageURL(n int) string {
 
 // get fetches u, retrying 429, 503 and network errors, and checks the
 // answer: 200, or 206 and 204 with PagingRange, whose body is JSON.
+//
+// A 401 to a request that carried an OAuth2 token drops the token and is
+// tried again at once with a new one, once per page.
 func (f *Fetcher) get(ctx context.Context, u string, st *Stats) (page, error) {
 	c := &f.cfg
+	renewed := false
 	for attempt := 1; ; attempt++ {
 		p, wait, err := f.try(ctx, u, st)
 		if err == nil {
 			return p, nil
+		}
+		if p.status == http.StatusUnauthorized && p.token != nil && !renewed {
+			f.tokens.drop(p.token)
+			renewed = true
+			attempt--
+			continue
 		}
 		if wait < 0 || ctx.Err() != nil {
 			return page{}, err
@@ -408,6 +437,10 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
 	}
+	var p page
+	if err := f.authorize(ctx, req, &p); err != nil {
+		return page{}, authWait(ctx, err), err
+	}
 	if c.Hosts != nil {
 		if _, err := c.Hosts.Wait(ctx, req.URL.Host); err != nil {
 			return page{}, -1, err
@@ -419,9 +452,10 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 		if ctx.Err() != nil {
 			return page{}, -1, fmt.Errorf("get %s: %w", u, ctx.Err())
 		}
-		return page{}, 0, fmt.Errorf("get %s: %w", u, err)
+		return page{}, 0, fmt.Errorf("get %s: %w", u, redactErr(err, c.Auth.Param))
 	}
 	defer resp.Body.Close()
+	p.status = resp.StatusCode
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -433,7 +467,7 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 			return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 		}
 	default:
-		return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
+		return p, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 	}
 	var r io.Reader = resp.Body
 	if c.MaxBytes > 0 {
@@ -448,16 +482,52 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 		if ctx.Err() != nil {
 			return page{}, -1, fmt.Errorf("read %s: %w", u, ctx.Err())
 		}
-		return page{}, 0, fmt.Errorf("read %s: %w", u, err)
+		return page{}, 0, fmt.Errorf("read %s: %w", u, redactErr(err, c.Auth.Param))
 	}
+	p.header = resp.Header
 	if resp.StatusCode == http.StatusNoContent {
-		return page{status: resp.StatusCode, header: resp.Header}, 0, nil
+		return p, 0, nil
 	}
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || (t[0] != '{' && t[0] != '[') {
 		return page{}, -1, fmt.Errorf("get %s: %w (content type %q)", u, ErrNotJSON, resp.Header.Get("Content-Type"))
 	}
-	return page{status: resp.StatusCode, header: resp.Header, body: body}, 0, nil
+	p.body = body
+	return p, 0, nil
+}
+
+// authorize adds the API key and the OAuth2 token to req, noting the
+// token in p.
+func (f *Fetcher) authorize(ctx context.Context, req *http.Request, p *page) error {
+	a := &f.cfg.Auth
+	switch {
+	case a.APIKey != "" && a.Header != "":
+		req.Header.Set(a.Header, a.APIKey)
+	case a.APIKey != "" && a.Param != "":
+		q := req.URL.Query()
+		q.Set(a.Param, a.APIKey)
+		req.URL.RawQuery = q.Encode()
+	}
+	if f.tokens == nil {
+		return nil
+	}
+	tok, err := f.tokens.token(ctx)
+	if err != nil {
+		return err
+	}
+	tok.SetAuthHeader(req)
+	p.token = tok
+	return nil
+}
+
+// authWait is the retry wait of a token request's error: a network error
+// is retried, an answer of the token endpoint is not.
+func authWait(ctx context.Context, err error) time.Duration {
+	var re *oauth2.RetrieveError
+	if ctx.Err() != nil || errors.As(err, &re) {
+		return -1
+	}
+	return 0
 }
 
 // retryAfter reads a Retry-After value, seconds or an HTTP date, as a
