@@ -20,6 +20,10 @@
 // shortly before it expires, or until the API answers 401 to it. Secrets
 // never appear in errors or in Record.URL; ReadSecret reads them from
 // files.
+//
+// FetchIfChanged makes a poll's first request conditional on the ETag and
+// Last-Modified the previous poll reported in Stats.Validators: a 304 ends
+// the poll with Stats.NotModified and no records.
 package httpapi
 
 import (
@@ -143,6 +147,18 @@ type Stats struct {
 	Bytes                    int64
 	// Capped is set when the poll stopped at MaxPages.
 	Capped bool
+	// NotModified is set when the first page was answered 304 to the
+	// validators of FetchIfChanged: the poll read no page.
+	NotModified bool
+	// Validators are the first page's, to give the next poll; after a
+	// 304, those given, updated by what the 304 repeated.
+	Validators Validators
+}
+
+// Validators are a first page's ETag and Last-Modified, as the server
+// sent them; the zero value makes no request conditional.
+type Validators struct {
+	ETag, LastModified string
 }
 
 // Hosts spaces requests to each host by at least an interval. It is safe
@@ -253,6 +269,15 @@ type page struct {
 // at the first error of fn or of a request, after passing on the records
 // of the pages before.
 func (f *Fetcher) Fetch(ctx context.Context, fn func(Record) error) (Stats, error) {
+	return f.FetchIfChanged(ctx, Validators{}, fn)
+}
+
+// FetchIfChanged is Fetch with the first request conditional on since,
+// the Stats.Validators of a previous poll: sent as If-None-Match and
+// If-Modified-Since, they make a server whose first page is unchanged
+// answer 304, which ends the poll with Stats.NotModified and no records.
+// Only the first page is conditional; when it changed, every page is read.
+func (f *Fetcher) FetchIfChanged(ctx context.Context, since Validators, fn func(Record) error) (Stats, error) {
 	var st Stats
 	c := &f.cfg
 	next := f.first()
@@ -272,9 +297,22 @@ func (f *Fetcher) Fetch(ctx context.Context, fn func(Record) error) (Stats, erro
 		case PagingRange:
 			u = f.withQuery(c.RangeParam, fmt.Sprintf("%d-%d", offset, offset+c.RangeSize-1))
 		}
-		p, err := f.get(ctx, u, &st)
+		var cond *Validators
+		if n == 1 {
+			cond = &since
+		}
+		p, err := f.get(ctx, u, &st, cond)
 		if err != nil {
 			return st, err
+		}
+		if n == 1 {
+			st.Validators = Validators{ETag: p.header.Get("ETag"), LastModified: p.header.Get("Last-Modified")}
+			if p.status == http.StatusNotModified {
+				st.NotModified = true
+				st.Validators.ETag = cmpOr(st.Validators.ETag, since.ETag)
+				st.Validators.LastModified = cmpOr(st.Validators.LastModified, since.LastModified)
+				return st, nil
+			}
 		}
 		if c.Paging == PagingRange && p.status == http.StatusNoContent {
 			return st, nil
@@ -389,11 +427,14 @@ func (f *Fetcher) pageURL(n int) string {
 //
 // A 401 to a request that carried an OAuth2 token drops the token and is
 // tried again at once with a new one, once per page.
-func (f *Fetcher) get(ctx context.Context, u string, st *Stats) (page, error) {
+//
+// With cond, the request is conditional on its validators, and a 304 is
+// an answer.
+func (f *Fetcher) get(ctx context.Context, u string, st *Stats, cond *Validators) (page, error) {
 	c := &f.cfg
 	renewed := false
 	for attempt := 1; ; attempt++ {
-		p, wait, err := f.try(ctx, u, st)
+		p, wait, err := f.try(ctx, u, st, cond)
 		if err == nil {
 			return p, nil
 		}
@@ -423,7 +464,7 @@ func (f *Fetcher) get(ctx context.Context, u string, st *Stats) (page, error) {
 
 // try makes one request. A retryable error comes with the wait its answer
 // asks (zero: none asked), a permanent one with a negative wait.
-func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Duration, error) {
+func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators) (page, time.Duration, error) {
 	c := &f.cfg
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -436,6 +477,15 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 	}
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
+	}
+	conditional := false
+	if cond != nil && cond.ETag != "" {
+		req.Header.Set("If-None-Match", cond.ETag)
+		conditional = true
+	}
+	if cond != nil && cond.LastModified != "" {
+		req.Header.Set("If-Modified-Since", cond.LastModified)
+		conditional = true
 	}
 	var p page
 	if err := f.authorize(ctx, req, &p); err != nil {
@@ -462,6 +512,12 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 		return page{}, retryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 	case http.StatusOK:
+	case http.StatusNotModified:
+		if !conditional {
+			return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
+		}
+		p.header = resp.Header
+		return p, 0, nil
 	case http.StatusPartialContent, http.StatusNoContent:
 		if c.Paging != PagingRange {
 			return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
