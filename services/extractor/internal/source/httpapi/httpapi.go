@@ -24,6 +24,9 @@
 // FetchIfChanged makes a poll's first request conditional on the ETag and
 // Last-Modified the previous poll reported in Stats.Validators: a 304 ends
 // the poll with Stats.NotModified and no records.
+//
+// Config.Observe sees every request's status, bytes and time waited, for
+// metrics.
 package httpapi
 
 import (
@@ -127,6 +130,12 @@ type Config struct {
 	Client *http.Client
 	// Auth authenticates the requests; the zero value sends none.
 	Auth Auth
+	// Observe, when set, is called once per request to the API, when it
+	// is done: with its status (0 when no answer came), the bytes of body
+	// read, and the time waited before it, on Hosts and on a retry's
+	// Retry-After or backoff. Token requests are not observed. It is
+	// called on the polling goroutine and should return quickly.
+	Observe func(status int, bytes int64, waited time.Duration)
 }
 
 // Record is one record of a page.
@@ -433,8 +442,10 @@ func (f *Fetcher) pageURL(n int) string {
 func (f *Fetcher) get(ctx context.Context, u string, st *Stats, cond *Validators) (page, error) {
 	c := &f.cfg
 	renewed := false
+	var slept time.Duration // before the next try
 	for attempt := 1; ; attempt++ {
-		p, wait, err := f.try(ctx, u, st, cond)
+		p, wait, err := f.try(ctx, u, st, cond, slept)
+		slept = 0
 		if err == nil {
 			return p, nil
 		}
@@ -459,13 +470,26 @@ func (f *Fetcher) get(ctx context.Context, u string, st *Stats, cond *Validators
 		if !retry.Sleep(ctx, wait) {
 			return page{}, fmt.Errorf("get %s: %w", u, ctx.Err())
 		}
+		slept = wait
 	}
 }
 
-// try makes one request. A retryable error comes with the wait its answer
-// asks (zero: none asked), a permanent one with a negative wait.
-func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators) (page, time.Duration, error) {
+// try makes one request, slept after the one before. A retryable error
+// comes with the wait its answer asks (zero: none asked), a permanent one
+// with a negative wait.
+func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators, slept time.Duration) (page, time.Duration, error) {
 	c := &f.cfg
+	var (
+		sent   bool
+		status int
+		read   int64
+		waited = slept
+	)
+	defer func() {
+		if sent && c.Observe != nil {
+			c.Observe(status, read, waited)
+		}
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return page{}, -1, fmt.Errorf("get %s: %w", u, err)
@@ -492,11 +516,14 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators
 		return page{}, authWait(ctx, err), err
 	}
 	if c.Hosts != nil {
-		if _, err := c.Hosts.Wait(ctx, req.URL.Host); err != nil {
+		d, err := c.Hosts.Wait(ctx, req.URL.Host)
+		if err != nil {
 			return page{}, -1, err
 		}
+		waited += d
 	}
 	st.Requests++
+	sent = true
 	resp, err := c.Client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -505,10 +532,10 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators
 		return page{}, 0, fmt.Errorf("get %s: %w", u, redactErr(err, c.Auth.Param))
 	}
 	defer resp.Body.Close()
-	p.status = resp.StatusCode
+	p.status, status = resp.StatusCode, resp.StatusCode
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		read, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return page{}, retryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 	case http.StatusOK:
@@ -530,7 +557,8 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators
 		r = io.LimitReader(resp.Body, c.MaxBytes-st.Bytes+1)
 	}
 	body, err := io.ReadAll(r)
-	st.Bytes += int64(len(body))
+	read = int64(len(body))
+	st.Bytes += read
 	if c.MaxBytes > 0 && st.Bytes > c.MaxBytes {
 		return page{}, -1, fmt.Errorf("get %s: %w (%d bytes)", u, ErrMaxBytes, c.MaxBytes)
 	}
