@@ -284,6 +284,37 @@ func TestAPIKey(t *testing.T) {
 			}
 		})
 	}
+	t.Run("in the query, repeated in next links", func(t *testing.T) {
+		s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("app_key") != key {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			n := max(atoi(r.URL.Query().Get("page")), 1)
+			var next any
+			if n < 3 {
+				next = fmt.Sprintf("/search?page=%d&app_key=%s", n+1, key)
+			}
+			writeJSON(t, w, map[string]any{"results": jobs(n, n), "next": next})
+		})
+		f, err := New(Config{
+			URL: s.URL + "/search", Records: "results", Paging: PagingNext, Next: "next",
+			Auth: Auth{APIKey: key, Param: "app_key"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var urls []string
+		if _, err := f.Fetch(t.Context(), func(r Record) error {
+			urls = append(urls, strings.TrimPrefix(r.URL, s.URL))
+			return nil
+		}); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		if diff := cmp.Diff([]string{"/search", "/search?page=2", "/search?page=3"}, urls); diff != "" {
+			t.Errorf("record URLs (-want +got):\n%s", diff)
+		}
+	})
 	t.Run("in the query, no answer", func(t *testing.T) {
 		s := newServer(t, answer(Auth{}))
 		addr := s.URL

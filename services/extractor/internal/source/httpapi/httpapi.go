@@ -354,7 +354,7 @@ func (f *Fetcher) FetchIfChanged(ctx context.Context, since Validators, fn func(
 			if err != nil {
 				return st, fmt.Errorf("page %d of %s: next link %q: %w", n, u, link, err)
 			}
-			next = mustParse(u).ResolveReference(ref).String()
+			next = f.withoutKey(mustParse(u).ResolveReference(ref))
 			if seen[next] {
 				return st, fmt.Errorf("page %d of %s: next link %s was fetched already", n, u, next)
 			}
@@ -395,6 +395,20 @@ func mustParse(s string) *url.URL {
 		return &url.URL{}
 	}
 	return u
+}
+
+// withoutKey is u without the API key's query parameter, which a server
+// may repeat in its next links: the request adds it again, and it stays
+// out of Record.URL and errors.
+func (f *Fetcher) withoutKey(u *url.URL) string {
+	if p := f.cfg.Auth.Param; p != "" {
+		q := u.Query()
+		if _, ok := q[p]; ok {
+			q.Del(p)
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
 }
 
 // first is the first page's URL with Query added.
