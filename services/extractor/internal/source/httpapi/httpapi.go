@@ -1,7 +1,7 @@
 // Package httpapi fetches the records of an HTTP JSON API: it walks the
 // pages of one declared endpoint and passes each record on as a flat map
-// of its JSON values. It only fetches; publishing, checkpoints, auth and
-// conditional requests are the caller's.
+// of its JSON values. It only fetches; publishing and checkpoints are the
+// caller's.
 //
 // A Fetcher follows one pagination style (PagingNone, PagingNext,
 // PagingPage, PagingOffset, PagingRange) and stops where that style says
@@ -14,6 +14,19 @@
 // (seconds or an HTTP date), for at most Attempts attempts. Requests to
 // one host are at least Hosts' interval apart, across every Fetcher
 // sharing the Hosts.
+//
+// Auth sends an API key, in a header or a query parameter, and an OAuth2
+// client credentials token, fetched once and reused across polls until
+// shortly before it expires, or until the API answers 401 to it. Secrets
+// never appear in errors or in Record.URL; ReadSecret reads them from
+// files.
+//
+// FetchIfChanged makes a poll's first request conditional on the ETag and
+// Last-Modified the previous poll reported in Stats.Validators: a 304 ends
+// the poll with Stats.NotModified and no records.
+//
+// Config.Observe sees every request's status, bytes and time waited, for
+// metrics.
 package httpapi
 
 import (
@@ -31,6 +44,7 @@ import (
 	"time"
 
 	"github.com/datamill/datamill/pkg/retry"
+	"golang.org/x/oauth2"
 )
 
 // Paging is a pagination style.
@@ -111,8 +125,17 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// Hosts spaces the requests per host; nil is no spacing.
 	Hosts *Hosts
-	// Client sends the requests; nil is http.DefaultClient.
+	// Client sends the requests, and gets OAuth2 tokens; nil is
+	// http.DefaultClient.
 	Client *http.Client
+	// Auth authenticates the requests; the zero value sends none.
+	Auth Auth
+	// Observe, when set, is called once per request to the API, when it
+	// is done: with its status (0 when no answer came), the bytes of body
+	// read, and the time waited before it, on Hosts and on a retry's
+	// Retry-After or backoff. Token requests are not observed. It is
+	// called on the polling goroutine and should return quickly.
+	Observe func(status int, bytes int64, waited time.Duration)
 }
 
 // Record is one record of a page.
@@ -133,6 +156,18 @@ type Stats struct {
 	Bytes                    int64
 	// Capped is set when the poll stopped at MaxPages.
 	Capped bool
+	// NotModified is set when the first page was answered 304 to the
+	// validators of FetchIfChanged: the poll read no page.
+	NotModified bool
+	// Validators are the first page's, to give the next poll; after a
+	// 304, those given, updated by what the 304 repeated.
+	Validators Validators
+}
+
+// Validators are a first page's ETag and Last-Modified, as the server
+// sent them; the zero value makes no request conditional.
+type Validators struct {
+	ETag, LastModified string
 }
 
 // Hosts spaces requests to each host by at least an interval. It is safe
@@ -168,8 +203,9 @@ func (h *Hosts) Wait(ctx context.Context, host string) (time.Duration, error) {
 
 // Fetcher walks one endpoint's pages.
 type Fetcher struct {
-	cfg Config
-	url *url.URL
+	cfg    Config
+	url    *url.URL
+	tokens *tokens // nil without OAuth2
 }
 
 // New checks cfg and returns its Fetcher.
@@ -213,7 +249,14 @@ func New(cfg Config) (*Fetcher, error) {
 	if cfg.Client == nil {
 		cfg.Client = http.DefaultClient
 	}
-	return &Fetcher{cfg: cfg, url: u}, nil
+	if err := cfg.Auth.check(); err != nil {
+		return nil, err
+	}
+	f := &Fetcher{cfg: cfg, url: u}
+	if cfg.Auth.TokenURL != "" {
+		f.tokens = newTokens(cfg.Auth, cfg.Client)
+	}
+	return f, nil
 }
 
 func cmpOr(s, def string) string {
@@ -228,12 +271,22 @@ type page struct {
 	status int
 	header http.Header
 	body   []byte
+	token  *oauth2.Token // the OAuth2 token the request carried
 }
 
 // Fetch walks the pages and calls fn for every record, in order. It stops
 // at the first error of fn or of a request, after passing on the records
 // of the pages before.
 func (f *Fetcher) Fetch(ctx context.Context, fn func(Record) error) (Stats, error) {
+	return f.FetchIfChanged(ctx, Validators{}, fn)
+}
+
+// FetchIfChanged is Fetch with the first request conditional on since,
+// the Stats.Validators of a previous poll: sent as If-None-Match and
+// If-Modified-Since, they make a server whose first page is unchanged
+// answer 304, which ends the poll with Stats.NotModified and no records.
+// Only the first page is conditional; when it changed, every page is read.
+func (f *Fetcher) FetchIfChanged(ctx context.Context, since Validators, fn func(Record) error) (Stats, error) {
 	var st Stats
 	c := &f.cfg
 	next := f.first()
@@ -253,9 +306,22 @@ func (f *Fetcher) Fetch(ctx context.Context, fn func(Record) error) (Stats, erro
 		case PagingRange:
 			u = f.withQuery(c.RangeParam, fmt.Sprintf("%d-%d", offset, offset+c.RangeSize-1))
 		}
-		p, err := f.get(ctx, u, &st)
+		var cond *Validators
+		if n == 1 {
+			cond = &since
+		}
+		p, err := f.get(ctx, u, &st, cond)
 		if err != nil {
 			return st, err
+		}
+		if n == 1 {
+			st.Validators = Validators{ETag: p.header.Get("ETag"), LastModified: p.header.Get("Last-Modified")}
+			if p.status == http.StatusNotModified {
+				st.NotModified = true
+				st.Validators.ETag = cmpOr(st.Validators.ETag, since.ETag)
+				st.Validators.LastModified = cmpOr(st.Validators.LastModified, since.LastModified)
+				return st, nil
+			}
 		}
 		if c.Paging == PagingRange && p.status == http.StatusNoContent {
 			return st, nil
@@ -288,7 +354,7 @@ func (f *Fetcher) Fetch(ctx context.Context, fn func(Record) error) (Stats, erro
 			if err != nil {
 				return st, fmt.Errorf("page %d of %s: next link %q: %w", n, u, link, err)
 			}
-			next = mustParse(u).ResolveReference(ref).String()
+			next = f.withoutKey(mustParse(u).ResolveReference(ref))
 			if seen[next] {
 				return st, fmt.Errorf("page %d of %s: next link %s was fetched already", n, u, next)
 			}
@@ -331,6 +397,20 @@ func mustParse(s string) *url.URL {
 	return u
 }
 
+// withoutKey is u without the API key's query parameter, which a server
+// may repeat in its next links: the request adds it again, and it stays
+// out of Record.URL and errors.
+func (f *Fetcher) withoutKey(u *url.URL) string {
+	if p := f.cfg.Auth.Param; p != "" {
+		q := u.Query()
+		if _, ok := q[p]; ok {
+			q.Del(p)
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
 // first is the first page's URL with Query added.
 func (f *Fetcher) first() string { return f.withQuery() }
 
@@ -367,12 +447,27 @@ func (f *Fetcher) pageURL(n int) string {
 
 // get fetches u, retrying 429, 503 and network errors, and checks the
 // answer: 200, or 206 and 204 with PagingRange, whose body is JSON.
-func (f *Fetcher) get(ctx context.Context, u string, st *Stats) (page, error) {
+//
+// A 401 to a request that carried an OAuth2 token drops the token and is
+// tried again at once with a new one, once per page.
+//
+// With cond, the request is conditional on its validators, and a 304 is
+// an answer.
+func (f *Fetcher) get(ctx context.Context, u string, st *Stats, cond *Validators) (page, error) {
 	c := &f.cfg
+	renewed := false
+	var slept time.Duration // before the next try
 	for attempt := 1; ; attempt++ {
-		p, wait, err := f.try(ctx, u, st)
+		p, wait, err := f.try(ctx, u, st, cond, slept)
+		slept = 0
 		if err == nil {
 			return p, nil
+		}
+		if p.status == http.StatusUnauthorized && p.token != nil && !renewed {
+			f.tokens.drop(p.token)
+			renewed = true
+			attempt--
+			continue
 		}
 		if wait < 0 || ctx.Err() != nil {
 			return page{}, err
@@ -389,13 +484,26 @@ func (f *Fetcher) get(ctx context.Context, u string, st *Stats) (page, error) {
 		if !retry.Sleep(ctx, wait) {
 			return page{}, fmt.Errorf("get %s: %w", u, ctx.Err())
 		}
+		slept = wait
 	}
 }
 
-// try makes one request. A retryable error comes with the wait its answer
-// asks (zero: none asked), a permanent one with a negative wait.
-func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Duration, error) {
+// try makes one request, slept after the one before. A retryable error
+// comes with the wait its answer asks (zero: none asked), a permanent one
+// with a negative wait.
+func (f *Fetcher) try(ctx context.Context, u string, st *Stats, cond *Validators, slept time.Duration) (page, time.Duration, error) {
 	c := &f.cfg
+	var (
+		sent   bool
+		status int
+		read   int64
+		waited = slept
+	)
+	defer func() {
+		if sent && c.Observe != nil {
+			c.Observe(status, read, waited)
+		}
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return page{}, -1, fmt.Errorf("get %s: %w", u, err)
@@ -408,39 +516,63 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
 	}
+	conditional := false
+	if cond != nil && cond.ETag != "" {
+		req.Header.Set("If-None-Match", cond.ETag)
+		conditional = true
+	}
+	if cond != nil && cond.LastModified != "" {
+		req.Header.Set("If-Modified-Since", cond.LastModified)
+		conditional = true
+	}
+	var p page
+	if err := f.authorize(ctx, req, &p); err != nil {
+		return page{}, authWait(ctx, err), err
+	}
 	if c.Hosts != nil {
-		if _, err := c.Hosts.Wait(ctx, req.URL.Host); err != nil {
+		d, err := c.Hosts.Wait(ctx, req.URL.Host)
+		if err != nil {
 			return page{}, -1, err
 		}
+		waited += d
 	}
 	st.Requests++
+	sent = true
 	resp, err := c.Client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return page{}, -1, fmt.Errorf("get %s: %w", u, ctx.Err())
 		}
-		return page{}, 0, fmt.Errorf("get %s: %w", u, err)
+		return page{}, 0, fmt.Errorf("get %s: %w", u, redactErr(err, c.Auth.Param))
 	}
 	defer resp.Body.Close()
+	p.status, status = resp.StatusCode, resp.StatusCode
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		read, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return page{}, retryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 	case http.StatusOK:
+	case http.StatusNotModified:
+		if !conditional {
+			return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
+		}
+		p.header = resp.Header
+		return p, 0, nil
 	case http.StatusPartialContent, http.StatusNoContent:
 		if c.Paging != PagingRange {
 			return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 		}
 	default:
-		return page{}, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
+		return p, -1, fmt.Errorf("get %s: %w %s", u, ErrStatus, resp.Status)
 	}
 	var r io.Reader = resp.Body
 	if c.MaxBytes > 0 {
 		r = io.LimitReader(resp.Body, c.MaxBytes-st.Bytes+1)
 	}
 	body, err := io.ReadAll(r)
-	st.Bytes += int64(len(body))
+	read = int64(len(body))
+	st.Bytes += read
 	if c.MaxBytes > 0 && st.Bytes > c.MaxBytes {
 		return page{}, -1, fmt.Errorf("get %s: %w (%d bytes)", u, ErrMaxBytes, c.MaxBytes)
 	}
@@ -448,16 +580,52 @@ func (f *Fetcher) try(ctx context.Context, u string, st *Stats) (page, time.Dura
 		if ctx.Err() != nil {
 			return page{}, -1, fmt.Errorf("read %s: %w", u, ctx.Err())
 		}
-		return page{}, 0, fmt.Errorf("read %s: %w", u, err)
+		return page{}, 0, fmt.Errorf("read %s: %w", u, redactErr(err, c.Auth.Param))
 	}
+	p.header = resp.Header
 	if resp.StatusCode == http.StatusNoContent {
-		return page{status: resp.StatusCode, header: resp.Header}, 0, nil
+		return p, 0, nil
 	}
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || (t[0] != '{' && t[0] != '[') {
 		return page{}, -1, fmt.Errorf("get %s: %w (content type %q)", u, ErrNotJSON, resp.Header.Get("Content-Type"))
 	}
-	return page{status: resp.StatusCode, header: resp.Header, body: body}, 0, nil
+	p.body = body
+	return p, 0, nil
+}
+
+// authorize adds the API key and the OAuth2 token to req, noting the
+// token in p.
+func (f *Fetcher) authorize(ctx context.Context, req *http.Request, p *page) error {
+	a := &f.cfg.Auth
+	switch {
+	case a.APIKey != "" && a.Header != "":
+		req.Header.Set(a.Header, a.APIKey)
+	case a.APIKey != "" && a.Param != "":
+		q := req.URL.Query()
+		q.Set(a.Param, a.APIKey)
+		req.URL.RawQuery = q.Encode()
+	}
+	if f.tokens == nil {
+		return nil
+	}
+	tok, err := f.tokens.token(ctx)
+	if err != nil {
+		return err
+	}
+	tok.SetAuthHeader(req)
+	p.token = tok
+	return nil
+}
+
+// authWait is the retry wait of a token request's error: a network error
+// is retried, an answer of the token endpoint is not.
+func authWait(ctx context.Context, err error) time.Duration {
+	var re *oauth2.RetrieveError
+	if ctx.Err() != nil || errors.As(err, &re) {
+		return -1
+	}
+	return 0
 }
 
 // retryAfter reads a Retry-After value, seconds or an HTTP date, as a

@@ -10,7 +10,8 @@
 // the datamill agent, and Crawl-delay), every request carries a User-Agent
 // naming datamill and a contact URL, and pages of one host are fetched one at
 // a time, each starting at least the larger of the declared interval and the
-// Crawl-delay after the previous one's response was read.
+// Crawl-delay after the previous one's response was read. Config.Observe
+// sees every request's status, bytes and time waited, for metrics.
 //
 // It is not yet a declared extractor source: there is no Kafka, no
 // checkpoint and no dedup here; it is what a `kind: scrape` source will call.
@@ -88,6 +89,12 @@ type Config struct {
 	UserAgent string
 	// Client makes the requests; nil means a client with a 30 s timeout.
 	Client *http.Client
+	// Observe, when set, is called once per request (robots.txt's too),
+	// when it is done: with its status (0 when no answer came; a followed
+	// redirect's final status), the bytes of body read, and the time
+	// waited before it for the host's interval or Crawl-delay. It is
+	// called while the host's turn is held and should return quickly.
+	Observe func(status int, bytes int64, waited time.Duration)
 }
 
 // Item is one scraped offer.
@@ -461,6 +468,7 @@ func (s *Scraper) host(ctx context.Context, u *url.URL) (*host, error) {
 // the server sees requests at least the delay apart.
 func (s *Scraper) fetch(ctx context.Context, h *host, u *url.URL) (status int, body []byte, err error) {
 	defer func() { h.last = time.Now() }()
+	var waited time.Duration
 	if !h.last.IsZero() {
 		if wait := time.Until(h.last.Add(h.delay)); wait > 0 {
 			t := time.NewTimer(wait)
@@ -470,11 +478,15 @@ func (s *Scraper) fetch(ctx context.Context, h *host, u *url.URL) (status int, b
 				return 0, nil, fmt.Errorf("wait to get %s: %w", u, ctx.Err())
 			case <-t.C:
 			}
+			waited = wait
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("request %s: %w", u, err)
+	}
+	if s.cfg.Observe != nil {
+		defer func() { s.cfg.Observe(status, int64(len(body)), waited) }()
 	}
 	req.Header.Set("User-Agent", s.ua)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
@@ -485,7 +497,7 @@ func (s *Scraper) fetch(ctx context.Context, h *host, u *url.URL) (status int, b
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxPageBytes))
 	if err != nil {
-		return 0, nil, fmt.Errorf("read %s: %w", u, err)
+		return resp.StatusCode, body, fmt.Errorf("read %s: %w", u, err)
 	}
 	return resp.StatusCode, body, nil
 }

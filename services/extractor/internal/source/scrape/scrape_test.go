@@ -468,3 +468,58 @@ func TestScrapeKeepsAnItemWhoseDetailPageIsGoneButFailsOnAServerError(t *testing
 		t.Errorf("dropped (-want +got):\n%s", diff)
 	}
 }
+
+func TestScrapeObservesEveryRequest(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	pages := map[string]string{
+		"/robots.txt": "User-agent: *\nCrawl-delay: 0.1\n",
+		"/jobs": listPage("",
+			listItem("/a", "A", "Acme"), listItem("/missing", "B", "Beta"), listItem(closed.URL+"/c", "C", "Gamma")),
+		"/a": detailPage(""),
+	}
+	b := newBoard(t, pages)
+	type observation struct {
+		status int
+		bytes  int64
+		waited time.Duration
+	}
+	var obs []observation
+	cfg := wwrConfig(b.URL + "/jobs")
+	cfg.Observe = func(status int, n int64, waited time.Duration) {
+		obs = append(obs, observation{status, n, waited})
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The item on a host that does not answer stops the scrape.
+	if _, err := s.Scrape(t.Context()); err == nil {
+		t.Error("Scrape with a detail page on a closed host ended without an error")
+	}
+	var statuses []int
+	var total int64
+	for _, o := range obs {
+		statuses = append(statuses, o.status)
+		total += o.bytes
+	}
+	// robots.txt, the list, /a, /missing, and the closed host's robots.txt.
+	if diff := cmp.Diff([]int{200, 200, 200, 404, 0}, statuses); diff != "" {
+		t.Fatalf("observed statuses (-want +got):\n%s", diff)
+	}
+	if want := int64(len(pages["/robots.txt"]) + len(pages["/jobs"]) + len(pages["/a"]) + len("404 page not found\n")); total != want {
+		t.Errorf("observed %d bytes, want %d", total, want)
+	}
+	// Each request to the board but the first waited for the Crawl-delay
+	// after the one before; the first to the closed host waited not.
+	for i, o := range obs {
+		least, most := time.Nanosecond, delay
+		if i == 0 || i == 4 {
+			least, most = 0, 0
+		}
+		if o.waited < least || o.waited > most {
+			t.Errorf("request %d waited %s, want between %s and %s", i+1, o.waited, least, most)
+		}
+	}
+}
