@@ -42,6 +42,14 @@
 // be read, and records larger than the broker takes for the raw topic
 // (max.message.bytes, read at start), go to dlq.<dataset> with their
 // position and reason; the rest of the file goes on.
+//
+// The polled sources (kind api, package httpapi, and kind scrape, package
+// scrape, both run by package poll) fetch a JSON API or a job board's
+// pages every declared interval and publish each offer new or changed
+// since it was last published, with its provenance; what was published
+// of each offer, and each poll's end, are committed in the same
+// transaction as the records on _state.extractor.poll, so a kill mid-poll
+// loses and doubles nothing.
 package main
 
 import (

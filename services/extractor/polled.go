@@ -292,18 +292,33 @@ func buildAPI(w *wiring, decls []declaration) (source, error) {
 			hosts[host] = httpapi.NewHosts(maxRate(decls, host))
 		}
 		cfg.Hosts = hosts[host]
+		metrics, err := w.pollMetrics()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Observe = metrics.Observer(d.dataset, d.name)
 		fetcher, err := httpapi.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("api source %s of dataset %s: %w", d.name, d.dataset, err)
 		}
 		ds := w.datasets[d.dataset]
+		// Only an endpoint answered in one request can say that nothing
+		// changed: a page of a paged one says it of itself alone.
+		conditional := cfg.Paging == httpapi.PagingNone || cfg.Paging == ""
 		feeds = append(feeds, poll.Feed{
 			Dataset: d.dataset, Name: d.name, Kind: "api", Every: o.Every,
 			Fetch: func(ctx context.Context, since poll.Validators, emit func(poll.Offer) error) (poll.Outcome, error) {
-				st, err := fetcher.Fetch(ctx, func(r httpapi.Record) error {
+				var validators httpapi.Validators
+				if conditional {
+					validators = httpapi.Validators{ETag: since.ETag, LastModified: since.LastModified}
+				}
+				st, err := fetcher.FetchIfChanged(ctx, validators, func(r httpapi.Record) error {
 					return emit(o.offer(ds.Fields(), ds.KeyField, r))
 				})
-				return poll.Outcome{Pages: st.Pages}, err
+				return poll.Outcome{
+					NotModified: st.NotModified, Pages: st.Pages,
+					Validators: poll.Validators{ETag: st.Validators.ETag, LastModified: st.Validators.LastModified},
+				}, err
 			},
 		})
 	}
@@ -312,11 +327,15 @@ func buildAPI(w *wiring, decls []declaration) (source, error) {
 
 // applyAuth sets the fetcher's credentials.
 func applyAuth(cfg *httpapi.Config, a authOptions, secrets map[string]string) {
-	if a.APIKey != nil {
-		if a.APIKey.Header != "" {
-			cfg.Header.Set(a.APIKey.Header, secrets[a.APIKey.Secret])
-		} else {
-			cfg.Query.Set(a.APIKey.Param, secrets[a.APIKey.Secret])
+	if k := a.APIKey; k != nil {
+		cfg.Auth.APIKey, cfg.Auth.Header, cfg.Auth.Param = secrets[k.Secret], k.Header, k.Param
+	}
+	if o := a.OAuth2; o != nil {
+		cfg.Auth.TokenURL, cfg.Auth.Scopes = o.TokenURL, o.Scopes
+		cfg.Auth.ClientID, cfg.Auth.ClientSecret = secrets[o.ClientID], secrets[o.ClientSecret]
+		cfg.Auth.TokenParams = url.Values{}
+		for k, v := range o.Params {
+			cfg.Auth.TokenParams.Set(k, v)
 		}
 	}
 }
@@ -434,7 +453,13 @@ func buildScrape(w *wiring, decls []declaration) (source, error) {
 	var feeds []poll.Feed
 	for _, d := range decls {
 		o := d.options.(*scrapeOptions)
-		scraper, err := scrape.New(o.scrapeConfig(w.cfg.ContactURL))
+		metrics, err := w.pollMetrics()
+		if err != nil {
+			return nil, err
+		}
+		cfg := o.scrapeConfig(w.cfg.ContactURL)
+		cfg.Observe = metrics.Observer(d.dataset, d.name)
+		scraper, err := scrape.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("scrape source %s of dataset %s: %w", d.name, d.dataset, err)
 		}
@@ -485,18 +510,28 @@ func buildScrape(w *wiring, decls []declaration) (source, error) {
 
 // pollSource is the poll engine over feeds.
 func (w *wiring) pollSource(kind string, feeds []poll.Feed) (source, error) {
-	if w.polls == nil {
-		m, err := poll.NewMetrics(w.metrics, w.dead)
-		if err != nil {
-			return nil, err
-		}
-		w.polls = &m
+	metrics, err := w.pollMetrics()
+	if err != nil {
+		return nil, err
 	}
 	return poll.New(poll.Config{
 		Log: w.log.Named(kind), Kafka: w.cfg.Kafka, Out: w.out, Datasets: w.datasets, Feeds: feeds,
 		Batch: w.cfg.FileBatch, Retry: retry.Backoff{First: w.cfg.PollRetry, Max: 32 * w.cfg.PollRetry, Jitter: 0.2},
-		Terminal: os.Stderr, Metrics: *w.polls,
+		Terminal: os.Stderr, Metrics: metrics,
 	})
+}
+
+// pollMetrics are the metrics the polled kinds share, registered by the
+// first to ask.
+func (w *wiring) pollMetrics() (poll.Metrics, error) {
+	if w.polls == nil {
+		m, err := poll.NewMetrics(w.metrics, w.dead)
+		if err != nil {
+			return poll.Metrics{}, err
+		}
+		w.polls = &m
+	}
+	return *w.polls, nil
 }
 
 // readSecrets reads the secret files names in dir. A file that is not
@@ -506,16 +541,12 @@ func readSecrets(dir string, names []string) (map[string]string, string, error) 
 	out := map[string]string{}
 	for _, name := range names {
 		path := filepath.Join(dir, name)
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, name, nil
 		}
+		v, err := httpapi.ReadSecret(path)
 		if err != nil {
-			return nil, "", fmt.Errorf("secret %s: %w", path, err)
-		}
-		v := strings.TrimRight(string(b), "\r\n \t")
-		if v == "" {
-			return nil, "", fmt.Errorf("secret %s is empty", path)
+			return nil, "", err
 		}
 		out[name] = v
 	}

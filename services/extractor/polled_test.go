@@ -138,8 +138,10 @@ func (b *board) detail(w http.ResponseWriter, r *http.Request) {
 			ld, _ := json.Marshal(map[string]any{
 				"@context": "https://schema.org", "@type": "JobPosting", "title": j.Title,
 				"hiringOrganization": map[string]any{"name": j.Company},
-				"baseSalary": map[string]any{"@type": "MonetaryAmount", "currency": "EUR",
-					"value": map[string]any{"minValue": 50000, "maxValue": 60000, "unitText": "YEAR"}},
+				"baseSalary": map[string]any{
+					"@type": "MonetaryAmount", "currency": "EUR",
+					"value": map[string]any{"minValue": 50000, "maxValue": 60000, "unitText": "YEAR"},
+				},
 			})
 			fmt.Fprintf(w, `<html><head><script type="application/ld+json">%s</script></head><body>%s</body></html>`, ld, j.Title)
 			return
@@ -436,7 +438,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	close(b.hold)
 
 	second := start()
-	got := waitOffers(t, k.Brokers(), registry, 40)
+	waitOffers(t, k.Brokers(), registry, 40)
 	waitMark(t, k.Brokers())
 	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -444,7 +446,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	if err := second.Wait(); err != nil {
 		t.Errorf("extractor after SIGTERM: %v", err)
 	}
-	got = rawOffers(t, k.Brokers(), registry)
+	got := rawOffers(t, k.Brokers(), registry)
 	seen := map[string]int{}
 	for _, o := range got {
 		seen[*o.ID]++

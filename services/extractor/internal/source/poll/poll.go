@@ -29,6 +29,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -123,6 +124,24 @@ type Metrics struct {
 	Dead *prometheus.CounterVec
 	// Polls by result: published, unchanged, not_modified, failed.
 	Polls *prometheus.CounterVec
+	// Requests by status class (2xx… , "none" without an answer), Bytes
+	// of bodies read, Waited seconds spent on politeness (host spacing,
+	// Crawl-delay, Retry-After) before requests.
+	Requests, Bytes, Waited *prometheus.CounterVec
+}
+
+// Observer is what a feed's fetcher calls after each request it made.
+func (m Metrics) Observer(dataset, name string) func(status int, bytes int64, waited time.Duration) {
+	bytesRead, waitedFor := m.Bytes.WithLabelValues(dataset, name), m.Waited.WithLabelValues(dataset, name)
+	return func(status int, bytes int64, waited time.Duration) {
+		class := "none"
+		if status > 0 {
+			class = strconv.Itoa(status/100) + "xx"
+		}
+		m.Requests.WithLabelValues(dataset, name, class).Inc()
+		bytesRead.Add(float64(bytes))
+		waitedFor.Add(waited.Seconds())
+	}
 }
 
 // NewMetrics makes the metrics and registers them with reg.
@@ -141,9 +160,18 @@ func NewMetrics(reg prometheus.Registerer, dead *prometheus.CounterVec) (Metrics
 		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "datamill_extractor_polls_total", Help: "Polls, by result: published, unchanged, not_modified, failed.",
 		}, append(labels, "result")),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_extractor_poll_requests_total", Help: "HTTP requests of polled sources, by status class (none: no answer).",
+		}, append(labels, "class")),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_extractor_poll_bytes_total", Help: "Bytes of the bodies polled sources read.",
+		}, labels),
+		Waited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "datamill_extractor_poll_politeness_wait_seconds_total", Help: "Time polled sources waited before requests to be polite: host spacing, Crawl-delay, Retry-After.",
+		}, labels),
 		Dead: dead,
 	}
-	for _, c := range []prometheus.Collector{m.Records, m.Unchanged, m.Skipped, m.Polls} {
+	for _, c := range []prometheus.Collector{m.Records, m.Unchanged, m.Skipped, m.Polls, m.Requests, m.Bytes, m.Waited} {
 		if err := reg.Register(c); err != nil {
 			return Metrics{}, fmt.Errorf("register the poll metrics: %w", err)
 		}
@@ -210,7 +238,7 @@ func New(cfg Config) (*Source, error) {
 
 // seenKey and markKey are the state topic's keys of an offer and a feed.
 func seenKey(f Feed, id string) []byte { return []byte("seen\x00" + f.key() + "\x00" + id) }
-func markKey(f Feed) []byte           { return []byte("mark\x00" + f.key()) }
+func markKey(f Feed) []byte            { return []byte("mark\x00" + f.key()) }
 
 // Run loads the state, then polls every feed until ctx ends, when it
 // returns nil; it returns an error when the state cannot be loaded. It is
