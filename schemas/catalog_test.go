@@ -93,8 +93,8 @@ func TestADatasetOfDatasetsDirIsFoundWithItsDerivedSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(c.Datasets(), ","); got != "orders,users" {
-		t.Errorf("Datasets() = %s, want orders,users", got)
+	if got := strings.Join(c.Datasets(), ","); got != "jobs,orders,users" {
+		t.Errorf("Datasets() = %s, want jobs,orders,users", got)
 	}
 	d, err := c.Dataset("orders")
 	if err != nil {
@@ -148,8 +148,8 @@ func TestADatasetOfDatasetsDirIsFoundWithItsDerivedSchemas(t *testing.T) {
 			t.Errorf("Schema(orders/%s) = %v, %v; want the dataset's", kind, got, err)
 		}
 	}
-	if _, err := c.Dataset("jobs"); err == nil || !strings.Contains(err.Error(), `unknown dataset "jobs"`) {
-		t.Errorf("Dataset(jobs) = %v, want unknown", err)
+	if _, err := c.Dataset("payments"); err == nil || !strings.Contains(err.Error(), `unknown dataset "payments"`) {
+		t.Errorf("Dataset(payments) = %v, want unknown", err)
 	}
 }
 
@@ -308,7 +308,7 @@ func TestOpenRefusesWhatItCannotRead(t *testing.T) {
 	bad := datasetsDir(t, map[string]map[string]string{"users": {"clean.avsc": `{"type":"record","name":"Clean","fields":[{"name":"id","type":"lnog"}]}`}})
 	file := filepath.Join(t.TempDir(), "file.avsc")
 	writeFile(t, file, `"string"`)
-	noClean := datasetsDir(t, map[string]map[string]string{"jobs": {"raw.avsc": ordersRaw}})
+	noClean := datasetsDir(t, map[string]map[string]string{"payments": {"raw.avsc": ordersRaw}})
 	keyless := datasetsDir(t, map[string]map[string]string{"orders": {
 		"raw.avsc": ordersRaw, "clean.avsc": strings.Replace(ordersClean, `"datamill.key":"order_no",`, "", 1),
 	}})
@@ -318,7 +318,7 @@ func TestOpenRefusesWhatItCannotRead(t *testing.T) {
 		"a file":            {file, "is not a directory"},
 		"no dataset":        {t.TempDir(), "holds no dataset"},
 		"does not parse":    {bad, filepath.Join(bad, "users", "clean.avsc") + ": avro: unknown type: lnog"},
-		"no clean schema":   {noClean, "dataset jobs: open " + filepath.Join(noClean, "jobs", "clean.avsc")},
+		"no clean schema":   {noClean, "dataset payments: open " + filepath.Join(noClean, "payments", "clean.avsc")},
 		"no key":            {keyless, "declares no key field (datamill.key)"},
 		"a name in capital": {badName, "folder Orders: a dataset's name is lower-case"},
 	} {
@@ -336,8 +336,8 @@ func TestCatalogWithoutADirectoryIsTheBuiltInDatasets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(c.Datasets(), ","); got != "users" {
-		t.Errorf("Datasets() = %s, want users", got)
+	if got := strings.Join(c.Datasets(), ","); got != "jobs,users" {
+		t.Errorf("Datasets() = %s, want jobs,users", got)
 	}
 	if s, err := c.Schema("users/raw"); err != nil || s != MustSchema("users/raw") {
 		t.Errorf("Schema(users/raw) = %v, %v; want the built-in schema", s, err)
