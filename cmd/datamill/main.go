@@ -55,6 +55,7 @@ func commands() []command {
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
 		{"init", "create the pipeline topics and apply the migrations of a deployment; init <ds> --from <file>: draft a dataset", initOrDraft},
+		{"jobboard", "serve generated job offers on loopback through the shapes of real job APIs and a scraped board, with their quirks", jobboardCommand},
 		{"gen", "generate realistic records of a dataset, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
