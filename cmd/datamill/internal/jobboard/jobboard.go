@@ -81,7 +81,9 @@ type Config struct {
 	// ChallengeEvery makes every Nth request of each JSON API answer a
 	// 200 HTML challenge page; TooManyEvery every Mth a 429 with
 	// Retry-After: 1. The 429 wins when both fall on one request; 0 is
-	// off.
+	// off. Each API counts its own requests, auth refusals included;
+	// France Travail's token endpoint, the scraped board's pages and
+	// /_board/ have no quirks.
 	ChallengeEvery, TooManyEvery int
 	// CrawlDelay is robots.txt's Crawl-delay, written in seconds (0.05
 	// for 50ms); 0 leaves it out.
@@ -305,7 +307,9 @@ func (b *Board) Requests() []Request {
 }
 
 // Counts returns the offers each source serves: what a full extraction
-// of it yields.
+// of it yields. Dirty offers count too: a scraped offer whose title is
+// missing (its title span is empty) is among weworkremotely's, so a
+// declaration that requires a title drops it with a reason.
 func (b *Board) Counts() map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
