@@ -7,6 +7,7 @@
 //	datamill init                   create a deployment's topics and apply its migrations
 //	datamill init <ds> --from <f>   draft a dataset's declaration from a file
 //	datamill gen <ds> [flags]       generate realistic (dirty) records of a dataset
+//	datamill jobboard [flags]       serve generated job offers as real job APIs and a board do
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill profile <target>       describe a file's, topic's or table's columns
 //	datamill resume <stage> <ds>    let a stage stopped on a dead-letter flood go on

@@ -348,7 +348,7 @@ func (b *Board) adzuna(w http.ResponseWriter, r *http.Request) {
 func adzunaOffer(o *offer) adzunaJob {
 	j := adzunaJob{
 		Class: "Adzuna::API::Response::Job", ID: o.ID, Title: o.title(),
-		Description: o.plainDescription(250), RedirectURL: o.URL,
+		Description: o.plainDescription(adzunaSnippet), RedirectURL: o.URL,
 		Created: o.Published.Format("2006-01-02T15:04:05Z"),
 	}
 	j.Company.Class, j.Company.DisplayName = "Adzuna::API::Response::Company", o.Company
