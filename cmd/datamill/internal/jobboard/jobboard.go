@@ -65,7 +65,7 @@ const (
 	ftMaxRange        = 150
 	adzunaMaxPerPage  = 50
 	adzunaDefaultPage = 10
-	adzunaSnippet     = 160 // runes of description Adzuna shows
+	adzunaSnippet     = 100 // runes of description Adzuna shows
 )
 
 // Config chooses the offers and the quirks of a board.
