@@ -129,7 +129,11 @@ func TestJobboardRefusesBadFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(t.Context(), append([]string{"jobboard"}, tt.args...), nil, io.Discard, io.Discard)
+			// Were the flags taken, the board would serve until the
+			// deadline and return no error.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, append([]string{"jobboard"}, tt.args...), nil, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("jobboard %v: %v, want an error containing %q", tt.args, err, tt.want)
 			}
