@@ -237,7 +237,7 @@ func (b *Board) remoteOK(w http.ResponseWriter, _ *http.Request) {
 	}
 	b.mu.Lock()
 	out := []any{remoteOKLegal{
-		LastUpdated: b.cfg.Now().Unix(),
+		LastUpdated: b.updated.Unix(),
 		Legal:       "API Terms of Service: link back to the offer's URL on Remote OK and mention Remote OK as the source. Local copy served by datamill jobboard.",
 	}}
 	for _, o := range b.offers["remoteok"] {

@@ -486,3 +486,31 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		})
 	}
 }
+
+func TestAnswersStayTheSameAsTimePassesUntilAnOfferChanges(t *testing.T) {
+	clock := &ftClock{now: time.Date(2026, 8, 1, 9, 0, 0, 0, time.UTC)}
+	b, base := serve(t, jobboard.Config{Rows: 80, Seed: 12, Now: clock.Now})
+	bodies := func() map[string]string {
+		out := map[string]string{}
+		for _, p := range []string{jobboard.PathRemotive, jobboard.PathArbeitnow, jobboard.PathRemoteOK, jobboard.PathBoardList, jobboard.PathBoardDetail + b.IDs("weworkremotely")[0][len("remote-jobs/"):]} {
+			out[p] = string(get(t, base+p).body)
+		}
+		return out
+	}
+	before := bodies()
+	clock.now = clock.now.Add(49 * time.Hour)
+	if diff := cmp.Diff(before, bodies()); diff != "" {
+		t.Errorf("answers two days later (-before +after):\n%s", diff)
+	}
+	if err := b.Change("arbeitnow", b.IDs("arbeitnow")[0]); err != nil {
+		t.Fatal(err)
+	}
+	after := bodies()
+	var legal []struct {
+		LastUpdated int64 `json:"last_updated"`
+	}
+	loose(t, []byte(after[jobboard.PathRemoteOK]), &legal)
+	if legal[0].LastUpdated != clock.now.Unix() {
+		t.Errorf("RemoteOK last_updated %d after a change at %d", legal[0].LastUpdated, clock.now.Unix())
+	}
+}

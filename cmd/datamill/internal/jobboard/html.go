@@ -32,8 +32,8 @@ func (b *Board) boardList(w http.ResponseWriter, r *http.Request) {
 		for _, c := range chips(o) {
 			fmt.Fprintf(&items, "\n  "+`<span class="region company">%s</span>`, html.EscapeString(c))
 		}
-		fmt.Fprintf(&items, "\n  "+`<span class="date"><time datetime="%s">%dd</time></span>`+"\n</a></li>\n",
-			o.Published.Format(time.RFC3339), max(0, int(b.cfg.Now().Sub(o.Published).Hours()/24)))
+		fmt.Fprintf(&items, "\n  "+`<span class="date"><time datetime="%s">%s</time></span>`+"\n</a></li>\n",
+			o.Published.Format(time.RFC3339), o.Published.Format("Jan 2"))
 	}
 	b.mu.Unlock()
 	var next string

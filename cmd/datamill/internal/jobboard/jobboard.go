@@ -134,6 +134,7 @@ type Board struct {
 	tokens   map[string]time.Time
 	tokenReq int
 	log      []Request
+	updated  time.Time // when the offers last changed
 }
 
 // New checks cfg, generates or takes the offers and returns the board.
@@ -173,7 +174,7 @@ func New(cfg Config) (*Board, error) {
 	if jobs == nil {
 		jobs = generate(cfg)
 	}
-	b := &Board{cfg: cfg, offers: map[string][]*offer{}, hits: map[string]int{}, tokens: map[string]time.Time{}}
+	b := &Board{cfg: cfg, offers: map[string][]*offer{}, hits: map[string]int{}, tokens: map[string]time.Time{}, updated: cfg.Now()}
 	for i, j := range jobs {
 		o, err := newOffer(j, i)
 		if err != nil {
@@ -351,6 +352,7 @@ func (b *Board) Change(source, id string) error {
 		return fmt.Errorf("change %s offer %q: no such offer", source, id)
 	}
 	o.Rev++
+	b.updated = b.cfg.Now()
 	return nil
 }
 
