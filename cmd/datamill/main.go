@@ -7,6 +7,7 @@
 //	datamill init                   create a deployment's topics and apply its migrations
 //	datamill init <ds> --from <f>   draft a dataset's declaration from a file
 //	datamill gen <ds> [flags]       generate realistic (dirty) records of a dataset
+//	datamill jobboard [flags]       serve generated job offers as real job APIs and a board do
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
 //	datamill profile <target>       describe a file's, topic's or table's columns
 //	datamill resume <stage> <ds>    let a stage stopped on a dead-letter flood go on
@@ -56,6 +57,7 @@ func commands() []command {
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
 		{"init", "create the pipeline topics and apply the migrations of a deployment; init <ds> --from <file>: draft a dataset", initOrDraft},
 		{"gen", "generate realistic records of a dataset, optionally dirty, as CSV, NDJSON or JSON", generate},
+		{"jobboard", "serve generated job offers on loopback through the shapes of real job APIs and a scraped board, with their quirks", jobboardCommand},
 		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
 		{"resume", "let a stage stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) go on", resume},
