@@ -37,7 +37,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	dirty := fs.Float64("dirty", 0.1, "share of dirty rows, in [0, 1]")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty records of --dataset into a file the extractor\nreads, waits until the pipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile.\n\nflags:")
+		fmt.Fprintf(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty records of --dataset into a file the extractor\nreads, waits until the pipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile.\n\nWith --dataset jobs it serves --rows offers (%d unless given) on a local job\nboard (datamill jobboard), points every source of the jobs declaration at it,\nand checks that each offer is extracted once, that a second poll publishes\nnothing and that changing one offer publishes one event.\n\nflags:\n", jobsDemoRows)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +48,13 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}
 	if *dirty < 0 || *dirty > 1 || *rows < 1 {
 		return fmt.Errorf("demo: want --rows ≥ 1 and --dirty in [0, 1]")
+	}
+	if dataset == gen.JobsDataset {
+		n := *rows
+		if !flagSet(fs, "rows") {
+			n = jobsDemoRows
+		}
+		return demoJobs(ctx, n, *seed, *dirty, *asJSON, environ, stdout, stderr)
 	}
 	ds, err := generatedDataset(environ, stderr, dataset)
 	if err != nil {

@@ -96,3 +96,40 @@ func TestEcoReportComparesTwoDemoRuns(t *testing.T) {
 		t.Errorf("A/B of %d users against %d: %+v Wh against %+v, %+v gCO2e per 1M records against %+v", a.Records, b.Records, a.Wh, b.Wh, a.PerMil, b.PerMil)
 	}
 }
+
+// The jobs demo extracts every offer of a local board through every source
+// of the jobs declaration, publishes nothing on a second poll and one
+// event for one changed offer.
+func TestJobsDemoReconciles(t *testing.T) {
+	var out strings.Builder
+	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH"), "GOFLAGS=" + os.Getenv("GOFLAGS")}
+	if err := run(t.Context(), []string{"demo", "--dataset", "jobs", "--rows", "400", "--seed", "3", "--json"}, environ, &out, io.Discard); err != nil {
+		t.Fatalf("demo --dataset jobs: %v\n%s", err, out.String())
+	}
+	var s struct {
+		Sources map[string]struct {
+			Board, Raw, Distinct, Dropped, Requests int
+		}
+		SecondPoll  int `json:"second_poll_published"`
+		AfterChange int `json:"after_change_published"`
+		Disallowed  int `json:"disallowed_requests"`
+		Persisted   int
+		Reconciled  bool
+	}
+	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
+		t.Fatalf("demo --json printed %q: %v", out.String(), err)
+	}
+	if !s.Reconciled || s.SecondPoll != 0 || s.AfterChange != 1 || s.Disallowed != 0 || len(s.Sources) != 6 {
+		t.Errorf("summary %+v", s)
+	}
+	raw := 0
+	for name, c := range s.Sources {
+		raw += c.Raw
+		if c.Board == 0 || c.Distinct+c.Dropped != c.Board || c.Requests == 0 {
+			t.Errorf("source %s: %+v, want every offer on the board extracted or left out", name, c)
+		}
+	}
+	if s.Persisted != raw {
+		t.Errorf("%d records persisted, want the %d extracted", s.Persisted, raw)
+	}
+}

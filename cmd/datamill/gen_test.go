@@ -75,14 +75,14 @@ func TestGenJobsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) < 501 || strings.Join(recs[0], ",") != "source_name,source_id,source_url,title,company,category,location,remote,job_type,salary,published_at,description" {
+	if len(recs) < 501 || strings.Join(recs[0], ",") != "source_name,source_id,source_url,title,company,category,location,remote,job_type,salary,published_at,description,id" {
 		t.Errorf("%d records, header %v", len(recs), recs[0])
 	}
 }
 
 // Generated offers, dirt and all, are published by `datamill produce jobs`
-// under a draft jobs declaration (testdata/jobs): every row is read and
-// none refused, whatever its format.
+// under the built-in jobs declaration: every row is read and none refused,
+// whatever its format.
 func TestProducePublishesGeneratedJobs(t *testing.T) {
 	s := newProduceStack(t)
 	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
@@ -93,11 +93,7 @@ func TestProducePublishesGeneratedJobs(t *testing.T) {
 	if err := kafka.EnsureTopics(t.Context(), cl, s.kcfg, "raw.jobs"); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := filepath.Abs(filepath.Join("testdata", "jobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append([]string{"DATASETS_DIR=" + dir}, s.env...)
+	env := s.env
 	produced := 0
 	for _, format := range []string{"csv", "ndjson", "json"} {
 		file := filepath.Join(t.TempDir(), "jobs."+format)

@@ -16,7 +16,7 @@ const JobsDataset = "jobs"
 // JobsAbout describes what the jobs generator writes, for the CLI's help.
 const JobsAbout = `Writes job offers as job APIs and boards publish them (source_name,
 source_id, source_url, title, company, category, location, remote, job_type,
-salary, published_at, description): titles with seniority and gender markers,
+salary, published_at, description, and id, the jobs key <source_name>:<source_id>): titles with seniority and gender markers,
 salary text in many formats or none, over a hidden salary process (title
 family, seniority, location, remote); locations mixing cities, countries,
 regions and time zones; HTML descriptions ending in a tracking pixel; the same
@@ -27,7 +27,7 @@ truncated HTML, other location forms.`
 // JobColumns are the generated fields of an offer, in order. The
 // source's fields are prefixed source_ so as not to clash with the raw
 // envelope's source (where the extractor read the record).
-var JobColumns = []string{"source_name", "source_id", "source_url", "title", "company", "category", "location", "remote", "job_type", "salary", "published_at", "description"}
+var JobColumns = []string{"source_name", "source_id", "source_url", "title", "company", "category", "location", "remote", "job_type", "salary", "published_at", "description", "id"}
 
 const (
 	jcSource = iota
@@ -42,6 +42,7 @@ const (
 	jcSalary
 	jcPublished
 	jcDescription
+	jcID // the jobs dataset's key, <source_name>:<source_id>, as the extractor's polled sources give it
 )
 
 // Sources are the sources offers come from: three job APIs and a scraped
@@ -161,7 +162,7 @@ type JobsOptions struct {
 // Job is one generated offer as one source publishes it; a nil value is
 // missing.
 type Job struct {
-	Values [12]*string
+	Values [13]*string
 	// Dirt lists the kinds of dirt the row carries.
 	Dirt []string
 	// Salary is the hidden annual gross salary in euros.
@@ -330,6 +331,7 @@ func (g *JobsGenerator) publish(j *Job, source string, published time.Time, loc 
 	}
 	set(jcSource, source)
 	set(jcSourceID, id)
+	set(jcID, source+":"+id)
 	set(jcURL, url)
 	set(jcPublished, date)
 	format := g.pick(SalaryFormats...)

@@ -128,6 +128,10 @@ type Metrics struct {
 	// of bodies read, Waited seconds spent on politeness (host spacing,
 	// Crawl-delay, Retry-After) before requests.
 	Requests, Bytes, Waited *prometheus.CounterVec
+	// Offers are the offers the last complete poll that read the source
+	// found, by state: published (new or changed), unchanged, dropped
+	// (by the source: a required field missing) and no_id.
+	Offers *prometheus.GaugeVec
 }
 
 // Observer is what a feed's fetcher calls after each request it made.
@@ -169,9 +173,12 @@ func NewMetrics(reg prometheus.Registerer, dead *prometheus.CounterVec) (Metrics
 		Waited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "datamill_extractor_poll_politeness_wait_seconds_total", Help: "Time polled sources waited before requests to be polite: host spacing, Crawl-delay, Retry-After.",
 		}, labels),
+		Offers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "datamill_extractor_poll_offers", Help: "Offers the last complete poll of a source found, by state: published (new or changed), unchanged, dropped (by the source), no_id.",
+		}, append(labels, "state")),
 		Dead: dead,
 	}
-	for _, c := range []prometheus.Collector{m.Records, m.Unchanged, m.Skipped, m.Polls, m.Requests, m.Bytes, m.Waited} {
+	for _, c := range []prometheus.Collector{m.Records, m.Unchanged, m.Skipped, m.Polls, m.Requests, m.Bytes, m.Waited, m.Offers} {
 		if err := reg.Register(c); err != nil {
 			return Metrics{}, fmt.Errorf("register the poll metrics: %w", err)
 		}
@@ -406,6 +413,11 @@ func (s *Source) Poll(ctx context.Context, f Feed) error {
 		result = "published"
 	}
 	m.Polls.WithLabelValues(f.Dataset, f.Name, result).Inc()
+	if !out.NotModified {
+		for state, n := range map[string]int{"published": p.published, "unchanged": p.unchanged, "dropped": len(out.Dropped), "no_id": p.skipped} {
+			m.Offers.WithLabelValues(f.Dataset, f.Name, state).Set(float64(n))
+		}
+	}
 	p.bar.Finish()
 	s.log.Info("polled", zap.String("dataset", f.Dataset), zap.String("source", f.source()), zap.String("result", result),
 		zap.Int("published", p.published), zap.Int("unchanged", p.unchanged), zap.Int("skipped", p.skipped+len(out.Dropped)),
