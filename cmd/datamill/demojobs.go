@@ -50,10 +50,10 @@ type jobsDemoSummary struct {
 	Sources map[string]*jobsSourceCounts `json:"sources"`
 	// SecondPoll is what polls that saw the board unchanged published;
 	// AfterChange what the polls after one offer changed did.
-	SecondPoll  int    `json:"second_poll_published"`
+	SecondPoll int `json:"second_poll_published"`
 	// Disallowed counts the board's requests for a path its robots.txt
 	// disallows: none.
-	Disallowed int `json:"disallowed_requests"`
+	Disallowed  int    `json:"disallowed_requests"`
 	Changed     string `json:"changed_offer"`
 	AfterChange int    `json:"after_change_published"`
 	// Clean and Persisted follow the records downstream.
