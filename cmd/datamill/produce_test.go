@@ -99,8 +99,8 @@ func TestProduceRefusesBadInputWhole(t *testing.T) {
 		t.Fatal("produce of a bad file succeeded")
 	}
 	wantAll(t, "the error", err.Error(), "line 3", "nothing was published", "record sizes were not checked")
-	if err := run(t.Context(), []string{"produce", "jobs", csv}, nil, &out, &out); err == nil || !strings.Contains(err.Error(), `unknown dataset "jobs"`) {
-		t.Errorf("produce jobs = %v, want an unknown dataset error", err)
+	if err := run(t.Context(), []string{"produce", "payments", csv}, nil, &out, &out); err == nil || !strings.Contains(err.Error(), `unknown dataset "payments"`) {
+		t.Errorf("produce payments = %v, want an unknown dataset error", err)
 	}
 }
 
