@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v4"
@@ -37,6 +38,7 @@ const jobsDemoRows = 1200
 type jobsDemo struct {
 	board    *jobboard.Board
 	base     string // the board's URL
+	database string
 	svc      map[string]string
 	brokers  string
 	registry string
@@ -58,6 +60,11 @@ type jobsDemoSummary struct {
 	AfterChange int    `json:"after_change_published"`
 	// Clean and Persisted follow the records downstream.
 	Clean, DLQ, Persisted int
+	// Clusters compares the duplicate clusters the cleaner found in the
+	// jobs table with those the board planted (gen's copies).
+	Clusters jobsClusters `json:"clusters"`
+	// Views counts the rows of each declared view.
+	Views map[string]int `json:"views"`
 	ElapsedSeconds        float64 `json:"elapsed_seconds"`
 	Reconciled            bool    `json:"reconciled"`
 }
@@ -73,6 +80,16 @@ type jobsSourceCounts struct {
 	// failed (a challenge page, a 429 past the retries) and were tried
 	// again.
 	Requests, Failed int
+}
+
+// jobsClusters are the duplicate clusters planted and found: Found those
+// the jobs table holds (offers sharing a cluster_id), Matched the found
+// ones that are planted exactly.
+type jobsClusters struct {
+	Planted, Found, Matched int
+	// Missed and Extra show a few clusters planted but not found, and
+	// found but not planted, as their offers' keys.
+	Missed, Extra []string `json:",omitempty"`
 }
 
 // demoJobs runs the jobs demo: rows offers on a local board, from seed,
@@ -118,7 +135,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 	var summary *jobsDemoSummary
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		j := &jobsDemo{board: board, base: base, svc: svc, brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress}
+		j := &jobsDemo{board: board, base: base, svc: svc, database: eps["DATABASE_URL"], brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress}
 		s, err := j.run(ctx)
 		summary = s
 		return err
@@ -385,8 +402,76 @@ func (j *jobsDemo) run(ctx context.Context) (*jobsDemoSummary, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	if err := j.warehouse(ctx, s); err != nil {
+		return nil, err
+	}
+	s.Reconciled = s.Reconciled && s.Clusters.Planted == s.Clusters.Found && s.Clusters.Found == s.Clusters.Matched
 	s.ElapsedSeconds = time.Since(start).Seconds()
 	return s, nil
+}
+
+// warehouse compares the clusters of the jobs table with the board's, and
+// asks every declared view.
+func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
+	conn, err := pgx.Connect(ctx, j.database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	planted := map[string]bool{}
+	for _, g := range j.board.Duplicates() {
+		keys := make([]string, len(g))
+		for i, o := range g {
+			id := o.ID
+			if o.Source == "weworkremotely" { // scraped: its id is its page's URL
+				id = j.base + "/" + strings.TrimPrefix(id, "/")
+			}
+			keys[i] = o.Source + ":" + id
+		}
+		slices.Sort(keys)
+		planted[strings.Join(keys, " ")] = true
+	}
+	rows, err := conn.Query(ctx, `select array_agg(id order by id) from jobs where cluster_id is not null group by cluster_id having count(*) > 1`)
+	if err != nil {
+		return err
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var ids []string
+		err := r.Scan(&ids)
+		slices.Sort(ids)
+		return strings.Join(ids, " "), err
+	})
+	if err != nil {
+		return err
+	}
+	c := &s.Clusters
+	c.Planted, c.Found = len(planted), len(found)
+	for _, f := range found {
+		if planted[f] {
+			c.Matched++
+			delete(planted, f)
+		} else if len(c.Extra) < 5 {
+			c.Extra = append(c.Extra, f)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(planted)) {
+		if len(c.Missed) < 5 {
+			c.Missed = append(c.Missed, p)
+		}
+	}
+	ds, err := schemas.BuiltIn().Dataset("jobs")
+	if err != nil {
+		return err
+	}
+	s.Views = map[string]int{}
+	for _, v := range ds.Decl.Views {
+		var n int
+		if err := conn.QueryRow(ctx, fmt.Sprintf("select count(*) from %s", ident(v.Name))).Scan(&n); err != nil {
+			return fmt.Errorf("view %s: %w", v.Name, err)
+		}
+		s.Views[v.Name] = n
+	}
+	return nil
 }
 
 // polls counts the complete polls of source name: those that published,
@@ -506,7 +591,19 @@ func (s *jobsDemoSummary) print(w io.Writer) {
 	fmt.Fprintf(w, "after changing %s: %d record published\n", s.Changed, s.AfterChange)
 	fmt.Fprintf(w, "requests for a path robots.txt disallows: %d\n", s.Disallowed)
 	fmt.Fprintf(w, "downstream: %d clean, %d dead-lettered, %d persisted\n", s.Clean, s.DLQ, s.Persisted)
-	verdict := "reconciled: every offer on the board is extracted once or left out with a reason, a second poll publishes nothing, a change publishes one event"
+	c := s.Clusters
+	fmt.Fprintf(w, "duplicate clusters: %d planted on the board, %d found in the jobs table, %d of them planted\n", c.Planted, c.Found, c.Matched)
+	for _, m := range c.Missed {
+		fmt.Fprintf(w, "  planted, not found: %s\n", m)
+	}
+	for _, e := range c.Extra {
+		fmt.Fprintf(w, "  found, not planted: %s\n", e)
+	}
+	fmt.Fprintln(w, "views:")
+	for _, v := range slices.Sorted(maps.Keys(s.Views)) {
+		fmt.Fprintf(w, "  %-24s %d rows\n", v, s.Views[v])
+	}
+	verdict := "reconciled: every offer on the board is extracted once or left out with a reason, a second poll publishes nothing, a change publishes one event, the duplicates planted are the clusters found"
 	if !s.Reconciled {
 		verdict = "NOT reconciled"
 	}

@@ -33,6 +33,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +48,19 @@ import (
 // Attribute is the name of the schema attribute holding a field's rule.
 const Attribute = "datamill.clean"
 
+// TablesAttribute is the name of the clean record's attribute holding the
+// tables its rules share: the salary rates and the job families.
+const TablesAttribute = "datamill.rules"
+
 // Rules clean the records of one dataset.
 type Rules struct {
 	fields    []*field
 	countries map[string]string
+	// rates convert salaries to one currency; currency is the one
+	// assumed when a salary names none; families map titles to families.
+	rates    SalaryRates
+	currency string
+	families *Families
 }
 
 type field struct {
@@ -62,7 +73,46 @@ type field struct {
 	long             bool // the Avro type is long, not int
 	precision        int  // digits of a decimal type, 0 if none
 	scale            int  // of a decimal type
+	// part is which value of a salary or a title the field takes.
+	part string
+	// text: html converts the value from HTML; dropLines are regexps of
+	// lines to drop.
+	html      bool
+	dropLines []string
+	// structured are a salary's structured raw fields, by role: min,
+	// max, currency, period, predicted.
+	structured map[string]string
+	// of are the clean fields a fingerprint hashes.
+	of []string
+	// prefer is a raw field whose value, when set, is a title family's
+	// (a family the source gives itself).
+	prefer string
+	// epoch: a date may be written as seconds (or milliseconds) since 1970.
+	epoch bool
+	// array and boolean: the Avro type, not nullable, is one.
+	array, boolean bool
 }
+
+// zero is what a field holds without a valid value: null, or for a field
+// that cannot be null an empty array or false.
+func (f *field) zero() any {
+	switch {
+	case f.array:
+		return []string{}
+	case f.boolean:
+		return false
+	}
+	return nil
+}
+
+// Parts of the salary and title rules, by kind.
+var parts = map[string][]string{
+	"salary": {"min", "max", "currency", "period", "period_inferred", "notes", "annual_min", "annual_max", "annual", "stated"},
+	"title":  {"norm", "seniority", "family"},
+}
+
+// structuredRoles are the keys of a salary rule's structured fields.
+var structuredRoles = []string{"min", "max", "currency", "period", "predicted"}
 
 // Compile reads the rules declared in a clean schema.
 func Compile(schema avro.Schema) (*Rules, error) {
@@ -72,6 +122,9 @@ func Compile(schema avro.Schema) (*Rules, error) {
 	}
 	r := &Rules{countries: countryIndex()}
 	var errs []error
+	if err := r.tables(rec.Prop(TablesAttribute)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", TablesAttribute, err))
+	}
 	for _, f := range rec.Fields() {
 		spec, ok := f.Prop(Attribute).(map[string]any)
 		if !ok {
@@ -83,6 +136,8 @@ func Compile(schema avro.Schema) (*Rules, error) {
 			continue
 		}
 		fl.long = isLong(f.Type())
+		fl.array = f.Type().Type() == avro.Array
+		fl.boolean = f.Type().Type() == avro.Boolean
 		fl.precision, fl.scale = decimalOf(f.Type())
 		r.fields = append(r.fields, fl)
 	}
@@ -93,6 +148,11 @@ func Compile(schema avro.Schema) (*Rules, error) {
 	for _, f := range r.fields {
 		if f.notBefore != "" && !names[f.notBefore] {
 			errs = append(errs, fmt.Errorf("field %s: not_before names no ruled field %q", f.name, f.notBefore))
+		}
+		for _, o := range f.of {
+			if !names[o] || o == f.name {
+				errs = append(errs, fmt.Errorf("field %s: of names no other ruled field %q", f.name, o))
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -125,6 +185,39 @@ func compileField(name string, spec map[string]any) (*field, error) {
 			err = f.enum(v)
 		case "not_before":
 			f.notBefore, err = asString(v)
+		case "part":
+			f.part, err = asString(v)
+		case "html":
+			f.html, err = asBool(v)
+		case "drop_lines":
+			f.dropLines, err = asStrings(v)
+			for _, p := range f.dropLines {
+				if _, rerr := regexp.Compile(p); rerr != nil && err == nil {
+					err = fmt.Errorf("drop_lines %q: %w", p, rerr)
+				}
+			}
+		case "structured":
+			m, ok := v.(map[string]any)
+			if !ok {
+				err = errors.New("structured: want an object of role → raw field")
+				break
+			}
+			f.structured = map[string]string{}
+			for role, field := range m {
+				if !slices.Contains(structuredRoles, role) {
+					err = fmt.Errorf("structured: unknown role %q (known: %s)", role, strings.Join(structuredRoles, ", "))
+					break
+				}
+				if f.structured[role], err = asString(field); err != nil {
+					break
+				}
+			}
+		case "of":
+			f.of, err = asStrings(v)
+		case "epoch":
+			f.epoch, err = asBool(v)
+		case "prefer":
+			f.prefer, err = asString(v)
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
@@ -133,15 +226,150 @@ func compileField(name string, spec map[string]any) (*field, error) {
 		}
 	}
 	switch f.kind {
-	case "int", "string", "country", "email", "date", "decimal":
+	case "int", "string", "country", "email", "date", "decimal", "text", "company_key", "locations":
 	case "enum":
 		if len(f.values) == 0 {
 			return nil, errors.New("enum without values")
 		}
+	case "salary", "title":
+		if !slices.Contains(parts[f.kind], f.part) {
+			return nil, fmt.Errorf("%s: part %q: want one of %s", f.kind, f.part, strings.Join(parts[f.kind], ", "))
+		}
+	case "fingerprint":
+		if len(f.of) == 0 {
+			return nil, errors.New("fingerprint: of names no field")
+		}
 	default:
-		return nil, fmt.Errorf("type %q: want int, string, enum, country, email, date or decimal", f.kind)
+		return nil, fmt.Errorf("type %q: want int, string, enum, country, email, date, decimal, text, company_key, salary, locations, title or fingerprint", f.kind)
+	}
+	if f.part != "" && parts[f.kind] == nil {
+		return nil, fmt.Errorf("part: only salary and title rules have parts")
+	}
+	if f.structured != nil && f.kind != "salary" {
+		return nil, errors.New("structured: only salary rules read structured fields")
+	}
+	if (f.html || f.dropLines != nil) && f.kind != "text" {
+		return nil, errors.New("html, drop_lines: only text rules take them")
+	}
+	if f.epoch && f.kind != "date" {
+		return nil, errors.New("epoch: only date rules take it")
+	}
+	if f.prefer != "" && (f.kind != "title" || f.part != "family") {
+		return nil, errors.New("prefer: only the family part of a title rule takes it")
+	}
+	if f.of != nil && f.kind != "fingerprint" {
+		return nil, errors.New("of: only fingerprint rules take it")
 	}
 	return f, nil
+}
+
+// tables reads the record's shared tables: {"salary": {"rates": {"date",
+// "to", "per": {currency: units of to}}, "currency": assumed}, "job_families":
+// [{"family", "patterns": [...]}]}. Without job_families, titles take
+// DefaultJobFamilies.
+func (r *Rules) tables(v any) error {
+	fams := DefaultJobFamilies
+	if v != nil {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return errors.New("want an object")
+		}
+		for k, v := range m {
+			var err error
+			switch k {
+			case "salary":
+				err = r.salaryTable(v)
+			case "job_families":
+				fams, err = familyTable(v)
+			default:
+				err = fmt.Errorf("unknown key %q (known: salary, job_families)", k)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+	}
+	var err error
+	r.families, err = CompileFamilies(fams)
+	return err
+}
+
+func (r *Rules) salaryTable(v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return errors.New("want an object of rates and currency")
+	}
+	for k, v := range m {
+		var err error
+		switch k {
+		case "currency":
+			r.currency, err = asString(v)
+		case "rates":
+			rates, ok := v.(map[string]any)
+			if !ok {
+				return errors.New("rates: want an object of date, to and per")
+			}
+			r.rates.Per = map[string]float64{}
+			for k, v := range rates {
+				switch k {
+				case "date":
+					r.rates.Date, err = asString(v)
+				case "to":
+					r.rates.To, err = asString(v)
+				case "per":
+					per, ok := v.(map[string]any)
+					if !ok {
+						return errors.New("rates.per: want an object of currency → rate")
+					}
+					for c, x := range per {
+						f, ok := x.(float64)
+						if !ok || f <= 0 {
+							return fmt.Errorf("rates.per.%s: want a positive number", c)
+						}
+						r.rates.Per[c] = f
+					}
+				default:
+					err = fmt.Errorf("rates: unknown key %q", k)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if r.rates.To == "" || r.rates.Date == "" {
+				return errors.New("rates: want the date they are of and the currency they convert to")
+			}
+		default:
+			err = fmt.Errorf("unknown key %q (known: rates, currency)", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func familyTable(v any) ([]FamilyRule, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, errors.New("want a list of {family, patterns}")
+	}
+	out := make([]FamilyRule, 0, len(list))
+	for i, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("[%d]: want {family, patterns}", i)
+		}
+		fam, err := asString(m["family"])
+		if err != nil {
+			return nil, fmt.Errorf("[%d].family: %w", i, err)
+		}
+		pats, err := asStrings(m["patterns"])
+		if err != nil {
+			return nil, fmt.Errorf("[%d].patterns: %w", i, err)
+		}
+		out = append(out, FamilyRule{Family: fam, Patterns: pats})
+	}
+	return out, nil
 }
 
 func (f *field) bound(k string, v any) error {
@@ -207,25 +435,47 @@ func (o *Outcome) Rejected() bool { return len(o.Reasons) > 0 }
 // Apply cleans raw, whose values are the source's strings (or nil).
 func (r *Rules) Apply(raw map[string]any) Outcome {
 	out := Outcome{Values: make(map[string]any, len(r.fields))}
+	parsed := &parses{}
 	for _, f := range r.fields {
-		v, problem := r.value(f, raw[f.from])
+		if f.kind == "fingerprint" {
+			continue // from the clean values, below
+		}
+		var v any
+		var problem string
+		switch f.kind {
+		case "salary":
+			v, problem = r.salary(f, raw, parsed)
+		case "title":
+			if p, ok := raw[f.prefer].(string); ok && f.prefer != "" && TextProblem(p) == "" {
+				if t := CleanText(p, TextOptions{}); t != "" {
+					v = t
+					break
+				}
+			}
+			v, problem = r.title(f, raw[f.from], parsed)
+		default:
+			v, problem = r.value(f, raw[f.from])
+		}
 		switch {
 		case problem == "":
 			out.Values[f.name] = v
 			continue
 		case problem == "missing" && !f.required:
-			out.Values[f.name] = nil
+			out.Values[f.name] = f.zero()
 			continue
 		}
 		if f.required || f.reject {
 			out.Reasons = append(out.Reasons, fmt.Sprintf("%s: %s%s", f.name, problem, quoted(raw[f.from])))
 			continue
 		}
-		out.Values[f.name] = nil
+		out.Values[f.name] = f.zero()
 		out.Flags = append(out.Flags, f.name+":"+problem)
 	}
 	// Cross-field rules run on the values that survived.
 	for _, f := range r.fields {
+		if f.kind == "fingerprint" {
+			out.Values[f.name] = fingerprint(out.Values, f.of)
+		}
 		if f.notBefore == "" {
 			continue
 		}
@@ -270,10 +520,24 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 	if problem := TextProblem(s); problem != "" {
 		return nil, problem
 	}
+	switch f.kind {
+	case "text":
+		if t := CleanText(s, TextOptions{HTML: f.html, DropLines: f.dropLines}); t != "" {
+			return t, ""
+		}
+		return nil, "missing"
+	case "locations":
+		return nonNil(Locations(s)), ""
+	}
 	s = Normalise(s)
 	switch f.kind {
 	case "string":
 		return s, ""
+	case "company_key":
+		if k := CompanyKey(s); k != "" {
+			return k, ""
+		}
+		return nil, "missing"
 	case "int":
 		n, err := ParseInt(s)
 		if errors.Is(err, strconv.ErrRange) {
@@ -310,6 +574,9 @@ func (r *Rules) value(f *field, raw any) (any, string) {
 		return e, ""
 	case "date":
 		t, _, ok := ParseDate(s)
+		if !ok && f.epoch {
+			t, ok = parseEpoch(s)
+		}
 		if !ok {
 			return nil, "bad_date"
 		}
@@ -385,6 +652,184 @@ func outOfRange(f *field, v float64) string {
 		return "out_of_range"
 	}
 	return ""
+}
+
+// parses are the salaries and titles one Apply read, by raw field, so
+// that the fields that take parts of one read it once.
+type parses struct {
+	salaries map[string]salaryRead
+	titles   map[string]Title
+}
+
+type salaryRead struct {
+	s  Salary
+	ok bool
+}
+
+// salary is the part of the record's salary that f takes: the structured
+// fields when they hold one, else the text of f.from. Parts that are
+// always set (stated, period_inferred, notes) are never missing.
+func (r *Rules) salary(f *field, raw map[string]any, parsed *parses) (any, string) {
+	if parsed.salaries == nil {
+		parsed.salaries = map[string]salaryRead{}
+	}
+	read, done := parsed.salaries[f.from]
+	if !done {
+		text := func(name string) string {
+			s, _ := raw[name].(string)
+			if TextProblem(s) != "" {
+				return ""
+			}
+			return s
+		}
+		if f.structured != nil {
+			read.s, read.ok = StructuredSalary(text(f.structured["min"]), text(f.structured["max"]),
+				text(f.structured["currency"]), text(f.structured["period"]), text(f.structured["predicted"]))
+		}
+		if !read.ok {
+			if s := text(f.from); s != "" {
+				read.s, read.ok = ParseSalary(s)
+			}
+		}
+		parsed.salaries[f.from] = read
+	}
+	s, ok := read.s, read.ok
+	switch f.part {
+	case "stated":
+		return ok && !s.Predicted, ""
+	case "period_inferred":
+		return ok && s.PeriodInferred, ""
+	case "notes":
+		return nonNil(s.Notes), ""
+	}
+	if !ok {
+		return nil, "missing"
+	}
+	number := func(v float64) (any, string) {
+		if out := outOfRange(f, v); out != "" {
+			return nil, out
+		}
+		return v, ""
+	}
+	switch f.part {
+	case "min":
+		return number(s.Min)
+	case "max":
+		return number(s.Max)
+	case "currency":
+		return orMissing(s.Currency)
+	case "period":
+		return orMissing(s.Period)
+	}
+	if s.Predicted {
+		return nil, "missing" // an estimate by the source is not a salary stated
+	}
+	lo, hi, ok := s.Annual(r.rates, r.currency)
+	if !ok {
+		return nil, "no_annual_amount"
+	}
+	switch f.part {
+	case "annual_min":
+		return number(lo)
+	case "annual_max":
+		return number(hi)
+	}
+	return number((lo + hi) / 2)
+}
+
+// title is the part of the title of raw that f takes.
+func (r *Rules) title(f *field, raw any, parsed *parses) (any, string) {
+	s, ok := raw.(string)
+	if raw == nil || ok && strings.TrimSpace(s) == "" {
+		return nil, "missing"
+	}
+	if !ok {
+		return nil, "not_text"
+	}
+	if problem := TextProblem(s); problem != "" {
+		return nil, problem
+	}
+	if parsed.titles == nil {
+		parsed.titles = map[string]Title{}
+	}
+	t, done := parsed.titles[f.from]
+	if !done {
+		t = ParseTitle(CleanText(s, TextOptions{}), r.families)
+		parsed.titles[f.from] = t
+	}
+	switch f.part {
+	case "norm":
+		return orMissing(t.Norm)
+	case "seniority":
+		return orMissing(t.Seniority)
+	}
+	return orMissing(t.Family)
+}
+
+// fingerprint hashes the clean values of the fields of, so that records
+// whose values agree share it: the first 16 bytes of a SHA-256, in hex;
+// nil when one of the values is missing, since records that say less
+// cannot be told to be the same.
+func fingerprint(values map[string]any, of []string) any {
+	h := sha256.New()
+	for _, name := range of {
+		switch v := values[name].(type) {
+		case nil:
+			return nil
+		case []string:
+			h.Write([]byte(strings.Join(v, ",")))
+		default:
+			fmt.Fprint(h, v)
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// parseEpoch reads seconds since 1970 (10 digits) or milliseconds (13).
+func parseEpoch(s string) (time.Time, bool) {
+	if len(s) != 10 && len(s) != 13 {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}, false
+	}
+	if len(s) == 13 {
+		return time.UnixMilli(n).UTC(), true
+	}
+	return time.Unix(n, 0).UTC(), true
+}
+
+func orMissing(s string) (any, string) {
+	if s == "" {
+		return nil, "missing"
+	}
+	return s, ""
+}
+
+// nonNil is list, or an empty list for nil: an array field is never null.
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+func asStrings(v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%v: want a list of strings", v)
+	}
+	out := make([]string, len(list))
+	for i, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("%v: want a list of strings", v)
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 func asString(v any) (string, error) {

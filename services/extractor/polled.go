@@ -47,6 +47,10 @@ type polledOptions struct {
 	// not named takes the source field of its own name, but for the key
 	// and the provenance fields, which the engine fills.
 	Map map[string]string `yaml:"map"`
+	// Set gives a dataset field a value when the source gives it none:
+	// what the source leaves unsaid because it is always the same (the
+	// currency of its salaries).
+	Set map[string]string `yaml:"set"`
 	// Every is the least time between two polls; Rate the least between
 	// two requests to one host.
 	Every time.Duration `yaml:"every"`
@@ -62,6 +66,11 @@ func (o *polledOptions) check(s schemas.Source) error {
 	}
 	if o.Every < 0 || o.Rate < 0 || o.MaxPages < 0 {
 		return fmt.Errorf("%s: every, rate and max_pages cannot be negative", s.Where())
+	}
+	for k := range o.Set {
+		if slices.Contains(engineFields, k) {
+			return fmt.Errorf("%s: set: %s is a provenance field, which the poll fills", s.Where(), k)
+		}
 	}
 	o.Every = cmpOr(o.Every, defaultEvery)
 	o.Rate = cmpOr(o.Rate, defaultRate)
@@ -387,6 +396,11 @@ func (o *polledOptions) mapped(fields []string, key string, get func(path string
 		}
 		if v := get(path); v != nil {
 			out[f] = v
+		}
+	}
+	for f, v := range o.Set {
+		if out[f] == nil && slices.Contains(fields, f) {
+			out[f] = &v
 		}
 	}
 	return out

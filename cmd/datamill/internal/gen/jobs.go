@@ -68,35 +68,37 @@ const (
 )
 
 // Location is where an offer is: its text, its salary factor, whether
-// it is remote only, and whether salaries there are shown in dollars.
+// it is remote only, whether salaries there are shown in dollars, and
+// the country and region codes a cleaner reads from its text.
 type Location struct {
 	Text   string
 	Factor float64
 	Remote bool
 	USD    bool
+	Codes  string
 }
 
 // Locations lists every location an offer can have.
 var Locations = []Location{
-	{"Berlin, Germany", 1, false, false},
-	{"München, Germany", 1.08, false, false},
-	{"Paris, France", 0.95, false, false},
-	{"Lyon, France", 0.85, false, false},
-	{"London, UK", 1.15, false, false},
-	{"Amsterdam, Netherlands", 1.05, false, false},
-	{"Zürich, Switzerland", 1.55, false, false},
-	{"Lisbon, Portugal", 0.6, false, false},
-	{"Warsaw, Poland", 0.55, false, false},
-	{"New York, NY, USA", 1.8, false, true},
-	{"San Francisco, CA", 2, false, true},
-	{"Remote (EU)", 0.95, true, false},
-	{"Remote (US)", 1.6, true, true},
-	{"Europe", 0.95, true, false},
-	{"EMEA", 0.9, true, false},
-	{"Worldwide", 0.8, true, false},
-	{"Anywhere", 0.8, true, false},
-	{"UTC-5 to UTC+1", 1, true, false},
-	{"Germany", 1, true, false},
+	{"Berlin, Germany", 1, false, false, "DE"},
+	{"München, Germany", 1.08, false, false, "DE"},
+	{"Paris, France", 0.95, false, false, "FR"},
+	{"Lyon, France", 0.85, false, false, "FR"},
+	{"London, UK", 1.15, false, false, "GB"},
+	{"Amsterdam, Netherlands", 1.05, false, false, "NL"},
+	{"Zürich, Switzerland", 1.55, false, false, "CH"},
+	{"Lisbon, Portugal", 0.6, false, false, "PT"},
+	{"Warsaw, Poland", 0.55, false, false, "PL"},
+	{"New York, NY, USA", 1.8, false, true, "US"},
+	{"San Francisco, CA", 2, false, true, "US"},
+	{"Remote (EU)", 0.95, true, false, "EU"},
+	{"Remote (US)", 1.6, true, true, "US"},
+	{"Europe", 0.95, true, false, "EU"},
+	{"EMEA", 0.9, true, false, "EMEA"},
+	{"Worldwide", 0.8, true, false, "WW"},
+	{"Anywhere", 0.8, true, false, "WW"},
+	{"UTC-5 to UTC+1", 1, true, false, "AMER,EU"},
+	{"Germany", 1, true, false, "DE"},
 }
 
 // Salary formats.
@@ -139,7 +141,12 @@ var (
 	}
 	genderMarkers = []string{"(m/w/d)", "(m/f/d)", "(f/m/x)", "(w/m/d)", "(H/F)"}
 	companies     = []string{"Acme", "Globex", "Initech", "Umbrella Data", "Hooli", "Stark Analytics", "Wayne Tech", "Tyrell", "Cyberdyne", "Soylent", "Vandelay Industries", "Aperture"}
-	jobTypes      = []string{"full_time", "full_time", "full_time", "contract", "part_time", "freelance", ""}
+	// companyWords make many companies of the few names; legalForms are
+	// written after a company's name, or not, and differ now and then
+	// between an offer and its copy on another source.
+	companyWords = []string{"", " Labs", " Cloud", " Systems", " Digital", " Works", " AI", " Software", " Analytics", " Group", " Solutions", " Studio", " Networks", " Health", " Finance", " Mobility", " Energy", " Security", " Robotics", " Logistics"}
+	legalForms   = []string{"", "", " GmbH", " Ltd", " Inc.", " SAS", " B.V.", " AG"}
+	jobTypes     = []string{"full_time", "full_time", "full_time", "contract", "part_time", "freelance", ""}
 	// JobsReference is the export day: offers are published in the 90
 	// days before it.
 	JobsReference = time.Date(2026, 7, 31, 0, 0, 0, 0, time.UTC)
@@ -193,6 +200,7 @@ type JobsGenerator struct {
 	written int
 	later   []pendingJob
 	ids     map[string]int // offers published per source
+	looks   map[string]bool
 	stats   JobsStats
 }
 
@@ -211,6 +219,7 @@ func NewJobs(opts JobsOptions) *JobsGenerator {
 		rnd:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x6a09e667f3bcc909)),
 		next:  1,
 		ids:   map[string]int{},
+		looks: map[string]bool{},
 		stats: JobsStats{ByKind: map[string]int{}, BySalaryFormat: map[string]int{}},
 	}
 }
@@ -252,6 +261,20 @@ func (g *JobsGenerator) Next() (Job, bool) {
 		// made anew on its own text.
 		c := g.copyOn(clean, loc)
 		g.applyKinds(&c, j.Dirt)
+		// What tells it apart is the original's, as dirty: the same
+		// offer, written by another source with perhaps another legal
+		// form.
+		c.Values[jcTitle], c.Values[jcLocation] = j.Values[jcTitle], j.Values[jcLocation]
+		if company := j.Values[jcCompany]; company != nil {
+			name := *company
+			for _, form := range legalForms[2:] {
+				name = strings.TrimSuffix(name, form)
+			}
+			name += legalForms[g.rnd.IntN(len(legalForms))]
+			c.Values[jcCompany] = &name
+		} else {
+			c.Values[jcCompany] = nil
+		}
 		g.later = append(g.later, pendingJob{due: g.written + 1 + g.rnd.IntN(300), job: c})
 		g.stats.CrossSource++
 	}
@@ -277,17 +300,32 @@ func (g *JobsGenerator) pick(options ...string) string { return options[g.rnd.In
 // says where it is.
 func (g *JobsGenerator) offer(id int) (Job, Location) {
 	r := g.rnd
-	f := families[r.IntN(len(families))]
-	sen := seniorities[r.IntN(len(seniorities))]
-	loc := Locations[r.IntN(len(Locations))]
+	// Distinct offers differ in what tells duplicates apart (company,
+	// title, seniority, the location's codes): the offers that look the
+	// same are the copies, which the cleaner must find.
+	var f family
+	var sen, company, title string
+	var loc Location
+	for try := 0; ; try++ {
+		f = families[r.IntN(len(families))]
+		sen = seniorities[r.IntN(len(seniorities))]
+		loc = Locations[r.IntN(len(Locations))]
+		company = companies[r.IntN(len(companies))] + companyWords[r.IntN(len(companyWords))]
+		var base string
+		title, base = g.title(f, sen, loc)
+		key := strings.Join([]string{company, f.key, base, sen, loc.Codes}, "|")
+		if !g.looks[key] || try == 100 {
+			g.looks[key] = true
+			break
+		}
+	}
+	company += legalForms[r.IntN(len(legalForms))]
 	remote := loc.Remote || r.Float64() < 0.25
 	salary := FamilyBase[f.key] * SeniorityFactor[sen] * loc.Factor * math.Exp(SalaryNoise*r.NormFloat64())
 	if remote {
 		salary *= RemoteFactor
 	}
 	salary = math.Round(salary/500) * 500
-	company := companies[r.IntN(len(companies))]
-	title := g.title(f, sen, loc)
 	j := Job{Salary: salary, Family: f.key, Seniority: sen, Offer: id}
 	set := func(col int, v string) { j.Values[col] = &v }
 	set(jcTitle, title)
@@ -375,17 +413,19 @@ func deref(p *string) string {
 	return *p
 }
 
-func (g *JobsGenerator) title(f family, sen string, loc Location) string {
+// title is an offer's title, and the base title it is made of.
+func (g *JobsGenerator) title(f family, sen string, loc Location) (string, string) {
 	r := g.rnd
 	if r.Float64() < 0.15 {
 		t := f.french
 		if w := seniorityWords[sen][0]; w != "" && sen != "mid" {
 			t += " " + map[string]string{"junior": "junior", "senior": "senior·e", "lead": "lead", "principal": "principal·e"}[sen]
 		}
-		return t
+		return t, f.french
 	}
 	words := seniorityWords[sen]
-	t := f.titles[r.IntN(len(f.titles))]
+	base := f.titles[r.IntN(len(f.titles))]
+	t := base
 	if w := words[r.IntN(len(words))]; w != "" {
 		t = w + " " + t
 	}
@@ -397,7 +437,7 @@ func (g *JobsGenerator) title(f family, sen string, loc Location) string {
 	case x < 0.6:
 		t += " - Remote"
 	}
-	return t
+	return t, base
 }
 
 // salaryText writes the annual salary eur in format, in dollars if usd.

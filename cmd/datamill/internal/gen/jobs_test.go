@@ -207,7 +207,7 @@ func TestJobsCrossSourceDuplicates(t *testing.T) {
 			t.Errorf("offer %d copied on its own source %s", j.Offer, *j.Values[jcSource])
 		}
 		for _, c := range []int{jcTitle, jcCompany, jcLocation} {
-			if *o.Values[c] != *j.Values[c] {
+			if lookAlike(c, *o.Values[c]) != lookAlike(c, *j.Values[c]) {
 				t.Errorf("offer %d: %s %q on %s but %q on %s", j.Offer, JobColumns[c], *o.Values[c], *o.Values[jcSource], *j.Values[c], *j.Values[jcSource])
 			}
 		}
@@ -217,6 +217,47 @@ func TestJobsCrossSourceDuplicates(t *testing.T) {
 	}
 	if share := float64(copies) / 5000; share < 0.05 || share > 0.11 {
 		t.Errorf("share of offers on two sources %.3f, want about 0.08", share)
+	}
+}
+
+// lookAlike is what of column c of an offer and of its copy agrees: a
+// company's name without its legal form, other columns whole.
+func lookAlike(c int, v string) string {
+	if c == jcCompany {
+		for _, form := range legalForms {
+			v = strings.TrimSuffix(v, form)
+		}
+	}
+	return v
+}
+
+// Offers that are not copies of one another never look alike: they differ
+// in company, base title, seniority or the codes of their location.
+func TestDistinctOffersDoNotLookAlike(t *testing.T) {
+	all, _ := jobs(JobsOptions{Offers: 5000, Seed: 7})
+	seen := map[string]int{}
+	for _, j := range all {
+		if j.Copy {
+			continue
+		}
+		var codes string
+		for _, l := range Locations {
+			if l.Text == *j.Values[jcLocation] {
+				codes = l.Codes
+			}
+		}
+		title := strings.TrimSuffix(*j.Values[jcTitle], " - Remote")
+		for _, m := range genderMarkers {
+			title = strings.ReplaceAll(title, " "+m, "")
+		}
+		if city := strings.SplitN(*j.Values[jcLocation], ",", 2)[0]; strings.HasSuffix(title, " ("+city+")") {
+			title = strings.TrimSuffix(title, " ("+city+")")
+		}
+		key := strings.Join([]string{lookAlike(jcCompany, *j.Values[jcCompany]), title, j.Seniority, codes}, "|")
+		if other, dup := seen[key]; dup {
+			t.Errorf("offers %d and %d look alike: %s", other, j.Offer, key)
+		}
+		seen[key] = j.Offer
 	}
 }
 

@@ -514,3 +514,33 @@ func TestAnswersStayTheSameAsTimePassesUntilAnOfferChanges(t *testing.T) {
 		t.Errorf("RemoteOK last_updated %d after a change at %d", legal[0].LastUpdated, clock.now.Unix())
 	}
 }
+
+// The duplicates are gen's copies: one offer served twice, mostly on two
+// sources (on one when the board moved both to adzuna or francetravail).
+func TestDuplicatesAreTheCopiesOnSeveralSources(t *testing.T) {
+	b, err := jobboard.New(jobboard.Config{Rows: 600, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := b.Duplicates()
+	if len(dups) < 20 {
+		t.Fatalf("%d duplicate groups among 600 offers, want about 8 %%", len(dups))
+	}
+	ids := map[string]map[string]bool{}
+	for _, src := range jobboard.Sources {
+		ids[src] = map[string]bool{}
+		for _, id := range b.IDs(src) {
+			ids[src][id] = true
+		}
+	}
+	for _, g := range dups {
+		for _, s := range g {
+			if !ids[s.Source][s.ID] {
+				t.Errorf("group %v: %s serves no offer %s", g, s.Source, s.ID)
+			}
+		}
+		if len(g) < 2 {
+			t.Errorf("group %v: want one offer served twice", g)
+		}
+	}
+}

@@ -341,6 +341,38 @@ func (b *Board) IDs(source string) []string {
 	return out
 }
 
+// Served is an offer as a source serves it: the source and its own id.
+type Served struct{ Source, ID string }
+
+// Duplicates are the offers the board serves twice (gen's copies: on two
+// sources, or on one when it moved both to adzuna or francetravail), one
+// group each, sorted, for the groups whose title and company are served:
+// those a cleaner can match.
+func (b *Board) Duplicates() [][]Served {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	groups := map[int][]Served{}
+	known := map[int]bool{}
+	for _, src := range Sources {
+		for _, o := range b.offers[src] {
+			if _, ok := known[o.Offer]; !ok {
+				known[o.Offer] = true
+			}
+			known[o.Offer] = known[o.Offer] && strings.TrimSpace(o.Title) != "" && strings.TrimSpace(o.Company) != ""
+			groups[o.Offer] = append(groups[o.Offer], Served{Source: src, ID: o.ID})
+		}
+	}
+	var out [][]Served
+	for n, g := range groups {
+		if len(g) > 1 && known[n] {
+			slices.SortFunc(g, func(a, b Served) int { return strings.Compare(a.Source+a.ID, b.Source+b.ID) })
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b []Served) int { return strings.Compare(a[0].Source+a[0].ID, b[0].Source+b[0].ID) })
+	return out
+}
+
 // Change changes the title of one offer, so that the next poll of its
 // source sees it changed; id is the source's own id (for weworkremotely
 // its slug, with or without "remote-jobs/").

@@ -47,6 +47,7 @@ type offer struct {
 	Monthly           bool
 	Family, Seniority string
 	N                 int // the offer's position among all of the board's
+	Offer             int // gen's number of the offer; its copy on another source has the same
 	Rev               int // times Change changed it
 }
 
@@ -62,7 +63,7 @@ func newOffer(j gen.Job, n int) (*offer, error) {
 		Company: v(colCompany), Category: v(colCategory), Location: v(colLocation),
 		JobType: v(colJobType), Salary: v(colSalary), Date: v(colPublished),
 		Description: v(colDescription), Remote: v(colRemote) == "true",
-		SalaryEUR: j.Salary, Family: j.Family, Seniority: j.Seniority, N: n,
+		SalaryEUR: j.Salary, Family: j.Family, Seniority: j.Seniority, N: n, Offer: j.Offer,
 	}
 	if !slices.Contains(Sources, o.Source) {
 		return nil, fmt.Errorf("source %q: want one of %s", o.Source, strings.Join(Sources, ", "))
