@@ -64,9 +64,9 @@ type jobsDemoSummary struct {
 	// jobs table with those the board planted (gen's copies).
 	Clusters jobsClusters `json:"clusters"`
 	// Views counts the rows of each declared view.
-	Views map[string]int `json:"views"`
-	ElapsedSeconds        float64 `json:"elapsed_seconds"`
-	Reconciled            bool    `json:"reconciled"`
+	Views          map[string]int `json:"views"`
+	ElapsedSeconds float64        `json:"elapsed_seconds"`
+	Reconciled     bool           `json:"reconciled"`
 }
 
 // jobsSourceCounts are one source's counts.

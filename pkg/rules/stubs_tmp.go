@@ -8,7 +8,7 @@ type TextOptions struct {
 }
 
 func CleanText(s string, o TextOptions) string { return Normalise(s) }
-func CompanyKey(name string) string             { return Normalise(name) }
+func CompanyKey(name string) string            { return Normalise(name) }
 
 type Salary struct {
 	Min, Max       float64
