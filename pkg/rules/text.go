@@ -19,7 +19,9 @@ const TextMaxBytes = 1 << 20
 // TextOptions choose the steps of CleanText beyond the ones always done.
 type TextOptions struct {
 	// HTML says the value is HTML: it is converted to plain text. A value
-	// holding no tag at all is read as plain text, its line breaks kept.
+	// holding no tag is read as plain text, its line breaks kept, unless
+	// it holds escaped tags ("&lt;p&gt;..."): then it is unescaped once and
+	// converted.
 	HTML bool
 	// DropLines are regular expressions (RE2 syntax, matched without
 	// regard to case anywhere in a line of the cleaned text) of lines to
@@ -57,12 +59,14 @@ func (o TextOptions) textDrops() []*regexp.Regexp {
 //
 //   - replaces each byte of invalid UTF-8 with U+FFFD and strips a leading
 //     byte order mark;
-//   - with HTML, converts the value to text: block elements (p, div,
-//     headings, lists, tables) end lines, each <li> is a line starting
-//     with "- ", <br> breaks a line; <img> (tracking pixels), <script>,
-//     <style>, <noscript>, <template>, <iframe>, <svg> and comments are
-//     dropped, a link keeps its text; whitespace inside the HTML collapses
-//     as a browser collapses it (kept in <pre>);
+//   - with HTML, converts the value to text: paragraphs, headings, lists
+//     and tables are separated by a blank line, a div, table row or <br>
+//     ends a line (two <br> a paragraph), each <li> is a line starting
+//     with "- " (paragraphs inside it are lines), table cells are
+//     separated by a space; <img> (tracking pixels), <script>, <style>,
+//     <noscript>, <template>, <iframe>, <svg>, <object>, <title> and
+//     comments are dropped, a link keeps its text; whitespace inside the
+//     HTML collapses as a browser collapses it (kept in <pre>);
 //   - decodes HTML character references ended by ';', also in plain text
 //     ("R&amp;D" → "R&D", "&#39;" → "'"), double-escaped ones too;
 //   - drops control characters but line breaks (a tab is a space, CR LF
@@ -88,8 +92,16 @@ func CleanText(s string, o TextOptions) string {
 	s = textCut(s, TextMaxBytes)
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.TrimPrefix(s, "\uFEFF")
-	if o.HTML && textHasTag.MatchString(s) {
-		s = textFromHTML(s)
+	if o.HTML {
+		if !textHasTag.MatchString(s) {
+			// HTML escaped once more, as some APIs send it.
+			if u := textUnescape(s); textHasTag.MatchString(u) {
+				s = u
+			}
+		}
+		if textHasTag.MatchString(s) {
+			s = textFromHTML(s)
+		}
 	}
 	drops := o.textDrops()
 	for range 4 {
@@ -421,8 +433,10 @@ var textBreaks = map[string]string{
 func textFromHTML(s string) string {
 	z := html.NewTokenizer(strings.NewReader(s))
 	out := make([]byte, 0, len(s))
-	skip, pre := 0, 0
-	space := false // a space is owed before the next word
+	skip, pre := 0, 0    // depth in skipped elements, in <pre>
+	lists, items := 0, 0 // depth in lists, in their items
+	bullet := -1         // len(out) just after an item's "- ", while nothing follows it
+	space := false       // a space is owed before the next word
 	for {
 		tt := z.Next()
 		switch tt {
@@ -451,21 +465,23 @@ func textFromHTML(s string) string {
 		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
 			name, _ := z.TagName()
 			tag := string(name)
-			start, end := tt != html.EndTagToken, tt != html.StartTagToken
+			opens, closes := tt == html.StartTagToken, tt == html.EndTagToken
 			if textSkipped[tag] {
-				if tt == html.StartTagToken {
+				if opens {
 					skip++
-				} else if tt == html.EndTagToken && skip > 0 {
+				} else if closes && skip > 0 {
 					skip--
 				}
 				continue
 			}
-			if tag == "pre" {
-				if tt == html.StartTagToken {
-					pre++
-				} else if tt == html.EndTagToken && pre > 0 {
-					pre--
-				}
+			switch {
+			case tag == "pre":
+				pre = textDepth(pre, opens, closes)
+			case tag == "ul" || tag == "ol":
+				lists = textDepth(lists, opens, closes)
+				items = min(items, lists)
+			case tag == "li":
+				items = textDepth(items, opens, closes)
 			}
 			br, ok := textBreaks[tag]
 			if skip > 0 || !ok {
@@ -475,21 +491,44 @@ func textFromHTML(s string) string {
 				space = true
 				continue
 			}
-			if tag == "br" {
+			if len(out) == bullet {
+				if opens && tag != "li" {
+					continue // <li><p>: the paragraph is the item's line
+				}
+				out = out[:bullet-2] // an empty item
+			}
+			bullet = -1
+			space = false
+			switch {
+			case tag == "br":
 				// Each <br> breaks a line: two in a row end a paragraph.
 				out = textBreak(out, 0)
 				if len(out) > 0 {
 					out = append(out, '\n')
 				}
-			} else {
+			case items > 0 || tag == "li":
+				// Inside a list item, or for one, paragraphs are lines.
+				out = textBreak(out, 1)
+			default:
 				out = textBreak(out, len(br))
 			}
-			space = false
-			if tag == "li" && start && !end {
+			if tag == "li" && opens {
 				out = append(out, "- "...)
+				bullet = len(out)
 			}
 		}
 	}
+}
+
+// textDepth is depth after a start tag (opens) or an end tag (closes).
+func textDepth(depth int, opens, closes bool) int {
+	switch {
+	case opens:
+		return depth + 1
+	case closes && depth > 0:
+		return depth - 1
+	}
+	return depth
 }
 
 // textBreak ends out with n line breaks or more, its trailing spaces
