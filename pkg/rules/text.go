@@ -57,8 +57,8 @@ func (o TextOptions) textDrops() []*regexp.Regexp {
 // CleanText turns a value written by a job API or board into plain text,
 // valid UTF-8 of at most TextMaxBytes bytes. In order, it
 //
-//   - replaces each byte of invalid UTF-8 with U+FFFD and strips a leading
-//     byte order mark;
+//   - replaces invalid UTF-8 (each run of bad bytes) with U+FFFD and
+//     strips a leading byte order mark;
 //   - with HTML, converts the value to text: paragraphs, headings, lists
 //     and tables are separated by a blank line, a div, table row or <br>
 //     ends a line (two <br> a paragraph), each <li> is a line starting
@@ -69,8 +69,8 @@ func (o TextOptions) textDrops() []*regexp.Regexp {
 //     HTML collapses as a browser collapses it (kept in <pre>);
 //   - decodes HTML character references ended by ';', also in plain text
 //     ("R&amp;D" → "R&D", "&#39;" → "'"), double-escaped ones too;
-//   - drops control characters but line breaks (a tab is a space, CR LF
-//     and CR are line breaks);
+//   - drops the C0 control characters but line breaks (a tab is a space,
+//     CR LF and CR are line breaks);
 //   - repairs mojibake, UTF-8 that was read as Windows-1252 or Latin-1,
 //     once or twice ("Weâ€™re" → "We’re", "GdaÅ\u0084sk" → "Gdańsk",
 //     "MÃƒÂ¼nchen" → "München"): each sequence of a lead character and
@@ -85,8 +85,9 @@ func (o TextOptions) textDrops() []*regexp.Regexp {
 //     lines DropLines match, keeps at most one blank line in a row and
 //     none at the ends.
 //
-// The steps repeat until the text no longer changes (at most four
-// rounds), so CleanText of its own output, read as plain text, is that
+// The steps but the first two repeat until the text no longer changes
+// (real text takes one round, and another to see it unchanged; at most
+// four), so CleanText of its own output, read as plain text, is that
 // output.
 func CleanText(s string, o TextOptions) string {
 	s = textCut(s, TextMaxBytes)
@@ -253,13 +254,13 @@ var textPlausible = []struct{ lo, hi rune }{
 	{0x0400, 0x04ff},   // Cyrillic
 	{0x0590, 0x05ff},   // Hebrew
 	{0x0600, 0x06ff},   // Arabic
+	{0x0900, 0x0dff},   // Indic scripts
 	{0x0e00, 0x0e7f},   // Thai
 	{0x1e00, 0x1eff},   // Latin extended additional (Vietnamese)
 	{0x2000, 0x206f},   // general punctuation
 	{0x20a0, 0x20cf},   // currency symbols
 	{0x2100, 0x215f},   // letterlike symbols, number forms
-	{0x2190, 0x22ff},   // arrows, mathematical operators
-	{0x2500, 0x27bf},   // box drawing, shapes, symbols, dingbats
+	{0x2190, 0x2bff},   // arrows, operators, technical, enclosed, shapes, symbols, dingbats
 	{0x3000, 0x30ff},   // CJK punctuation, hiragana, katakana
 	{0x4e00, 0x9fff},   // CJK ideographs
 	{0xac00, 0xd7af},   // Hangul
