@@ -120,10 +120,25 @@ func textRound(s string, drops []*regexp.Regexp) string {
 	s = textUnescape(s)
 	s = textDropC0(s)
 	s = textRepair(s)
-	s = norm.NFKC.String(s)
+	s = textNFKC(s)
 	s = textDropInvisible(s)
 	s = textLines(s, drops)
 	return textCut(s, TextMaxBytes)
+}
+
+// textNFKC normalises s to NFKC, stopping past TextMaxBytes: some
+// characters expand eighteenfold.
+func textNFKC(s string) string {
+	if norm.NFKC.QuickSpanString(s) == len(s) {
+		return s
+	}
+	var it norm.Iter
+	it.InitString(norm.NFKC, s)
+	out := make([]byte, 0, len(s)+len(s)/8)
+	for !it.Done() && len(out) <= TextMaxBytes {
+		out = append(out, it.Next()...)
+	}
+	return string(out)
 }
 
 // textCut cuts s to at most n bytes, at a rune boundary.
