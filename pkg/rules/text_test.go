@@ -283,3 +283,29 @@ func TestCompanyKeyBounded(t *testing.T) {
 		t.Errorf("CompanyKey of punctuation = %q, want \"\"", got)
 	}
 }
+
+func TestCleanTextHTMLEdges(t *testing.T) {
+	tests := map[string]struct{ in, want string }{
+		"upper-case tags":      {"<P>One</P><P>Two<BR>Three</P>", "One\n\nTwo\nThree"},
+		"items left open":      {"<ul><li>One<li>Two</ul>After", "- One\n- Two\n\nAfter"},
+		"'>' in an attribute":  {`<a title="a > b" href="x">link</a> text`, "link text"},
+		"svg text":             {"<svg><text>logo</text></svg>Hello", "Hello"},
+		"whole document":       {"<!DOCTYPE html><html><head><title>Job</title><meta charset=utf-8></head><body><h1>Go Developer</h1></body></html>", "Go Developer"},
+		"tag cut at the end":   {"<p>unterminated <b", "unterminated"},
+		"source line breaks":   {"<p>a</p>\n\n\n<p>b</p>", "a\n\nb"},
+		"empty items":          {"<li></li><li>  </li>", ""},
+		"no semicolon":         {"<p>Copy &copy 2024 &amp co</p>", "Copy © 2024 & co"},
+		"inline elements":      {"<b>Bold</b><i>Italic</i> <span>span</span>", "BoldItalic span"},
+		"numeric emoji":        {"<p>We’re<br/>hiring</p><p>&#128640; now</p>", "We’re\nhiring\n\n🚀 now"},
+		"script in a list":     {"<ul><li>Go<script>track()</script></li></ul>", "- Go"},
+		"comment left open":    {"<p>Kept</p><!-- dropped <p>too</p>", "Kept"},
+		"text without any tag": {"Senior Go\n\n\nEngineer &amp; SRE", "Senior Go\n\nEngineer & SRE"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := CleanText(tt.in, TextOptions{HTML: true}); got != tt.want {
+				t.Errorf("CleanText(%q, html)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
