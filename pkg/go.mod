@@ -16,7 +16,10 @@ require (
 	go.uber.org/zap v1.28.0
 )
 
-require github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+require (
+	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+	golang.org/x/net v0.63.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -37,9 +40,9 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sync v0.23.0 // indirect
-	golang.org/x/sys v0.48.0
-	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.50.0
+	golang.org/x/text v0.44.0
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
