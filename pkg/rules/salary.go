@@ -132,10 +132,10 @@ var salaryPeriodRes = []struct {
 		`|\bdaily\b|\bday rate\b|\bjournalier\b|\btjm\b|\btagessatz\b`)},
 	{SalaryWeek, regexp.MustCompile(`/\s*(?:week|wk|w|semaine|woche)` + salaryEnd + `|` + salaryPer + `(?:week|semaine|woche)` + salaryEnd +
 		`|\bweekly\b|\bhebdomadaire\b|\bwöchentlich`)},
-	{SalaryMonth, regexp.MustCompile(`/\s*(?:month|mo|m|mth|mois|monat|mes|mies|mån|månad)` + salaryEnd + `|` + salaryPer + `(?:month|mois|monat|mes)` + salaryEnd +
-		`|\bmonthly\b|\bmiesięcznie|\bmensuel(?:le)?\b|\bmensual\b|\bmonatlich\b|\bpcm\b|\bmtl\.`)},
-	{SalaryYear, regexp.MustCompile(`/\s*(?:year|yr|y|an|année|annee|jahr|año|ano|annum|år)` + salaryEnd + `|` + salaryPer + `(?:year|annum|an|année|annee|jahr|año|ano)` + salaryEnd +
-		`|\bp\.\s?a\.?|\bpa\b|\bannual(?:ly)?\b|\byearly\b|\bannuel(?:le)?\b|\banual\b|\bjährlich|\bjahresgehalt\b|\blpa\b|\bctc\b`)},
+	{SalaryMonth, regexp.MustCompile(`/\s*(?:month|mo|m|mth|mois|monat|mes|mies|mån|månad|月)` + salaryEnd + `|` + salaryPer + `(?:month|mois|monat|mes)` + salaryEnd +
+		`|\bmonthly\b|\bmiesięcznie|\bmensuel(?:le)?s?\b|\bmensual\b|\bmonatlich\b|\bpcm\b|\bmtl\.`)},
+	{SalaryYear, regexp.MustCompile(`/\s*(?:year|yr|y|an|année|annee|jahr|año|ano|annum|år|年)` + salaryEnd + `|` + salaryPer + `(?:year|annum|an|année|annee|jahr|año|ano)` + salaryEnd +
+		`|\bp\.\s?a\.?|\bpa\b|\bannual(?:ly)?\b|\byearly\b|\bannuel(?:le)?s?\b|\banual\b|\bjährlich|\bjahresgehalt\b|\blpa\b|\bctc\b`)},
 }
 
 // salaryNoiseRe finds numbers that are not amounts: counts of payments
@@ -156,7 +156,7 @@ var salaryNoteRes = []struct {
 }{
 	{"ote", regexp.MustCompile(`\bote\b|\bon[- ]target\b`)},
 	{"from", regexp.MustCompile(`\bfrom\b|\bstarting (?:at|from)\b|[àa] partir de\b|\bdès` + salaryEnd + `|\bab\b|\bmindestens\b|\bdesde\b|\bmin(?:imum|\.)`)},
-	{"up_to", regexp.MustCompile(`\bup to\b|\bupto\b|\bjusqu'?\s?[àa]` + salaryEnd + `|\bbis zu\b|\bhasta\b|\bmax(?:imum|\.)`)},
+	{"up_to", regexp.MustCompile(`\bup to\b|\bupto\b|\bjusqu'?\s?[àa]` + salaryEnd + `|\bbis zu\b|\bhasta\b|\bmax(?:imum|\.|\b)`)},
 	{"equity", regexp.MustCompile(`\bequity\b|\bstock options?\b|\bshares\b|\brsus?\b|\bbspce\b|\bbsa\b|\bvirtual shares\b`)},
 	{"bonus", regexp.MustCompile(`\bbonus\b|\bprime\b|\bcommission\b`)},
 	{"net", regexp.MustCompile(`\bnet\b|\bnetto\b`)},
@@ -193,7 +193,8 @@ var salaryRangeWords = map[string]bool{
 // Rs, lakh); "" when none ("kr", shared by three currencies, is not
 // read). The period is the first written one
 // ("/hr", "per hour", "horaire", "mensuel", "p.a.", "par an", "annuel",
-// "jährlich"…); when none is written it is inferred from the larger
+// "jährlich"…) that precedes any amount after the range ("€60k (€5k/month)"
+// is yearly); when none is written it is inferred from the larger
 // amount, divided by the currency's salary level, with the Salary*Below
 // thresholds, and PeriodInferred is set. Notes are read anywhere in the
 // text, but "from" and "up_to" only for a single amount ("from $70k to
@@ -212,7 +213,7 @@ func ParseSalary(text string) (s Salary, ok bool) {
 	}
 	a := amounts[0]
 	s.Min, s.Max = a.value(), a.value()
-	ranged := false
+	ranged, next := false, 1
 	if len(amounts) > 1 && salaryJoined(n[a.end:amounts[1].start]) {
 		b := amounts[1]
 		switch {
@@ -225,13 +226,19 @@ func ParseSalary(text string) (s Salary, ok bool) {
 		if s.Min > s.Max {
 			s.Min, s.Max = s.Max, s.Min
 		}
-		ranged = true
+		ranged, next = true, 2
 	}
 	if math.IsInf(s.Max, 0) || math.IsNaN(s.Max) || math.IsInf(s.Min, 0) || s.Min <= 0 {
 		return Salary{}, false
 	}
 	s.Currency = salaryCurrency(n)
-	s.Period = salaryWrittenPeriod(n)
+	// A period written after a further amount is that amount's:
+	// "€60k (€5k/month)" is yearly.
+	limit := len(n)
+	if next < len(amounts) {
+		limit = amounts[next].start
+	}
+	s.Period = salaryWrittenPeriod(n, limit)
 	if s.Period == "" {
 		s.Period, s.PeriodInferred = salaryInferPeriod(s.Max, s.Currency), true
 	}
@@ -444,7 +451,8 @@ func salaryMultiplier(n string, i int) (float64, int) {
 }
 
 // salaryJoined tells whether between, the text between two amounts, joins
-// them in a range.
+// them in a range once currency marks and periods are dropped ("€50k/year
+// - €60k/year").
 func salaryJoined(between string) bool {
 	if len(between) > 64 {
 		return false
@@ -456,6 +464,9 @@ func salaryJoined(between string) bool {
 			break
 		}
 		rest = rest[:start] + " " + rest[end:]
+	}
+	for _, p := range salaryPeriodRes {
+		rest = p.re.ReplaceAllString(rest, " ")
 	}
 	rest = strings.ReplaceAll(rest, " ", "")
 	return rest == "" || salaryRangeWords[rest]
@@ -489,9 +500,10 @@ func salaryCurrencyMark(n string) (start, end int) {
 	return -1, -1
 }
 
-// salaryWrittenPeriod is the first period written in n, "" when none.
-func salaryWrittenPeriod(n string) string {
-	period, at := "", len(n)+1
+// salaryWrittenPeriod is the first period written in n that starts
+// before byte limit, "" when none.
+func salaryWrittenPeriod(n string, limit int) string {
+	period, at := "", limit
 	for _, p := range salaryPeriodRes {
 		if loc := p.re.FindStringIndex(n); loc != nil && loc[0] < at {
 			period, at = p.period, loc[0]
