@@ -149,14 +149,21 @@ var salaryNoiseRe = regexp.MustCompile(`(?:\b(?:sur|over|x|on)\s+)?\d+(?:[.,]\d+
 	`|\d+(?:[.,]\d+)?\s*%` +
 	`|\b401\s*\(?k\)?`)
 
-// salaryNoteRes are the notes and how they are written.
+// salaryAhead is an amount ahead, after at most a currency mark: a bound
+// ("from", "up to") counts only before its amount ("remote from Europe"
+// is none).
+const salaryAhead = `\s*(?:[^\pL\pN\s]{1,3}|\pL{1,3}\$?)?\s*\d`
+
+// salaryNoteRes are the notes and how they are written; "max" also
+// counts after its amount ("$75/hr max").
 var salaryNoteRes = []struct {
 	note string
 	re   *regexp.Regexp
 }{
 	{"ote", regexp.MustCompile(`\bote\b|\bon[- ]target\b`)},
-	{"from", regexp.MustCompile(`\bfrom\b|\bstarting (?:at|from)\b|[àa] partir de\b|\bdès` + salaryEnd + `|\bab\b|\bmindestens\b|\bdesde\b|\bmin(?:imum|\.)`)},
-	{"up_to", regexp.MustCompile(`\bup to\b|\bupto\b|\bjusqu'?\s?[àa]` + salaryEnd + `|\bbis zu\b|\bhasta\b|\bmax(?:imum|\.|\b)`)},
+	{"from", regexp.MustCompile(`(?:\bfrom|\bstarting (?:at|from)|[àa] partir de|\bdès|\bab|\bmindestens|\bdesde|\bmin(?:imum|\.)?)` + salaryEnd + salaryAhead)},
+	{"up_to", regexp.MustCompile(`(?:\bup to|\bupto|\bjusqu'?\s?[àa]|\bbis zu|\bhasta|\bmax(?:imum|\.)?)` + salaryEnd + salaryAhead +
+		`|\bmax(?:imum)?\b\.?\s*(?:$|[,;)])`)},
 	{"equity", regexp.MustCompile(`\bequity\b|\bstock options?\b|\bshares\b|\brsus?\b|\bbspce\b|\bbsa\b|\bvirtual shares\b`)},
 	{"bonus", regexp.MustCompile(`\bbonus\b|\bprime\b|\bcommission\b`)},
 	{"net", regexp.MustCompile(`\bnet\b|\bnetto\b`)},
@@ -569,7 +576,7 @@ func StructuredSalary(min, max, currency, period, predicted string) (s Salary, o
 	if s.Period == "" {
 		s.Period, s.PeriodInferred = salaryInferPeriod(s.Max, s.Currency), true
 	}
-	switch strings.ToLower(strings.TrimSpace(predicted)) {
+	switch strings.ToLower(strings.TrimSpace(salaryNormalize(predicted))) {
 	case "1", "1.0", "true":
 		s.Predicted = true
 		s.Notes = []string{"predicted"}
@@ -581,6 +588,9 @@ func StructuredSalary(min, max, currency, period, predicted string) (s Salary, o
 // "85000.0", "8.5e4") or one written as ParseSalary reads them
 // ("85,000", "85k"); 0 when unknown.
 func salaryField(text string) float64 {
+	if len(text) > salaryMaxText {
+		return 0
+	}
 	text = strings.TrimSpace(text)
 	if len(text) > 64 {
 		return 0
@@ -603,6 +613,9 @@ func salaryField(text string) float64 {
 // salaryCurrencyCode reads a structured currency: a three-letter code
 // (any case) or a mark ParseSalary knows ("$", "€", "euros"); "" otherwise.
 func salaryCurrencyCode(text string) string {
+	if len(text) > salaryMaxText {
+		return ""
+	}
 	text = strings.TrimSpace(text)
 	if len(text) == 3 && strings.IndexFunc(text, func(r rune) bool { return r < 'A' || r > 'Z' && r < 'a' || r > 'z' }) < 0 {
 		return strings.ToUpper(text)

@@ -191,6 +191,21 @@ func TestParseSalaryEdges(t *testing.T) {
 			want: Salary{Min: 50000, Max: 60000, Currency: "EUR", Period: SalaryYear},
 			ok:   true,
 		},
+		"from without its amount is no bound": {
+			in:   "Remote from Europe, €60k",
+			want: Salary{Min: 60000, Max: 60000, Currency: "EUR", Period: SalaryYear, PeriodInferred: true},
+			ok:   true,
+		},
+		"about is not ab": {
+			in:   "about $50k",
+			want: Salary{Min: 50000, Max: 50000, Currency: "USD", Period: SalaryYear, PeriodInferred: true},
+			ok:   true,
+		},
+		"up to without its amount is no bound": {
+			in:   "Hybrid, up to 2 days remote, 55 000 € par an",
+			want: Salary{Min: 55000, Max: 55000, Currency: "EUR", Period: SalaryYear},
+			ok:   true,
+		},
 		"krona is not a multiplier": {
 			in:   "45 000 kr/mån",
 			want: Salary{Min: 45000, Max: 45000, Period: SalaryMonth},
