@@ -59,15 +59,16 @@ var salaryPerYear = map[string]float64{
 }
 
 // Thresholds of period inference, in euro-like units (the amount divided
-// by its currency's salaryLevel): a salary text without a period is per
-// hour below 100, per day below 1,000, per month below 15,000, per year
-// from 15,000 up. Hourly pay above 100 and monthly pay above 15,000 are
-// rare where these units apply, as are day rates under 100 and yearly pay
-// under 15,000 for full-time work; a weekly amount is never inferred.
+// by its currency's salaryLevel): a salary without a written period is per
+// hour below 100, per day below 1,000, per month below 10,000 and per year
+// from 10,000 up ("45k" and "$12K" are yearly). Hourly pay above 100 and
+// day rates under 100 are rare; monthly pay of 10,000 or more is rarer
+// than yearly pay under 15,000 (a junior in Warsaw, which datamill gen
+// jobs writes as "€14k"); a weekly amount is never inferred.
 const (
 	SalaryInferHourBelow  = 100
 	SalaryInferDayBelow   = 1000
-	SalaryInferMonthBelow = 15000
+	SalaryInferMonthBelow = 10000
 )
 
 // salaryMaxText bounds how much of a salary text is read.
@@ -78,7 +79,7 @@ const salaryMaxText = 4096
 // to infer a period from a magnitude, never to convert. Currencies not
 // listed count 1.
 var salaryLevel = map[string]float64{
-	"JPY": 150, "KRW": 1400, "INR": 20, "IDR": 10000, "VND": 15000, "HUF": 300, "CZK": 20, "PLN": 4,
+	"CHF": 1.3, "JPY": 150, "KRW": 1400, "INR": 20, "IDR": 10000, "VND": 15000, "HUF": 300, "CZK": 20, "PLN": 4,
 	"SEK": 10, "NOK": 10, "DKK": 7, "ZAR": 10, "BRL": 4, "MXN": 15, "CNY": 6, "HKD": 8, "RUB": 60,
 	"TRY": 20, "PHP": 30, "UAH": 30, "RON": 4, "THB": 25, "MYR": 3, "NGN": 500, "KES": 80, "EGP": 30,
 	"ARS": 500, "CLP": 700, "COP": 3000, "ILS": 4, "AED": 4, "BGN": 2, "TWD": 30, "PKR": 100,

@@ -235,8 +235,10 @@ func TestSalaryInferPeriod(t *testing.T) {
 		{100, "EUR", SalaryDay},
 		{999, "", SalaryDay},
 		{1000, "USD", SalaryMonth},
-		{14999, "GBP", SalaryMonth},
-		{15000, "EUR", SalaryYear},
+		{9999, "GBP", SalaryMonth},
+		{10000, "EUR", SalaryYear},
+		{14000, "EUR", SalaryYear}, // datamill gen jobs' "€14k"
+		{12000, "USD", SalaryYear},
 		{45000, "EUR", SalaryYear},
 		{50000, "INR", SalaryMonth},   // 2,500 in euro-like units
 		{600000, "INR", SalaryYear},   // 30,000
@@ -244,7 +246,9 @@ func TestSalaryInferPeriod(t *testing.T) {
 		{5000000, "JPY", SalaryYear},  // 33,333
 		{18000, "PLN", SalaryMonth},   // 4,500
 		{200, "PLN", SalaryHour},      // 50
-		{2000, "CHF", SalaryMonth},    // no level: 2,000
+		{11000, "CHF", SalaryMonth},   // 8,462
+		{2000, "CHF", SalaryMonth},    // 1,538
+		{3000, "GBP", SalaryMonth},    // no level
 		{3000000, "KRW", SalaryMonth}, // 2,143
 	}
 	for _, tt := range tests {
