@@ -349,3 +349,48 @@ func TestSalaryAnnual(t *testing.T) {
 		})
 	}
 }
+
+// salaryThousands writes the whole number x with sep between groups of
+// three, as datamill gen jobs does.
+func salaryThousands(x float64, sep string) string {
+	s := strconv.FormatInt(int64(x), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteString(sep)
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// TestParseSalaryGeneratedFormats writes annual salaries from 11,000 to
+// 250,000 in every format of datamill gen jobs (its salaryText, in euros and
+// dollars) and reads each back: the annual amount must hold the salary,
+// within the format's rounding.
+func TestParseSalaryGeneratedFormats(t *testing.T) {
+	rates := SalaryRates{To: "EUR", Per: map[string]float64{"USD": 1}, Min: 5000, Max: 2e6}
+	for amount := 11000.0; amount <= 250000; amount *= 1.07 {
+		amount = math.Round(amount/500) * 500
+		lo, hi := math.Round(amount*0.92/1000), math.Round(amount*1.08/1000)
+		for _, m := range []struct{ sign, code string }{{"€", "EUR"}, {"$", "USD"}} {
+			texts := []string{
+				m.sign + strconv.Itoa(int(lo)) + "k–" + strconv.Itoa(int(hi)) + "k",
+				salaryThousands(lo*1000, ",") + " - " + salaryThousands(hi*1000, ",") + " " + m.code,
+				m.sign + strconv.Itoa(int(math.Round(amount/1000))) + "k",
+				salaryThousands(lo*1000, ".") + " – " + salaryThousands(hi*1000, ".") + " " + m.sign + " p.a.",
+				m.sign + salaryThousands(math.Round(amount/12), ",") + "/month",
+			}
+			for _, text := range texts {
+				s, ok := ParseSalary(text)
+				if !ok || s.Currency != m.code {
+					t.Fatalf("ParseSalary(%q) = %+v, %v; want an amount in %s", text, s, ok, m.code)
+				}
+				min, max, ok := s.Annual(rates, "")
+				if !ok || min > amount*1.03 || max < amount*0.97 {
+					t.Errorf("ParseSalary(%q) = %+v: annual %v–%v, %v; want about %v", text, s, min, max, ok, amount)
+				}
+			}
+		}
+	}
+}
