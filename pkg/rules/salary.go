@@ -141,14 +141,15 @@ var salaryPeriodRes = []struct {
 
 // salaryNoiseRe finds numbers that are not amounts: counts of payments
 // ("sur 12.0 mois", "13 months"), a 13th month, hours or days of work
-// (with their "per week"), years of experience, percentages and the
-// American 401(k).
+// (with their "per week"), years of experience, percentages, dates
+// (2026-07-01, 01/07/2026, 1.7.2026) and the American 401(k).
 var salaryNoiseRe = regexp.MustCompile(`(?:\b(?:sur|over|x|on)\s+)?\d+(?:[.,]\d+)?\s*(?:mois|months?|monate?n?|mensualités|payments)` + salaryEnd +
 	`|\d+\s*(?:st|nd|rd|th|e|ème|eme)\s+(?:mois|month)\b` +
 	`|\d+(?:[.,]\d+)?\s*\+?\s*(?:hours?|hrs|heures|h|stunden|std|days|jours|j|tage)\b(?:\s*(?:/|per|a|par|pro)\s*(?:week|semaine|woche|wk|month|mois|monat|year|an)\b)?` +
 	`|\d+\s*\+?\s*(?:years?|yrs?|ans|années|annees|jahre)` + salaryEnd +
 	`|\d+(?:[.,]\d+)?\s*%` +
-	`|\b401\s*\(?k\)?`)
+	`|\b401\s*\(?k\)?` +
+	`|\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b`)
 
 // salaryAhead is an amount ahead, after at most a currency mark: a bound
 // ("from", "up to") counts only before its amount ("remote from Europe"
@@ -191,16 +192,13 @@ var salaryRangeWords = map[string]bool{
 // "to", "à", "bis", "and"… make a range (Min, Max in order); otherwise the
 // first amount is Min and Max. Numbers that count something else are not
 // amounts: "sur 12.0 mois", "13th month", "40 hours/week", "5+ years",
-// percentages, 401(k).
-//
-// A number glued after a word that is not a currency ("B2B", "k8s") is
-// not an amount either.
+// percentages, dates, 401(k), and a number glued after a word that is not
+// a currency ("B2B", "k8s").
 //
 // The currency is the first mark in the text: a symbol ("$" is USD unless
 // prefixed: C$, A$, NZ$…), an ISO code or a word (euros, dollars, pounds,
 // Rs, lakh); "" when none ("kr", shared by three currencies, is not
-// read). The period is the first written one
-// ("/hr", "per hour", "horaire", "mensuel", "p.a.", "par an", "annuel",
+// read). The period is the first written one ("/hr", "per hour", "horaire", "mensuel", "p.a.", "par an", "annuel",
 // "jährlich"…) that precedes any amount after the range ("€60k (€5k/month)"
 // is yearly); when none is written it is inferred from the larger
 // amount, divided by the currency's salary level, with the Salary*Below
@@ -211,7 +209,8 @@ var salaryRangeWords = map[string]bool{
 // ok is false, with a zero Salary, when the text states no positive
 // amount ("Competitive", "DOE", "Negotiable", "0", empty) or its first
 // amount is negative ("-50k"). Implausible amounts ("€1", "999999999
-// EUR") are read as written: Annual bounds them.
+// EUR") are read as written: Annual refuses them by the bounds of its
+// rate table.
 func ParseSalary(text string) (s Salary, ok bool) {
 	n := salaryNormalize(text)
 	n = salaryNoiseRe.ReplaceAllStringFunc(n, func(m string) string { return strings.Repeat(" ", len(m)) })

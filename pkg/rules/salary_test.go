@@ -146,6 +146,11 @@ func TestParseSalaryEdges(t *testing.T) {
 			ok:   true,
 		},
 		"a huge number is no amount": {in: "$" + strings.Repeat("9", 400)},
+		"dates are not amounts": {
+			in:   "Posted 2026-07-01, start 01/09/2026: €60k",
+			want: Salary{Min: 60000, Max: 60000, Currency: "EUR", Period: SalaryYear, PeriodInferred: true},
+			ok:   true,
+		},
 		"a date is not a range": {
 			in:   "€3,000/month from 2026.07.01",
 			want: Salary{Min: 3000, Max: 3000, Currency: "EUR", Period: SalaryMonth, Notes: []string{"from"}},
