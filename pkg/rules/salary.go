@@ -115,11 +115,14 @@ var salaryCurrencyRe = regexp.MustCompile(`(?:^|[^\pL])((?:us|usd|c|ca|cad|a|au|
 	`|euros?|dollars?|pounds?|sterling|fr\.|sfr|franken|złotych|zloty|zl|rs\.?|lakhs?|lacs?|lpa|yen)(?:[^\pL]|$)`)
 
 // salaryPer is a period's preposition ("per", "a", "par", "pro", "im",
-// "al", "por", "la", "de l'"); salaryEnd ends a word that may end in a
-// letter outside ASCII, which \b does not see.
+// "al", "por", "la", "de l'", "pr."); salaryEnd ends a word that may end
+// in a letter outside ASCII, which \b does not see; salaryGlued is what
+// may stand before an abbreviation glued to its amount ("£18.50ph",
+// "£30000pa").
 const (
-	salaryPer = `(?:\b(?:per|an?|par|pro|im|al|por|la)\s+|\bde l'\s*)`
-	salaryEnd = `(?:[^\pL]|$)`
+	salaryPer   = `(?:\b(?:per|an?|par|pro|im|al|por|la)\s+|\b(?:de l'|pr\.)\s*)`
+	salaryEnd   = `(?:[^\pL]|$)`
+	salaryGlued = `(?:^|[^\pL])`
 )
 
 // salaryPeriodRes are the written periods; the first in the text wins.
@@ -128,15 +131,15 @@ var salaryPeriodRes = []struct {
 	re     *regexp.Regexp
 }{
 	{SalaryHour, regexp.MustCompile(`/\s*(?:hour|hr|h|heure|stunde|std)` + salaryEnd + `|` + salaryPer + `(?:hour|hr|heure|stunde)` + salaryEnd +
-		`|\bhourly\b|\bhoraire\b|\bstündlich|\bstundenlohn\b`)},
+		`|` + salaryGlued + `ph\b|\bhourly\b|\bhoraire\b|\bstündlich|\bstundenlohn\b`)},
 	{SalaryDay, regexp.MustCompile(`/\s*(?:day|d|jour|j|tag)` + salaryEnd + `|` + salaryPer + `(?:day|jour|tag)` + salaryEnd +
 		`|\bdaily\b|\bday rate\b|\bjournalier\b|\btjm\b|\btagessatz\b`)},
 	{SalaryWeek, regexp.MustCompile(`/\s*(?:week|wk|w|semaine|woche)` + salaryEnd + `|` + salaryPer + `(?:week|semaine|woche)` + salaryEnd +
-		`|\bweekly\b|\bhebdomadaire\b|\bwöchentlich`)},
-	{SalaryMonth, regexp.MustCompile(`/\s*(?:month|mo|m|mth|mois|monat|mes|mies|mån|månad|月)` + salaryEnd + `|` + salaryPer + `(?:month|mois|monat|mes)` + salaryEnd +
-		`|\bmonthly\b|\bmiesięcznie|\bmensuel(?:le)?s?\b|\bmensual\b|\bmonatlich\b|\bpcm\b|\bmtl\.`)},
-	{SalaryYear, regexp.MustCompile(`/\s*(?:year|yr|y|an|année|annee|jahr|año|ano|annum|år|年)` + salaryEnd + `|` + salaryPer + `(?:year|annum|an|année|annee|jahr|año|ano)` + salaryEnd +
-		`|\bp\.\s?a\.?|\bpa\b|\bannual(?:ly)?\b|\byearly\b|\bannuel(?:le)?s?\b|\banual\b|\bjährlich|\bjahresgehalt\b|\blpa\b|\bctc\b`)},
+		`|` + salaryGlued + `pw\b|\bweekly\b|\bhebdomadaire\b|\bwöchentlich`)},
+	{SalaryMonth, regexp.MustCompile(`/\s*(?:month|mo|m|mth|mois|monat|mes|mies|mån|månad|月)` + salaryEnd + `|` + salaryPer + `(?:month|mois|monat|mes|måned|månad)` + salaryEnd +
+		`|` + salaryGlued + `pm\b|\bmonthly\b|\bmiesięcznie|\bmensuel(?:le)?s?\b|\bmensual\b|\bmonatlich\b|` + salaryGlued + `pcm\b|\bmtl\.`)},
+	{SalaryYear, regexp.MustCompile(`/\s*(?:year|yr|y|an|année|annee|jahr|año|ano|annum|år|年)` + salaryEnd + `|` + salaryPer + `(?:year|annum|an|année|annee|jahr|año|ano|år)` + salaryEnd +
+		`|\bp\.\s?a\.?|` + salaryGlued + `pa\b|\bannual(?:ly)?\b|\byearly\b|\bannuel(?:le)?s?\b|\banual\b|\bjährlich|\bjahresgehalt\b|\blpa\b|\bctc\b`)},
 }
 
 // salaryNoiseRe finds numbers that are not amounts: counts of payments
@@ -193,7 +196,10 @@ var salaryRangeWords = map[string]bool{
 // first amount is Min and Max. Numbers that count something else are not
 // amounts: "sur 12.0 mois", "13th month", "40 hours/week", "5+ years",
 // percentages, dates, 401(k), and a number glued after a word that is not
-// a currency ("B2B", "k8s").
+// a currency ("B2B", "k8s"). The salary starts at the first amount marked
+// by a currency or a multiplier, or at a bare amount joined to it in a
+// range; when none is marked, at the first amount ("3 positions, $80k"
+// pays $80k; "45 - 55 k€" is a range).
 //
 // The currency is the first mark in the text: a symbol ("$" is USD unless
 // prefixed: C$, A$, NZ$…), an ISO code or a word (euros, dollars, pounds,
@@ -215,6 +221,16 @@ func ParseSalary(text string) (s Salary, ok bool) {
 	n := salaryNormalize(text)
 	n = salaryNoiseRe.ReplaceAllStringFunc(n, func(m string) string { return strings.Repeat(" ", len(m)) })
 	amounts := salaryAmounts(n)
+	// The salary starts at the first amount marked by a currency or a
+	// multiplier, or at the bare one joined to it ("25 - 45 k€"): "3
+	// positions, $80k" pays $80k.
+	if i := slices.IndexFunc(amounts, func(a salaryAmount) bool { return salaryMarked(n, a) }); i > 0 {
+		if !salaryJoined(n[amounts[i-1].end:amounts[i].start]) {
+			amounts = amounts[i:]
+		} else {
+			amounts = amounts[i-1:]
+		}
+	}
 	if len(amounts) == 0 || amounts[0].negative {
 		return Salary{}, false
 	}
@@ -457,6 +473,25 @@ func salaryMultiplier(n string, i int) (float64, int) {
 	return 1, i
 }
 
+// salaryMarked tells whether amount a of n has a multiplier or a currency
+// mark right before or after it.
+func salaryMarked(n string, a salaryAmount) bool {
+	if a.mult > 1 {
+		return true
+	}
+	before := strings.TrimRight(n[max(0, a.start-12):a.start], " ")
+	for _, loc := range salaryCurrencyRe.FindAllStringSubmatchIndex(before, -1) {
+		for g := 2; g < len(loc); g += 2 {
+			if loc[g+1] == len(before) {
+				return true
+			}
+		}
+	}
+	after := strings.TrimLeft(n[a.end:min(len(n), a.end+12)], " ")
+	start, _ := salaryCurrencyMark(after)
+	return start == 0
+}
+
 // salaryJoined tells whether between, the text between two amounts, joins
 // them in a range once currency marks and periods are dropped ("€50k/year
 // - €60k/year").
@@ -479,17 +514,40 @@ func salaryJoined(between string) bool {
 	return rest == "" || salaryRangeWords[rest]
 }
 
-// salaryCurrency is the code of the first currency mark of n, "" when none.
+// salaryShared are the symbols several currencies write, with the codes
+// that may make them precise.
+var salaryShared = map[string][]string{
+	"$": {"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD"},
+	"¥": {"JPY", "CNY"},
+}
+
+// salaryCurrency is the code of the first currency mark of n, "" when
+// none; a "$" or "¥" yields to a later code of a currency that writes it
+// ("$120,000 AUD", but "$80k (€72k)" is in dollars).
 func salaryCurrency(n string) string {
-	start, end := salaryCurrencyMark(n)
-	if start < 0 {
-		return ""
+	code, shared := "", []string(nil)
+	for range 8 {
+		start, end := salaryCurrencyMark(n)
+		if start < 0 {
+			break
+		}
+		mark := n[start:end]
+		c, ok := salaryCurrencyWords[mark]
+		if !ok {
+			c = strings.ToUpper(mark)
+		}
+		switch {
+		case code == "":
+			code, shared = c, salaryShared[mark]
+			if shared == nil {
+				return code
+			}
+		case slices.Contains(shared, c) && salaryShared[mark] == nil:
+			return c
+		}
+		n = n[end:]
 	}
-	mark := n[start:end]
-	if c, ok := salaryCurrencyWords[mark]; ok {
-		return c
-	}
-	return strings.ToUpper(mark)
+	return code
 }
 
 // salaryCurrencyMark is where the first currency mark of n starts and
