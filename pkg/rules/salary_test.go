@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bufio"
+	"encoding/json"
 	"math"
 	"os"
 	"strconv"
@@ -397,5 +398,17 @@ func TestParseSalaryGeneratedFormats(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestSalaryRatesDeclared(t *testing.T) {
+	var rates SalaryRates
+	decl := `{"date": "2026-07-01", "to": "EUR", "per": {"USD": 0.92, "GBP": 1.17}, "min": 5000, "max": 2000000}`
+	if err := json.Unmarshal([]byte(decl), &rates); err != nil {
+		t.Fatal(err)
+	}
+	want := SalaryRates{Date: "2026-07-01", To: "EUR", Per: map[string]float64{"USD": 0.92, "GBP": 1.17}, Min: 5000, Max: 2000000}
+	if diff := cmp.Diff(want, rates); diff != "" {
+		t.Errorf("SalaryRates from %s (-want +got):\n%s", decl, diff)
 	}
 }
