@@ -85,9 +85,9 @@ var salaryLevel = map[string]float64{
 	"ARS": 500, "CLP": 700, "COP": 3000, "ILS": 4, "AED": 4, "BGN": 2, "TWD": 30, "PKR": 100,
 }
 
-// salaryCodes are the ISO 4217 codes read as a currency when written
-// as a word. TRY, PEN, PHP and ALL are left out: they are English words or a
-// programming language.
+// salaryCodes are the ISO 4217 codes read as a currency when written as
+// a word. TRY, PEN, ARS, PHP and ALL are left out: they are words or a
+// programming language (₺ and ₱ still read as TRY and PHP).
 var salaryCodes = []string{
 	"usd", "eur", "gbp", "chf", "cad", "aud", "nzd", "pln", "inr", "jpy", "cny", "sek", "nok", "dkk",
 	"czk", "huf", "ron", "bgn", "brl", "mxn", "zar", "sgd", "hkd", "krw", "ils", "aed", "rub", "uah",
