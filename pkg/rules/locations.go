@@ -57,7 +57,9 @@ const locMaxText = 4 << 10
 // Two- and three-letter codes count only in capitals ("US", "IN"), and in
 // a text without lower-case letters only as the first or last word of a
 // place, so "us" is not the United States, "Remote in Berlin" names no
-// India and "REMOTE IN BERLIN" neither; "UK" and "usa" count in any case.
+// India and "REMOTE IN BERLIN" neither; an alpha-3 code counts only as a
+// place of its own ("DEU", "Berlin, DEU", not the AND of "US AND
+// CANADA"); "UK" and "usa" count in any case.
 // The two-letter North American zones ET, CT, MT and PT are not zones
 // (PT is Portugal). A two-letter US state code after a town is the United
 // States ("San Francisco, CA", "Austin, TX"), unless the town is a known
@@ -463,7 +465,9 @@ func locLookup(words, folded []string, i, n int, t *locTables, lower bool) (locH
 		return locHit{locAnywhere, LocWorldwide}, true
 	case t.zones[key] != "":
 		return locHit{locZone, t.zones[key]}, true
-	case t.countries[key] != "":
+	case t.countries[key] != "" && (n > 1 || len(key) != 3 || locAnyCase[key] || len(words) == 1):
+		// A three-letter code counts alone only: "AND", "CAN" and "PER"
+		// are words.
 		return locHit{locPlace, t.countries[key]}, true
 	case t.subs[key] != "":
 		return locHit{locSub, t.subs[key]}, true
