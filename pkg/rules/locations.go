@@ -48,8 +48,8 @@ const locMaxText = 4 << 10
 //   - subdivisions: US states, Canadian provinces, French regions, the
 //     nations of the United Kingdom, German Länder — their country;
 //   - a short list of major cities ("berlin", "Bay Area") — their country;
-//   - named time zones written in capitals: CET, CEST, WET, EET and their
-//     summer forms → EU; EST, CST, MST, PST and their daylight forms,
+//   - named time zones written in capitals: CET, CEST, MET, MEST, WET,
+//     EET, EEST → EU; EST, CST, MST, PST and their daylight forms,
 //     AKST, HST and "Eastern/Central/Mountain/Pacific Time" → US (EST is
 //     not Estonia); BST → GB, IST → IN, JST → JP, AEST → AU, WAT, CAT,
 //     EAT → AF…; an IANA zone such as Europe/Berlin → its city's country.
@@ -66,8 +66,10 @@ const locMaxText = 4 << 10
 // city of the country with that code ("Berlin, DE", "Mumbai, IN") or the
 // code ends a place of three steps ("Berlin, Berlin, DE"); a Canadian
 // province code after a town is Canada ("Toronto, ON"), except NL, PE,
-// SK, NU and YT, which stay countries unless the town is Canadian. A town
-// before a state or a country is not looked up ("Paris, TX" is US only).
+// SK, NU and YT, which stay countries unless the town is Canadian; Georgia
+// after a known US city is the state ("Atlanta, Georgia"), else the
+// country. A town before a state or a country is not looked up ("Paris,
+// TX" is US only).
 // France Travail's "NN - Town" (département number, then the town) is FR,
 // or the overseas department's own code (971 → GP, 974 → RE…).
 //
@@ -567,7 +569,7 @@ var locRegions = map[string][]string{
 // locZoneAbbrs are named time zones written in capitals.
 var locZoneAbbrs = map[string]string{
 	"CET": LocEurope, "CEST": LocEurope, "MET": LocEurope, "MEST": LocEurope, "WET": LocEurope,
-	"WEST": LocEurope, "EET": LocEurope, "EEST": LocEurope,
+	"EET": LocEurope, "EEST": LocEurope, // not WEST, a word in "USA (WEST COAST)"
 	"EST": "US", "EDT": "US", "CST": "US", "CDT": "US", "MST": "US", "MDT": "US", "PST": "US", "PDT": "US",
 	"AKST": "US", "AKDT": "US", "HST": "US",
 	"BST": "GB", "IST": "IN", "MSK": "RU", "JST": "JP", "KST": "KR", "SGT": "SG", "HKT": "HK",
