@@ -64,7 +64,9 @@ const locMaxText = 4 << 10
 // (PT is Portugal). A two-letter US state code after a town is the United
 // States ("San Francisco, CA", "Austin, TX"), unless the town is a known
 // city of the country with that code ("Berlin, DE", "Mumbai, IN") or the
-// code ends a place of three steps ("Berlin, Berlin, DE"); a Canadian
+// code ends a place of three steps ("Berlin, Berlin, DE"); between a
+// town and a country any other code is a region ("München, BY, DE" is
+// DE, not Belarus); a Canadian
 // province code after a town is Canada ("Toronto, ON"), except NL, PE,
 // SK, NU and YT, which stay countries unless the town is Canadian; Georgia
 // after a known US city is the state ("Atlanta, Georgia"), else the
@@ -308,7 +310,7 @@ func locReadParts(parts []string, t *locTables, lower bool, c *locCollect) {
 	hits := make([][]locHit, len(parts))
 	for i, p := range parts {
 		if h, ok := locStateCode(parts, i, hits, t); ok {
-			hits[i] = []locHit{h}
+			hits[i] = h
 			continue
 		}
 		hits[i] = locMatch(p, t, lower)
@@ -339,21 +341,23 @@ func locHas(hs []locHit, kinds ...locKind) bool {
 
 // locStateCode reads a part that is a US state or Canadian province code
 // after a town ("San Francisco, CA", "Toronto, ON"), Georgia after a known
-// US city ("Atlanta, Georgia"), or a US state code alone that no country
-// has ("NY").
-func locStateCode(parts []string, i int, hits [][]locHit, t *locTables) (locHit, bool) {
+// US city ("Atlanta, Georgia"), a US state code alone that no country has
+// ("NY"), or another code between a town and a country, which is a region
+// of that country ("München, BY, DE"). It reports whether it read the part.
+func locStateCode(parts []string, i int, hits [][]locHit, t *locTables) ([]locHit, bool) {
 	p := strings.TrimSpace(parts[i])
 	code := len(p) == 2 && isUpper(p[0]) && isUpper(p[1])
 	georgia := fold(p) == "georgia"
 	if !code && !georgia {
-		return locHit{}, false
+		return nil, false
 	}
+	us := []locHit{{locSub, "US"}}
 	country := code && t.countries[strings.ToLower(p)] == p
 	if i == 0 || !locTownLike(parts[i-1], hits[i-1]) {
 		if code && !country && locUSStates[p] && !locAloneNotStates[p] {
-			return locHit{locSub, "US"}, true
+			return us, true
 		}
-		return locHit{}, false
+		return nil, false
 	}
 	in := func(cc string) bool {
 		return slices.ContainsFunc(hits[i-1], func(h locHit) bool {
@@ -361,23 +365,23 @@ func locStateCode(parts []string, i int, hits [][]locHit, t *locTables) (locHit,
 		})
 	}
 	if georgia {
-		if in("US") {
-			return locHit{locSub, "US"}, true
-		}
-		return locHit{}, false
+		return us, in("US")
 	}
-	if country && len(parts) >= 3 && i == len(parts)-1 {
-		return locHit{}, false // locality, region, country
+	last := i == len(parts)-1
+	if country && len(parts) >= 3 && last {
+		return nil, false // locality, region, country
 	}
 	switch {
 	case country && in(p):
-		return locHit{locPlace, p}, true
+		return []locHit{{locPlace, p}}, true
 	case locUSStates[p]:
-		return locHit{locSub, "US"}, true
+		return us, true
 	case locCAProvinces[p] && (!country || in("CA")):
-		return locHit{locSub, "CA"}, true
+		return []locHit{{locSub, "CA"}}, true
+	case len(parts) >= 3 && !last:
+		return nil, true // a region of the country that follows
 	}
-	return locHit{}, false
+	return nil, false
 }
 
 func isUpper(b byte) bool { return b >= 'A' && b <= 'Z' }
@@ -531,7 +535,7 @@ var locCountryAliases = map[string]string{
 	"Russia": "RU", "Turkey": "TR", "Turkiye": "TR", "Korea": "KR", "Vatican": "VA", "Vatican City": "VA",
 	"Brunei": "BN", "Macedonia": "MK", "Palestine": "PS", "Micronesia": "FM", "Ivory Coast": "CI",
 	"Macau": "MO", "Czech": "CZ", "South African": "ZA", "Great Britain": "GB",
-	"Democratic Republic of the Congo": "CD", "DR Congo": "CD", "DRC": "CD",
+	"Democratic Republic of the Congo": "CD", "DR Congo": "CD", "DRC": "CD", "UAE": "AE",
 }
 
 // locAnyCase are short names that count in any case.
