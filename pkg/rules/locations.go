@@ -293,7 +293,8 @@ func locBands(lo, hi float64) []string {
 type locKind int
 
 const (
-	locPlace    locKind = iota // a country or a region
+	locPlace    locKind = iota // a country
+	locRegion                  // a region or a group of countries
 	locSub                     // a state, province or region of a country
 	locCity                    // a city
 	locZone                    // a named time zone
@@ -318,7 +319,8 @@ func locReadParts(parts []string, t *locTables, lower bool, c *locCollect) {
 	for i := 1; i < len(parts); i++ {
 		if locHas(hits[i], locPlace, locSub) {
 			// A town or subdivision before its state or country is a
-			// step of the same place.
+			// step of the same place; before a region it is a place of
+			// its own ("Berlin, Europe").
 			hits[i-1] = slices.DeleteFunc(hits[i-1], func(h locHit) bool { return h.kind == locCity || h.kind == locSub })
 		}
 	}
@@ -466,7 +468,7 @@ func locLookup(words, folded []string, i, n int, t *locTables, lower bool) (locH
 	}
 	switch {
 	case t.regions[key] != "":
-		return locHit{locPlace, t.regions[key]}, true
+		return locHit{locRegion, t.regions[key]}, true
 	case locAnywhereWords[key]:
 		return locHit{locAnywhere, LocWorldwide}, true
 	case t.zones[key] != "":
