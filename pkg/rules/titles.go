@@ -124,7 +124,7 @@ type Title struct {
 	// (intern, internship, stage, stagiaire, werkstudent, working student,
 	// praktikant, apprenti(e), apprentice, alternance, alternant, azubi…),
 	// junior (junior, jr, entry level, graduate, trainee, débutant),
-	// mid (mid, intermediate, confirmé), senior (senior, sr, sénior),
+	// mid (mid, medior, intermediate, confirmé), senior (senior, sr, sénior),
 	// staff, lead (lead, tech lead, team lead, leader, chef d'équipe;
 	// not "lead generation"), principal (principal, distinguished), head
 	// (head of, director, directeur, VP, vice president, chief, CTO and
@@ -169,7 +169,7 @@ var (
 	// What separates the parts of a group kept in a title.
 	titleGroupSeps = strings.NewReplacer(",", " ", "|", " ", ";", " ", " - ", " ", " – ", " ", " — ", " ")
 	// The separators before a title's tail.
-	titleTails = []string{" - ", " – ", " — ", " | ", ", "}
+	titleTails = []string{" - ", " – ", " — ", " | ", ", ", " @ ", " · "}
 )
 
 const titleGenderLetter = `(?:m|w|f|d|x|h|i|div\.?|divers|diverse)`
@@ -264,7 +264,7 @@ func titlePlace(s string) bool {
 	for _, p := range parts {
 		p = titleUnaccent(strings.Trim(p, ".-:"))
 		switch _, country := titleCountries[fold(p)]; {
-		case p == "" || titlePlaceWords[p] || titleOffset.MatchString(p):
+		case p == "" || titlePlaceWords[p] || titleOffset.MatchString(p) || titleAmount.MatchString(p):
 		case titleRoleWords[p]:
 			return false
 		case !country:
@@ -274,7 +274,12 @@ func titlePlace(s string) bool {
 	return true
 }
 
-var titleOffset = regexp.MustCompile(`^(?:utc|gmt|cet|cest|est|pst|[+±-])?[+±-]?\d{1,2}(?::\d\d)?h?%?$`)
+var (
+	// A time zone's offset: utc-5, +1, ±3h.
+	titleOffset = regexp.MustCompile(`^(?:utc|gmt|cet|cest|est|pst|[+±-])?[+±-]?\d{1,2}(?::\d\d)?h?%?$`)
+	// An amount or a share: 100%, €60k-80k, $120,000.
+	titleAmount = regexp.MustCompile(`^[€$£]?\d[\d.,'’]*(?:k|k€)?(?:[-–][€$£]?\d[\d.,'’]*(?:k|k€)?)?[€$£%]?$`)
+)
 
 // titleUnknownNames reports whether s is one to three capitalised words
 // none of which names a role, a technology or a seniority: a place the
@@ -390,7 +395,7 @@ var titleSeniorityWords = map[string]string{
 	"azubi": "intern", "auszubildende": "intern", "auszubildender": "intern", "ausbildung": "intern",
 	"junior": "junior", "graduate": "junior", "trainee": "junior", "debutant": "junior",
 	"debutante": "junior", "einsteiger": "junior", "berufseinsteiger": "junior",
-	"mid": "mid", "intermediate": "mid", "confirme": "mid", "confirmee": "mid",
+	"mid": "mid", "medior": "mid", "intermediate": "mid", "confirme": "mid", "confirmee": "mid",
 	"senior": "senior", "seniors": "senior",
 	"staff": "staff",
 	"lead":  "lead", "leader": "lead", "teamlead": "lead", "techlead": "lead", "teamleiter": "lead",
@@ -496,7 +501,8 @@ var titlePlaceWords = titleSet(
 	"full", "partial", "partially", "fully", "first", "remote-first", "100", "100%", "only", "based",
 	"anywhere", "worldwide", "global", "international", "timezone", "timezones", "time", "zone", "zones",
 	"utc", "gmt", "cet", "cest", "est", "edt", "pst", "pdt", "cst", "mst", "bst", "tz",
-	"part-time", "full-time", "part", "contract", "freelance", "temporary", "permanent", "cdi", "cdd",
+	"part-time", "full-time", "part", "contract", "contractor", "freelance", "freelancer", "interim",
+	"temporary", "temp", "permanent", "cdi", "cdd", "wfh", "remote-friendly",
 	"vollzeit", "teilzeit", "festanstellung", "befristet", "mwst", "relocation", "visa", "sponsorship",
 	"possible", "optional", "flexible", "distanciel", "presentiel", "europaweit",
 	"deutschlandweit", "bundesweit", "france", "entiere", "all", "over", "the", "of", "de", "du", "la", "le",
@@ -527,8 +533,28 @@ var titlePlaceWords = titleSet(
 )
 
 // titleRoleWords are words that name a role or a technology: a group of
-// capitalised words holding one is kept ("(Backend)", "(Go)").
-var titleRoleWords = titleSet(
+// capitalised words holding one is kept ("(Backend)", "(Go)"). They are
+// the words below and those of DefaultJobFamilies' patterns.
+var titleRoleWords = titleRoleSet()
+
+func titleRoleSet() map[string]bool {
+	m := titleSet(titleRoleList...)
+	for _, r := range DefaultJobFamilies {
+		for _, p := range r.Patterns {
+			for _, w := range strings.Fields(titleUnaccent(strings.ToLower(p))) {
+				if len(w) > 2 && !titleStopWords[w] {
+					m[w] = true
+				}
+			}
+		}
+	}
+	return m
+}
+
+// titleStopWords are the words of patterns that name no role.
+var titleStopWords = titleSet("des", "the", "and", "for", "und", "et", "zum", "von")
+
+var titleRoleList = []string{
 	"backend", "frontend", "full", "stack", "fullstack", "data", "science", "ml", "ai", "devops", "sre",
 	"cloud", "platform", "infrastructure", "security", "qa", "test", "mobile", "ios", "android", "web",
 	"ux", "ui", "design", "product", "sales", "marketing", "support", "engineering", "engineer", "developer",
@@ -540,7 +566,7 @@ var titleRoleWords = titleSet(
 	"wordpress", "unity", "unreal", "embedded", "firmware", "hardware", "api", "apis", "saas", "b2b", "b2c",
 	"fintech", "payments", "growth", "analytics", "bi", "etl", "llm", "nlp", "genai", "blockchain", "web3",
 	"crypto", "game", "games", "gaming", "seo", "crm", "erp", "it", "ops", "team", "r&d",
-)
+}
 
 func titleSet(words ...string) map[string]bool {
 	m := make(map[string]bool, len(words))
