@@ -102,13 +102,16 @@ type Title struct {
 	//     h/f, F/H… without parentheses; so are French and German inclusive
 	//     endings (développeur·se, ingénieur(e), chargé.e, Entwickler*in);
 	//   - a part in parentheses or brackets is removed when it is a gender
-	//     marker or a place or work mode (cities, countries, regions,
-	//     remote, hybrid…: "(Berlin)", "(Remote, EU)"), or one to three
-	//     capitalised words naming no role or technology ("(Gdańsk)");
-	//     otherwise only the brackets go ("(Backend)" → "backend");
-	//   - what follows the first " - ", " – ", " — ", " | " or ", " is
-	//     removed ("Senior Go Developer (Berlin) - Remote" → "senior go
-	//     developer");
+	//     marker, or places, work modes, time zones and amounts only
+	//     (cities, countries, regions, remote, hybrid, part-time, UTC+1,
+	//     €60k–80k: "(Berlin)", "(Remote, EU)"), or one to three
+	//     capitalised words naming no role, technology or seniority
+	//     ("(Gdańsk)"); otherwise only the brackets and commas go
+	//     ("(Python, Django)" → "python django");
+	//   - what follows the first " - ", " – ", " — ", " | ", ", ", " @ " or
+	//     " · " is removed ("Senior Go Developer (Berlin) - Remote" →
+	//     "senior go developer"), unless what precedes it names only a
+	//     seniority ("Intern, Product Design" → "intern product design");
 	//   - HTML tags are removed and entities decoded, invalid UTF-8,
 	//     control characters and punctuation other than + # . / - ' &
 	//     inside words become spaces, "&" stands as a word of its own;
