@@ -64,9 +64,13 @@ type jobsDemoSummary struct {
 	// jobs table with those the board planted (gen's copies).
 	Clusters jobsClusters `json:"clusters"`
 	// Views counts the rows of each declared view.
-	Views          map[string]int `json:"views"`
-	ElapsedSeconds float64        `json:"elapsed_seconds"`
-	Reconciled     bool           `json:"reconciled"`
+	Views map[string]int `json:"views"`
+	// Answers are a few rows of the views, as text: the most, moderately
+	// and least demanded titles, the top countries and regions, the
+	// median stated salary per family.
+	Answers        map[string][]string `json:"answers"`
+	ElapsedSeconds float64             `json:"elapsed_seconds"`
+	Reconciled     bool                `json:"reconciled"`
 }
 
 // jobsSourceCounts are one source's counts.
@@ -471,6 +475,23 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 		}
 		s.Views[v.Name] = n
 	}
+	s.Answers = map[string][]string{}
+	for name, q := range map[string]string{
+		"most demanded titles":                        `select title || ' (' || offers || ')' from jobs_title_demand where band = 'top' order by rank, title limit 5`,
+		"moderately demanded titles":                  `select title || ' (' || offers || ')' from jobs_title_demand where band = 'middle' order by rank, title limit 5`,
+		"least demanded titles":                       `select title || ' (' || offers || ')' from jobs_title_demand where band = 'bottom' order by rank desc, title limit 5`,
+		"top countries":                               `select code || ' (' || offers || ')' from jobs_top_locations where kind = 'country' order by rank, code`,
+		"top regions":                                 `select code || ' (' || offers || ')' from jobs_top_locations where kind = 'region' order by rank, code`,
+		"median stated salary (EUR a year) by family": `select family || ' ' || round(median::numeric) from jobs_salary_by_family where basis = 'stated' order by median desc`,
+	} {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if s.Answers[name], err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	return nil
 }
 
@@ -598,6 +619,9 @@ func (s *jobsDemoSummary) print(w io.Writer) {
 	}
 	for _, e := range c.Extra {
 		fmt.Fprintf(w, "  found, not planted: %s\n", e)
+	}
+	for _, q := range slices.Sorted(maps.Keys(s.Answers)) {
+		fmt.Fprintf(w, "%s: %s\n", q, strings.Join(s.Answers[q], ", "))
 	}
 	fmt.Fprintln(w, "views:")
 	for _, v := range slices.Sorted(maps.Keys(s.Views)) {

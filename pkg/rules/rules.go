@@ -8,7 +8,8 @@
 //
 // Attribute keys:
 //
-//	type        int, string, enum, country, email, date, decimal
+//	type        int, string, enum, country, email, date, decimal, text,
+//	            company_key, salary, locations, title, fingerprint
 //	from        raw field to read (default: the field's own name)
 //	required    a missing or invalid value rejects the record
 //	on_invalid  "null" (default): the field is set to null and flagged in
@@ -17,6 +18,35 @@
 //	min, max    bounds (int and decimal: numbers; date: "2006-01-02")
 //	values      enum: canonical value → its accepted spellings
 //	not_before  date: a field this date may not precede
+//	epoch       date: seconds (10 digits) or milliseconds (13) since 1970
+//	            are dates too
+//	html        text: the value is HTML, converted to plain text
+//	drop_lines  text: regexps of lines to drop (an anti-spam line)
+//	part        salary: min, max, currency, period, period_inferred,
+//	            notes, annual_min, annual_max, annual, stated; title:
+//	            norm, seniority, family
+//	structured  salary: raw fields of a structured salary by role (min,
+//	            max, currency, period, predicted), which win over the text
+//	prefer      title family: a raw field whose value, when set, is the
+//	            family (a family the source gives itself)
+//	of          fingerprint: the clean fields it hashes
+//
+// The new types read what job offers carry. text cleans text (CleanText:
+// a BOM, mojibake, HTML, entities, NFKC, spaces); company_key is a company
+// name for matching (CompanyKey: legal forms stripped); salary reads a
+// salary (StructuredSalary, else ParseSalary) and takes one part of it,
+// the annual ones in the reference currency of the record's rates;
+// locations reads country and region codes into an array (Locations);
+// title reads a title's normal form, seniority and job family
+// (ParseTitle); fingerprint hashes clean values, so that records that
+// agree on them share it, and is null when one of them is.
+//
+// The record's "datamill.rules" attribute holds the tables the rules
+// share: {"salary": {"rates": {"date", "to", "per": {currency: rate}},
+// "currency": the one assumed when a salary names none}, "job_families":
+// [{"family", "patterns": [...]}]} (DefaultJobFamilies without it). A field
+// whose type cannot be null (an array, a boolean) holds [] or false
+// instead of null.
 //
 // Values are trimmed and their inner whitespace collapsed first. Text is
 // validated here, the same way whatever format the record came in: a value
@@ -33,7 +63,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +133,11 @@ func (f *field) zero() any {
 	}
 	return nil
 }
+
+// readsWords are the kinds that read words out of text, and read them
+// around bytes that are not UTF-8 (replaced by U+FFFD, and flagged)
+// rather than call the value invalid.
+var readsWords = map[string]bool{"text": true, "company_key": true, "locations": true, "title": true}
 
 // Parts of the salary and title rules, by kind.
 var parts = map[string][]string{
@@ -190,10 +224,9 @@ func compileField(name string, spec map[string]any) (*field, error) {
 		case "html":
 			f.html, err = asBool(v)
 		case "drop_lines":
-			f.dropLines, err = asStrings(v)
-			for _, p := range f.dropLines {
-				if _, rerr := regexp.Compile(p); rerr != nil && err == nil {
-					err = fmt.Errorf("drop_lines %q: %w", p, rerr)
+			if f.dropLines, err = asStrings(v); err == nil {
+				if verr := (TextOptions{DropLines: f.dropLines}).Validate(); verr != nil {
+					err = fmt.Errorf("drop_lines: %w", verr)
 				}
 			}
 		case "structured":
@@ -316,6 +349,16 @@ func (r *Rules) salaryTable(v any) error {
 					r.rates.Date, err = asString(v)
 				case "to":
 					r.rates.To, err = asString(v)
+				case "min", "max":
+					x, ok := v.(float64)
+					if !ok || x < 0 {
+						return fmt.Errorf("rates.%s: want a yearly amount in the currency they convert to", k)
+					}
+					if k == "min" {
+						r.rates.Min = x
+					} else {
+						r.rates.Max = x
+					}
 				case "per":
 					per, ok := v.(map[string]any)
 					if !ok {
@@ -442,6 +485,13 @@ func (r *Rules) Apply(raw map[string]any) Outcome {
 		}
 		var v any
 		var problem string
+		in := raw[f.from]
+		if s, ok := in.(string); ok && readsWords[f.kind] && !utf8.ValidString(s) {
+			// Words read around bad bytes are still words: the bytes
+			// become U+FFFD, and the field says so.
+			in = strings.ToValidUTF8(s, "\uFFFD")
+			out.Flags = append(out.Flags, f.name+":invalid_utf8_replaced")
+		}
 		switch f.kind {
 		case "salary":
 			v, problem = r.salary(f, raw, parsed)
@@ -452,9 +502,9 @@ func (r *Rules) Apply(raw map[string]any) Outcome {
 					break
 				}
 			}
-			v, problem = r.title(f, raw[f.from], parsed)
+			v, problem = r.title(f, in, parsed)
 		default:
-			v, problem = r.value(f, raw[f.from])
+			v, problem = r.value(f, in)
 		}
 		switch {
 		case problem == "":

@@ -47,9 +47,10 @@ type polledOptions struct {
 	// not named takes the source field of its own name, but for the key
 	// and the provenance fields, which the engine fills.
 	Map map[string]string `yaml:"map"`
-	// Set gives a dataset field a value when the source gives it none:
-	// what the source leaves unsaid because it is always the same (the
-	// currency of its salaries).
+	// Set gives a dataset field a value when the source gives it none
+	// (absent, null or empty): what the source leaves unsaid because it
+	// goes without saying there (the currency of its salaries, the
+	// location of a remote-only board's worldwide offers).
 	Set map[string]string `yaml:"set"`
 	// Every is the least time between two polls; Rate the least between
 	// two requests to one host.
@@ -399,7 +400,7 @@ func (o *polledOptions) mapped(fields []string, key string, get func(path string
 		}
 	}
 	for f, v := range o.Set {
-		if out[f] == nil && slices.Contains(fields, f) {
+		if (out[f] == nil || strings.TrimSpace(*out[f]) == "") && slices.Contains(fields, f) {
 			out[f] = &v
 		}
 	}
