@@ -1,19 +1,29 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 	"github.com/datamill/datamill/services/scorer/internal/model"
@@ -241,5 +251,194 @@ func TestTrainOnAListColumnOfTheTable(t *testing.T) {
 	slices.Sort(exported)
 	if diff := cmp.Diff(want, exported); diff != "" {
 		t.Errorf("the split's locations (-the table's +exported):\n%s", diff)
+	}
+}
+
+// offersDataset is what the scorer knows of the offers dataset.
+func offersDataset(t testing.TB) *dataset {
+	t.Helper()
+	cat, err := schemas.Open(offersDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cat.Dataset("offers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDataset(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// offersBatch is a batch of persisted offers records holding the offers
+// given, event ids ev-<id>, decoded as the scorer decodes them.
+func offersBatch(t testing.TB, d *dataset, rows []offer) []stage.Message[persisted] {
+	t.Helper()
+	at := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	batch := make([]stage.Message[persisted], len(rows))
+	for i, o := range rows {
+		var pay any
+		if o.pay != nil {
+			pay = *o.pay
+		}
+		locs := make([]any, len(o.locations))
+		for j, l := range o.locations {
+			locs[j] = l
+		}
+		b, err := avro.Marshal(d.persistedSchema, map[string]any{
+			schemas.FieldRecord: map[string]any{
+				"id": o.id, "title": o.title, "pay": pay, "locations": locs, "quality_flags": []any{},
+				"event_id": "ev-" + o.id, "source": nil, "event_time": at, "content_hash": "h",
+			},
+			schemas.FieldAction: "INSERTED", schemas.FieldPersistedAt: at,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := reflect.New(d.persistedType)
+		if err := avro.Unmarshal(d.persistedSchema, b, v.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		batch[i].Value = v
+	}
+	return batch
+}
+
+// A ridge model's scored records, from the stream and from the
+// reconciliation alike, carry its estimate (salary_estimate, the
+// prediction) and whether the record stated its own label
+// (salary_stated), and so do the rows of its predictions table (estimate,
+// stated); a replayed batch gets the stored ones back.
+func TestARidgeModelsScoredRecordsCarryTheEstimateAndWhetherItWasStated(t *testing.T) {
+	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(t.Context(), `create table offers (id text primary key, title text, pay double precision,
+		locations text[] not null default '{}', event_id text not null, updated_at timestamptz not null default now())`); err != nil {
+		t.Fatal(err)
+	}
+	rows := offers(12) // every third states no pay
+	for _, o := range rows {
+		if _, err := pool.Exec(t.Context(), `insert into offers values ($1, $2, $3, $4, 'ev-' || $1, now() - interval '1 hour')`, o.id, o.title, o.pay, o.locations); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := offersDataset(t)
+	if d.estimateField != "salary_estimate" || d.statedField != "salary_stated" {
+		t.Fatalf("offers' scored fields of its ridge model: %q, %q", d.estimateField, d.statedField)
+	}
+	if err := d.awaitTable(t.Context(), pool, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := run(t.Context(), []string{"scorer", "train", "--dataset", "offers", "--csv", offersCSV(t, offers(900)), "--out", dir},
+		[]string{"DATASETS_DIR=" + offersDir(t)}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ms := &models{dataset: "offers", dir: dir, name: "salary", log: zap.NewNop(), info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"dataset", "version"})}
+	if err := ms.poll(); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.name = testkit.Name(t, "offers") // topics of this test's own
+	enc, err := d.codecs(t.Context(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// check says what a scored record of offer o must carry, encoded.
+	check := func(how string, o offer, sc scored) {
+		t.Helper()
+		b, err := enc.AppendEncode(nil, &sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := avro.Unmarshal(d.scoredSchema, b[5:], &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"id": o.id, "probability": sc.Probability, "salary_estimate": sc.Probability, "salary_stated": o.pay != nil}
+		for k, v := range want {
+			if !cmp.Equal(got[k], v) {
+				t.Errorf("%s: scored record of %s: %s = %v, want %v (record %v)", how, o.id, k, got[k], v, got)
+			}
+		}
+		if sc.Probability < 30000 || sc.Probability > 150000 {
+			t.Errorf("%s: %s estimated at %.0f", how, o.id, sc.Probability)
+		}
+	}
+
+	// The stream scores the first eight offers, twice.
+	sc := &scoring{dataset: d, pool: pool, models: ms, risk: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "y"})}
+	batch := offersBatch(t, d, rows[:8])
+	once, err := sc.handler(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := sc.handler(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range rows[:8] {
+		check("stream", o, once.Outputs[i].Value)
+		if a, b := once.Outputs[i].Value, again.Outputs[i].Value; !cmp.Equal(a, b) {
+			t.Errorf("offer %s: first %+v, replayed %+v", o.id, a, b)
+		}
+	}
+	// The reconciliation scores the other four.
+	var published []*kgo.Record
+	keys, err := serde.NewKeyCodec(t.Context(), reg, "scored."+d.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &reconciler{
+		dataset: d, pool: pool, models: ms, log: zap.NewNop(), topic: "scored." + d.name, encoder: enc, keys: keys,
+		produce: func(_ context.Context, recs ...*kgo.Record) error { published = append(published, recs...); return nil },
+		age:     time.Minute, page: 100, reconciled: prometheus.NewCounter(prometheus.CounterOpts{Name: "z"}),
+	}
+	if n, err := r.pass(t.Context()); err != nil || n != 4 {
+		t.Fatalf("reconciliation: %d rows (%v), want the 4 the stream did not score", n, err)
+	}
+	byID := map[string]offer{}
+	for _, o := range rows {
+		byID[o.id] = o
+	}
+	for _, rec := range published {
+		var got map[string]any
+		if err := avro.Unmarshal(d.scoredSchema, rec.Value[5:], &got); err != nil {
+			t.Fatal(err)
+		}
+		o := byID[got["id"].(string)]
+		if got["salary_estimate"] != got["probability"] || got["salary_stated"] != (o.pay != nil) {
+			t.Errorf("reconciled scored record %v, want salary_estimate = probability and salary_stated %v", got, o.pay != nil)
+		}
+	}
+	// The table holds both for every offer.
+	tableRows, err := pool.Query(t.Context(), `select o.id, p.estimate, p.stated, p.probability from offers o join offers_predictions p on p.offer_id = o.id order by o.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for tableRows.Next() {
+		var id string
+		var estimate *float64
+		var stated *bool
+		var prob float64
+		if err := tableRows.Scan(&id, &estimate, &stated, &prob); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if estimate == nil || *estimate != prob || stated == nil || *stated != (byID[id].pay != nil) {
+			t.Errorf("predictions row of %s: estimate %v, stated %v, probability %v; want the estimate and stated %v", id, estimate, stated, prob, byID[id].pay != nil)
+		}
+	}
+	if err := tableRows.Err(); err != nil || n != 12 {
+		t.Errorf("%d predictions rows (%v), want 12", n, err)
 	}
 }
