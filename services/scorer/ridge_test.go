@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -440,5 +441,80 @@ func TestARidgeModelsScoredRecordsCarryTheEstimateAndWhetherItWasStated(t *testi
 	}
 	if err := tableRows.Err(); err != nil || n != 12 {
 		t.Errorf("%d predictions rows (%v), want 12", n, err)
+	}
+}
+
+// jobsCleanCSV writes n offers as a CSV export of the built-in jobs table
+// (every column the salary model reads, and others), whose annual salary
+// follows the family, the seniority and the locations; a third state
+// none.
+func jobsCleanCSV(t testing.TB, n int) string {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(19, 5))
+	families := map[string]float64{"backend": 62000, "design": 52000, "support": 38000}
+	seniority := map[string]float64{"junior": 0.72, "mid": 1, "senior": 1.3}
+	places := map[string]float64{"{DE}": 1, "{US}": 1.8, `{"EU",FR}`: 0.9, "{}": 1}
+	pick := func(m map[string]float64) (string, float64) {
+		keys := slices.Sorted(maps.Keys(m))
+		k := keys[rng.IntN(len(keys))]
+		return k, m[k]
+	}
+	path := filepath.Join(t.TempDir(), "jobs.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"id", "source_name", "title", "title_norm", "seniority", "job_family", "locations", "tags", "salary_annual", "salary_stated", "description"})
+	for i := range n {
+		family, base := pick(families)
+		sen, factor := pick(seniority)
+		locs, place := pick(places)
+		salary, stated := fmt.Sprintf("%.0f", base*factor*place*(1+0.05*rng.NormFloat64())), "true"
+		if i%3 == 0 {
+			salary, stated = "", "false"
+		}
+		title := sen + " " + family + " engineer"
+		_ = w.Write([]string{
+			fmt.Sprintf("remotive:%d", i), []string{"remotive", "remoteok"}[i%2], title, title, sen, family, locs,
+			[]string{"Go, Kafka", "React", ""}[rng.IntN(3)], salary, stated, "<p>an offer</p>",
+		})
+	}
+	w.Flush()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// scorer train --dataset jobs trains the jobs dataset's declared salary
+// model on a CSV export of its table: a ridge regression of salary_annual
+// on the offers that state one, reported with its test MAE and R².
+func TestTrainTheJobsSalaryModelFromAnExportOfItsTable(t *testing.T) {
+	models := t.TempDir()
+	var out strings.Builder
+	if err := run(t.Context(), []string{"scorer", "train", "--dataset", "jobs", "--csv", jobsCleanCSV(t, 1500), "--out", models}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	path, err := model.Latest(models, "salary")
+	if err != nil || path == "" {
+		t.Fatalf("no artefact salary-* in %s (%v)", models, err)
+	}
+	m, err := model.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind != model.Ridge || m.Label.Column != "salary_annual" || m.Training.Rows != 1000 || m.Test.R2 < 0.9 {
+		t.Errorf("jobs model: %s of %s on %d rows, test MAE %.0f, R² %.3f; want a ridge of salary_annual on the 1000 stated, learnt",
+			m.Kind, m.Label.Column, m.Training.Rows, m.Test.MAE, m.Test.R2)
+	}
+	for _, f := range []string{"title_norm#0", "job_family=backend", "seniority=senior", "locations#63", "tags#63", "source_name=remoteok"} {
+		if !slices.Contains(m.Features, f) {
+			t.Errorf("no feature %s among the jobs model's", f)
+		}
+	}
+	report := fmt.Sprintf("ridge regression of salary_annual on 1000 jobs rows (%d in the test split)", m.Test.Rows)
+	if !strings.Contains(out.String(), report) || !strings.Contains(out.String(), fmt.Sprintf("MAE %.4f, R² %.4f", m.Test.MAE, m.Test.R2)) {
+		t.Errorf("report:\n%s\nwant %q and the test MAE and R²", out.String(), report)
 	}
 }
