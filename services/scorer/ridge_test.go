@@ -518,3 +518,29 @@ func TestTrainTheJobsSalaryModelFromAnExportOfItsTable(t *testing.T) {
 		t.Errorf("report:\n%s\nwant %q and the test MAE and R²", out.String(), report)
 	}
 }
+
+// The scorer serves the built-in jobs dataset: its predictions table,
+// keyed by job_id, keeps the salary model's estimate and whether the offer
+// stated its salary, its scored records carry salary_estimate and
+// salary_stated, and the reconciliation reads each row's salary_annual.
+func TestTheScorerServesTheJobsSalaryModel(t *testing.T) {
+	ds, err := schemas.BuiltIn().Dataset("jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDataset(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.predictions != "jobs_predictions" || d.keyColumn != "job_id" || !d.textKey || d.estimateField != "salary_estimate" || d.statedField != "salary_stated" {
+		t.Errorf("jobs: predictions %s keyed by %s (text %v), scored fields %q, %q", d.predictions, d.keyColumn, d.textKey, d.estimateField, d.statedField)
+	}
+	if _, cols := d.selectRows(); len(cols) == 0 || cols[0] != "salary_annual" || !slices.Contains(cols, "locations") {
+		t.Errorf("the reconciliation reads %v, want salary_annual first and the features' columns", cols)
+	}
+	for stated, r := range map[bool]model.Map{true: {"salary_annual": 52000.0}, false: {"salary_annual": (*float64)(nil)}} {
+		if got := d.stated(r); got != stated {
+			t.Errorf("stated(%v) = %v, want %v", r, got, stated)
+		}
+	}
+}
