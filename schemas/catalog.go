@@ -231,17 +231,6 @@ func load(name string, s *source) (*Dataset, error) {
 	if d.Key, err = KeyField(d.Clean); err != nil {
 		return nil, fmt.Errorf("dataset %s: %s: %w", name, cleanAt, err)
 	}
-	persisted, scored := PersistedOf, ScoredOf
-	if s.builtIn && !s.has(cleanFile) {
-		persisted = func(avro.Schema) (avro.Schema, error) { return Schema(name + "/persisted") }
-		scored = func(avro.Schema) (avro.Schema, error) { return Schema(name + "/scored") }
-	}
-	if d.Persisted, err = persisted(d.Clean); err != nil {
-		return nil, fmt.Errorf("dataset %s: %s: %w", name, cleanAt, err)
-	}
-	if d.Scored, err = scored(d.Clean); err != nil {
-		return nil, fmt.Errorf("dataset %s: %s: %w", name, cleanAt, err)
-	}
 	text, where, err := s.read(DeclarationFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -251,6 +240,26 @@ func load(name string, s *source) (*Dataset, error) {
 		if d.Decl, err = ParseDeclaration(where, name, text, d.Clean); err != nil {
 			return nil, fmt.Errorf("dataset %s: %w", name, err)
 		}
+	}
+	// The built-in derived schemas are shared with Schema while the
+	// files they derive from (the clean schema, and the model for the
+	// scored one) are the built-in ones.
+	persisted, scored := PersistedOf, ScoredOf
+	if s.builtIn && !s.has(cleanFile) {
+		persisted = func(avro.Schema) (avro.Schema, error) { return Schema(name + "/persisted") }
+		if !s.has(DeclarationFile) {
+			scored = func(avro.Schema, *Model) (avro.Schema, error) { return Schema(name + "/scored") }
+		}
+	}
+	if d.Persisted, err = persisted(d.Clean); err != nil {
+		return nil, fmt.Errorf("dataset %s: %s: %w", name, cleanAt, err)
+	}
+	if d.Scored, err = scored(d.Clean, d.Decl.Model); err != nil {
+		at := cleanAt
+		if d.Decl.File != "" {
+			at += " and " + d.Decl.File
+		}
+		return nil, fmt.Errorf("dataset %s: %s: %w", name, at, err)
 	}
 	return d, nil
 }

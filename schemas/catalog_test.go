@@ -249,6 +249,7 @@ func TestBadDeclarationsAreRefusedNamingTheFileAndTheField(t *testing.T) {
 		"unknown top-level key":                    {"modle: {}\n", "line 1: unknown key modle"},
 		"model column missing":                     {replace("column: gift", "column: wrapped"), "model.features[3] (wrapped).column: column wrapped is not a field of the clean schema"},
 		"categorical over a number":                {replace("{column: channel, kind: categorical, top: 5}", "{column: amount, kind: categorical, name: amount_band}"), "model.features[1] (amount).column: amount is a fractional number; a categorical feature needs text"},
+		"categorical over a list":                  {replace("{column: channel, kind: categorical, top: 5}", "{column: quality_flags, kind: categorical}"), "model.features[1] (quality_flags).column: quality_flags is a list of texts; a categorical feature needs text"},
 		"numeric over text":                        {replace("{column: gift, kind: boolean}", "{column: note, kind: numeric, name: n}"), "model.features[3] (note).column: note is text; a numeric feature needs a number"},
 		"days since a number":                      {replace("column: ordered_on", "column: order_no"), "model.features[2] (order_no).column: order_no is an integer; a numeric days_since feature needs a date or a timestamp"},
 		"unknown transform":                        {replace("transform: log1p", "transform: sqrt"), `model.features[0] (amount).transform "sqrt": want log1p or days_since`},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/hamba/avro/v2"
 )
@@ -14,7 +15,8 @@ type Dataset struct {
 	Name string
 	// Raw is the schema of raw.<dataset>, Clean of clean.<dataset>;
 	// Persisted and Scored, of persisted.<dataset> and scored.<dataset>,
-	// are derived from Clean by PersistedOf and ScoredOf.
+	// are derived from Clean by PersistedOf and, with the model Decl
+	// declares, ScoredOf.
 	Raw, Clean, Persisted, Scored avro.Schema
 	// Key is the clean key field (the clean schema's datamill.key), which
 	// keys the dataset's records on every topic and names the scored
@@ -92,13 +94,40 @@ func PersistedOf(clean avro.Schema) (avro.Schema, error) {
 	})
 }
 
-// ScoredOf derives the scored schema of a dataset from its clean schema:
-// the model's prediction for one persisted event. The record is named
-// Scored in the clean record's namespace; its key field has the clean key
-// field's name, type and aliases, so that a key field renamed in the clean
-// schema (with the old name as an alias) still reads scored records
-// written before.
-func ScoredOf(clean avro.Schema) (avro.Schema, error) {
+// The suffixes of the fields a ridge model named N adds to the scored
+// record: N_estimate, its prediction, and N_stated, whether the clean
+// record had a value of the model's label.
+const (
+	EstimateSuffix = "_estimate"
+	StatedSuffix   = "_stated"
+)
+
+// avroName is what an Avro field may be called.
+var avroName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// EstimateFields names the fields a model adds to its dataset's scored
+// record: for a ridge model named N, N_estimate and N_stated; none ("")
+// for a logistic model or none.
+func EstimateFields(m *Model) (estimate, stated string) {
+	if m == nil || m.Kind != Ridge {
+		return "", ""
+	}
+	return m.Name + EstimateSuffix, m.Name + StatedSuffix
+}
+
+// ScoredOf derives the scored schema of a dataset from its clean schema
+// and the model it declares (nil when it declares none): the model's
+// prediction for one persisted event. The record is named Scored in the
+// clean record's namespace; its key field has the clean key field's name,
+// type and aliases, so that a key field renamed in the clean schema (with
+// the old name as an alias) still reads scored records written before.
+//
+// A ridge model named N (its name defaults to the dataset's) adds two
+// fields: N_estimate (null or a double, default null), the model's
+// prediction, and N_stated (a boolean, default false), whether the clean
+// record had a value of the model's label: the jobs dataset's
+// salary_estimate and salary_stated. A logistic model adds none.
+func ScoredOf(clean avro.Schema, m *Model) (avro.Schema, error) {
 	rec, err := cleanRecord(clean)
 	if err != nil {
 		return nil, err
@@ -127,19 +156,38 @@ func ScoredOf(clean avro.Schema) (avro.Schema, error) {
 	if a := kf.Aliases(); len(a) > 0 {
 		keyField["aliases"] = a
 	}
+	fields := []any{
+		keyField,
+		map[string]any{"name": FieldEventID, "type": "string", "doc": "Id of the event that was scored."},
+		map[string]any{"name": FieldProbability, "type": "double", "doc": "A logistic model's probability of the positive class, in [0, 1]; a ridge model's predicted value."},
+		map[string]any{"name": FieldPredictedLabel, "type": "int", "doc": "A logistic model's prediction: 1 when probability reaches the model's threshold, else 0; 0 for a ridge model."},
+		map[string]any{"name": FieldModelVersion, "type": "string", "doc": "Version of the model artefact that scored the event."},
+		map[string]any{"name": FieldScoredAt, "type": map[string]any{"type": "long", "logicalType": "timestamp-micros"}, "doc": "When the prediction was made."},
+	}
+	if estimate, stated := EstimateFields(m); estimate != "" {
+		if !avroName.MatchString(m.Name) {
+			return nil, fmt.Errorf("model.name %q: a ridge model's name starts the fields %s and %s of the scored record: want letters, digits and _, not starting with a digit", m.Name, estimate, stated)
+		}
+		if key == estimate || key == stated {
+			return nil, fmt.Errorf("clean schema %s: key field %s is also a field the ridge model %s adds to the scored record; name the key or the model otherwise", rec.FullName(), key, m.Name)
+		}
+		fields = append(fields,
+			map[string]any{
+				"name": estimate, "type": []any{"null", "double"}, "default": nil,
+				"doc": "The ridge model's estimate of " + m.Label.Column + " for the record (the probability field's value); null in records scored before it was kept.",
+			},
+			map[string]any{
+				"name": stated, "type": "boolean", "default": false,
+				"doc": "Whether the clean record had its own " + m.Label.Column + ", so that the estimate stands in only for records without one.",
+			},
+		)
+	}
 	return derive(rec, map[string]any{
 		"type":      "record",
 		"name":      scoredName,
 		"namespace": rec.Namespace(),
 		"doc":       "The model's prediction for one persisted " + subject(rec) + " event.",
-		"fields": []any{
-			keyField,
-			map[string]any{"name": FieldEventID, "type": "string", "doc": "Id of the event that was scored."},
-			map[string]any{"name": FieldProbability, "type": "double", "doc": "A logistic model's probability of the positive class, in [0, 1]; a ridge model's predicted value."},
-			map[string]any{"name": FieldPredictedLabel, "type": "int", "doc": "A logistic model's prediction: 1 when probability reaches the model's threshold, else 0; 0 for a ridge model."},
-			map[string]any{"name": FieldModelVersion, "type": "string", "doc": "Version of the model artefact that scored the event."},
-			map[string]any{"name": FieldScoredAt, "type": map[string]any{"type": "long", "logicalType": "timestamp-micros"}, "doc": "When the prediction was made."},
-		},
+		"fields":    fields,
 	})
 }
 

@@ -480,7 +480,7 @@ func (m *Model) check(clean avro.Schema) []error {
 		case Boolean:
 			fits, want = t.in(boolean), "a boolean"
 		case Tokens:
-			fits, want = t.in(textual), "text"
+			fits, want = t.in(textual, textList), "text or a list of texts"
 			if f.Buckets < 1 {
 				errs = append(errs, fmt.Errorf("%s.buckets %d: want 1 or more", where, f.Buckets))
 			}
@@ -550,6 +550,9 @@ const (
 	boolean    valueType = "a boolean"
 	date       valueType = "a date"
 	timestamp  valueType = "a timestamp"
+	// textList is an array of strings, whose items a tokens feature
+	// reads as one text.
+	textList valueType = "a list of texts"
 )
 
 func (t valueType) in(types ...valueType) bool { return slices.Contains(types, t) }
@@ -581,6 +584,10 @@ func typeOf(s avro.Schema) valueType {
 		return fractional
 	case avro.Boolean:
 		return boolean
+	case avro.Array:
+		if typeOf(s.(*avro.ArraySchema).Items()) == textual {
+			return textList
+		}
 	}
 	return valueType(typeName(s))
 }

@@ -47,7 +47,8 @@ var parsed sync.Map // path → avro.Schema
 // Schema returns the parsed built-in schema at path, relative to avro/ and
 // without the .avsc extension: "users/raw", "deadletter", "ecosample". A
 // dataset's "<dataset>/persisted" and "<dataset>/scored" are derived from
-// its clean schema by PersistedOf and ScoredOf.
+// its clean schema by PersistedOf and ScoredOf (with the model its
+// dataset.yaml declares).
 func Schema(path string) (avro.Schema, error) {
 	if s, ok := parsed.Load(path); ok {
 		return s.(avro.Schema), nil
@@ -58,11 +59,12 @@ func Schema(path string) (avro.Schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema %s: %w", path, err)
 		}
-		derive := PersistedOf
-		if kind == "scored" {
-			derive = ScoredOf
+		if kind == "persisted" {
+			s, err = PersistedOf(clean)
+		} else {
+			s, err = builtInScored(ds, clean)
 		}
-		if s, err = derive(clean); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("schema %s: %w", path, err)
 		}
 	} else {
@@ -76,6 +78,24 @@ func Schema(path string) (avro.Schema, error) {
 	}
 	parsed.Store(path, s)
 	return s, nil
+}
+
+// builtInScored derives the scored schema of the built-in dataset ds from
+// its clean schema and the model of its built-in dataset.yaml, if any.
+func builtInScored(ds string, clean avro.Schema) (avro.Schema, error) {
+	name := "avro/" + ds + "/" + DeclarationFile
+	text, err := fs.ReadFile(Files, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ScoredOf(clean, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	decl, err := ParseDeclaration(builtInPrefix+name, ds, text, clean)
+	if err != nil {
+		return nil, err
+	}
+	return ScoredOf(clean, decl.Model)
 }
 
 // MustSchema is Schema for schemas known to exist; it panics otherwise.

@@ -395,7 +395,7 @@ func TestDerivingRefusesWhatCannotBeDerived(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = ScoredOf(clean)
+			_, err = ScoredOf(clean, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ScoredOf(%s) = %v, want an error saying %q", tc.clean, err, tc.want)
 			}

@@ -47,7 +47,26 @@ type dataset struct {
 	keyField, eventIDField int
 	// textKey is set when the key is text, not an integer.
 	textKey bool
-	codec   *serde.Codec[any]
+	// estimateField and statedField are the scored record's fields of a
+	// ridge model's estimate and of whether the record stated its own
+	// value of the label (schemas.EstimateFields); "" for a logistic
+	// model, whose scored records and predictions table have neither.
+	estimateField, statedField string
+	codec                      *serde.Codec[any]
+}
+
+// ridge says whether the dataset's scored records and predictions carry
+// an estimate and whether the record stated its own label.
+func (d *dataset) ridge() bool { return d.estimateField != "" }
+
+// stated says whether a clean record has its own value of the label of
+// the dataset's ridge model: false for a logistic model.
+func (d *dataset) stated(r model.Record) bool {
+	if !d.ridge() {
+		return false
+	}
+	_, ok := model.Number(r.Value(d.decl.Label.Column))
+	return ok
 }
 
 // predictionColumns are the columns of a predictions table besides the
@@ -79,6 +98,7 @@ func newDataset(ds *schemas.Dataset) (*dataset, error) {
 		keyColumn: keyColumn(ds.Name, ds.Key), decl: model.DeclOf(ds.Decl.Model),
 		persistedSchema: ds.Persisted, scoredSchema: ds.Scored,
 	}
+	d.estimateField, d.statedField = schemas.EstimateFields(ds.Decl.Model)
 	clean, ok := ds.Clean.(*avro.RecordSchema)
 	if !ok {
 		return nil, fmt.Errorf("dataset %s: the clean schema is no record", ds.Name)
@@ -198,7 +218,7 @@ func (d *dataset) codecs(ctx context.Context, reg *serde.Registry) (*scoredEncod
 	if err != nil {
 		return nil, err
 	}
-	return newScoredEncoder(out, d.key, d.keyType), nil
+	return newScoredEncoder(out, d.key, d.keyType, d.estimateField, d.statedField), nil
 }
 
 // Decode reads a persisted record in the wire format into v, a new struct
@@ -253,6 +273,12 @@ type scored struct {
 	PredictedLabel int32
 	ModelVersion   string
 	ScoredAt       time.Time
+	// Estimate (a ridge model's prediction; nil in a row written before
+	// the table kept it) and Stated (whether the record had its own
+	// value of the label) are a ridge model's; a logistic one leaves them
+	// out of its scored records.
+	Estimate *float64
+	Stated   bool
 }
 
 // scoredEncoder writes scored records with the dataset's derived scored
@@ -263,16 +289,25 @@ type scoredEncoder struct {
 	typ   reflect.Type
 }
 
-func newScoredEncoder(codec *serde.Codec[any], key string, keyType reflect.Type) *scoredEncoder {
+// newScoredEncoder encodes scored records whose key field is key, of
+// keyType; estimate and stated, when set, name the fields of a ridge
+// model's estimate and of whether the record stated its own label.
+func newScoredEncoder(codec *serde.Codec[any], key string, keyType reflect.Type, estimate, stated string) *scoredEncoder {
 	tag := func(name string) reflect.StructTag { return reflect.StructTag(fmt.Sprintf("avro:%q", name)) }
-	return &scoredEncoder{codec: codec, typ: reflect.StructOf([]reflect.StructField{
+	fields := []reflect.StructField{
 		{Name: "Key", Type: keyType, Tag: tag(key)},
 		{Name: "EventID", Type: reflect.TypeFor[string](), Tag: tag(schemas.FieldEventID)},
 		{Name: "Probability", Type: reflect.TypeFor[float64](), Tag: tag(schemas.FieldProbability)},
 		{Name: "PredictedLabel", Type: reflect.TypeFor[int32](), Tag: tag(schemas.FieldPredictedLabel)},
 		{Name: "ModelVersion", Type: reflect.TypeFor[string](), Tag: tag(schemas.FieldModelVersion)},
 		{Name: "ScoredAt", Type: reflect.TypeFor[time.Time](), Tag: tag(schemas.FieldScoredAt)},
-	})}
+	}
+	if estimate != "" {
+		fields = append(fields,
+			reflect.StructField{Name: "Estimate", Type: reflect.TypeFor[*float64](), Tag: tag(estimate)},
+			reflect.StructField{Name: "Stated", Type: reflect.TypeFor[bool](), Tag: tag(stated)})
+	}
+	return &scoredEncoder{codec: codec, typ: reflect.StructOf(fields)}
 }
 
 // AppendEncode appends s in the wire format to dst: stage.Encoder.
@@ -289,6 +324,10 @@ func (e *scoredEncoder) AppendEncode(dst []byte, s *scored) ([]byte, error) {
 	v.Field(3).SetInt(int64(s.PredictedLabel))
 	v.Field(4).SetString(s.ModelVersion)
 	v.Field(5).Set(reflect.ValueOf(s.ScoredAt))
+	if e.typ.NumField() > 6 {
+		v.Field(6).Set(reflect.ValueOf(s.Estimate))
+		v.Field(7).SetBool(s.Stated)
+	}
 	x := p.Interface()
 	return e.codec.AppendEncode(dst, &x)
 }

@@ -29,11 +29,11 @@ func psiOf(g *prometheus.GaugeVec, dataset, feature string) (float64, bool) {
 // full and when the model changes.
 func TestDriftOfRecentRecords(t *testing.T) {
 	m := trainModel(t, t.TempDir())
-	decl, _, _, err := declaration("", "users", trainSettings{})
+	decl, _, _, _, err := declaration("", "users", trainSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	records, err := readCSV(usersCSV(t, 1000), decl)
+	records, err := readCSV(usersCSV(t, 1000), decl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add("account_status,age,gender,country,signup_date,last_login,monthly_spend\nactive,,,,,,\n")
 	f.Add("account_status,age,gender,country,signup_date,last_login,monthly_spend\nactive,abc,,,2024-13-01,,-1\n")
 	f.Add("account_status\n\"unterminated\n")
-	decl, _, _, err := declaration("", "users", trainSettings{})
+	decl, _, _, _, err := declaration("", "users", trainSettings{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func FuzzReadCSV(f *testing.F) {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		records, err := readCSV(path, decl)
+		records, err := readCSV(path, decl, nil)
 		if err != nil {
 			if !strings.Contains(err.Error(), path) {
 				t.Errorf("error %q does not name the file", err)

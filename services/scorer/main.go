@@ -24,7 +24,10 @@
 // scored schema. Each batch is scored by one model, its predictions
 // written in one database transaction, idempotent by event id, and its
 // scored records produced from what the table holds, so a replay
-// republishes the first prediction, model version included. A newer
+// republishes the first prediction, model version included. A ridge
+// model's rows and scored records also carry its estimate and whether
+// the record stated its own label (schemas.EstimateFields: jobs'
+// salary_estimate and salary_stated). A newer
 // artefact in the directory is swapped in between batches; one that does
 // not load is refused with the reason and the current model stays.
 //

@@ -31,6 +31,14 @@ create table if not exists %[1]s (
 );
 create index if not exists %[7]s on %[1]s (%[2]s)`
 
+// estimateColumns are the columns of a ridge model's predictions table
+// besides the others: the estimate (the prediction, as probability holds
+// it; null in rows written before the column was) and whether the row
+// stated its own value of the label. %[1]s is the table.
+const estimateColumns = `alter table %[1]s
+    add column if not exists estimate double precision,
+    add column if not exists stated   boolean`
+
 // createPredictions creates the dataset's predictions table and its index
 // when they do not exist, its key column of the type of the dataset
 // table's key, keyType. Scorers starting together serialise on a lock,
@@ -42,6 +50,10 @@ func (d *dataset) createPredictions(ctx context.Context, pool *pgxpool.Pool, key
 	}
 	ddl := fmt.Sprintf(predictionsTable, ident(d.predictions), ident(d.keyColumn), keyType, ident(d.table), ident(d.key),
 		check, ident(d.predictions+"_"+d.keyColumn))
+	if d.ridge() {
+		// A table created before they were kept gains them too.
+		ddl += fmt.Sprintf(";\n"+estimateColumns, ident(d.predictions))
+	}
 	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table ' || $1))`, d.predictions); err != nil {
 			return err

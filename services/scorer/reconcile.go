@@ -80,17 +80,23 @@ type row struct {
 	record  model.Map
 }
 
-// selectRows is the rowsSelect of the dataset and the feature columns it
-// reads, in order.
+// selectRows is the rowsSelect of the dataset and the columns it reads,
+// in order: the label's for a ridge model (whether the row stated its
+// own), then the features'.
 func (d *dataset) selectRows() (string, []string) {
 	var cols []string
+	if d.ridge() {
+		cols = append(cols, d.decl.Label.Column)
+	}
 	var b strings.Builder
 	for _, f := range d.decl.Features {
 		if !slices.Contains(cols, f.Column) {
 			cols = append(cols, f.Column)
-			b.WriteString(", u.")
-			b.WriteString(ident(f.Column))
 		}
+	}
+	for _, c := range cols {
+		b.WriteString(", u.")
+		b.WriteString(ident(c))
 	}
 	return fmt.Sprintf(rowsSelect, ident(d.table), ident(d.key), b.String(), ident(d.predictions)), cols
 }
@@ -213,6 +219,7 @@ func (r *reconciler) score(ctx context.Context, conn *pgx.Conn, m *model.Model, 
 	for i, rw := range page {
 		records[i] = rw.record
 		preds[i] = predict(m, rw.record, rw.key, rw.eventID)
+		preds[i].stated = r.dataset.stated(rw.record)
 	}
 	r.drift.observe(m, records)
 	tx, err := conn.Begin(ctx)

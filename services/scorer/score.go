@@ -119,6 +119,7 @@ func (s *scoring) handler(ctx context.Context, batch []stage.Message[persisted])
 		c := cleanOf(batch[i].Value)
 		records[i] = d.record(c)
 		preds[i] = predict(m, records[i], d.keyOf(c), c.Field(d.eventIDField).String())
+		preds[i].stated = d.stated(records[i])
 	}
 	s.drift.observe(m, records)
 	var stored map[string]scored
@@ -150,6 +151,9 @@ type prediction struct {
 	label       int32
 	probability float64
 	version     string
+	// stated says whether the record had its own value of a ridge
+	// model's label (dataset.stated).
+	stated bool
 }
 
 // predict applies m to a clean record: the one feature path of the
@@ -161,7 +165,9 @@ func predict(m *model.Model, r model.Record, key any, eventID string) prediction
 
 // writePredictions inserts preds in tx, idempotent by event id, and returns
 // the predictions the table holds for their events, written now or
-// before, and the events whose predictions it wrote.
+// before, and the events whose predictions it wrote. A ridge model's
+// table also keeps each prediction as its estimate and whether the
+// record stated its own label.
 //
 // The statement that inserts also reads the predictions already there,
 // by index, but only as they were when it began: an insert that waited for
@@ -171,7 +177,7 @@ func predict(m *model.Model, r model.Record, key any, eventID string) prediction
 // statement of its own.
 func (d *dataset) writePredictions(ctx context.Context, tx pgx.Tx, preds []prediction) (map[string]scored, map[string]bool, error) {
 	n := len(preds)
-	eventIDs, labels, probs, versions := make([]string, n), make([]int32, n), make([]float64, n), make([]string, n)
+	eventIDs, labels, probs, versions, stated := make([]string, n), make([]int32, n), make([]float64, n), make([]string, n), make([]bool, n)
 	var keys any
 	keyType := "bigint"
 	if d.textKey {
@@ -188,34 +194,59 @@ func (d *dataset) writePredictions(ctx context.Context, tx pgx.Tx, preds []predi
 		keys = k
 	}
 	for i, p := range preds {
-		eventIDs[i], labels[i], probs[i], versions[i] = p.eventID, p.label, p.probability, p.version
+		eventIDs[i], labels[i], probs[i], versions[i], stated[i] = p.eventID, p.label, p.probability, p.version, p.stated
+	}
+	// A ridge model's rows also hold the estimate (its prediction, the
+	// probability column's value) and whether the record stated its own.
+	var in, cols, extra string
+	insertCols := "event_id, %[2]s, prediction, probability, model_version"
+	selectCols := "event_id, key, prediction, probability, model_version"
+	args := []any{eventIDs, keys, labels, probs, versions}
+	if d.ridge() {
+		in, cols, extra = ", $6::bool[]", ", stated", ", estimate, stated"
+		insertCols += ", estimate, stated"
+		selectCols += ", probability, stated"
+		args = append(args, stated)
 	}
 	table, key := ident(d.predictions), ident(d.keyColumn)
 	rows, err := tx.Query(ctx, fmt.Sprintf(`
 with input as (
-    select * from unnest($1::text[], $2::%[3]s[], $3::int[], $4::float8[], $5::text[])
-        as t(event_id, key, prediction, probability, model_version)
+    select * from unnest($1::text[], $2::%[3]s[], $3::int[], $4::float8[], $5::text[]`+in+`)
+        as t(event_id, key, prediction, probability, model_version`+cols+`)
 ), inserted as (
-    insert into %[1]s (event_id, %[2]s, prediction, probability, model_version)
-    select event_id, key, prediction, probability, model_version from input
+    insert into %[1]s (`+insertCols+`)
+    select `+selectCols+` from input
     on conflict (event_id) do nothing
-    returning event_id, %[2]s, prediction, probability, model_version, created_at
+    returning event_id, %[2]s, prediction, probability, model_version, created_at`+extra+`
 )
 select *, true from inserted
 union all
-select event_id, %[2]s, prediction, probability, model_version, created_at, false
+select event_id, %[2]s, prediction, probability, model_version, created_at`+extra+`, false
 from %[1]s
 where event_id = any (array(select event_id from input except all select event_id from inserted))`, table, key, keyType),
-		eventIDs, keys, labels, probs, versions)
+		args...)
 	if err != nil {
 		return nil, nil, err
 	}
 	stored, written := make(map[string]scored, n), map[string]bool{}
 	var sc scored
 	var inserted bool
-	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.Key, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt, &inserted}, func() error {
+	var statedCol *bool
+	dest := func(tail ...any) []any {
+		dst := []any{&sc.EventID, &sc.Key, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}
+		if d.ridge() {
+			dst = append(dst, &sc.Estimate, &statedCol)
+		}
+		return append(dst, tail...)
+	}
+	keep := func() {
 		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
+		sc.Stated = statedCol != nil && *statedCol
 		stored[sc.EventID] = sc
+		sc.Estimate, statedCol = nil, nil // each row's own
+	}
+	_, err = pgx.ForEachRow(rows, dest(&inserted), func() error {
+		keep()
 		if inserted {
 			written[sc.EventID] = true
 		}
@@ -230,14 +261,13 @@ where event_id = any (array(select event_id from input except all select event_i
 			missing = append(missing, id)
 		}
 	}
-	rows, err = tx.Query(ctx, fmt.Sprintf(`select event_id, %[2]s, prediction, probability, model_version, created_at
+	rows, err = tx.Query(ctx, fmt.Sprintf(`select event_id, %[2]s, prediction, probability, model_version, created_at`+extra+`
 		from %[1]s where event_id = any ($1::text[])`, table, key), missing)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, err = pgx.ForEachRow(rows, []any{&sc.EventID, &sc.Key, &sc.PredictedLabel, &sc.Probability, &sc.ModelVersion, &sc.ScoredAt}, func() error {
-		sc.ScoredAt = sc.ScoredAt.UTC().Truncate(time.Microsecond)
-		stored[sc.EventID] = sc
+	_, err = pgx.ForEachRow(rows, dest(), func() error {
+		keep()
 		return nil
 	})
 	return stored, written, err

@@ -154,7 +154,7 @@ func TestSelfTrainingLeavesAnArtefactToTheScorer(t *testing.T) {
 // A candidate replaces the current model only if it scores no worse on
 // the candidate's held-out split.
 func TestJudgeComparesOnTheHeldOutSplit(t *testing.T) {
-	records, err := readCSV(usersCSV(t, 2000), mustDecl(t))
+	records, err := readCSV(usersCSV(t, 2000), mustDecl(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestJudgeComparesOnTheHeldOutSplit(t *testing.T) {
 
 func mustDecl(t *testing.T) *model.Decl {
 	t.Helper()
-	d, _, _, err := declaration("", "users", trainSettings{})
+	d, _, _, _, err := declaration("", "users", trainSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"go.uber.org/zap"
@@ -80,30 +81,51 @@ func parseTrainSettings(environ []string) (trainSettings, error) {
 // settings (the built-in datasets and DATASETS_DIR), or, for experiments,
 // from the dataset.yaml file given instead of the dataset's own, checked
 // against the dataset's clean schema. It returns the model, the dataset's
-// key and where it read the model.
-func declaration(file, ds string, s trainSettings) (*model.Decl, string, string, error) {
+// key, where it read the model and the clean columns that are lists
+// (arrays of strings, text[] in the table).
+func declaration(file, ds string, s trainSettings) (*model.Decl, string, string, map[string]bool, error) {
 	cat, err := s.Schemas.Open()
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", nil, err
 	}
 	d, err := cat.Dataset(ds)
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", nil, err
 	}
 	decl := d.Decl
 	if file != "" {
 		text, err := os.ReadFile(file)
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", "", nil, err
 		}
 		if decl, err = schemas.ParseDeclaration(file, ds, text, d.Clean); err != nil {
-			return nil, "", "", err
+			return nil, "", "", nil, err
 		}
 	}
 	if decl.Model == nil {
-		return nil, "", "", fmt.Errorf("dataset %s declares no model (no model: section in %s)", ds, cmp.Or(decl.File, "its dataset.yaml"))
+		return nil, "", "", nil, fmt.Errorf("dataset %s declares no model (no model: section in %s)", ds, cmp.Or(decl.File, "its dataset.yaml"))
 	}
-	return model.DeclOf(decl.Model), d.Key, cmp.Or(decl.File, "the built-in declaration"), nil
+	return model.DeclOf(decl.Model), d.Key, cmp.Or(decl.File, "the built-in declaration"), listColumns(d.Clean), nil
+}
+
+// listColumns are the fields of a clean schema that hold lists of
+// strings: arrays of strings, or unions of null and one.
+func listColumns(clean avro.Schema) map[string]bool {
+	lists := map[string]bool{}
+	rec, ok := clean.(*avro.RecordSchema)
+	if !ok {
+		return lists
+	}
+	for _, f := range rec.Fields() {
+		types := schemas.NonNull(f.Type())
+		if len(types) != 1 || types[0].Type() != avro.Array {
+			continue
+		}
+		if items := schemas.NonNull(types[0].(*avro.ArraySchema).Items()); len(items) == 1 && items[0].Type() == avro.String {
+			lists[f.Name()] = true
+		}
+	}
+	return lists
 }
 
 // train is `scorer train`.
@@ -146,7 +168,7 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if *dataset == "" {
 		return fmt.Errorf("train: DATASETS=%s names several datasets: give --dataset", strings.Join(settings.Datasets, ","))
 	}
-	decl, key, from, err := declaration(*declFile, *dataset, settings)
+	decl, key, from, lists, err := declaration(*declFile, *dataset, settings)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -175,7 +197,7 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	var records []model.Record
 	source := *csvPath
 	if source != "" {
-		records, err = readCSV(source, decl)
+		records, err = readCSV(source, decl, lists)
 	} else {
 		if settings.Postgres.URL == "" {
 			return errors.New("train: set DATABASE_URL or give --csv")
@@ -202,7 +224,7 @@ func train(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return fmt.Errorf("train: %w", err)
 	}
 	if *export != "" {
-		if err := exportSplit(*export, decl.Columns(), split); err != nil {
+		if err := exportSplit(*export, decl.Columns(), lists, split); err != nil {
 			return fmt.Errorf("train: export the split: %w", err)
 		}
 	}
@@ -329,8 +351,11 @@ func readLabelled(ctx context.Context, db querier, ds, key string, d *model.Decl
 // readCSV reads rows from a CSV export of a dataset's table: a header row
 // naming at least the label and feature columns; the other columns are
 // ignored, empty cells are missing, and each declared cell must read as
-// its feature's kind asks (a number, a date, a boolean).
-func readCSV(path string, d *model.Decl) ([]model.Record, error) {
+// its feature's kind asks (a number, a date, a boolean). A cell of a list
+// column (lists, the clean schema's arrays of strings) is written as
+// PostgreSQL writes a text[] ({DE,EU}, {"New York",US}, {} for none) and
+// read as the list of its items.
+func readCSV(path string, d *model.Decl, lists map[string]bool) ([]model.Record, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -380,6 +405,14 @@ func readCSV(path string, d *model.Decl) ([]model.Record, error) {
 			if i >= len(rec) || rec[i] == "" {
 				continue
 			}
+			if lists[c] {
+				items, err := parseTextArray(rec[i])
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s %q: %w", c, rec[i], err))
+				}
+				row[c] = items
+				continue
+			}
 			if ok := checks[c]; ok != nil && !ok(rec[i]) {
 				errs = append(errs, fmt.Errorf("%s %q does not read as its feature asks", c, rec[i]))
 			}
@@ -406,9 +439,10 @@ func readable(f model.FeatureDecl) func(string) bool {
 }
 
 // exportSplit writes the rows of both splits, their declared columns as
-// text (train.csv, test.csv), and their feature vectors and labels
-// (train_features.csv, test_features.csv).
-func exportSplit(dir string, columns []string, s *model.Split) error {
+// text (train.csv, test.csv; a list column, one of lists, as PostgreSQL
+// writes a text[], which readCSV reads back), and their feature vectors
+// and labels (train_features.csv, test_features.csv).
+func exportSplit(dir string, columns []string, lists map[string]bool, s *model.Split) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -420,7 +454,11 @@ func exportSplit(dir string, columns []string, s *model.Split) error {
 	for name, p := range map[string]part{"train": {s.TrainRows, s.TrainX, s.TrainY}, "test": {s.TestRows, s.TestX, s.TestY}} {
 		err := writeCSV(filepath.Join(dir, name+".csv"), columns, len(p.rows), func(i int, row []string) {
 			for j, c := range columns {
-				row[j], _ = model.Text(p.rows[i].Value(c))
+				if v := p.rows[i].Value(c); lists[c] {
+					row[j] = formatTextArray(v)
+				} else {
+					row[j], _ = model.Text(v)
+				}
 			}
 		})
 		if err != nil {

@@ -190,7 +190,11 @@ func Date(v any) (time.Time, bool) {
 }
 
 // Text is a value as a string; false when it is missing. Numbers and
-// booleans are written as Go writes them.
+// booleans are written as Go writes them. A list of strings (an Avro
+// array of strings decoded into a []string, a PostgreSQL text[] read into
+// a []any) is its items joined by spaces, its missing items left out, so
+// that a tokens feature reads the words of every item; an empty list is
+// the empty text.
 func Text(v any) (string, bool) {
 	switch x := v.(type) { // the common cases, without boxing
 	case string:
@@ -211,6 +215,16 @@ func Text(v any) (string, bool) {
 	case *big.Rat:
 		f, _ := x.Float64()
 		return strconv.FormatFloat(f, 'g', -1, 64), true
+	case []string:
+		return strings.Join(x, " "), true
+	case []any:
+		items := make([]string, 0, len(x))
+		for _, item := range x {
+			if s, ok := Text(item); ok {
+				items = append(items, s)
+			}
+		}
+		return strings.Join(items, " "), true
 	default:
 		if f, ok := Number(x); ok {
 			return strconv.FormatFloat(f, 'g', -1, 64), true

@@ -118,6 +118,10 @@ func TestValueConversions(t *testing.T) {
 		"bool":              {true, 0, false, "true", true},
 		"time":              {day, 0, false, "2025-03-04T00:00:00Z", true},
 		"a type unheard of": {struct{}{}, 0, false, "", false},
+		"[]string":          {[]string{"DE", "EU"}, 0, false, "DE EU", true},
+		"empty []string":    {[]string{}, 0, false, "", true},
+		"[]any":             {[]any{"DE", nil, "New York"}, 0, false, "DE New York", true},
+		"*[]string":         {&[]string{"FR"}, 0, false, "FR", true},
 	} {
 		n, ok := Number(c.v)
 		s, sok := Text(c.v)
@@ -134,5 +138,28 @@ func TestValueConversions(t *testing.T) {
 		if v, ok := Bool(in); v != want[0] || ok != want[1] {
 			t.Errorf("Bool(%v) = %v, %v; want %v", in, v, ok, want)
 		}
+	}
+}
+
+// A tokens feature over a list column reads the words of its items alike
+// from the []string the clean record's Avro array decodes into and from
+// the []any a text[] column of the table reads into.
+func TestTokensOfAListColumn(t *testing.T) {
+	p := &Preprocessing{Features: []Feature{{Name: "locations", Column: "locations", Kind: KindTokens, Buckets: 64}}}
+	want := make([]float64, 64)
+	for _, tok := range []string{"de", "eu", "new", "york"} {
+		want[Bucket(tok, 64)] = 1
+	}
+	for name, v := range map[string]any{
+		"avro array": []string{"DE", "EU", "New York"},
+		"table row":  []any{"DE", "EU", "New York"},
+		"text":       "DE EU New York",
+	} {
+		if got := p.Vector(nil, Map{"locations": v}); !slices.Equal(got, want) {
+			t.Errorf("%s %v: tokens %v, want %v", name, v, got, want)
+		}
+	}
+	if got := p.Vector(nil, Map{"locations": []string{}}); slices.Max(got) != 0 {
+		t.Errorf("an empty list sets buckets %v", got)
 	}
 }
