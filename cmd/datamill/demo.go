@@ -36,6 +36,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	seed := fs.Uint64("seed", 1, "generator seed")
 	dirty := fs.Float64("dirty", 0.1, "share of dirty rows, in [0, 1]")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	exportSplit := fs.String("export-split", "", "with --dataset jobs: write the salary model's train/test split here, for bench/sklearn_reference.py")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty records of --dataset into a file the extractor\nreads, waits until the pipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile.\n\nWith --dataset jobs it serves --rows offers (%d unless given) on a local job\nboard (datamill jobboard), points every source of the jobs declaration at it,\nand checks that each offer is extracted once, that a second poll publishes\nnothing and that changing one offer publishes one event.\n\nflags:\n", jobsDemoRows)
 		fs.PrintDefaults()
@@ -54,7 +55,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		if !flagSet(fs, "rows") {
 			n = jobsDemoRows
 		}
-		return demoJobs(ctx, n, *seed, *dirty, *asJSON, environ, stdout, stderr)
+		return demoJobs(ctx, n, *seed, *dirty, *asJSON, *exportSplit, environ, stdout, stderr)
 	}
 	ds, err := generatedDataset(environ, stderr, dataset)
 	if err != nil {

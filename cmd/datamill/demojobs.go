@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,10 +40,15 @@ type jobsDemo struct {
 	board    *jobboard.Board
 	base     string // the board's URL
 	database string
-	svc      map[string]string
-	brokers  string
-	registry string
-	progress func(string, ...any)
+	eps      map[string]string
+	// datasets is the DATASETS_DIR of the stack, models the scorer's
+	// model directory, scorer its binary; exportSplit, when set, is where
+	// `scorer train` writes the split for reference checks.
+	datasets, models, scorer, runID, exportSplit string
+	svc                                          map[string]string
+	brokers                                      string
+	registry                                     string
+	progress                                     func(string, ...any)
 }
 
 // jobsDemoSummary is what the jobs demo reports.
@@ -68,9 +74,13 @@ type jobsDemoSummary struct {
 	// Answers are a few rows of the views, as text: the most, moderately
 	// and least demanded titles, the top countries and regions, the
 	// median stated salary per family.
-	Answers        map[string][]string `json:"answers"`
-	ElapsedSeconds float64             `json:"elapsed_seconds"`
-	Reconciled     bool                `json:"reconciled"`
+	Answers map[string][]string `json:"answers"`
+	// Model is the salary model the demo trained on the jobs table, and
+	// Scored the records it scored.
+	Model          jobsModel `json:"model"`
+	Scored         int       `json:"scored"`
+	ElapsedSeconds float64   `json:"elapsed_seconds"`
+	Reconciled     bool      `json:"reconciled"`
 }
 
 // jobsSourceCounts are one source's counts.
@@ -96,9 +106,18 @@ type jobsClusters struct {
 	Missed, Extra []string `json:",omitempty"`
 }
 
+// jobsModel is the salary model of the demo: its version and test
+// metrics on the held-out split.
+type jobsModel struct {
+	Version string  `json:"version"`
+	MAE     float64 `json:"mae"`
+	R2      float64 `json:"r2"`
+	Rows    int     `json:"test_rows"`
+}
+
 // demoJobs runs the jobs demo: rows offers on a local board, from seed,
 // dirty as dirty says.
-func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON bool, environ []string, stdout, stderr io.Writer) error {
+func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON bool, exportSplit string, environ []string, stdout, stderr io.Writer) error {
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "demo: "+format+"\n", a...) }
 	board, err := jobboard.New(jobboard.Config{
 		Rows: rows, Seed: seed, Dirty: dirty, ChallengeEvery: 13, TooManyEvery: 7,
@@ -130,16 +149,19 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 	if err := writeBoardSecrets(secrets); err != nil {
 		return err
 	}
+	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
 	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
 		[]string{
 			"DATASETS=jobs", "DATASETS_DIR=" + datasets, "EXTRACTOR_SECRETS_DIR=" + secrets,
 			"EXTRACTOR_POLL_RETRY=500ms", "ECO_SAMPLE_INTERVAL=500ms",
+			"SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
 		}, "DATABASE_URL", "KAFKA_BROKERS", "SCHEMAS_DIR")
 	var summary *jobsDemoSummary
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		j := &jobsDemo{board: board, base: base, svc: svc, database: eps["DATABASE_URL"], brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress}
+		j := &jobsDemo{board: board, base: base, svc: svc, database: eps["DATABASE_URL"], eps: eps, datasets: datasets,
+			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress}
 		s, err := j.run(ctx)
 		summary = s
 		return err
@@ -406,12 +428,77 @@ func (j *jobsDemo) run(ctx context.Context) (*jobsDemoSummary, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	if err := j.model(ctx, s, len(records)); err != nil {
+		return nil, err
+	}
 	if err := j.warehouse(ctx, s); err != nil {
 		return nil, err
 	}
 	s.Reconciled = s.Reconciled && s.Clusters.Planted == s.Clusters.Found && s.Clusters.Found == s.Clusters.Matched
 	s.ElapsedSeconds = time.Since(start).Seconds()
 	return s, nil
+}
+
+// model trains the salary model on the jobs table (`scorer train`), and
+// waits until the scorer has scored every persisted record with it.
+func (j *jobsDemo) model(ctx context.Context, s *jobsDemoSummary, persisted int) error {
+	j.progress("training the salary model on the jobs table…")
+	args := []string{"train", "--dataset", "jobs", "--out", j.models}
+	if j.exportSplit != "" {
+		args = append(args, "--export-split", j.exportSplit)
+	}
+	cmd := exec.CommandContext(ctx, j.scorer, args...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+j.database, "RUN_ID="+j.runID, "DATASETS_DIR="+j.datasets,
+		"KAFKA_BROKERS="+j.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+j.eps["SCHEMA_REGISTRY_URL"])
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("demo: scorer train: %w\n%s", err, out)
+	}
+	entries, _ := filepath.Glob(filepath.Join(j.models, "salary-*.json"))
+	if len(entries) == 0 {
+		return errors.New("demo: scorer train wrote no model")
+	}
+	slices.Sort(entries)
+	b, err := os.ReadFile(entries[len(entries)-1])
+	if err != nil {
+		return err
+	}
+	var art struct {
+		Version string `json:"version"`
+		Test    struct {
+			MAE  float64 `json:"mae"`
+			R2   float64 `json:"r2"`
+			Rows int     `json:"rows"`
+		} `json:"test_metrics"`
+	}
+	if err := json.Unmarshal(b, &art); err != nil {
+		return fmt.Errorf("demo: model %s: %w", entries[len(entries)-1], err)
+	}
+	if j.exportSplit != "" {
+		// Beside its split, for bench/sklearn_reference.py.
+		if err := os.WriteFile(filepath.Join(j.exportSplit, filepath.Base(entries[len(entries)-1])), b, 0o644); err != nil {
+			return err
+		}
+	}
+	s.Model = jobsModel{Version: art.Version, MAE: art.Test.MAE, R2: art.Test.R2, Rows: art.Test.Rows}
+	j.progress("scoring with model %s (test MAE %.0f, R² %.3f)…", art.Version, art.Test.MAE, art.Test.R2)
+	for deadline := time.Now().Add(5 * time.Minute); ; {
+		sc, err := scrape(ctx, j.svc["scorer"], "scorer")
+		if err != nil {
+			return err
+		}
+		s.Scored = sc.out
+		if sc.in >= persisted {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: the scorer scored %d of %d records in 5 minutes", sc.in, persisted)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // warehouse compares the clusters of the jobs table with the board's, and
@@ -477,12 +564,13 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 	}
 	s.Answers = map[string][]string{}
 	for name, q := range map[string]string{
-		"most demanded titles":                        `select title || ' (' || offers || ')' from jobs_title_demand where band = 'top' order by rank, title limit 5`,
-		"moderately demanded titles":                  `select title || ' (' || offers || ')' from jobs_title_demand where band = 'middle' order by rank, title limit 5`,
-		"least demanded titles":                       `select title || ' (' || offers || ')' from jobs_title_demand where band = 'bottom' order by rank desc, title limit 5`,
-		"top countries":                               `select code || ' (' || offers || ')' from jobs_top_locations where kind = 'country' order by rank, code`,
-		"top regions":                                 `select code || ' (' || offers || ')' from jobs_top_locations where kind = 'region' order by rank, code`,
-		"median stated salary (EUR a year) by family": `select family || ' ' || round(median::numeric) from jobs_salary_by_family where basis = 'stated' order by median desc`,
+		"most demanded titles":                           `select title || ' (' || offers || ')' from jobs_title_demand where band = 'top' order by rank, title limit 5`,
+		"moderately demanded titles":                     `select title || ' (' || offers || ')' from jobs_title_demand where band = 'middle' order by rank, title limit 5`,
+		"least demanded titles":                          `select title || ' (' || offers || ')' from jobs_title_demand where band = 'bottom' order by rank desc, title limit 5`,
+		"top countries":                                  `select code || ' (' || offers || ')' from jobs_top_locations where kind = 'country' order by rank, code`,
+		"top regions":                                    `select code || ' (' || offers || ')' from jobs_top_locations where kind = 'region' order by rank, code`,
+		"median stated salary (EUR a year) by family":    `select family || ' ' || round(median::numeric) from jobs_salary_by_family where basis = 'stated' order by median desc`,
+		"median estimated salary (EUR a year) by family": `select family || ' ' || round(median::numeric) from jobs_salary_by_family where basis = 'estimated' order by median desc`,
 	} {
 		rows, err := conn.Query(ctx, q)
 		if err != nil {
@@ -623,6 +711,7 @@ func (s *jobsDemoSummary) print(w io.Writer) {
 	for _, q := range slices.Sorted(maps.Keys(s.Answers)) {
 		fmt.Fprintf(w, "%s: %s\n", q, strings.Join(s.Answers[q], ", "))
 	}
+	fmt.Fprintf(w, "salary model %s: test MAE %.0f EUR, R² %.3f on %d held-out offers; %d records scored\n", s.Model.Version, s.Model.MAE, s.Model.R2, s.Model.Rows, s.Scored)
 	fmt.Fprintln(w, "views:")
 	for _, v := range slices.Sorted(maps.Keys(s.Views)) {
 		fmt.Fprintf(w, "  %-24s %d rows\n", v, s.Views[v])

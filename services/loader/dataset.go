@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hamba/avro/v2"
@@ -169,6 +171,9 @@ type evolution struct {
 	// Recreated names the views whose columns changed, dropped and
 	// created again.
 	Recreated []string
+	// Waiting are the views that read a table that does not exist yet,
+	// each with why, not created.
+	Waiting []string
 }
 
 // evolve creates the dataset's table, or adds the columns and check
@@ -181,11 +186,13 @@ func (d *dataset) evolve(ctx context.Context, pool *pgxpool.Pool) (evolution, er
 		if ev.Evolution, err = d.table.Evolve(ctx, tx); err != nil {
 			return err
 		}
-		if ev.Recreated, err = createViews(ctx, tx, d.views); err != nil {
+		if ev.Recreated, ev.Waiting, err = createViews(ctx, tx, d.views); err != nil {
 			return fmt.Errorf("dataset %s: %w", d.table.Name, err)
 		}
 		for _, v := range d.views {
-			ev.Views = append(ev.Views, v.Name)
+			if !slices.ContainsFunc(ev.Waiting, func(w string) bool { return strings.HasPrefix(w, v.Name+": ") }) {
+				ev.Views = append(ev.Views, v.Name)
+			}
 		}
 		return nil
 	})

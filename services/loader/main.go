@@ -26,6 +26,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
@@ -34,6 +35,7 @@ import (
 	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
@@ -113,6 +115,10 @@ func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pg
 	if len(ev.Recreated) > 0 {
 		p.Log.Info("views dropped and created again, their columns changed", zap.String("dataset", ds), zap.Strings("views", ev.Recreated))
 	}
+	if len(ev.Waiting) > 0 {
+		p.Log.Warn("views wait for the tables they read; tried again every "+viewRetry.String(), zap.String("dataset", ds), zap.Strings("views", ev.Waiting))
+		go d.awaitViews(ctx, p.Log, pool)
+	}
 	if d.cleanCodec, err = serde.NewCodec[any](ctx, reg, kafka.Topic(kafka.Clean, ds), d.cleanSchema); err != nil {
 		return nil, err
 	}
@@ -148,4 +154,23 @@ func storedBytes(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 		return 0, fmt.Errorf("stored bytes: %w", err)
 	}
 	return n, nil
+}
+
+// viewRetry is how often views that wait for a table are tried again.
+const viewRetry = 5 * time.Second
+
+// awaitViews tries the dataset's views again every viewRetry until none
+// waits for a table (the scorer creates its predictions table when it
+// first starts), or until ctx ends.
+func (d *dataset) awaitViews(ctx context.Context, log *zap.Logger, pool *pgxpool.Pool) {
+	for retry.Sleep(ctx, viewRetry) {
+		ev, err := d.evolve(ctx, pool)
+		switch {
+		case err != nil:
+			log.Warn("views not created; tried again", zap.String("table", d.table.Name), zap.Error(err))
+		case len(ev.Waiting) == 0:
+			log.Info("views created, the tables they read there now", zap.String("table", d.table.Name), zap.Strings("views", ev.Views))
+			return
+		}
+	}
 }

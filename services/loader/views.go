@@ -17,8 +17,15 @@ import (
 // (invalid_table_definition).
 const viewColumnsChanged = "42P16"
 
+// undefinedTable is the SQLSTATE of a view reading a table (or a view)
+// that does not exist yet: the scorer's predictions table before the
+// scorer's first start, or a view waiting for one.
+const undefinedTable = "42P01"
+
 // createViews creates or replaces each of views in tx, in their declared
-// order, and returns the names of those it dropped and created again.
+// order, and returns the names of those it dropped and created again, and
+// of those that read a table that does not exist yet (waiting, each with
+// PostgreSQL's message), which it leaves for a later try.
 //
 // A view is CREATE OR REPLACE VIEW <name> AS <sql>, with its SQL as
 // declared, one statement. When PostgreSQL refuses to replace it because its
@@ -28,28 +35,33 @@ const viewColumnsChanged = "42P16"
 // are not declared are left as they are. The caller holds the lock that
 // serialises loaders on the dataset's table, so replicas starting together
 // take turns.
-func createViews(ctx context.Context, tx pgx.Tx, views []schemas.View) (recreated []string, err error) {
+func createViews(ctx context.Context, tx pgx.Tx, views []schemas.View) (recreated, waiting []string, err error) {
 	for _, v := range views {
 		name := pgx.Identifier{v.Name}.Sanitize()
 		def := strings.TrimSpace(v.SQL)
 		err := savepoint(ctx, tx, func(tx pgx.Tx) error {
 			return execOne(ctx, tx, "create or replace view "+name+" as "+def)
 		})
-		if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != viewColumnsChanged {
+		pgErr, ok := errors.AsType[*pgconn.PgError](err)
+		if ok && pgErr.Code == undefinedTable {
+			waiting = append(waiting, v.Name+": "+pgErr.Message)
+			continue
+		}
+		if !ok || pgErr.Code != viewColumnsChanged {
 			if err != nil {
-				return nil, fmt.Errorf("view %s: %w", v.Name, err)
+				return nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
 			}
 			continue
 		}
 		if err := execOne(ctx, tx, "drop view "+name); err != nil {
-			return nil, fmt.Errorf("view %s: its columns changed; drop it to create it again: %w", v.Name, err)
+			return nil, nil, fmt.Errorf("view %s: its columns changed; drop it to create it again: %w", v.Name, err)
 		}
 		if err := execOne(ctx, tx, "create view "+name+" as "+def); err != nil {
-			return nil, fmt.Errorf("view %s: %w", v.Name, err)
+			return nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
 		}
 		recreated = append(recreated, v.Name)
 	}
-	return recreated, nil
+	return recreated, waiting, nil
 }
 
 // savepoint runs fn in a savepoint of tx, released when fn succeeds and

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -349,5 +350,46 @@ func TestTheUsersViewIsThereAfterTheLoaderStarts(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"DE 3", "FR 2"}, query(t, pool, `select country, users from users_by_country`)); diff != "" {
 		t.Errorf("users_by_country (-want +got):\n%s", diff)
+	}
+}
+
+// A view over a table that is not there yet (the scorer's predictions
+// table before the scorer first starts) waits: the other views are
+// created, the start goes on, and the view is created once the table is
+// there.
+func TestAViewOverATableNotThereYetWaitsForIt(t *testing.T) {
+	pool := database(t)
+	d := ordersDataset(t, `
+  - name: orders_scored
+    sql: select o.id, p.estimate from orders o join orders_predictions p on p.id = o.id
+  - name: orders_by_status
+    sql: select status, count(*) as orders from orders group by status
+`)
+	ev, err := d.evolve(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ev.Views, []string{"orders_by_status"}) || len(ev.Waiting) != 1 ||
+		!strings.HasPrefix(ev.Waiting[0], "orders_scored: ") || !strings.Contains(ev.Waiting[0], "orders_predictions") {
+		t.Fatalf("evolve = %+v, want orders_by_status created and orders_scored waiting for orders_predictions", ev)
+	}
+	if _, err := pool.Exec(t.Context(), `create table orders_predictions (id bigint, estimate double precision)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { d.awaitViews(ctx, zap.NewNop(), pool); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.Equal(query(t, pool, `select count(*) from information_schema.views where table_name = 'orders_scored'`), []string{"1"}) {
+		if time.Now().After(deadline) {
+			t.Fatal("orders_scored not created within 30 s of its table")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-done: // no view waits any more: the retries stop
+	case <-time.After(30 * time.Second):
+		t.Error("awaitViews still runs once every view is created")
 	}
 }
