@@ -114,6 +114,11 @@ func TestJobsDemoReconciles(t *testing.T) {
 		AfterChange int `json:"after_change_published"`
 		Disallowed  int `json:"disallowed_requests"`
 		Persisted   int
+		Scored      int
+		Clusters    struct{ Planted, Found, Matched int }
+		Views       map[string]int
+		Answers     map[string][]string
+		Model       struct{ MAE, R2 float64 }
 		Reconciled  bool
 	}
 	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
@@ -129,7 +134,23 @@ func TestJobsDemoReconciles(t *testing.T) {
 			t.Errorf("source %s: %+v, want every offer on the board extracted or left out", name, c)
 		}
 	}
-	if s.Persisted != raw {
-		t.Errorf("%d records persisted, want the %d extracted", s.Persisted, raw)
+	if s.Persisted != raw || s.Scored != raw {
+		t.Errorf("%d records persisted and %d scored, want the %d extracted", s.Persisted, s.Scored, raw)
+	}
+	if c := s.Clusters; c.Planted < 5 || c.Found != c.Planted || c.Matched != c.Planted {
+		t.Errorf("duplicate clusters %+v, want those planted found, and no others", c)
+	}
+	for _, v := range []string{"jobs_unique", "jobs_title_demand", "jobs_family_demand", "jobs_top_locations", "jobs_salary_by_family", "jobs_per_source_day"} {
+		if s.Views[v] == 0 {
+			t.Errorf("view %s holds no rows (views %v)", v, s.Views)
+		}
+	}
+	for _, q := range []string{"most demanded titles", "least demanded titles", "top countries", "median stated salary (EUR a year) by family", "median estimated salary (EUR a year) by family"} {
+		if len(s.Answers[q]) == 0 {
+			t.Errorf("%s: no answer", q)
+		}
+	}
+	if s.Model.MAE <= 0 || s.Model.R2 < 0.5 {
+		t.Errorf("salary model %+v, want a test MAE and an R² of at least 0.5", s.Model)
 	}
 }

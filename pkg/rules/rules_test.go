@@ -192,6 +192,16 @@ func TestCompileRefusesBadRules(t *testing.T) {
 		"bad on_invalid":     `{"type":"int","on_invalid":"drop"}`,
 		"enum without value": `{"type":"enum"}`,
 		"bad not_before":     `{"type":"date","not_before":"nope"}`,
+		"salary without part": `{"type":"salary"}`,
+		"unknown title part":  `{"type":"title","part":"rank"}`,
+		"part of a string":    `{"type":"string","part":"min"}`,
+		"unknown role":        `{"type":"salary","part":"min","structured":{"bonus":"b"}}`,
+		"html on a string":    `{"type":"string","html":true}`,
+		"bad drop_lines":      `{"type":"text","drop_lines":["("]}`,
+		"epoch on an int":     `{"type":"int","epoch":true}`,
+		"prefer on a norm":    `{"type":"title","part":"norm","prefer":"x"}`,
+		"empty fingerprint":   `{"type":"fingerprint"}`,
+		"fingerprint of none": `{"type":"fingerprint","of":["nope"]}`,
 	} {
 		s, err := schemas.Parse(`{"type":"record","name":"R","fields":[{"name":"f","type":["null","string"],"default":null,"datamill.clean":` + attr + `}]}`)
 		if err != nil {
