@@ -160,8 +160,10 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 	var summary *jobsDemoSummary
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		j := &jobsDemo{board: board, base: base, svc: svc, database: eps["DATABASE_URL"], eps: eps, datasets: datasets,
-			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress}
+		j := &jobsDemo{
+			board: board, base: base, svc: svc, database: eps["DATABASE_URL"], eps: eps, datasets: datasets,
+			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress,
+		}
 		s, err := j.run(ctx)
 		summary = s
 		return err

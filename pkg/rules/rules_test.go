@@ -187,11 +187,11 @@ func TestParseMoney(t *testing.T) {
 
 func TestCompileRefusesBadRules(t *testing.T) {
 	for name, attr := range map[string]string{
-		"unknown type":       `{"type":"colour"}`,
-		"unknown key":        `{"type":"int","mni":3}`,
-		"bad on_invalid":     `{"type":"int","on_invalid":"drop"}`,
-		"enum without value": `{"type":"enum"}`,
-		"bad not_before":     `{"type":"date","not_before":"nope"}`,
+		"unknown type":        `{"type":"colour"}`,
+		"unknown key":         `{"type":"int","mni":3}`,
+		"bad on_invalid":      `{"type":"int","on_invalid":"drop"}`,
+		"enum without value":  `{"type":"enum"}`,
+		"bad not_before":      `{"type":"date","not_before":"nope"}`,
 		"salary without part": `{"type":"salary"}`,
 		"unknown title part":  `{"type":"title","part":"rank"}`,
 		"part of a string":    `{"type":"string","part":"min"}`,
