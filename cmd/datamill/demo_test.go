@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,7 +104,8 @@ func TestEcoReportComparesTwoDemoRuns(t *testing.T) {
 func TestJobsDemoReconciles(t *testing.T) {
 	var out strings.Builder
 	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH"), "GOFLAGS=" + os.Getenv("GOFLAGS")}
-	if err := run(t.Context(), []string{"demo", "--dataset", "jobs", "--rows", "400", "--seed", "3", "--json"}, environ, &out, io.Discard); err != nil {
+	split := t.TempDir()
+	if err := run(t.Context(), []string{"demo", "--dataset", "jobs", "--rows", "400", "--seed", "3", "--json", "--export-split", split}, environ, &out, io.Discard); err != nil {
 		t.Fatalf("demo --dataset jobs: %v\n%s", err, out.String())
 	}
 	var s struct {
@@ -153,4 +155,20 @@ func TestJobsDemoReconciles(t *testing.T) {
 	if s.Model.MAE <= 0 || s.Model.R2 < 0.5 {
 		t.Errorf("salary model %+v, want a test MAE and an R² of at least 0.5", s.Model)
 	}
+	// scikit-learn's Ridge on the same split: the same features, a test MAE
+	// within 5 % (the script fails otherwise).
+	t.Run("scikit-learn", func(t *testing.T) {
+		needPython(t, "sklearn, yaml", "python3-sklearn python3-yaml")
+		models, _ := filepath.Glob(filepath.Join(split, "salary-*.json"))
+		if len(models) != 1 {
+			t.Fatalf("the split holds models %v, want the one trained", models)
+		}
+		cmd := exec.Command(python, filepath.Join("..", "..", "bench", "sklearn_reference.py"),
+			filepath.Join("..", "..", "schemas", "avro", "jobs", "dataset.yaml"), split, models[0])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("sklearn_reference.py: %v\n%s", err, out)
+		} else {
+			t.Logf("%s", out)
+		}
+	})
 }

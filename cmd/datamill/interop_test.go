@@ -24,15 +24,16 @@ import (
 // python3-avro packages the interoperability test uses.
 const python = "/usr/bin/python3"
 
-// needPython skips the test when Debian's Confluent client is missing,
-// except in CI, where .ci/run installs it and its absence is a failure.
-func needPython(t *testing.T) {
+// needPython skips the test when Debian's Python lacks modules (a
+// comma-separated import list), which apt's packages provide, except in
+// CI, where .ci/run installs them and their absence is a failure.
+func needPython(t *testing.T, modules, packages string) {
 	t.Helper()
-	out, err := exec.Command(python, "-c", "import confluent_kafka.avro").CombinedOutput()
+	out, err := exec.Command(python, "-c", "import "+modules).CombinedOutput()
 	if err == nil {
 		return
 	}
-	msg := fmt.Sprintf("%s cannot import confluent_kafka.avro (apt-get install python3-confluent-kafka python3-avro python3-requests): %v %s", python, err, out)
+	msg := fmt.Sprintf("%s cannot import %s (apt-get install %s): %v %s", python, modules, packages, err, out)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -43,7 +44,7 @@ func needPython(t *testing.T) {
 // Python AvroProducer through the registry into raw.users, follows them
 // into PostgreSQL, and reads clean.users back with its AvroConsumer.
 func TestThirdPartyAvroClientInteroperates(t *testing.T) {
-	needPython(t)
+	needPython(t, "confluent_kafka.avro", "python3-confluent-kafka python3-avro python3-requests")
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
