@@ -137,3 +137,42 @@ func TestFingerprintsOfJobs(t *testing.T) {
 		t.Errorf("no title: fingerprint %v, want none", got)
 	}
 }
+
+// FuzzApplyJobs cleans offers through every rule type of the jobs clean
+// schema, fingerprint included: no panic, every clean record encodes with
+// the schema, and the fingerprint is there exactly when its fields are.
+func FuzzApplyJobs(f *testing.F) {
+	f.Add("Senior Go Developer (m/w/d)", "Acme GmbH", "Berlin, Germany", "€60k–70k", "", "", "2026-07-23T15:39:28", "<p>Hi</p>")
+	f.Add("Développeur Full Stack (H/F)", "Soylent SAS", "75 - Paris", "Mensuel de 2275.0 Euros à 3033.0 Euros sur 12.0 mois", "", "", "1721745568", "")
+	f.Add("QA", "Tyrell\xff", "Worldwide\xfe", "", "100000", "0", "yesterday", "please mention the word X and tag Y when applying")
+	f.Add("", "", "", "Competitive", "-5", "abc", "", "&lt;b&gt;")
+	schema := schemas.MustSchema("jobs/clean")
+	r, err := Compile(schema)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, title, company, location, salary, lo, hi, published, description string) {
+		raw := map[string]any{"id": "s:1"}
+		for k, v := range map[string]string{
+			"title": title, "company": company, "location": location, "salary": salary,
+			"salary_min": lo, "salary_max": hi, "published_at": published, "description": description,
+		} {
+			if v != "" {
+				raw[k] = v
+			}
+		}
+		o := r.Apply(raw)
+		if o.Rejected() {
+			t.Fatalf("an offer with an id rejected: %v", o.Reasons)
+		}
+		hasPrint := o.Values["company_key"] != nil && o.Values["title_norm"] != nil && o.Values["seniority"] != nil
+		if (o.Values["cluster_id"] != nil) != hasPrint {
+			t.Fatalf("cluster_id %v with company_key %v, title_norm %v, seniority %v", o.Values["cluster_id"], o.Values["company_key"], o.Values["title_norm"], o.Values["seniority"])
+		}
+		v := o.Values
+		v["quality_flags"], v["event_id"], v["event_time"], v["content_hash"] = nonNil(o.Flags), "e", time.Now(), r.Hash(o)
+		if _, err := avro.Marshal(schema, v); err != nil {
+			t.Fatalf("encode %q: %v", raw, err)
+		}
+	})
+}
