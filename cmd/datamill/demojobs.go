@@ -556,6 +556,31 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 	if err != nil {
 		return err
 	}
+	// A view over the scorer's predictions table waits for it: the
+	// loader creates it within seconds of the scorer's start.
+	for deadline := time.Now().Add(time.Minute); ; {
+		var missing []string
+		for _, v := range ds.Decl.Views {
+			var n int
+			if err := conn.QueryRow(ctx, `select count(*) from information_schema.views where table_name = $1`, v.Name).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				missing = append(missing, v.Name)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: views %v not created within a minute", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	s.Views = map[string]int{}
 	for _, v := range ds.Decl.Views {
 		var n int
