@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -21,63 +19,15 @@ type locCase struct {
 // expected codes comma-separated or - for none.
 func locReadCases(tb testing.TB) []locCase {
 	tb.Helper()
-	data, err := os.ReadFile("testdata/locations.tsv")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var cases []locCase
-	for i, line := range strings.Split(string(data), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		input, want, ok := strings.Cut(line, "\t")
-		if !ok || strings.Contains(want, "\t") {
-			tb.Fatalf("testdata/locations.tsv:%d: want two tab-separated fields", i+1)
-		}
-		c := locCase{line: i + 1, input: locUnescape(tb, input)}
-		if want != "-" {
-			c.want = strings.Split(want, ",")
+	for _, l := range readTSV(tb, "locations.tsv", 2) {
+		c := locCase{line: l.line, input: l.fields[0]}
+		if l.fields[1] != "-" {
+			c.want = strings.Split(l.fields[1], ",")
 		}
 		cases = append(cases, c)
 	}
 	return cases
-}
-
-// locUnescape decodes \t, \n, \\ and \xNN.
-func locUnescape(tb testing.TB, s string) string {
-	tb.Helper()
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case '\\':
-			b.WriteByte('\\')
-		case 'x':
-			if i+2 >= len(s) {
-				tb.Fatalf("short \\x escape in %q", s)
-			}
-			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				tb.Fatalf("bad \\x escape in %q: %v", s, err)
-			}
-			b.WriteByte(byte(v))
-			i += 2
-		default:
-			tb.Fatalf("unknown escape \\%c in %q", s[i], s)
-		}
-	}
-	return b.String()
 }
 
 func TestLocationsTestdata(t *testing.T) {

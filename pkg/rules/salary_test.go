@@ -1,10 +1,8 @@
 package rules
 
 import (
-	"bufio"
 	"encoding/json"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,70 +19,25 @@ type salaryCase struct {
 	ok    bool
 }
 
-// salaryUnescape decodes the escapes of a testdata input: \t, \n, \r, \\
-// and \xNN (a raw byte).
-func salaryUnescape(tb testing.TB, s string) string {
-	tb.Helper()
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		case '\\':
-			b.WriteByte('\\')
-		case 'x':
-			if i+2 >= len(s) {
-				tb.Fatalf("short \\x escape in %q", s)
-			}
-			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				tb.Fatalf("bad \\x escape in %q: %v", s, err)
-			}
-			b.WriteByte(byte(v))
-			i += 2
-		default:
-			tb.Fatalf("unknown escape \\%c in %q", s[i], s)
-		}
-	}
-	return b.String()
-}
-
-// salaryCases reads testdata/salary.tsv.
+// salaryCases reads testdata/salary.tsv: the input, then the expected
+// min, max, currency, period, whether inferred and notes, or "none".
 func salaryCases(tb testing.TB) []salaryCase {
 	tb.Helper()
-	f, err := os.Open("testdata/salary.tsv")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
 	var cases []salaryCase
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		if strings.HasPrefix(sc.Text(), "#") {
-			continue
-		}
-		cols := strings.Split(sc.Text(), "\t")
-		c := salaryCase{line: line, input: salaryUnescape(tb, cols[0])}
-		if len(cols) == 2 && cols[1] == "none" {
+	for _, l := range readTSV(tb, "salary.tsv", 2, 7) {
+		cols := l.fields
+		c := salaryCase{line: l.line, input: cols[0]}
+		if len(cols) == 2 {
+			if cols[1] != "none" {
+				tb.Fatalf("salary.tsv:%d: two columns, the second not none", l.line)
+			}
 			cases = append(cases, c)
 			continue
-		}
-		if len(cols) != 7 {
-			tb.Fatalf("salary.tsv:%d: %d columns, want 7 (or input and none)", line, len(cols))
 		}
 		number := func(s string) float64 {
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil {
-				tb.Fatalf("salary.tsv:%d: %v", line, err)
+				tb.Fatalf("salary.tsv:%d: %v", l.line, err)
 			}
 			return v
 		}
@@ -103,9 +56,6 @@ func salaryCases(tb testing.TB) []salaryCase {
 			c.want.Notes = strings.Split(n, ",")
 		}
 		cases = append(cases, c)
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatal(err)
 	}
 	return cases
 }

@@ -12,7 +12,7 @@ import (
 // trimmed lines and no two blank lines in a row, and that it leaves its own
 // output unchanged.
 func FuzzCleanText(f *testing.F) {
-	for _, c := range textReadTSV(f, "text.tsv", 3) {
+	for _, c := range readTSV(f, "text.tsv", 3) {
 		f.Add(c.fields[1], strings.HasPrefix(c.fields[0], "html"))
 	}
 	f.Fuzz(func(t *testing.T, s string, isHTML bool) {
@@ -44,7 +44,7 @@ func FuzzCleanText(f *testing.F) {
 // lower-case words joined by single spaces, empty only for a name without
 // letters or digits, and its own key.
 func FuzzCompanyKey(f *testing.F) {
-	for _, c := range textReadTSV(f, "company.tsv", 2) {
+	for _, c := range readTSV(f, "company.tsv", 2) {
 		f.Add(c.fields[0])
 	}
 	f.Fuzz(func(t *testing.T, name string) {

@@ -1,9 +1,6 @@
 package rules
 
 import (
-	"bufio"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,92 +10,6 @@ import (
 // textRemoteOKDrop is the pattern a jobs schema declares to drop
 // RemoteOK's anti-spam line; the "html+drop" cases of text.tsv use it.
 const textRemoteOKDrop = `^please mention the word \S+ and tag \S+ when applying`
-
-// textCase is a line of a testdata table.
-type textCase struct {
-	line   int
-	fields []string
-}
-
-// textReadTSV reads testdata/name: one case a line, cols tab-separated
-// fields with their escapes decoded; blank lines and lines starting with
-// '#' are skipped.
-func textReadTSV(t testing.TB, name string, cols int) []textCase {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var cases []textCase
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		fields := strings.Split(line, "\t")
-		if len(fields) != cols {
-			t.Fatalf("%s:%d: %d fields, want %d", name, n, len(fields), cols)
-		}
-		for i, fl := range fields {
-			if fields[i], err = textUnescapeTSV(fl); err != nil {
-				t.Fatalf("%s:%d: field %d: %v", name, n, i+1, err)
-			}
-		}
-		cases = append(cases, textCase{line: n, fields: fields})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return cases
-}
-
-// textUnescapeTSV decodes the escapes of a testdata field: \t \n \r \\,
-// \xHH (a byte, which may be invalid UTF-8), \uHHHH and \UHHHHHHHH.
-func textUnescapeTSV(s string) (string, error) {
-	if !strings.Contains(s, `\`) {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch c := s[i]; c {
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		case '\\':
-			b.WriteByte('\\')
-		case 'x', 'u', 'U':
-			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[c]
-			if i+n >= len(s) {
-				return "", strconv.ErrSyntax
-			}
-			v, err := strconv.ParseUint(s[i+1:i+1+n], 16, 32)
-			if err != nil {
-				return "", err
-			}
-			if c == 'x' {
-				b.WriteByte(byte(v))
-			} else {
-				b.WriteRune(rune(v))
-			}
-			i += n
-		default:
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), nil
-}
 
 func textOptions(t testing.TB, name string) TextOptions {
 	t.Helper()
@@ -117,7 +28,7 @@ func textOptions(t testing.TB, name string) TextOptions {
 }
 
 func TestCleanText(t *testing.T) {
-	cases := textReadTSV(t, "text.tsv", 3)
+	cases := readTSV(t, "text.tsv", 3)
 	if len(cases) < 40 {
 		t.Errorf("text.tsv has %d cases, want 40 or more", len(cases))
 	}
@@ -136,7 +47,7 @@ func TestCleanText(t *testing.T) {
 }
 
 func TestCompanyKey(t *testing.T) {
-	cases := textReadTSV(t, "company.tsv", 2)
+	cases := readTSV(t, "company.tsv", 2)
 	if len(cases) < 30 {
 		t.Errorf("company.tsv has %d cases, want 30 or more", len(cases))
 	}

@@ -1,10 +1,7 @@
 package rules
 
 import (
-	"bufio"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -18,65 +15,16 @@ type titleCase struct {
 	want  Title
 }
 
-// titleCases reads testdata/titles.tsv: the input (with \t, \n, \xff and
-// \\ escapes), then the expected norm, seniority and family.
+// titleCases reads testdata/titles.tsv: the input, then the expected
+// norm, seniority and family.
 func titleCases(tb testing.TB) []titleCase {
 	tb.Helper()
-	f, err := os.Open("testdata/titles.tsv")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
 	var cases []titleCase
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		cols := strings.Split(line, "\t")
-		if len(cols) != 4 {
-			tb.Fatalf("titles.tsv:%d: %d columns, want 4", n, len(cols))
-		}
-		cases = append(cases, titleCase{n, titleUnescape(cols[0]), Title{Norm: cols[1], Seniority: cols[2], Family: cols[3]}})
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatal(err)
+	for _, l := range readTSV(tb, "titles.tsv", 4) {
+		f := l.fields
+		cases = append(cases, titleCase{l.line, f[0], Title{Norm: f[1], Seniority: f[2], Family: f[3]}})
 	}
 	return cases
-}
-
-// titleUnescape decodes the escapes of an input of titles.tsv.
-func titleUnescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case 't':
-			b.WriteByte('\t')
-		case 'n':
-			b.WriteByte('\n')
-		case 'x':
-			if i+2 < len(s) {
-				if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
-					b.WriteByte(byte(v))
-					i += 2
-					continue
-				}
-			}
-			b.WriteString(`\x`)
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }
 
 func titleDefaults(tb testing.TB) *Families {
