@@ -19,10 +19,9 @@ type tsvCase struct {
 	fields []string
 }
 
-// readTSV reads testdata/name: one case a line, of one of the counts of
-// cols tab-separated
-// fields with their escapes decoded; blank lines and lines starting with
-// '#' are skipped.
+// readTSV reads testdata/name: one case a line, its tab-separated fields
+// as many as one of cols, their escapes decoded; blank lines and lines
+// starting with '#' are skipped.
 func readTSV(t testing.TB, name string, cols ...int) []tsvCase {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", name))
@@ -99,4 +98,3 @@ func unescapeTSV(s string) (string, error) {
 	}
 	return b.String(), nil
 }
-
