@@ -558,16 +558,23 @@ func quoted(v any) string {
 	return fmt.Sprintf(" (%q)", s)
 }
 
-// value reads and checks one field; problem is "" when the value is valid.
-func (r *Rules) value(f *field, raw any) (any, string) {
+// rawText is a raw value as text, or the problem that it is none: missing,
+// not_text, or what TextProblem says.
+func rawText(raw any) (string, string) {
 	s, ok := raw.(string)
 	if raw == nil || ok && strings.TrimSpace(s) == "" {
-		return nil, "missing"
+		return "", "missing"
 	}
 	if !ok {
-		return nil, "not_text"
+		return "", "not_text"
 	}
-	if problem := TextProblem(s); problem != "" {
+	return s, TextProblem(s)
+}
+
+// value reads and checks one field; problem is "" when the value is valid.
+func (r *Rules) value(f *field, raw any) (any, string) {
+	s, problem := rawText(raw)
+	if problem != "" {
 		return nil, problem
 	}
 	switch f.kind {
@@ -789,14 +796,8 @@ func (r *Rules) salary(f *field, raw map[string]any, parsed *parses) (any, strin
 
 // title is the part of the title of raw that f takes.
 func (r *Rules) title(f *field, raw any, parsed *parses) (any, string) {
-	s, ok := raw.(string)
-	if raw == nil || ok && strings.TrimSpace(s) == "" {
-		return nil, "missing"
-	}
-	if !ok {
-		return nil, "not_text"
-	}
-	if problem := TextProblem(s); problem != "" {
+	s, problem := rawText(raw)
+	if problem != "" {
 		return nil, problem
 	}
 	if parsed.titles == nil {

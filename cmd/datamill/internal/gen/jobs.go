@@ -344,7 +344,7 @@ func (g *JobsGenerator) offer(id int) (Job, Location) {
 func (g *JobsGenerator) publish(j *Job, source string, published time.Time, loc Location) {
 	set := func(col int, v string) { j.Values[col] = &v }
 	title, company := deref(j.Values[jcTitle]), deref(j.Values[jcCompany])
-	slug := slugify(company + " " + title)
+	slug := Slugify(company + " " + title)
 	// Each source numbers its offers its own way, never twice.
 	g.ids[source]++
 	n := g.ids[source]
@@ -352,11 +352,11 @@ func (g *JobsGenerator) publish(j *Job, source string, published time.Time, loc 
 	switch source {
 	case "remotive":
 		id = strconv.Itoa(1_900_000 + 3*n + g.rnd.IntN(3))
-		url = "https://remotive.com/remote-jobs/" + slugify(deref(j.Values[jcCategory])) + "/" + slug + "-" + id
+		url = "https://remotive.com/remote-jobs/" + Slugify(deref(j.Values[jcCategory])) + "/" + slug + "-" + id
 		date = published.Format("2006-01-02T15:04:05")
 	case "arbeitnow":
 		id = slug + "-" + strconv.Itoa(100_000+n)
-		url = "https://www.arbeitnow.com/jobs/companies/" + slugify(company) + "/" + id
+		url = "https://www.arbeitnow.com/jobs/companies/" + Slugify(company) + "/" + id
 		date = strconv.FormatInt(published.Unix(), 10)
 	case "remoteok":
 		id = strconv.Itoa(1_090_000 + n)
@@ -380,7 +380,7 @@ func (g *JobsGenerator) publish(j *Job, source string, published time.Time, loc 
 	set(jcSalary, salaryText(format, j.Salary, loc.USD))
 	host := strings.SplitN(strings.TrimPrefix(url, "https://"), "/", 2)[0]
 	set(jcDescription, fmt.Sprintf(`<h2>About %s</h2><p>%s is hiring a <strong>%s</strong> to join its team.</p><ul><li>%s</li><li>30 days’ vacation…</li></ul><img src="https://%s/px/%s.gif" width="1" height="1" alt="">`,
-		company, company, title, g.pick("Kubernetes, Kafka, PostgreSQL", "Go and gRPC", "Python, Airflow, dbt", "React and TypeScript", "Figma and user research"), host, slugify(id)))
+		company, company, title, g.pick("Kubernetes, Kafka, PostgreSQL", "Go and gRPC", "Python, Airflow, dbt", "React and TypeScript", "Figma and user research"), host, Slugify(id)))
 }
 
 // copyOn is the clean offer j published on another source, with its own
@@ -481,9 +481,9 @@ func thousands(x float64, sep byte) string {
 // plain letters, as the sources' slugs write them.
 var unaccented = map[rune]rune{'é': 'e', 'è': 'e', 'ê': 'e', 'à': 'a', 'â': 'a', 'ä': 'a', 'ö': 'o', 'ô': 'o', 'ü': 'u', 'û': 'u', 'ç': 'c', 'î': 'i'}
 
-// slugify writes s as a URL path segment: lower-case letters and digits
+// Slugify writes s as a URL path segment: lower-case letters and digits
 // separated by single dashes.
-func slugify(s string) string {
+func Slugify(s string) string {
 	var b strings.Builder
 	dash := false
 	for _, c := range strings.ToLower(s) {

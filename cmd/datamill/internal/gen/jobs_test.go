@@ -280,8 +280,8 @@ func TestSlugify(t *testing.T) {
 		"Acme Développeur·se Backend":             "acme-developpeurse-backend",
 		"  Vue.js  ":                              "vue-js",
 	} {
-		if got := slugify(in); got != want {
-			t.Errorf("slugify(%q) = %q, want %q", in, got, want)
+		if got := Slugify(in); got != want {
+			t.Errorf("Slugify(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -242,7 +242,7 @@ func (b *Board) remoteOK(w http.ResponseWriter, _ *http.Request) {
 	}}
 	for _, o := range b.offers["remoteok"] {
 		j := remoteOKJob{
-			Slug: slugify("remote "+o.title()+" "+o.Company) + "-" + o.ID, ID: o.ID,
+			Slug: gen.Slugify("remote "+o.title()+" "+o.Company) + "-" + o.ID, ID: o.ID,
 			Epoch: o.Published.Unix(), Date: o.Date, Company: o.Company,
 			CompanyLogo: "https://remoteok.com/assets/img/jobs/" + o.ID + ".png", Position: o.title(),
 			Tags: o.tags(), Description: o.Description, Location: o.Location,

@@ -178,19 +178,3 @@ func (o *offer) place() (city, country string) {
 	return parts[0], parts[len(parts)-1]
 }
 
-// slugify writes s as lower-case ASCII letters and digits between
-// dashes.
-func slugify(s string) string {
-	var b strings.Builder
-	dash := false
-	for _, c := range strings.ToLower(s) {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
-			b.WriteRune(c)
-			dash = false
-		} else if !dash && b.Len() > 0 {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	return strings.TrimSuffix(b.String(), "-")
-}
