@@ -177,4 +177,3 @@ func (o *offer) place() (city, country string) {
 	}
 	return parts[0], parts[len(parts)-1]
 }
-
