@@ -8,6 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
 // Producer publishes batches of records, each whole or not at all, in
@@ -126,4 +129,24 @@ func transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 		return fmt.Errorf("commit %d records: %w", len(recs), err)
 	}
 	return nil
+}
+
+// ReadState reads the committed records of a source's compacted state
+// topic (checkpoints, what was published), creating the topic if need be,
+// once the producer has fenced its predecessor: a transaction a killed
+// process left open would hold the read up until it timed out.
+func (p *Producer) ReadState(ctx context.Context, cfg kafka.Config, log *zap.Logger, topic string, fn func(*kgo.Record)) error {
+	if err := p.Fence(ctx); err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(cfg, log)
+	if err != nil {
+		return err
+	}
+	err = kafka.EnsureCompacted(ctx, cl, cfg, topic, 1)
+	cl.Close()
+	if err != nil {
+		return fmt.Errorf("state topic %s: %w", topic, err)
+	}
+	return kafka.ReadCommitted(ctx, cfg, log, topic, nil, fn)
 }

@@ -178,21 +178,9 @@ func (f *Source) Run(ctx context.Context, ready func(ready bool, reason string))
 // load reads every committed checkpoint, once a predecessor's open
 // transaction, which would hold the read up, is aborted.
 func (f *Source) load(ctx context.Context) error {
-	if err := f.cfg.Out.Fence(ctx); err != nil {
-		return err
-	}
-	cl, err := kafka.NewClient(f.cfg.Kafka, f.log)
-	if err != nil {
-		return err
-	}
-	err = kafka.EnsureCompacted(ctx, cl, f.cfg.Kafka, CheckpointTopic, 1)
-	cl.Close()
-	if err != nil {
-		return fmt.Errorf("checkpoint topic: %w", err)
-	}
 	f.marks = map[string]Checkpoint{}
 	var bad error
-	err = kafka.ReadCommitted(ctx, f.cfg.Kafka, f.log, CheckpointTopic, nil, func(r *kgo.Record) {
+	err := f.cfg.Out.ReadState(ctx, f.cfg.Kafka, f.log, CheckpointTopic, func(r *kgo.Record) {
 		var cp Checkpoint
 		if err := json.Unmarshal(r.Value, &cp); err != nil {
 			bad = fmt.Errorf("checkpoint %q at offset %d: %w", r.Key, r.Offset, err)

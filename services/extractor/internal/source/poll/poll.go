@@ -287,21 +287,9 @@ func (s *Source) Run(ctx context.Context, ready func(ready bool, reason string))
 // load reads the committed state, once a predecessor's open transaction
 // is aborted.
 func (s *Source) load(ctx context.Context) error {
-	if err := s.cfg.Out.Fence(ctx); err != nil {
-		return err
-	}
-	cl, err := kafka.NewClient(s.cfg.Kafka, s.log)
-	if err != nil {
-		return err
-	}
-	err = kafka.EnsureCompacted(ctx, cl, s.cfg.Kafka, StateTopic, 1)
-	cl.Close()
-	if err != nil {
-		return fmt.Errorf("poll state topic: %w", err)
-	}
 	seen, marks := map[string]map[string]string{}, map[string]Mark{}
 	var bad error
-	err = kafka.ReadCommitted(ctx, s.cfg.Kafka, s.log, StateTopic, nil, func(r *kgo.Record) {
+	err := s.cfg.Out.ReadState(ctx, s.cfg.Kafka, s.log, StateTopic, func(r *kgo.Record) {
 		kind, rest, _ := strings.Cut(string(r.Key), "\x00")
 		switch kind {
 		case "seen":
