@@ -346,11 +346,14 @@ func bars(p *plot.Plot, c Chart, rec *recorder) (func() []datum, vg.Length, vg.L
 		bc.LineStyle.Width = 0
 		p.Add(bc)
 	}
-	if horizontal {
-		p.X.Min = min(p.X.Min, 0)
-	} else {
-		p.Y.Min = min(p.Y.Min, 0)
+	// Half a slot beside the first and last labels, so that a group of
+	// bars stays inside the data area, and room beyond the longest bar.
+	cat, val := &p.Y, &p.X
+	if !horizontal {
+		cat, val = &p.X, &p.Y
 	}
+	cat.Min, cat.Max = -0.5, float64(n)-0.5
+	val.Min, val.Max = min(val.Min, 0), headroom(val.Max)
 	overlay := func() []datum {
 		out := make([]datum, 0, len(all))
 		for _, b := range all {
@@ -473,7 +476,7 @@ func histogram(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 		}
 		p.Add(h)
 	}
-	p.Y.Min = min(p.Y.Min, 0)
+	p.Y.Min, p.Y.Max = min(p.Y.Min, 0), headroom(p.Y.Max)
 	return func() []datum {
 		var out []datum
 		for _, s := range c.Series {
@@ -491,6 +494,14 @@ func histogram(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 		}
 		return out
 	}, nil
+}
+
+// headroom is an axis' maximum with a little room beyond the largest value.
+func headroom(v float64) float64 {
+	if v > 0 {
+		return v * 1.04
+	}
+	return v
 }
 
 // isWebURL reports whether s is a whole absolute http(s) URL.
