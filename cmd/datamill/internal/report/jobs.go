@@ -94,8 +94,8 @@ func demandCharts(ctx context.Context, db *pgx.Conn, s *Section, view, column, n
 		pts := make([]Point, 0, min(len(rs), maxBars))
 		for i, r := range rs {
 			if i == maxBars {
-				s.Notes = append(s.Notes, fmt.Sprintf("%s: %d %s; the chart shows the first %d (the rest are tied at %d offers or fewer).",
-					c.Title, len(rs), noun, maxBars, rs[maxBars-1].offers))
+				s.Notes = append(s.Notes, fmt.Sprintf("%s: %d %s; the chart shows the first %d (the rest have %d%s or fewer).",
+					c.Title, len(rs), noun, maxBars, rs[maxBars-1].offers, offersWord(rs[maxBars-1].offers)))
 				break
 			}
 			pts = append(pts, Point{Label: fmt.Sprintf("%s (#%d)", r.name, r.rank), Y: float64(r.offers)})
@@ -104,6 +104,14 @@ func demandCharts(ctx context.Context, db *pgx.Conn, s *Section, view, column, n
 		s.Charts = append(s.Charts, c)
 	}
 	return nil
+}
+
+// offersWord is " offer" or " offers", as n says.
+func offersWord(n int64) string {
+	if n == 1 {
+		return " offer"
+	}
+	return " offers"
 }
 
 // locationCharts adds the top 5 countries and, apart, the top 5 regions.

@@ -222,3 +222,25 @@ func TestJobsSectionWithoutItsTables(t *testing.T) {
 	}
 	render(t, s)
 }
+
+// A band of more ties than a chart holds draws maxBars of them and says
+// how many there are.
+func TestJobsBandOfManyTiesIsCut(t *testing.T) {
+	db := jobsDB(t, true)
+	var offers []offer
+	for i := range 50 {
+		offers = append(offers, offer{id: fmt.Sprintf("a:%d", i), source: "a", title: fmt.Sprintf("title %02d", i), family: "f", day: "2026-12-01"})
+	}
+	insertOffers(t, db, offers)
+	s, err := Jobs(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top := barsOf(chartOf(t, s, "jobs_title_demand-top")); len(top) != maxBars || top[0] != "title 00 (#1)=1" {
+		t.Errorf("top band of 50 tied titles drawn as %d bars: %v", len(top), top)
+	}
+	want := "Most demanded titles (top 10 ranks): 50 titles; the chart shows the first 40 (the rest have 1 offer or fewer)."
+	if !strings.Contains(strings.Join(s.Notes, "\n"), want) {
+		t.Errorf("notes %q lack %q", s.Notes, want)
+	}
+}
