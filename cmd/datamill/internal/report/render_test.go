@@ -128,6 +128,20 @@ func TestEachKindRendersItsDataAsOverlayAndCSV(t *testing.T) {
 			if diff := cmp.Diff(wantCSV, csvOf(t, fig)); diff != "" {
 				t.Errorf("CSV of %s (-want +got):\n%s", name, diff)
 			}
+			// Every shape is inside the chart (a group of bars too).
+			svg := attrs(regexp.MustCompile(`<svg [^>]*>`).FindString(fig))
+			w, _ := strconv.ParseFloat(svg["width"], 64)
+			h, _ := strconv.ParseFloat(svg["height"], 64)
+			for _, sh := range got {
+				f := func(k string) float64 { v, _ := strconv.ParseFloat(sh.attrs[k], 64); return v }
+				x0, y0, x1, y1 := f("x"), f("y"), f("x")+f("width"), f("y")+f("height")
+				if sh.attrs["cx"] != "" {
+					x0, y0, x1, y1 = f("cx"), f("cy"), f("cx"), f("cy")
+				}
+				if x0 < 0 || y0 < 0 || x1 > w || y1 > h {
+					t.Errorf("shape %s/%s at (%v,%v)-(%v,%v) is outside the %vx%v chart", sh.Series, sh.Label, x0, y0, x1, y1, w, h)
+				}
+			}
 			// Each shape tells its value in a native tooltip.
 			if n := strings.Count(fig, "<title>"); n != len(want) {
 				t.Errorf("%d tooltips for %d points", n, len(want))
