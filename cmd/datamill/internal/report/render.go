@@ -309,6 +309,11 @@ func bars(p *plot.Plot, c Chart, rec *recorder) (func() []datum, vg.Length, vg.L
 		width = max(width, widest+labelRoom)
 	} else {
 		p.NominalX(names...)
+		if n > 6 {
+			// Slanted, so that many labels do not overlap.
+			p.X.Tick.Label.Rotation = math.Pi / 4
+			p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
+		}
 	}
 	thick := vg.Length(barThick)
 	if !horizontal {
