@@ -162,7 +162,7 @@ func salaryChart(ctx context.Context, db *pgx.Conn, s *Section) error {
 			return fmt.Errorf("read jobs_salary_by_family: %w", err)
 		}
 		byBasis[basis] = append(byBasis[basis], Point{Label: family, Y: median})
-		t.Rows = append(t.Rows, []string{family, basis, strconv.FormatInt(offers, 10), readable(p25), readable(median), readable(p75)})
+		t.Rows = append(t.Rows, []string{family, basis, strconv.FormatInt(offers, 10), readableNumber(p25), readableNumber(median), readableNumber(p75)})
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read jobs_salary_by_family: %w", err)

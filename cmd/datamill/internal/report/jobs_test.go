@@ -44,15 +44,15 @@ func jobsDB(t testing.TB, views bool) *pgx.Conn {
 	return db
 }
 
-// offer is a row of the jobs table.
-type offer struct {
+// jobOffer is a row of the jobs table.
+type jobOffer struct {
 	id, source, title, family, day string
 	locations                      []string
 	salary                         *float64
 	cluster                        string
 }
 
-func insertOffers(t testing.TB, db *pgx.Conn, offers []offer) {
+func insertOffers(t testing.TB, db *pgx.Conn, offers []jobOffer) {
 	t.Helper()
 	for _, o := range offers {
 		var cluster *string
@@ -95,12 +95,12 @@ func barsOf(c Chart) []string {
 
 func TestJobsSectionReadsTheViewsWithTheirTies(t *testing.T) {
 	db := jobsDB(t, true)
-	var offers []offer
+	var offers []jobOffer
 	n := 0
 	add := func(source, title, family string, count int, locations []string, salary *float64) {
 		for range count {
 			n++
-			offers = append(offers, offer{
+			offers = append(offers, jobOffer{
 				id: fmt.Sprintf("%s:%d", source, n), source: source, title: title, family: family,
 				day: fmt.Sprintf("2026-12-0%d", 1+n%3), locations: locations, salary: salary,
 			})
@@ -119,7 +119,7 @@ func TestJobsSectionReadsTheViewsWithTheirTies(t *testing.T) {
 	// A duplicate of a go developer offer on another source, in its
 	// cluster: counted once.
 	offers[0].cluster = "c1"
-	offers = append(offers, offer{id: "arbeitnow:dup", source: "arbeitnow", title: "go developer", family: "it", day: "2026-12-03", cluster: "c1"})
+	offers = append(offers, jobOffer{id: "arbeitnow:dup", source: "arbeitnow", title: "go developer", family: "it", day: "2026-12-03", cluster: "c1"})
 	insertOffers(t, db, offers)
 	// The model's estimate for an offer stating none.
 	if _, err := db.Exec(t.Context(), `insert into jobs_predictions (job_id, estimate, created_at) values ($1, 30000, now() - interval '1 hour'), ($1, 31000, now())`, "arbeitnow:10"); err != nil {
@@ -192,7 +192,7 @@ func TestJobsSectionReadsTheViewsWithTheirTies(t *testing.T) {
 		t.Errorf("links per source (-want +got):\n%s", diff)
 	}
 	// The section renders, the attribution links as links.
-	page := render(t, s)
+	page := renderPage(t, s)
 	if !strings.Contains(page, `<a href="https://remotive.example/jobs/remotive:`) {
 		t.Error("the page has no link to a remotive offer")
 	}
@@ -212,7 +212,7 @@ func TestJobsSectionWithoutItsTables(t *testing.T) {
 	if _, err := db.Exec(t.Context(), `drop view jobs_salary_by_family`); err != nil {
 		t.Fatal(err)
 	}
-	insertOffers(t, db, []offer{{id: "a:1", source: "a", title: "x", family: "f", day: "2026-12-01"}})
+	insertOffers(t, db, []jobOffer{{id: "a:1", source: "a", title: "x", family: "f", day: "2026-12-01"}})
 	s, err = Jobs(t.Context(), db)
 	if err != nil {
 		t.Fatalf("Jobs without jobs_salary_by_family: %v", err)
@@ -220,16 +220,16 @@ func TestJobsSectionWithoutItsTables(t *testing.T) {
 	if strings.Count(strings.Join(s.Notes, "\n"), "jobs_salary_by_family") != 1 || len(s.Charts) != 9 {
 		t.Errorf("section without the salary view: %d charts, notes %q", len(s.Charts), s.Notes)
 	}
-	render(t, s)
+	renderPage(t, s)
 }
 
 // A band of more ties than a chart holds draws maxBars of them and says
 // how many there are.
 func TestJobsBandOfManyTiesIsCut(t *testing.T) {
 	db := jobsDB(t, true)
-	var offers []offer
+	var offers []jobOffer
 	for i := range 50 {
-		offers = append(offers, offer{id: fmt.Sprintf("a:%d", i), source: "a", title: fmt.Sprintf("title %02d", i), family: "f", day: "2026-12-01"})
+		offers = append(offers, jobOffer{id: fmt.Sprintf("a:%d", i), source: "a", title: fmt.Sprintf("title %02d", i), family: "f", day: "2026-12-01"})
 	}
 	insertOffers(t, db, offers)
 	s, err := Jobs(t.Context(), db)

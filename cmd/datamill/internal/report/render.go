@@ -130,7 +130,7 @@ func chartCSV(c Chart) (string, error) {
 	_ = w.Write([]string{"series", "label", "x", "y", "link"})
 	for _, s := range c.Series {
 		for _, p := range s.Points {
-			_ = w.Write([]string{s.Name, p.Label, number(p.X), number(p.Y), p.Link})
+			_ = w.Write([]string{s.Name, p.Label, exactNumber(p.X), exactNumber(p.Y), p.Link})
 		}
 	}
 	w.Flush()
@@ -138,11 +138,11 @@ func chartCSV(c Chart) (string, error) {
 }
 
 // number is v as it is written in attributes and CSV: exact.
-func number(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+func exactNumber(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // readable is v as a tooltip shows it: whole above 100, else at most two
 // decimals.
-func readable(v float64) string {
+func readableNumber(v float64) string {
 	if math.Abs(v) >= 100 {
 		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
 	}
@@ -169,11 +169,11 @@ func chartSVG(c Chart) (string, error) {
 	var err error
 	switch c.Kind {
 	case HBar, Bar:
-		overlay, height, width, err = bars(p, c, rec)
+		overlay, height, width, err = drawBars(p, c, rec)
 	case Line, Scatter:
-		overlay, err = lines(p, c, rec)
+		overlay, err = drawLines(p, c, rec)
 	case Histogram:
-		overlay, err = histogram(p, c, rec)
+		overlay, err = drawHistogram(p, c, rec)
 	default:
 		return "", fmt.Errorf("unknown kind %q", c.Kind)
 	}
@@ -260,8 +260,8 @@ func finishSVG(doc string, c Chart, height float64, data []datum) (string, error
 
 // tooltip is what a datum's <title> says: "label: value unit", and the
 // series when the chart has several.
-func tooltip(c Chart, series, label string, v float64) string {
-	t := label + ": " + readable(v)
+func datumTooltip(c Chart, series, label string, v float64) string {
+	t := label + ": " + readableNumber(v)
 	if c.Unit != "" {
 		t += " " + c.Unit
 	}
@@ -273,7 +273,7 @@ func tooltip(c Chart, series, label string, v float64) string {
 
 // bars adds c's bars to p, a row (HBar) or column (Bar) per label, the
 // series side by side, and returns the chart's size and its overlay.
-func bars(p *plot.Plot, c Chart, rec *recorder) (func() []datum, vg.Length, vg.Length, error) {
+func drawBars(p *plot.Plot, c Chart, rec *recorder) (func() []datum, vg.Length, vg.Length, error) {
 	var labels []string
 	at := map[string]int{}
 	for _, s := range c.Series {
@@ -358,13 +358,13 @@ func bars(p *plot.Plot, c Chart, rec *recorder) (func() []datum, vg.Length, vg.L
 		cat, val = &p.X, &p.Y
 	}
 	cat.Min, cat.Max = -0.5, float64(n)-0.5
-	val.Min, val.Max = min(val.Min, 0), headroom(val.Max)
+	val.Min, val.Max = min(val.Min, 0), axisHeadroom(val.Max)
 	overlay := func() []datum {
 		out := make([]datum, 0, len(all))
 		for _, b := range all {
 			d := datum{
-				series: b.series, label: b.label, value: number(b.y), link: b.link, rect: true,
-				tooltip: tooltip(c, b.series, b.label, b.y),
+				series: b.series, label: b.label, value: exactNumber(b.y), link: b.link, rect: true,
+				tooltip: datumTooltip(c, b.series, b.label, b.y),
 			}
 			if horizontal {
 				mid := float64(rec.y(float64(b.pos)) + b.offset)
@@ -383,7 +383,7 @@ func bars(p *plot.Plot, c Chart, rec *recorder) (func() []datum, vg.Length, vg.L
 }
 
 // lines adds c's series to p as lines (Line) or points (Scatter).
-func lines(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
+func drawLines(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 	labelled := true
 	ticks := map[float64]string{}
 	for _, s := range c.Series {
@@ -421,11 +421,11 @@ func lines(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 			for _, pt := range s.Points {
 				label := pt.Label
 				if label == "" {
-					label = readable(pt.X)
+					label = readableNumber(pt.X)
 				}
 				out = append(out, datum{
-					series: s.Name, label: label, value: number(pt.Y), x: number(pt.X), link: pt.Link,
-					tooltip: tooltip(c, s.Name, label, pt.Y), x0: float64(rec.x(pt.X)), y0: float64(rec.y(pt.Y)),
+					series: s.Name, label: label, value: exactNumber(pt.Y), x: exactNumber(pt.X), link: pt.Link,
+					tooltip: datumTooltip(c, s.Name, label, pt.Y), x0: float64(rec.x(pt.X)), y0: float64(rec.y(pt.Y)),
 				})
 			}
 		}
@@ -457,7 +457,7 @@ func (l labelTicks) Ticks(lo, hi float64) []plot.Tick {
 }
 
 // histogram adds c's bins to p: a point per bin, X its lower edge.
-func histogram(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
+func drawHistogram(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 	var xs []float64
 	for _, s := range c.Series {
 		for _, pt := range s.Points {
@@ -481,18 +481,18 @@ func histogram(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 		}
 		p.Add(h)
 	}
-	p.Y.Min, p.Y.Max = min(p.Y.Min, 0), headroom(p.Y.Max)
+	p.Y.Min, p.Y.Max = min(p.Y.Min, 0), axisHeadroom(p.Y.Max)
 	return func() []datum {
 		var out []datum
 		for _, s := range c.Series {
 			for _, pt := range s.Points {
 				label := pt.Label
 				if label == "" {
-					label = readable(pt.X) + "–" + readable(pt.X+binWidth)
+					label = readableNumber(pt.X) + "–" + readableNumber(pt.X+binWidth)
 				}
 				out = append(out, datum{
-					series: s.Name, label: label, value: number(pt.Y), x: number(pt.X), rect: true,
-					tooltip: tooltip(c, s.Name, label, pt.Y),
+					series: s.Name, label: label, value: exactNumber(pt.Y), x: exactNumber(pt.X), rect: true,
+					tooltip: datumTooltip(c, s.Name, label, pt.Y),
 					x0:      float64(rec.x(pt.X)), x1: float64(rec.x(pt.X + binWidth)), y0: float64(rec.y(0)), y1: float64(rec.y(pt.Y)),
 				})
 			}
@@ -502,7 +502,7 @@ func histogram(p *plot.Plot, c Chart, rec *recorder) (func() []datum, error) {
 }
 
 // headroom is an axis' maximum with a little room beyond the largest value.
-func headroom(v float64) float64 {
+func axisHeadroom(v float64) float64 {
 	if v > 0 {
 		return v * 1.04
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// shape is one overlay shape of a rendered chart, as tests read it.
-type shape struct {
+// overlayShape is one overlay shape of a rendered chart, as tests read it.
+type overlayShape struct {
 	Series, Label, Value string
 	attrs                map[string]string
 }
@@ -25,7 +25,7 @@ var (
 	figureRe = regexp.MustCompile(`(?s)<figure class="chart" id="([^"]*)" data-kind="([^"]*)">.*?</figure>`)
 )
 
-func attrs(tag string) map[string]string {
+func tagAttrs(tag string) map[string]string {
 	out := map[string]string{}
 	for _, m := range attrRe.FindAllStringSubmatch(tag, -1) {
 		out[m[1]] = html.UnescapeString(m[2])
@@ -34,7 +34,7 @@ func attrs(tag string) map[string]string {
 }
 
 // figures splits a page into its charts' figures, by id.
-func figures(t testing.TB, page string) map[string]string {
+func chartFigures(t testing.TB, page string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, m := range figureRe.FindAllStringSubmatch(page, -1) {
@@ -44,11 +44,11 @@ func figures(t testing.TB, page string) map[string]string {
 }
 
 // shapes reads the overlay of a figure.
-func shapes(figure string) []shape {
-	var out []shape
+func overlayShapes(figure string) []overlayShape {
+	var out []overlayShape
 	for _, tag := range datumTag.FindAllString(figure, -1) {
-		a := attrs(tag)
-		out = append(out, shape{Series: a["data-series"], Label: a["data-label"], Value: a["data-value"], attrs: a})
+		a := tagAttrs(tag)
+		out = append(out, overlayShape{Series: a["data-series"], Label: a["data-label"], Value: a["data-value"], attrs: a})
 	}
 	return out
 }
@@ -71,7 +71,7 @@ func csvOf(t testing.TB, figure string) [][]string {
 	return rows
 }
 
-func render(t testing.TB, sections ...Section) string {
+func renderPage(t testing.TB, sections ...Section) string {
 	t.Helper()
 	var b strings.Builder
 	if err := Render(&b, "Test report", time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), sections); err != nil {
@@ -101,15 +101,15 @@ func TestEachKindRendersItsDataAsOverlayAndCSV(t *testing.T) {
 	for name, c := range tests {
 		t.Run(name, func(t *testing.T) {
 			c.ID, c.Title = "chart-"+name, "A "+name+" chart"
-			page := render(t, Section{ID: "s", Title: "S", Charts: []Chart{c}})
-			fig, ok := figures(t, page)[c.ID]
+			page := renderPage(t, Section{ID: "s", Title: "S", Charts: []Chart{c}})
+			fig, ok := chartFigures(t, page)[c.ID]
 			if !ok {
 				t.Fatalf("no figure %s in the page:\n%.2000s", c.ID, page)
 			}
 			if !strings.Contains(fig, `data-kind="`+string(c.Kind)+`"`) || !strings.Contains(fig, "<figcaption>"+html.EscapeString(c.Title)+"</figcaption>") || !strings.Contains(fig, "<svg ") {
 				t.Errorf("figure %s lacks its kind, caption or SVG:\n%.1000s", c.ID, fig)
 			}
-			var want []shape
+			var want []overlayShape
 			wantCSV := [][]string{{"series", "label", "x", "y", "link"}}
 			for _, s := range c.Series {
 				for _, p := range s.Points {
@@ -117,19 +117,19 @@ func TestEachKindRendersItsDataAsOverlayAndCSV(t *testing.T) {
 					if label == "" {
 						label = strconv.FormatFloat(p.X, 'f', -1, 64)
 					}
-					want = append(want, shape{Series: s.Name, Label: label, Value: strconv.FormatFloat(p.Y, 'g', -1, 64)})
+					want = append(want, overlayShape{Series: s.Name, Label: label, Value: strconv.FormatFloat(p.Y, 'g', -1, 64)})
 					wantCSV = append(wantCSV, []string{s.Name, p.Label, strconv.FormatFloat(p.X, 'g', -1, 64), strconv.FormatFloat(p.Y, 'g', -1, 64), p.Link})
 				}
 			}
-			got := shapes(fig)
-			if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".attrs" }, cmp.Ignore()), cmp.AllowUnexported(shape{})); diff != "" {
+			got := overlayShapes(fig)
+			if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".attrs" }, cmp.Ignore()), cmp.AllowUnexported(overlayShape{})); diff != "" {
 				t.Errorf("overlay of %s (-want +got):\n%s", name, diff)
 			}
 			if diff := cmp.Diff(wantCSV, csvOf(t, fig)); diff != "" {
 				t.Errorf("CSV of %s (-want +got):\n%s", name, diff)
 			}
 			// Every shape is inside the chart (a group of bars too).
-			svg := attrs(regexp.MustCompile(`<svg [^>]*>`).FindString(fig))
+			svg := tagAttrs(regexp.MustCompile(`<svg [^>]*>`).FindString(fig))
 			w, _ := strconv.ParseFloat(svg["width"], 64)
 			h, _ := strconv.ParseFloat(svg["height"], 64)
 			for _, sh := range got {
@@ -160,12 +160,12 @@ func TestHBarShowsTiesAndWholeLabels(t *testing.T) {
 	c := Chart{ID: "ties", Kind: HBar, Title: "Ties", Series: []Series{{Name: "n", Points: []Point{
 		{Label: "a", Y: 9}, {Label: long, Y: 5}, {Label: "c", Y: 5}, {Label: "d", Y: 5}, {Label: "e", Y: 1},
 	}}}}
-	fig := figures(t, render(t, Section{ID: "s", Title: "S", Charts: []Chart{c}}))["ties"]
-	got := shapes(fig)
+	fig := chartFigures(t, renderPage(t, Section{ID: "s", Title: "S", Charts: []Chart{c}}))["ties"]
+	got := overlayShapes(fig)
 	if len(got) != 5 {
 		t.Fatalf("%d bars, want 5", len(got))
 	}
-	f := func(s shape, k string) float64 {
+	f := func(s overlayShape, k string) float64 {
 		v, err := strconv.ParseFloat(s.attrs[k], 64)
 		if err != nil {
 			t.Fatalf("%s of %+v: %v", k, s, err)
@@ -195,7 +195,7 @@ func TestHBarShowsTiesAndWholeLabels(t *testing.T) {
 	if x, _ := strconv.ParseFloat(m[1], 64); x < 0 {
 		t.Errorf("the long label starts at x=%v, outside the chart", x)
 	}
-	svg := attrs(regexp.MustCompile(`<svg [^>]*>`).FindString(fig))
+	svg := tagAttrs(regexp.MustCompile(`<svg [^>]*>`).FindString(fig))
 	if w, _ := strconv.ParseFloat(svg["width"], 64); w <= chartWidth {
 		t.Errorf("the chart of a long label is %v wide, no wider than %d", w, chartWidth)
 	}
@@ -204,7 +204,7 @@ func TestHBarShowsTiesAndWholeLabels(t *testing.T) {
 // The page fetches nothing: no src, no stylesheet link, no url(); the
 // only absolute URLs are links (<a href>) and SVG namespaces.
 func TestPageFetchesNothing(t *testing.T) {
-	page := render(t,
+	page := renderPage(t,
 		Section{
 			ID: "one", Title: "One", Notes: []string{"Data from https://remotive.com, see their terms."},
 			Charts: []Chart{{ID: "c1", Kind: HBar, Series: []Series{{Name: "s", Points: []Point{{Label: "x", Y: 1, Link: "https://remotive.com/remote-jobs/1"}}}}}},
@@ -241,8 +241,8 @@ func TestLegendTogglesTheSeriesShapes(t *testing.T) {
 		{Name: "a", Points: []Point{{X: 0, Y: 1}, {X: 1, Y: 2}}},
 		{Name: "b \"quoted\"", Points: []Point{{X: 0, Y: 3}, {X: 1, Y: 1}}},
 	}}
-	page := render(t, Section{ID: "s", Title: "S", Charts: []Chart{c}})
-	fig := figures(t, page)["two"]
+	page := renderPage(t, Section{ID: "s", Title: "S", Charts: []Chart{c}})
+	fig := chartFigures(t, page)["two"]
 	for _, name := range []string{"a", "b \"quoted\""} {
 		esc := html.EscapeString(name)
 		if !strings.Contains(fig, `<button type="button" data-series="`+esc+`"`) {
@@ -255,7 +255,7 @@ func TestLegendTogglesTheSeriesShapes(t *testing.T) {
 	if !strings.Contains(page, `classList.toggle("off"`) || !strings.Contains(page, ".off{display:none}") {
 		t.Error("the page has no legend script or style")
 	}
-	one := figures(t, render(t, Section{ID: "s", Title: "S", Charts: []Chart{{ID: "one", Kind: Line, Series: c.Series[:1]}}}))["one"]
+	one := chartFigures(t, renderPage(t, Section{ID: "s", Title: "S", Charts: []Chart{{ID: "one", Kind: Line, Series: c.Series[:1]}}}))["one"]
 	if strings.Contains(one, `class="legend"`) {
 		t.Error("a chart of one series has a legend")
 	}
@@ -276,8 +276,8 @@ func TestRenderRefusesWhatItCannotDraw(t *testing.T) {
 		})
 	}
 	// An empty chart renders and says so.
-	page := render(t, Section{ID: "a", Charts: []Chart{{ID: "c", Kind: Bar}}})
-	if !strings.Contains(figures(t, page)["c"], "No data.") {
+	page := renderPage(t, Section{ID: "a", Charts: []Chart{{ID: "c", Kind: Bar}}})
+	if !strings.Contains(chartFigures(t, page)["c"], "No data.") {
 		t.Error("an empty chart does not say it has no data")
 	}
 }

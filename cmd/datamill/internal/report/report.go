@@ -128,7 +128,7 @@ func Build(ctx context.Context, db *pgx.Conn, sources ...Source) ([]Section, err
 }
 
 // page is what the page template reads.
-type page struct {
+type pageData struct {
 	Title     string
 	Generated string
 	Sections  []renderedSection
@@ -142,10 +142,10 @@ type renderedSection struct {
 
 type renderedTable struct {
 	Table
-	Rows [][]cell
+	Rows [][]tableCell
 }
 
-type cell struct {
+type tableCell struct {
 	Text string
 	Link template.URL // set when the cell is a http(s) URL
 }
@@ -155,7 +155,7 @@ type cell struct {
 // inline (style, script, SVG); the only URLs are the links of tables and
 // bars, as <a href>.
 func Render(w io.Writer, title string, generated time.Time, sections []Section) error {
-	p := page{Title: title, Generated: generated.UTC().Format("2006-01-02 15:04:05 MST")}
+	p := pageData{Title: title, Generated: generated.UTC().Format("2006-01-02 15:04:05 MST")}
 	ids := map[string]bool{}
 	for _, s := range sections {
 		if ids[s.ID] {
@@ -173,9 +173,9 @@ func Render(w io.Writer, title string, generated time.Time, sections []Section) 
 		for _, t := range s.Tables {
 			rt := renderedTable{Table: t}
 			for _, row := range t.Rows {
-				cells := make([]cell, len(row))
+				cells := make([]tableCell, len(row))
 				for i, v := range row {
-					cells[i] = cell{Text: v}
+					cells[i] = tableCell{Text: v}
 					if isWebURL(v) {
 						cells[i].Link = template.URL(v) //nolint:gosec // checked http(s) URL
 					}
