@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	htmlreport "github.com/datamill/datamill/cmd/datamill/internal/report"
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
@@ -37,8 +38,9 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	dirty := fs.Float64("dirty", 0.1, "share of dirty rows, in [0, 1]")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	exportSplit := fs.String("export-split", "", "with --dataset jobs: write the salary model's train/test split here, for bench/sklearn_reference.py")
+	reportFile := fs.String("report", "report.html", "write the report of the run (datamill report) to this file before the stack stops; \"\" writes none")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty records of --dataset into a file the extractor\nreads, waits until the pipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile.\n\nWith --dataset jobs it serves --rows offers (%d unless given) on a local job\nboard (datamill jobboard), points every source of the jobs declaration at it,\nand checks that each offer is extracted once, that a second poll publishes\nnothing and that changing one offer publishes one event.\n\nflags:\n", jobsDemoRows)
+		fmt.Fprintf(stderr, "usage: datamill demo [flags]\n\nStarts the embedded stack and the services (on free ports, with a fresh\nPostgreSQL), generates dirty records of --dataset into a file the extractor\nreads, waits until the pipeline has drained, and prints what every stage did. Exits non-zero when the\ncounts do not reconcile. Before its stack stops it writes the run's report\n(datamill report) to --report.\n\nWith --dataset jobs it serves --rows offers (%d unless given) on a local job\nboard (datamill jobboard), points every source of the jobs declaration at it,\nand checks that each offer is extracted once, that a second poll publishes\nnothing and that changing one offer publishes one event.\n\nflags:\n", jobsDemoRows)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -55,7 +57,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		if !flagSet(fs, "rows") {
 			n = jobsDemoRows
 		}
-		return demoJobs(ctx, n, *seed, *dirty, *asJSON, *exportSplit, environ, stdout, stderr)
+		return demoJobs(ctx, n, *seed, *dirty, *asJSON, *exportSplit, *reportFile, environ, stdout, stderr)
 	}
 	ds, err := generatedDataset(environ, stderr, dataset)
 	if err != nil {
@@ -89,6 +91,10 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		dr := demoRun{ds: ds, eps: eps, svc: svc, inbox: inbox, models: models, runID: runID, scorer: filepath.Join(dir, "bin", "scorer"), progress: progress}
 		s, err := dr.demo(ctx, gen.Options{Users: *rows, Seed: *seed, Dirty: *dirty})
 		summary = s
+		if err != nil {
+			return err
+		}
+		s.Report, err = demoReport(ctx, eps["DATABASE_URL"], ds.Name, *reportFile, progress)
 		return err
 	}
 	progress("starting the embedded stack and building the services…")
@@ -174,6 +180,31 @@ type demoSummary struct {
 	ElapsedSeconds   float64        `json:"elapsed_seconds"`
 	EventsPerSecond  float64        `json:"events_per_second"`
 	Reconciled       bool           `json:"reconciled"`
+	// Report is the path of the report the demo wrote, if any.
+	Report string `json:"report,omitempty"`
+}
+
+// demoReport writes the report of a demo's run of dataset, read from
+// database, to file (nothing when file is ""), and returns its absolute
+// path.
+func demoReport(ctx context.Context, database, dataset, file string, progress func(string, ...any)) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	path, err := filepath.Abs(file)
+	if err != nil {
+		return "", fmt.Errorf("demo: --report: %w", err)
+	}
+	var sources []htmlreport.Source
+	if src, ok := datasetSection(dataset); ok {
+		sources = append(sources, src)
+	}
+	sources = append(sources, htmlreport.Pipeline, htmlreport.Profiles)
+	if err := writeReport(ctx, database, sources, path); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	progress("report: %s", path)
+	return path, nil
 }
 
 // demoRun is one demo on a ready stack.
@@ -514,5 +545,8 @@ func (s *demoSummary) print(w io.Writer) {
 		fmt.Fprintln(w, "  one prediction and one scored record per persisted event")
 	} else {
 		fmt.Fprintln(w, "  NOT RECONCILED")
+	}
+	if s.Report != "" {
+		fmt.Fprintf(w, "\n  report: %s\n", s.Report)
 	}
 }

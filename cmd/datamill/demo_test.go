@@ -13,7 +13,7 @@ import (
 func TestDemoReconciles(t *testing.T) {
 	var out strings.Builder
 	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH"), "GOFLAGS=" + os.Getenv("GOFLAGS")}
-	if err := run(t.Context(), []string{"demo", "--rows", "2000", "--seed", "5", "--dirty", "0.2", "--json"}, environ, &out, io.Discard); err != nil {
+	if err := run(t.Context(), []string{"demo", "--rows", "2000", "--seed", "5", "--dirty", "0.2", "--json", "--report", filepath.Join(t.TempDir(), "report.html")}, environ, &out, io.Discard); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	var s struct {
@@ -32,6 +32,7 @@ func TestDemoReconciles(t *testing.T) {
 		DistinctValidIDs int     `json:"distinct_valid_ids"`
 		Elapsed          float64 `json:"elapsed_seconds"`
 		Reconciled       bool
+		Report           string
 	}
 	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
 		t.Fatalf("demo --json printed %q: %v", out.String(), err)
@@ -42,6 +43,22 @@ func TestDemoReconciles(t *testing.T) {
 		s.Eco.Wh <= 0 || len(s.Eco.Stages) < 4 {
 		t.Errorf("summary %+v", s)
 	}
+	if page := readPage(t, s.Report); !strings.Contains(page, `<section id="users">`) || !strings.Contains(page, `<section id="pipeline">`) {
+		t.Errorf("the demo's report %s lacks the users or pipeline section", s.Report)
+	}
+}
+
+// readPage reads the report a demo wrote, at the path its summary gives.
+func readPage(t testing.TB, path string) string {
+	t.Helper()
+	if !filepath.IsAbs(path) {
+		t.Fatalf("the demo's report is at %q, want an absolute path", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the demo's report: %v", err)
+	}
+	return string(b)
 }
 
 // Two demo runs of different sizes, saved as JSON, compare with `datamill
@@ -52,7 +69,7 @@ func TestEcoReportComparesTwoDemoRuns(t *testing.T) {
 	files := map[string]string{}
 	for _, rows := range []string{"1000", "8000"} {
 		var out strings.Builder
-		if err := run(t.Context(), []string{"demo", "--rows", rows, "--json"}, environ, &out, io.Discard); err != nil {
+		if err := run(t.Context(), []string{"demo", "--rows", rows, "--json", "--report", ""}, environ, &out, io.Discard); err != nil {
 			t.Fatalf("demo --rows %s: %v", rows, err)
 		}
 		files[rows] = filepath.Join(dir, rows+".json")
@@ -105,7 +122,7 @@ func TestJobsDemoReconciles(t *testing.T) {
 	var out strings.Builder
 	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GOCACHE=" + os.Getenv("GOCACHE"), "GOPATH=" + os.Getenv("GOPATH"), "GOFLAGS=" + os.Getenv("GOFLAGS")}
 	split := t.TempDir()
-	if err := run(t.Context(), []string{"demo", "--dataset", "jobs", "--rows", "400", "--seed", "3", "--json", "--export-split", split}, environ, &out, io.Discard); err != nil {
+	if err := run(t.Context(), []string{"demo", "--dataset", "jobs", "--rows", "400", "--seed", "3", "--json", "--export-split", split, "--report", filepath.Join(t.TempDir(), "report.html")}, environ, &out, io.Discard); err != nil {
 		t.Fatalf("demo --dataset jobs: %v\n%s", err, out.String())
 	}
 	var s struct {
@@ -122,6 +139,7 @@ func TestJobsDemoReconciles(t *testing.T) {
 		Answers     map[string][]string
 		Model       struct{ MAE, R2 float64 }
 		Reconciled  bool
+		Report      string
 	}
 	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
 		t.Fatalf("demo --json printed %q: %v", out.String(), err)
@@ -154,6 +172,21 @@ func TestJobsDemoReconciles(t *testing.T) {
 	}
 	if s.Model.MAE <= 0 || s.Model.R2 < 0.5 {
 		t.Errorf("salary model %+v, want a test MAE and an R² of at least 0.5", s.Model)
+	}
+	// The report of the run, written before the stack stopped: every
+	// chart of the jobs section has data, and the sources are credited.
+	page := readPage(t, s.Report)
+	for _, id := range []string{"jobs_title_demand-top", "jobs_family_demand-top", "jobs-top-countries", "jobs-top-regions", "jobs-salary-by-family", "jobs-per-source-day"} {
+		_, fig, found := strings.Cut(page, `<figure class="chart" id="`+id+`"`)
+		fig, _, _ = strings.Cut(fig, "</figure>")
+		if !found || !strings.Contains(fig, `class="datum"`) {
+			t.Errorf("the report's chart %s has no data", id)
+		}
+	}
+	for name := range s.Sources {
+		if !strings.Contains(page, "<td>"+name+"</td>") {
+			t.Errorf("the report does not credit the source %s", name)
+		}
 	}
 	// scikit-learn's Ridge on the same split: the same features, a test MAE
 	// within 5 % (the script fails otherwise).

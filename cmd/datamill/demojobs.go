@@ -81,6 +81,8 @@ type jobsDemoSummary struct {
 	Scored         int       `json:"scored"`
 	ElapsedSeconds float64   `json:"elapsed_seconds"`
 	Reconciled     bool      `json:"reconciled"`
+	// Report is the path of the report the demo wrote, if any.
+	Report string `json:"report,omitempty"`
 }
 
 // jobsSourceCounts are one source's counts.
@@ -117,7 +119,7 @@ type jobsModel struct {
 
 // demoJobs runs the jobs demo: rows offers on a local board, from seed,
 // dirty as dirty says.
-func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON bool, exportSplit string, environ []string, stdout, stderr io.Writer) error {
+func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON bool, exportSplit, reportFile string, environ []string, stdout, stderr io.Writer) error {
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "demo: "+format+"\n", a...) }
 	board, err := jobboard.New(jobboard.Config{
 		Rows: rows, Seed: seed, Dirty: dirty, ChallengeEvery: 13, TooManyEvery: 7,
@@ -166,6 +168,10 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 		}
 		s, err := j.run(ctx)
 		summary = s
+		if err != nil {
+			return err
+		}
+		s.Report, err = demoReport(ctx, eps["DATABASE_URL"], "jobs", reportFile, progress)
 		return err
 	}
 	progress("starting the embedded stack and building the services…")
@@ -556,16 +562,16 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 	if err != nil {
 		return err
 	}
-	// A view over the scorer's predictions table waits for it: the
-	// loader creates it within seconds of the scorer's start.
+	// A view that reads the predictions table is created by the loader's
+	// next try after the scorer made that table (every 5 s): wait for it.
 	for deadline := time.Now().Add(time.Minute); ; {
 		var missing []string
 		for _, v := range ds.Decl.Views {
-			var n int
-			if err := conn.QueryRow(ctx, `select count(*) from information_schema.views where table_name = $1`, v.Name).Scan(&n); err != nil {
-				return err
+			var exists bool
+			if err := conn.QueryRow(ctx, `select to_regclass($1) is not null`, v.Name).Scan(&exists); err != nil {
+				return fmt.Errorf("view %s: %w", v.Name, err)
 			}
-			if n == 0 {
+			if !exists {
 				missing = append(missing, v.Name)
 			}
 		}
@@ -573,12 +579,12 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: views %v not created within a minute", missing)
+			return fmt.Errorf("demo: the loader has not created the views %s", strings.Join(missing, ", "))
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	s.Views = map[string]int{}
@@ -748,4 +754,7 @@ func (s *jobsDemoSummary) print(w io.Writer) {
 		verdict = "NOT reconciled"
 	}
 	fmt.Fprintf(w, "%s (%.1f s)\n", verdict, s.ElapsedSeconds)
+	if s.Report != "" {
+		fmt.Fprintf(w, "report: %s\n", s.Report)
+	}
 }
