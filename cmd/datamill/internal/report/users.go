@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,11 +58,14 @@ func Users(ctx context.Context, db *pgx.Conn) (Section, error) {
 	}
 	label := ds.Decl.Model.Label
 	ok, err := tableExists(ctx, db, usersDataset)
-	if err != nil || !ok {
-		s.Notes = append(s.Notes, fmt.Sprintf("No %s table in this database: the %s dataset was not run (datamill demo --dataset %[2]s loads it).", usersDataset, usersDataset))
+	if err != nil {
 		return s, err
 	}
-	s.Notes = append(s.Notes, fmt.Sprintf("Churned means %s is one of %v; the rates count the users whose %[1]s is known.", label.Column, label.Positive))
+	if !ok {
+		s.Notes = append(s.Notes, fmt.Sprintf("No %s table in this database: the %s dataset was not run (datamill demo --dataset %[2]s loads it).", usersDataset, usersDataset))
+		return s, nil
+	}
+	s.Notes = append(s.Notes, fmt.Sprintf("Churned means %s is %s; the rates count the users whose %[1]s is known.", label.Column, strings.Join(label.Positive, " or ")))
 	if err := churnByCountry(ctx, db, label, &s); err != nil {
 		return s, err
 	}
@@ -91,7 +96,7 @@ func churnByCountry(ctx context.Context, db *pgx.Conn, label schemas.Label, s *S
 	}
 	chart := Chart{
 		ID: "users-churn-country", Title: "Churn rate by country (15 countries with the most users)",
-		XLabel: "churn rate (%)", YLabel: "country", Unit: "%", Kind: HBar,
+		XLabel: "country", YLabel: "churn rate (%)", Unit: "%", Kind: HBar,
 	}
 	series := Series{Name: "churn rate"}
 	table := Table{ID: "users-churn-country-table", Title: "Churn by country", Columns: []string{"country", "users", "with a known status", "churned", "churn rate"}}
@@ -420,7 +425,7 @@ func currentModel(ctx context.Context, db *pgx.Conn, s *Section) error {
 	err = db.QueryRow(ctx, `select name, version, kind, trained_at, rows, test_metrics::text, reason from scorer_models
 		where dataset = $1 and promoted order by trained_at desc, id desc limit 1`, usersDataset).
 		Scan(&name, &version, &kind, &trained, &rows, &metrics, &reason)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		s.Notes = append(s.Notes, "The scorer's registry holds no promoted model of the users: no model metrics.")
 		return nil
 	}
