@@ -234,6 +234,8 @@ func cellText(v any) (string, bool) {
 		return strconv.FormatFloat(float64(x), 'f', -1, 32), true
 	case int64, int32, int16, int8, int, uint32, uint64:
 		return fmt.Sprint(x), true
+	case [16]byte: // a uuid
+		return fmt.Sprintf("%x-%x-%x-%x-%x", x[0:4], x[4:6], x[6:8], x[8:10], x[10:16]), true
 	case driver.Valuer:
 		dv, err := x.Value()
 		if err == nil {

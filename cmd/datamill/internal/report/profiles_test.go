@@ -142,3 +142,38 @@ func TestProfilesOfDatasets(t *testing.T) {
 		})
 	}
 }
+
+func TestCellText(t *testing.T) {
+	tests := map[string]struct {
+		sql  string
+		want string // "" with null: no value
+		null bool
+	}{
+		"null":        {sql: "null::text", null: true},
+		"text":        {sql: "'Lyon'", want: "Lyon"},
+		"date":        {sql: "date '2026-01-02'", want: "2026-01-02"},
+		"timestamptz": {sql: "timestamptz '2026-01-02 03:04:05.5+02'", want: "2026-01-02T01:04:05.5Z"},
+		"bool":        {sql: "true", want: "true"},
+		"float8":      {sql: "1.25::float8", want: "1.25"},
+		"int8":        {sql: "42::int8", want: "42"},
+		"numeric":     {sql: "12.50::numeric(12, 2)", want: "12.50"},
+		"text array":  {sql: "array['age:out_of_range', 'country:unknown']", want: `["age:out_of_range","country:unknown"]`},
+		"empty array": {sql: "'{}'::text[]", want: "[]"},
+		"uuid":        {sql: "'6ba7b810-9dad-11d1-80b4-00c04fd430c8'::uuid", want: "6ba7b810-9dad-11d1-80b4-00c04fd430c8"},
+		"bytea":       {sql: `'\xff00'::bytea`, want: "ff00"},
+		"jsonb":       {sql: `'{"a": 1}'::jsonb`, want: `{"a":1}`},
+	}
+	db := connect(t)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var v any
+			if err := db.QueryRow(t.Context(), "select "+tc.sql).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := cellText(v)
+			if ok == tc.null || got != tc.want {
+				t.Errorf("cellText(%s = %#v) = %q, %v; want %q, %v", tc.sql, v, got, ok, tc.want, !tc.null)
+			}
+		})
+	}
+}
