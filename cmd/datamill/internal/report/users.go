@@ -128,11 +128,12 @@ func churnByCountry(ctx context.Context, db *pgx.Conn, label schemas.Label, s *S
 func churnByTenure(ctx context.Context, db *pgx.Conn, label schemas.Label, s *Section) error {
 	col := pgx.Identifier{label.Column}.Sanitize()
 	var reference *time.Time
-	if err := db.QueryRow(ctx, fmt.Sprintf(`select greatest(max(signup_date), max(last_login)) from %s`,
-		pgx.Identifier{usersDataset}.Sanitize())).Scan(&reference); err != nil {
+	var signups int64
+	if err := db.QueryRow(ctx, fmt.Sprintf(`select greatest(max(signup_date), max(last_login)), count(signup_date) from %s`,
+		pgx.Identifier{usersDataset}.Sanitize())).Scan(&reference, &signups); err != nil {
 		return fmt.Errorf("read the reference date of the users: %w", err)
 	}
-	if reference == nil {
+	if signups == 0 {
 		s.Notes = append(s.Notes, "No user has a signup date: no churn rate by tenure.")
 		return nil
 	}
@@ -272,10 +273,11 @@ func probabilityHistogram(all []scored) Chart {
 	}
 }
 
-// rocCurve is the ROC curve of sorted (by probability), at the thresholds
+// rocCurve is the ROC curve of sorted (by probability) at the thresholds
 // 1.00, 0.99, …, 0.00 (a probability at or above the threshold predicts
-// churn), from (0, 0) to (1, 1), a point that repeats the one before it
-// left out; and the diagonal of a model that guesses.
+// churn), from (0, 0) to (1, 1); a threshold whose point is the one
+// before it is left out, so the first threshold of each point names it.
+// The diagonal beside it is a model that guesses.
 func rocCurve(sorted []scored, positives int) Chart {
 	negatives := len(sorted) - positives
 	model := Series{Name: "model"}

@@ -458,6 +458,7 @@ func TestUsersCurrentModel(t *testing.T) {
 func TestUsersMissingTables(t *testing.T) {
 	tests := map[string]struct {
 		ddl       []string
+		update    string
 		wantNotes []string
 		charts    int
 	}{
@@ -467,6 +468,12 @@ func TestUsersMissingTables(t *testing.T) {
 			wantNotes: []string{"No predictions table", "No scorer_models table", "datamill_scorer_feature_psi"},
 			charts:    2,
 		},
+		"users without signup dates": {
+			ddl:       []string{strings.Split(usersDDL, "create table predictions")[0]},
+			update:    "update users set signup_date = null",
+			wantNotes: []string{"No user has a signup date"},
+			charts:    1,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -474,6 +481,11 @@ func TestUsersMissingTables(t *testing.T) {
 			if len(tc.ddl) > 0 {
 				if _, err := db.Exec(t.Context(), `insert into users (id, country, signup_date, last_login, account_status, event_id, ingested_at, content_hash)
 					values (1, 'FR', '2025-01-01', '2026-01-01', 'churned', 'e1', now(), 'h'), (2, 'FR', '2025-12-01', '2026-01-02', 'active', 'e2', now(), 'h')`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.update != "" {
+				if _, err := db.Exec(t.Context(), tc.update); err != nil {
 					t.Fatal(err)
 				}
 			}
