@@ -867,7 +867,7 @@ func TestImageRootFilesystemRunsAService(t *testing.T) {
 const readerSource = "postgres-reader"
 
 // TestJobsDashboardReadsTheViewsAsTheReader creates the read-only role
-// with deploy/postgres/reader.sql, then the jobs table and the views the
+// with deploy/postgres/initdb/10-reader.sh and reader.sql, then the jobs table and the views the
 // jobs dataset declares (after the role, as the loader does on a new
 // database), and runs every panel's SQL of the jobs dashboard as the role,
 // each answering rows; the role reads no table and writes nothing.
@@ -897,17 +897,33 @@ func TestJobsDashboardReadsTheViewsAsTheReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(context.Background())
-	roleSQL, err := os.ReadFile(deployFile(t, "deploy/postgres/reader.sql"))
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 2 { // running it again changes nothing
-		if _, err := admin.Exec(ctx, string(roleSQL)); err != nil {
-			t.Fatalf("reader.sql: %v", err)
+	// Roles belong to the cluster, which the tests share: one made by an
+	// earlier run loses its password, which the script sets again.
+	if _, err := admin.Exec(ctx, `do $$ begin
+		if exists (select from pg_roles where rolname = 'datamill_reader') then alter role datamill_reader password null; end if;
+		end $$`); err != nil {
+		t.Fatal(err)
+	}
+	// The script the postgres container runs on its first start, as it
+	// runs it (psql as the superuser), twice: running it again changes
+	// nothing.
+	script := deployFile(t, "deploy/postgres/initdb/10-reader.sh")
+	for range 2 {
+		cmd := exec.CommandContext(ctx, "sh", script)
+		cmd.Env = append(os.Environ(), "PGHOST="+cfg.Host, fmt.Sprintf("PGPORT=%d", cfg.Port),
+			"POSTGRES_USER="+cfg.User, "POSTGRES_DB="+cfg.Database, "READER_PASSWORD=reader-secret",
+			"READER_SQL="+deployFile(t, "deploy/postgres/reader.sql"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
 		}
 	}
-	if _, err := admin.Exec(ctx, "alter role datamill_reader password 'reader-secret'"); err != nil {
-		t.Fatal(err)
+	var password bool
+	if err := admin.QueryRow(ctx, "select rolpassword is not null from pg_authid where rolname = 'datamill_reader'").Scan(&password); err != nil || !password {
+		t.Errorf("datamill_reader has a password: %v (%v)", password, err)
 	}
 
 	// The columns of the jobs table the views read, and offers of 30
@@ -942,10 +958,6 @@ func TestJobsDashboardReadsTheViewsAsTheReader(t *testing.T) {
 		}
 	}
 
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.User, cfg.Password = "datamill_reader", "reader-secret"
 	reader, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
