@@ -82,10 +82,10 @@ func exportCommand(ctx context.Context, args, environ []string, stdout, stderr i
 	table := ident(ds.Name)
 	var exists bool
 	if err := conn.QueryRow(ctx, "select to_regclass($1) is not null", table).Scan(&exists); err != nil {
-		return fmt.Errorf("export %s: look up table %s: %w", dataset, table, err)
+		return fmt.Errorf("export %s: look up table %s: %w", dataset, ds.Name, err)
 	}
 	if !exists {
-		return fmt.Errorf("export %s: no table %s in this database: run the dataset's pipeline first", dataset, table)
+		return fmt.Errorf("export %s: no table %s in this database: run the dataset's pipeline first", dataset, ds.Name)
 	}
 
 	w, name := stdout, "standard output"
@@ -121,7 +121,7 @@ func exportCommand(ctx context.Context, args, environ []string, stdout, stderr i
 			return fmt.Errorf("export %s: close %s: %w", dataset, name, err)
 		}
 	}
-	fmt.Fprintf(stderr, "export: %d rows of %s as %s to %s\n", n, table, *format, name)
+	fmt.Fprintf(stderr, "export: %d rows of table %s as %s to %s\n", n, ds.Name, *format, name)
 	return nil
 }
 

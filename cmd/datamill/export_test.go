@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +165,62 @@ func TestExportRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExportParquetRowGroups exports a table of more rows than a row
+// group holds: the rows come in row groups of exportRowGroup, so that the
+// writer never holds the whole table, and all of them are there.
+func TestExportParquetRowGroups(t *testing.T) {
+	url := testkit.Postgres(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	const rows = 2*exportRowGroup + 10
+	if _, err := conn.Exec(t.Context(), fmt.Sprintf(`create table jobs (id text primary key, n bigint);
+		insert into jobs select 'j' || i, i from generate_series(1, %d) i`, rows)); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "jobs.parquet")
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"export", "jobs", "--format", "parquet", "--out", file}, []string{"DATABASE_URL=" + url}, &out, &errOut); err != nil {
+		t.Fatalf("export: %v: %s", err, errOut.String())
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, rg := range pf.RowGroups() {
+		sizes = append(sizes, rg.NumRows())
+	}
+	if want := []int64{exportRowGroup, exportRowGroup, 10}; !slices.Equal(sizes, want) {
+		t.Errorf("row groups of %d rows: %v, want %v", rows, sizes, want)
+	}
+	if pf.NumRows() != rows {
+		t.Errorf("%d rows exported, want %d", pf.NumRows(), rows)
+	}
+}
+
+func TestExportWithoutTheTable(t *testing.T) {
+	url := testkit.Postgres(t)
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"export", "jobs"}, []string{"DATABASE_URL=" + url}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `no table jobs`) {
+		t.Errorf("export of a dataset whose table is missing: %v, want it to say there is no table jobs", err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("export wrote %q without a table", out.String())
 	}
 }
