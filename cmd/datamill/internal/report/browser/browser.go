@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -374,4 +375,28 @@ func dataURIText(uri string) (string, error) {
 		return "", fmt.Errorf("data URI %.40q: %w", uri, err)
 	}
 	return text, nil
+}
+
+// Series returns the names of the chart's series in the order their
+// first datum comes.
+func (c Chart) Series() []string {
+	var out []string
+	for _, d := range c.Data {
+		if !slices.Contains(out, d.Series) {
+			out = append(out, d.Series)
+		}
+	}
+	return out
+}
+
+// Values returns the data of one series by label (a bar's label, a
+// point's or a bin's), to compare with what the SQL views answer.
+func (c Chart) Values(series string) map[string]float64 {
+	out := map[string]float64{}
+	for _, d := range c.Data {
+		if d.Series == series {
+			out[d.Label] = d.Value
+		}
+	}
+	return out
 }

@@ -42,8 +42,12 @@ func TestChartsOfAHandWrittenPage(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("charts of testdata/charts.html (-want +got):\n%s", diff)
 	}
-	if c := p.Chart("salary"); len(c.Data) != 4 {
-		t.Errorf("Chart(salary) has %d data, want 4", len(c.Data))
+	salary := p.Chart("salary")
+	if got, want := salary.Series(), []string{"stated", "estimated"}; !slices.Equal(got, want) {
+		t.Errorf("series of the salary chart: %v, want %v", got, want)
+	}
+	if diff := cmp.Diff(map[string]float64{"data": 59000, "software": -1000}, salary.Values("estimated")); diff != "" {
+		t.Errorf("estimated salaries (-want +got):\n%s", diff)
 	}
 	if got := p.Text("h1"); got != "Two charts" {
 		t.Errorf("Text(h1) = %q, want %q", got, "Two charts")
