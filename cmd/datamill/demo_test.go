@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/datamill/datamill/cmd/datamill/internal/report/browser"
 )
 
 func TestDemoReconciles(t *testing.T) {
@@ -138,6 +142,7 @@ func TestJobsDemoReconciles(t *testing.T) {
 		Views       map[string]int
 		Answers     map[string][]string
 		Model       struct{ MAE, R2 float64 }
+		ViewRows    map[string][]map[string]any `json:"view_rows"`
 		Reconciled  bool
 		Report      string
 	}
@@ -188,6 +193,54 @@ func TestJobsDemoReconciles(t *testing.T) {
 			t.Errorf("the report does not credit the source %s", name)
 		}
 	}
+	// The page in headless Chromium, the network cut: every demand and
+	// location chart shows the rows of its view, ties and all, and the page
+	// asked for nothing.
+	t.Run("chromium", func(t *testing.T) {
+		p := browser.Open(t, s.Report)
+		p.Screenshot(filepath.Join(t.TempDir(), "report.png"))
+		want := map[string]map[string]float64{}
+		add := func(chart, label string, offers any) {
+			if want[chart] == nil {
+				want[chart] = map[string]float64{}
+			}
+			n, _ := offers.(float64)
+			want[chart][label] = n
+		}
+		for _, view := range []string{"jobs_title_demand", "jobs_family_demand"} {
+			name := map[string]string{"jobs_title_demand": "title", "jobs_family_demand": "family"}[view]
+			for _, r := range s.ViewRows[view] {
+				add(fmt.Sprintf("%s-%s", view, r["band"]), fmt.Sprintf("%s (#%v)", r[name], r["rank"]), r["offers"])
+			}
+		}
+		for _, r := range s.ViewRows["jobs_top_locations"] {
+			add(map[any]string{"country": "jobs-top-countries", "region": "jobs-top-regions"}[r["kind"]], fmt.Sprintf("%s (#%v)", r["code"], r["rank"]), r["offers"])
+		}
+		if len(want) < 6 { // title bands (3), family bands (1 with 9 families), countries, regions
+			t.Fatalf("the views hold rows for %d charts only: %v", len(want), s.ViewRows)
+		}
+		for id, rows := range want {
+			got := p.Chart(id).Values("offers")
+			if len(rows) > 40 {
+				// The chart shows 40 of its view's rows and says so.
+				for label, v := range got {
+					if w, ok := rows[label]; !ok || w != v {
+						t.Errorf("chart %s shows %s = %v, its view holds %v", id, label, v, w)
+					}
+				}
+				if len(got) != 40 {
+					t.Errorf("chart %s shows %d bars of its view's %d, want the first 40", id, len(got), len(rows))
+				}
+				continue
+			}
+			if !maps.Equal(got, rows) {
+				t.Errorf("chart %s shows %v, its view holds %v", id, got, rows)
+			}
+		}
+		if b, e := p.Blocked(), p.Exceptions(); len(b) > 0 || len(e) > 0 {
+			t.Errorf("the page asked for %v and threw %v", b, e)
+		}
+	})
 	// scikit-learn's Ridge on the same split: the same features, a test MAE
 	// within 5 % (the script fails otherwise).
 	t.Run("scikit-learn", func(t *testing.T) {

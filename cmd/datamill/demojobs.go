@@ -75,6 +75,9 @@ type jobsDemoSummary struct {
 	// and least demanded titles, the top countries and regions, the
 	// median stated salary per family.
 	Answers map[string][]string `json:"answers"`
+	// ViewRows are the rows of the demand and location views, each a
+	// column → value map, for checks of what the report shows.
+	ViewRows map[string][]map[string]any `json:"view_rows"`
 	// Model is the salary model the demo trained on the jobs table, and
 	// Scored the records it scored.
 	Model          jobsModel `json:"model"`
@@ -594,6 +597,16 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 			return fmt.Errorf("view %s: %w", v.Name, err)
 		}
 		s.Views[v.Name] = n
+	}
+	s.ViewRows = map[string][]map[string]any{}
+	for _, v := range []string{"jobs_title_demand", "jobs_family_demand", "jobs_top_locations"} {
+		rows, err := conn.Query(ctx, fmt.Sprintf("select * from %s", ident(v)))
+		if err != nil {
+			return fmt.Errorf("view %s: %w", v, err)
+		}
+		if s.ViewRows[v], err = pgx.CollectRows(rows, pgx.RowToMap); err != nil {
+			return fmt.Errorf("view %s: %w", v, err)
+		}
 	}
 	s.Answers = map[string][]string{}
 	for name, q := range map[string]string{

@@ -649,6 +649,10 @@ func TestPrometheusScrapesTheLiveStack(t *testing.T) {
 						if err := promQuery(ctx, prom, grafanaRange.Replace(target.Expr)); err != nil {
 							t.Errorf("%s, panel %q: Prometheus refuses %q: %v", file, p.Title, target.Expr, err)
 						}
+					case target.RawSQL != "" && p.Datasource.UID == readerSource:
+						// The jobs dataset does not run here:
+						// TestJobsDashboardReadsTheViewsAsTheReader runs
+						// these on its views, as the read-only role.
 					case target.RawSQL != "":
 						rows, err := db.Query(ctx, target.RawSQL)
 						if err == nil {
@@ -855,5 +859,163 @@ func TestImageRootFilesystemRunsAService(t *testing.T) {
 	if err == nil && strings.TrimSpace(string(out)) == "root" {
 		// chroot itself execs /app, so the pid is the cleaner's.
 		t.Errorf("the cleaner runs as root")
+	}
+}
+
+// readerSource is the uid of Grafana's PostgreSQL data source that logs in
+// as the read-only role of deploy/postgres/reader.sql.
+const readerSource = "postgres-reader"
+
+// TestJobsDashboardReadsTheViewsAsTheReader creates the read-only role
+// with deploy/postgres/initdb/10-reader.sh and reader.sql, then the jobs table and the views the
+// jobs dataset declares (after the role, as the loader does on a new
+// database), and runs every panel's SQL of the jobs dashboard as the role,
+// each answering rows; the role reads no table and writes nothing.
+func TestJobsDashboardReadsTheViewsAsTheReader(t *testing.T) {
+	board, ok := dashboards(t)["jobs.json"]
+	if !ok {
+		t.Fatal("no deploy/grafana/dashboards/jobs.json")
+	}
+	data, err := os.ReadFile(deployFile(t, "deploy/grafana/provisioning/datasources/datamill.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var provisioned struct {
+		Datasources []struct{ UID, User string } `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(data, &provisioned); err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(provisioned.Datasources, func(d struct{ UID, User string }) bool { return d.UID == readerSource }); i < 0 || provisioned.Datasources[i].User != "datamill_reader" {
+		t.Errorf("no data source %s logging in as datamill_reader: %+v", readerSource, provisioned.Datasources)
+	}
+
+	url := testkit.Postgres(t)
+	ctx := t.Context()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Roles belong to the cluster, which the tests share: one made by an
+	// earlier run loses its password, which the script sets again.
+	if _, err := admin.Exec(ctx, `do $$ begin
+		if exists (select from pg_roles where rolname = 'datamill_reader') then alter role datamill_reader password null; end if;
+		end $$`); err != nil {
+		t.Fatal(err)
+	}
+	// The script the postgres container runs on its first start, as it
+	// runs it (psql as the superuser), twice: running it again changes
+	// nothing.
+	script := deployFile(t, "deploy/postgres/initdb/10-reader.sh")
+	for range 2 {
+		cmd := exec.CommandContext(ctx, "sh", script)
+		cmd.Env = append(os.Environ(), "PGHOST="+cfg.Host, fmt.Sprintf("PGPORT=%d", cfg.Port),
+			"POSTGRES_USER="+cfg.User, "POSTGRES_DB="+cfg.Database, "READER_PASSWORD=reader-secret",
+			"READER_SQL="+deployFile(t, "deploy/postgres/reader.sql"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+	}
+	var password bool
+	if err := admin.QueryRow(ctx, "select rolpassword is not null from pg_authid where rolname = 'datamill_reader'").Scan(&password); err != nil || !password {
+		t.Errorf("datamill_reader has a password: %v (%v)", password, err)
+	}
+
+	// The columns of the jobs table the views read, and offers of 30
+	// titles and 26 families of unequal demand (enough for three bands of
+	// 10), a few places and sources, some stating a salary and the others
+	// estimated by the model.
+	_, err = admin.Exec(ctx, `create table jobs (id text primary key, cluster_id text, title_norm text, job_family text,
+			locations text[], salary_annual double precision, salary_stated boolean not null, source_name text, published_on date);
+		create table jobs_predictions (id bigint generated always as identity, job_id text references jobs, estimate double precision,
+			created_at timestamptz not null default now());
+		insert into jobs
+		select 'j' || i, case when i % 10 = 0 then 'j' || (i - 1) end,
+			'title ' || floor(sqrt(i))::int, 'family ' || floor(sqrt(i) / 1.2)::int,
+			array[(array['DE', 'FR', 'US', 'NL', 'ES', 'PL'])[i % 6 + 1], (array['EU', 'WW'])[i % 2 + 1]],
+			case when i % 2 = 0 then 40000 + i * 100 end, i % 2 = 0,
+			(array['remotive', 'arbeitnow', 'board'])[i % 3 + 1], date '2026-11-01' + i % 20
+		from generate_series(1, 900) i;
+		insert into jobs_predictions (job_id, estimate) select id, 50000 from jobs where not salary_stated`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := lookUp(nil, io.Discard, "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Decl.Views) == 0 {
+		t.Fatal("the jobs dataset declares no views")
+	}
+	for _, v := range ds.Decl.Views {
+		if _, err := admin.Exec(ctx, "create or replace view "+ident(v.Name)+" as "+v.SQL); err != nil {
+			t.Fatalf("view %s: %v", v.Name, err)
+		}
+	}
+
+	cfg.User, cfg.Password = "datamill_reader", "reader-secret"
+	reader, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect as datamill_reader: %v", err)
+	}
+	defer reader.Close(context.Background())
+
+	queries := 0
+	for _, p := range allPanels(board.Panels) {
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource.UID != readerSource {
+			t.Errorf("jobs.json, panel %q: data source %q, want the read-only %q", p.Title, p.Datasource.UID, readerSource)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("jobs.json, panel %q: no query", p.Title)
+		}
+		for _, target := range p.Targets {
+			queries++
+			rows, err := reader.Query(ctx, target.RawSQL)
+			n := 0
+			if err == nil {
+				for rows.Next() {
+					n++
+				}
+				rows.Close()
+				err = rows.Err()
+			}
+			switch {
+			case err != nil:
+				t.Errorf("jobs.json, panel %q: SQL fails as datamill_reader: %v\n%s", p.Title, err, target.RawSQL)
+			case n == 0:
+				t.Errorf("jobs.json, panel %q: no rows\n%s", p.Title, target.RawSQL)
+			}
+		}
+	}
+	if queries < 8 {
+		t.Errorf("jobs.json holds %d queries, want the demand bands, locations, salaries and sources", queries)
+	}
+
+	refused := []string{
+		"select count(*) from jobs",
+		"select count(*) from jobs_predictions",
+		"delete from jobs_unique",
+		"create table mine (x int)",
+		"create view mine as select 1",
+		"set transaction read write; update jobs set title_norm = 'x'",
+	}
+	for _, sql := range refused {
+		tx, err := reader.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec(ctx, sql)
+		_ = tx.Rollback(ctx)
+		if err == nil {
+			t.Errorf("datamill_reader may %q", sql)
+		}
 	}
 }

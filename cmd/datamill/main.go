@@ -4,6 +4,7 @@
 //	datamill chaos [flags]          faults while records flow: nothing lost, doubled or changed
 //	datamill demo [flags]           a dataset's pipeline on generated data, with a report
 //	datamill dev [flags]            run the whole pipeline on the embedded stack
+//	datamill export <ds> [flags]    write a dataset's clean table as CSV or Parquet
 //	datamill init                   create a deployment's topics and apply its migrations
 //	datamill init <ds> --from <f>   draft a dataset's declaration from a file
 //	datamill gen <ds> [flags]       generate realistic (dirty) records of a dataset
@@ -57,6 +58,7 @@ func commands() []command {
 		{"dev", "run the whole pipeline on the embedded stack (Kafka, schema registry, PostgreSQL)", dev},
 		{"eco", "eco report: energy and CO2e per stage of a run, on four grids, against another run", ecoCommand},
 		{"init", "create the pipeline topics and apply the migrations of a deployment; init <ds> --from <file>: draft a dataset", initOrDraft},
+		{"export", "write a dataset's clean table (DATABASE_URL) as CSV or Parquet", exportCommand},
 		{"gen", "generate realistic records of a dataset, optionally dirty, as CSV, NDJSON or JSON", generate},
 		{"jobboard", "serve generated job offers on loopback through the shapes of real job APIs and a scraped board, with their quirks", jobboardCommand},
 		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},

@@ -71,17 +71,6 @@ func insertOffers(t testing.TB, db *pgx.Conn, offers []jobOffer) {
 	}
 }
 
-func chartOf(t testing.TB, s Section, id string) Chart {
-	t.Helper()
-	for _, c := range s.Charts {
-		if c.ID == id {
-			return c
-		}
-	}
-	t.Fatalf("section %s has no chart %s", s.ID, id)
-	return Chart{}
-}
-
 // bars is a one-series chart's points as "label=value".
 func barsOf(c Chart) []string {
 	var out []string

@@ -168,7 +168,8 @@ func keyNote(table string, prof *profile.Profile) string {
 
 // columnHistogram counts the values of a numeric column in profileBins
 // bins of equal width from its minimum to its maximum; a point's X is its
-// bin's centre. A column of one value is one bin.
+// bin's lower edge, as the page draws histograms. A column of one value
+// is one bin.
 func columnHistogram(ctx context.Context, db *pgx.Conn, table, column string) (Chart, error) {
 	col, tbl := pgx.Identifier{column}.Sanitize(), pgx.Identifier{table}.Sanitize()
 	chart := Chart{ID: "profile-" + table + "-" + column, Title: table + "." + column, XLabel: column, YLabel: "rows", Unit: "rows", Kind: Histogram}
@@ -202,7 +203,7 @@ func columnHistogram(ctx context.Context, db *pgx.Conn, table, column string) (C
 	width := (hi - lo) / profileBins
 	for i, c := range counts {
 		from, to := lo+float64(i)*width, lo+float64(i+1)*width
-		series.Points = append(series.Points, Point{Label: sig6(from) + "–" + sig6(to), X: (from + to) / 2, Y: float64(c)})
+		series.Points = append(series.Points, Point{Label: sig6(from) + "–" + sig6(to), X: from, Y: float64(c)})
 	}
 	chart.Series = []Series{series}
 	return chart, nil

@@ -256,7 +256,7 @@ func predictionCharts(ctx context.Context, db *pgx.Conn, label schemas.Label, s 
 }
 
 // probabilityHistogram counts the probabilities in 20 bins of [0, 1]; a
-// point's X is its bin's centre.
+// point's X is its bin's lower edge, as the page draws histograms.
 func probabilityHistogram(all []scored) Chart {
 	counts := make([]int, probabilityBins)
 	for _, r := range all {
@@ -265,7 +265,7 @@ func probabilityHistogram(all []scored) Chart {
 	series := Series{Name: "users"}
 	for i, n := range counts {
 		lo, hi := float64(i)/probabilityBins, float64(i+1)/probabilityBins
-		series.Points = append(series.Points, Point{Label: fixed(lo, 2) + "–" + fixed(hi, 2), X: (lo + hi) / 2, Y: float64(n)})
+		series.Points = append(series.Points, Point{Label: fixed(lo, 2) + "–" + fixed(hi, 2), X: lo, Y: float64(n)})
 	}
 	return Chart{
 		ID: "users-probability", Title: "Predicted churn probability (latest prediction of each user)",
