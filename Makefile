@@ -60,11 +60,15 @@ test-real:
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/
 
 # A failing input is written to the package's testdata/fuzz/<target>/:
-# commit it with the fix, and plain go test replays it from then on.
+# commit it with the fix, and plain go test replays it from then on. An
+# input is minimised for at most FUZZMINIMIZE executions: Go's default, a
+# minute, stalled a run for that minute each time a target found a new
+# interesting input, with no progress shown.
+FUZZMINIMIZE ?= 2000x
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $${t%%:*}; \
 	done
 
 lint:
