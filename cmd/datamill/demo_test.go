@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +52,61 @@ func TestDemoReconciles(t *testing.T) {
 	if page := readPage(t, s.Report); !strings.Contains(page, `<section id="users">`) || !strings.Contains(page, `<section id="pipeline">`) {
 		t.Errorf("the demo's report %s lacks the users or pipeline section", s.Report)
 	}
+	// The page in headless Chromium, the network cut: every chart drawn
+	// with a shape per row of its data, and the predicted probabilities'
+	// histogram counting each user of the table once.
+	t.Run("chromium", func(t *testing.T) {
+		p := browser.Open(t, s.Report)
+		p.Screenshot(filepath.Join(t.TempDir(), "report.png"))
+		charts := everyChart(t, p, "users-churn-country", "users-churn-tenure", "users-probability", "users-roc", "users-calibration",
+			"pipeline-records", "eco-wh-stage", "eco-co2e-stage", "eco-co2e-million", "eco-co2e-run")
+		var users float64
+		for _, d := range charts["users-probability"].Data {
+			users += d.Value
+		}
+		if int(users) != s.Tables.Users {
+			t.Errorf("the probability histogram counts %v users, the users table holds %d", users, s.Tables.Users)
+		}
+	})
+}
+
+// everyChart checks every chart of a report as the browser rendered it: a
+// shape per row of the chart's own CSV, with its series, label and value,
+// and the charts named in ids among them. It returns the charts by id.
+func everyChart(t *testing.T, p *browser.Page, ids ...string) map[string]browser.Chart {
+	t.Helper()
+	charts := map[string]browser.Chart{}
+	for _, c := range p.Charts() {
+		charts[c.ID] = c
+		if c.CSV == "" && len(c.Data) == 0 {
+			continue // an empty chart (no family in the middle band) links no data
+		}
+		rows, err := csv.NewReader(strings.NewReader(c.CSV)).ReadAll()
+		if err != nil || len(rows) == 0 || strings.Join(rows[0], ",") != "series,label,x,y,link" {
+			t.Errorf("chart %s: CSV %q (%v), want a header series,label,x,y,link", c.ID, c.CSV, err)
+			continue
+		}
+		want := map[string]string{}
+		for _, r := range rows[1:] {
+			want[r[0]+"\x00"+r[1]] = r[3]
+		}
+		got := map[string]string{}
+		for _, d := range c.Data {
+			got[d.Series+"\x00"+d.Label] = d.Raw
+		}
+		if len(c.Data) != len(rows)-1 || !maps.Equal(got, want) {
+			t.Errorf("chart %s draws %d shapes %v, its data has %d rows %v", c.ID, len(c.Data), got, len(rows)-1, want)
+		}
+	}
+	for _, id := range ids {
+		if c, ok := charts[id]; !ok || len(c.Data) == 0 {
+			t.Errorf("the report has no chart %s with data (charts: %v)", id, slices.Sorted(maps.Keys(charts)))
+		}
+	}
+	if b, e := p.Blocked(), p.Exceptions(); len(b) > 0 || len(e) > 0 {
+		t.Errorf("the page asked for %v and threw %v", b, e)
+	}
+	return charts
 }
 
 // readPage reads the report a demo wrote, at the path its summary gives.
@@ -199,6 +256,40 @@ func TestJobsDemoReconciles(t *testing.T) {
 	t.Run("chromium", func(t *testing.T) {
 		p := browser.Open(t, s.Report)
 		p.Screenshot(filepath.Join(t.TempDir(), "report.png"))
+		charts := everyChart(t, p, "jobs_title_demand-top", "jobs_family_demand-top", "jobs-top-countries", "jobs-top-regions",
+			"jobs-salary-by-family", "jobs-per-source-day")
+		salaries, days := map[string]map[string]float64{}, map[string]map[string]float64{}
+		for _, r := range s.ViewRows["jobs_salary_by_family"] {
+			basis, _ := r["basis"].(string)
+			if salaries[basis] == nil {
+				salaries[basis] = map[string]float64{}
+			}
+			salaries[basis][fmt.Sprint(r["family"])], _ = r["median"].(float64)
+		}
+		for _, r := range s.ViewRows["jobs_per_source_day"] {
+			day, ok := r["day"].(string)
+			if !ok {
+				continue // an offer without a date is on no day
+			}
+			source := fmt.Sprint(r["source_name"])
+			if days[source] == nil {
+				days[source] = map[string]float64{}
+			}
+			days[source][day[:len("2006-01-02")]], _ = r["offers"].(float64)
+		}
+		for basis, want := range salaries {
+			if got := charts["jobs-salary-by-family"].Values(basis); !maps.Equal(got, want) {
+				t.Errorf("salary chart, %s: %v; its view holds %v", basis, got, want)
+			}
+		}
+		for source, want := range days {
+			if got := charts["jobs-per-source-day"].Values(source); !maps.Equal(got, want) {
+				t.Errorf("per-day chart, %s: %v; its view holds %v", source, got, want)
+			}
+		}
+		if len(salaries) == 0 || len(days) == 0 {
+			t.Errorf("the salary and per-day views hold no rows: %v %v", salaries, days)
+		}
 		want := map[string]map[string]float64{}
 		add := func(chart, label string, offers any) {
 			if want[chart] == nil {
@@ -220,7 +311,7 @@ func TestJobsDemoReconciles(t *testing.T) {
 			t.Fatalf("the views hold rows for %d charts only: %v", len(want), s.ViewRows)
 		}
 		for id, rows := range want {
-			got := p.Chart(id).Values("offers")
+			got := charts[id].Values("offers")
 			if len(rows) > 40 {
 				// The chart shows 40 of its view's rows and says so.
 				for label, v := range got {
@@ -236,9 +327,6 @@ func TestJobsDemoReconciles(t *testing.T) {
 			if !maps.Equal(got, rows) {
 				t.Errorf("chart %s shows %v, its view holds %v", id, got, rows)
 			}
-		}
-		if b, e := p.Blocked(), p.Exceptions(); len(b) > 0 || len(e) > 0 {
-			t.Errorf("the page asked for %v and threw %v", b, e)
 		}
 	})
 	// scikit-learn's Ridge on the same split: the same features, a test MAE

@@ -599,7 +599,7 @@ func (j *jobsDemo) warehouse(ctx context.Context, s *jobsDemoSummary) error {
 		s.Views[v.Name] = n
 	}
 	s.ViewRows = map[string][]map[string]any{}
-	for _, v := range []string{"jobs_title_demand", "jobs_family_demand", "jobs_top_locations"} {
+	for _, v := range []string{"jobs_title_demand", "jobs_family_demand", "jobs_top_locations", "jobs_salary_by_family", "jobs_per_source_day"} {
 		rows, err := conn.Query(ctx, fmt.Sprintf("select * from %s", ident(v)))
 		if err != nil {
 			return fmt.Errorf("view %s: %w", v, err)
