@@ -94,7 +94,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		s.Report, err = demoReport(ctx, eps["DATABASE_URL"], ds.Name, *reportFile, progress)
+		s.Report, err = demoReport(ctx, eps, ds.Name, *reportFile, progress)
 		return err
 	}
 	progress("starting the embedded stack and building the services…")
@@ -187,7 +187,7 @@ type demoSummary struct {
 // demoReport writes the report of a demo's run of dataset, read from
 // database, to file (nothing when file is ""), and returns its absolute
 // path.
-func demoReport(ctx context.Context, database, dataset, file string, progress func(string, ...any)) (string, error) {
+func demoReport(ctx context.Context, eps map[string]string, dataset, file string, progress func(string, ...any)) (string, error) {
 	if file == "" {
 		return "", nil
 	}
@@ -199,8 +199,9 @@ func demoReport(ctx context.Context, database, dataset, file string, progress fu
 	if src, ok := datasetSection(dataset); ok {
 		sources = append(sources, src)
 	}
-	sources = append(sources, htmlreport.Pipeline, htmlreport.Profiles)
-	if err := writeReport(ctx, database, sources, path); err != nil {
+	kcfg := kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ","), Partitions: 1}
+	sources = append(sources, htmlreport.Pipeline, htmlreport.Streams(kcfg, eps["SCHEMA_REGISTRY_URL"], []string{dataset}), htmlreport.Profiles)
+	if err := writeReport(ctx, eps["DATABASE_URL"], sources, path); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
 	}
 	progress("report: %s", path)

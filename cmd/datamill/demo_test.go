@@ -59,7 +59,8 @@ func TestDemoReconciles(t *testing.T) {
 		p := browser.Open(t, s.Report)
 		p.Screenshot(filepath.Join(t.TempDir(), "report.png"))
 		charts := everyChart(t, p, "users-churn-country", "users-churn-tenure", "users-probability", "users-roc", "users-calibration",
-			"pipeline-records", "eco-wh-stage", "eco-co2e-stage", "eco-co2e-million", "eco-co2e-run")
+			"pipeline-records", "eco-wh-stage", "eco-co2e-stage", "eco-co2e-million", "eco-co2e-run",
+			"streams-lag", "streams-dead-letters-users")
 		var users float64
 		for _, d := range charts["users-probability"].Data {
 			users += d.Value
@@ -257,7 +258,7 @@ func TestJobsDemoReconciles(t *testing.T) {
 		p := browser.Open(t, s.Report)
 		p.Screenshot(filepath.Join(t.TempDir(), "report.png"))
 		charts := everyChart(t, p, "jobs_title_demand-top", "jobs_family_demand-top", "jobs-top-countries", "jobs-top-regions",
-			"jobs-salary-by-family", "jobs-per-source-day")
+			"jobs-salary-by-family", "jobs-per-source-day", "streams-lag")
 		salaries, days := map[string]map[string]float64{}, map[string]map[string]float64{}
 		for _, r := range s.ViewRows["jobs_salary_by_family"] {
 			basis, _ := r["basis"].(string)

@@ -174,7 +174,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 		if err != nil {
 			return err
 		}
-		s.Report, err = demoReport(ctx, eps["DATABASE_URL"], "jobs", reportFile, progress)
+		s.Report, err = demoReport(ctx, eps, "jobs", reportFile, progress)
 		return err
 	}
 	progress("starting the embedded stack and building the services…")

@@ -19,6 +19,7 @@ import (
 
 	htmlreport "github.com/datamill/datamill/cmd/datamill/internal/report"
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
 const reportUsage = `usage: datamill report [--dataset DS]... [--out FILE] [--serve ADDR [--public]]
@@ -27,8 +28,10 @@ Writes one self-contained HTML page (charts as inline SVG with tooltips, a
 legend that toggles series, a CSV link per chart; nothing is fetched from the
 network) read from the warehouse of DATABASE_URL (the URL "datamill dev"
 prints): the sections of each --dataset (jobs, users; all unless given), the
-pipeline and its eco meter, and the tables' profiles. A dataset that was not
-run, or a missing eco meter, is a note in its section, not an error.
+pipeline and its eco meter, the dead letters by stage and reason and each
+stage's lag (read from Kafka: KAFKA_BROKERS and SCHEMA_REGISTRY_URL, dev's
+unless set), and the tables' profiles. A dataset that was not run, a missing
+eco meter or an unreachable broker is a note in its section, not an error.
 
 With --serve it serves the page instead, built again on each load, on a
 loopback address unless --public.
@@ -78,11 +81,13 @@ func reportCommand(ctx context.Context, args, environ []string, stdout, stderr i
 		fmt.Fprintf(stderr, "datamill report: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	sources, err := reportSources(datasets)
+	env := config.ToMap(environ)
+	sources, err := reportSources(datasets, kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1},
+		cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry))
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	database := config.ToMap(environ)["DATABASE_URL"]
+	database := env["DATABASE_URL"]
 	if database == "" {
 		return errors.New("report: set DATABASE_URL to the warehouse (`datamill dev` prints it)")
 	}
@@ -100,8 +105,9 @@ func reportCommand(ctx context.Context, args, environ []string, stdout, stderr i
 }
 
 // reportSources are the sections of datasets (all when none), then the
-// pipeline's and the profiles'.
-func reportSources(datasets []string) ([]htmlreport.Source, error) {
+// pipeline's, the dead letters and lag the brokers of kcfg hold (their
+// schemas in registry), and the profiles'.
+func reportSources(datasets []string, kcfg kafka.Config, registry string) ([]htmlreport.Source, error) {
 	if len(datasets) == 0 {
 		datasets = []string{"jobs", "users"}
 	}
@@ -116,7 +122,7 @@ func reportSources(datasets []string) ([]htmlreport.Source, error) {
 		}
 		sources = append(sources, src)
 	}
-	return append(sources, htmlreport.Pipeline, htmlreport.Profiles), nil
+	return append(sources, htmlreport.Pipeline, htmlreport.Streams(kcfg, registry, slices.Compact(slices.Sorted(slices.Values(datasets)))), htmlreport.Profiles), nil
 }
 
 // buildReport reads the sections from database and renders the page. A
