@@ -40,8 +40,10 @@ func TestStreamsCountsDeadLettersAndLag(t *testing.T) {
 	}
 	var recs []*kgo.Record
 	for i, dl := range []struct{ stage, reason string }{
-		{"cleaner", `age: out_of_range ("230")`}, {"cleaner", `age: out_of_range ("-1")`},
-		{"cleaner", `id: missing`}, {"loader", `users_age_check: 23514 ("1000")`},
+		{"cleaner", `age: out_of_range ("230")`},
+		{"cleaner", `age: out_of_range ("-1")`},
+		{"cleaner", `id: missing`},
+		{"loader", `users_age_check: 23514 ("1000")`},
 	} {
 		b, err := codec.Encode(&schemas.DeadLetter{Dataset: "users", Stage: dl.stage, Reasons: []string{dl.reason}, SourceTopic: "raw.users", SourceOffset: int64(i), FailedAt: time.Now()})
 		if err != nil {
@@ -64,7 +66,9 @@ func TestStreamsCountsDeadLettersAndLag(t *testing.T) {
 	defer consumer.Close()
 	var commitErr error
 	consumer.CommitOffsetsSync(t.Context(), map[string]map[int32]kgo.EpochOffset{"raw.users": {0: {Epoch: -1, Offset: 2}}},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) { commitErr = err })
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			commitErr = err
+		})
 	if commitErr != nil {
 		t.Fatal(commitErr)
 	}
