@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -324,5 +328,88 @@ func TestDriftWriteFailureDoesNotStopScoring(t *testing.T) {
 			t.Fatalf("%d rows in scorer_drift once it accepts them; want %d (4 windows of %d features)", n, 4*features, features)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gaugeLines reads the datamill_scorer_feature_psi series of the users
+// from a running scorer's /metrics, by feature.
+func gaugeLines(t testing.TB, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	prefix := `datamill_scorer_feature_psi{dataset="users",feature="`
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
+		if !ok {
+			continue
+		}
+		feature, value, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			t.Fatalf("metrics line %q", line)
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[feature] = v
+	}
+	return out
+}
+
+// The running scorer writes the drift it measured when it stops, even
+// before its first SCORER_DRIFT_INTERVAL: the rows hold the PSI its gauge
+// showed.
+func TestTheScorerRecordsDriftWhenItStops(t *testing.T) {
+	s := newScorerStack(t)
+	dir := t.TempDir()
+	m := trainModel(t, dir)
+	s.persist(t, 1, 301)
+	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=20ms", "SCORER_SELF_TRAIN=false",
+		"SCORER_RECONCILE_INTERVAL=0", "SCORER_DRIFT_INTERVAL=1h"))
+	for deadline := time.Now().Add(time.Minute); ; {
+		var n int
+		if err := s.db.QueryRow(t.Context(), `select count(*) from predictions`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 300 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d predictions within a minute; want 300", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	gauge := gaugeLines(t, svc.Addr)
+	if len(gauge) == 0 {
+		t.Fatal("no PSI exported after 300 records")
+	}
+	var exists bool
+	if err := s.db.QueryRow(t.Context(), `select to_regclass('scorer_drift') is not null`).Scan(&exists); err != nil || exists {
+		t.Fatalf("scorer_drift exists (%v) before the first interval or the end", err)
+	}
+	if err := svc.Stop(t); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rows := driftRows(t, pool)
+	if len(rows) != len(gauge) {
+		t.Fatalf("%d rows %v; want one per exported feature, %d", len(rows), rows, len(gauge))
+	}
+	for _, r := range rows {
+		if r.psi != gauge[r.feature] || r.records != 300 || r.version != m.Version {
+			t.Errorf("row %+v; want %s's PSI %v over 300 records of %s", r, r.feature, gauge[r.feature], m.Version)
+		}
 	}
 }
