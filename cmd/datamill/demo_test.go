@@ -50,6 +50,10 @@ func TestDemoReconciles(t *testing.T) {
 	if page := readPage(t, s.Report); !strings.Contains(page, `<section id="users">`) || !strings.Contains(page, `<section id="pipeline">`) {
 		t.Errorf("the demo's report %s lacks the users or pipeline section", s.Report)
 	}
+	// The scorer recorded drift while the demo ran: the users section charts it.
+	if page := readPage(t, s.Report); !strings.Contains(page, `<figure class="chart" id="users-drift"`) {
+		t.Errorf("the demo's report %s lacks the feature drift chart", s.Report)
+	}
 }
 
 // readPage reads the report a demo wrote, at the path its summary gives.
