@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -168,8 +169,10 @@ type driftRecorder struct {
 	pool *pgxpool.Pool
 	log  *zap.Logger
 
-	mu      sync.Mutex
-	drifts  []*drift
+	mu     sync.Mutex // guards drifts only, so that a slow write delays no stage's start
+	drifts []*drift
+
+	writing sync.Mutex
 	pending []measurement // taken, not written yet
 	table   bool          // scorer_drift is known to exist
 }
@@ -210,8 +213,11 @@ func (r *driftRecorder) logged(ctx context.Context) {
 // how many there were; on an error they stay pending.
 func (r *driftRecorder) record(ctx context.Context) (int, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, d := range r.drifts {
+	drifts := slices.Clone(r.drifts)
+	r.mu.Unlock()
+	r.writing.Lock()
+	defer r.writing.Unlock()
+	for _, d := range drifts {
 		r.pending = append(r.pending, d.take()...)
 	}
 	if len(r.pending) > maxPendingDrift {

@@ -302,9 +302,9 @@ func TestDriftWriteFailureDoesNotStopScoring(t *testing.T) {
 	}
 	// The recorder tried (and failed) at least once after the last batch.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		rec.mu.Lock()
+		rec.writing.Lock()
 		n := len(rec.pending)
-		rec.mu.Unlock()
+		rec.writing.Unlock()
 		if n == 4 {
 			break
 		}
