@@ -413,3 +413,71 @@ func TestTheScorerRecordsDriftWhenItStops(t *testing.T) {
 		}
 	}
 }
+
+// A write that waits on the database holds up no dataset's stage start,
+// which adds its drift to the recorder.
+func TestASlowDriftWriteHoldsUpNoStageStart(t *testing.T) {
+	m := trainModel(t, t.TempDir())
+	decl, _, _, _, err := declaration("", "users", trainSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := readCSV(usersCSV(t, 200), decl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rec := &driftRecorder{pool: pool, log: zap.NewNop()}
+	d := &drift{dataset: "users", window: 1000, psi: newDriftGauge()}
+	rec.add(d)
+	d.observe(m, records)
+	if _, err := rec.record(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d.observe(m, records)
+	// Another session locks the table: the next write waits for it.
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(t.Context())) }()
+	if _, err := tx.Exec(t.Context(), `lock table scorer_drift in access exclusive mode`); err != nil {
+		t.Fatal(err)
+	}
+	written := make(chan error, 1)
+	go func() { _, err := rec.record(t.Context()); written <- err }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting bool
+		if err := pool.QueryRow(t.Context(), `select exists (select from pg_locks l join pg_class c on c.oid = l.relation
+			where c.relname = 'scorer_drift' and not l.granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write never waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	added := make(chan struct{})
+	go func() { rec.add(&drift{dataset: "jobs", window: 1000, psi: newDriftGauge()}); close(added) }()
+	select {
+	case <-added:
+	case err := <-written:
+		t.Fatalf("the write ended (%v) while the table was locked", err)
+	case <-time.After(10 * time.Second):
+		t.Error("a dataset's drift was not added while a write waited")
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-written; err != nil {
+		t.Errorf("the write once the lock was released: %v", err)
+	}
+	<-added
+}
