@@ -82,7 +82,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
 		[]string{
 			"DATASETS=" + ds.Name, "EXTRACTOR_FILES=" + ds.Name + "=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
-			"ECO_SAMPLE_INTERVAL=500ms",
+			"ECO_SAMPLE_INTERVAL=500ms", "SCORER_DRIFT_INTERVAL=200ms", // the report charts the drift of the run
 		}, "DATABASE_URL", "KAFKA_BROKERS")
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "demo: "+format+"\n", a...) }
 	var summary *demoSummary

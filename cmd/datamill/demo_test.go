@@ -60,7 +60,7 @@ func TestDemoReconciles(t *testing.T) {
 		p.Screenshot(filepath.Join(t.TempDir(), "report.png"))
 		charts := everyChart(t, p, "users-churn-country", "users-churn-tenure", "users-probability", "users-roc", "users-calibration",
 			"pipeline-records", "eco-wh-stage", "eco-co2e-stage", "eco-co2e-million", "eco-co2e-run",
-			"streams-lag", "streams-dead-letters-users")
+			"streams-lag", "streams-dead-letters-users", "users-drift")
 		var users float64
 		for _, d := range charts["users-probability"].Data {
 			users += d.Value

@@ -41,7 +41,9 @@
 // model's training split (its distribution is in the artefact) and the
 // last SCORER_DRIFT_WINDOW records scored (by the stream or the
 // reconciliation), is the gauge
-// datamill_scorer_feature_psi{dataset, feature}.
+// datamill_scorer_feature_psi{dataset, feature}; every
+// SCORER_DRIFT_INTERVAL and at shutdown, the measurements since the last
+// write become rows of the scorer_drift table (driftRecorder).
 //
 // Once a model is loaded, and then every SCORER_RECONCILE_INTERVAL, the
 // scorer also scores the rows of the table whose latest event has no
@@ -96,6 +98,9 @@ type settings struct {
 	// DriftWindow is how many recent scored records each feature's drift
 	// (PSI against the training split) is measured on.
 	DriftWindow int `env:"SCORER_DRIFT_WINDOW" envDefault:"10000"`
+	// DriftInterval is how often the drift measured since the last write
+	// is written into scorer_drift (also at shutdown).
+	DriftInterval time.Duration `env:"SCORER_DRIFT_INTERVAL" envDefault:"1m"`
 }
 
 // Validate checks the settings that depend on each other.
@@ -103,6 +108,9 @@ func (s *settings) Validate() error {
 	var errs []error
 	if s.DriftWindow < 1 {
 		errs = append(errs, fmt.Errorf("SCORER_DRIFT_WINDOW %d: want at least 1 record", s.DriftWindow))
+	}
+	if s.DriftInterval <= 0 {
+		errs = append(errs, fmt.Errorf("SCORER_DRIFT_INTERVAL %s: want a positive interval", s.DriftInterval))
 	}
 	if s.SelfTrain && s.SelfTrainInterval <= 0 {
 		errs = append(errs, fmt.Errorf("SCORER_SELF_TRAIN_INTERVAL %s: want a positive interval", s.SelfTrainInterval))
@@ -200,6 +208,10 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	defer reconcilers.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The drift recorder writes a last time once the stages have stopped,
+	// before the pool closes.
+	recorder := &driftRecorder{pool: pool, log: p.Log}
+	reconcilers.Go(func() { recorder.run(ctx, cfg.DriftInterval) })
 
 	// Each dataset waits for its table, then for its model, and its stage
 	// starts once it has them, whatever the other datasets wait for.
@@ -219,6 +231,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 			return nil, err
 		}
 		dr := &drift{dataset: ds, window: cfg.DriftWindow, psi: psi}
+		recorder.add(dr)
 		s := &scoring{dataset: d, pool: pool, models: ms, risk: risk.WithLabelValues(ds), drift: dr}
 		spec, err := stage.NewSpec(ctx, reg, stage.Step{
 			Stage: p.Name, Dataset: ds,

@@ -44,7 +44,8 @@ const probabilityBins = 20
 // (the 15 countries with the most users) and by tenure band, the
 // distribution of the latest predicted probability of each user, the ROC
 // curve and calibration of those predictions against the users' status,
-// and the metrics of the current model from the scorer's registry. The
+// the metrics of the current model from the scorer's registry and the
+// latest drift of its features (scorer_drift). The
 // label and its positive values are the dataset's declared model's. A
 // missing table is a note, never an error.
 func Users(ctx context.Context, db *pgx.Conn) (Section, error) {
@@ -78,10 +79,83 @@ func Users(ctx context.Context, db *pgx.Conn) (Section, error) {
 	if err := currentModel(ctx, db, &s); err != nil {
 		return s, err
 	}
-	s.Notes = append(s.Notes, "Feature drift: the scorer exports the population stability index of each feature "+
-		"as the metric datamill_scorer_feature_psi{dataset, feature} on its /metrics (charted by Grafana's pipeline dashboard); "+
-		"no table keeps it, so this page does not chart it.")
+	if err := featureDrift(ctx, db, &s); err != nil {
+		return s, err
+	}
 	return s, nil
+}
+
+// featureDrift adds the latest drift (PSI) of each feature of the users'
+// current model, the version the scorer measured last, from the scorer's
+// scorer_drift table; without the table or its rows, a note saying where
+// drift is and when the table gets it.
+func featureDrift(ctx context.Context, db *pgx.Conn, s *Section) error {
+	const missing = "The scorer records drift in scorer_drift every SCORER_DRIFT_INTERVAL (default 1m) once it has scored a window of " +
+		"at least 100 users' records; meanwhile it exports it as the metric datamill_scorer_feature_psi{dataset, feature} on its /metrics " +
+		"(charted by Grafana's pipeline dashboard)."
+	ok, err := tableExists(ctx, db, "scorer_drift")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.Notes = append(s.Notes, "No scorer_drift table, so no feature drift. "+missing)
+		return nil
+	}
+	rows, err := db.Query(ctx, `select distinct on (feature) model_version, feature, psi, records, measured_at from scorer_drift
+		where dataset = $1 and model_version = (select model_version from scorer_drift where dataset = $1 order by measured_at desc, id desc limit 1)
+		order by feature, measured_at desc, id desc`, usersDataset)
+	if err != nil {
+		return fmt.Errorf("read the feature drift of %s: %w", usersDataset, err)
+	}
+	type measured struct {
+		feature string
+		psi     float64
+		records int64
+		at      time.Time
+	}
+	var all []measured
+	var version string
+	var m measured
+	if _, err := pgx.ForEachRow(rows, []any{&version, &m.feature, &m.psi, &m.records, &m.at}, func() error {
+		all = append(all, m)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read the feature drift of %s: %w", usersDataset, err)
+	}
+	if len(all) == 0 {
+		s.Notes = append(s.Notes, "The scorer_drift table holds no drift of the users, so no feature drift. "+missing)
+		return nil
+	}
+	slices.SortFunc(all, func(a, b measured) int { return cmp.Or(cmp.Compare(b.psi, a.psi), cmp.Compare(a.feature, b.feature)) })
+	series := Series{Name: "PSI"}
+	table := Table{
+		ID: "users-drift-table", Title: "Feature drift of model " + version + " (latest measurement of each feature)",
+		Columns: []string{"feature", "PSI", "shift", "records in the window", "measured at"},
+	}
+	for _, m := range all {
+		series.Points = append(series.Points, Point{Label: m.feature, Y: m.psi})
+		table.Rows = append(table.Rows, []string{m.feature, fixed(m.psi, 4), shift(m.psi), itoa(m.records), m.at.UTC().Format(time.RFC3339)})
+	}
+	s.Charts = append(s.Charts, Chart{
+		ID: "users-drift", Title: "Feature drift (PSI) of the current model " + version + ": above 0.1 a moderate shift, above 0.25 a large one",
+		XLabel: "feature", YLabel: "population stability index", Kind: HBar, Series: []Series{series},
+	})
+	s.Tables = append(s.Tables, table)
+	s.Notes = append(s.Notes, "Feature drift is the population stability index between each feature's training split and the latest window "+
+		"of records the scorer scored with model "+version+" (scorer_drift): below 0.1 no significant shift, 0.1 to 0.25 a moderate one, above 0.25 a large one.")
+	return nil
+}
+
+// shift names the size of a PSI by the usual thresholds.
+func shift(psi float64) string {
+	switch {
+	case psi > 0.25:
+		return "large"
+	case psi > 0.1:
+		return "moderate"
+	default:
+		return "none significant"
+	}
 }
 
 // churnByCountry adds the churn rate of the 15 countries with the most

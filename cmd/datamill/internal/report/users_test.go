@@ -65,6 +65,18 @@ create table scorer_models (
     unique (name, version)
 )`
 
+// driftDDL is the scorer's drift table (services/scorer).
+const driftDDL = `
+create table scorer_drift (
+    id            bigint generated always as identity primary key,
+    dataset       text not null,
+    model_version text not null,
+    feature       text not null,
+    psi           double precision not null,
+    records       integer not null,
+    measured_at   timestamptz not null
+)`
+
 // connect opens a connection to a new, empty database, closed in
 // t.Cleanup, and runs ddl in it.
 func connect(t testing.TB, ddl ...string) *pgx.Conn {
@@ -465,7 +477,7 @@ func TestUsersMissingTables(t *testing.T) {
 		"no users table": {wantNotes: []string{"No users table"}},
 		"users, no predictions nor registry": {
 			ddl:       []string{strings.Split(usersDDL, "create table predictions")[0]},
-			wantNotes: []string{"No predictions table", "No scorer_models table", "datamill_scorer_feature_psi"},
+			wantNotes: []string{"No predictions table", "No scorer_models table", "No scorer_drift table", "SCORER_DRIFT_INTERVAL", "datamill_scorer_feature_psi"},
 			charts:    2,
 		},
 		"users without signup dates": {
@@ -503,5 +515,71 @@ func TestUsersMissingTables(t *testing.T) {
 				t.Errorf("%d charts %v; want %d", len(s.Charts), chartIDs(s), tc.charts)
 			}
 		})
+	}
+}
+
+// The drift chart holds the latest measurement of each feature of the
+// version measured last, largest first; older versions and other datasets
+// are left out. An empty table is a note.
+func TestUsersFeatureDrift(t *testing.T) {
+	db := connect(t, usersDDL, driftDDL)
+	seedUsers(t, db, 50)
+	s, err := Users(t.Context(), db)
+	if err != nil {
+		t.Fatalf("Users: %v", err)
+	}
+	if notes := strings.Join(s.Notes, "\n"); !strings.Contains(notes, "holds no drift of the users") || !strings.Contains(notes, "SCORER_DRIFT_INTERVAL") {
+		t.Errorf("an empty scorer_drift: notes lack why there is no drift and when there will be:\n%s", notes)
+	}
+	if slices.Contains(chartIDs(s), "users-drift") {
+		t.Errorf("an empty scorer_drift: a drift chart")
+	}
+
+	at := reference.Add(12 * time.Hour)
+	for _, r := range []struct {
+		dataset, version, feature string
+		psi                       float64
+		ago                       time.Duration
+	}{
+		{"users", "20260601", "monthly_spend", 0.9, 3 * time.Hour}, // the former model
+		{"users", "20260610", "age", 0.05, 2 * time.Hour},
+		{"users", "20260610", "age", 0.31, time.Hour}, // age's latest
+		{"users", "20260610", "gender", 0.12, 90 * time.Minute},
+		{"users", "20260610", "days_since_login", 0.01, 30 * time.Minute},
+		{"jobs", "20260615", "title", 0.7, 0}, // another dataset, measured last
+	} {
+		if _, err := db.Exec(t.Context(), `insert into scorer_drift (dataset, model_version, feature, psi, records, measured_at) values ($1, $2, $3, $4, 500, $5)`,
+			r.dataset, r.version, r.feature, r.psi, at.Add(-r.ago)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = Users(t.Context(), db)
+	if err != nil {
+		t.Fatalf("Users: %v", err)
+	}
+	c := chartOf(t, s, "users-drift")
+	if c.Kind != HBar {
+		t.Errorf("drift chart kind %s; want %s", c.Kind, HBar)
+	}
+	for _, w := range []string{"Feature drift (PSI) of the current model", "20260610", "0.1", "0.25"} {
+		if !strings.Contains(c.Title, w) {
+			t.Errorf("drift chart title %q lacks %q", c.Title, w)
+		}
+	}
+	want := []Point{{Label: "age", Y: 0.31}, {Label: "gender", Y: 0.12}, {Label: "days_since_login", Y: 0.01}}
+	if len(c.Series) != 1 || !slices.Equal(c.Series[0].Points, want) {
+		t.Errorf("drift chart series %+v; want one series %+v", c.Series, want)
+	}
+	tb := tableOf(t, s, "users-drift-table")
+	wantRows := [][]string{
+		{"age", "0.3100", "large", "500", at.Add(-time.Hour).Format(time.RFC3339)},
+		{"gender", "0.1200", "moderate", "500", at.Add(-90 * time.Minute).Format(time.RFC3339)},
+		{"days_since_login", "0.0100", "none significant", "500", at.Add(-30 * time.Minute).Format(time.RFC3339)},
+	}
+	if !slices.EqualFunc(tb.Rows, wantRows, slices.Equal) {
+		t.Errorf("drift table rows %v; want %v", tb.Rows, wantRows)
+	}
+	if notes := strings.Join(s.Notes, "\n"); strings.Contains(notes, "holds no drift") || strings.Contains(notes, "No scorer_drift table") {
+		t.Errorf("with drift rows, a note says there are none:\n%s", notes)
 	}
 }
