@@ -26,6 +26,9 @@ type Service struct {
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
 	// HTTPAddr is where /metrics, /healthz and /readyz are served.
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// HTTPReadTimeout bounds the reading of a request, body included, so
+	// that a client that stalls mid-body frees its connection and memory.
+	HTTPReadTimeout time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"1m"`
 	// Datasets lists the datasets this process handles.
 	Datasets []string `env:"DATASETS" envDefault:"users" envSeparator:","`
 	// RunID labels this run of the pipeline in eco samples and reports.

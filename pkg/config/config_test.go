@@ -37,7 +37,7 @@ func TestParse(t *testing.T) {
 		"defaults and required": {
 			environ: []string{"KAFKA_BROKERS=a:1,b:2"},
 			want: sample{
-				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", Datasets: []string{"users"}, RunID: "default", EcoInterval: 5 * time.Second},
+				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", HTTPReadTimeout: time.Minute, Datasets: []string{"users"}, RunID: "default", EcoInterval: 5 * time.Second},
 				Brokers: []string{"a:1", "b:2"},
 				Batch:   100,
 			},
@@ -45,7 +45,7 @@ func TestParse(t *testing.T) {
 		"later pair wins": {
 			environ: []string{"KAFKA_BROKERS=a:1", "SAMPLE_BATCH=5", "SAMPLE_BATCH=7", "DATASETS=users,jobs"},
 			want: sample{
-				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", Datasets: []string{"users", "jobs"}, RunID: "default", EcoInterval: 5 * time.Second},
+				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", HTTPReadTimeout: time.Minute, Datasets: []string{"users", "jobs"}, RunID: "default", EcoInterval: 5 * time.Second},
 				Brokers: []string{"a:1"},
 				Batch:   7,
 			},
@@ -99,7 +99,7 @@ func TestVariables(t *testing.T) {
 	if v := byName["HTTP_ADDR"]; v.Required || v.Default != ":8080" {
 		t.Errorf("HTTP_ADDR = %+v, want optional with default :8080", v)
 	}
-	if len(vars) != 9 {
-		t.Errorf("got %d variables, want 9: %+v", len(vars), vars)
+	if len(vars) != 10 {
+		t.Errorf("got %d variables, want 10: %+v", len(vars), vars)
 	}
 }

@@ -54,6 +54,7 @@ func Start(name string, svc config.Service, cfg any, stdout io.Writer) (*Process
 		return nil, err
 	}
 	tel := telemetry.New()
+	tel.SetReadTimeout(svc.HTTPReadTimeout)
 	if err := tel.Start(svc.HTTPAddr); err != nil {
 		return nil, err
 	}

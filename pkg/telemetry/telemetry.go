@@ -60,8 +60,21 @@ func New() *Server {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = &http.Server{
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute,
+		// A 30 s CPU profile must fit in a response's time.
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
 	return s
+}
+
+// SetReadTimeout bounds the reading of a request, headers and body (one
+// minute unless set); a client that stalls past it is cut off. Call it
+// before Start.
+func (s *Server) SetReadTimeout(d time.Duration) {
+	if d > 0 {
+		s.srv.ReadTimeout = d
+	}
 }
 
 // Handle serves h for pattern next to the telemetry endpoints, e.g. a

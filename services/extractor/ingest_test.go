@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -164,5 +166,82 @@ func TestIngestAnswers503WhenKafkaIsDown(t *testing.T) {
 	}
 	if msg, _ := body["error"].(string); !strings.Contains(msg, "nothing was published") {
 		t.Errorf("error %q", msg)
+	}
+}
+
+// A wrong token is answered 401 with a WWW-Authenticate challenge, the
+// same whatever its length; a request past the cap of bodies read at once
+// is answered 503 with Retry-After before its body is read, and taken
+// once a body is done; a client that stalls mid-body is cut off after
+// HTTP_READ_TIMEOUT, freeing its slot.
+func TestIngestBodiesAreCappedAndTimedOut(t *testing.T) {
+	base, _, _ := startExtractor(t, "EXTRACTOR_HTTP_TOKEN=s3cret", "EXTRACTOR_MAX_CONCURRENT_BODIES=2", "HTTP_READ_TIMEOUT=2s")
+	url := base + "/v1/datasets/users/events"
+	for _, token := range []string{"", "s", "s3cre", "s3cret-and-more", strings.Repeat("x", 4096)} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"id":"1"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+			t.Errorf("token %.10q: %d, WWW-Authenticate %q; want 401 with a Bearer challenge", token, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	// Two clients send their headers and part of their bodies, and stall.
+	host := strings.TrimPrefix(base, "http://")
+	stall := func() net.Conn {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /v1/datasets/users/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer s3cret\r\nContent-Length: 1000\r\n\r\n[{\"id\":\"1\"}", host)
+		return c
+	}
+	a, b := stall(), stall()
+	defer b.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _ := post(t, url, "s3cret", `{"id":"2"}`)
+		if status == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with two bodies stalled a third request got %d, want 503", status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"id":"2"}`))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("over the cap: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// One client gives up: its slot is free again.
+	a.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if status, _ := post(t, url, "s3cret", `{"id":"3"}`); status == 202 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a slot was not freed when its client went away")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The other stays stalled: the server cuts it off after the read
+	// timeout, answering nothing or 400.
+	if err := b.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(b); err != nil {
+		t.Errorf("the stalled connection was not closed by the server within 30 s: %v", err)
 	}
 }

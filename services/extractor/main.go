@@ -85,6 +85,9 @@ type settings struct {
 	HTTPToken string `env:"EXTRACTOR_HTTP_TOKEN" envDefault:"" secret:"true"`
 	// MaxBodyBytes caps an ingest request's body.
 	MaxBodyBytes int64 `env:"EXTRACTOR_MAX_BODY_BYTES" envDefault:"10485760"`
+	// MaxBodies caps the ingest bodies read at once: with MaxBodyBytes,
+	// what requests may hold in memory.
+	MaxBodies int `env:"EXTRACTOR_MAX_CONCURRENT_BODIES" envDefault:"16"`
 	// PublishTimeout bounds how long a request waits for Kafka.
 	PublishTimeout time.Duration `env:"EXTRACTOR_PUBLISH_TIMEOUT" envDefault:"10s"`
 	// InstanceID makes the transactional id of this process stable, so
@@ -121,6 +124,9 @@ func (s *settings) Validate() error {
 	}
 	if s.FileBatch < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_FILE_BATCH %d: must be at least 1", s.FileBatch))
+	}
+	if s.MaxBodies < 1 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_CONCURRENT_BODIES %d: must be at least 1", s.MaxBodies))
 	}
 	if s.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_BODY_BYTES %d: must be at least 1", s.MaxBodyBytes))

@@ -157,7 +157,7 @@ func buildHTTP(w *wiring, decls []declaration) (source, error) {
 	}
 	api := httpingest.New(httpingest.Config{
 		Log: w.log, Out: w.out, Datasets: datasets, Undeclared: w.undeclared(datasets),
-		Token: w.cfg.HTTPToken, MaxBody: w.cfg.MaxBodyBytes,
+		Token: w.cfg.HTTPToken, MaxBody: w.cfg.MaxBodyBytes, MaxBodies: w.cfg.MaxBodies,
 		Records: w.records.MustCurryWith(prometheus.Labels{"source": "http"}),
 	})
 	w.handle(httpingest.Pattern, api)

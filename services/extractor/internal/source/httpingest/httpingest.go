@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +50,10 @@ type Config struct {
 	Token string
 	// MaxBody caps a request's body, in bytes.
 	MaxBody int64
+	// MaxBodies caps the bodies read at once; a request past it is
+	// answered 503 with Retry-After, before its body is read. Zero is
+	// no cap.
+	MaxBodies int
 	// Records counts the records published, by dataset.
 	Records *prometheus.CounterVec
 }
@@ -57,11 +63,31 @@ type Config struct {
 // every record of the body in one transaction, so a body is published
 // whole or not at all.
 type Source struct {
-	cfg Config
+	cfg   Config
+	token [sha256.Size]byte // of cfg.Token
+	slots chan struct{}     // one per body being read, when capped
 }
 
 // New returns the endpoint of cfg.
-func New(cfg Config) *Source { return &Source{cfg: cfg} }
+func New(cfg Config) *Source {
+	s := &Source{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token))}
+	if cfg.MaxBodies > 0 {
+		s.slots = make(chan struct{}, cfg.MaxBodies)
+	}
+	return s
+}
+
+// authorized reports whether r carries the token, compared in constant
+// time on their hashes, so that neither its length nor its bytes leak
+// through the time the answer takes.
+func (s *Source) authorized(r *http.Request) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(given))
+	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1 && ok
+}
 
 // Run reports the endpoint ready, which it is once served, and returns nil
 // when ctx ends.
@@ -73,9 +99,20 @@ func (s *Source) Run(ctx context.Context, ready func(ready bool, reason string))
 }
 
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.cfg.Token {
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="datamill ingest"`)
 		reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <EXTRACTOR_HTTP_TOKEN>)")
 		return
+	}
+	if s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			reply(w, http.StatusServiceUnavailable, "error", fmt.Sprintf("%d bodies are being read already (EXTRACTOR_MAX_CONCURRENT_BODIES); try again", s.cfg.MaxBodies))
+			return
+		}
 	}
 	name := r.PathValue("dataset")
 	src, ok := s.cfg.Datasets[name]
