@@ -9,6 +9,7 @@
 package config
 
 import (
+	"net/url"
 	"errors"
 	"fmt"
 	"reflect"
@@ -165,11 +166,37 @@ func redact(v reflect.Value, out map[string]any) {
 			continue
 		}
 		val := v.Field(i).Interface()
+		switch x := val.(type) {
+		case string:
+			val = RedactURL(x)
+		case []string:
+			list := make([]string, len(x))
+			for i, s := range x {
+				list[i] = RedactURL(s)
+			}
+			val = list
+		}
 		if isSecret(f, name) && !v.Field(i).IsZero() {
 			val = "[redacted]"
 		}
 		out[name] = val
 	}
+}
+
+// RedactURL is s with the password of a URL it holds replaced by "xxxxx"
+// (http://user:xxxxx@host), for logs and errors; any other s as it is.
+func RedactURL(s string) string {
+	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	return u.Redacted()
 }
 
 func isSecret(f reflect.StructField, name string) bool {

@@ -87,6 +87,30 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	}
 }
 
+// A URL's password is never logged, in any variable: a registry URL with
+// credentials, a list of them.
+func TestRedactedHidesThePasswordsOfURLs(t *testing.T) {
+	type withURLs struct {
+		Registry string   `env:"SCHEMA_REGISTRY_URL"`
+		Mirrors  []string `env:"MIRRORS"`
+		Plain    string   `env:"PLAIN"`
+	}
+	got := Redacted(withURLs{
+		Registry: "https://datamill:s3cret@registry:8081/",
+		Mirrors:  []string{"http://a:b@m1", "http://m2"},
+		Plain:    "user@example.org",
+	})
+	if got["SCHEMA_REGISTRY_URL"] != "https://datamill:xxxxx@registry:8081/" {
+		t.Errorf("SCHEMA_REGISTRY_URL = %v, want its password redacted", got["SCHEMA_REGISTRY_URL"])
+	}
+	if m, _ := got["MIRRORS"].([]string); len(m) != 2 || m[0] != "http://a:xxxxx@m1" || m[1] != "http://m2" {
+		t.Errorf("MIRRORS = %v, want the password of the first redacted", got["MIRRORS"])
+	}
+	if got["PLAIN"] != "user@example.org" {
+		t.Errorf("PLAIN = %v, want it as it is", got["PLAIN"])
+	}
+}
+
 func TestVariables(t *testing.T) {
 	vars := Variables(sample{})
 	byName := map[string]Variable{}

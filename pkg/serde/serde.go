@@ -24,6 +24,7 @@ import (
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/schemas"
 )
 
@@ -54,7 +55,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	}
 	cl, err := sr.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("schema registry client for %s: %w", cfg.RegistryURL, err)
+		return nil, fmt.Errorf("schema registry client for %s: %w", config.RedactURL(cfg.RegistryURL), err)
 	}
 	return &Registry{cl: cl}, nil
 }

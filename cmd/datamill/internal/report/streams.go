@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
@@ -40,7 +41,7 @@ func Streams(kcfg kafka.Config, registryURL string, datasets []string) Source {
 		}
 		reg, err := serde.NewRegistry(serde.Config{RegistryURL: registryURL})
 		if err != nil {
-			s.Notes = append(s.Notes, fmt.Sprintf("The schema registry at %s cannot be used (%v): no dead letters.", registryURL, err))
+			s.Notes = append(s.Notes, fmt.Sprintf("The schema registry at %s cannot be used (%v): no dead letters.", config.RedactURL(registryURL), err))
 			return s, nil
 		}
 		for _, ds := range datasets {
