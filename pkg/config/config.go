@@ -9,9 +9,9 @@
 package config
 
 import (
-	"net/url"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
