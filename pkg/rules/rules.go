@@ -478,7 +478,7 @@ func (o *Outcome) Rejected() bool { return len(o.Reasons) > 0 }
 // Apply cleans raw, whose values are the source's strings (or nil).
 func (r *Rules) Apply(raw map[string]any) Outcome {
 	out := Outcome{Values: make(map[string]any, len(r.fields))}
-	parsed := &parses{}
+	var parsed parses // its maps made only by a salary or a title rule
 	for _, f := range r.fields {
 		if f.kind == "fingerprint" {
 			continue // from the clean values, below
@@ -494,7 +494,7 @@ func (r *Rules) Apply(raw map[string]any) Outcome {
 		}
 		switch f.kind {
 		case "salary":
-			v, problem = r.salary(f, raw, parsed)
+			v, problem = r.salary(f, raw, &parsed)
 		case "title":
 			if p, ok := raw[f.prefer].(string); ok && f.prefer != "" && TextProblem(p) == "" {
 				if t := CleanText(p, TextOptions{}); t != "" {
@@ -502,7 +502,7 @@ func (r *Rules) Apply(raw map[string]any) Outcome {
 					break
 				}
 			}
-			v, problem = r.title(f, in, parsed)
+			v, problem = r.title(f, in, &parsed)
 		default:
 			v, problem = r.value(f, in)
 		}

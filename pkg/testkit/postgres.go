@@ -88,10 +88,19 @@ func postgresUnavailable(t testing.TB, err error) {
 	if !errors.Is(err, embedded.ErrNoPostgres) {
 		t.Fatalf("start postgres: %v", err)
 	}
+	Unavailable(t, fmt.Sprintf("PostgreSQL: %v", err))
+}
+
+// Unavailable ends a test that needs what this machine lacks (a server's
+// binaries, a tool, a Python package), saying what and how to install it:
+// it skips the test locally and fails it in CI (CI=true), where .ci/run
+// installs everything the tests need.
+func Unavailable(t testing.TB, what string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("PostgreSQL is required in CI: %v", err)
+		t.Fatalf("required in CI: %s", what)
 	}
-	t.Skipf("skipped (CI=true makes this a failure): %v", err)
+	t.Skipf("skipped (CI=true makes this a failure): %s", what)
 }
 
 func execSQL(url, sql string) error {

@@ -312,6 +312,7 @@ func buildAPI(w *wiring, decls []declaration) (source, error) {
 			return nil, fmt.Errorf("api source %s of dataset %s: %w", d.name, d.dataset, err)
 		}
 		ds := w.datasets[d.dataset]
+		fields := ds.Fields() // once: Fields copies
 		// Only an endpoint answered in one request can say that nothing
 		// changed: a page of a paged one says it of itself alone.
 		conditional := cfg.Paging == httpapi.PagingNone || cfg.Paging == ""
@@ -323,7 +324,7 @@ func buildAPI(w *wiring, decls []declaration) (source, error) {
 					validators = httpapi.Validators{ETag: since.ETag, LastModified: since.LastModified}
 				}
 				st, err := fetcher.FetchIfChanged(ctx, validators, func(r httpapi.Record) error {
-					return emit(o.offer(ds.Fields(), ds.KeyField, r))
+					return emit(o.offer(fields, ds.KeyField, r))
 				})
 				return poll.Outcome{
 					NotModified: st.NotModified, Pages: st.Pages,
@@ -479,6 +480,7 @@ func buildScrape(w *wiring, decls []declaration) (source, error) {
 			return nil, fmt.Errorf("scrape source %s of dataset %s: %w", d.name, d.dataset, err)
 		}
 		ds := w.datasets[d.dataset]
+		fields := ds.Fields() // once: Fields copies
 		feeds = append(feeds, poll.Feed{
 			Dataset: d.dataset, Name: d.name, Kind: "scrape", Every: o.Every,
 			Fetch: func(ctx context.Context, _ poll.Validators, emit func(poll.Offer) error) (poll.Outcome, error) {
@@ -510,7 +512,7 @@ func buildScrape(w *wiring, decls []declaration) (source, error) {
 						link = it.Fields[o.Link]
 					}
 					if err := emit(poll.Offer{
-						ID: id, URL: link, Values: o.mapped(ds.Fields(), ds.KeyField, get),
+						ID: id, URL: link, Values: o.mapped(fields, ds.KeyField, get),
 						Position: fmt.Sprintf("%s item %d", it.URL, i+1),
 					}); err != nil {
 						return out, err

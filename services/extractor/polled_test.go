@@ -413,9 +413,9 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL="+registry,
 		"HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=poll-kill",
 		"DATASETS=offers", "DATASETS_DIR="+dir, "EXTRACTOR_FILE_BATCH=4")
-	start := func() *exec.Cmd {
+	start := func(extra ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = env
+		cmd.Env = append(slices.Clone(env), extra...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -455,10 +455,23 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 		t.Errorf("raw.offers holds %d records of %d offers, want each of the 40 once", len(got), len(seen))
 	}
 
-	// Within the hour, a restart does not poll again.
+	// Within the hour, a restart does not poll again: once it is ready
+	// (its poll state loaded, its feeds scheduled), no request comes.
 	before := b.requested("/api/offers")
-	third := start()
-	time.Sleep(time.Second) // the poll state is loaded well within it
+	addr := testkit.FreeAddr(t)
+	third := start("HTTP_ADDR=" + addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for ok, _ := readinessOf("http://" + addr); !ok; ok, _ = readinessOf("http://" + addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("the third extractor not ready within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for quiet := time.Now().Add(500 * time.Millisecond); time.Now().Before(quiet); time.Sleep(20 * time.Millisecond) {
+		if b.requested("/api/offers") != before {
+			break
+		}
+	}
 	if err := third.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -473,9 +486,18 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 // readiness is the extractor's /readyz: ready or not, and its body.
 func readiness(t *testing.T, base string) (bool, string) {
 	t.Helper()
+	ok, body := readinessOf(base)
+	if body == "" && !ok {
+		t.Fatalf("no answer from %s/readyz", base)
+	}
+	return ok, body
+}
+
+// readinessOf is /readyz at base; false and "" while nothing answers.
+func readinessOf(base string) (bool, string) {
 	resp, err := http.Get(base + "/readyz")
 	if err != nil {
-		t.Fatal(err)
+		return false, ""
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)

@@ -37,6 +37,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/datamill/datamill/pkg/testkit"
 )
 
 // timeout bounds each step of the harness: opening, reading, a screenshot.
@@ -71,11 +73,7 @@ func Need(t testing.TB) string {
 	if p != "" {
 		return p
 	}
-	msg := "no chromium on PATH (apt-get install chromium)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testkit.Unavailable(t, "no chromium on PATH (apt-get install chromium)")
 	return ""
 }
 

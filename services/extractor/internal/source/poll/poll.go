@@ -367,8 +367,11 @@ func (s *Source) schedule(ctx context.Context, f Feed, report func(Feed, error))
 func (s *Source) Poll(ctx context.Context, f Feed) error {
 	p := &pollRun{
 		ctx: ctx, s: s, f: f, ds: s.cfg.Datasets[f.Dataset], started: s.cfg.Now().UTC().Truncate(time.Microsecond),
-		batch: map[string]string{},
-		bar:   progress.New(s.cfg.Terminal, nil, f.Dataset+" "+f.source(), 0, 0),
+		batch: map[string]string{}, fields: map[string]bool{},
+		bar: progress.New(s.cfg.Terminal, nil, f.Dataset+" "+f.source(), 0, 0),
+	}
+	for _, name := range p.ds.Fields() {
+		p.fields[name] = true
 	}
 	s.mu.Lock()
 	mark := s.marks[f.key()]
@@ -429,6 +432,8 @@ type pollRun struct {
 
 	published, unchanged, skipped int
 	bar                           *progress.Bar
+	// fields are the dataset's fields, read once a poll.
+	fields map[string]bool
 }
 
 // emit takes the next offer of the poll.
@@ -443,9 +448,8 @@ func (p *pollRun) emit(o Offer) error {
 	if values == nil {
 		values = map[string]*string{}
 	}
-	fields := ds.Fields()
 	set := func(field, v string) {
-		if slices.Contains(fields, field) {
+		if p.fields[field] {
 			values[field] = &v
 		}
 	}
