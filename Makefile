@@ -8,7 +8,7 @@
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
 
 GO          ?= go
-SERVICES    := extractor cleaner loader scorer ecometer
+SERVICES    := extractor cleaner loader scorer ecometer lake
 # Every module of go.work; ./services/... alone matches nothing, as services/
 # itself is not a module.
 PKGS        := ./schemas/... ./pkg/... $(foreach s,$(SERVICES),./services/$(s)/...) ./cmd/datamill/...

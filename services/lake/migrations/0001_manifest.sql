@@ -1,0 +1,2 @@
+-- The lake sink's manifest: filled in by the lake-sink part.
+select 1;
