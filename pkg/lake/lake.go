@@ -72,6 +72,7 @@ type Envelope struct {
 	Offset    int64
 	Timestamp time.Time // the Kafka record's timestamp
 	SchemaID  int       // the registry id of the schema it was written with
+	Key       []byte    // the Kafka record's key as it came (nil when none)
 }
 
 // Envelope columns, after the dataset's raw fields.
@@ -81,6 +82,7 @@ const (
 	ColOffset    = "_offset"
 	ColTimestamp = "_timestamp"
 	ColSchemaID  = "_schema_id"
+	ColKey       = "_key"
 )
 
 // Meta is what a lake object's key-value metadata and S3 user metadata
@@ -89,8 +91,14 @@ type Meta struct {
 	Dataset   string
 	Topic     string
 	Partition int32
-	Start     int64 // first offset in the object
-	End       int64 // one past the last offset in the object
+	// Start is where the cut began: the End of the partition's previous
+	// object (or where the sink first started reading). The first record
+	// may lie above it (transaction markers and aborted records take
+	// offsets too). End is one past the last record's offset. The
+	// [Start, End) ranges of a partition's objects tile it: no gap, no
+	// overlap.
+	Start int64
+	End   int64
 	Records   int64
 	Schema    avro.Schema // the raw schema the rows follow
 }
