@@ -97,10 +97,10 @@ type Meta struct {
 	// offsets too). End is one past the last record's offset. The
 	// [Start, End) ranges of a partition's objects tile it: no gap, no
 	// overlap.
-	Start int64
-	End   int64
-	Records   int64
-	Schema    avro.Schema // the raw schema the rows follow
+	Start   int64
+	End     int64
+	Records int64
+	Schema  avro.Schema // the raw schema the rows follow
 }
 
 // UserMetadata is Meta as S3 user metadata (x-amz-meta-*), what Head
