@@ -154,6 +154,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 // archive runs the sink of every dataset until ctx ends or one fails.
 func archive(ctx context.Context, p *service.Process, cfg settings) error {
+	for _, ds := range cfg.Datasets {
+		p.Telemetry.SetReady(component(ds), false, "starting")
+	}
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	if err != nil {
 		return err
@@ -193,12 +196,16 @@ func archive(ctx context.Context, p *service.Process, cfg settings) error {
 			store: store, db: pool, codec: codec, log: p.Log.Named(ds), metrics: m,
 			maxBuffer: max(cfg.Sink.MaxBuffer/len(cfg.Datasets), 1),
 			writtenBy: fmt.Sprintf("%s:%d", host, os.Getpid()),
-			ready:     func(ready bool, reason string) { p.Telemetry.SetReady("lake_"+ds, ready, reason) },
+			ready:     func(ready bool, reason string) { p.Telemetry.SetReady(component(ds), ready, reason) },
 		}
 		runs = append(runs, s.run)
 	}
 	return service.RunAll(ctx, runs...)
 }
+
+// component is the /readyz component of a dataset's sink: ready once S3
+// answered and the sink joined its group.
+func component(dataset string) string { return "lake_" + dataset }
 
 // storedBytes is what the lake keeps: the bytes of every object of the
 // manifest.

@@ -114,6 +114,7 @@ func (s *sink) run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.SessionTimeout(s.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(s.cfg.SessionTimeout/3, 3*time.Second)),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("datamill-"+stageName),
 		kgo.FetchMaxBytes(4<<20),
@@ -138,6 +139,13 @@ func (s *sink) run(ctx context.Context) error {
 	if err := kafka.EnsureTopics(ctx, cl, s.kafka, topic); err != nil {
 		return fmt.Errorf("lake %s: %w", s.dataset, err)
 	}
+	// Work on what was read outlives ctx by a grace period, so that a
+	// cut in flight finishes and shutdown archives what is buffered;
+	// ctx still ends polling.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancelWork) })
+	defer stopGrace()
 	tick := max(min(s.cfg.FlushInterval/2, time.Second), 10*time.Millisecond)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, tick)
@@ -146,37 +154,31 @@ func (s *sink) run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return nil
 		}
-		if ctx.Err() != nil {
-			// Shutdown: archive what was read, within a bound.
-			work, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := s.add(work, cl, fetches)
-			if err == nil {
-				err = s.flush(work, cl, func(*partition) bool { return true })
-			}
-			cancel()
-			cl.AllowRebalance()
-			return err
-		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				s.log.Warn("fetch", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 			}
 		})
-		err := s.add(ctx, cl, fetches)
+		err := s.add(work, cl, fetches)
 		if err == nil {
 			now := time.Now()
-			err = s.flush(ctx, cl, func(pt *partition) bool { return now.Sub(pt.grew) >= s.cfg.FlushInterval })
+			shutdown := ctx.Err() != nil
+			err = s.flush(work, cl, func(pt *partition) bool { return shutdown || now.Sub(pt.grew) >= s.cfg.FlushInterval })
 		}
 		cl.AllowRebalance()
-		if err != nil {
-			if ctx.Err() != nil && !fatal(err) {
-				return nil
-			}
+		switch {
+		case err != nil:
 			s.setReady(false, err.Error())
 			return err
+		case ctx.Err() != nil:
+			return nil
 		}
 	}
 }
+
+// shutdownGrace bounds the work of a sink after its context ended: the
+// cut in flight and the last cut of every buffer.
+const shutdownGrace = 30 * time.Second
 
 func (s *sink) setReady(ready bool, reason string) {
 	if s.ready != nil {
@@ -248,7 +250,7 @@ func (s *sink) add(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) err
 			return
 		}
 		last := fp.Records[len(fp.Records)-1].Offset
-		s.metrics.stage.Lag(stageName, s.dataset, fp.Partition, max(fp.HighWatermark-last-1, 0))
+		s.metrics.stage.Lag(stageName, s.dataset, fp.Partition, max(fp.LastStableOffset-last-1, 0))
 		for _, r := range fp.Records {
 			if err = s.offer(ctx, cl, fp.Partition, r); err != nil {
 				return
