@@ -120,6 +120,9 @@ func (s *sink) run(ctx context.Context) error {
 		kgo.FetchMaxBytes(4<<20),
 		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.AdjustFetchOffsetsFn(s.assigned),
+		// Called after every join, even with nothing assigned: the sink
+		// is in its group.
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { s.setReady(true, "") }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rv map[string][]int32) {
 			s.log.Info("partitions revoked", zap.Int32s("partitions", rv[topic]))
 			s.forget(rv[topic])
@@ -212,7 +215,6 @@ func (s *sink) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		s.mu.Unlock()
 		s.log.Info("partition assigned", zap.Int32("partition", p), zap.Int64("offset", start))
 	}
-	s.setReady(true, "")
 	return offsets, nil
 }
 

@@ -589,3 +589,27 @@ func TestBufferedBytesStayUnderTheCap(t *testing.T) {
 		t.Errorf("buffered bytes after shutdown: %v, want 0", got)
 	}
 }
+
+func TestUndecodableRecordIsLeftOutOfItsObject(t *testing.T) {
+	h := newHarness(t, 1, true)
+	want := h.produceRecords(t, 1, 0, 3, across)
+	bad := &kgo.Record{Topic: h.topic, Partition: 0, Key: []byte("bad"), Value: []byte("not avro")}
+	if err := h.produce.ProduceSync(t.Context(), bad).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for o, id := range h.produceRecords(t, 1, 3, 3, across)[0] {
+		want[0][o] = id
+	}
+	s := h.sink(t, testkit.Name(t, "lake"), limits(100))
+	r := start(t, s)
+	h.awaitArchived(t, want)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// The objects tile [0, 7), the bad record's offset 3 included, and
+	// hold the six good records once.
+	h.verify(t, want)
+	if got := h.metric(t, s, "datamill_lake_records_skipped_total", map[string]string{"reason": "undecodable"}); got != 1 {
+		t.Errorf("records skipped: %v, want 1", got)
+	}
+}
