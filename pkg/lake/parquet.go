@@ -550,7 +550,11 @@ func (a *assembler) value(n *node) (any, error) {
 				}
 				list = append(list, e)
 			} else {
-				k := string(a.cols[n.first][a.cur[n.first]].ByteArray())
+				kv, err := a.peek(n)
+				if err != nil {
+					return nil, err
+				}
+				k := string(kv.ByteArray())
 				a.cur[n.first]++
 				e, err := a.value(n.elem)
 				if err != nil {
