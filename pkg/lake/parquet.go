@@ -346,8 +346,14 @@ type File struct {
 	root *node
 }
 
-// Open reads a lake object's metadata: its schema and offset range.
-func Open(r io.ReaderAt, size int64) (*File, error) {
+// Open reads a lake object's metadata: its schema and offset range. A
+// corrupt object is an error, also where the Parquet library would panic.
+func Open(r io.ReaderAt, size int64) (f *File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("open parquet file: corrupt: %v", p)
+		}
+	}()
 	pf, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("open parquet file: %w", err)
@@ -401,7 +407,8 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 }
 
 // Rows yields the object's rows in offset order (the order they were
-// written in); it stops at the first error.
+// written in); it stops at the first error. A corrupt object is an error,
+// also where the Parquet library would panic.
 func (f *File) Rows() iter.Seq2[Row, error] {
 	return func(yield func(Row, error) bool) {
 		buf := make([]parquet.Row, 64)
@@ -410,7 +417,7 @@ func (f *File) Rows() iter.Seq2[Row, error] {
 		for _, rg := range f.pf.RowGroups() {
 			rows := rg.Rows()
 			for {
-				n, err := rows.ReadRows(buf)
+				n, err := readRows(rows, buf)
 				for _, row := range buf[:n] {
 					r, err := f.assemble(row, cols, cur)
 					if !yield(r, err) || err != nil {
@@ -433,6 +440,17 @@ func (f *File) Rows() iter.Seq2[Row, error] {
 			}
 		}
 	}
+}
+
+// readRows is rows.ReadRows(buf), with a panic of the Parquet library on
+// corrupt data made an error.
+func readRows(rows parquet.Rows, buf []parquet.Row) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n, err = 0, fmt.Errorf("corrupt: %v", p)
+		}
+	}()
+	return rows.ReadRows(buf)
 }
 
 // assemble is the Row of Parquet row pr.
