@@ -315,6 +315,13 @@ func integer(v any) (int64, bool) {
 	return 0, false
 }
 
+// Size is about how many bytes the object has so far: those written to w
+// and those buffered for the current row group, without the footer. The
+// buffered bytes are not yet compressed, so Size may shrink when a row
+// group is written. The same rows give the same Size, for deterministic
+// cuts.
+func (w *Writer) Size() int64 { return w.pw.Size() }
+
 // Close writes m into the file's metadata and ends the file; m.Records is
 // set to the number of rows written, and m.Schema is not used (the
 // Writer's schema is).
