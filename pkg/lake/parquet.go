@@ -100,6 +100,9 @@ func (w *Writer) Write(rec map[string]any, env Envelope) error {
 	if w.closed {
 		return errors.New("lake writer: write after close")
 	}
+	if env.SchemaID < math.MinInt32 || env.SchemaID > math.MaxInt32 {
+		return fmt.Errorf("record at %s/%d@%d: schema id %d out of range", env.Topic, env.Partition, env.Offset, env.SchemaID)
+	}
 	for i := range w.cols {
 		w.cols[i] = w.cols[i][:0]
 	}
@@ -111,9 +114,6 @@ func (w *Writer) Write(rec map[string]any, env Envelope) error {
 	w.add(envelope[1], parquet.Int32Value(env.Partition), 0, 0)
 	w.add(envelope[2], parquet.Int64Value(env.Offset), 0, 0)
 	w.add(envelope[3], parquet.Int64Value(env.Timestamp.UnixMicro()), 0, 0)
-	if env.SchemaID < math.MinInt32 || env.SchemaID > math.MaxInt32 {
-		return fmt.Errorf("record at %s/%d@%d: schema id %d out of range", env.Topic, env.Partition, env.Offset, env.SchemaID)
-	}
 	w.add(envelope[4], parquet.Int32Value(int32(env.SchemaID)), 0, 0)
 	if env.Key == nil {
 		w.nulls(envelope[5], 0, 0)
