@@ -613,3 +613,52 @@ func TestUndecodableRecordIsLeftOutOfItsObject(t *testing.T) {
 		t.Errorf("records skipped: %v, want 1", got)
 	}
 }
+
+func TestTransactionalTopicTiles(t *testing.T) {
+	h := newHarness(t, 1, true)
+	txn, err := kgo.NewClient(kgo.SeedBrokers(h.kafka.Brokers...), kgo.TransactionalID(testkit.Name(t, "txn")),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	want := produced{0: {}}
+	// Committed, aborted, committed, committed: markers and aborted
+	// records take offsets the sink never reads.
+	for n, commit := range []bool{true, false, true, true} {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		for i := range 4 {
+			id := fmt.Sprintf("0-%d", n*4+i)
+			v, err := h.codec.Encode(&map[string]any{"id": id, "event_id": id, "source": "test", "ingested_at": across(n*4 + i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &kgo.Record{Topic: h.topic, Partition: 0, Key: []byte(id), Value: v, Timestamp: across(n*4 + i)}
+			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		if err := txn.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			for _, r := range recs {
+				want[0][r.Offset] = string(r.Key)
+			}
+		}
+	}
+	s := h.sink(t, testkit.Name(t, "lake"), limits(3))
+	r := start(t, s)
+	h.awaitArchived(t, want)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// Every committed record once, none of the aborted, and the
+	// objects' ranges tile the partition across markers and aborted
+	// records.
+	h.verify(t, want)
+}
