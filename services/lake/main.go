@@ -60,6 +60,16 @@
 // fails closed and writes nothing more. Other failures of the store or the
 // database are retried with backoff, the sink not ready meanwhile.
 //
+// # Readiness and metrics
+//
+// The /readyz component lake_<dataset> is ready once S3 answered and the
+// sink joined its group; while S3 does not answer, or an upload or the
+// manifest is being retried, it is not, with the reason. The sink reports
+// the stage family with stage="lake" (records and bytes archived, consumer
+// lag) and datamill_lake_* series (objects by outcome, object bytes, bytes
+// buffered, upload time, records skipped); the manifest's bytes are the
+// stored bytes of its eco samples, as HDD-class storage.
+//
 // # Settings
 //
 // S3_ENDPOINT is required, with the other S3_* variables of lake.Config.

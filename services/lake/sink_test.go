@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -389,6 +390,7 @@ func TestArchivesEveryRecordOnce(t *testing.T) {
 	want := h.produceRecords(t, 4, 0, 25, across)
 	cfg := limits(7)
 	cfg.FlushInterval = time.Hour // no idle cut: the tails wait for the shutdown
+	cfg.SpoolDir = t.TempDir()
 	s := h.sink(t, testkit.Name(t, "lake"), cfg)
 	r := start(t, s)
 	h.awaitEnds(t, map[int32]int64{0: 24, 1: 24, 2: 24, 3: 24})
@@ -408,6 +410,9 @@ func TestArchivesEveryRecordOnce(t *testing.T) {
 	in := h.metric(t, s, "datamill_stage_records_in_total", map[string]string{"stage": stageName, "dataset": "users"})
 	if in != 100 {
 		t.Errorf("stage records in: %v, want 100", in)
+	}
+	if left, err := os.ReadDir(cfg.SpoolDir); err != nil || len(left) > 0 {
+		t.Errorf("spool directory after the run: %v (%v), want it empty", left, err)
 	}
 }
 
