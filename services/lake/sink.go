@@ -273,8 +273,8 @@ func (s *sink) offer(ctx context.Context, cl *kgo.Client, p int32, r *kgo.Record
 	if pt.start < 0 {
 		pt.start = r.Offset
 	}
-	if r.Offset < pt.start {
-		return nil // archived already
+	if r.Offset < pt.start || len(pt.recs) > 0 && r.Offset <= pt.recs[len(pt.recs)-1].offset {
+		return nil // archived or buffered already
 	}
 	ts := r.Timestamp.UTC()
 	if len(pt.recs) > 0 && !ts.Truncate(time.Hour).Equal(pt.recs[0].ts.Truncate(time.Hour)) {
