@@ -129,7 +129,8 @@ type sinkConfig struct {
 	// that long.
 	FlushInterval time.Duration `env:"LAKE_FLUSH_INTERVAL" envDefault:"1m"`
 	// MaxBuffer caps the bytes of record values buffered by the process,
-	// shared equally between its datasets.
+	// shared equally between its datasets; a record larger than a
+	// dataset's share is buffered alone.
 	MaxBuffer int `env:"LAKE_MAX_BUFFER" envDefault:"33554432"`
 	// SpoolDir holds an object's file while it is written and uploaded;
 	// empty is the system's temporary directory.
