@@ -6,11 +6,14 @@
 # README.md beside this file.
 #
 #   minio.sh fetch                 go install the pinned minio and mc into the cache; prints the dir
+#   minio.sh bin                   prints the dir when fetch has built the binaries, else exit 3
 #   minio.sh version               the pinned minio version
 #   minio.sh start --dir D [--port P] [--audit-endpoint URL --audit-token-file F]
 #                                  certificates, credentials and KMS key (kept when D has
 #                                  them), start, wait until ready; prints S3_ENDPOINT and
 #                                  S3_CA_FILE
+#   minio.sh run ...               as start, but the server runs in the foreground as this
+#                                  process, its log on stderr; no wait
 #   minio.sh provision --dir D [--bucket B]
 #                                  bucket with default SSE-S3, users lake-sink and
 #                                  lake-reader; writes D/sink.env and D/reader.env
@@ -162,18 +165,19 @@ root() {
 	root_password=$(sed -n 's/^MINIO_ROOT_PASSWORD=//p' "$dir/root")
 }
 
-start() {
+# prepare makes what a start needs and sets env, the server's environment,
+# and args, its command line after the binary.
+prepare() {
 	if pid >/dev/null; then die "a server already runs on $dir (pid $(pid))"; fi
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "127.0.0.1:$port is taken: choose another --port"
 	fi
-	local bin
 	bin=$(fetch)
 	certs
 	secrets
 	root
 	mkdir -p "$dir/data"
-	local env=(
+	env=(
 		MINIO_ROOT_USER="$root_user" MINIO_ROOT_PASSWORD="$root_password"
 		MINIO_KMS_SECRET_KEY="$(cat "$dir/kms")"
 		MINIO_BROWSER=off MINIO_UPDATE=off
@@ -187,10 +191,23 @@ start() {
 			MINIO_AUDIT_WEBHOOK_AUTH_TOKEN_datamill="Bearer $(tr -d '\r\n' <"$audit_token_file")"
 		)
 	fi
+	args=(server --quiet --anonymous --address "127.0.0.1:$port" --certs-dir "$dir/certs" "$dir/data")
+	echo "$port" >"$dir/port"
+}
+
+# run starts the server in the foreground, as this process (for a caller
+# that supervises it, like testkit); it is ready once
+# /minio/health/ready answers 200.
+run() {
+	prepare
+	echo $$ >"$dir/pid"
+	exec env "${env[@]}" "$bin/minio" "${args[@]}"
+}
+
+start() {
+	prepare
 	say "starting MinIO on https://127.0.0.1:$port (log: $dir/minio.log)"
-	env "${env[@]}" setsid "$bin/minio" server --quiet --anonymous \
-		--address "127.0.0.1:$port" --certs-dir "$dir/certs" "$dir/data" \
-		>"$dir/minio.log" 2>&1 </dev/null &
+	env "${env[@]}" setsid "$bin/minio" "${args[@]}" >"$dir/minio.log" 2>&1 </dev/null &
 	echo $! >"$dir/pid"
 	local p=$! deadline=$((SECONDS + ready_timeout))
 	until curl -fsS --cacert "$dir/ca.crt" -o /dev/null "https://127.0.0.1:$port/minio/health/ready" 2>/dev/null; do
@@ -205,7 +222,6 @@ start() {
 		fi
 		sleep 0.2
 	done
-	echo "$port" >"$dir/port"
 	echo "S3_ENDPOINT=https://127.0.0.1:$port"
 	echo "S3_CA_FILE=$dir/ca.crt"
 }
@@ -294,8 +310,10 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
 fetch) fetch ;;
+bin) fetched && echo "$cache" || exit 3 ;;
 version) echo "$minio_version" ;;
 start) parse "$@" && start ;;
+run) parse "$@" && run ;;
 provision) parse "$@" && provision ;;
 stop) parse "$@" && stop ;;
 *) die "usage: minio.sh fetch|version|start|provision|stop [--dir D] (see the head of this script)" ;;
