@@ -25,6 +25,7 @@ type settings struct {
 	Postgres pg.Config
 	Lake     lake.Config
 	Schemas  schemas.Config
+	Audit    AuditConfig // the S3 server's audit trail (audit.go)
 }
 
 func main() { service.Main("lake", run) }
@@ -35,5 +36,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 // archive runs the sink of every dataset until ctx ends.
 func archive(ctx context.Context, p *service.Process, cfg settings) error {
-	return p.Idle(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
+	return service.RunAll(ctx,
+		func(ctx context.Context) error { return p.Idle(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres) },
+		func(ctx context.Context) error { return runAudit(ctx, p, cfg.Audit, cfg.Postgres) })
 }
