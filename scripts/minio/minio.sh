@@ -231,7 +231,10 @@ mcc() {
 	"$cache/mc" --config-dir "$dir/mc" --quiet --no-color "$@"
 }
 
-# policy writes the policy document of a user; $1 is sink or reader.
+# policy writes the policy document of a user; $1 is sink or reader. The
+# sink's s3:HeadBucket is for its readiness check (HEAD of the bucket, which
+# the prefix-bound s3:ListBucket does not allow): it tells only that the
+# bucket exists.
 policy() {
 	local objects="arn:aws:s3:::$bucket/raw/*"
 	case "$1" in
@@ -240,7 +243,8 @@ policy() {
 {"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": ["$objects"]},
   {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::$bucket"],
-   "Condition": {"StringLike": {"s3:prefix": ["raw/*"]}}}
+   "Condition": {"StringLike": {"s3:prefix": ["raw/*"]}}},
+  {"Effect": "Allow", "Action": ["s3:HeadBucket"], "Resource": ["arn:aws:s3:::$bucket"]}
 ]}
 EOF
 		;;
