@@ -20,9 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/service"
-	"github.com/datamill/datamill/services/lake/migrations"
 )
 
 // AuditConfig is the audit receiver: an HTTP endpoint for the S3 server's
@@ -64,25 +62,17 @@ func (c *AuditConfig) Validate() error {
 }
 
 // runAudit serves the audit receiver of cfg until ctx ends, storing into
-// the database of db (the lake's migrations applied); it returns at once
-// when cfg.Addr is empty.
-func runAudit(ctx context.Context, p *service.Process, cfg AuditConfig, db pg.Config) error {
+// pool (the lake's migrations applied); it returns at once when cfg.Addr
+// is empty.
+func runAudit(ctx context.Context, p *service.Process, cfg AuditConfig, pool *pgxpool.Pool) error {
 	if cfg.Addr == "" {
 		return nil
 	}
-	p.Telemetry.SetReady("audit", false, "starting")
-	db.MaxConns = min(db.MaxConns, 4)
-	pool, err := p.Database(ctx, db, "lake", migrations.FS)
-	if err != nil {
-		return fmt.Errorf("audit receiver: %w", err)
-	}
-	defer pool.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("audit receiver: listen on LAKE_AUDIT_ADDR %s: %w", cfg.Addr, err)
 	}
 	a := newAuditReceiver(cfg, pool, p.Log.Named("audit"), p.Telemetry.Registry())
-	p.Telemetry.SetReady("audit", true, "")
 	p.Log.Info("audit receiver listening", zap.String("addr", ln.Addr().String()))
 	return serveAudit(ctx, ln, a)
 }
