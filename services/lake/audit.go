@@ -28,12 +28,12 @@ import (
 // append-only table lake_audit.
 type AuditConfig struct {
 	// Addr is where the receiver listens; empty turns it off.
-	Addr string `env:"LAKE_AUDIT_ADDR"`
+	Addr string `env:"LAKE_AUDIT_ADDR" envDefault:""`
 	// Token is the bearer token every request must carry; TokenFile
 	// reads it from a file (trailing newline trimmed). One of them is
 	// required when Addr is set.
-	Token     string `env:"LAKE_AUDIT_TOKEN" secret:"true"`
-	TokenFile string `env:"LAKE_AUDIT_TOKEN_FILE"`
+	Token     string `env:"LAKE_AUDIT_TOKEN" envDefault:"" secret:"true"`
+	TokenFile string `env:"LAKE_AUDIT_TOKEN_FILE" envDefault:""`
 	// MaxBody caps a request's body, in bytes.
 	MaxBody int64 `env:"LAKE_AUDIT_MAX_BODY_BYTES" envDefault:"4194304"`
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/services/lake/migrations"
@@ -325,4 +326,24 @@ func FuzzParseAudit(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAuditIsOffUnlessAsked parses the service's whole configuration: no
+// LAKE_AUDIT_* variable is required, and the receiver is off without them.
+func TestAuditIsOffUnlessAsked(t *testing.T) {
+	base := []string{
+		"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:2", "DATABASE_URL=postgres://u@127.0.0.1:3/d",
+		"S3_ENDPOINT=http://127.0.0.1:4", "S3_ACCESS_KEY=a", "S3_SECRET_KEY=b",
+	}
+	cfg, err := config.Parse[settings](base)
+	if err != nil {
+		t.Fatalf("parse without LAKE_AUDIT_*: %v", err)
+	}
+	if cfg.Audit.Addr != "" {
+		t.Errorf("LAKE_AUDIT_ADDR defaults to %q, want off", cfg.Audit.Addr)
+	}
+	_, err = config.Parse[settings](append(base, "LAKE_AUDIT_ADDR=127.0.0.1:0"))
+	if err == nil || !strings.Contains(err.Error(), "LAKE_AUDIT_TOKEN") {
+		t.Errorf("parse with LAKE_AUDIT_ADDR alone: got %v, want an error naming LAKE_AUDIT_TOKEN", err)
+	}
 }
