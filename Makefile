@@ -58,8 +58,9 @@ test:
 
 # The integration suite against a real Apache Kafka broker (scripts/kafka),
 # with the lake on a real MinIO (scripts/minio: TLS, SSE-S3, the lake's
-# users): the stack tests get the sink's S3_* variables, and the MinIO tests
-# run again.
+# users): the stack tests get the sink's S3_* variables (and
+# DATAMILL_MINIO_DIR, whose reader.env holds the reader's), and the MinIO
+# tests run again.
 test-real:
 	scripts/kafka/broker.sh fetch
 	scripts/minio/minio.sh fetch >/dev/null
@@ -67,7 +68,7 @@ test-real:
 	rm -rf $(MINIO_DIR) && \
 	scripts/minio/minio.sh start --dir $(MINIO_DIR) --port $(MINIO_PORT) >/dev/null && \
 	scripts/minio/minio.sh provision --dir $(MINIO_DIR) && \
-	set -a && . $(MINIO_DIR)/sink.env && set +a && \
+	set -a && . $(MINIO_DIR)/sink.env && set +a && export DATAMILL_MINIO_DIR=$(MINIO_DIR) && \
 	scripts/kafka/broker.sh start --port $(KAFKA_PORT) && \
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/ && \
