@@ -100,6 +100,9 @@ func (w *Writer) Write(rec map[string]any, env Envelope) error {
 	if w.closed {
 		return errors.New("lake writer: write after close")
 	}
+	if env.SchemaID < math.MinInt32 || env.SchemaID > math.MaxInt32 {
+		return fmt.Errorf("record at %s/%d@%d: schema id %d out of range", env.Topic, env.Partition, env.Offset, env.SchemaID)
+	}
 	for i := range w.cols {
 		w.cols[i] = w.cols[i][:0]
 	}
@@ -111,9 +114,6 @@ func (w *Writer) Write(rec map[string]any, env Envelope) error {
 	w.add(envelope[1], parquet.Int32Value(env.Partition), 0, 0)
 	w.add(envelope[2], parquet.Int64Value(env.Offset), 0, 0)
 	w.add(envelope[3], parquet.Int64Value(env.Timestamp.UnixMicro()), 0, 0)
-	if env.SchemaID < math.MinInt32 || env.SchemaID > math.MaxInt32 {
-		return fmt.Errorf("record at %s/%d@%d: schema id %d out of range", env.Topic, env.Partition, env.Offset, env.SchemaID)
-	}
 	w.add(envelope[4], parquet.Int32Value(int32(env.SchemaID)), 0, 0)
 	if env.Key == nil {
 		w.nulls(envelope[5], 0, 0)
@@ -314,6 +314,13 @@ func integer(v any) (int64, bool) {
 	}
 	return 0, false
 }
+
+// Size is about how many bytes the object has so far: those written to w
+// and those buffered for the current row group, without the footer. The
+// buffered bytes are not yet compressed, so Size may shrink when a row
+// group is written. The same rows give the same Size, for deterministic
+// cuts.
+func (w *Writer) Size() int64 { return w.pw.Size() }
 
 // Close writes m into the file's metadata and ends the file; m.Records is
 // set to the number of rows written, and m.Schema is not used (the
