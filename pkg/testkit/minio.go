@@ -53,6 +53,9 @@ type MinIOOptions struct {
 	// with Authorization: Bearer AuditToken.
 	AuditEndpoint string
 	AuditToken    string
+	// WithoutKMS starts a server that cannot encrypt at rest, and leaves
+	// the bucket without default encryption.
+	WithoutKMS bool
 }
 
 // Env is the S3_* configuration (pkg/lake's Config) of the server's bucket
@@ -114,6 +117,9 @@ func MinIOWith(t testing.TB, opt MinIOOptions) *MinIOServer {
 			t.Fatalf("write the audit token: %v", err)
 		}
 		args = append(args, "--audit-endpoint", opt.AuditEndpoint, "--audit-token-file", tokenFile)
+	}
+	if opt.WithoutKMS {
+		args = append(args, "--kms", "off")
 	}
 	cmd := exec.Command(script, args...)
 	log := &lineLog{t: t}

@@ -287,3 +287,20 @@ func TestMinIOConfinesTheSinkToRawAndTheReaderToReading(t *testing.T) {
 		allowed(t, "list under raw/", list(reader, "raw/"))
 	})
 }
+
+// TestMinIOWithoutKMSTakesNoLakeObject runs the lake against a MinIO that
+// cannot encrypt at rest: the sink's write fails, and nothing is stored.
+func TestMinIOWithoutKMSTakesNoLakeObject(t *testing.T) {
+	m := testkit.MinIOWith(t, testkit.MinIOOptions{WithoutKMS: true})
+	key := lake.Key("raw", "users", "raw.users", 0, 0, testTime)
+	err := put(t, minioStore(t, m, m.Sink), key, plainParquet(t, "z"))
+	if err == nil {
+		t.Fatalf("PutNew %s on a server without KMS succeeded, want it refused", key)
+	}
+	if code := s3Code(err); code != "NotImplemented" {
+		t.Errorf("PutNew %s without KMS: got %v (code %q), want the server's NotImplemented (no KMS)", key, err, code)
+	}
+	if _, err := minioStore(t, m, m.Root).Head(t.Context(), key); !errors.Is(err, lake.ErrNotFound) {
+		t.Errorf("head %s after the refused put: got %v, want ErrNotFound", key, err)
+	}
+}

@@ -8,7 +8,7 @@
 #   minio.sh fetch                 go install the pinned minio and mc into the cache; prints the dir
 #   minio.sh bin                   prints the dir when fetch has built the binaries, else exit 3
 #   minio.sh version               the pinned minio version
-#   minio.sh start --dir D [--port P] [--audit-endpoint URL --audit-token-file F]
+#   minio.sh start --dir D [--port P] [--audit-endpoint URL --audit-token-file F] [--kms off]
 #                                  certificates, credentials and KMS key (kept when D has
 #                                  them), start, wait until ready; prints S3_ENDPOINT and
 #                                  S3_CA_FILE
@@ -34,6 +34,7 @@ port=39900
 bucket=datamill-lake
 audit_endpoint=
 audit_token_file=
+kms=on
 ready_timeout=${MINIO_READY_TIMEOUT:-120}
 stop_timeout=30
 
@@ -84,6 +85,7 @@ parse() {
 		--bucket) bucket=$2 ;;
 		--audit-endpoint) audit_endpoint=$2 ;;
 		--audit-token-file) audit_token_file=$2 ;;
+		--kms) kms=$2 ;;
 		*) die "unknown option $1" ;;
 		esac
 		shift 2
@@ -94,6 +96,10 @@ parse() {
 	esac
 	case "$bucket" in
 	'' | *[!a-z0-9.-]*) die "--bucket must be a lower-case S3 bucket name, not '$bucket'" ;;
+	esac
+	case "$kms" in
+	on | off) ;;
+	*) die "--kms must be on or off, not '$kms'" ;;
 	esac
 	if [ -n "$audit_endpoint" ] && [ -z "$audit_token_file" ]; then
 		die "--audit-endpoint needs --audit-token-file"
@@ -152,7 +158,7 @@ secrets() {
 		if [ ! -f "$dir/root" ]; then
 			printf 'MINIO_ROOT_USER=root-%s\nMINIO_ROOT_PASSWORD=%s\n' "$(random 6)" "$(random 24)" >"$dir/root"
 		fi
-		if [ ! -f "$dir/kms" ]; then
+		if [ "$kms" = on ] && [ ! -f "$dir/kms" ]; then
 			echo "datamill-lake-key:$(openssl rand -base64 32)" >"$dir/kms"
 		fi
 	)
@@ -179,9 +185,16 @@ prepare() {
 	mkdir -p "$dir/data"
 	env=(
 		MINIO_ROOT_USER="$root_user" MINIO_ROOT_PASSWORD="$root_password"
-		MINIO_KMS_SECRET_KEY="$(cat "$dir/kms")"
 		MINIO_BROWSER=off MINIO_UPDATE=off
 	)
+	if [ "$kms" = on ]; then
+		env+=(MINIO_KMS_SECRET_KEY="$(cat "$dir/kms")")
+		rm -f "$dir/no-kms"
+	else
+		# A server that cannot encrypt, for the tests of failing closed;
+		# a key already in D is kept for the next start with a KMS.
+		touch "$dir/no-kms"
+	fi
 	if [ -n "$audit_endpoint" ]; then
 		[ -r "$audit_token_file" ] || die "cannot read $audit_token_file"
 		env+=(
@@ -269,7 +282,11 @@ provision() {
 	cp "$dir/ca.crt" "$dir/mc/certs/CAs/datamill-ca.crt"
 	mcc alias set datamill "$endpoint" "$root_user" "$root_password" >/dev/null
 	mcc mb --ignore-existing "datamill/$bucket" >/dev/null
-	mcc encrypt set sse-s3 "datamill/$bucket" >/dev/null
+	if [ ! -f "$dir/no-kms" ]; then
+		mcc encrypt set sse-s3 "datamill/$bucket" >/dev/null
+	else
+		say "no KMS (started with --kms off): the bucket has no default encryption"
+	fi
 	for user in sink reader; do
 		policy "$user" >"$dir/policy-$user.json"
 		mcc admin policy create datamill "lake-$user" "$dir/policy-$user.json" >/dev/null
