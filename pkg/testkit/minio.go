@@ -56,6 +56,9 @@ type MinIOOptions struct {
 	// WithoutKMS starts a server that cannot encrypt at rest, and leaves
 	// the bucket without default encryption.
 	WithoutKMS bool
+	// RetentionDays, when positive, makes the bucket with Object Lock:
+	// every object version is kept that many days in compliance mode.
+	RetentionDays int
 }
 
 // Env is the S3_* configuration (pkg/lake's Config) of the server's bucket
@@ -153,7 +156,8 @@ func MinIOWith(t testing.TB, opt MinIOOptions) *MinIOServer {
 	if err := waitMinIOReady(ctx, m, exited); err != nil {
 		t.Fatalf("start MinIO: %v", err)
 	}
-	out, err := exec.CommandContext(ctx, script, "provision", "--dir", dir).CombinedOutput()
+	out, err := exec.CommandContext(ctx, script, "provision", "--dir", dir,
+		"--retention-days", strconv.Itoa(opt.RetentionDays)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("provision MinIO: %v: %s", err, out)
 	}

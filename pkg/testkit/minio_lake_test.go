@@ -16,6 +16,7 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/datamill/datamill/pkg/lake"
@@ -302,5 +303,55 @@ func TestMinIOWithoutKMSTakesNoLakeObject(t *testing.T) {
 	}
 	if _, err := minioStore(t, m, m.Root).Head(t.Context(), key); !errors.Is(err, lake.ErrNotFound) {
 		t.Errorf("head %s after the refused put: got %v, want ErrNotFound", key, err)
+	}
+}
+
+// TestMinIOObjectLockKeepsLakeObjects stores a lake object in a bucket
+// with Object Lock: the sink's PutNew works there, and not even root can
+// delete the object's version before its retention ends.
+func TestMinIOObjectLockKeepsLakeObjects(t *testing.T) {
+	m := testkit.MinIOWith(t, testkit.MinIOOptions{RetentionDays: 1})
+	key := lake.Key("raw", "users", "raw.users", 0, 0, testTime)
+	body := plainParquet(t, "locked")
+	if err := put(t, minioStore(t, m, m.Sink), key, body); err != nil {
+		t.Fatalf("PutNew %s in a locked bucket: %v", key, err)
+	}
+	if err := put(t, minioStore(t, m, m.Sink), key, body); !errors.Is(err, lake.ErrExists) {
+		t.Errorf("a second PutNew of %s in a versioned bucket: got %v, want ErrExists", key, err)
+	}
+
+	root, err := minio.New(strings.TrimPrefix(m.Endpoint, "https://"), &minio.Options{
+		Creds:     credentials.NewStaticV4(m.Root.AccessKey, m.Root.SecretKey, ""),
+		Secure:    true,
+		Transport: &http.Transport{TLSClientConfig: m.TLSConfig(t)},
+		Region:    "us-east-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := root.StatObject(t.Context(), m.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatalf("stat %s: %v", key, err)
+	}
+	mode, until, err := root.GetObjectRetention(t.Context(), m.Bucket, key, info.VersionID)
+	if err != nil {
+		t.Fatalf("retention of %s: %v", key, err)
+	}
+	if info.VersionID == "" || mode == nil || *mode != minio.Compliance || until == nil || !until.After(time.Now().Add(23*time.Hour)) {
+		t.Errorf("%s: version %q retained in mode %v until %v, want a version kept a day in compliance mode", key, info.VersionID, mode, until)
+	}
+	err = root.RemoveObject(t.Context(), m.Bucket, key, minio.RemoveObjectOptions{VersionID: info.VersionID})
+	// MinIO says InvalidRequest, "Object is WORM protected".
+	var refusal minio.ErrorResponse
+	if !errors.As(err, &refusal) || refusal.Code != "InvalidRequest" || !strings.Contains(refusal.Message, "WORM") {
+		t.Errorf("root's delete of version %s of %s: got %v, want the WORM protection's refusal", info.VersionID, key, err)
+	}
+	r, size, err := minioStore(t, m, m.Reader).Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("get %s after the refused delete: %v", key, err)
+	}
+	defer r.(io.Closer).Close()
+	if size != int64(len(body)) {
+		t.Errorf("%s is %d bytes after the refused delete, want %d", key, size, len(body))
 	}
 }

@@ -14,9 +14,11 @@
 #                                  S3_CA_FILE
 #   minio.sh run ...               as start, but the server runs in the foreground as this
 #                                  process, its log on stderr; no wait
-#   minio.sh provision --dir D [--bucket B]
+#   minio.sh provision --dir D [--bucket B] [--retention-days N]
 #                                  bucket with default SSE-S3, users lake-sink and
-#                                  lake-reader; writes D/sink.env and D/reader.env
+#                                  lake-reader; writes D/sink.env and D/reader.env. With
+#                                  --retention-days, Object Lock: every object version is
+#                                  kept N days in compliance mode, root included
 #   minio.sh stop --dir D          SIGTERM, SIGKILL after 30 s
 #
 # DATAMILL_CACHE (default ~/.cache/datamill) holds the binaries under
@@ -35,6 +37,7 @@ bucket=datamill-lake
 audit_endpoint=
 audit_token_file=
 kms=on
+retention_days=0
 ready_timeout=${MINIO_READY_TIMEOUT:-120}
 stop_timeout=30
 
@@ -86,6 +89,7 @@ parse() {
 		--audit-endpoint) audit_endpoint=$2 ;;
 		--audit-token-file) audit_token_file=$2 ;;
 		--kms) kms=$2 ;;
+		--retention-days) retention_days=$2 ;;
 		*) die "unknown option $1" ;;
 		esac
 		shift 2
@@ -96,6 +100,9 @@ parse() {
 	esac
 	case "$bucket" in
 	'' | *[!a-z0-9.-]*) die "--bucket must be a lower-case S3 bucket name, not '$bucket'" ;;
+	esac
+	case "$retention_days" in
+	'' | *[!0-9]*) die "--retention-days must be a number of days, not '$retention_days'" ;;
 	esac
 	case "$kms" in
 	on | off) ;;
@@ -281,7 +288,15 @@ provision() {
 	mkdir -p "$dir/mc/certs/CAs"
 	cp "$dir/ca.crt" "$dir/mc/certs/CAs/datamill-ca.crt"
 	mcc alias set datamill "$endpoint" "$root_user" "$root_password" >/dev/null
-	mcc mb --ignore-existing "datamill/$bucket" >/dev/null
+	if [ "$retention_days" -gt 0 ]; then
+		# Object Lock needs a bucket made with it (versioned): an existing
+		# bucket without it is an error, not a silent downgrade.
+		mcc mb --ignore-existing --with-lock "datamill/$bucket" >/dev/null
+		mcc retention set --default compliance "${retention_days}d" "datamill/$bucket" >/dev/null ||
+			die "bucket $bucket has no Object Lock: make it anew with --retention-days"
+	else
+		mcc mb --ignore-existing "datamill/$bucket" >/dev/null
+	fi
 	if [ ! -f "$dir/no-kms" ]; then
 		mcc encrypt set sse-s3 "datamill/$bucket" >/dev/null
 	else
