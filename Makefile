@@ -30,17 +30,22 @@ FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:F
 	./services/extractor/internal/source/scrape:FuzzFields \
 	./pkg/rules:FuzzCleanText ./pkg/rules:FuzzCompanyKey ./pkg/rules:FuzzParseSalary \
 	./pkg/rules:FuzzLocations ./pkg/rules:FuzzParseTitle ./pkg/rules:FuzzApplyJobs \
-	./services/scorer:FuzzParseTextArray
+	./services/scorer:FuzzParseTextArray ./services/lake:FuzzParseAudit
 # A count, not a duration: Go 1.26's fuzzing can fail a timed run at its
 # deadline with a bare "context deadline exceeded" and no failing input
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
 FUZZTIME    ?= 30000x
 BIN         := bin
 KAFKA_PORT  ?= 39092
+MINIO_PORT  ?= 39900
+MINIO_DIR   ?= $(CURDIR)/.cache/minio/run
+# The tests that start a MinIO (testkit.MinIO), in their packages.
+MINIO_TESTS := MinIO
+MINIO_PKGS  := ./pkg/testkit/ ./services/lake/
 # The CLI's own fuzz targets.
 FUZZ        += ./cmd/datamill/internal/profile:FuzzProfile
 
-.PHONY: all build test test-real fuzz lint fmt generate bench dev demo check clean
+.PHONY: all build test test-real minio fuzz lint fmt generate bench dev demo check clean
 
 all: build
 
@@ -51,13 +56,30 @@ build:
 test:
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
-# The integration suite against a real Apache Kafka broker (scripts/kafka).
+# The integration suite against a real Apache Kafka broker (scripts/kafka),
+# with the lake on a real MinIO (scripts/minio: TLS, SSE-S3, the lake's
+# users): the stack tests get the sink's S3_* variables (and
+# DATAMILL_MINIO_DIR, whose reader.env holds the reader's), and the MinIO
+# tests run again.
 test-real:
 	scripts/kafka/broker.sh fetch
-	trap 'scripts/kafka/broker.sh stop' EXIT INT TERM; \
+	scripts/minio/minio.sh fetch >/dev/null
+	trap 'scripts/kafka/broker.sh stop; scripts/minio/minio.sh stop --dir $(MINIO_DIR)' EXIT INT TERM; \
+	rm -rf $(MINIO_DIR) && \
+	scripts/minio/minio.sh start --dir $(MINIO_DIR) --port $(MINIO_PORT) >/dev/null && \
+	scripts/minio/minio.sh provision --dir $(MINIO_DIR) && \
+	set -a && . $(MINIO_DIR)/sink.env && set +a && export DATAMILL_MINIO_DIR=$(MINIO_DIR) && \
 	scripts/kafka/broker.sh start --port $(KAFKA_PORT) && \
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/ && \
+	CI=true $(GO) test $(TEST_FLAGS) -run '$(MINIO_TESTS)' $(MINIO_PKGS)
+
+# MinIO and mc, built once with go install at the versions pinned in
+# scripts/minio/minio.sh, into $${DATAMILL_CACHE:-~/.cache/datamill}/minio/.
+# The MinIO tests run only once they are built (skipped otherwise, failed
+# with CI=true).
+minio:
+	scripts/minio/minio.sh fetch
 
 # A failing input is written to the package's testdata/fuzz/<target>/:
 # commit it with the fix, and plain go test replays it from then on. An

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/datamill/datamill/pkg v0.0.0
 	github.com/datamill/datamill/schemas v0.0.0
+	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/johannesboyne/gofakes3 v1.2.0
 	github.com/prometheus/client_golang v1.25.0

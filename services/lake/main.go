@@ -110,6 +110,7 @@ type settings struct {
 	Lake     lake.Config
 	Schemas  schemas.Config
 	Sink     sinkConfig
+	Audit    AuditConfig // the S3 server's audit trail (audit.go)
 }
 
 // Validate requires the lake: the sink has nowhere else to write.
@@ -211,6 +212,7 @@ func archive(ctx context.Context, p *service.Process, cfg settings) error {
 		}
 		runs = append(runs, s.run)
 	}
+	runs = append(runs, func(ctx context.Context) error { return runAudit(ctx, p, cfg.Audit, pool) })
 	return service.RunAll(ctx, runs...)
 }
 
