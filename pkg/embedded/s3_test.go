@@ -386,3 +386,41 @@ func TestS3ListensOnLoopbackOnly(t *testing.T) {
 		t.Errorf("endpoint %s, want http://127.0.0.1:<port>", s.Endpoint())
 	}
 }
+
+func TestSealedBodiesOpenOnlyUnchangedAndUnderTheirKey(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	b, err := newSealedBackend(nil, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte("PAR1 rows PAR1")
+	sealed, err := b.seal("lake", "raw/a.parquet", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed) != len(plain)+sealOverhead {
+		t.Errorf("sealed %d bytes into %d, want %d more", len(plain), len(sealed), sealOverhead)
+	}
+	if got, err := b.open("lake", "raw/a.parquet", sealed); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("open = %q, %v; want %q", got, err, plain)
+	}
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)-20] ^= 1
+	other, err := newSealedBackend(nil, bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]func() ([]byte, error){
+		"a bit flipped":     func() ([]byte, error) { return b.open("lake", "raw/a.parquet", flipped) },
+		"under another key": func() ([]byte, error) { return b.open("lake", "raw/b.parquet", sealed) },
+		"in another bucket": func() ([]byte, error) { return b.open("other", "raw/a.parquet", sealed) },
+		"with another key":  func() ([]byte, error) { return other.open("lake", "raw/a.parquet", sealed) },
+		"cut short":         func() ([]byte, error) { return b.open("lake", "raw/a.parquet", sealed[:10]) },
+		"not sealed":        func() ([]byte, error) { return b.open("lake", "raw/a.parquet", append([]byte("PAR1"), sealed...)) },
+	}
+	for name, open := range tests {
+		if got, err := open(); err == nil {
+			t.Errorf("%s: opened as %q, want an error", name, got)
+		}
+	}
+}
