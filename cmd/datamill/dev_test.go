@@ -260,6 +260,18 @@ func TestDevInfraOnly(t *testing.T) {
 	if err != nil || !topics.Has("raw.users") || !topics.Has("dlq.users") {
 		t.Errorf("topics = %v, %v; want the users pipeline's", topics.Names(), err)
 	}
+	// The lake's S3 answers with the printed credentials, its bucket made.
+	lcfg, err := lakeConfig(nil, d.endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.OpenStore(t.Context(), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Ping(t.Context()); err != nil {
+		t.Errorf("the printed S3: %v", err)
+	}
 	addrs := d.addrs(t)
 	if err := d.stop(t); err != nil {
 		t.Fatal(err)
