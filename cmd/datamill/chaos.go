@@ -313,7 +313,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 		if err := <-faultsDone; err != nil {
 			return err
 		}
-		lcfg, err := lakeConfig(d.environ, eps)
+		lcfg, err := lakeConfig(ownS3Environ(d.environ, d.s3 != nil), eps)
 		if err != nil {
 			return err
 		}

@@ -351,6 +351,18 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	}
 }
 
+// ownS3Environ is environ without the S3_* variables (but S3_PREFIX) when
+// dev runs its own S3, whose endpoints then say everything: a stray
+// S3_SECRET_KEY or S3_CA_FILE of the shell would contradict them.
+func ownS3Environ(environ []string, own bool) []string {
+	if !own {
+		return slices.Clone(environ)
+	}
+	return slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		return strings.HasPrefix(kv, "S3_") && !strings.HasPrefix(kv, "S3_PREFIX=")
+	})
+}
+
 // build compiles the services into bin, without debug information, which
 // only slows a cold build down.
 func (d *devStack) build(ctx context.Context, bin string) error {
@@ -390,7 +402,7 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 				return err
 			}
 			name := replicaName(service, r)
-			env := append(append([]string{}, d.environ...), endpoints...)
+			env := append(ownS3Environ(d.environ, d.s3 != nil), endpoints...)
 			env = append(env,
 				"HTTP_ADDR="+addr,
 				"DATASETS="+strings.Join(datasets, ","),

@@ -586,3 +586,33 @@ func TestDevScalesAService(t *testing.T) {
 	}
 	d.assertGone(t, addrs)
 }
+
+// TestOwnS3EndpointsOverrideTheShells checks that the lake's configuration
+// of a stack with dev's own S3 is that S3's alone, whatever S3_* variables
+// the shell holds, and the shell's own S3 otherwise.
+func TestOwnS3EndpointsOverrideTheShells(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret_key")
+	if err := os.WriteFile(secretFile, []byte("own-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shell := []string{"PATH=/bin", "S3_ENDPOINT=https://s3.example.com", "S3_SECRET_KEY=stale", "S3_CA_FILE=/nowhere", "S3_PREFIX=archive"}
+	own := map[string]string{
+		"S3_ENDPOINT": "http://127.0.0.1:9000", "S3_BUCKET": "datamill-lake", "S3_ACCESS_KEY": "OWN", "S3_SECRET_KEY_FILE": secretFile,
+	}
+	if diff := cmp.Diff([]string{"PATH=/bin", "S3_PREFIX=archive"}, ownS3Environ(shell, true)); diff != "" {
+		t.Errorf("ownS3Environ with dev's own S3 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(shell, ownS3Environ(shell, false)); diff != "" {
+		t.Errorf("ownS3Environ with the shell's S3 (-want +got):\n%s", diff)
+	}
+	cfg, err := lakeConfig(ownS3Environ(shell, true), own)
+	if err != nil {
+		t.Fatalf("lakeConfig: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if cfg.Endpoint != own["S3_ENDPOINT"] || cfg.AccessKey != "OWN" || cfg.SecretKey != "own-secret" || cfg.CAFile != "" || cfg.Prefix != "archive" {
+		t.Errorf("lakeConfig = %+v; want dev's own S3 under the shell's prefix", cfg)
+	}
+}
