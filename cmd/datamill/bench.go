@@ -254,17 +254,18 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 
 	last, lastAt := int64(-1), time.Now()
 	for {
-		done, err := b.drained(ctx)
+		done, archived, err := b.drained(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if done {
 			break
 		}
-		if n := b.scoredSeen.Load(); n != last {
+		if n := b.scoredSeen.Load() + int64(archived); n != last {
 			last, lastAt = n, time.Now()
 		} else if time.Since(lastAt) > 2*time.Minute {
-			return nil, fmt.Errorf("bench: nothing scored for 2 minutes (%d of %d)", n, b.flags.events)
+			return nil, fmt.Errorf("bench: nothing scored nor archived for 2 minutes (%d of %d scored, %d archived)",
+				b.scoredSeen.Load(), b.flags.events, archived)
 		}
 		select {
 		case err := <-readErr:
@@ -472,13 +473,14 @@ func (b *benchRun) readScored(ctx context.Context) error {
 
 // drained tells whether every stage has handled every event: the cleaner
 // and the lake sink took them all, the loader and the scorer all their
-// predecessor's output, and the scored records were read back.
-func (b *benchRun) drained(ctx context.Context) (bool, error) {
+// predecessor's output, and the scored records were read back. archived is
+// how many events the lake sink has stored so far.
+func (b *benchRun) drained(ctx context.Context) (done bool, archived int, err error) {
 	counts := map[string]stageCounts{}
 	for _, st := range benchStages {
 		c, err := scrape(ctx, b.svc[st], st)
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 		counts[st] = c
 	}
@@ -486,7 +488,7 @@ func (b *benchRun) drained(ctx context.Context) (bool, error) {
 		counts["lake"].in == b.flags.events &&
 		counts["loader"].in == counts["cleaner"].out &&
 		counts["scorer"].in == counts["loader"].out &&
-		int(b.scoredSeen.Load()) == counts["scorer"].out, nil
+		int(b.scoredSeen.Load()) == counts["scorer"].out, counts["lake"].in, nil
 }
 
 // copyRate times PostgreSQL's COPY of the rows the loader wrote into a
