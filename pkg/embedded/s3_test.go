@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -70,7 +72,9 @@ func signedRequest(t testing.TB, s *S3, method, path string, body []byte, header
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	if req.Header.Get("X-Amz-Content-Sha256") == "" {
+		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	}
 	return signer.SignV4(*req, s.AccessKey(), s.SecretKey(), "", "us-east-1")
 }
 
@@ -172,6 +176,21 @@ func TestS3PutGetListRange(t *testing.T) {
 		if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), "NotImplemented") {
 			t.Errorf("PUT asking for %v = %s %s; want 501 NotImplemented", sse, resp.Status, body)
 		}
+	}
+	// A body signed by its SHA-256 is taken; another body under that
+	// signature is refused and not stored.
+	sum := sha256.Sum256([]byte("signed body"))
+	signedSum := http.Header{"X-Amz-Content-Sha256": {hex.EncodeToString(sum[:])}}
+	if resp, body := do(t, signedRequest(t, s, http.MethodPut, key+"-hashed", []byte("signed body"), signedSum)); resp.StatusCode != http.StatusOK {
+		t.Errorf("PUT of the body signed by its hash = %s %s; want 200", resp.Status, body)
+	}
+	tampered := signedRequest(t, s, http.MethodPut, key+"-tampered", []byte("signed body"), signedSum)
+	tampered.Body, tampered.GetBody = io.NopCloser(strings.NewReader("tamper body")), nil // as long as the signed one
+	if resp, body := do(t, tampered); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "BadDigest") {
+		t.Errorf("PUT of a body that is not the signed one = %s %s; want 400 BadDigest", resp.Status, body)
+	}
+	if _, err := c.StatObject(t.Context(), s.Bucket(), strings.TrimPrefix(key, "/"+s.Bucket()+"/")+"-tampered", minio.StatObjectOptions{}); minio.ToErrorResponse(err).StatusCode != http.StatusNotFound {
+		t.Errorf("stat of the refused object = %v, want 404", err)
 	}
 	resp, _ := do(t, signedRequest(t, s, http.MethodGet, "/"+s.Bucket()+"/no/such/key", nil, nil))
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Amz-Server-Side-Encryption") != "" {

@@ -7,11 +7,15 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/johannesboyne/gofakes3"
 )
 
 // sigV4 checks that a request is signed with AWS Signature Version 4 by
@@ -19,9 +23,10 @@ import (
 // AWS SDKs) sign them: the canonical request, the string to sign, the HMAC
 // chain of date, region and service. The payload's hash is the value of
 // X-Amz-Content-Sha256 as signed (a hex SHA-256, UNSIGNED-PAYLOAD or a
-// STREAMING-* mode); the body is not hashed again, and the chunk signatures
-// of a streamed body are not checked. Presigned URLs (query-string
-// signatures) are refused.
+// STREAMING-* mode); a body read under a hex SHA-256 must hash to it (else
+// 400 BadDigest and nothing stored), while the chunk signatures of a
+// streamed body are not checked. Presigned URLs (query-string signatures)
+// are refused.
 type sigV4 struct {
 	accessKey string
 	secretKey string
@@ -257,6 +262,9 @@ func (s sigV4) guard(next http.Handler) http.Handler {
 				"server-side encryption "+sse+" is not supported here: every object is stored with AES256 (SSE-S3)")
 			return
 		}
+		if sum, err := hex.DecodeString(r.Header.Get("X-Amz-Content-Sha256")); err == nil && len(sum) == sha256.Size {
+			r.Body = &payloadCheck{body: r.Body, hash: sha256.New(), want: sum}
+		}
 		if isObjectPath(r.URL.Path) {
 			switch r.Method {
 			case http.MethodGet, http.MethodHead, http.MethodPut:
@@ -267,3 +275,22 @@ func (s sigV4) guard(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// payloadCheck reads a request body and fails its end when the body does
+// not hash to the signed X-Amz-Content-Sha256.
+type payloadCheck struct {
+	body io.ReadCloser
+	hash hash.Hash
+	want []byte
+}
+
+func (p *payloadCheck) Read(b []byte) (int, error) {
+	n, err := p.body.Read(b)
+	p.hash.Write(b[:n])
+	if errors.Is(err, io.EOF) && !hmac.Equal(p.hash.Sum(nil), p.want) {
+		return n, gofakes3.ErrorMessage(gofakes3.ErrBadDigest, "the body does not hash to the signed X-Amz-Content-Sha256")
+	}
+	return n, err
+}
+
+func (p *payloadCheck) Close() error { return p.body.Close() }
