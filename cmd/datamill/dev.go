@@ -51,9 +51,9 @@ type scale map[string]int
 
 // scalable are the services that run more than one process: the stages
 // and the lake sink, whose processes share their input's partitions in a
-// consumer group. The
-// extractor reads every file of its directory itself, so two would publish
-// each file twice; the ecometer is one meter of the whole stack.
+// consumer group. The extractor reads every file of its directory itself,
+// so two would publish each file twice; the ecometer is one meter of the
+// whole stack.
 func scalable() []string { return []string{"cleaner", "loader", "lake", "scorer"} }
 
 func (s scale) String() string {
@@ -130,9 +130,8 @@ S3_SECRET_KEY_FILE, the secret's file, never the secret itself.
 cleaner, cleaner-2, cleaner-3, loader and loader-2; the processes of a stage
 share its input's partitions in one consumer group, so give the topics at least
 as many --partitions. Only the cleaner, the loader, the lake sink and the
-scorer scale: two
-extractors would each publish every file, and the ecometer meters the whole
-stack. The first process of each service keeps its port; the others take the
+scorer scale: two extractors would each publish every file, and the ecometer
+meters the whole stack. The first process of each service keeps its port; the others take the
 ports after the last service's.
 
 flags:`)
