@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/lake"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -162,6 +163,9 @@ func (d *devRun) addrs(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	addrs = append(addrs, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	if s3, err := url.Parse(d.endpoints["S3_ENDPOINT"]); err == nil && s3.Host != "" {
+		addrs = append(addrs, s3.Host)
+	}
 	for _, s := range d.services {
 		addrs = append(addrs, s.addr)
 	}
@@ -187,10 +191,13 @@ func (d *devRun) assertGone(t *testing.T, addrs []string) {
 
 func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 	d := startDev(t, nil)
-	for _, k := range []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATABASE_URL"} {
+	for _, k := range []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATABASE_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY_FILE"} {
 		if d.endpoints[k] == "" {
 			t.Fatalf("dev printed no %s: %v", k, d.endpoints)
 		}
+	}
+	if _, printed := d.endpoints["S3_SECRET_KEY"]; printed {
+		t.Errorf("dev printed the S3 secret key; want only the file that holds it")
 	}
 	ctx := t.Context()
 
@@ -252,6 +259,18 @@ func TestDevInfraOnly(t *testing.T) {
 	cl.Close()
 	if err != nil || !topics.Has("raw.users") || !topics.Has("dlq.users") {
 		t.Errorf("topics = %v, %v; want the users pipeline's", topics.Names(), err)
+	}
+	// The lake's S3 answers with the printed credentials, its bucket made.
+	lcfg, err := lakeConfig(nil, d.endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.OpenStore(t.Context(), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Ping(t.Context()); err != nil {
+		t.Errorf("the printed S3: %v", err)
 	}
 	addrs := d.addrs(t)
 	if err := d.stop(t); err != nil {
@@ -448,6 +467,26 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	if got != want {
 		t.Fatalf("users table:\n got %s\nwant %s", got, want)
 	}
+
+	// The lake sink archives the six raw records, each once, in objects
+	// of the dev stack's S3.
+	lcfg, err := lakeConfig(nil, endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.OpenStore(t.Context(), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr lakeReport
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if lr, err = checkLake(t.Context(), store, lcfg.Prefix, "users", kafka.Config{Brokers: brokers}); err == nil && lr.Rows >= 6 {
+			break
+		}
+	}
+	if err != nil || lr.Objects == 0 || lr.Rows != 6 || len(lr.Problems) != 0 {
+		t.Errorf("the lake of users: %s, problems %v, %v; want the 6 raw records each in one row", lr, lr.Problems, err)
+	}
 	if err := d.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -499,8 +538,9 @@ func TestScaleFlag(t *testing.T) {
 		"no count":          {value: "cleaner", wantErr: "want name=N"},
 		"zero":              {value: "cleaner=0", wantErr: "at least 1"},
 		"not a number":      {value: "cleaner=two", wantErr: "at least 1"},
-		"two extractors":    {value: "extractor=2", wantErr: "only cleaner, loader, scorer"},
-		"two ecometers":     {value: "ecometer=2", wantErr: "only cleaner, loader, scorer"},
+		"two lake sinks":    {value: "lake=2", want: scale{"lake": 2}},
+		"two extractors":    {value: "extractor=2", wantErr: "only cleaner, loader, lake, scorer"},
+		"two ecometers":     {value: "ecometer=2", wantErr: "only cleaner, loader, lake, scorer"},
 		"empty":             {value: "", wantErr: "want name=N"},
 		"trailing comma":    {value: "cleaner=2,", wantErr: "want name=N"},
 		"negative":          {value: "loader=-1", wantErr: "at least 1"},
@@ -545,4 +585,34 @@ func TestDevScalesAService(t *testing.T) {
 		t.Fatalf("dev after Ctrl-C: %v", err)
 	}
 	d.assertGone(t, addrs)
+}
+
+// TestOwnS3EndpointsOverrideTheShells checks that the lake's configuration
+// of a stack with dev's own S3 is that S3's alone, whatever S3_* variables
+// the shell holds, and the shell's own S3 otherwise.
+func TestOwnS3EndpointsOverrideTheShells(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret_key")
+	if err := os.WriteFile(secretFile, []byte("own-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shell := []string{"PATH=/bin", "S3_ENDPOINT=https://s3.example.com", "S3_SECRET_KEY=stale", "S3_CA_FILE=/nowhere", "S3_PREFIX=archive"}
+	own := map[string]string{
+		"S3_ENDPOINT": "http://127.0.0.1:9000", "S3_BUCKET": "datamill-lake", "S3_ACCESS_KEY": "OWN", "S3_SECRET_KEY_FILE": secretFile,
+	}
+	if diff := cmp.Diff([]string{"PATH=/bin", "S3_PREFIX=archive"}, ownS3Environ(shell, true)); diff != "" {
+		t.Errorf("ownS3Environ with dev's own S3 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(shell, ownS3Environ(shell, false)); diff != "" {
+		t.Errorf("ownS3Environ with the shell's S3 (-want +got):\n%s", diff)
+	}
+	cfg, err := lakeConfig(ownS3Environ(shell, true), own)
+	if err != nil {
+		t.Fatalf("lakeConfig: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if cfg.Endpoint != own["S3_ENDPOINT"] || cfg.AccessKey != "OWN" || cfg.SecretKey != "own-secret" || cfg.CAFile != "" || cfg.Prefix != "archive" {
+		t.Errorf("lakeConfig = %+v; want dev's own S3 under the shell's prefix", cfg)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,6 +28,7 @@ import (
 	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/schemas"
@@ -124,7 +126,19 @@ func meter(ctx context.Context, p *service.Process, cfg settings) error {
 		if len(samples) == 0 {
 			continue
 		}
-		stored, err := store(ctx, pool, samples)
+		var stored []schemas.EcoSample
+		var err error
+		// A database restarting answers for a moment with errors: retry
+		// (store is idempotent) before giving up.
+		for attempt := 1; ; attempt++ {
+			if stored, err = store(ctx, pool, samples); err == nil || attempt == storeAttempts {
+				break
+			}
+			p.Log.Warn("eco samples not stored; retrying", zap.Int("attempt", attempt), zap.Error(err))
+			if !storeBackoff().Wait(ctx, attempt) {
+				return nil // stopping: the samples, not committed, come again
+			}
+		}
 		if err != nil {
 			// Not committed: the samples come again after a restart.
 			return fmt.Errorf("store %d eco samples: %w", len(samples), err)
@@ -136,6 +150,15 @@ func meter(ctx context.Context, p *service.Process, cfg settings) error {
 			m.add(s)
 		}
 	}
+}
+
+// storeAttempts bounds the attempts at storing a batch of samples: with
+// storeBackoff's waits, about ten seconds, the time a database takes to
+// restart.
+const storeAttempts = 10
+
+func storeBackoff() retry.Backoff {
+	return retry.Backoff{First: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}
 }
 
 // store inserts the samples not stored yet and adds them to their run's
