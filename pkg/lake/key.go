@@ -1,0 +1,92 @@
+package lake
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Key is where the object of one cut goes:
+// <prefix>/dataset=<ds>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<start, 20 digits>.parquet,
+// dt and hour of t (the time of the cut's first record) in UTC. An empty
+// prefix leaves its part out.
+func Key(prefix, dataset, topic string, partition int32, start int64, t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%sdt=%s/hour=%02d/%s-%d-%020d.parquet",
+		DatasetPrefix(prefix, dataset), t.Format(time.DateOnly), t.Hour(), topic, partition, start)
+}
+
+// DatasetPrefix is the prefix every key of a dataset starts with
+// (<prefix>/dataset=<ds>/).
+func DatasetPrefix(prefix, dataset string) string {
+	if prefix = strings.Trim(prefix, "/"); prefix != "" {
+		prefix += "/"
+	}
+	return prefix + "dataset=" + dataset + "/"
+}
+
+// The names of Meta in S3 user metadata (sent as x-amz-meta-<name>).
+const (
+	userDataset   = "datamill-dataset"
+	userTopic     = "datamill-topic"
+	userPartition = "datamill-partition"
+	userStart     = "datamill-start-offset"
+	userEnd       = "datamill-end-offset"
+	userRecords   = "datamill-records"
+)
+
+// UserMetadata is Meta as S3 user metadata (x-amz-meta-*), what Head
+// reads back without fetching the object.
+func (m Meta) UserMetadata() map[string]string {
+	return map[string]string{
+		userDataset:   m.Dataset,
+		userTopic:     m.Topic,
+		userPartition: strconv.FormatInt(int64(m.Partition), 10),
+		userStart:     strconv.FormatInt(m.Start, 10),
+		userEnd:       strconv.FormatInt(m.End, 10),
+		userRecords:   strconv.FormatInt(m.Records, 10),
+	}
+}
+
+// ParseUserMetadata reads back what UserMetadata wrote (Schema stays nil).
+// Names are matched without regard to case.
+func ParseUserMetadata(user map[string]string) (Meta, error) {
+	lower := make(map[string]string, len(user))
+	for k, v := range user {
+		lower[strings.ToLower(strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-"))] = v
+	}
+	var errs []error
+	str := func(name string) string {
+		v, ok := lower[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s missing", name))
+		}
+		return v
+	}
+	num := func(name string, bits int) int64 {
+		v, ok := lower[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s missing", name))
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, bits)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return n
+	}
+	m := Meta{
+		Dataset:   str(userDataset),
+		Topic:     str(userTopic),
+		Partition: int32(num(userPartition, 32)),
+		Start:     num(userStart, 64),
+		End:       num(userEnd, 64),
+		Records:   num(userRecords, 64),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Meta{}, fmt.Errorf("lake object metadata: %w", err)
+	}
+	return m, nil
+}
