@@ -20,10 +20,16 @@ policy lake-reader
 
 user() {
 	mc admin user add lake "$1" "$(secret "$2")"
-	# Attaching a policy the user has already is refused: a rerun's
-	# refusal is that, and the policy itself was replaced above.
-	mc admin policy attach lake "$1" --user "$1" >/dev/null 2>&1 ||
-		mc admin user info lake "$1" | grep -q "PolicyName: *$1"
+	# Attaching a policy the user has already is refused as done: a rerun.
+	if ! out=$(mc admin policy attach lake "$1" --user "$1" 2>&1); then
+		case "$out" in
+		*already*) ;;
+		*)
+			echo "minio-init: attach policy $1: $out" >&2
+			exit 1
+			;;
+		esac
+	fi
 }
 user lake-sink lake_sink_secret_key
 user lake-reader lake_reader_secret_key
