@@ -22,6 +22,7 @@ import (
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/lake"
+	"github.com/datamill/datamill/pkg/logging"
 	"github.com/datamill/datamill/pkg/progress"
 	"github.com/datamill/datamill/pkg/serde"
 )
@@ -138,7 +139,12 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	for _, o := range objects {
 		total += o.size
 	}
-	r.bar = progress.New(stderr, nil, "replay "+dataset, total, time.Second)
+	// Progress: a bar on a terminal, else a line every 10 s on stderr.
+	log, err := logging.New(stderr, "datamill-replay", "info", "console")
+	if err != nil {
+		return err
+	}
+	r.bar = progress.New(stderr, log, "replay "+dataset, total, 10*time.Second)
 	err = r.run(ctx, objects)
 	r.bar.Finish()
 	r.report(stdout, *dryRun)
