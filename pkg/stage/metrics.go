@@ -130,3 +130,23 @@ func (w *stopwatch) lap(phase string) {
 	w.m.phaseSeconds.WithLabelValues(w.stage, w.dataset, phase).Add(now.Sub(w.last).Seconds())
 	w.last = now
 }
+
+// Committed adds records consumed and committed by a step that is not a
+// runner (the lake sink) to the stage family, so that bench and chaos read
+// it like any stage: records in and out (what it consumed is what it
+// stored) and the bytes consumed.
+func (m *Metrics) Committed(stage, dataset string, records, bytes int) {
+	m.in.WithLabelValues(stage, dataset).Add(float64(records))
+	m.out.WithLabelValues(stage, dataset).Add(float64(records))
+	m.bytesIn.WithLabelValues(stage, dataset).Add(float64(bytes))
+}
+
+// Lag sets the consumer lag of a step that is not a runner for one input
+// partition; a negative lag removes the partition's series (revoked).
+func (m *Metrics) Lag(stage, dataset string, partition int32, lag int64) {
+	if lag < 0 {
+		m.dropLag(stage, dataset, partition)
+		return
+	}
+	m.setLag(stage, dataset, partition, lag)
+}
