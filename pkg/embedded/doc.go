@@ -1,7 +1,9 @@
 // Package embedded starts the pipeline's infrastructure inside this machine:
 // an in-process Kafka broker (franz-go's kfake), an in-process schema
-// registry (franz-go's srfake; datamill enforces compatibility itself) and a
-// throwaway PostgreSQL cluster made with the machine's initdb and postgres.
+// registry (franz-go's srfake; datamill enforces compatibility itself), a
+// throwaway PostgreSQL cluster made with the machine's initdb and postgres,
+// and an in-process S3 server for the lake (gofakes3, signed requests only,
+// bodies encrypted at rest).
 //
 // `datamill dev` uses it to give newcomers a working stack with no install,
 // and the test kit uses it so tests run against real protocol servers.
