@@ -29,7 +29,7 @@ import (
 
 // serviceNames are the pipeline's binaries, in the order they start.
 func serviceNames() []string {
-	return []string{"extractor", "cleaner", "loader", "scorer", "ecometer"}
+	return []string{"extractor", "cleaner", "loader", "lake", "scorer", "ecometer"}
 }
 
 type devFlags struct {
@@ -37,6 +37,7 @@ type devFlags struct {
 	kafkaPort    int
 	registryPort int
 	pgPort       int
+	s3Port       int
 	httpBasePort int
 	dir          string
 	partitions   int
@@ -48,11 +49,12 @@ type devFlags struct {
 // a service not named runs one.
 type scale map[string]int
 
-// scalable are the services that run more than one process: the stages,
-// whose processes share their input's partitions in a consumer group. The
+// scalable are the services that run more than one process: the stages
+// and the lake sink, whose processes share their input's partitions in a
+// consumer group. The
 // extractor reads every file of its directory itself, so two would publish
 // each file twice; the ecometer is one meter of the whole stack.
-func scalable() []string { return []string{"cleaner", "loader", "scorer"} }
+func scalable() []string { return []string{"cleaner", "loader", "lake", "scorer"} }
 
 func (s scale) String() string {
 	var parts []string
@@ -110,18 +112,25 @@ func dev(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `usage: datamill dev [flags]
 
-Starts Kafka (in-process), a schema registry (in-process) and PostgreSQL
-(DATABASE_URL if set, else a throwaway cluster), creates the topics, builds and
-starts the five services, prints the endpoints and "ready". Ctrl-C stops it all.
+Starts Kafka (in-process), a schema registry (in-process), PostgreSQL
+(DATABASE_URL if set, else a throwaway cluster) and S3 for the lake
+(S3_ENDPOINT if set, else an in-process server keeping its objects, encrypted,
+in <dir>/s3), creates the topics, builds and starts the six services, prints
+the endpoints and "ready". Ctrl-C stops it all.
 
 With KAFKA_BROKERS set, dev uses that Kafka instead of its own, and creates the
 pipeline's topics there when they are missing (with --partitions; existing
 topics keep theirs).
 
+The in-process S3 answers only requests signed with its key pair, random at
+its first start and kept in <dir>/s3: the services get S3_ACCESS_KEY and
+S3_SECRET_KEY_FILE, the secret's file, never the secret itself.
+
 --scale cleaner=3,loader=2 runs three cleaner and two loader processes, named
 cleaner, cleaner-2, cleaner-3, loader and loader-2; the processes of a stage
 share its input's partitions in one consumer group, so give the topics at least
-as many --partitions. Only the cleaner, the loader and the scorer scale: two
+as many --partitions. Only the cleaner, the loader, the lake sink and the
+scorer scale: two
 extractors would each publish every file, and the ecometer meters the whole
 stack. The first process of each service keeps its port; the others take the
 ports after the last service's.
@@ -129,15 +138,16 @@ ports after the last service's.
 flags:`)
 		fs.PrintDefaults()
 	}
-	fs.BoolVar(&f.infraOnly, "infra-only", false, "start only Kafka, the schema registry and PostgreSQL")
+	fs.BoolVar(&f.infraOnly, "infra-only", false, "start only Kafka, the schema registry, PostgreSQL and S3")
 	fs.IntVar(&f.kafkaPort, "kafka-port", 19092, "Kafka port on 127.0.0.1 (0: any free port; unused with KAFKA_BROKERS)")
 	fs.IntVar(&f.registryPort, "registry-port", 18081, "schema registry port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.pgPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&f.s3Port, "s3-port", 0, "in-process S3 port on 127.0.0.1 (0: any free port; unused with S3_ENDPOINT)")
 	fs.IntVar(&f.httpBasePort, "http-base-port", 9101, "metrics and health port of the first service, the others follow (0: any free ports)")
-	fs.StringVar(&f.dir, "dir", ".dev", "directory for PostgreSQL's data and the service binaries")
+	fs.StringVar(&f.dir, "dir", ".dev", "directory for PostgreSQL's data, the S3 objects and the service binaries")
 	fs.IntVar(&f.partitions, "partitions", 3, "partitions of the topics created")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 60*time.Second, "how long the services may take to become ready")
-	fs.Var(f.scale, "scale", "processes per service, name=N[,name=N…] (cleaner, loader, scorer; default 1 each)")
+	fs.Var(f.scale, "scale", "processes per service, name=N[,name=N…] (cleaner, loader, lake, scorer; default 1 each)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -166,6 +176,8 @@ type devStack struct {
 	// pg is the embedded PostgreSQL server; nil with an outside
 	// DATABASE_URL.
 	pg *embedded.Postgres
+	// s3 is the embedded S3 server; nil with an outside S3_ENDPOINT.
+	s3 *embedded.S3
 }
 
 func (d *devStack) logf(format string, args ...any) {
@@ -229,6 +241,31 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.logf("postgres: using DATABASE_URL from the environment")
 	}
 
+	var s3Endpoints []string
+	if d.env["S3_ENDPOINT"] == "" {
+		var s3 *embedded.S3
+		if s3, err = embedded.StartS3(embedded.S3Options{Dir: filepath.Join(dir, "s3"), Port: d.flags.s3Port}); err != nil {
+			return err
+		}
+		defer func() {
+			if closeErr := s3.Close(); closeErr != nil {
+				err = errors.Join(err, closeErr)
+			}
+		}()
+		d.s3 = s3
+		// The secret goes by its file, as credentials should: not in
+		// the services' environments nor on the terminal.
+		s3Endpoints = []string{
+			"S3_ENDPOINT=" + s3.Endpoint(),
+			"S3_BUCKET=" + s3.Bucket(),
+			"S3_ACCESS_KEY=" + s3.AccessKey(),
+			"S3_SECRET_KEY_FILE=" + s3.SecretKeyFile(),
+		}
+		d.logf("s3 (in-process, encrypted at rest in %s) on %s", s3.Dir(), s3.Endpoint())
+	} else {
+		d.logf("s3: using S3_ENDPOINT from the environment (%s)", d.env["S3_ENDPOINT"])
+	}
+
 	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
 	topics, err := createTopics(ctx, kcfg, datasets)
 	if err != nil {
@@ -241,6 +278,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		"SCHEMA_REGISTRY_URL=" + reg.URL(),
 		"DATABASE_URL=" + dbURL,
 	}
+	endpoints = append(endpoints, s3Endpoints...)
 	processes := 0
 	for _, name := range serviceNames() {
 		processes += d.flags.replicas(name)
@@ -362,6 +400,11 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 				"RUN_ID="+cmpOr(d.env["RUN_ID"], "dev"),
 				"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
 			)
+			if service == "lake" {
+				// A short idle cut, so that a quiet dev stack's lake
+				// catches up within seconds.
+				env = append(env, "LAKE_FLUSH_INTERVAL="+cmpOr(d.env["LAKE_FLUSH_INTERVAL"], "2s"))
+			}
 			c, err := startChild(name, filepath.Join(bin, service), env, addr, d.prefix(service, name), d.out, d.exited)
 			if err != nil {
 				return err
@@ -392,7 +435,7 @@ func (d *devStack) prefix(service, name string) string {
 	if !d.colour {
 		return p
 	}
-	colours := []string{"36", "32", "33", "35", "34"}
+	colours := []string{"36", "32", "33", "91", "35", "34"}
 	for i, s := range serviceNames() {
 		if s == service {
 			return "\x1b[" + colours[i%len(colours)] + "m" + p + "\x1b[0m"

@@ -205,8 +205,8 @@ func parseWhen(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: want RFC 3339 (2024-05-01T12:30:00Z), YYYY-MM-DD or YYYY-MM-DDTHH", s)
 }
 
-// lakeObject is one object of the dataset, as its key describes it.
-type lakeObject struct {
+// archivedObject is one object of the dataset, as its key describes it.
+type archivedObject struct {
 	key       string
 	size      int64
 	partition int32
@@ -216,8 +216,8 @@ type lakeObject struct {
 
 // parseObjectKey reads the partition, start offset and hour of a key
 // lake.Key made: …/dt=YYYY-MM-DD/hour=HH/<topic>-<partition>-<start>.parquet.
-func parseObjectKey(key string) (lakeObject, error) {
-	o := lakeObject{key: key}
+func parseObjectKey(key string) (archivedObject, error) {
+	o := archivedObject{key: key}
 	dir, file := path.Split(key)
 	base, ok := strings.CutSuffix(file, ".parquet")
 	parts := strings.Split(base, "-")
@@ -275,8 +275,8 @@ type partReplay struct {
 
 // list lists the dataset's objects in the order replay reads them:
 // partition, then start offset.
-func (r *replayer) list(ctx context.Context, prefix string) ([]lakeObject, error) {
-	var objects []lakeObject
+func (r *replayer) list(ctx context.Context, prefix string) ([]archivedObject, error) {
+	var objects []archivedObject
 	for o, err := range r.store.List(ctx, lake.DatasetPrefix(prefix, r.dataset)) {
 		if err != nil {
 			return nil, fmt.Errorf("replay: list %s: %w", r.where, err)
@@ -291,7 +291,7 @@ func (r *replayer) list(ctx context.Context, prefix string) ([]lakeObject, error
 	if len(objects) == 0 {
 		return nil, fmt.Errorf("replay: the lake holds nothing of %s: no object under %s", r.dataset, r.where)
 	}
-	slices.SortFunc(objects, func(a, b lakeObject) int {
+	slices.SortFunc(objects, func(a, b archivedObject) int {
 		return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.start, b.start))
 	})
 	return objects, nil
@@ -300,7 +300,7 @@ func (r *replayer) list(ctx context.Context, prefix string) ([]lakeObject, error
 // run replays objects, in their order. A produce error stops it: what was
 // acknowledged before stays published, and the error says where it
 // stopped.
-func (r *replayer) run(ctx context.Context, objects []lakeObject) error {
+func (r *replayer) run(ctx context.Context, objects []archivedObject) error {
 	r.parts = map[int32]*partReplay{}
 	var pending []*kgo.Record
 	var pendingFrom map[int32]int64 // partition → first offset in pending
@@ -355,7 +355,7 @@ func (r *replayer) run(ctx context.Context, objects []lakeObject) error {
 
 // object reads one object and hands each of its rows in the window, as a
 // record of the raw topic, to emit.
-func (r *replayer) object(ctx context.Context, o lakeObject, emit func(rec *kgo.Record, partition int32, offset int64) error) error {
+func (r *replayer) object(ctx context.Context, o archivedObject, emit func(rec *kgo.Record, partition int32, offset int64) error) error {
 	ra, size, err := r.store.Get(ctx, o.key)
 	if err != nil {
 		return fmt.Errorf("replay: get %s: %w", o.key, err)

@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,9 +37,10 @@ const DefaultS3Bucket = "datamill-lake"
 
 // Files of an S3 directory.
 const (
-	s3DataFile  = "objects.db"       // the bolt database of buckets and objects
-	s3CredsFile = "credentials.json" // the access key pair, 0600
-	s3KeyFile   = "sse.key"          // the 32-byte AES-256 key of the bodies, 0600
+	s3DataFile      = "objects.db" // the bolt database of buckets and objects
+	s3AccessKeyFile = "access_key" // the access key id, 0600
+	s3SecretKeyFile = "secret_key" // its secret, 0600
+	s3KeyFile       = "sse.key"    // the 32-byte AES-256 key of the bodies, 0600
 )
 
 // s3BoltTimeout bounds the wait for the data file's lock: another process
@@ -77,10 +78,7 @@ type S3 struct {
 	closeErr  error
 }
 
-type s3Credentials struct {
-	AccessKey string `json:"access_key"`
-	SecretKey string `json:"secret_key"`
-}
+type s3Credentials struct{ AccessKey, SecretKey string }
 
 // StartS3 opens (or creates) the S3 directory, creates the bucket when
 // missing and serves until Close.
@@ -146,26 +144,23 @@ func StartS3(opts S3Options) (_ *S3, err error) {
 }
 
 func (s *S3) loadCredentials() error {
-	path := filepath.Join(s.dir, s3CredsFile)
-	raw, err := loadOrCreateSecret(path, func() ([]byte, error) {
+	id, err := loadOrCreateSecret(filepath.Join(s.dir, s3AccessKeyFile), func() ([]byte, error) {
 		id, err := randomString(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-		if err != nil {
-			return nil, err
-		}
-		secret, err := randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(s3Credentials{AccessKey: id, SecretKey: secret})
+		return []byte(id), err
 	})
 	if err != nil {
-		return fmt.Errorf("s3 credentials: %w", err)
+		return fmt.Errorf("s3 access key: %w", err)
 	}
-	if err := json.Unmarshal(raw, &s.creds); err != nil {
-		return fmt.Errorf("s3 credentials %s: %w", path, err)
+	secret, err := loadOrCreateSecret(s.SecretKeyFile(), func() ([]byte, error) {
+		secret, err := randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+		return []byte(secret), err
+	})
+	if err != nil {
+		return fmt.Errorf("s3 secret key: %w", err)
 	}
+	s.creds = s3Credentials{AccessKey: strings.TrimSpace(string(id)), SecretKey: strings.TrimSpace(string(secret))}
 	if s.creds.AccessKey == "" || s.creds.SecretKey == "" {
-		return fmt.Errorf("s3 credentials %s: access or secret key empty", path)
+		return fmt.Errorf("s3 credentials in %s: access or secret key empty", s.dir)
 	}
 	return nil
 }
@@ -230,6 +225,10 @@ func (s *S3) AccessKey() string { return s.creds.AccessKey }
 
 // SecretKey is the secret of AccessKey.
 func (s *S3) SecretKey() string { return s.creds.SecretKey }
+
+// SecretKeyFile is the file that holds SecretKey (readable by this user
+// only), for S3_SECRET_KEY_FILE.
+func (s *S3) SecretKeyFile() string { return filepath.Join(s.dir, s3SecretKeyFile) }
 
 // Dir is the directory of the objects, credentials and key.
 func (s *S3) Dir() string { return s.dir }

@@ -334,6 +334,9 @@ func TestS3RestartKeepsObjectsAndCredentials(t *testing.T) {
 	if second.AccessKey() != ak || second.SecretKey() != sk {
 		t.Errorf("restart changed the credentials")
 	}
+	if b, err := os.ReadFile(second.SecretKeyFile()); err != nil || string(b) != sk {
+		t.Errorf("SecretKeyFile holds %q, %v; want the secret key", b, err)
+	}
 	got, err := getObject(t, s3Client(t, second, ak, sk), "lake", "a/b", minio.GetObjectOptions{})
 	if err != nil || string(got) != "kept" {
 		t.Errorf("get a/b after restart = %q, %v; want kept", got, err)

@@ -57,20 +57,21 @@ func (c *Config) Validate() error {
 }
 
 // secret returns the value of variable name: plain, or read from file and
-// trimmed of trailing newlines. Both set is an error.
+// trimmed of trailing newlines. Both set is an error, unless plain is what
+// the file holds (Validate ran before).
 func secret(name, plain, file string) (string, error) {
 	if file == "" {
 		return plain, nil
 	}
-	if plain != "" {
-		return plain, fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
-	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("%s_FILE: %w", name, err)
+		return plain, fmt.Errorf("%s_FILE: %w", name, err)
 	}
 	v := strings.TrimRight(string(b), "\r\n")
-	if v == "" {
+	switch {
+	case plain != "" && plain != v:
+		return plain, fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
+	case v == "":
 		return "", fmt.Errorf("%s_FILE %s: empty", name, file)
 	}
 	return v, nil

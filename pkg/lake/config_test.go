@@ -187,3 +187,20 @@ func TestParseUserMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateTwice checks that a configuration whose credentials were
+// read from files validates again (OpenStore validates what Parse did).
+func TestValidateTwice(t *testing.T) {
+	c := Config{
+		Endpoint: "http://127.0.0.1:9000", Bucket: "datamill-lake", Prefix: "raw", SSE: "s3",
+		AccessKeyFile: writeFile(t, "ak", "from-file\n"), SecretKeyFile: writeFile(t, "sk", "secret-from-file\n"),
+	}
+	for i := range 2 {
+		if err := c.Validate(); err != nil {
+			t.Fatalf("validate %d: %v", i+1, err)
+		}
+	}
+	if c.AccessKey != "from-file" || c.SecretKey != "secret-from-file" {
+		t.Errorf("credentials %q/%q, want from-file/secret-from-file", c.AccessKey, c.SecretKey)
+	}
+}

@@ -100,6 +100,9 @@ func (w *Writer) Write(rec map[string]any, env Envelope) error {
 	if w.closed {
 		return errors.New("lake writer: write after close")
 	}
+	if env.SchemaID < math.MinInt32 || env.SchemaID > math.MaxInt32 {
+		return fmt.Errorf("record at %s/%d@%d: schema id %d out of range", env.Topic, env.Partition, env.Offset, env.SchemaID)
+	}
 	for i := range w.cols {
 		w.cols[i] = w.cols[i][:0]
 	}
@@ -111,9 +114,6 @@ func (w *Writer) Write(rec map[string]any, env Envelope) error {
 	w.add(envelope[1], parquet.Int32Value(env.Partition), 0, 0)
 	w.add(envelope[2], parquet.Int64Value(env.Offset), 0, 0)
 	w.add(envelope[3], parquet.Int64Value(env.Timestamp.UnixMicro()), 0, 0)
-	if env.SchemaID < math.MinInt32 || env.SchemaID > math.MaxInt32 {
-		return fmt.Errorf("record at %s/%d@%d: schema id %d out of range", env.Topic, env.Partition, env.Offset, env.SchemaID)
-	}
 	w.add(envelope[4], parquet.Int32Value(int32(env.SchemaID)), 0, 0)
 	if env.Key == nil {
 		w.nulls(envelope[5], 0, 0)
@@ -315,6 +315,13 @@ func integer(v any) (int64, bool) {
 	return 0, false
 }
 
+// Size is about how many bytes the object has so far: those written to w
+// and those buffered for the current row group, without the footer. The
+// buffered bytes are not yet compressed, so Size may shrink when a row
+// group is written. The same rows give the same Size, for deterministic
+// cuts.
+func (w *Writer) Size() int64 { return w.pw.Size() }
+
 // Close writes m into the file's metadata and ends the file; m.Records is
 // set to the number of rows written, and m.Schema is not used (the
 // Writer's schema is).
@@ -346,8 +353,14 @@ type File struct {
 	root *node
 }
 
-// Open reads a lake object's metadata: its schema and offset range.
-func Open(r io.ReaderAt, size int64) (*File, error) {
+// Open reads a lake object's metadata: its schema and offset range. A
+// corrupt object is an error, also where the Parquet library would panic.
+func Open(r io.ReaderAt, size int64) (f *File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("open parquet file: corrupt: %v", p)
+		}
+	}()
 	pf, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("open parquet file: %w", err)
@@ -401,7 +414,8 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 }
 
 // Rows yields the object's rows in offset order (the order they were
-// written in); it stops at the first error.
+// written in); it stops at the first error. A corrupt object is an error,
+// also where the Parquet library would panic.
 func (f *File) Rows() iter.Seq2[Row, error] {
 	return func(yield func(Row, error) bool) {
 		buf := make([]parquet.Row, 64)
@@ -410,7 +424,7 @@ func (f *File) Rows() iter.Seq2[Row, error] {
 		for _, rg := range f.pf.RowGroups() {
 			rows := rg.Rows()
 			for {
-				n, err := rows.ReadRows(buf)
+				n, err := readRows(rows, buf)
 				for _, row := range buf[:n] {
 					r, err := f.assemble(row, cols, cur)
 					if !yield(r, err) || err != nil {
@@ -433,6 +447,17 @@ func (f *File) Rows() iter.Seq2[Row, error] {
 			}
 		}
 	}
+}
+
+// readRows is rows.ReadRows(buf), with a panic of the Parquet library on
+// corrupt data made an error.
+func readRows(rows parquet.Rows, buf []parquet.Row) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n, err = 0, fmt.Errorf("corrupt: %v", p)
+		}
+	}()
+	return rows.ReadRows(buf)
 }
 
 // assemble is the Row of Parquet row pr.
@@ -550,7 +575,11 @@ func (a *assembler) value(n *node) (any, error) {
 				}
 				list = append(list, e)
 			} else {
-				k := string(a.cols[n.first][a.cur[n.first]].ByteArray())
+				kv, err := a.peek(n)
+				if err != nil {
+					return nil, err
+				}
+				k := string(kv.ByteArray())
 				a.cur[n.first]++
 				e, err := a.value(n.elem)
 				if err != nil {

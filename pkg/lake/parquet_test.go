@@ -422,13 +422,28 @@ func TestRowGroupBytes(t *testing.T) {
 		t.Fatalf("new writer: %v", err)
 	}
 	w.groupBytes = 16 << 10
-	for _, x := range in {
+	twin, err := NewWriter(io.Discard, d.Raw)
+	if err != nil {
+		t.Fatalf("new writer: %v", err)
+	}
+	twin.groupBytes = w.groupBytes
+	var last int64
+	for i, x := range in {
 		if err := w.Write(x.rec, x.env); err != nil {
 			t.Fatalf("write: %v", err)
+		}
+		if err := twin.Write(x.rec, x.env); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if last = w.Size(); last <= 0 || last != twin.Size() {
+			t.Fatalf("size after %d writes: %d, and %d for the same rows", i+1, last, twin.Size())
 		}
 	}
 	if err := w.Close(Meta{Dataset: "users", Topic: "raw.users"}); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+	if int64(buf.Len()) < last/4 || int64(buf.Len()) > 2*last {
+		t.Errorf("object of %d bytes, Size said %d before Close", buf.Len(), last)
 	}
 	f, rows := readObject(t, buf.Bytes())
 	if n := len(f.pf.RowGroups()); n < 2 {

@@ -30,11 +30,16 @@ type Store struct {
 }
 
 // OpenStore connects to the bucket of cfg; it does not create it, nor
-// talk to the server (Ping does). cfg must have been validated.
+// talk to the server (Ping does). It validates cfg (reading the *_FILE
+// credentials) first. Every call of the Store makes one attempt: a
+// transient error is the caller's to retry.
 func OpenStore(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("lake store: %w", err)
+	}
 	u, err := endpoint(cfg.Endpoint)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lake store: %w", err)
 	}
 	secure := u.Scheme == "https"
 	tr, err := minio.DefaultTransport(secure)
@@ -54,6 +59,9 @@ func OpenStore(ctx context.Context, cfg Config) (*Store, error) {
 		Transport:    tr,
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
+		// One attempt per call: callers retry transient errors through
+		// pkg/retry, and an untrusted certificate fails at once.
+		MaxRetries: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w", cfg.Endpoint, err)
