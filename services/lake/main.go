@@ -60,6 +60,16 @@
 // fails closed and writes nothing more. Other failures of the store or the
 // database are retried with backoff, the sink not ready meanwhile.
 //
+// # Readiness and metrics
+//
+// The /readyz component lake_<dataset> is ready once S3 answered and the
+// sink joined its group; while S3 does not answer, or an upload or the
+// manifest is being retried, it is not, with the reason. The sink reports
+// the stage family with stage="lake" (records and bytes archived, consumer
+// lag) and datamill_lake_* series (objects by outcome, object bytes, bytes
+// buffered, upload time, records skipped); the manifest's bytes are the
+// stored bytes of its eco samples, as HDD-class storage.
+//
 // # Settings
 //
 // S3_ENDPOINT is required, with the other S3_* variables of lake.Config.
@@ -119,7 +129,8 @@ type sinkConfig struct {
 	// that long.
 	FlushInterval time.Duration `env:"LAKE_FLUSH_INTERVAL" envDefault:"1m"`
 	// MaxBuffer caps the bytes of record values buffered by the process,
-	// shared equally between its datasets.
+	// shared equally between its datasets; a record larger than a
+	// dataset's share is buffered alone.
 	MaxBuffer int `env:"LAKE_MAX_BUFFER" envDefault:"33554432"`
 	// SpoolDir holds an object's file while it is written and uploaded;
 	// empty is the system's temporary directory.
@@ -154,6 +165,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 // archive runs the sink of every dataset until ctx ends or one fails.
 func archive(ctx context.Context, p *service.Process, cfg settings) error {
+	for _, ds := range cfg.Datasets {
+		p.Telemetry.SetReady(component(ds), false, "starting")
+	}
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	if err != nil {
 		return err
@@ -193,12 +207,16 @@ func archive(ctx context.Context, p *service.Process, cfg settings) error {
 			store: store, db: pool, codec: codec, log: p.Log.Named(ds), metrics: m,
 			maxBuffer: max(cfg.Sink.MaxBuffer/len(cfg.Datasets), 1),
 			writtenBy: fmt.Sprintf("%s:%d", host, os.Getpid()),
-			ready:     func(ready bool, reason string) { p.Telemetry.SetReady("lake_"+ds, ready, reason) },
+			ready:     func(ready bool, reason string) { p.Telemetry.SetReady(component(ds), ready, reason) },
 		}
 		runs = append(runs, s.run)
 	}
 	return service.RunAll(ctx, runs...)
 }
+
+// component is the /readyz component of a dataset's sink: ready once S3
+// answered and the sink joined its group.
+func component(dataset string) string { return "lake_" + dataset }
 
 // storedBytes is what the lake keeps: the bytes of every object of the
 // manifest.

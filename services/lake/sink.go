@@ -114,11 +114,15 @@ func (s *sink) run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.SessionTimeout(s.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(s.cfg.SessionTimeout/3, 3*time.Second)),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("datamill-"+stageName),
 		kgo.FetchMaxBytes(4<<20),
 		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.AdjustFetchOffsetsFn(s.assigned),
+		// Called after every join, even with nothing assigned: the sink
+		// is in its group.
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { s.setReady(true, "") }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, rv map[string][]int32) {
 			s.log.Info("partitions revoked", zap.Int32s("partitions", rv[topic]))
 			s.forget(rv[topic])
@@ -138,6 +142,13 @@ func (s *sink) run(ctx context.Context) error {
 	if err := kafka.EnsureTopics(ctx, cl, s.kafka, topic); err != nil {
 		return fmt.Errorf("lake %s: %w", s.dataset, err)
 	}
+	// Work on what was read outlives ctx by a grace period, so that a
+	// cut in flight finishes and shutdown archives what is buffered;
+	// ctx still ends polling.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancelWork) })
+	defer stopGrace()
 	tick := max(min(s.cfg.FlushInterval/2, time.Second), 10*time.Millisecond)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, tick)
@@ -146,37 +157,31 @@ func (s *sink) run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return nil
 		}
-		if ctx.Err() != nil {
-			// Shutdown: archive what was read, within a bound.
-			work, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := s.add(work, cl, fetches)
-			if err == nil {
-				err = s.flush(work, cl, func(*partition) bool { return true })
-			}
-			cancel()
-			cl.AllowRebalance()
-			return err
-		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				s.log.Warn("fetch", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 			}
 		})
-		err := s.add(ctx, cl, fetches)
+		err := s.add(work, cl, fetches)
 		if err == nil {
 			now := time.Now()
-			err = s.flush(ctx, cl, func(pt *partition) bool { return now.Sub(pt.grew) >= s.cfg.FlushInterval })
+			shutdown := ctx.Err() != nil
+			err = s.flush(work, cl, func(pt *partition) bool { return shutdown || now.Sub(pt.grew) >= s.cfg.FlushInterval })
 		}
 		cl.AllowRebalance()
-		if err != nil {
-			if ctx.Err() != nil && !fatal(err) {
-				return nil
-			}
+		switch {
+		case err != nil:
 			s.setReady(false, err.Error())
 			return err
+		case ctx.Err() != nil:
+			return nil
 		}
 	}
 }
+
+// shutdownGrace bounds the work of a sink after its context ended: the
+// cut in flight and the last cut of every buffer.
+const shutdownGrace = 30 * time.Second
 
 func (s *sink) setReady(ready bool, reason string) {
 	if s.ready != nil {
@@ -210,7 +215,6 @@ func (s *sink) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		s.mu.Unlock()
 		s.log.Info("partition assigned", zap.Int32("partition", p), zap.Int64("offset", start))
 	}
-	s.setReady(true, "")
 	return offsets, nil
 }
 
@@ -248,7 +252,7 @@ func (s *sink) add(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) err
 			return
 		}
 		last := fp.Records[len(fp.Records)-1].Offset
-		s.metrics.stage.Lag(stageName, s.dataset, fp.Partition, max(fp.HighWatermark-last-1, 0))
+		s.metrics.stage.Lag(stageName, s.dataset, fp.Partition, max(fp.LastStableOffset-last-1, 0))
 		for _, r := range fp.Records {
 			if err = s.offer(ctx, cl, fp.Partition, r); err != nil {
 				return
@@ -269,8 +273,8 @@ func (s *sink) offer(ctx context.Context, cl *kgo.Client, p int32, r *kgo.Record
 	if pt.start < 0 {
 		pt.start = r.Offset
 	}
-	if r.Offset < pt.start {
-		return nil // archived already
+	if r.Offset < pt.start || len(pt.recs) > 0 && r.Offset <= pt.recs[len(pt.recs)-1].offset {
+		return nil // archived or buffered already
 	}
 	ts := r.Timestamp.UTC()
 	if len(pt.recs) > 0 && !ts.Truncate(time.Hour).Equal(pt.recs[0].ts.Truncate(time.Hour)) {
