@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -70,24 +73,32 @@ type lakeQuery struct {
 }
 
 // queryLake asks DuckDB, through testdata/lake_duckdb.py, about the
-// objects of dataset in the lake the S3_* variables of eps describe (an
-// http endpoint).
+// objects of dataset in the lake the S3_* variables of eps (or of the
+// environment) describe.
 func queryLake(ctx context.Context, t testing.TB, eps map[string]string, dataset string) lakeQuery {
 	t.Helper()
 	pythonPath, httpfs := duckDB(t)
-	// The configuration reads the secret's file, as the services do.
-	cfg, err := lakeConfig(eps)
+	// The stack's endpoints, else the environment's S3 (which the stack
+	// then used); the configuration reads the secret's file, as the
+	// services do.
+	env := config.ToMap(os.Environ())
+	maps.Copy(env, eps)
+	cfg, err := lakeConfig(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoint := strings.TrimPrefix(cfg.Endpoint, "http://")
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/lake_duckdb.py", endpoint, cfg.Bucket, cfg.Prefix, dataset, httpfs)
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath, "S3_ACCESS_KEY="+cfg.AccessKey, "S3_SECRET_KEY="+cfg.SecretKey)
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := strconv.FormatBool(u.Scheme == "https")
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/lake_duckdb.py", u.Host, tls, cfg.Bucket, cfg.Prefix, dataset, httpfs)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath, "S3_ACCESS_KEY="+cfg.AccessKey, "S3_SECRET_KEY="+cfg.SecretKey, "S3_CA_FILE="+cfg.CAFile)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("DuckDB on the lake at %s: %v\n%s", endpoint, err, stderr.String())
+		t.Fatalf("DuckDB on the lake at %s: %v\n%s", cfg.Endpoint, err, stderr.String())
 	}
 	var q lakeQuery
 	if err := json.Unmarshal(out, &q); err != nil {

@@ -1,10 +1,11 @@
 """Reads a dataset of the lake with DuckDB, as an analyst would, and prints
 what lake_duckdb_test.go reconciles against the topic, as one JSON object.
 
-Arguments: the S3 endpoint (host:port), the bucket, the key prefix (raw),
-the dataset, and the path of the httpfs extension (the PyPI package
-duckdb-extension-httpfs ships it: no download). The credentials come from
-S3_ACCESS_KEY and S3_SECRET_KEY in the environment.
+Arguments: the S3 endpoint (host:port), whether it speaks TLS (true or
+false), the bucket, the key prefix (raw), the dataset, and the path of the
+httpfs extension (the PyPI package duckdb-extension-httpfs ships it: no
+download). The credentials come from S3_ACCESS_KEY and S3_SECRET_KEY in the
+environment; S3_CA_FILE, when set, is the CA to trust over TLS.
 """
 
 import json
@@ -13,7 +14,7 @@ import sys
 
 import duckdb
 
-endpoint, bucket, prefix, dataset, httpfs = sys.argv[1:6]
+endpoint, use_ssl, bucket, prefix, dataset, httpfs = sys.argv[1:7]
 
 con = duckdb.connect()
 con.execute(f"LOAD '{httpfs}'")
@@ -26,8 +27,11 @@ def quote(s):
 con.execute(
     f"""CREATE SECRET lake (TYPE s3, KEY_ID {quote(os.environ["S3_ACCESS_KEY"])},
         SECRET {quote(os.environ["S3_SECRET_KEY"])}, ENDPOINT {quote(endpoint)},
-        URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')"""
+        URL_STYLE 'path', USE_SSL {"true" if use_ssl == "true" else "false"}, REGION 'us-east-1')"""
 )
+if os.environ.get("S3_CA_FILE"):
+    con.execute(f"SET ca_cert_file = {quote(os.environ['S3_CA_FILE'])}")
+    con.execute("SET enable_server_cert_verification = true")
 con.execute(
     f"""CREATE VIEW events AS SELECT * FROM read_parquet(
         's3://{bucket}/{prefix}/dataset={dataset}/*/*/*.parquet', hive_partitioning = true)"""
