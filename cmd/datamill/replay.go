@@ -147,7 +147,7 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	r.bar = progress.New(stderr, log, "replay "+dataset, total, 10*time.Second)
 	err = r.run(ctx, objects)
 	r.bar.Finish()
-	r.report(stdout, *dryRun)
+	r.report(stdout, *dryRun, err)
 	return err
 }
 
@@ -262,7 +262,8 @@ type replayer struct {
 
 	objects, skipped int
 	bytes            int64
-	records          int64
+	records          int64 // read in the window
+	published        int64 // acknowledged
 	parts            map[int32]*partReplay
 }
 
@@ -317,6 +318,7 @@ func (r *replayer) run(ctx context.Context, objects []archivedObject) error {
 			return fmt.Errorf("replay: publish %d records to %s: %w; stopped there, the records before are published (unsure: %s); replaying again is safe, events keep their ids",
 				len(pending), r.topic, err, strings.Join(at, ", "))
 		}
+		r.published += int64(len(pending))
 		pending, pendingFrom = pending[:0], nil
 		return nil
 	}
@@ -429,14 +431,18 @@ func (r *replayer) codec(ctx context.Context, s avro.Schema) (*serde.Codec[map[s
 	return c, nil
 }
 
-// report prints what was (or, in a dry run, would be) replayed.
-func (r *replayer) report(w io.Writer, dryRun bool) {
-	verb := "replayed"
-	if dryRun {
-		verb = "would replay"
+// report prints what was (or, in a dry run, would be) replayed; after
+// err, what was published of what was read.
+func (r *replayer) report(w io.Writer, dryRun bool, err error) {
+	what := fmt.Sprintf("replayed %d", r.published)
+	switch {
+	case dryRun:
+		what = fmt.Sprintf("would replay %d", r.records)
+	case err != nil:
+		what = fmt.Sprintf("stopped after publishing %d of %d", r.published, r.records)
 	}
-	fmt.Fprintf(w, "%s %d %s records in %s from %d objects of %s (%d outside the window not read) to %s\n",
-		verb, r.records, r.dataset, r.window, r.objects, r.where, r.skipped, r.topic)
+	fmt.Fprintf(w, "%s %s records in %s from %d objects of %s (%d outside the window not read) to %s\n",
+		what, r.dataset, r.window, r.objects, r.where, r.skipped, r.topic)
 	for _, p := range slices.Sorted(maps.Keys(r.parts)) {
 		s := r.parts[p]
 		if s.records == 0 {

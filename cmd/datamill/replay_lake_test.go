@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -332,5 +335,50 @@ func withLakeStack(t *testing.T, s3env, env []string, fn func(ctx context.Contex
 	if err := d.run(t.Context()); err != nil {
 		b, _ := os.ReadFile(logs.Name())
 		t.Fatalf("stack: %v\nservices' log (end):\n%s", err, lastLines(string(b), 40))
+	}
+}
+
+// A produce the broker refuses (records larger than the topic takes)
+// stops the replay with the error and where the unsure records begin.
+func TestReplayStopsOnAProduceError(t *testing.T) {
+	ctx := t.Context()
+	s3env := startS3(t)
+	lcfg, err := lakeConfig(config.ToMap(s3env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.OpenStore(ctx, lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := lookUp(nil, io.Discard, "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 5, 1, 6, 0, 0, 0, time.UTC)
+	writeLakeObject(t, store, ds.Raw, 1, 7, lakeEvent{7, at}, lakeEvent{8, at.Add(time.Second)})
+
+	k := testkit.KafkaCluster(t)
+	cl, err := kafka.NewClient(kafka.Config{Brokers: k.Brokers()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	small := "100"
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &small}, "raw.users")
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append([]string{"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t)}, s3env...)
+	var out strings.Builder
+	err = run(ctx, []string{"replay", "users", "--from-lake"}, env, &out, io.Discard)
+	if err == nil || !errors.Is(err, kerr.MessageTooLarge) || !strings.Contains(err.Error(), "(unsure: partition 1 from offset 7)") {
+		t.Fatalf("replay into a topic that takes 100 bytes = %v, want MESSAGE_TOO_LARGE and where the unsure records begin", err)
+	}
+	if !strings.Contains(out.String(), "stopped after publishing 0 of 2 users records") {
+		t.Errorf("replay's summary after the error:\n%s", out.String())
 	}
 }
