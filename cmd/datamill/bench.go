@@ -55,7 +55,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, and its heap profile at the end of those 10 s, into this directory")
 	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains the dataset's model, then publishes N\ngenerated records of --dataset to raw.<dataset> at full speed or at --rate\nand follows them to scored.<dataset>. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput, consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains the dataset's model, then publishes N\ngenerated records of --dataset to raw.<dataset> at full speed or at --rate\nand follows them to scored.<dataset>. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput (the lake sink's beside them), consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -471,11 +471,11 @@ func (b *benchRun) readScored(ctx context.Context) error {
 }
 
 // drained tells whether every stage has handled every event: the cleaner
-// took them all, the loader and the scorer all their predecessor's
-// output, and the scored records were read back.
+// and the lake sink took them all, the loader and the scorer all their
+// predecessor's output, and the scored records were read back.
 func (b *benchRun) drained(ctx context.Context) (bool, error) {
 	counts := map[string]stageCounts{}
-	for _, st := range []string{"cleaner", "loader", "scorer"} {
+	for _, st := range benchStages {
 		c, err := scrape(ctx, b.svc[st], st)
 		if err != nil {
 			return false, err
@@ -483,6 +483,7 @@ func (b *benchRun) drained(ctx context.Context) (bool, error) {
 		counts[st] = c
 	}
 	return counts["cleaner"].in == b.flags.events &&
+		counts["lake"].in == b.flags.events &&
 		counts["loader"].in == counts["cleaner"].out &&
 		counts["scorer"].in == counts["loader"].out &&
 		int(b.scoredSeen.Load()) == counts["scorer"].out, nil
@@ -623,6 +624,9 @@ func (r *benchReport) print(w io.Writer) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "wall time by phase, s\t"+strings.Join(stage.Phases, "\t")+"\t")
 	for _, s := range r.Stages {
+		if s.PhaseSeconds == nil {
+			continue // not a batch-cycle stage
+		}
 		fmt.Fprintf(tw, "%s\t", s.Name)
 		for _, ph := range stage.Phases {
 			fmt.Fprintf(tw, "%.1f\t", s.PhaseSeconds[ph])

@@ -51,7 +51,14 @@ type watchSample struct {
 	rss map[string]float64 // MiB
 }
 
-var benchStages = []string{"cleaner", "loader", "scorer"}
+// benchStages are the consuming steps whose records and lag bench
+// follows: the stages, and the lake sink beside them (its own group on
+// raw.<dataset>).
+var benchStages = []string{"cleaner", "loader", "scorer", "lake"}
+
+// phasedStages are those of benchStages that run pkg/stage's batch cycle,
+// whose phases they time; the lake sink has none.
+var phasedStages = []string{"cleaner", "loader", "scorer"}
 
 func newWatcher(b *benchRun) *watcher {
 	self := "datamill bench (kfake, registry, producer, reader)"
@@ -79,7 +86,7 @@ func newWatcher(b *benchRun) *watcher {
 // batch cycle (datamill_stage_phase_seconds_total).
 func (w *watcher) phases(ctx context.Context) map[string]map[string]float64 {
 	out := map[string]map[string]float64{}
-	for _, st := range benchStages {
+	for _, st := range phasedStages {
 		m, err := fetchMetrics(ctx, w.b.svc[st])
 		if err != nil {
 			continue
@@ -160,9 +167,11 @@ func (w *watcher) report() ([]benchStage, []lagPoint, []benchProcess) {
 			s.MaxLag = max(s.MaxLag, smp.lag[st])
 		}
 		s.Records = final
-		s.PhaseSeconds = map[string]float64{}
-		for _, ph := range stage.Phases {
-			s.PhaseSeconds[ph] = w.phases1[st][ph] - w.phases0[st][ph]
+		if slices.Contains(phasedStages, st) {
+			s.PhaseSeconds = map[string]float64{}
+			for _, ph := range stage.Phases {
+				s.PhaseSeconds[ph] = w.phases1[st][ph] - w.phases0[st][ph]
+			}
 		}
 		if to > from {
 			s.Seconds = (to - from).Seconds()

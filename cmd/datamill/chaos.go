@@ -26,6 +26,7 @@ import (
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/lake"
 	"github.com/datamill/datamill/pkg/retry"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
@@ -69,7 +70,9 @@ type chaosOutcome struct {
 	Predictions int
 	// MisKeyed counts scored records whose key is not their persisted
 	// event's.
-	MisKeyed    int               `json:"mis_keyed"`
+	MisKeyed int `json:"mis_keyed"`
+	// Lake is how the lake of the dataset compares with raw.<dataset>.
+	Lake        lakeReport        `json:"lake"`
 	predictions map[string]string // event id → the prediction's columns
 	persisted   map[string]string // event id → key, of persisted.<dataset>
 }
@@ -310,8 +313,11 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 		if err := <-faultsDone; err != nil {
 			return err
 		}
-		var err error
-		out, err = settle(ctx, kcfg, c.ds, eps, c.progress)
+		lcfg, err := lakeConfig(d.environ, eps)
+		if err != nil {
+			return err
+		}
+		out, err = settleWithLake(ctx, kcfg, c.ds, eps, lcfg, c.progress)
 		return err
 	}
 	if err := d.run(ctx); err != nil {
@@ -435,6 +441,13 @@ func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error
 // settle waits until every stage has committed everything before it, then
 // reads the outcome from the topics and the tables.
 func settle(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset, eps map[string]string, progress func(string, ...any)) (chaosOutcome, error) {
+	return settleWithLake(ctx, kcfg, ds, eps, lake.Config{}, progress)
+}
+
+// settleWithLake is settle, and when lcfg is enabled it also waits until
+// the lake sink has committed all of raw.<dataset>, then checks the lake
+// against that topic (chaosOutcome.Lake).
+func settleWithLake(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset, eps map[string]string, lcfg lake.Config, progress func(string, ...any)) (chaosOutcome, error) {
 	deadline := time.Now().Add(10 * time.Minute)
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
@@ -442,7 +455,11 @@ func settle(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset, eps map
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for _, step := range stageInputs(ds.Name) {
+	steps := stageInputs(ds.Name)
+	if lcfg.Enabled() {
+		steps = append(steps, lakeInput(ds.Name))
+	}
+	for _, step := range steps {
 		next, err := committedEnds(ctx, kcfg, step.topic)
 		if err != nil {
 			return chaosOutcome{}, err
@@ -451,7 +468,37 @@ func settle(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset, eps map
 			return chaosOutcome{}, err
 		}
 	}
-	return readOutcome(ctx, kcfg, ds, eps["SCHEMA_REGISTRY_URL"], eps["DATABASE_URL"])
+	o, err := readOutcome(ctx, kcfg, ds, eps["SCHEMA_REGISTRY_URL"], eps["DATABASE_URL"])
+	if err != nil || !lcfg.Enabled() {
+		return o, err
+	}
+	store, err := lake.OpenStore(ctx, lcfg)
+	if err != nil {
+		return o, err
+	}
+	if o.Lake, err = checkLake(ctx, store, lcfg.Prefix, ds.Name, kcfg); err != nil {
+		return o, fmt.Errorf("check the lake: %w", err)
+	}
+	return o, nil
+}
+
+// lakeInput is the lake sink's consumer group and the topic it archives.
+func lakeInput(dataset string) stageInput {
+	return stageInput{stage.Group("lake", dataset), kafka.Topic(kafka.Raw, dataset)}
+}
+
+// lakeConfig is the lake of a dev stack, as its services see it: the
+// variables of environ with the stack's endpoints over them.
+func lakeConfig(environ []string, eps map[string]string) (lake.Config, error) {
+	vars := slices.Clone(environ)
+	for _, k := range slices.Sorted(maps.Keys(eps)) {
+		vars = append(vars, k+"="+eps[k])
+	}
+	cfg, err := config.Parse[lake.Config](vars)
+	if err != nil {
+		return cfg, fmt.Errorf("the lake's configuration: %w", err)
+	}
+	return cfg, nil
 }
 
 // committedEnds reads topic (read_committed) and returns, per partition,
@@ -657,6 +704,15 @@ func reconcile(dataset string, ref, got chaosOutcome) []string {
 	if got.TableRows != got.DistinctValidIDs {
 		add("the %s table has %d rows for %d distinct valid ids", dataset, got.TableRows, got.DistinctValidIDs)
 	}
+	// The lake of each run holds each raw event exactly once.
+	for _, run := range []struct {
+		name string
+		o    chaosOutcome
+	}{{"undisturbed", ref}, {"under faults", got}} {
+		for _, p := range run.o.Lake.Problems {
+			add("the lake %s: %s", run.name, p)
+		}
+	}
 	return problems
 }
 
@@ -685,6 +741,11 @@ func (r *chaosReport) print(w io.Writer) {
 		{r.Dataset + " rows", r.Reference.TableRows, r.Chaos.TableRows},
 		{"  distinct valid ids", r.Reference.DistinctValidIDs, r.Chaos.DistinctValidIDs},
 		{schemas.PredictionsTable(r.Dataset) + " rows", r.Reference.Predictions, r.Chaos.Predictions},
+		{"lake objects", r.Reference.Lake.Objects, r.Chaos.Lake.Objects},
+		{"  rows", r.Reference.Lake.Rows, r.Chaos.Lake.Rows},
+		{"  distinct events", r.Reference.Lake.ArchivedEvents, r.Chaos.Lake.ArchivedEvents},
+		{"  raw records in none", r.Reference.Lake.Missing, r.Chaos.Lake.Missing},
+		{"  raw records in two", r.Reference.Lake.Doubled, r.Chaos.Lake.Doubled},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", row.name, row.ref, row.got)
 	}

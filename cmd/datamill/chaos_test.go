@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,6 +60,17 @@ func TestChaosLosesNothing(t *testing.T) {
 	if len(r.Problems) > 0 {
 		t.Errorf("problems: %v", r.Problems)
 	}
+	// The lake sink, killed among the others, archived every raw event
+	// exactly once in both runs.
+	for name, o := range map[string]chaosOutcome{"undisturbed": r.Reference, "under faults": r.Chaos} {
+		if l := o.Lake; l.Objects == 0 || l.Records != o.Raw || l.ArchivedEvents != o.Raw || l.Rows != o.Raw ||
+			l.Missing+l.Doubled+l.Strays != 0 || len(l.Problems) != 0 {
+			t.Errorf("lake %s: %s, problems %v; want the %d raw records each in one row", name, l, l.Problems, o.Raw)
+		}
+	}
+	if !slices.ContainsFunc(r.Faults, func(f chaosFault) bool { return f.What == "kill -9 lake" }) {
+		t.Errorf("faults %+v: the lake sink was never killed", r.Faults)
+	}
 }
 
 // TestReconcileFindsWhatFaultsBroke checks that each kind of damage a
@@ -94,6 +106,7 @@ func TestReconcileFindsWhatFaultsBroke(t *testing.T) {
 		"table row missing":        {func(o *chaosOutcome) { o.TableRows-- }, "users rows"},
 		"scored under another key": {func(o *chaosOutcome) { o.MisKeyed = 1 }, "carry another key"},
 		"prediction changed":       {func(o *chaosOutcome) { o.predictions["b"] = "9" }, "predictions differ"},
+		"lake doubled an event":    {func(o *chaosOutcome) { o.Lake.Problems = []string{"1 records of raw.users are in more than one row"} }, "the lake under faults: 1 records"},
 		"prediction missing": {func(o *chaosOutcome) {
 			delete(o.predictions, "c")
 			o.Predictions--

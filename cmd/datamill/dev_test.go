@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/lake"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -162,6 +163,9 @@ func (d *devRun) addrs(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	addrs = append(addrs, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	if s3, err := url.Parse(d.endpoints["S3_ENDPOINT"]); err == nil && s3.Host != "" {
+		addrs = append(addrs, s3.Host)
+	}
 	for _, s := range d.services {
 		addrs = append(addrs, s.addr)
 	}
@@ -187,10 +191,13 @@ func (d *devRun) assertGone(t *testing.T, addrs []string) {
 
 func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 	d := startDev(t, nil)
-	for _, k := range []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATABASE_URL"} {
+	for _, k := range []string{"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "DATABASE_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY_FILE"} {
 		if d.endpoints[k] == "" {
 			t.Fatalf("dev printed no %s: %v", k, d.endpoints)
 		}
+	}
+	if _, printed := d.endpoints["S3_SECRET_KEY"]; printed {
+		t.Errorf("dev printed the S3 secret key; want only the file that holds it")
 	}
 	ctx := t.Context()
 
@@ -448,6 +455,26 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	if got != want {
 		t.Fatalf("users table:\n got %s\nwant %s", got, want)
 	}
+
+	// The lake sink archives the six raw records, each once, in objects
+	// of the dev stack's S3.
+	lcfg, err := lakeConfig(nil, endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.OpenStore(t.Context(), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr lakeReport
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if lr, err = checkLake(t.Context(), store, lcfg.Prefix, "users", kafka.Config{Brokers: brokers}); err == nil && lr.Rows >= 6 {
+			break
+		}
+	}
+	if err != nil || lr.Objects == 0 || lr.Rows != 6 || len(lr.Problems) != 0 {
+		t.Errorf("the lake of users: %s, problems %v, %v; want the 6 raw records each in one row", lr, lr.Problems, err)
+	}
 	if err := d.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -499,8 +526,9 @@ func TestScaleFlag(t *testing.T) {
 		"no count":          {value: "cleaner", wantErr: "want name=N"},
 		"zero":              {value: "cleaner=0", wantErr: "at least 1"},
 		"not a number":      {value: "cleaner=two", wantErr: "at least 1"},
-		"two extractors":    {value: "extractor=2", wantErr: "only cleaner, loader, scorer"},
-		"two ecometers":     {value: "ecometer=2", wantErr: "only cleaner, loader, scorer"},
+		"two lake sinks":    {value: "lake=2", want: scale{"lake": 2}},
+		"two extractors":    {value: "extractor=2", wantErr: "only cleaner, loader, lake, scorer"},
+		"two ecometers":     {value: "ecometer=2", wantErr: "only cleaner, loader, lake, scorer"},
 		"empty":             {value: "", wantErr: "want name=N"},
 		"trailing comma":    {value: "cleaner=2,", wantErr: "want name=N"},
 		"negative":          {value: "loader=-1", wantErr: "at least 1"},

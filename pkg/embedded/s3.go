@@ -56,7 +56,8 @@ const s3BoltTimeout = 2 * time.Second
 //     bad signatures get 403 AccessDenied. See sigV4 for what is checked.
 //   - object bodies are stored AES-256-GCM encrypted under a random key kept
 //     in the directory (0600), so answers about objects carry
-//     X-Amz-Server-Side-Encryption: AES256, as SSE-S3 does.
+//     X-Amz-Server-Side-Encryption: AES256, as SSE-S3 does; a request for
+//     another encryption (SSE-KMS, SSE-C) is answered 501 NotImplemented.
 //   - a PUT with If-None-Match: * of a key that exists is answered 412.
 //
 // The objects live in one bbolt file (gofakes3's s3bolt backend): a PUT is

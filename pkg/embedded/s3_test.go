@@ -164,6 +164,15 @@ func TestS3PutGetListRange(t *testing.T) {
 				method, key, resp.Status, resp.Header.Get("X-Amz-Server-Side-Encryption"))
 		}
 	}
+	for _, sse := range []http.Header{
+		{"X-Amz-Server-Side-Encryption": {"aws:kms"}},
+		{"X-Amz-Server-Side-Encryption-Customer-Algorithm": {"AES256"}},
+	} {
+		resp, body := do(t, signedRequest(t, s, http.MethodPut, key+"-other-sse", []byte("body"), sse))
+		if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), "NotImplemented") {
+			t.Errorf("PUT asking for %v = %s %s; want 501 NotImplemented", sse, resp.Status, body)
+		}
+	}
 	resp, _ := do(t, signedRequest(t, s, http.MethodGet, "/"+s.Bucket()+"/no/such/key", nil, nil))
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Amz-Server-Side-Encryption") != "" {
 		t.Errorf("GET of a missing key = %s, X-Amz-Server-Side-Encryption %q; want 404 without it",

@@ -188,14 +188,31 @@ type s3Error struct {
 
 // deny answers 403 AccessDenied with S3's XML error body.
 func deny(w http.ResponseWriter, r *http.Request, err error) {
+	s3Fail(w, r, http.StatusForbidden, "AccessDenied", err.Error())
+}
+
+// s3Fail answers status with S3's XML error body of code.
+func s3Fail(w http.ResponseWriter, r *http.Request, status int, code, message string) {
 	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(http.StatusForbidden)
+	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}
-	body, _ := xml.Marshal(s3Error{Code: "AccessDenied", Message: err.Error(), Resource: r.URL.Path})
+	body, _ := xml.Marshal(s3Error{Code: code, Message: message, Resource: r.URL.Path})
 	w.Write([]byte(xml.Header))
 	w.Write(body)
+}
+
+// unsupportedEncryption names the server-side encryption r asks for that
+// this server cannot give (anything but SSE-S3's AES256), or "".
+func unsupportedEncryption(r *http.Request) string {
+	if v := r.Header.Get("X-Amz-Server-Side-Encryption"); v != "" && v != "AES256" {
+		return v
+	}
+	if r.Header.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != "" {
+		return "SSE-C"
+	}
+	return ""
 }
 
 // sseWriter adds X-Amz-Server-Side-Encryption: AES256 to a successful
@@ -231,6 +248,13 @@ func (s sigV4) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.verify(r); err != nil {
 			deny(w, r, err)
+			return
+		}
+		if sse := unsupportedEncryption(r); sse != "" {
+			// Storing it would echo the header back on reads: a claim of
+			// an encryption that was not applied.
+			s3Fail(w, r, http.StatusNotImplemented, "NotImplemented",
+				"server-side encryption "+sse+" is not supported here: every object is stored with AES256 (SSE-S3)")
 			return
 		}
 		if isObjectPath(r.URL.Path) {
