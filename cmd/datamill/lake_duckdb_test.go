@@ -83,7 +83,7 @@ func queryLake(ctx context.Context, t testing.TB, eps map[string]string, dataset
 	// services do.
 	env := config.ToMap(os.Environ())
 	maps.Copy(env, eps)
-	cfg, err := lakeConfig(env)
+	cfg, err := readLakeConfig(env)
 	if err != nil {
 		t.Fatal(err)
 	}

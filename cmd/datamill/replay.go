@@ -97,7 +97,7 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	if _, err := cat.Dataset(dataset); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	lcfg, err := lakeConfig(env)
+	lcfg, err := readLakeConfig(env)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -151,9 +151,9 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	return err
 }
 
-// lakeConfig reads the lake's variables of env. Unlike a service, the
+// readLakeConfig reads the lake's variables of env. Unlike a service, the
 // CLI takes every one but S3_ENDPOINT as optional.
-func lakeConfig(env map[string]string) (lake.Config, error) {
+func readLakeConfig(env map[string]string) (lake.Config, error) {
 	var cfg lake.Config
 	if err := caarlos.ParseWithOptions(&cfg, caarlos.Options{Environment: env}); err != nil {
 		return cfg, fmt.Errorf("lake configuration: %w", err)

@@ -85,7 +85,7 @@ func writeLakeObject(t testing.TB, store *lake.Store, raw avro.Schema, partition
 func TestReplaySelectsByTime(t *testing.T) {
 	ctx := t.Context()
 	s3env := startS3(t)
-	lcfg, err := lakeConfig(config.ToMap(s3env))
+	lcfg, err := readLakeConfig(config.ToMap(s3env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func withLakeStack(t *testing.T, s3env, env []string, fn func(ctx context.Contex
 func TestReplayStopsOnAProduceError(t *testing.T) {
 	ctx := t.Context()
 	s3env := startS3(t)
-	lcfg, err := lakeConfig(config.ToMap(s3env))
+	lcfg, err := readLakeConfig(config.ToMap(s3env))
 	if err != nil {
 		t.Fatal(err)
 	}
