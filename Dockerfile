@@ -3,7 +3,7 @@
 #   docker build --build-arg SERVICE=cleaner -t datamill/cleaner .
 #   docker build --build-arg SERVICE=datamill --target cli -t datamill/datamill .
 #
-# SERVICE is extractor, cleaner, loader, scorer or ecometer (target service,
+# SERVICE is extractor, cleaner, loader, scorer, lake or ecometer (target service,
 # the default) or datamill, the operator CLI (target cli). The programs are
 # static binaries on an empty base image, run as an unprivileged user; a
 # service's healthcheck is the binary itself (`<service> healthcheck`), as
@@ -26,10 +26,11 @@ COPY services/cleaner/go.mod services/cleaner/go.sum services/cleaner/
 COPY services/loader/go.mod services/loader/go.sum services/loader/
 COPY services/scorer/go.mod services/scorer/go.sum services/scorer/
 COPY services/ecometer/go.mod services/ecometer/go.sum services/ecometer/
+COPY services/lake/go.mod services/lake/go.sum services/lake/
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-	scripts/docker/rootfs.sh "${SERVICE:?build with --build-arg SERVICE=<extractor|cleaner|loader|scorer|ecometer|datamill>}" /out
+	scripts/docker/rootfs.sh "${SERVICE:?build with --build-arg SERVICE=<extractor|cleaner|loader|scorer|lake|ecometer|datamill>}" /out
 
 FROM scratch AS cli
 COPY --from=build /out/ /

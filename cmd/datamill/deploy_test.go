@@ -250,6 +250,7 @@ func TestComposeStack(t *testing.T) {
 			"prometheus": tsdb,
 			"grafana":    "/var/lib/grafana",
 			"pgadmin":    "/var/lib/pgadmin",
+			"minio":      "/data",
 		}
 		for svc, dir := range state {
 			ok := false
@@ -272,6 +273,13 @@ func TestComposeStack(t *testing.T) {
 				t.Errorf("docker-compose.yml reads %s, which .env.example does not list", name)
 			}
 		}
+		// Compose reads a secret's value from the variable its
+		// `environment` names.
+		for _, sec := range project.Secrets {
+			if sec.Environment != "" {
+				used[sec.Environment] = template.Variable{Name: sec.Environment}
+			}
+		}
 		for name := range example {
 			if _, ok := used[name]; !ok {
 				t.Errorf(".env.example lists %s, which docker-compose.yml does not read", name)
@@ -283,7 +291,9 @@ func TestComposeStack(t *testing.T) {
 			envs, _ := s.(map[string]any)["environment"].(map[string]any)
 			for k, v := range envs {
 				value, _ := v.(string)
-				if config.SecretName(k) && value != "" && !strings.HasPrefix(value, "${") {
+				// A *_FILE variable may name the file of a compose secret.
+				secretFile := strings.HasSuffix(k, "_FILE") && strings.HasPrefix(value, "/run/secrets/")
+				if config.SecretName(k) && value != "" && !strings.HasPrefix(value, "${") && !secretFile {
 					t.Errorf("%s: %s has a literal value in docker-compose.yml", name, k)
 				}
 			}
@@ -294,6 +304,111 @@ func TestComposeStack(t *testing.T) {
 		}
 		if out, err := exec.Command("git", "-C", root, "check-ignore", ".env").CombinedOutput(); err != nil {
 			t.Errorf(".env is not ignored by git: %v %s", err, out)
+		}
+	})
+
+	t.Run("every secret file a service reads is a secret it is given", func(t *testing.T) {
+		for name, s := range project.Services {
+			given := map[string]bool{}
+			for _, sec := range s.Secrets {
+				given[sec.Source] = true
+				if _, ok := project.Secrets[sec.Source]; !ok {
+					t.Errorf("%s: secret %s is not declared", name, sec.Source)
+				}
+			}
+			for k, v := range s.Environment {
+				if file, ok := strings.CutPrefix(deref(v), "/run/secrets/"); ok && !given[file] {
+					t.Errorf("%s: %s reads /run/secrets/%s, a secret it is not given", name, k, file)
+				}
+			}
+		}
+	})
+
+	t.Run("the lake: MinIO with KMS, audit and a console on loopback; its init job; the sink after it", func(t *testing.T) {
+		minio, ok := project.Services["minio"]
+		if !ok {
+			t.Fatal("docker-compose.yml has no minio service")
+		}
+		for _, k := range []string{"MINIO_KMS_SECRET_KEY_FILE", "MINIO_ROOT_PASSWORD_FILE", "MINIO_AUDIT_WEBHOOK_ENDPOINT_datamill"} {
+			if deref(minio.Environment[k]) == "" {
+				t.Errorf("minio: %s is not set", k)
+			}
+		}
+		if on := deref(minio.Environment["MINIO_AUDIT_WEBHOOK_ENABLE_datamill"]); on != "on" {
+			t.Errorf("minio: the audit webhook is %q, want on", on)
+		}
+		audit := deref(project.Services["lake"].Environment["LAKE_AUDIT_ADDR"])
+		if _, port, _ := strings.Cut(audit, ":"); port == "" || !strings.Contains(deref(minio.Environment["MINIO_AUDIT_WEBHOOK_ENDPOINT_datamill"]), "//lake:"+port+"/") {
+			t.Errorf("minio's audit webhook %q does not reach the lake service's LAKE_AUDIT_ADDR %q",
+				deref(minio.Environment["MINIO_AUDIT_WEBHOOK_ENDPOINT_datamill"]), audit)
+		}
+		if !strings.Contains(strings.Join(minio.Command, " "), "lake_audit_token") {
+			t.Errorf("minio: the audit webhook's token is not read from the lake_audit_token secret: %q", minio.Command)
+		}
+		for _, p := range minio.Ports {
+			if p.HostIP != "127.0.0.1" {
+				t.Errorf("minio: port %d is published on %q, want 127.0.0.1 only", p.Target, p.HostIP)
+			}
+		}
+		init, ok := project.Services["minio-init"]
+		if !ok || init.Restart != "no" || init.DependsOn["minio"].Condition != types.ServiceConditionHealthy {
+			t.Errorf("want a one-shot minio-init job after a healthy minio, got %+v", init.DependsOn)
+		}
+		script, err := os.ReadFile(deployFile(t, "deploy/minio/init.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []string{"mc mb --ignore-existing", "mc encrypt set sse-s3", "policy lake-sink", "policy lake-reader", "user lake-sink", "user lake-reader"} {
+			if !strings.Contains(string(script), step) {
+				t.Errorf("deploy/minio/init.sh does not %q", step)
+			}
+		}
+		for _, user := range []string{"lake-sink", "lake-reader"} {
+			data, err := os.ReadFile(deployFile(t, "deploy/minio/"+user+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var policy struct {
+				Statement []struct{ Action, Resource []string }
+			}
+			if err := json.Unmarshal(data, &policy); err != nil {
+				t.Fatalf("%s.json: %v", user, err)
+			}
+			for _, st := range policy.Statement {
+				for _, a := range st.Action {
+					if a == "s3:PutObject" && user == "lake-reader" || strings.HasSuffix(a, "*") || strings.Contains(a, "Delete") {
+						t.Errorf("%s may %s", user, a)
+					}
+				}
+				for _, r := range st.Resource {
+					if strings.Contains(r, "/") && !strings.HasSuffix(r, "/raw/*") {
+						t.Errorf("%s reaches %s, outside raw/", user, r)
+					}
+				}
+			}
+		}
+		lake, ok := project.Services["lake"]
+		if !ok {
+			t.Fatal("docker-compose.yml has no lake service")
+		}
+		if lake.Build == nil || deref(lake.Build.Args["SERVICE"]) != "lake" {
+			t.Errorf("lake: not built with SERVICE=lake")
+		}
+		for dep, cond := range map[string]string{
+			"minio-init": types.ServiceConditionCompletedSuccessfully, "init": types.ServiceConditionCompletedSuccessfully,
+			"kafka": types.ServiceConditionHealthy, "schema-registry": types.ServiceConditionHealthy, "postgres": types.ServiceConditionHealthy,
+		} {
+			if got := lake.DependsOn[dep].Condition; got != cond {
+				t.Errorf("lake: depends on %s %q, want %q", dep, got, cond)
+			}
+		}
+		for _, k := range []string{"S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY_FILE", "LAKE_AUDIT_TOKEN_FILE", "DATABASE_URL", "KAFKA_BROKERS"} {
+			if deref(lake.Environment[k]) == "" {
+				t.Errorf("lake: %s is not set", k)
+			}
+		}
+		if got, want := deref(lake.Environment["S3_BUCKET"]), deref(init.Environment["LAKE_BUCKET"]); got != want {
+			t.Errorf("lake writes to bucket %q, minio-init makes %q", got, want)
 		}
 	})
 

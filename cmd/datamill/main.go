@@ -10,6 +10,7 @@
 //	datamill gen <ds> [flags]       generate realistic (dirty) records of a dataset
 //	datamill jobboard [flags]       serve generated job offers as real job APIs and a board do
 //	datamill produce <ds> [file]    publish a file's records to raw.<ds>
+//	datamill replay <ds> --from-lake  publish a dataset's archived raw events again
 //	datamill report [flags]         one HTML page of charts and tables from the warehouse
 //	datamill profile <target>       describe a file's, topic's or table's columns
 //	datamill resume <stage> <ds>    let a stage stopped on a dead-letter flood go on
@@ -63,6 +64,7 @@ func commands() []command {
 		{"jobboard", "serve generated job offers on loopback through the shapes of real job APIs and a scraped board, with their quirks", jobboardCommand},
 		{"profile", "describe each column of a file, topic or table: type, missing, distinct, top values, ranges, outliers, keys", profileCommand},
 		{"produce", "publish the records of a CSV, JSON or NDJSON file to raw.<dataset>", produce},
+		{"replay", "publish a dataset's raw events archived in the lake (--from-lake) back into raw.<dataset>, optionally only those of --since/--until", replay},
 		{"report", "write one self-contained HTML page of charts and tables from the warehouse (DATABASE_URL), or --serve it", reportCommand},
 		{"resume", "let a stage stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) go on", resume},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},

@@ -153,8 +153,10 @@ func (b *sealedBackend) HeadObject(bucket, key string) (*gofakes3.Object, error)
 	return obj, nil
 }
 
-// ListBucket lists the plaintext sizes. The ETags listed are those of the
-// stored (sealed) bodies: only HEAD and GET give the plaintext's MD5.
+// ListBucket lists the plaintext sizes and ETags (MD5s), as HEAD and GET
+// give them: clients such as DuckDB refuse an object whose ETag changed
+// between the listing and the read. Each object listed is read for its
+// plaintext's MD5.
 func (b *sealedBackend) ListBucket(name string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
 	list, err := b.Backend.ListBucket(name, prefix, page)
 	if err != nil {
@@ -162,6 +164,13 @@ func (b *sealedBackend) ListBucket(name string, prefix *gofakes3.Prefix, page go
 	}
 	for _, c := range list.Contents {
 		c.Size -= sealOverhead
+		obj, err := b.Backend.HeadObject(name, c.Key)
+		if err != nil {
+			return nil, err
+		}
+		if sum := obj.Metadata[metaPlainMD5]; sum != "" {
+			c.ETag = `"` + sum + `"`
+		}
 	}
 	return list, nil
 }

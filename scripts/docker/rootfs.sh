@@ -5,15 +5,15 @@
 # and /var/lib/datamill/inbox. The Dockerfile runs it; the deployment tests
 # run it too and start the program chrooted into OUT.
 #
-# SERVICE is extractor, cleaner, loader, scorer, ecometer or datamill.
+# SERVICE is extractor, cleaner, loader, scorer, lake, ecometer or datamill.
 set -eu
 service=${1:?usage: rootfs.sh SERVICE OUT}
 out=${2:?usage: rootfs.sh SERVICE OUT}
 case "$service" in
-extractor | cleaner | loader | scorer | ecometer) pkg=./services/$service ;;
+extractor | cleaner | loader | scorer | lake | ecometer) pkg=./services/$service ;;
 datamill) pkg=./cmd/datamill ;;
 *)
-	echo "rootfs.sh: unknown service $service (extractor, cleaner, loader, scorer, ecometer, datamill)" >&2
+	echo "rootfs.sh: unknown service $service (extractor, cleaner, loader, scorer, lake, ecometer, datamill)" >&2
 	exit 2
 	;;
 esac
