@@ -30,7 +30,7 @@ FUZZ        := ./pkg/ingest:FuzzScanCSV ./pkg/ingest:FuzzScanJSON ./pkg/ingest:F
 	./services/extractor/internal/source/scrape:FuzzFields \
 	./pkg/rules:FuzzCleanText ./pkg/rules:FuzzCompanyKey ./pkg/rules:FuzzParseSalary \
 	./pkg/rules:FuzzLocations ./pkg/rules:FuzzParseTitle ./pkg/rules:FuzzApplyJobs \
-	./services/scorer:FuzzParseTextArray ./services/lake:FuzzParseAudit
+	./services/scorer:FuzzParseTextArray ./services/lake:FuzzParseAudit ./pkg/lake:FuzzOpen
 # A count, not a duration: Go 1.26's fuzzing can fail a timed run at its
 # deadline with a bare "context deadline exceeded" and no failing input
 # (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
