@@ -141,7 +141,7 @@ func chaos(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "chaos: "+format+"\n", a...) }
 	c := &chaosRun{
 		flags: f, ds: ds, dir: dir, logs: logs, environ: environ, progress: progress,
-		inbox: filepath.Join(dir, "inbox"), models: filepath.Join(dir, "models"),
+		inbox: filepath.Join(dir, "inbox"), models: filepath.Join(dir, "models"), started: time.Now().UTC(),
 	}
 	start := time.Now()
 	report, err := c.run(ctx)
@@ -179,6 +179,9 @@ type chaosRun struct {
 	// run.
 	files    []string
 	rawAfter []int
+	// started names this chaos run in the lake prefixes of an S3 from the
+	// environment, which outlives the runs' stacks.
+	started time.Time
 }
 
 func (c *chaosRun) run(ctx context.Context) (*chaosReport, error) {
@@ -257,14 +260,18 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return chaosOutcome{}, nil, err
 	}
+	set := []string{
+		"DATASETS=" + c.ds.Name, "EXTRACTOR_FILES=" + c.ds.Name + "=" + c.inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
+		"SCORER_MODEL_DIR=" + c.models, "SCORER_MODEL_POLL=100ms", "LOG_LEVEL=warn",
+		// Short pauses, so that the stages come back soon after the
+		// database does.
+		"STAGE_MAX_PAUSE=1s",
+	}
+	if prefix := c.lakePrefix(name); prefix != "" {
+		set = append(set, "S3_PREFIX="+prefix)
+	}
 	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute}, c.logs,
-		"chaos-"+name, c.environ, []string{
-			"DATASETS=" + c.ds.Name, "EXTRACTOR_FILES=" + c.ds.Name + "=" + c.inbox, "EXTRACTOR_SCAN_INTERVAL=100ms",
-			"SCORER_MODEL_DIR=" + c.models, "SCORER_MODEL_POLL=100ms", "LOG_LEVEL=warn",
-			// Short pauses, so that the stages come back soon after the
-			// database does.
-			"STAGE_MAX_PAUSE=1s",
-		})
+		"chaos-"+name, c.environ, set)
 	if brokers := d.env["KAFKA_BROKERS"]; brokers != "" {
 		c.progress("deleting the pipeline's topics and groups on %s", brokers)
 		resetCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -324,6 +331,20 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 		return chaosOutcome{}, nil, err
 	}
 	return out, injected, nil
+}
+
+// lakePrefix is the S3_PREFIX of run name when the environment names an
+// S3 (S3_ENDPOINT), which keeps its objects after the run: each run's
+// topics start again at offset 0 (a fresh in-process Kafka, or topics
+// deleted with --reset), so its objects need keys of their own, under the
+// environment's prefix (raw by default, which the sink's credentials are
+// limited to). With dev's own S3, each run has a new one: "".
+func (c *chaosRun) lakePrefix(name string) string {
+	env := config.ToMap(c.environ)
+	if env["S3_ENDPOINT"] == "" {
+		return ""
+	}
+	return cmpOr(env["S3_PREFIX"], "raw") + "/chaos-" + c.started.Format("20060102t150405") + "-" + name
 }
 
 // feed drops the files into the extractor's directory one after the other,
@@ -479,6 +500,7 @@ func settleWithLake(ctx context.Context, kcfg kafka.Config, ds *schemas.Dataset,
 	if o.Lake, err = checkLake(ctx, store, lcfg.Prefix, ds.Name, kcfg); err != nil {
 		return o, fmt.Errorf("check the lake: %w", err)
 	}
+	o.Lake.Prefix = lcfg.Prefix
 	return o, nil
 }
 

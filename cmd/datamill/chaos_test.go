@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -30,6 +31,11 @@ func TestChaosLosesNothing(t *testing.T) {
 		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
 		brokerRestarts = 1
 	}
+	// The lake outlives the chaos stacks, so that DuckDB reads it after
+	// them: MinIO on the real tier (make test-real sets S3_*), else an
+	// embedded S3 of the test's own.
+	s3env := startS3OrOutside(t)
+	env = append(env, s3env...)
 	var out, errs bytes.Buffer
 	if err := run(t.Context(), args, env, &out, &errs); err != nil {
 		t.Fatalf("chaos: %v\n%s\n%s", err, out.String(), errs.String())
@@ -71,6 +77,39 @@ func TestChaosLosesNothing(t *testing.T) {
 	if !slices.ContainsFunc(r.Faults, func(f chaosFault) bool { return f.What == "kill -9 lake" }) {
 		t.Errorf("faults %+v: the lake sink was never killed", r.Faults)
 	}
+	// And DuckDB, reading each run's lake as an analyst would, counts
+	// every raw event once: as many rows as raw records, as many distinct
+	// event ids, and no partition offset twice.
+	for name, o := range map[string]chaosOutcome{"undisturbed": r.Reference, "under faults": r.Chaos} {
+		eps := config.ToMap(s3env)
+		eps["S3_PREFIX"] = o.Lake.Prefix
+		q := queryLake(t.Context(), t, eps, "users")
+		offsets := 0
+		for _, p := range q.Partitions {
+			offsets += len(slices.Compact(slices.Sorted(slices.Values(p.Offsets))))
+		}
+		if q.Records != o.Raw || q.DistinctEventIDs != o.Raw || offsets != o.Raw {
+			t.Errorf("DuckDB on the lake %s (%s): %d rows, %d distinct event ids, %d distinct offsets; want the %d raw records once each",
+				name, o.Lake.Prefix, q.Records, q.DistinctEventIDs, offsets, o.Raw)
+		}
+	}
+}
+
+// startS3OrOutside is the S3_* variables of the S3 of make test-real
+// (MinIO) when the environment names one, else of an embedded S3 started
+// for the test.
+func startS3OrOutside(t testing.TB) []string {
+	t.Helper()
+	if os.Getenv("S3_ENDPOINT") == "" {
+		return startS3(t)
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "S3_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // TestReconcileFindsWhatFaultsBroke checks that each kind of damage a

@@ -18,8 +18,10 @@ import (
 
 // lakeReport is how a dataset's lake compares with its raw topic.
 type lakeReport struct {
-	Objects int   `json:"objects"`
-	Bytes   int64 `json:"bytes"`
+	// Prefix is the S3_PREFIX the lake's keys start with.
+	Prefix  string `json:"prefix"`
+	Objects int    `json:"objects"`
+	Bytes   int64  `json:"bytes"`
 	// Rows counts the rows of every object, ArchivedEvents their distinct
 	// event ids.
 	Rows           int `json:"rows"`
