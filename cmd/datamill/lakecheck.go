@@ -3,11 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -22,8 +24,13 @@ type lakeReport struct {
 	Prefix  string `json:"prefix"`
 	Objects int    `json:"objects"`
 	Bytes   int64  `json:"bytes"`
-	// Rows counts the rows of every object, ArchivedEvents their distinct
-	// event ids.
+	// EarlierObjects counts the objects (among Objects) of an earlier
+	// topic of the same name: raw.<dataset> deleted and created again has
+	// a new topic id and numbers its offsets from 0 again, so these are
+	// history, not compared with the topic.
+	EarlierObjects int `json:"earlier_objects"`
+	// Rows counts the rows of the current topic's objects, ArchivedEvents
+	// their distinct event ids.
 	Rows           int `json:"rows"`
 	ArchivedEvents int `json:"archived_events"`
 	// Records counts the committed records of raw.<dataset>.
@@ -40,8 +47,12 @@ type lakeReport struct {
 }
 
 func (r lakeReport) String() string {
-	return fmt.Sprintf("%d objects (%d bytes), %d rows of %d distinct events for %d records in the topic; missing %d, doubled %d, strays %d",
-		r.Objects, r.Bytes, r.Rows, r.ArchivedEvents, r.Records, r.Missing, r.Doubled, r.Strays)
+	earlier := ""
+	if r.EarlierObjects > 0 {
+		earlier = fmt.Sprintf(", %d of an earlier topic of the same name", r.EarlierObjects)
+	}
+	return fmt.Sprintf("%d objects (%d bytes%s), %d rows of %d distinct events for %d records in the topic; missing %d, doubled %d, strays %d",
+		r.Objects, r.Bytes, earlier, r.Rows, r.ArchivedEvents, r.Records, r.Missing, r.Doubled, r.Strays)
 }
 
 // lakeRange is the offset range of one object of one partition.
@@ -57,7 +68,9 @@ type partitionOffset struct {
 }
 
 // checkLake reads every object of dataset ds under prefix in store and the
-// committed records of raw.<ds>, and says how they differ: per partition
+// committed records of raw.<ds>, and says how they differ. Only the objects
+// of the topic's current topic id are compared with it (those of an
+// earlier topic of the same name are counted in EarlierObjects): per partition
 // the objects' [Start, End) ranges must tile it (no gap, no overlap), each
 // object's rows lie in its range and number its Records, every committed
 // record's offset be archived exactly once and no other offset at all, and
@@ -70,22 +83,36 @@ func checkLake(ctx context.Context, store *lake.Store, prefix, ds string, kcfg k
 	archived := map[partitionOffset]int{}
 	events := map[string]bool{}
 	ranges := map[int32][]lakeRange{}
+	topicID, err := currentTopicID(ctx, kcfg, topic)
+	if err != nil {
+		return r, err
+	}
 	for obj, err := range store.List(ctx, lake.DatasetPrefix(prefix, ds)) {
 		if err != nil {
 			return r, err
 		}
 		r.Objects++
 		r.Bytes += obj.Size
+		var rowEvents []string
 		meta, rows, err := readLakeObject(ctx, store, obj.Key, func(row lake.Row) {
-			archived[partitionOffset{row.Envelope.Partition, row.Envelope.Offset}]++
 			if id, ok := row.Record[schemas.FieldEventID].(string); ok {
-				events[id] = true
+				rowEvents = append(rowEvents, id)
 			}
 		})
 		if err != nil {
 			return r, err
 		}
+		if meta.Topic == topic && meta.TopicID != topicID {
+			r.EarlierObjects++
+			continue
+		}
 		r.Rows += len(rows)
+		for _, e := range rows {
+			archived[partitionOffset{e.Partition, e.Offset}]++
+		}
+		for _, id := range rowEvents {
+			events[id] = true
+		}
 		if meta.Topic != topic {
 			add("%s holds records of %s, not %s", obj.Key, meta.Topic, topic)
 			continue
@@ -116,7 +143,7 @@ func checkLake(ctx context.Context, store *lake.Store, prefix, ds string, kcfg k
 	}
 
 	committed := map[partitionOffset]bool{}
-	err := kafka.ReadCommitted(ctx, kcfg, zap.NewNop(), topic, nil, func(rec *kgo.Record) {
+	err = kafka.ReadCommitted(ctx, kcfg, zap.NewNop(), topic, nil, func(rec *kgo.Record) {
 		committed[partitionOffset{rec.Partition, rec.Offset}] = true
 	})
 	if err != nil {
@@ -150,6 +177,24 @@ func checkLake(ctx context.Context, store *lake.Store, prefix, ds string, kcfg k
 		add("the lake holds %d distinct event ids for %d records of %s", r.ArchivedEvents, r.Records, topic)
 	}
 	return r, nil
+}
+
+// currentTopicID returns the topic id of topic, in hex as lake.Meta has it.
+func currentTopicID(ctx context.Context, kcfg kafka.Config, topic string) (string, error) {
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err == nil {
+		err = details.Error()
+	}
+	if err != nil {
+		return "", fmt.Errorf("topic id of %s: %w", topic, err)
+	}
+	id := details[topic].ID
+	return hex.EncodeToString(id[:]), nil
 }
 
 // readLakeObject opens the object at key, passes each row to fn and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -45,8 +46,9 @@ func lakeStore(t testing.TB) *lake.Store {
 	return store
 }
 
-// putLakeObject writes o as pkg/lake writes a cut of topic.
-func putLakeObject(t testing.TB, store *lake.Store, schema avro.Schema, ds, topic string, o lakeObject) {
+// putLakeObject writes o as pkg/lake writes a cut of topic, whose topic id
+// is topicID.
+func putLakeObject(t testing.TB, store *lake.Store, schema avro.Schema, ds, topic, topicID string, o lakeObject) {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := lake.NewWriter(&buf, schema)
@@ -61,11 +63,11 @@ func putLakeObject(t testing.TB, store *lake.Store, schema avro.Schema, ds, topi
 			t.Fatal(err)
 		}
 	}
-	meta := lake.Meta{Dataset: ds, Topic: topic, Partition: o.partition, Start: o.start, End: o.end, Records: int64(len(o.offsets))}
+	meta := lake.Meta{Dataset: ds, Topic: topic, TopicID: topicID, Partition: o.partition, Start: o.start, End: o.end, Records: int64(len(o.offsets))}
 	if err := w.Close(meta); err != nil {
 		t.Fatal(err)
 	}
-	key := lake.Key("raw", ds, topic, o.partition, o.start, at)
+	key := lake.Key("raw", ds, topic, topicID, o.partition, o.start, at)
 	if err := store.PutNew(t.Context(), key, &buf, int64(buf.Len()), meta.UserMetadata()); err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
@@ -90,7 +92,10 @@ func TestCheckLakeFindsGapsOverlapsAndStrays(t *testing.T) {
 		return lakeObject{p, 0, records[p], offs}
 	}
 	tests := map[string]struct {
-		objects                  []lakeObject
+		objects []lakeObject
+		// earlier are objects of an earlier topic of the same name
+		// (another topic id): history, not compared with the topic.
+		earlier                  []lakeObject
 		missing, doubled, strays int
 		events                   int
 		problems                 []string // a substring of each problem, in order
@@ -122,6 +127,16 @@ func TestCheckLakeFindsGapsOverlapsAndStrays(t *testing.T) {
 			events:   8,
 			problems: []string{"/0 offset 2, outside its"},
 		},
+		"objects of an earlier topic of the same name": {
+			objects: []lakeObject{whole(0), whole(1)},
+			earlier: []lakeObject{{0, 0, 3, []int64{0, 1, 2}}, {0, 3, 9, []int64{3, 4, 5, 6, 7, 8}}, {1, 0, 1, []int64{0}}},
+			events:  8,
+		},
+		"only an earlier topic's objects": {
+			earlier:  []lakeObject{whole(0), whole(1)},
+			missing:  8,
+			problems: []string{"8 records of", "0 distinct event ids for 8 records"},
+		},
 		"a partition not archived": {
 			objects:  []lakeObject{whole(0)},
 			missing:  3,
@@ -144,18 +159,31 @@ func TestCheckLakeFindsGapsOverlapsAndStrays(t *testing.T) {
 					}
 				}
 			}
+			details, err := kadm.NewClient(cl).ListTopics(t.Context(), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := details[topic].ID
+			current := hex.EncodeToString(id[:])
+			earlier := "0b5e7d2a" + current[8:]
 			store := lakeStore(t)
 			for _, o := range tc.objects {
-				putLakeObject(t, store, schema, ds, topic, o)
+				putLakeObject(t, store, schema, ds, topic, current, o)
+			}
+			for _, o := range tc.earlier {
+				putLakeObject(t, store, schema, ds, topic, earlier, o)
 			}
 			r, err := checkLake(t.Context(), store, "raw", ds, kcfg)
 			if err != nil {
 				t.Fatalf("checkLake: %v", err)
 			}
-			if r.Objects != len(tc.objects) || r.Records != 8 || r.Missing != tc.missing || r.Doubled != tc.doubled ||
+			if r.EarlierObjects != len(tc.earlier) {
+				t.Errorf("checkLake = %s; want %d objects of an earlier topic", r, len(tc.earlier))
+			}
+			if r.Objects != len(tc.objects)+len(tc.earlier) || r.Records != 8 || r.Missing != tc.missing || r.Doubled != tc.doubled ||
 				r.Strays != tc.strays || r.ArchivedEvents != tc.events {
 				t.Errorf("checkLake = %s; want %d objects, 8 records, %d distinct events, missing %d, doubled %d, strays %d",
-					r, len(tc.objects), tc.events, tc.missing, tc.doubled, tc.strays)
+					r, len(tc.objects)+len(tc.earlier), tc.events, tc.missing, tc.doubled, tc.strays)
 			}
 			if len(r.Problems) != len(tc.problems) {
 				t.Fatalf("problems %q, want %d like %q", r.Problems, len(tc.problems), tc.problems)

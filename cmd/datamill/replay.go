@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -209,27 +210,33 @@ func parseWhen(s string) (time.Time, error) {
 type archivedObject struct {
 	key       string
 	size      int64
+	topicID   string // the first 8 hex digits of the topic id
 	partition int32
 	start     int64
 	hour      time.Time // dt and hour of the key
 }
 
-// parseObjectKey reads the partition, start offset and hour of a key
-// lake.Key made: …/dt=YYYY-MM-DD/hour=HH/<topic>-<partition>-<start>.parquet.
+// parseObjectKey reads the topic id, partition, start offset and hour of a
+// key lake.Key made:
+// …/dt=YYYY-MM-DD/hour=HH/<topic>-<topic id, 8 hex>-<partition>-<start>.parquet.
 func parseObjectKey(key string) (archivedObject, error) {
 	o := archivedObject{key: key}
 	dir, file := path.Split(key)
 	base, ok := strings.CutSuffix(file, ".parquet")
 	parts := strings.Split(base, "-")
-	if !ok || len(parts) < 3 {
-		return o, fmt.Errorf("object %s: not named <topic>-<partition>-<start>.parquet", key)
+	if !ok || len(parts) < 4 {
+		return o, fmt.Errorf("object %s: not named <topic>-<topic id>-<partition>-<start>.parquet", key)
+	}
+	id := parts[len(parts)-3]
+	if _, err := hex.DecodeString(id); err != nil || len(id) != 8 {
+		return o, fmt.Errorf("object %s: %q is not the 8 hex digits of a topic id", key, id)
 	}
 	p, err1 := strconv.ParseInt(parts[len(parts)-2], 10, 32)
 	start, err2 := strconv.ParseInt(parts[len(parts)-1], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return o, fmt.Errorf("object %s: partition and start offset: %w", key, err)
 	}
-	o.partition, o.start = int32(p), start
+	o.topicID, o.partition, o.start = id, int32(p), start
 	var dt, hour string
 	for _, seg := range strings.Split(strings.Trim(dir, "/"), "/") {
 		if v, ok := strings.CutPrefix(seg, "dt="); ok {
@@ -271,11 +278,15 @@ type replayer struct {
 type partReplay struct {
 	records     int64
 	first, last int64 // offsets of the first and last record replayed
-	next        int64 // the offset after the last one read
+	next        int64 // the offset after the last one read of topic
+	topic       string
 }
 
 // list lists the dataset's objects in the order replay reads them:
-// partition, then start offset.
+// partition, then topic (a raw topic deleted and created again has a new
+// topic id and numbers its offsets from 0 again; its objects are replayed
+// after those of the topic before it, the one whose first object's hour is
+// earlier), then start offset.
 func (r *replayer) list(ctx context.Context, prefix string) ([]archivedObject, error) {
 	var objects []archivedObject
 	for o, err := range r.store.List(ctx, lake.DatasetPrefix(prefix, r.dataset)) {
@@ -292,8 +303,20 @@ func (r *replayer) list(ctx context.Context, prefix string) ([]archivedObject, e
 	if len(objects) == 0 {
 		return nil, fmt.Errorf("replay: the lake holds nothing of %s: no object under %s", r.dataset, r.where)
 	}
+	type incarnation struct {
+		id        string
+		partition int32
+	}
+	began := map[incarnation]time.Time{}
+	for _, o := range objects {
+		in := incarnation{o.topicID, o.partition}
+		if t, ok := began[in]; !ok || o.hour.Before(t) {
+			began[in] = o.hour
+		}
+	}
 	slices.SortFunc(objects, func(a, b archivedObject) int {
-		return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.start, b.start))
+		ta, tb := began[incarnation{a.topicID, a.partition}], began[incarnation{b.topicID, b.partition}]
+		return cmp.Or(cmp.Compare(a.partition, b.partition), ta.Compare(tb), cmp.Compare(a.topicID, b.topicID), cmp.Compare(a.start, b.start))
 	})
 	return objects, nil
 }
@@ -381,6 +404,10 @@ func (r *replayer) object(ctx context.Context, o archivedObject, emit func(rec *
 		if p == nil {
 			p = &partReplay{first: -1}
 			r.parts[e.Partition] = p
+		}
+		if p.topic != o.topicID {
+			// Another topic of the same name: its offsets start again.
+			p.topic, p.next = o.topicID, 0
 		}
 		// The objects of a partition tile its offsets; should two ever
 		// overlap, an offset already read is not published twice.

@@ -44,9 +44,20 @@ type lakeEvent struct {
 	at     time.Time
 }
 
+// testTopicID is the topic id of raw.users in the lakes tests write.
+const testTopicID = "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7"
+
 // writeLakeObject writes the events of one cut of raw.users/partition,
 // starting at start, as the sink does, and returns their rows.
 func writeLakeObject(t testing.TB, store *lake.Store, raw avro.Schema, partition int32, start int64, events ...lakeEvent) []lake.Row {
+	t.Helper()
+	return writeTopicObject(t, store, raw, testTopicID, partition, start, events...)
+}
+
+// writeTopicObject is writeLakeObject for the raw.users of topic id
+// topicID; the events of a topic other than testTopicID have ids of their
+// own.
+func writeTopicObject(t testing.TB, store *lake.Store, raw avro.Schema, topicID string, partition int32, start int64, events ...lakeEvent) []lake.Row {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := lake.NewWriter(&buf, raw)
@@ -56,6 +67,9 @@ func writeLakeObject(t testing.TB, store *lake.Store, raw avro.Schema, partition
 	var rows []lake.Row
 	for _, e := range events {
 		id := fmt.Sprintf("%d", 1000*int64(partition)+e.offset)
+		if topicID != testTopicID {
+			id = lake.ShortTopicID(topicID) + "-" + id
+		}
 		rec := map[string]any{
 			"id": id, "age": "30", "gender": nil, "country": "FR", "city": nil, "email": nil,
 			"signup_date": "2024-01-02", "last_login": nil, "account_status": "active", "monthly_spend": "1.50",
@@ -67,11 +81,11 @@ func writeLakeObject(t testing.TB, store *lake.Store, raw avro.Schema, partition
 		}
 		rows = append(rows, lake.Row{Record: rec, Envelope: env})
 	}
-	m := lake.Meta{Dataset: "users", Topic: "raw.users", Partition: partition, Start: start, End: events[len(events)-1].offset + 1, Records: int64(len(events)), Schema: raw}
+	m := lake.Meta{Dataset: "users", Topic: "raw.users", TopicID: topicID, Partition: partition, Start: start, End: events[len(events)-1].offset + 1, Records: int64(len(events)), Schema: raw}
 	if err := w.Close(m); err != nil {
 		t.Fatal(err)
 	}
-	key := lake.Key("raw", "users", "raw.users", partition, start, events[0].at)
+	key := lake.Key("raw", "users", "raw.users", topicID, partition, start, events[0].at)
 	if err := store.PutNew(t.Context(), key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), m.UserMetadata()); err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +118,13 @@ func TestReplaySelectsByTime(t *testing.T) {
 	rows = append(rows, writeLakeObject(t, store, ds.Raw, 0, 6, lakeEvent{6, at(8, 0, 0)})...)
 	rows = append(rows, writeLakeObject(t, store, ds.Raw, 2, 0, lakeEvent{0, at(8, 45, 0)}, lakeEvent{2, at(8, 59, 59)})...)
 	rows = append(rows, writeLakeObject(t, store, ds.Raw, 2, 3, lakeEvent{3, at(9, 0, 0)})...)
+	// An earlier raw.users (deleted and created again since: another
+	// topic id, its offsets from 0 too): replayed as well, before the
+	// later topic's objects of the partition.
+	rows = append(rows, writeTopicObject(t, store, ds.Raw, "0b5e7d2a"+testTopicID[8:], 2, 0, lakeEvent{0, at(7, 40, 0)}, lakeEvent{1, at(7, 50, 0)})...)
 	// An object of an hour outside the window that cannot be read: a
 	// replay that opened it would fail.
-	junk := lake.Key("raw", "users", "raw.users", 1, 0, at(10, 0, 0))
+	junk := lake.Key("raw", "users", "raw.users", testTopicID, 1, 0, at(10, 0, 0))
 	if err := store.PutNew(ctx, junk, strings.NewReader("not parquet"), 11, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +161,7 @@ func TestReplaySelectsByTime(t *testing.T) {
 	if err := run(ctx, append(args, "--dry-run"), env, &out, &strings.Builder{}); err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
-	wantLine := fmt.Sprintf("would replay %d users records in [2024-05-01T07:30:00Z, 2024-05-01T09:00:00Z) from 3 objects of s3://%s/raw/dataset=users/ (3 outside the window not read)", len(want), lcfg.Bucket)
+	wantLine := fmt.Sprintf("would replay %d users records in [2024-05-01T07:30:00Z, 2024-05-01T09:00:00Z) from 4 objects of s3://%s/raw/dataset=users/ (3 outside the window not read)", len(want), lcfg.Bucket)
 	if !strings.Contains(out.String(), wantLine) {
 		t.Errorf("dry run said:\n%s\nwant the line %q", out.String(), wantLine)
 	}
@@ -162,7 +180,7 @@ func TestReplaySelectsByTime(t *testing.T) {
 	for _, line := range []string{
 		fmt.Sprintf("replayed %d users records", len(want)),
 		"partition 0: 3 records, offsets 4 to 6",
-		"partition 2: 2 records, offsets 0 to 2",
+		"partition 2: 4 records, offsets 0 to 2",
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("replay said:\n%s\nwant %q", out.String(), line)

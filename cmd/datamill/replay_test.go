@@ -82,8 +82,9 @@ func TestParseObjectKey(t *testing.T) {
 		hour      time.Time
 		bad       bool
 	}{
-		"a key":             {key: "raw/dataset=users/dt=2024-05-01/hour=07/raw.users-2-00000000000000001234.parquet", partition: 2, start: 1234, hour: time.Date(2024, 5, 1, 7, 0, 0, 0, time.UTC)},
-		"a dash in a topic": {key: "lake/raw/dataset=my-ds/dt=2023-12-31/hour=23/raw.my-ds-0-00000000000000000000.parquet", partition: 0, start: 0, hour: time.Date(2023, 12, 31, 23, 0, 0, 0, time.UTC)},
+		"a key":             {key: "raw/dataset=users/dt=2024-05-01/hour=07/raw.users-7f3a09c1-2-00000000000000001234.parquet", partition: 2, start: 1234, hour: time.Date(2024, 5, 1, 7, 0, 0, 0, time.UTC)},
+		"a dash in a topic": {key: "lake/raw/dataset=my-ds/dt=2023-12-31/hour=23/raw.my-ds-7f3a09c1-0-00000000000000000000.parquet", partition: 0, start: 0, hour: time.Date(2023, 12, 31, 23, 0, 0, 0, time.UTC)},
+		"no topic id":       {key: "raw/dataset=users/dt=2024-05-01/hour=07/raw.users-2-00000000000000001234.parquet", bad: true},
 		"no hour":           {key: "raw/dataset=users/dt=2024-05-01/raw.users-2-00000000000000001234.parquet", bad: true},
 		"not parquet":       {key: "raw/dataset=users/dt=2024-05-01/hour=07/raw.users-2-1.json", bad: true},
 		"no offset":         {key: "raw/dataset=users/dt=2024-05-01/hour=07/raw.users-x-y.parquet", bad: true},

@@ -110,6 +110,7 @@ func TestConfigParsed(t *testing.T) {
 }
 
 func TestKey(t *testing.T) {
+	const id = "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7"
 	paris := time.FixedZone("CET", 3600)
 	tests := []struct {
 		name      string
@@ -121,39 +122,43 @@ func TestKey(t *testing.T) {
 	}{
 		{
 			name: "utc", prefix: "raw", partition: 0, start: 0, t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-			want: "raw/dataset=users/dt=2026-01-02/hour=03/raw.users-0-00000000000000000000.parquet",
+			want: "raw/dataset=users/dt=2026-01-02/hour=03/raw.users-7f3a09c1-0-00000000000000000000.parquet",
 		},
 		{
 			name: "other zone is made utc", prefix: "raw", partition: 11, start: 123456789, t: time.Date(2026, 1, 1, 0, 30, 0, 0, paris),
-			want: "raw/dataset=users/dt=2025-12-31/hour=23/raw.users-11-00000000000123456789.parquet",
+			want: "raw/dataset=users/dt=2025-12-31/hour=23/raw.users-7f3a09c1-11-00000000000123456789.parquet",
 		},
 		{
 			name: "largest offset", prefix: "lake/raw", partition: 2, start: math.MaxInt64, t: time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
-			want: "lake/raw/dataset=users/dt=2026-12-31/hour=23/raw.users-2-09223372036854775807.parquet",
+			want: "lake/raw/dataset=users/dt=2026-12-31/hour=23/raw.users-7f3a09c1-2-09223372036854775807.parquet",
 		},
 		{
 			name: "no prefix", prefix: "", partition: 1, start: 5, t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC),
-			want: "dataset=users/dt=2026-06-01/hour=12/raw.users-1-00000000000000000005.parquet",
+			want: "dataset=users/dt=2026-06-01/hour=12/raw.users-7f3a09c1-1-00000000000000000005.parquet",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Key(tt.prefix, "users", "raw.users", tt.partition, tt.start, tt.t)
+			got := Key(tt.prefix, "users", "raw.users", id, tt.partition, tt.start, tt.t)
 			if got != tt.want {
-				t.Errorf("Key(%q, users, raw.users, %d, %d, %v) = %q, want %q", tt.prefix, tt.partition, tt.start, tt.t, got, tt.want)
+				t.Errorf("Key(%q, users, raw.users, id, %d, %d, %v) = %q, want %q", tt.prefix, tt.partition, tt.start, tt.t, got, tt.want)
 			}
 			if p := DatasetPrefix(tt.prefix, "users"); !strings.HasPrefix(got, p) {
 				t.Errorf("key %q does not start with DatasetPrefix %q", got, p)
 			}
 		})
 	}
-	if a, b := DatasetPrefix("raw", "user"), Key("raw", "users", "raw.users", 0, 0, time.Now()); strings.HasPrefix(b, a) {
+	if a, b := DatasetPrefix("raw", "user"), Key("raw", "users", "raw.users", id, 0, 0, time.Now()); strings.HasPrefix(b, a) {
 		t.Errorf("DatasetPrefix(raw, user) = %q prefixes a key of dataset users %q", a, b)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if a, b := Key("raw", "users", "raw.users", id, 0, 0, at), Key("raw", "users", "raw.users", "0b5e7d2a"+id[8:], 0, 0, at); a == b {
+		t.Errorf("two topics of the same name, partition and start share the key %q", a)
 	}
 }
 
 func TestParseUserMetadata(t *testing.T) {
-	m := Meta{Dataset: "jobs", Topic: "raw.jobs", Partition: 7, Start: 100, End: 250, Records: 120}
+	m := Meta{Dataset: "jobs", Topic: "raw.jobs", TopicID: "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7", Partition: 7, Start: 100, End: 250, Records: 120}
 	upper := map[string]string{}
 	for k, v := range m.UserMetadata() {
 		upper["X-Amz-Meta-"+strings.ToUpper(k[:1])+k[1:]] = v
@@ -173,6 +178,7 @@ func TestParseUserMetadata(t *testing.T) {
 		wantErr string
 	}{
 		{name: "missing", mod: func(u map[string]string) { delete(u, userEnd) }, wantErr: userEnd + " missing"},
+		{name: "no topic id", mod: func(u map[string]string) { delete(u, userTopicID) }, wantErr: userTopicID + " missing"},
 		{name: "not a number", mod: func(u map[string]string) { u[userRecords] = "many" }, wantErr: userRecords},
 		{name: "partition too big", mod: func(u map[string]string) { u[userPartition] = "4294967296" }, wantErr: userPartition},
 	}

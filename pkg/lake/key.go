@@ -9,13 +9,27 @@ import (
 )
 
 // Key is where the object of one cut goes:
-// <prefix>/dataset=<ds>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<start, 20 digits>.parquet,
-// dt and hour of t (the time of the cut's first record) in UTC. An empty
-// prefix leaves its part out.
-func Key(prefix, dataset, topic string, partition int32, start int64, t time.Time) string {
+// <prefix>/dataset=<ds>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<id>-<partition>-<start, 20 digits>.parquet,
+// dt and hour of t (the time of the cut's first record) in UTC, id the
+// first 8 characters of topicID (the Kafka topic id, 32 hex digits; see
+// Meta.TopicID). An empty prefix leaves its part out.
+//
+// The id tells apart the topics that bore the same name one after the
+// other: a topic deleted and created again numbers its offsets from 0, and
+// its objects go beside the old topic's, never onto their keys.
+func Key(prefix, dataset, topic, topicID string, partition int32, start int64, t time.Time) string {
 	t = t.UTC()
-	return fmt.Sprintf("%sdt=%s/hour=%02d/%s-%d-%020d.parquet",
-		DatasetPrefix(prefix, dataset), t.Format(time.DateOnly), t.Hour(), topic, partition, start)
+	return fmt.Sprintf("%sdt=%s/hour=%02d/%s-%s-%d-%020d.parquet",
+		DatasetPrefix(prefix, dataset), t.Format(time.DateOnly), t.Hour(), topic, ShortTopicID(topicID), partition, start)
+}
+
+// ShortTopicID is the part of a topic id that keys carry: its first 8
+// characters.
+func ShortTopicID(topicID string) string {
+	if len(topicID) > 8 {
+		return topicID[:8]
+	}
+	return topicID
 }
 
 // DatasetPrefix is the prefix every key of a dataset starts with
@@ -31,6 +45,7 @@ func DatasetPrefix(prefix, dataset string) string {
 const (
 	userDataset   = "datamill-dataset"
 	userTopic     = "datamill-topic"
+	userTopicID   = "datamill-topic-id"
 	userPartition = "datamill-partition"
 	userStart     = "datamill-start-offset"
 	userEnd       = "datamill-end-offset"
@@ -43,6 +58,7 @@ func (m Meta) UserMetadata() map[string]string {
 	return map[string]string{
 		userDataset:   m.Dataset,
 		userTopic:     m.Topic,
+		userTopicID:   m.TopicID,
 		userPartition: strconv.FormatInt(int64(m.Partition), 10),
 		userStart:     strconv.FormatInt(m.Start, 10),
 		userEnd:       strconv.FormatInt(m.End, 10),
@@ -80,6 +96,7 @@ func ParseUserMetadata(user map[string]string) (Meta, error) {
 	m := Meta{
 		Dataset:   str(userDataset),
 		Topic:     str(userTopic),
+		TopicID:   str(userTopicID),
 		Partition: int32(num(userPartition, 32)),
 		Start:     num(userStart, 64),
 		End:       num(userEnd, 64),

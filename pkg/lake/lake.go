@@ -10,10 +10,12 @@
 // An object holds the rows of one cut of one partition of raw.<dataset>, in
 // offset order, under
 //
-//	<prefix>/dataset=<ds>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<start, 20 digits>.parquet
+//	<prefix>/dataset=<ds>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<topic id, 8 hex>-<partition>-<start, 20 digits>.parquet
 //
-// so that a key is a function of topic, partition and start offset alone
-// and Hive-partitioned readers (DuckDB, Spark, Athena) prune by day and
+// so that a key is a function of topic (its name and Kafka topic id: a
+// topic deleted and created again under the same name numbers its offsets
+// from 0 again), partition and start offset alone and Hive-partitioned
+// readers (DuckDB, Spark, Athena) prune by day and
 // hour. It is Parquet, zstd-compressed, with one column per field of the
 // dataset's raw Avro schema, in the schema's order and named as its fields,
 // then the envelope columns (ColTopic ... ColKey). Avro types map to
@@ -26,7 +28,7 @@
 //
 // The file's key-value metadata holds the Avro schema (avro.schema, its
 // canonical JSON), and datamill.dataset, datamill.topic,
-// datamill.partition, datamill.start_offset, datamill.end_offset and
+// datamill.topic_id, datamill.partition, datamill.start_offset, datamill.end_offset and
 // datamill.records; Open reads them back into Meta, and Rows gives every
 // record back as hamba/avro decodes the raw schema into map[string]any, so
 // that avro.Marshal(meta.Schema, row.Record) gives the record's original
@@ -114,8 +116,12 @@ const (
 // Meta is what a lake object's key-value metadata and S3 user metadata
 // say of it.
 type Meta struct {
-	Dataset   string
-	Topic     string
+	Dataset string
+	Topic   string
+	// TopicID is the Kafka topic id of Topic, 32 lower-case hex digits
+	// (all zeros from a broker without topic ids): a topic deleted and
+	// created again under the same name has a new one.
+	TopicID   string
 	Partition int32
 	// Start is where the cut began: the End of the partition's previous
 	// object (or where the sink first started reading). The first record

@@ -28,6 +28,7 @@ const (
 	kvSchema    = "avro.schema"
 	kvDataset   = "datamill.dataset"
 	kvTopic     = "datamill.topic"
+	kvTopicID   = "datamill.topic_id"
 	kvPartition = "datamill.partition"
 	kvStart     = "datamill.start_offset"
 	kvEnd       = "datamill.end_offset"
@@ -333,6 +334,7 @@ func (w *Writer) Close(m Meta) error {
 	for k, v := range map[string]string{
 		kvDataset:   m.Dataset,
 		kvTopic:     m.Topic,
+		kvTopicID:   m.TopicID,
 		kvPartition: strconv.FormatInt(int64(m.Partition), 10),
 		kvStart:     strconv.FormatInt(m.Start, 10),
 		kvEnd:       strconv.FormatInt(m.End, 10),
@@ -387,6 +389,7 @@ func Open(r io.ReaderAt, size int64) (f *File, err error) {
 	m := Meta{
 		Dataset:   kv(kvDataset),
 		Topic:     kv(kvTopic),
+		TopicID:   kv(kvTopicID),
 		Partition: int32(num(kvPartition, 32)),
 		Start:     num(kvStart, 64),
 		End:       num(kvEnd, 64),

@@ -153,7 +153,7 @@ func writeObject(t testing.TB, s avro.Schema, in []sample, groupRows int64) ([]b
 			t.Fatalf("write %v: %v", x.rec, err)
 		}
 	}
-	m := Meta{Dataset: "test", Topic: "raw.test", Partition: 3, Start: 990, End: 1000 + 2*int64(len(in))}
+	m := Meta{Dataset: "test", Topic: "raw.test", TopicID: "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7", Partition: 3, Start: 990, End: 1000 + 2*int64(len(in))}
 	if err := w.Close(m); err != nil {
 		t.Fatalf("close: %v", err)
 	}

@@ -122,7 +122,7 @@ func TestPutNewOnce(t *testing.T) {
 
 func TestHeadMetadata(t *testing.T) {
 	s := openStore(t, fakeS3(t, true))
-	m := Meta{Dataset: "users", Topic: "raw.users", Partition: 2, Start: 10, End: 42, Records: 30}
+	m := Meta{Dataset: "users", Topic: "raw.users", TopicID: "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7", Partition: 2, Start: 10, End: 42, Records: 30}
 	const key = "raw/dataset=users/x.parquet"
 	if err := put(t, s, key, "body", m.UserMetadata()); err != nil {
 		t.Fatalf("put: %v", err)
@@ -299,7 +299,7 @@ func TestObjectThroughStore(t *testing.T) {
 	}
 	in := samples(t, d.Raw, 50, 9)
 	b, m := writeObject(t, d.Raw, in, 0)
-	key := Key("raw", m.Dataset, m.Topic, m.Partition, m.Start, in[0].rec["ingested_at"].(time.Time))
+	key := Key("raw", m.Dataset, m.Topic, m.TopicID, m.Partition, m.Start, in[0].rec["ingested_at"].(time.Time))
 	if err := s.PutNew(t.Context(), key, bytes.NewReader(b), int64(len(b)), m.UserMetadata()); err != nil {
 		t.Fatalf("put: %v", err)
 	}

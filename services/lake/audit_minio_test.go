@@ -32,11 +32,11 @@ func TestMinIOAuditsTheSinksWrites(t *testing.T) {
 	url := startAudit(t, pool, 1<<20)
 	m := testkit.MinIOWith(t, testkit.MinIOOptions{AuditEndpoint: url, AuditToken: testAuditToken})
 	body := []byte("PAR1 audited object PAR1")
-	key := lake.Key("raw", "users", "raw.users", 0, 0, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	key := lake.Key("raw", "users", "raw.users", "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7", 0, 0, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
 	if err := minioStore(t, m, m.Sink).PutNew(t.Context(), key, bytes.NewReader(body), int64(len(body)), nil); err != nil {
 		t.Fatalf("the sink's PutNew: %v", err)
 	}
-	refused := lake.Key("raw", "users", "raw.users", 1, 0, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	refused := lake.Key("raw", "users", "raw.users", "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7", 1, 0, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
 	if err := minioStore(t, m, m.Reader).PutNew(t.Context(), refused, bytes.NewReader(body), int64(len(body)), nil); err == nil {
 		t.Fatal("the reader's PutNew succeeded, want it refused")
 	}

@@ -9,10 +9,10 @@
 // until the buffer is cut; the cut decodes them with the dataset's raw
 // schema (whatever schema id wrote them), writes one Parquet object to a
 // temporary file in LAKE_SPOOL_DIR, uploads it from there with
-// If-None-Match: * to lake.Key(S3_PREFIX, dataset, topic, partition, start,
-// time of its first record), records it in the manifest (the lake_objects
-// table) and only then commits the offset End, one past its last record.
-// The next object of the partition starts at End.
+// If-None-Match: * to lake.Key(S3_PREFIX, dataset, topic, topic id,
+// partition, start, time of its first record), records it in the manifest
+// (the lake_objects table) and only then commits the offset End, one past
+// its last record. The next object of the partition starts at End.
 //
 // A buffer is cut at deterministic points: when it holds LAKE_MAX_RECORDS
 // records or LAKE_MAX_BYTES bytes of record values, and before a record
@@ -28,15 +28,27 @@
 // # Exactly once into objects
 //
 // The [Start, End) ranges of a partition's objects form a chain: an
-// object's key is a function of its Start only, and the next object's Start
-// is its End. When a partition is assigned, the sink starts at the greatest
-// End the manifest holds for it, else at the group's committed offset
-// (committed only after the manifest row, so never ahead of the manifest),
-// else at the first record it reads; all three are links of the chain.
-// Records below start are skipped.
+// object's key is a function of its Start only (for one topic), and the
+// next object's Start is its End. When a partition is assigned, the sink
+// starts at the greatest End the manifest holds for it, else at the group's
+// committed offset (committed only after the manifest row, so never ahead
+// of the manifest), else at the first record it reads; all three are links
+// of the chain. Records below start are skipped.
+//
+// A topic is its Kafka topic id, not its name: raw.<dataset> deleted and
+// created again (a restarted datamill dev, whose Kafka starts empty while
+// its database and S3 persist; a reset broker; another Kafka) has a new id
+// and numbers its offsets from 0 again, a chain of its own. The sink reads
+// the id when it starts (a topic recreated while it runs is noticed at its
+// next start); keys carry its first 8 hex digits, objects and manifest rows
+// all of it. The manifest's End is that of the current id's rows; rows of
+// another id are history, and while the manifest has only those for a
+// partition the committed offset is not trusted either (a broker may keep
+// the old topic's) and the sink starts at the topic's first record.
 //
 // An upload that finds its key taken (412 to If-None-Match: *) is a link
-// someone else wrote from the same Start: a run that crashed after its
+// someone else wrote from the same Start of the same topic id (an object of
+// another id there is an error, which the id in the key rules out): a run that crashed after its
 // upload and before its manifest row or commit, or another owner of the
 // partition during a rebalance, which may have cut elsewhere (the idle and
 // memory cuts are not deterministic). The sink adopts that object: its End,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -39,6 +41,10 @@ type sink struct {
 	writtenBy string // the manifest's written_by
 	ready     func(ready bool, reason string)
 	faults    faults
+
+	// topicID is the Kafka topic id of the raw topic (hex), read when
+	// the run starts: it goes into every key, object and manifest row.
+	topicID string
 
 	mu       sync.Mutex
 	parts    map[int32]*partition // the partitions assigned
@@ -106,8 +112,13 @@ func (s *sink) run(ctx context.Context) error {
 			return nil
 		}
 	}
-	s.setReady(false, "joining the consumer group")
 	topic := s.topic()
+	id, err := s.readTopicID(ctx)
+	if err != nil {
+		return err
+	}
+	s.topicID = id
+	s.setReady(false, "joining the consumer group")
 	cl, err := kafka.NewClient(s.kafka, s.log,
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(topic),
@@ -139,9 +150,6 @@ func (s *sink) run(ctx context.Context) error {
 		cl.Close()
 		s.log.Info("left the group")
 	}()
-	if err := kafka.EnsureTopics(ctx, cl, s.kafka, topic); err != nil {
-		return fmt.Errorf("lake %s: %w", s.dataset, err)
-	}
 	// Work on what was read outlives ctx by a grace period, so that a
 	// cut in flight finishes and shutdown archives what is buffered;
 	// ctx still ends polling.
@@ -179,6 +187,33 @@ func (s *sink) run(ctx context.Context) error {
 	}
 }
 
+// readTopicID creates the raw topic if it is missing and returns its
+// topic id in hex. It reads it before the sink joins its group, so that
+// the partitions assigned are resumed from the manifest of this topic,
+// not of an older one of the same name. A topic deleted and created again
+// while the sink runs is not noticed until the sink restarts.
+func (s *sink) readTopicID(ctx context.Context) (string, error) {
+	cl, err := kafka.NewClient(s.kafka, s.log, kgo.ClientID("datamill-"+stageName))
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	topic := s.topic()
+	if err := kafka.EnsureTopics(ctx, cl, s.kafka, topic); err != nil {
+		return "", fmt.Errorf("lake %s: %w", s.dataset, err)
+	}
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err == nil {
+		err = details.Error()
+	}
+	if err != nil {
+		return "", fmt.Errorf("lake %s: topic id of %s: %w", s.dataset, topic, err)
+	}
+	id := details[topic].ID
+	s.log.Info("topic id read", zap.String("topic", topic), zap.String("topic_id", hex.EncodeToString(id[:])))
+	return hex.EncodeToString(id[:]), nil
+}
+
 // shutdownGrace bounds the work of a sink after its context ended: the
 // cut in flight and the last cut of every buffer.
 const shutdownGrace = 30 * time.Second
@@ -189,22 +224,29 @@ func (s *sink) setReady(ready bool, reason string) {
 	}
 }
 
-// assigned is where newly assigned partitions start: the manifest's end,
-// else the committed offset, else the first record read. It is called once
-// the group's committed offsets are fetched, before fetching starts.
+// assigned is where newly assigned partitions start: the manifest's end
+// for the current topic id, else the committed offset, else the first
+// record read. The committed offset is not trusted when the manifest holds
+// objects of the partition under another topic id only: the group's
+// offsets survive a topic's deletion on some brokers, and a commit of the
+// current topic follows its manifest row. It is called once the group's
+// committed offsets are fetched, before fetching starts.
 func (s *sink) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	topic := s.topic()
 	for p, committed := range offsets[topic] {
-		start := int64(-1)
-		if c := committed.EpochOffset().Offset; c >= 0 {
-			start = c
-		}
-		end, ok, err := resume(ctx, s.db, topic, p)
+		end, ok, other, err := resume(ctx, s.db, topic, s.topicID, p)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		start := int64(-1)
+		switch c := committed.EpochOffset().Offset; {
+		case ok:
 			start = end
+		case other:
+			// The first record read, from the start of the topic.
+			offsets[topic][p] = kgo.NewOffset().AtStart()
+		case c >= 0:
+			start = c
 		}
 		if start >= 0 {
 			offsets[topic][p] = kgo.NewOffset().At(start)
@@ -364,10 +406,10 @@ func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) 
 	topic := s.topic()
 	first, last := pt.recs[0], pt.recs[len(pt.recs)-1]
 	meta := lake.Meta{
-		Dataset: s.dataset, Topic: topic, Partition: p,
+		Dataset: s.dataset, Topic: topic, TopicID: s.topicID, Partition: p,
 		Start: pt.start, End: last.offset + 1, Schema: s.codec.Schema(),
 	}
-	key := lake.Key(s.prefix, s.dataset, topic, p, pt.start, first.ts)
+	key := lake.Key(s.prefix, s.dataset, topic, s.topicID, p, pt.start, first.ts)
 	f, size, err := s.spool(pt.recs, &meta)
 	if err != nil {
 		return err
@@ -398,7 +440,7 @@ func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) 
 		}
 	}
 	o := object{
-		Dataset: s.dataset, Topic: topic, Partition: p, Start: meta.Start, End: meta.End, Key: key,
+		Dataset: s.dataset, Topic: topic, TopicID: s.topicID, Partition: p, Start: meta.Start, End: meta.End, Key: key,
 		Records: meta.Records, Bytes: size, First: first.ts, Adopted: adopted, WrittenBy: s.writtenBy,
 	}
 	covered, valueBytes, epoch := 0, 0, int32(-1)
@@ -511,9 +553,10 @@ func (s *sink) adopt(ctx context.Context, key string, meta lake.Meta) (lake.Meta
 	if err != nil {
 		return meta, 0, errFatal{fmt.Errorf("adopt %s: %w", key, err)}
 	}
-	if there.Topic != meta.Topic || there.Partition != meta.Partition || there.Start != meta.Start || there.End <= there.Start {
-		return meta, 0, errFatal{fmt.Errorf("adopt %s: it holds %s/%d [%d, %d), not an object starting at %d",
-			key, there.Topic, there.Partition, there.Start, there.End, meta.Start)}
+	if there.Topic != meta.Topic || there.TopicID != meta.TopicID || there.Partition != meta.Partition ||
+		there.Start != meta.Start || there.End <= there.Start {
+		return meta, 0, errFatal{fmt.Errorf("adopt %s: it holds %s (topic id %s)/%d [%d, %d), not an object of topic id %s starting at %d",
+			key, there.Topic, there.TopicID, there.Partition, there.Start, there.End, meta.TopicID, meta.Start)}
 	}
 	s.log.Info("object adopted: already stored under its key", zap.String("key", key),
 		zap.Int64("offset", there.Start), zap.Int64("end", there.End), zap.Int64("buffered_end", meta.End))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -231,10 +232,11 @@ func (h *harness) awaitArchived(t testing.TB, want produced) {
 func (h *harness) awaitEnds(t testing.TB, ends map[int32]int64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	id := h.topicID(t)
 	for {
 		missing := ""
 		for p, want := range ends {
-			end, _, err := resume(t.Context(), h.db, h.topic, p)
+			end, _, _, err := resume(t.Context(), h.db, h.topic, id, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,6 +253,20 @@ func (h *harness) awaitEnds(t testing.TB, ends map[int32]int64) {
 		}
 		time.Sleep(50 * time.Millisecond) // a poll interval, under a deadline
 	}
+}
+
+// topicID returns the topic id of the harness's topic, in hex.
+func (h *harness) topicID(t testing.TB) string {
+	t.Helper()
+	details, err := kadm.NewClient(h.produce).ListTopics(t.Context(), h.topic)
+	if err == nil {
+		err = details.Error()
+	}
+	if err != nil {
+		t.Fatalf("topic id of %s: %v", h.topic, err)
+	}
+	id := details[h.topic].ID
+	return hex.EncodeToString(id[:])
 }
 
 func slicesKeys[K comparable, V any](m map[K]V) []K {
@@ -298,7 +314,7 @@ func (h *harness) verify(t testing.TB, want produced) int {
 			if e.Offset < m.Start || e.Offset >= m.End {
 				t.Errorf("%s [%d, %d) holds offset %d", obj.Key, m.Start, m.End, e.Offset)
 			}
-			if wantKey := lake.Key(h.lake.Prefix, "users", h.topic, m.Partition, m.Start, e.Timestamp); wantKey != obj.Key {
+			if wantKey := lake.Key(h.lake.Prefix, "users", h.topic, m.TopicID, m.Partition, m.Start, e.Timestamp); wantKey != obj.Key {
 				t.Errorf("record %d/%d at %s is in %s, want %s (its hour)", e.Partition, e.Offset, e.Timestamp, obj.Key, wantKey)
 			}
 			id := want[e.Partition][e.Offset]
@@ -448,9 +464,9 @@ func TestCrashLeavesEveryRecordInOneObject(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				behind := false
+				behind, id := false, h.topicID(t)
 				for p := range int32(2) {
-					end, _, err := resume(t.Context(), h.db, h.topic, p)
+					end, _, _, err := resume(t.Context(), h.db, h.topic, id, p)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -666,4 +682,123 @@ func TestTransactionalTopicTiles(t *testing.T) {
 	// objects' ranges tile the partition across markers and aborted
 	// records.
 	h.verify(t, want)
+}
+
+// recreate deletes the harness's topic and creates it again: same name, a
+// new topic id, offsets from 0. The producer is a new client, the old one
+// knowing the old topic.
+func (h *harness) recreate(t testing.TB) {
+	t.Helper()
+	ctx := t.Context()
+	resp, err := kadm.NewClient(h.produce).DeleteTopics(ctx, h.topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("delete %s: %v", h.topic, err)
+	}
+	h.produce.Close()
+	if h.produce, err = kgo.NewClient(kgo.SeedBrokers(h.kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.produce.Close)
+	if err := kafka.EnsureTopics(ctx, h.produce, h.kafka, h.topic); err != nil {
+		t.Fatalf("create %s again: %v", h.topic, err)
+	}
+}
+
+// eventsStored reads the whole lake back and counts the rows of each
+// event id; it returns the objects by key with their metadata.
+func (h *harness) eventsStored(t testing.TB) (map[string]int, map[string]lake.Meta) {
+	t.Helper()
+	ctx := t.Context()
+	events, metas := map[string]int{}, map[string]lake.Meta{}
+	for obj, err := range h.store.List(ctx, lake.DatasetPrefix(h.lake.Prefix, "users")) {
+		if err != nil {
+			t.Fatalf("list the lake: %v", err)
+		}
+		r, size, err := h.store.Get(ctx, obj.Key)
+		if err != nil {
+			t.Fatalf("get %s: %v", obj.Key, err)
+		}
+		f, err := lake.Open(r, size)
+		if err != nil {
+			t.Fatalf("open %s: %v", obj.Key, err)
+		}
+		metas[obj.Key] = f.Meta
+		for row, err := range f.Rows() {
+			if err != nil {
+				t.Fatalf("rows of %s: %v", obj.Key, err)
+			}
+			events[fmt.Sprint(row.Record["event_id"])]++
+		}
+	}
+	return events, metas
+}
+
+// A topic deleted and created again numbers its offsets from 0: the sink
+// must not resume it from the old topic's manifest nor adopt the old
+// topic's objects whose keys the new cuts would take.
+func TestRecreatedTopicIsArchivedBesideTheOldOne(t *testing.T) {
+	h := newHarness(t, 2, true)
+	group := testkit.Name(t, "lake")
+	old := h.produceRecords(t, 2, 0, 25, across)
+	r := start(t, h.sink(t, group, limits(7)))
+	h.awaitArchived(t, old)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	_, before := h.eventsStored(t)
+
+	h.recreate(t)
+	// Offsets 0 to 19 again, in the same hours as the old topic's: the
+	// old objects' keys are where the new cuts would go without the
+	// topic id.
+	fresh := h.produceRecords(t, 2, 1000, 20, func(i int) time.Time { return across(i - 1000) })
+	s := h.sink(t, group, limits(7))
+	r = start(t, s)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		events, _ := h.eventsStored(t)
+		missing := 0
+		for _, offsets := range fresh {
+			for _, id := range offsets {
+				if events[id] == 0 {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records of the new topic not archived within 30 s", missing)
+		}
+		time.Sleep(100 * time.Millisecond) // a poll interval, under a deadline
+	}
+	h.awaitArchived(t, fresh) // the manifest of the new topic id
+	if err := r.stop(t); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if stored, listed := h.count(t); stored != listed {
+		t.Errorf("the lake stores %d objects, the manifest lists %d", stored, listed)
+	}
+	events, after := h.eventsStored(t)
+	for _, want := range []produced{old, fresh} {
+		for p, offsets := range want {
+			for o, id := range offsets {
+				if events[id] != 1 {
+					t.Errorf("record %d/%d (%s) is in %d rows, want 1", p, o, id, events[id])
+				}
+			}
+		}
+	}
+	for key, m := range before {
+		if got, ok := after[key]; !ok || got.Start != m.Start || got.End != m.End || got.Records != m.Records {
+			t.Errorf("old object %s: %+v, want it untouched (%+v)", key, got, m)
+		}
+	}
+	if got := objects(s, "adopted"); got != 0 {
+		t.Errorf("objects adopted by the second run: %v, want 0", got)
+	}
 }
