@@ -751,10 +751,21 @@ func TestRecreatedTopicIsArchivedBesideTheOldOne(t *testing.T) {
 	_, before := h.eventsStored(t)
 
 	h.recreate(t)
-	// Offsets 0 to 19 again, in the same hours as the old topic's: the
+	// A broker that kept the group's offsets of the deleted topic (kfake
+	// drops them) would have it at the old end: committed here, so that
+	// the sink must not trust them.
+	var stale kadm.Offsets
+	for p := range int32(2) {
+		stale.Add(kadm.Offset{Topic: h.topic, Partition: p, At: 25, LeaderEpoch: -1})
+	}
+	if err := kadm.NewClient(h.produce).CommitAllOffsets(t.Context(), group, stale); err != nil {
+		t.Fatalf("commit the old offsets: %v", err)
+	}
+	// Offsets from 0 again, in the same hours as the old topic's: the
 	// old objects' keys are where the new cuts would go without the
-	// topic id.
-	fresh := h.produceRecords(t, 2, 1000, 20, func(i int) time.Time { return across(i - 1000) })
+	// topic id. More records than the old topic had: an old committed
+	// offset (25), were it trusted, would skip some.
+	fresh := h.produceRecords(t, 2, 1000, 40, func(i int) time.Time { return across(i - 1000) })
 	s := h.sink(t, group, limits(7))
 	r = start(t, s)
 	deadline := time.Now().Add(30 * time.Second)
