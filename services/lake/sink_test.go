@@ -817,8 +817,8 @@ func TestRecreatedTopicIsArchivedBesideTheOldOne(t *testing.T) {
 }
 
 // A manifest written before topic ids (migrations 0001 and 0002 only, a
-// datamill dev's persisted database) takes 0003: its rows get the topic id
-// '' and are then another topic's history, and the new primary key lets a
+// datamill dev's persisted database) takes 0003: its rows get an empty
+// topic id and are then another topic's history, and the new primary key lets a
 // topic of the same name record the same partition and start again.
 func TestTopicIDMigrationKeepsOlderRows(t *testing.T) {
 	ctx := t.Context()
