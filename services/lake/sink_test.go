@@ -5,13 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -816,49 +814,31 @@ func TestRecreatedTopicIsArchivedBesideTheOldOne(t *testing.T) {
 	}
 }
 
-// A manifest written before topic ids (migrations 0001 and 0002 only, a
-// datamill dev's persisted database) takes 0003: its rows get an empty
-// topic id and are then another topic's history, and the new primary key lets a
-// topic of the same name record the same partition and start again.
-func TestTopicIDMigrationKeepsOlderRows(t *testing.T) {
-	ctx := t.Context()
-	db, err := pg.Open(ctx, pg.Config{URL: testkit.Postgres(t), MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
+// The eco samples' stored bytes are the lake's: what storedBytes reports
+// after a run is the size of every object the store lists.
+func TestStoredBytesAreTheObjectsSizes(t *testing.T) {
+	h := newHarness(t, 2, true)
+	h.produceRecords(t, 2, 0, 30, across)
+	cfg := limits(8)
+	cfg.SpoolDir = t.TempDir()
+	s := h.sink(t, testkit.Name(t, "lake"), cfg)
+	r := start(t, s)
+	h.awaitEnds(t, map[int32]int64{0: 29, 1: 29})
+	if err := r.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
 	}
-	t.Cleanup(db.Close)
-	before := fstest.MapFS{}
-	for _, name := range []string{"0001_manifest.sql", "0002_audit.sql"} {
-		b, err := fs.ReadFile(migrations.FS, name)
+	var listed int64
+	for obj, err := range h.store.List(t.Context(), lake.DatasetPrefix(h.lake.Prefix, "users")) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before[name] = &fstest.MapFile{Data: b}
+		listed += obj.Size
 	}
-	if _, err := pg.Migrate(ctx, db, "lake", before); err != nil {
+	got, err := storedBytes(t.Context(), h.db)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(ctx, `insert into lake_objects
-		(dataset, topic, partition, start_offset, end_offset, key, records, bytes, written_by)
-		values ('users', 'raw.users', 0, 0, 10, 'old-key', 10, 100, 'test')`); err != nil {
-		t.Fatal(err)
-	}
-	if applied, err := pg.Migrate(ctx, db, "lake", migrations.FS); err != nil || applied != 1 {
-		t.Fatalf("migrate to the topic id: %d applied, %v; want 1", applied, err)
-	}
-	const id = "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7"
-	end, ok, other, err := resume(ctx, db, "raw.users", id, 0)
-	if err != nil || ok || !other {
-		t.Fatalf("resume after the migration: %d, %v, other %v, %v; want no end of the new id and another id's rows", end, ok, other, err)
-	}
-	o := object{Dataset: "users", Topic: "raw.users", TopicID: id, Partition: 0, Start: 0, End: 4, Key: "new-key", Records: 4, Bytes: 40, WrittenBy: "test"}
-	if err := record(ctx, db, o); err != nil {
-		t.Fatal(err)
-	}
-	if end, ok, _, err := resume(ctx, db, "raw.users", id, 0); err != nil || !ok || end != 4 {
-		t.Errorf("resume of the new id: %d, %v, %v; want 4", end, ok, err)
-	}
-	if end, ok, _, err := resume(ctx, db, "raw.users", "", 0); err != nil || !ok || end != 10 {
-		t.Errorf("resume of the rows before topic ids: %d, %v, %v; want 10", end, ok, err)
+	if listed == 0 || got != listed {
+		t.Errorf("stored bytes %d, the objects listed hold %d", got, listed)
 	}
 }

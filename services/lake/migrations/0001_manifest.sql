@@ -4,6 +4,11 @@
 create table if not exists lake_objects (
     dataset         text        not null,
     topic           text        not null,
+    -- A topic deleted and created again under the same name numbers its
+    -- offsets from 0 again: its Kafka topic id (in hex) tells its objects
+    -- from the old topic's. The sink resumes a partition from the rows of
+    -- its topic's current id only; rows of another id are history.
+    topic_id        text        not null,
     partition       integer     not null,
     start_offset    bigint      not null,
     end_offset      bigint      not null,
@@ -20,7 +25,7 @@ create table if not exists lake_objects (
     adopted         boolean     not null default false,
     written_by      text        not null,
     written_at      timestamptz not null default now(),
-    primary key (topic, partition, start_offset),
+    primary key (topic_id, topic, partition, start_offset),
     check (end_offset > start_offset)
 );
 
