@@ -26,6 +26,9 @@ import (
 // testTime is when the tests' objects' first records were.
 var testTime = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 
+// testTopicID is the Kafka topic id of the objects the tests write.
+const testTopicID = "7f3a09c1e24b4d0e9a55c3b1d0f2e6a7"
+
 // minioStore opens the lake's store on m's bucket with credentials c,
 // through TLS trusting m's CA only.
 func minioStore(t testing.TB, m *testkit.MinIOServer, c testkit.Credentials) *lake.Store {
@@ -84,7 +87,7 @@ func lakeObject(t testing.TB, marker string) []byte {
 			t.Fatalf("write row %d: %v", i, err)
 		}
 	}
-	meta := lake.Meta{Dataset: "users", Topic: "raw.users", Partition: 0, Start: 50, End: 100, Records: 50, Schema: schema}
+	meta := lake.Meta{Dataset: "users", Topic: "raw.users", TopicID: testTopicID, Partition: 0, Start: 50, End: 100, Records: 50, Schema: schema}
 	if err := w.Close(meta); err != nil {
 		t.Fatalf("close the lake object: %v", err)
 	}
@@ -113,13 +116,13 @@ func TestMinIOKeepsLakeObjectsEncryptedAtRest(t *testing.T) {
 	sink := minioStore(t, m, m.Sink)
 	marker := "plain-" + strings.ToLower(rand.Text())
 	body := plainParquet(t, marker)
-	key := lake.Key("raw", "users", "raw.users", 0, 0, testTime)
+	key := lake.Key("raw", "users", "raw.users", testTopicID, 0, 0, testTime)
 	if err := put(t, sink, key, body); err != nil {
 		t.Fatalf("PutNew %s: %v", key, err)
 	}
 	// And an object as the sink writes it (zstd: its values may not show
 	// in plain, its magic does).
-	lakeKey := lake.Key("raw", "users", "raw.users", 0, 50, testTime)
+	lakeKey := lake.Key("raw", "users", "raw.users", testTopicID, 0, 50, testTime)
 	if err := put(t, sink, lakeKey, lakeObject(t, marker)); err != nil {
 		t.Fatalf("PutNew %s: %v", lakeKey, err)
 	}
@@ -191,7 +194,7 @@ func TestMinIOKeepsLakeObjectsEncryptedAtRest(t *testing.T) {
 func TestMinIODeniesAnonymousAndWrongCredentials(t *testing.T) {
 	m := testkit.MinIO(t)
 	sink := minioStore(t, m, m.Sink)
-	key := lake.Key("raw", "users", "raw.users", 1, 42, testTime)
+	key := lake.Key("raw", "users", "raw.users", testTopicID, 1, 42, testTime)
 	if err := put(t, sink, key, plainParquet(t, "x")); err != nil {
 		t.Fatalf("PutNew %s: %v", key, err)
 	}
@@ -232,7 +235,7 @@ func TestMinIOConfinesTheSinkToRawAndTheReaderToReading(t *testing.T) {
 	m := testkit.MinIO(t)
 	root, sink, reader := minioStore(t, m, m.Root), minioStore(t, m, m.Sink), minioStore(t, m, m.Reader)
 	body := plainParquet(t, "y")
-	rawKey := lake.Key("raw", "users", "raw.users", 2, 7, testTime)
+	rawKey := lake.Key("raw", "users", "raw.users", testTopicID, 2, 7, testTime)
 	if err := put(t, sink, rawKey, body); err != nil {
 		t.Fatalf("the sink's PutNew under raw/: %v", err)
 	}
@@ -281,7 +284,7 @@ func TestMinIOConfinesTheSinkToRawAndTheReaderToReading(t *testing.T) {
 		allowed(t, "list under raw/", list(sink, "raw/"))
 	})
 	t.Run("reader", func(t *testing.T) {
-		denied(t, "put under raw/", put(t, reader, lake.Key("raw", "users", "raw.users", 2, 99, testTime), body))
+		denied(t, "put under raw/", put(t, reader, lake.Key("raw", "users", "raw.users", testTopicID, 2, 99, testTime), body))
 		denied(t, "put outside raw/", put(t, reader, "curated/y.parquet", body))
 		denied(t, "get outside raw/", get(reader, outside))
 		allowed(t, "get under raw/", get(reader, rawKey))
@@ -293,7 +296,7 @@ func TestMinIOConfinesTheSinkToRawAndTheReaderToReading(t *testing.T) {
 // cannot encrypt at rest: the sink's write fails, and nothing is stored.
 func TestMinIOWithoutKMSTakesNoLakeObject(t *testing.T) {
 	m := testkit.MinIOWith(t, testkit.MinIOOptions{WithoutKMS: true})
-	key := lake.Key("raw", "users", "raw.users", 0, 0, testTime)
+	key := lake.Key("raw", "users", "raw.users", testTopicID, 0, 0, testTime)
 	err := put(t, minioStore(t, m, m.Sink), key, plainParquet(t, "z"))
 	if err == nil {
 		t.Fatalf("PutNew %s on a server without KMS succeeded, want it refused", key)
@@ -311,7 +314,7 @@ func TestMinIOWithoutKMSTakesNoLakeObject(t *testing.T) {
 // delete the object's version before its retention ends.
 func TestMinIOObjectLockKeepsLakeObjects(t *testing.T) {
 	m := testkit.MinIOWith(t, testkit.MinIOOptions{RetentionDays: 1})
-	key := lake.Key("raw", "users", "raw.users", 0, 0, testTime)
+	key := lake.Key("raw", "users", "raw.users", testTopicID, 0, 0, testTime)
 	body := plainParquet(t, "locked")
 	if err := put(t, minioStore(t, m, m.Sink), key, body); err != nil {
 		t.Fatalf("PutNew %s in a locked bucket: %v", key, err)
