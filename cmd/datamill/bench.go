@@ -544,7 +544,7 @@ func (b *benchRun) profiles(ctx context.Context, r *benchReport) {
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, st := range []string{"cleaner", "loader", "scorer"} {
+	for _, st := range []string{"cleaner", "loader", "scorer", "lake"} {
 		wg.Go(func() {
 			// The CPU over 10 s, then the heap as it is at their end.
 			for _, p := range []struct{ file, url string }{

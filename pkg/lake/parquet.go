@@ -12,7 +12,6 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
 // A Writer's row groups hold at most RowGroupRows rows, and are cut
@@ -73,10 +72,14 @@ func NewWriter(w io.Writer, s avro.Schema) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lake schema: %w", err)
 	}
+	codec, err := newZstdCodec()
+	if err != nil {
+		return nil, err
+	}
 	out := &counter{w: w}
 	pw := parquet.NewGenericWriter[any](out,
 		parquet.NewSchema(schemaName(s), root.pq),
-		parquet.Compression(&zstd.Codec{}),
+		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 		parquet.CreatedBy("datamill", "", ""),
 		parquet.KeyValueMetadata(kvSchema, s.String()),
