@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -155,6 +156,10 @@ flags:`)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "datamill dev: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if f.partitions < 1 || f.partitions > math.MaxInt32 {
+		fmt.Fprintf(stderr, "datamill dev: --partitions %d: want 1 to %d\n", f.partitions, math.MaxInt32)
 		return errUsage
 	}
 	d := &devStack{flags: f, env: config.ToMap(environ), environ: environ, out: &lockedWriter{w: stdout}, colour: progress.IsTerminal(stdout)}
