@@ -496,7 +496,7 @@ func (b *benchRun) drained(ctx context.Context) (done bool, archived int, err er
 // the loader's writes on this machine.
 func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport) error {
 	file := filepath.Join(b.dir, b.ds.Name+".copy")
-	f, err := os.Create(file) // #nosec G304 -- --profile, the operator's own directory
+	f, err := os.Create(file) // #nosec G304 -- a file in the run's own directory
 	if err != nil {
 		return err
 	}

@@ -252,7 +252,7 @@ func fetchTo(ctx context.Context, url, path string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	f, err := os.Create(path) // #nosec G304 -- a file in the run's own directory
+	f, err := os.Create(path) // #nosec G304 -- a file in --profile, the operator's own directory
 	if err != nil {
 		return err
 	}

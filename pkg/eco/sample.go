@@ -120,7 +120,7 @@ func lowest(dirs []string, name string, parse func(string) (float64, bool)) (flo
 	var low float64
 	found := false
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, name)) // #nosec G304 -- fixed names in the power-capping directories of /sys
+		b, err := os.ReadFile(filepath.Join(dir, name)) // #nosec G304 -- memory.max or cpu.max in the process's cgroup directories
 		if err != nil {
 			continue
 		}

@@ -129,7 +129,7 @@ func (m *Model) Check() error {
 // Save writes the model into dir as <name>-<version>.json, atomically (a
 // scorer watching dir never sees half a file), and returns its path.
 func (m *Model) Save(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil { // #nosec G301 -- the scorer service reading the models may run as another user (its container)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
