@@ -84,6 +84,7 @@ func Parse[T any](environ []string) (T, error) {
 // readSecretFiles sets each secret variable of t whose V_FILE is set in m to
 // the content of that file, one trailing newline (an editor's, or echo's)
 // trimmed, and joins the errors: both V and V_FILE set, a file unreadable.
+// An empty variable counts as unset, as compose passes `V=${V:-}` along.
 // The errors name the variables and paths, never a file's content.
 func readSecretFiles(t reflect.Type, m map[string]string) error {
 	declared := map[string]bool{}
@@ -92,11 +93,11 @@ func readSecretFiles(t reflect.Type, m map[string]string) error {
 	}
 	var errs []error
 	for _, name := range secretVariables(t) {
-		path, ok := m[name+"_FILE"]
-		if !ok || declared[name+"_FILE"] {
+		path := m[name+"_FILE"]
+		if path == "" || declared[name+"_FILE"] {
 			continue
 		}
-		if _, both := m[name]; both {
+		if m[name] != "" {
 			errs = append(errs, fmt.Errorf("%s and %s_FILE are both set: give one", name, name))
 			continue
 		}

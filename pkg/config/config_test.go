@@ -177,6 +177,10 @@ func TestParseReadsSecretsFromFiles(t *testing.T) {
 			environ: []string{"DATABASE_URL=u", "AUDIT_TOKEN_FILE=" + bare},
 			want:    secrets{URL: "u", TokenFile: bare},
 		},
+		"empty counts as unset": {
+			environ: []string{"DATABASE_URL=", "DATABASE_URL_FILE=" + url, "DB_PASSWORD_FILE="},
+			want:    secrets{URL: "postgres://loader:s3cret@db/datamill"},
+		},
 		"both set": {
 			environ: []string{"DATABASE_URL=u", "DATABASE_URL_FILE=" + url},
 			wantErr: []string{"DATABASE_URL and DATABASE_URL_FILE are both set"},
