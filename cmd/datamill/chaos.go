@@ -212,7 +212,7 @@ func (c *chaosRun) run(ctx context.Context) (*chaosReport, error) {
 // which the extractor leaves alone. Every record's event id names its file
 // and line, so both runs read the same files at the same paths.
 func (c *chaosRun) writeFiles() error {
-	if err := os.MkdirAll(c.inbox, 0o755); err != nil {
+	if err := os.MkdirAll(c.inbox, 0o750); err != nil {
 		return err
 	}
 	g := gen.New(gen.Options{Users: c.flags.events, Seed: c.flags.seed, Dirty: 0.1})
@@ -233,7 +233,7 @@ func (c *chaosRun) writeFiles() error {
 	n := min(c.flags.files, len(rows))
 	for k := range n {
 		name := fmt.Sprintf("%s-%03d.csv", c.ds.Name, k)
-		f, err := os.Create(filepath.Join(c.inbox, "."+name))
+		f, err := os.Create(filepath.Join(c.inbox, "."+name)) // #nosec G304 -- a file in the run's own inbox
 		if err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func (c *chaosRun) writeFiles() error {
 // returns the outcome.
 func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOutcome, []chaosFault, error) {
 	dir := filepath.Join(c.dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return chaosOutcome{}, nil, err
 	}
 	set := []string{
@@ -413,7 +413,7 @@ func countCommitted(ctx context.Context, kcfg kafka.Config, topic string) (int, 
 // turn in a random order, restarting each at once; halfway, it restarts PostgreSQL instead, and three quarters
 // through, with flags.restartBroker, the broker.
 func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error) {
-	rng := rand.New(rand.NewPCG(c.flags.seed, 0x0c4a05))
+	rng := rand.New(rand.NewPCG(c.flags.seed, 0x0c4a05)) // #nosec G404 -- a seeded, reproducible fault schedule, not a secret
 	names := make([]string, 0, len(d.children))
 	for _, ch := range d.children {
 		names = append(names, ch.name)
@@ -443,7 +443,7 @@ func (c *chaosRun) inject(ctx context.Context, d *devStack) ([]chaosFault, error
 		case "restart PostgreSQL":
 			err = d.pg.Restart(ctx)
 		case "restart the Kafka broker":
-			cmd := exec.CommandContext(ctx, "sh", "-c", c.flags.restartBroker)
+			cmd := exec.CommandContext(ctx, "sh", "-c", c.flags.restartBroker) // #nosec G204 -- --restart-broker is a shell command the operator gives on purpose
 			cmd.Stdout, cmd.Stderr = c.logs, c.logs
 			err = cmd.Run()
 		default:
@@ -745,7 +745,7 @@ func (r *chaosReport) print(w io.Writer) {
 	for _, f := range r.Faults {
 		fmt.Fprintf(tw, "%.1f\t%s\t%.2f\t\n", f.AtSeconds, f.What, f.DownSeconds)
 	}
-	tw.Flush()
+	_ = tw.Flush() // a report for the terminal, written like the Fprintf lines around it
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tundisturbed\tunder faults\t")
@@ -771,7 +771,7 @@ func (r *chaosReport) print(w io.Writer) {
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", row.name, row.ref, row.got)
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	fmt.Fprintln(w)
 	reasons := slices.Sorted(maps.Keys(r.Reference.DeadLetters))
 	for _, k := range slices.Sorted(maps.Keys(r.Chaos.DeadLetters)) {
@@ -784,7 +784,7 @@ func (r *chaosReport) print(w io.Writer) {
 	for _, k := range reasons {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", k, r.Reference.DeadLetters[k], r.Chaos.DeadLetters[k])
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	fmt.Fprintln(w)
 	if len(r.Problems) == 0 {
 		fmt.Fprintf(w, "reconciled: nothing lost, doubled or changed; %s table and predictions identical to the undisturbed run\n", r.Dataset)

@@ -72,7 +72,7 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 
 	// The extractor watches inbox; the generated file is renamed into it.
 	inbox := filepath.Join(dir, "inbox")
-	if err := os.Mkdir(inbox, 0o755); err != nil {
+	if err := os.Mkdir(inbox, 0o750); err != nil {
 		return err
 	}
 	models := filepath.Join(dir, "models")
@@ -123,9 +123,9 @@ func commandDir(command string) (string, *os.File, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	logs, err := os.Create(filepath.Join(dir, "services.log"))
+	logs, err := os.Create(filepath.Join(dir, "services.log")) // #nosec G304 -- a file in the demo's own temporary directory
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // on an error path: that error is the one returned
 		return "", nil, err
 	}
 	return dir, logs, nil
@@ -224,7 +224,7 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 	// renamed in whole.
 	file := d.ds.Name + ".csv"
 	tmp := filepath.Join(inbox, "."+file)
-	f, err := os.Create(tmp)
+	f, err := os.Create(tmp) // #nosec G304 -- a file in the demo's own temporary directory
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +388,7 @@ func (d *demoRun) model(ctx context.Context) (demoModel, error) {
 	entries, _ := filepath.Glob(filepath.Join(d.models, modelName(d.ds)+"-*.json"))
 	if len(entries) == 0 {
 		d.progress("training the %s model on the loaded %s…", modelName(d.ds), d.ds.Name)
-		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models, "--name", modelName(d.ds))
+		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models, "--name", modelName(d.ds)) // #nosec G204 -- our own scorer binary, arguments passed without a shell
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID,
 			"KAFKA_BROKERS="+d.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
 		if out, err := cmd.CombinedOutput(); err != nil {

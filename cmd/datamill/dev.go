@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -157,6 +158,10 @@ flags:`)
 		fmt.Fprintf(stderr, "datamill dev: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	if f.partitions < 1 || f.partitions > math.MaxInt32 {
+		fmt.Fprintf(stderr, "datamill dev: --partitions %d: want 1 to %d\n", f.partitions, math.MaxInt32)
+		return errUsage
+	}
 	d := &devStack{flags: f, env: config.ToMap(environ), environ: environ, out: &lockedWriter{w: stdout}, colour: progress.IsTerminal(stdout)}
 	return d.run(ctx)
 }
@@ -205,7 +210,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 
 	brokers := d.env["KAFKA_BROKERS"]
 	if brokers == "" {
-		k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)})
+		k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)}) // #nosec G115 -- dev checked it is 1 to MaxInt32
 		if err != nil {
 			return err
 		}
@@ -265,7 +270,7 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.logf("s3: using S3_ENDPOINT from the environment (%s)", d.env["S3_ENDPOINT"])
 	}
 
-	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1}
+	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1} // #nosec G115 -- dev checked it is 1 to MaxInt32
 	topics, err := createTopics(ctx, kcfg, datasets)
 	if err != nil {
 		return err
@@ -375,7 +380,7 @@ func (d *devStack) build(ctx context.Context, bin string) error {
 	for _, s := range serviceNames() {
 		args = append(args, "./services/"+s)
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd := exec.CommandContext(ctx, "go", args...) // #nosec G204 -- go run of our own packages, arguments passed without a shell
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build services: %w\n%s", err, out)
@@ -558,9 +563,9 @@ func startChild(name, path string, env []string, addr, prefix string, out *locke
 		exited <- c
 	}()
 	err = <-started
-	w.Close()
+	_ = w.Close() // the child holds its own copy; closing ours only lets the reader see EOF
 	if err != nil {
-		r.Close()
+		_ = r.Close() // the start's error is the one returned
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
@@ -588,7 +593,7 @@ func (c *child) awaitReady(ctx context.Context, deadline time.Time) error {
 		if err == nil {
 			var body readiness
 			_ = json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

@@ -358,6 +358,20 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+func TestDevRefusesPartitionsOutOfRange(t *testing.T) {
+	for _, n := range []string{"0", "-1", "2147483648"} {
+		t.Run(n, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel() // should it start anyway, it stops at once
+			var stderr strings.Builder
+			err := run(ctx, []string{"dev", "--partitions", n}, nil, io.Discard, &stderr)
+			if err != errUsage || !strings.Contains(stderr.String(), "--partitions "+n+": want 1 to 2147483647") {
+				t.Errorf("dev --partitions %s = %v, %q; want a usage error naming the range", n, err, stderr.String())
+			}
+		})
+	}
+}
+
 func TestDevReadyTimeoutNamesTheService(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {

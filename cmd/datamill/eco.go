@@ -74,7 +74,7 @@ func ecoCommand(ctx context.Context, args, environ []string, stdout, stderr io.W
 	}
 	defer func() {
 		if conn != nil {
-			conn.Close(ctx)
+			_ = conn.Close(ctx) // on an error path: that error is the one returned
 		}
 	}()
 	// load returns a run's report, from a saved file or the database (the

@@ -166,7 +166,7 @@ func writeReport(ctx context.Context, database string, sources []htmlreport.Sour
 		werr = cerr
 	}
 	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o644)
+		werr = os.Chmod(tmp.Name(), 0o644) // #nosec G302 -- a page for readers besides its writer; CreateTemp's 0600 would hide it
 	}
 	if werr == nil {
 		werr = os.Rename(tmp.Name(), path)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -56,10 +57,19 @@ type Validator interface {
 // Parse fills a T from environ (KEY=VALUE pairs, as os.Environ returns them).
 // Variables without a default are required. When T implements Validator,
 // Validate runs after parsing.
+//
+// A secret variable V (tagged `secret:"true"`, or whose name SecretName
+// marks) may come from a file instead: V_FILE names it, and V is the file's
+// content less one trailing newline. Setting both is an error. A
+// configuration that declares V_FILE itself reads that file its own way.
 func Parse[T any](environ []string) (T, error) {
 	var cfg T
+	m := ToMap(environ)
+	if err := readSecretFiles(reflect.TypeOf(cfg), m); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
 	err := env.ParseWithOptions(&cfg, env.Options{
-		Environment:     ToMap(environ),
+		Environment:     m,
 		RequiredIfNoDef: true,
 	})
 	if err != nil {
@@ -69,6 +79,63 @@ func Parse[T any](environ []string) (T, error) {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// readSecretFiles sets each secret variable of t whose V_FILE is set in m to
+// the content of that file, one trailing newline (an editor's, or echo's)
+// trimmed, and joins the errors: both V and V_FILE set, a file unreadable.
+// An empty variable counts as unset, as compose passes `V=${V:-}` along.
+// The errors name the variables and paths, never a file's content.
+func readSecretFiles(t reflect.Type, m map[string]string) error {
+	declared := map[string]bool{}
+	for _, v := range Variables(reflect.New(t).Interface()) {
+		declared[v.Name] = true
+	}
+	var errs []error
+	for _, name := range secretVariables(t) {
+		path := m[name+"_FILE"]
+		if path == "" || declared[name+"_FILE"] {
+			continue
+		}
+		if m[name] != "" {
+			errs = append(errs, fmt.Errorf("%s and %s_FILE are both set: give one", name, name))
+			continue
+		}
+		b, err := os.ReadFile(path) // #nosec G304 -- the path the operator gives in V_FILE
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s_FILE: %w", name, err))
+			continue
+		}
+		v := strings.TrimSuffix(string(b), "\n")
+		m[name] = strings.TrimSuffix(v, "\r")
+	}
+	return errors.Join(errs...)
+}
+
+// secretVariables lists the secret variables of the struct type t and of
+// the structs it holds, as isSecret tells them.
+func secretVariables(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		switch {
+		case name == "":
+			names = append(names, secretVariables(f.Type)...)
+		case isSecret(f, name):
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // validate runs Validate on the struct v points to and on every struct field

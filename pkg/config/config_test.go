@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,96 @@ func TestVariables(t *testing.T) {
 	}
 	if len(vars) != 10 {
 		t.Errorf("got %d variables, want 10: %+v", len(vars), vars)
+	}
+}
+
+// secrets is a configuration with secrets: one required and tagged, one
+// that SecretName marks, and one whose configuration reads its own _FILE.
+type secrets struct {
+	URL       string `env:"DATABASE_URL" secret:"true"`
+	Password  string `env:"DB_PASSWORD" envDefault:""`
+	Token     string `env:"AUDIT_TOKEN" envDefault:""`
+	TokenFile string `env:"AUDIT_TOKEN_FILE" envDefault:""`
+}
+
+func TestParseReadsSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	url := file("url", "postgres://loader:s3cret@db/datamill\n")
+	twoLines := file("two", "hunter2\n\n")
+	crlf := file("crlf", "hunter2\r\n")
+	bare := file("bare", "hunter2")
+	tests := map[string]struct {
+		environ []string
+		want    secrets
+		wantErr []string
+	}{
+		"one trailing newline trimmed": {
+			environ: []string{"DATABASE_URL_FILE=" + url},
+			want:    secrets{URL: "postgres://loader:s3cret@db/datamill"},
+		},
+		"only one newline trimmed": {
+			environ: []string{"DATABASE_URL=u", "DB_PASSWORD_FILE=" + twoLines},
+			want:    secrets{URL: "u", Password: "hunter2\n"},
+		},
+		"a CRLF is one newline": {
+			environ: []string{"DATABASE_URL=u", "DB_PASSWORD_FILE=" + crlf},
+			want:    secrets{URL: "u", Password: "hunter2"},
+		},
+		"no newline kept as is": {
+			environ: []string{"DATABASE_URL=u", "DB_PASSWORD_FILE=" + bare},
+			want:    secrets{URL: "u", Password: "hunter2"},
+		},
+		"a declared _FILE is left to its configuration": {
+			environ: []string{"DATABASE_URL=u", "AUDIT_TOKEN_FILE=" + bare},
+			want:    secrets{URL: "u", TokenFile: bare},
+		},
+		"empty counts as unset": {
+			environ: []string{"DATABASE_URL=", "DATABASE_URL_FILE=" + url, "DB_PASSWORD_FILE="},
+			want:    secrets{URL: "postgres://loader:s3cret@db/datamill"},
+		},
+		"both set": {
+			environ: []string{"DATABASE_URL=u", "DATABASE_URL_FILE=" + url},
+			wantErr: []string{"DATABASE_URL and DATABASE_URL_FILE are both set"},
+		},
+		"missing files, all named": {
+			environ: []string{"DATABASE_URL_FILE=" + filepath.Join(dir, "nope"), "DB_PASSWORD_FILE=" + filepath.Join(dir, "none")},
+			wantErr: []string{"DATABASE_URL_FILE: open " + filepath.Join(dir, "nope"), "DB_PASSWORD_FILE: open " + filepath.Join(dir, "none")},
+		},
+		"a required secret missing from both": {
+			environ: nil,
+			wantErr: []string{"DATABASE_URL"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Parse[secrets](tc.environ)
+			if len(tc.wantErr) > 0 {
+				for _, want := range tc.wantErr {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("Parse(%q) error = %v, want it to mention %q", tc.environ, err, want)
+					}
+				}
+				if err != nil && strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("error %q holds a secret", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tc.environ, err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Parse(%q) mismatch (-want +got):\n%s", tc.environ, diff)
+			}
+			if r := Redacted(got); got.URL != "" && r["DATABASE_URL"] != "[redacted]" {
+				t.Errorf("DATABASE_URL logged as %v, want it redacted", r["DATABASE_URL"])
+			}
+		})
 	}
 }

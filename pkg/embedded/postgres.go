@@ -210,7 +210,7 @@ func freePort() (int, error) {
 // the terminal is for this process, which stops the server in its own
 // time), killed when this process dies, with a neutral environment.
 func (p *Postgres) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(p.bin, name), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(p.bin, name), args...) // #nosec G204 -- PostgreSQL's own binaries (initdb, pg_ctl), arguments passed without a shell
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = []string{"LC_ALL=C.UTF-8", "TZ=UTC"}
@@ -315,7 +315,7 @@ var errPortTaken = errors.New("port in use")
 // connections, creating it on first start.
 func (p *Postgres) start(ctx context.Context) error {
 	logPath := p.LogFile()
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600) // #nosec G304 -- the log in the cluster's own directory
 	if err != nil {
 		return fmt.Errorf("postgres log: %w", err)
 	}

@@ -204,8 +204,8 @@ func s3Fail(w http.ResponseWriter, r *http.Request, status int, code, message st
 		return
 	}
 	body, _ := xml.Marshal(s3Error{Code: code, Message: message, Resource: r.URL.Path})
-	w.Write([]byte(xml.Header))
-	w.Write(body)
+	_, _ = w.Write([]byte(xml.Header)) // the client's connection: nothing to do if it is gone
+	_, _ = w.Write(body)
 }
 
 // unsupportedEncryption names the server-side encryption r asks for that

@@ -269,7 +269,7 @@ func (p *parser) escaped(start int) (string, error) {
 			if r >= 0xd800 && r < 0xe000 {
 				// A lone surrogate is no character: keep it as the
 				// invalid UTF-8 it encodes to.
-				buf = append(buf, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
+				buf = append(buf, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f) // #nosec G115 -- each byte is masked or shifted into range, as UTF-8 encodes
 				continue
 			}
 			buf = utf8.AppendRune(buf, r)

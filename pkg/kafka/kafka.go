@@ -208,7 +208,7 @@ func Partitions(ctx context.Context, cl *kgo.Client, topic string) (int32, error
 	if err != nil {
 		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
 	}
-	return int32(len(details[topic].Partitions)), nil
+	return int32(len(details[topic].Partitions)), nil // #nosec G115 -- Kafka's partition count is an int32
 }
 
 // ensure creates the topics that do not exist yet and waits for their

@@ -97,7 +97,7 @@ func ParseUserMetadata(user map[string]string) (Meta, error) {
 		Dataset:   str(userDataset),
 		Topic:     str(userTopic),
 		TopicID:   str(userTopicID),
-		Partition: int32(num(userPartition, 32)),
+		Partition: int32(num(userPartition, 32)), // #nosec G115 -- num parsed it with bitSize 32
 		Start:     num(userStart, 64),
 		End:       num(userEnd, 64),
 		Records:   num(userRecords, 64),

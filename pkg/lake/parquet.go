@@ -393,7 +393,7 @@ func Open(r io.ReaderAt, size int64) (f *File, err error) {
 		Dataset:   kv(kvDataset),
 		Topic:     kv(kvTopic),
 		TopicID:   kv(kvTopicID),
-		Partition: int32(num(kvPartition, 32)),
+		Partition: int32(num(kvPartition, 32)), // #nosec G115 -- num parsed it with bitSize 32
 		Start:     num(kvStart, 64),
 		End:       num(kvEnd, 64),
 		Records:   num(kvRecords, 64),
@@ -490,7 +490,7 @@ func (f *File) assemble(pr parquet.Row, cols [][]parquet.Value, cur []int) (Row,
 		case ColTopic:
 			env.Topic = v.(string)
 		case ColPartition:
-			env.Partition = int32(v.(int))
+			env.Partition = int32(v.(int)) // #nosec G115 -- read from an INT32 column
 		case ColOffset:
 			env.Offset = v.(int64)
 		case ColTimestamp:

@@ -48,7 +48,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 		d *= 2
 	}
 	if j := min(max(b.Jitter, 0), 1); j > 0 {
-		d -= time.Duration(rand.Float64() * j * float64(d))
+		d -= time.Duration(rand.Float64() * j * float64(d)) // #nosec G404 -- backoff jitter, not a secret
 	}
 	return max(d, 0)
 }

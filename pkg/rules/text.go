@@ -317,7 +317,7 @@ func textRepairRound(s string) (string, int) {
 			i += size
 			continue
 		}
-		buf[0] = byte(r)
+		buf[0] = byte(r) // #nosec G115 -- r is 0xc2..0xf4 here (the switch above)
 		j, ok := i+size, true
 		for k := 1; k <= need && ok; k++ {
 			c, csize := utf8.DecodeRuneInString(s[j:])

@@ -167,7 +167,7 @@ func NewKeyCodec(ctx context.Context, reg *Registry, topic string) (*KeyCodec, e
 		return nil, err
 	}
 	k := &KeyCodec{}
-	binary.BigEndian.PutUint32(k.header[1:], uint32(id))
+	binary.BigEndian.PutUint32(k.header[1:], uint32(id)) // #nosec G115 -- schema ids are int32 in the registry protocol
 	return k, nil
 }
 
@@ -197,7 +197,7 @@ func newCodec[T any](ctx context.Context, reg *Registry, subject string, schema 
 		return nil, err
 	}
 	c := &Codec[T]{reg: reg, schema: schema, id: id}
-	binary.BigEndian.PutUint32(c.header[1:], uint32(id))
+	binary.BigEndian.PutUint32(c.header[1:], uint32(id)) // #nosec G115 -- schema ids are int32 in the registry protocol
 	c.resolved.Store(id, schema)
 	return c, nil
 }

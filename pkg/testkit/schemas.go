@@ -74,10 +74,10 @@ func SchemaDir(t testing.TB, texts map[string]string) string {
 	dir := t.TempDir()
 	for path, text := range texts {
 		file := filepath.Join(dir, filepath.FromSlash(path)+".avsc")
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -147,7 +147,7 @@ func ServeUntilReady(t *testing.T, run Run, environ []string) {
 		t.Fatalf("run after shutdown: %v\n%s", err, s.log.tail())
 	}
 	if resp, err := http.Get("http://" + s.Addr + "/healthz"); err == nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		t.Errorf("%s still serves after shutdown", s.Addr)
 	}
 }
@@ -211,7 +211,7 @@ func Documented(t *testing.T, cfg any) {
 		}
 		t.Fatal("no go.work above the test's directory")
 	}
-	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md")) // #nosec G304 -- the repository's README
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func WaitMetric(t testing.TB, addr, series, want string) {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			for line := range strings.Lines(string(body)) {
 				line = strings.TrimSpace(line)
 				if line == series+" "+want {

@@ -415,7 +415,7 @@ func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) 
 		return err
 	}
 	defer func() {
-		f.Close()
+		_ = f.Close() // a spool file, removed next
 		_ = os.Remove(f.Name())
 	}()
 	began := time.Now()
@@ -500,7 +500,7 @@ func (s *sink) spool(recs []buffered, meta *lake.Meta) (*os.File, int64, error) 
 		return nil, 0, errFatal{fmt.Errorf("spool file: %w", err)}
 	}
 	fail := func(err error) (*os.File, int64, error) {
-		f.Close()
+		_ = f.Close() // removed next; err is the one returned
 		_ = os.Remove(f.Name())
 		return nil, 0, err
 	}

@@ -165,7 +165,7 @@ func (r *reconciler) pass(ctx context.Context) (int, error) {
 		if _, err := conn.Exec(context.WithoutCancel(ctx), `select pg_advisory_unlock(hashtext($1))`, lock); err != nil {
 			// The session keeps the lock: leave it to end with the
 			// connection.
-			conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
+			_ = conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
 		}
 	}()
 

@@ -160,7 +160,7 @@ type prediction struct {
 // stream and of the reconciliation.
 func predict(m *model.Model, r model.Record, key any, eventID string) prediction {
 	p := m.Score(r)
-	return prediction{eventID: eventID, key: key, label: int32(m.Predict(p)), probability: p, version: m.Version}
+	return prediction{eventID: eventID, key: key, label: int32(m.Predict(p)), probability: p, version: m.Version} // #nosec G115 -- Predict returns 0 or 1
 }
 
 // writePredictions inserts preds in tx, idempotent by event id, and returns

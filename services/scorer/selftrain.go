@@ -169,7 +169,7 @@ func (t *selfTrainer) cycle(ctx context.Context) (*registration, error) {
 		if _, err := conn.Exec(context.WithoutCancel(ctx), `select pg_advisory_unlock(hashtext($1))`, lock); err != nil {
 			// The session keeps the lock: leave it to end with the
 			// connection.
-			conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
+			_ = conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
 		}
 	}()
 

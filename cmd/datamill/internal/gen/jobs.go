@@ -216,7 +216,7 @@ func NewJobs(opts JobsOptions) *JobsGenerator {
 	}
 	return &JobsGenerator{
 		opts:  opts,
-		rnd:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x6a09e667f3bcc909)),
+		rnd:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x6a09e667f3bcc909)), // #nosec G404 -- seeded, reproducible test data
 		next:  1,
 		ids:   map[string]int{},
 		looks: map[string]bool{},

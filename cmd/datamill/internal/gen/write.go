@@ -71,7 +71,7 @@ func writeCSV(w io.Writer, g Source, progress func(int)) error {
 
 func writeJSON(w *bufio.Writer, g Source, array bool, progress func(int)) error {
 	if array {
-		w.WriteString("[\n")
+		_, _ = w.WriteString("[\n") // bufio.Writer keeps its first error: Write's Flush returns it
 	}
 	columns := g.Header()
 	obj := make(map[string]*string, len(columns))
@@ -81,7 +81,7 @@ func writeJSON(w *bufio.Writer, g Source, array bool, progress func(int)) error 
 			break
 		}
 		if array && n > 1 {
-			w.WriteString(",\n")
+			_, _ = w.WriteString(",\n")
 		}
 		for i, c := range columns {
 			obj[c] = values[i]
@@ -90,16 +90,16 @@ func writeJSON(w *bufio.Writer, g Source, array bool, progress func(int)) error 
 		if err != nil {
 			return err
 		}
-		w.Write(b)
+		_, _ = w.Write(b)
 		if !array {
-			w.WriteByte('\n')
+			_ = w.WriteByte('\n')
 		}
 		if n%10000 == 0 && progress != nil {
 			progress(n)
 		}
 	}
 	if array {
-		w.WriteString("\n]\n")
+		_, _ = w.WriteString("\n]\n")
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ const (
 	PathArbeitnow     = "/api/job-board-api"
 	PathRemoteOK      = "/api"
 	PathAdzuna        = "/v1/api/jobs/{country}/search/{page}"
-	PathFTToken       = "/connexion/oauth2/access_token"
+	PathFTToken       = "/connexion/oauth2/access_token" // #nosec G101 -- a URL path of the local board, no credential
 	PathFTSearch      = "/partenaire/offresdemploi/v2/offres/search"
 	PathBoardList     = "/categories/remote-programming-jobs"
 	PathBoardDetail   = "/remote-jobs/"
@@ -193,7 +193,7 @@ func New(cfg Config) (*Board, error) {
 // chosen by the seed, to adzuna and francetravail.
 func generate(cfg Config) []gen.Job {
 	g := gen.NewJobs(gen.JobsOptions{Offers: cfg.Rows, Seed: cfg.Seed, Dirty: cfg.Dirty})
-	rnd := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x3c6ef372fe94f82b))
+	rnd := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x3c6ef372fe94f82b)) // #nosec G404 -- seeded, reproducible test data
 	ids := map[string]int{}
 	var jobs []gen.Job
 	for {

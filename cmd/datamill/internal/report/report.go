@@ -177,7 +177,7 @@ func Render(w io.Writer, title string, generated time.Time, sections []Section) 
 				for i, v := range row {
 					cells[i] = tableCell{Text: v}
 					if isWebURL(v) {
-						cells[i].Link = template.URL(v) //nolint:gosec // checked http(s) URL
+						cells[i].Link = template.URL(v) // #nosec G203 -- checked http(s) URL
 					}
 				}
 				rt.Rows = append(rt.Rows, cells)

@@ -332,8 +332,8 @@ func (t *Table) readActions(ctx context.Context, tx pgx.Tx, actions []Action, qu
 func (t *Table) staging() string {
 	h := fnv.New32a()
 	for _, c := range t.Columns {
-		h.Write([]byte(c.Name))
-		h.Write([]byte{0})
+		_, _ = h.Write([]byte(c.Name)) // hash.Hash's Write never returns an error
+		_, _ = h.Write([]byte{0})
 	}
 	return fmt.Sprintf("datamill_stage_%s_%08x", t.Name, h.Sum32())
 }

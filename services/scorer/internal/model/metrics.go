@@ -155,7 +155,7 @@ func AUC(y, p []float64) float64 {
 // StratifiedSplit shuffles the indexes of labels y with seed and sends a
 // share test of each class to the test split, the rest to training.
 func StratifiedSplit(y []float64, test float64, seed uint64) (trainIdx, testIdx []int) {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) // #nosec G404 -- seeded, reproducible resampling
 	for _, class := range []float64{0, 1} {
 		var idx []int
 		for i, v := range y {

@@ -262,7 +262,7 @@ func (p *Page) Screenshot(path string) {
 		}
 		return decodeImage(r.Data)
 	})
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		p.t.Fatal(err)
 	}
 }
