@@ -81,8 +81,12 @@ type settings struct {
 	Kafka    kafka.Config
 	Registry serde.Config
 	Schemas  schemas.Config
-	// HTTPToken, when set, is the bearer token the ingest endpoint requires.
+	// HTTPToken, when set, is a bearer token the ingest endpoint takes,
+	// of the producer "default".
 	HTTPToken string `env:"EXTRACTOR_HTTP_TOKEN" envDefault:"" secret:"true"`
+	// IngestTokensFile, when set, is a file of the ingest endpoint's
+	// producers, `<id> <sha256 hex of the token>` a line.
+	IngestTokensFile string `env:"EXTRACTOR_INGEST_TOKENS_FILE" envDefault:""`
 	// MaxBodyBytes caps an ingest request's body.
 	MaxBodyBytes int64 `env:"EXTRACTOR_MAX_BODY_BYTES" envDefault:"10485760"`
 	// MaxBodies caps the ingest bodies read at once: with MaxBodyBytes,
@@ -153,6 +157,10 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 		}
 		declared[name] = d.Decl
 	}
+	producers, err := ingestProducers(cfg)
+	if err != nil {
+		return err
+	}
 	kinds := sourceKinds()
 	decls, err := declarations(kinds, cfg.Datasets, declared, slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }))
 	if err != nil {
@@ -218,11 +226,14 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	dead := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datamill_extractor_records_dead_lettered_total", Help: "Source records that could not be read, sent to the dead-letter topic.",
 	}, []string{"dataset"})
-	metrics.MustRegister(records, dead, bytes)
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_extractor_ingest_requests_total", Help: "Requests answered by the HTTP ingest endpoint, by producer (a token id; open without tokens, none without a known token) and status code.",
+	}, []string{"producer", "code"})
+	metrics.MustRegister(records, dead, bytes, requests)
 
 	w := &wiring{
 		cfg: cfg, log: p.Log, out: out, datasets: sources, handle: p.Telemetry.Handle,
-		metrics: metrics, records: records, dead: dead,
+		metrics: metrics, records: records, dead: dead, producers: producers, requests: requests,
 	}
 	if _, ok := byKind["http"]; !ok {
 		refuseHTTP(w)

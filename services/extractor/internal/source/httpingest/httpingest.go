@@ -12,14 +12,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,8 +45,13 @@ type Config struct {
 	// declares no http source: a POST for one is refused with 404 saying
 	// so.
 	Undeclared []string
-	// Token, when set, is the bearer token the endpoint requires.
-	Token string
+	// Producers are the clients the endpoint takes, each with its
+	// bearer token's hash; none means the endpoint is open to all.
+	Producers []Producer
+	// Requests counts the requests answered, by producer (an id of
+	// Producers, "open" on an open endpoint, "none" for a request that
+	// carries no known token) and status code.
+	Requests *prometheus.CounterVec
 	// MaxBody caps a request's body, in bytes.
 	MaxBody int64
 	// MaxBodies caps the bodies read at once; a request past it is
@@ -64,29 +68,16 @@ type Config struct {
 // whole or not at all.
 type Source struct {
 	cfg   Config
-	token [sha256.Size]byte // of cfg.Token
-	slots chan struct{}     // one per body being read, when capped
+	slots chan struct{} // one per body being read, when capped
 }
 
 // New returns the endpoint of cfg.
 func New(cfg Config) *Source {
-	s := &Source{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token))}
+	s := &Source{cfg: cfg}
 	if cfg.MaxBodies > 0 {
 		s.slots = make(chan struct{}, cfg.MaxBodies)
 	}
 	return s
-}
-
-// authorized reports whether r carries the token, compared in constant
-// time on their hashes, so that neither its length nor its bytes leak
-// through the time the answer takes.
-func (s *Source) authorized(r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(given))
-	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1 && ok
 }
 
 // Run reports the endpoint ready, which it is once served, and returns nil
@@ -98,12 +89,49 @@ func (s *Source) Run(ctx context.Context, ready func(ready bool, reason string))
 	return nil
 }
 
+// Producer labels of requests from no producer of the tokens file.
+const (
+	openProducer    = "open" // on an endpoint without tokens
+	unknownProducer = "none" // without a known token
+)
+
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="datamill ingest"`)
-		reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <EXTRACTOR_HTTP_TOKEN>)")
-		return
+	producer := openProducer
+	if len(s.cfg.Producers) > 0 {
+		id, ok := s.producerOf(r)
+		if !ok {
+			s.count(unknownProducer, http.StatusUnauthorized)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="datamill ingest"`)
+			reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <token>, one of EXTRACTOR_INGEST_TOKENS_FILE or EXTRACTOR_HTTP_TOKEN)")
+			return
+		}
+		producer = id
 	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() { s.count(producer, sw.status) }()
+	s.serve(sw, r, producer)
+}
+
+// count counts a request of producer answered with status.
+func (s *Source) count(producer string, status int) {
+	if s.cfg.Requests != nil {
+		s.cfg.Requests.WithLabelValues(producer, strconv.Itoa(status)).Inc()
+	}
+}
+
+// statusWriter notes the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// serve handles a request of producer, authorized.
+func (s *Source) serve(w http.ResponseWriter, r *http.Request, producer string) {
 	if s.slots != nil {
 		select {
 		case s.slots <- struct{}{}:
@@ -150,11 +178,12 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(w, http.StatusRequestEntityTooLarge, "error", "Kafka refused a record as too large (MESSAGE_TOO_LARGE), nothing was published: "+err.Error())
 			return
 		}
-		s.cfg.Log.Warn("ingest not published", zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
+		s.cfg.Log.Warn("ingest not published", zap.String("producer", producer), zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
 		reply(w, http.StatusServiceUnavailable, "error", "Kafka did not take the records, nothing was published: "+err.Error())
 		return
 	}
 	s.cfg.Records.WithLabelValues(name).Add(float64(len(recs)))
+	s.cfg.Log.Debug("ingest published", zap.String("producer", producer), zap.String("dataset", name), zap.Int("batch_size", len(recs)))
 	reply(w, http.StatusAccepted, "accepted", len(recs))
 }
 
