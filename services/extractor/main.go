@@ -87,6 +87,9 @@ type settings struct {
 	// IngestTokensFile, when set, is a file of the ingest endpoint's
 	// producers, `<id> <sha256 hex of the token>` a line.
 	IngestTokensFile string `env:"EXTRACTOR_INGEST_TOKENS_FILE" envDefault:""`
+	// IngestRate is the requests per second each producer may send to
+	// the ingest endpoint, with a burst of twice that; 0 is no limit.
+	IngestRate float64 `env:"EXTRACTOR_INGEST_RATE" envDefault:"50"`
 	// MaxBodyBytes caps an ingest request's body.
 	MaxBodyBytes int64 `env:"EXTRACTOR_MAX_BODY_BYTES" envDefault:"10485760"`
 	// MaxBodies caps the ingest bodies read at once: with MaxBodyBytes,
@@ -131,6 +134,9 @@ func (s *settings) Validate() error {
 	}
 	if s.MaxBodies < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_CONCURRENT_BODIES %d: must be at least 1", s.MaxBodies))
+	}
+	if s.IngestRate < 0 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_INGEST_RATE %v: must not be negative", s.IngestRate))
 	}
 	if s.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_BODY_BYTES %d: must be at least 1", s.MaxBodyBytes))

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +96,46 @@ func TestIngestTakesEachProducer(t *testing.T) {
 func hashOf(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
+}
+
+// A producer over its rate is answered 429 with Retry-After in whole
+// seconds, rounded up, and nothing of its body is published; another
+// producer is not held back by it.
+func TestIngestLimitsEachProducersRate(t *testing.T) {
+	file := tokensFile(t, map[string]string{"crm": "crm-token", "shop": "shop-token"})
+	// 0.1 requests a second: a burst of 1, and the next request 10 s on.
+	base, k, registry := startExtractor(t, "EXTRACTOR_INGEST_TOKENS_FILE="+file, "EXTRACTOR_INGEST_RATE=0.1")
+	url := base + "/v1/datasets/users/events"
+	start := time.Now()
+	if status, body := post(t, url, "crm-token", `{"id":"1"}`); status != 202 {
+		t.Fatalf("first request: %d (%v), want 202", status, body)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"id":"2"}`))
+	req.Header.Set("Authorization", "Bearer crm-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The wait left, 10 s less the time since the first request, rounded
+	// up: 10 when that took less than a second.
+	least := int(math.Ceil(10 - time.Since(start).Seconds()))
+	after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != http.StatusTooManyRequests || err != nil || after < least || after > 10 {
+		t.Fatalf("second request: %d, Retry-After %q; want 429 with Retry-After from %d to 10", resp.StatusCode, resp.Header.Get("Retry-After"), least)
+	}
+	if status, body := post(t, url, "shop-token", `{"id":"3"}`); status != 202 {
+		t.Fatalf("another producer: %d (%v), want 202", status, body)
+	}
+	recs := testkit.Consume(t, k.Brokers(), "raw.users", 2)
+	for _, raw := range rawUsers(t, registry, recs) {
+		if raw.ID == nil || *raw.ID == "2" {
+			t.Errorf("raw.users holds %+v, a record of the request over the rate", raw)
+		}
+	}
+	if want := `datamill_extractor_ingest_requests_total{code="429",producer="crm"} 1`; !strings.Contains(metricsOf(t, base), want) {
+		t.Errorf("metrics lack %s", want)
+	}
 }
 
 // A malformed tokens file stops the start, naming the file and the line.

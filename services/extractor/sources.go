@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -168,10 +169,20 @@ func buildHTTP(w *wiring, decls []declaration) (source, error) {
 	return api, nil
 }
 
-// ingestConfig is what every ingest endpoint has: its producers and the
-// count of its answers.
+// ingestConfig is what every ingest endpoint has: its producers, their
+// rate and the count of its answers.
 func (w *wiring) ingestConfig() httpingest.Config {
-	return httpingest.Config{Log: w.log, Producers: w.producers, Requests: w.requests}
+	return httpingest.Config{
+		Log: w.log, Producers: w.producers, Requests: w.requests,
+		Rate: w.cfg.IngestRate, Burst: ingestBurst(w.cfg.IngestRate),
+	}
+}
+
+// ingestBurst is the burst of a producer's rate: two seconds' worth, so
+// that a producer that paused (a retry, a restart) may catch up without
+// a 429, while one sending far too fast is stopped within two seconds.
+func ingestBurst(rate float64) int {
+	return max(1, int(math.Ceil(2*rate)))
 }
 
 // ingestProducers are the producers of the tokens file and of the whole

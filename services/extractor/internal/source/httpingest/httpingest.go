@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/services/extractor/internal/publish"
@@ -48,6 +50,12 @@ type Config struct {
 	// Producers are the clients the endpoint takes, each with its
 	// bearer token's hash; none means the endpoint is open to all.
 	Producers []Producer
+	// Rate is the requests per second each producer may send, Burst how
+	// many at once above it; a request past them is answered 429 with
+	// Retry-After, before its body is read. A zero Rate is no limit. An
+	// open endpoint has none.
+	Rate  float64
+	Burst int
 	// Requests counts the requests answered, by producer (an id of
 	// Producers, "open" on an open endpoint, "none" for a request that
 	// carries no known token) and status code.
@@ -67,13 +75,20 @@ type Config struct {
 // every record of the body in one transaction, so a body is published
 // whole or not at all.
 type Source struct {
-	cfg   Config
-	slots chan struct{} // one per body being read, when capped
+	cfg    Config
+	limits map[string]*rate.Limiter // by producer id, when limited
+	slots  chan struct{}            // one per body being read, when capped
 }
 
 // New returns the endpoint of cfg.
 func New(cfg Config) *Source {
 	s := &Source{cfg: cfg}
+	if cfg.Rate > 0 {
+		s.limits = map[string]*rate.Limiter{}
+		for _, p := range cfg.Producers {
+			s.limits[p.ID] = rate.NewLimiter(rate.Limit(cfg.Rate), max(cfg.Burst, 1))
+		}
+	}
 	if cfg.MaxBodies > 0 {
 		s.slots = make(chan struct{}, cfg.MaxBodies)
 	}
@@ -109,6 +124,15 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	defer func() { s.count(producer, sw.status) }()
+	if lim := s.limits[producer]; lim != nil {
+		res := lim.Reserve()
+		if wait := res.Delay(); wait > 0 {
+			res.Cancel()
+			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			reply(sw, http.StatusTooManyRequests, "error", fmt.Sprintf("producer %q is over its rate of %g requests a second (EXTRACTOR_INGEST_RATE); nothing was published, try again after Retry-After", producer, s.cfg.Rate))
+			return
+		}
+	}
 	s.serve(sw, r, producer)
 }
 
@@ -130,7 +154,7 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// serve handles a request of producer, authorized.
+// serve handles a request of producer, authorized and within its rate.
 func (s *Source) serve(w http.ResponseWriter, r *http.Request, producer string) {
 	if s.slots != nil {
 		select {
