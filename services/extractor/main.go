@@ -58,6 +58,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -66,6 +68,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
@@ -90,6 +93,9 @@ type settings struct {
 	// IngestRate is the requests per second each producer may send to
 	// the ingest endpoint, with a burst of twice that; 0 is no limit.
 	IngestRate float64 `env:"EXTRACTOR_INGEST_RATE" envDefault:"50"`
+	// IngestOpen lets the ingest endpoint serve without tokens on an
+	// address other than loopback.
+	IngestOpen bool `env:"EXTRACTOR_INGEST_OPEN" envDefault:"false"`
 	// MaxBodyBytes caps an ingest request's body.
 	MaxBodyBytes int64 `env:"EXTRACTOR_MAX_BODY_BYTES" envDefault:"10485760"`
 	// MaxBodies caps the ingest bodies read at once: with MaxBodyBytes,
@@ -166,6 +172,12 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	producers, err := ingestProducers(cfg)
 	if err != nil {
 		return err
+	}
+	if len(producers) == 0 && !loopback(cfg.HTTPAddr) {
+		if !cfg.IngestOpen {
+			return fmt.Errorf("HTTP_ADDR %q is not loopback and the ingest endpoint has no tokens: give it EXTRACTOR_INGEST_TOKENS_FILE (or EXTRACTOR_HTTP_TOKEN), or set EXTRACTOR_INGEST_OPEN=true to take anyone's records", cfg.HTTPAddr)
+		}
+		p.Log.Warn("ingest endpoint open to anyone who reaches it (EXTRACTOR_INGEST_OPEN=true, no tokens)", zap.String("addr", cfg.HTTPAddr))
 	}
 	kinds := sourceKinds()
 	decls, err := declarations(kinds, cfg.Datasets, declared, slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }))
@@ -253,6 +265,20 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	return runSources(ctx, built, func(kind string) func(bool, string) {
 		return func(ready bool, reason string) { p.Telemetry.SetReady(kinds[kind].component, ready, reason) }
 	})
+}
+
+// loopback reports whether addr, host:port, listens on loopback only
+// (127.0.0.0/8, ::1, localhost); an empty host is every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // newSource prepares a dataset for publishing to raw.<dataset>.

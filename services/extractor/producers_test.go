@@ -155,3 +155,32 @@ func TestMalformedTokensFileStopsTheStart(t *testing.T) {
 		t.Fatalf("run with a malformed tokens file = %v, want an error naming %s:3 and not the token", err, path)
 	}
 }
+
+// Without tokens the ingest endpoint refuses to start on an address other
+// than loopback, naming it and both ways out, unless told it is open.
+func TestOpenIngestOnlyOnLoopbackOrWhenAsked(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err := run(ctx, nil, []string{
+			"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=" + addr, "LOG_LEVEL=error",
+		}, io.Discard)
+		cancel()
+		for _, want := range []string{`"` + addr + `"`, "EXTRACTOR_INGEST_TOKENS_FILE", "EXTRACTOR_INGEST_OPEN=true"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("run on %s without tokens = %v, want an error with %s", addr, err, want)
+			}
+		}
+	}
+	tests := map[string][]string{
+		"open on every interface": {"HTTP_ADDR=0.0.0.0", "EXTRACTOR_INGEST_OPEN=true"},
+		"loopback":                nil,
+	}
+	for name, extra := range tests {
+		t.Run(name, func(t *testing.T) {
+			base, _, _ := startExtractor(t, extra...)
+			if status, body := post(t, base+"/v1/datasets/users/events", "", `{"id":"1"}`); status != 202 {
+				t.Errorf("%d (%v), want 202", status, body)
+			}
+		})
+	}
+}
