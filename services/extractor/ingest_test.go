@@ -43,6 +43,14 @@ func startExtractorUntil(t *testing.T, path string, extra ...string) (string, *e
 		t.Fatal(err)
 	}
 	addr := testkit.FreeAddr(t)
+	// HTTP_ADDR=0.0.0.0 in extra listens on every interface, at the port
+	// of addr.
+	for i, e := range extra {
+		if e == "HTTP_ADDR=0.0.0.0" {
+			_, port, _ := net.SplitHostPort(addr)
+			extra[i] = "HTTP_ADDR=0.0.0.0:" + port
+		}
+	}
 	env := append([]string{
 		"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + registry,
 		"HTTP_ADDR=" + addr, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s",

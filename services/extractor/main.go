@@ -58,6 +58,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -66,6 +68,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
@@ -81,8 +84,18 @@ type settings struct {
 	Kafka    kafka.Config
 	Registry serde.Config
 	Schemas  schemas.Config
-	// HTTPToken, when set, is the bearer token the ingest endpoint requires.
+	// HTTPToken, when set, is a bearer token the ingest endpoint takes,
+	// of the producer "default".
 	HTTPToken string `env:"EXTRACTOR_HTTP_TOKEN" envDefault:"" secret:"true"`
+	// IngestTokensFile, when set, is a file of the ingest endpoint's
+	// producers, `<id> <sha256 hex of the token>` a line.
+	IngestTokensFile string `env:"EXTRACTOR_INGEST_TOKENS_FILE" envDefault:""`
+	// IngestRate is the requests per second each producer may send to
+	// the ingest endpoint, with a burst of twice that; 0 is no limit.
+	IngestRate float64 `env:"EXTRACTOR_INGEST_RATE" envDefault:"50"`
+	// IngestOpen lets the ingest endpoint serve without tokens on an
+	// address other than loopback.
+	IngestOpen bool `env:"EXTRACTOR_INGEST_OPEN" envDefault:"false"`
 	// MaxBodyBytes caps an ingest request's body.
 	MaxBodyBytes int64 `env:"EXTRACTOR_MAX_BODY_BYTES" envDefault:"10485760"`
 	// MaxBodies caps the ingest bodies read at once: with MaxBodyBytes,
@@ -128,6 +141,9 @@ func (s *settings) Validate() error {
 	if s.MaxBodies < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_CONCURRENT_BODIES %d: must be at least 1", s.MaxBodies))
 	}
+	if s.IngestRate < 0 {
+		errs = append(errs, fmt.Errorf("EXTRACTOR_INGEST_RATE %v: must not be negative", s.IngestRate))
+	}
 	if s.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_BODY_BYTES %d: must be at least 1", s.MaxBodyBytes))
 	}
@@ -152,6 +168,16 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 			return err
 		}
 		declared[name] = d.Decl
+	}
+	producers, err := ingestProducers(cfg)
+	if err != nil {
+		return err
+	}
+	if len(producers) == 0 && !loopback(cfg.HTTPAddr) {
+		if !cfg.IngestOpen {
+			return fmt.Errorf("HTTP_ADDR %q is not loopback and the ingest endpoint has no tokens: give it EXTRACTOR_INGEST_TOKENS_FILE (or EXTRACTOR_HTTP_TOKEN), or set EXTRACTOR_INGEST_OPEN=true to take anyone's records", cfg.HTTPAddr)
+		}
+		p.Log.Warn("ingest endpoint open to anyone who reaches it (EXTRACTOR_INGEST_OPEN=true, no tokens)", zap.String("addr", cfg.HTTPAddr))
 	}
 	kinds := sourceKinds()
 	decls, err := declarations(kinds, cfg.Datasets, declared, slices.DeleteFunc(cfg.Files, func(e string) bool { return strings.TrimSpace(e) == "" }))
@@ -218,11 +244,14 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	dead := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datamill_extractor_records_dead_lettered_total", Help: "Source records that could not be read, sent to the dead-letter topic.",
 	}, []string{"dataset"})
-	metrics.MustRegister(records, dead, bytes)
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datamill_extractor_ingest_requests_total", Help: "Requests answered by the HTTP ingest endpoint, by producer (a token id; open without tokens, none without a known token) and status code.",
+	}, []string{"producer", "code"})
+	metrics.MustRegister(records, dead, bytes, requests)
 
 	w := &wiring{
 		cfg: cfg, log: p.Log, out: out, datasets: sources, handle: p.Telemetry.Handle,
-		metrics: metrics, records: records, dead: dead,
+		metrics: metrics, records: records, dead: dead, producers: producers, requests: requests,
 	}
 	if _, ok := byKind["http"]; !ok {
 		refuseHTTP(w)
@@ -236,6 +265,20 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	return runSources(ctx, built, func(kind string) func(bool, string) {
 		return func(ready bool, reason string) { p.Telemetry.SetReady(kinds[kind].component, ready, reason) }
 	})
+}
+
+// loopback reports whether addr, host:port, listens on loopback only
+// (127.0.0.0/8, ::1, localhost); an empty host is every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // newSource prepares a dataset for publishing to raw.<dataset>.

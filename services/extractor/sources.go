@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,6 +111,10 @@ type wiring struct {
 	// records counts the records published, by dataset and source kind
 	// (http, file); dead the source records dead-lettered, by dataset.
 	records, dead *prometheus.CounterVec
+	// producers are the clients of the ingest endpoint, with their
+	// tokens' hashes; requests counts its answers, by producer and code.
+	producers []httpingest.Producer
+	requests  *prometheus.CounterVec
 	// polls are the metrics of the polled sources, which their kinds
 	// share; nil until one is built.
 	polls *poll.Metrics
@@ -144,9 +149,9 @@ func (w *wiring) undeclared(accepted map[string]*publish.Dataset) []string {
 // endpoint that refuses every POST with 404, saying why for the datasets
 // served.
 func refuseHTTP(w *wiring) {
-	w.handle(httpingest.Pattern, httpingest.New(httpingest.Config{
-		Log: w.log, Undeclared: w.undeclared(nil), Token: w.cfg.HTTPToken,
-	}))
+	cfg := w.ingestConfig()
+	cfg.Undeclared = w.undeclared(nil)
+	w.handle(httpingest.Pattern, httpingest.New(cfg))
 }
 
 // buildHTTP serves the ingest endpoint for the datasets of decls.
@@ -155,13 +160,50 @@ func buildHTTP(w *wiring, decls []declaration) (source, error) {
 	if err != nil {
 		return nil, err
 	}
-	api := httpingest.New(httpingest.Config{
-		Log: w.log, Out: w.out, Datasets: datasets, Undeclared: w.undeclared(datasets),
-		Token: w.cfg.HTTPToken, MaxBody: w.cfg.MaxBodyBytes, MaxBodies: w.cfg.MaxBodies,
-		Records: w.records.MustCurryWith(prometheus.Labels{"source": "http"}),
-	})
+	cfg := w.ingestConfig()
+	cfg.Out, cfg.Datasets, cfg.Undeclared = w.out, datasets, w.undeclared(datasets)
+	cfg.MaxBody, cfg.MaxBodies = w.cfg.MaxBodyBytes, w.cfg.MaxBodies
+	cfg.Records = w.records.MustCurryWith(prometheus.Labels{"source": "http"})
+	api := httpingest.New(cfg)
 	w.handle(httpingest.Pattern, api)
 	return api, nil
+}
+
+// ingestConfig is what every ingest endpoint has: its producers, their
+// rate and the count of its answers.
+func (w *wiring) ingestConfig() httpingest.Config {
+	return httpingest.Config{
+		Log: w.log, Producers: w.producers, Requests: w.requests,
+		Rate: w.cfg.IngestRate, Burst: ingestBurst(w.cfg.IngestRate),
+	}
+}
+
+// ingestBurst is the burst of a producer's rate: two seconds' worth, so
+// that a producer that paused (a retry, a restart) may catch up without
+// a 429, while one sending far too fast is stopped within two seconds.
+func ingestBurst(rate float64) int {
+	return max(1, int(math.Ceil(2*rate)))
+}
+
+// ingestProducers are the producers of the tokens file and of the whole
+// token, when given.
+func ingestProducers(cfg settings) ([]httpingest.Producer, error) {
+	var file []httpingest.Producer
+	if cfg.IngestTokensFile != "" {
+		f, err := os.Open(cfg.IngestTokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("EXTRACTOR_INGEST_TOKENS_FILE: %w", err)
+		}
+		defer f.Close()
+		if file, err = httpingest.ParseTokens(f, cfg.IngestTokensFile); err != nil {
+			return nil, fmt.Errorf("EXTRACTOR_INGEST_TOKENS_FILE: %w", err)
+		}
+	}
+	out, err := httpingest.Producers(file, cfg.HTTPToken)
+	if err != nil {
+		return nil, fmt.Errorf("EXTRACTOR_INGEST_TOKENS_FILE and EXTRACTOR_HTTP_TOKEN: %w", err)
+	}
+	return out, nil
 }
 
 // buildFiles reads the files of decls.

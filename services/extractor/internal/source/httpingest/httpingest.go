@@ -12,14 +12,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/services/extractor/internal/publish"
@@ -46,8 +47,19 @@ type Config struct {
 	// declares no http source: a POST for one is refused with 404 saying
 	// so.
 	Undeclared []string
-	// Token, when set, is the bearer token the endpoint requires.
-	Token string
+	// Producers are the clients the endpoint takes, each with its
+	// bearer token's hash; none means the endpoint is open to all.
+	Producers []Producer
+	// Rate is the requests per second each producer may send, Burst how
+	// many at once above it; a request past them is answered 429 with
+	// Retry-After, before its body is read. A zero Rate is no limit. An
+	// open endpoint has none.
+	Rate  float64
+	Burst int
+	// Requests counts the requests answered, by producer (an id of
+	// Producers, "open" on an open endpoint, "none" for a request that
+	// carries no known token) and status code.
+	Requests *prometheus.CounterVec
 	// MaxBody caps a request's body, in bytes.
 	MaxBody int64
 	// MaxBodies caps the bodies read at once; a request past it is
@@ -63,30 +75,24 @@ type Config struct {
 // every record of the body in one transaction, so a body is published
 // whole or not at all.
 type Source struct {
-	cfg   Config
-	token [sha256.Size]byte // of cfg.Token
-	slots chan struct{}     // one per body being read, when capped
+	cfg    Config
+	limits map[string]*rate.Limiter // by producer id, when limited
+	slots  chan struct{}            // one per body being read, when capped
 }
 
 // New returns the endpoint of cfg.
 func New(cfg Config) *Source {
-	s := &Source{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token))}
+	s := &Source{cfg: cfg}
+	if cfg.Rate > 0 {
+		s.limits = map[string]*rate.Limiter{}
+		for _, p := range cfg.Producers {
+			s.limits[p.ID] = rate.NewLimiter(rate.Limit(cfg.Rate), max(cfg.Burst, 1))
+		}
+	}
 	if cfg.MaxBodies > 0 {
 		s.slots = make(chan struct{}, cfg.MaxBodies)
 	}
 	return s
-}
-
-// authorized reports whether r carries the token, compared in constant
-// time on their hashes, so that neither its length nor its bytes leak
-// through the time the answer takes.
-func (s *Source) authorized(r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(given))
-	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1 && ok
 }
 
 // Run reports the endpoint ready, which it is once served, and returns nil
@@ -98,12 +104,58 @@ func (s *Source) Run(ctx context.Context, ready func(ready bool, reason string))
 	return nil
 }
 
+// Producer labels of requests from no producer of the tokens file.
+const (
+	openProducer    = "open" // on an endpoint without tokens
+	unknownProducer = "none" // without a known token
+)
+
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="datamill ingest"`)
-		reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <EXTRACTOR_HTTP_TOKEN>)")
-		return
+	producer := openProducer
+	if len(s.cfg.Producers) > 0 {
+		id, ok := s.producerOf(r)
+		if !ok {
+			s.count(unknownProducer, http.StatusUnauthorized)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="datamill ingest"`)
+			reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <token>, one of EXTRACTOR_INGEST_TOKENS_FILE or EXTRACTOR_HTTP_TOKEN)")
+			return
+		}
+		producer = id
 	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() { s.count(producer, sw.status) }()
+	if lim := s.limits[producer]; lim != nil {
+		res := lim.Reserve()
+		if wait := res.Delay(); wait > 0 {
+			res.Cancel()
+			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			reply(sw, http.StatusTooManyRequests, "error", fmt.Sprintf("producer %q is over its rate of %g requests a second (EXTRACTOR_INGEST_RATE); nothing was published, try again after Retry-After", producer, s.cfg.Rate))
+			return
+		}
+	}
+	s.serve(sw, r, producer)
+}
+
+// count counts a request of producer answered with status.
+func (s *Source) count(producer string, status int) {
+	if s.cfg.Requests != nil {
+		s.cfg.Requests.WithLabelValues(producer, strconv.Itoa(status)).Inc()
+	}
+}
+
+// statusWriter notes the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// serve handles a request of producer, authorized and within its rate.
+func (s *Source) serve(w http.ResponseWriter, r *http.Request, producer string) {
 	if s.slots != nil {
 		select {
 		case s.slots <- struct{}{}:
@@ -150,11 +202,12 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(w, http.StatusRequestEntityTooLarge, "error", "Kafka refused a record as too large (MESSAGE_TOO_LARGE), nothing was published: "+err.Error())
 			return
 		}
-		s.cfg.Log.Warn("ingest not published", zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
+		s.cfg.Log.Warn("ingest not published", zap.String("producer", producer), zap.String("dataset", name), zap.Int("batch_size", len(recs)), zap.Error(err))
 		reply(w, http.StatusServiceUnavailable, "error", "Kafka did not take the records, nothing was published: "+err.Error())
 		return
 	}
 	s.cfg.Records.WithLabelValues(name).Add(float64(len(recs)))
+	s.cfg.Log.Debug("ingest published", zap.String("producer", producer), zap.String("dataset", name), zap.Int("batch_size", len(recs)))
 	reply(w, http.StatusAccepted, "accepted", len(recs))
 }
 
