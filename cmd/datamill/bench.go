@@ -528,6 +528,10 @@ func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport)
 	return nil
 }
 
+// profiledStages are the services --profile profiles: the stages and the
+// lake sink.
+func profiledStages() []string { return []string{"cleaner", "loader", "scorer", "lake"} }
+
 // profiles takes a 10 s CPU profile of each stage once events reach the
 // scorer, and a heap profile at its end.
 func (b *benchRun) profiles(ctx context.Context, r *benchReport) {
@@ -544,7 +548,7 @@ func (b *benchRun) profiles(ctx context.Context, r *benchReport) {
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, st := range []string{"cleaner", "loader", "scorer", "lake"} {
+	for _, st := range profiledStages() {
 		wg.Go(func() {
 			// The CPU over 10 s, then the heap as it is at their end.
 			for _, p := range []struct{ file, url string }{

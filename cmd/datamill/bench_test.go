@@ -66,7 +66,7 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	if len(r.Lag) == 0 || len(r.Targets) < 3 {
 		t.Errorf("%d lag points and %d targets: want both", len(r.Lag), len(r.Targets))
 	}
-	if len(r.Profiles) != 6 {
-		t.Errorf("profiles %v: want a CPU and a heap profile per stage", r.Profiles)
+	if len(r.Profiles) != 2*len(profiledStages()) {
+		t.Errorf("profiles %v: want a CPU and a heap profile of each of %v", r.Profiles, profiledStages())
 	}
 }
