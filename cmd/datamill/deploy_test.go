@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -185,6 +186,16 @@ func TestComposeStack(t *testing.T) {
 			for k := range s.Environment {
 				if !known[k] {
 					t.Errorf("%s: environment sets %s, which %s does not read", name, k, name)
+				}
+			}
+		}
+	})
+
+	t.Run("every published port is on loopback only", func(t *testing.T) {
+		for _, name := range slices.Sorted(maps.Keys(project.Services)) {
+			for _, p := range project.Services[name].Ports {
+				if p.HostIP != "127.0.0.1" {
+					t.Errorf("%s: port %d is published on %q, want 127.0.0.1 only", name, p.Target, p.HostIP)
 				}
 			}
 		}
