@@ -27,11 +27,11 @@ func ReadProcess(pid int) (Process, error) {
 	if err != nil {
 		return Process{}, err
 	}
-	return Process{
-		CPUSeconds:   st.cpu,
-		RSSBytes:     st.rssPages * int64(os.Getpagesize()),
-		PeakRSSBytes: peak,
-	}, nil
+	rss := st.rssPages * int64(os.Getpagesize())
+	// The kernel moves VmHWM up lazily (when the memory map changes, not
+	// on every page fault), so the resident set read a moment later can
+	// lie above it: the peak is at least what is resident now.
+	return Process{CPUSeconds: st.cpu, RSSBytes: rss, PeakRSSBytes: max(peak, rss)}, nil
 }
 
 // TreeCPUSeconds is the CPU time of the process pid and of all its
