@@ -13,21 +13,13 @@ import (
 // bucketName is what S3 accepts as a bucket name.
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
-// Validate checks the configuration; it reads the *_FILE secrets into
-// AccessKey and SecretKey.
+// Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
 	switch c.SSE {
 	case "s3", "none":
 	default:
 		errs = append(errs, fmt.Errorf("S3_SSE %q: want s3 or none", c.SSE))
-	}
-	var err error
-	if c.AccessKey, err = secret("S3_ACCESS_KEY", c.AccessKey, c.AccessKeyFile); err != nil {
-		errs = append(errs, err)
-	}
-	if c.SecretKey, err = secret("S3_SECRET_KEY", c.SecretKey, c.SecretKeyFile); err != nil {
-		errs = append(errs, err)
 	}
 	if c.Endpoint == "" {
 		return errors.Join(errs...)
@@ -54,27 +46,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// secret returns the value of variable name: plain, or read from file and
-// trimmed of trailing newlines. Both set is an error, unless plain is what
-// the file holds (Validate ran before).
-func secret(name, plain, file string) (string, error) {
-	if file == "" {
-		return plain, nil
-	}
-	b, err := os.ReadFile(file) // #nosec G304 -- a *_FILE path the operator configures
-	if err != nil {
-		return plain, fmt.Errorf("%s_FILE: %w", name, err)
-	}
-	v := strings.TrimRight(string(b), "\r\n")
-	switch {
-	case plain != "" && plain != v:
-		return plain, fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
-	case v == "":
-		return "", fmt.Errorf("%s_FILE %s: empty", name, file)
-	}
-	return v, nil
 }
 
 // endpoint parses S3_ENDPOINT: an http or https URL of a host, with no

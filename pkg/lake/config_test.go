@@ -22,9 +22,6 @@ func writeFile(t testing.TB, name, text string) string {
 }
 
 func TestValidate(t *testing.T) {
-	ak := writeFile(t, "ak", "file-access\n")
-	sk := writeFile(t, "sk", "file-secret\r\n\n")
-	empty := writeFile(t, "empty", "\n")
 	notPEM := writeFile(t, "ca.pem", "not a certificate\n")
 	valid := func(mod func(*Config)) Config {
 		c := Config{Endpoint: "http://127.0.0.1:9000", Bucket: "datamill-lake", Prefix: "raw", Region: "us-east-1", AccessKey: "a", SecretKey: "s", SSE: "s3"}
@@ -50,12 +47,6 @@ func TestValidate(t *testing.T) {
 		{name: "bad bucket", cfg: valid(func(c *Config) { c.Bucket = "Lake_Bucket" }), wantErr: "S3_BUCKET"},
 		{name: "prefix slash", cfg: valid(func(c *Config) { c.Prefix = "raw/" }), wantErr: "S3_PREFIX"},
 		{name: "no credentials", cfg: valid(func(c *Config) { c.AccessKey, c.SecretKey = "", "" }), wantErr: "S3_ACCESS_KEY and S3_SECRET_KEY"},
-		{name: "credentials from files", cfg: valid(func(c *Config) {
-			c.AccessKey, c.SecretKey, c.AccessKeyFile, c.SecretKeyFile = "", "", ak, sk
-		}), wantAK: "file-access", wantSK: "file-secret"},
-		{name: "plain and file", cfg: valid(func(c *Config) { c.AccessKeyFile = ak }), wantErr: "S3_ACCESS_KEY and S3_ACCESS_KEY_FILE are both set"},
-		{name: "missing file", cfg: valid(func(c *Config) { c.SecretKey, c.SecretKeyFile = "", filepath.Join(t.TempDir(), "none") }), wantErr: "S3_SECRET_KEY_FILE"},
-		{name: "empty file", cfg: valid(func(c *Config) { c.SecretKey, c.SecretKeyFile = "", empty }), wantErr: "S3_SECRET_KEY_FILE"},
 		{name: "ca with http", cfg: valid(func(c *Config) { c.CAFile = notPEM }), wantErr: "not https"},
 		{name: "ca not pem", cfg: valid(func(c *Config) { c.Endpoint, c.CAFile = "https://h", notPEM }), wantErr: "no PEM certificate"},
 	}
@@ -191,22 +182,5 @@ func TestParseUserMetadata(t *testing.T) {
 				t.Errorf("parse %v: got %v, want an error with %q", user, err, tt.wantErr)
 			}
 		})
-	}
-}
-
-// TestValidateTwice checks that a configuration whose credentials were
-// read from files validates again (OpenStore validates what Parse did).
-func TestValidateTwice(t *testing.T) {
-	c := Config{
-		Endpoint: "http://127.0.0.1:9000", Bucket: "datamill-lake", Prefix: "raw", SSE: "s3",
-		AccessKeyFile: writeFile(t, "ak", "from-file\n"), SecretKeyFile: writeFile(t, "sk", "secret-from-file\n"),
-	}
-	for i := range 2 {
-		if err := c.Validate(); err != nil {
-			t.Fatalf("validate %d: %v", i+1, err)
-		}
-	}
-	if c.AccessKey != "from-file" || c.SecretKey != "secret-from-file" {
-		t.Errorf("credentials %q/%q, want from-file/secret-from-file", c.AccessKey, c.SecretKey)
 	}
 }

@@ -76,13 +76,11 @@ type Config struct {
 	Prefix string `env:"S3_PREFIX" envDefault:"raw"`
 	Region string `env:"S3_REGION" envDefault:"us-east-1"`
 	// AccessKey and SecretKey are the credentials, required with an
-	// Endpoint; *_FILE variants read them from files (trailing newlines
-	// trimmed), and exclude the plain variable. Both are redacted from the
-	// logged configuration.
-	AccessKey     string `env:"S3_ACCESS_KEY" envDefault:"" secret:"true"`
-	AccessKeyFile string `env:"S3_ACCESS_KEY_FILE" envDefault:""`
-	SecretKey     string `env:"S3_SECRET_KEY" envDefault:"" secret:"true"`
-	SecretKeyFile string `env:"S3_SECRET_KEY_FILE" envDefault:""`
+	// Endpoint. Both are secrets: config.Parse reads S3_ACCESS_KEY_FILE
+	// and S3_SECRET_KEY_FILE, and both are redacted from the logged
+	// configuration.
+	AccessKey string `env:"S3_ACCESS_KEY" envDefault:"" secret:"true"`
+	SecretKey string `env:"S3_SECRET_KEY" envDefault:"" secret:"true"`
 	// CAFile is a PEM bundle trusted for an https Endpoint.
 	CAFile string `env:"S3_CA_FILE" envDefault:""`
 	// SSE is the server-side encryption asked for and required: "s3"

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -29,29 +28,16 @@ import (
 type AuditConfig struct {
 	// Addr is where the receiver listens; empty turns it off.
 	Addr string `env:"LAKE_AUDIT_ADDR" envDefault:""`
-	// Token is the bearer token every request must carry; TokenFile
-	// reads it from a file (trailing newline trimmed). One of them is
-	// required when Addr is set.
-	Token     string `env:"LAKE_AUDIT_TOKEN" envDefault:"" secret:"true"`
-	TokenFile string `env:"LAKE_AUDIT_TOKEN_FILE" envDefault:""`
+	// Token is the bearer token every request must carry, required when
+	// Addr is set; a secret, so config.Parse reads LAKE_AUDIT_TOKEN_FILE.
+	Token string `env:"LAKE_AUDIT_TOKEN" envDefault:"" secret:"true"`
 	// MaxBody caps a request's body, in bytes.
 	MaxBody int64 `env:"LAKE_AUDIT_MAX_BODY_BYTES" envDefault:"4194304"`
 }
 
-// Validate reads TokenFile into Token and checks the receiver has a token
-// when it listens.
+// Validate checks the receiver has a token when it listens.
 func (c *AuditConfig) Validate() error {
 	var errs []error
-	if c.Token != "" && c.TokenFile != "" {
-		errs = append(errs, errors.New("set LAKE_AUDIT_TOKEN or LAKE_AUDIT_TOKEN_FILE, not both"))
-	}
-	if c.TokenFile != "" {
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("LAKE_AUDIT_TOKEN_FILE: %w", err))
-		}
-		c.Token = strings.TrimRight(string(b), "\r\n")
-	}
 	if c.Addr != "" && c.Token == "" {
 		errs = append(errs, errors.New("LAKE_AUDIT_ADDR is set: LAKE_AUDIT_TOKEN or LAKE_AUDIT_TOKEN_FILE is required (the webhook's bearer token)"))
 	}
