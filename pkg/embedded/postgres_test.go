@@ -56,9 +56,10 @@ func query(t *testing.T, url, sql string) string {
 func TestPostgresKeepsData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pg")
 	p := startPostgres(t, PostgresOptions{Dir: dir})
-	if want := "postgres://datamill@127.0.0.1:" + strconv.Itoa(p.Port()) + "/datamill?sslmode=disable"; p.URL() != want {
+	if want := "postgres://datamill:" + p.Password() + "@127.0.0.1:" + strconv.Itoa(p.Port()) + "/datamill?sslmode=verify-full&sslrootcert=" + filepath.Join(dir, "tls", "ca.pem"); p.URL() != want {
 		t.Errorf("URL() = %q, want %q", p.URL(), want)
 	}
+	password := p.Password()
 	query(t, p.URL(), `create table kept as select 'before restart' as v`)
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
@@ -114,6 +115,9 @@ func TestPostgresKeepsData(t *testing.T) {
 	}
 
 	p = startPostgres(t, PostgresOptions{Dir: dir, Port: port})
+	if p.Password() != password {
+		t.Errorf("a new start in the same dir has password %q, want the first start's %q", p.Password(), password)
+	}
 	if got := query(t, p.URL(), `select v from kept`); got != "before restart" {
 		t.Errorf("after a new start in the same dir, kept holds %q", got)
 	}
@@ -146,6 +150,23 @@ func TestPostgresRefusesForeignDir(t *testing.T) {
 	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "not empty and holds no cluster") {
 		t.Errorf("StartPostgres in a non-empty dir without a cluster = %v, want a refusal", err)
+	}
+}
+
+// TestPostgresRefusesClusterWithoutPassword: a directory whose cluster was
+// made before clusters had passwords cannot be reused, and the error says
+// what to do.
+func TestPostgresRefusesClusterWithoutPassword(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "without a password file") || !strings.Contains(err.Error(), "remove the directory") {
+		t.Errorf("StartPostgres on a cluster without a password file = %v, want a refusal saying to remove it", err)
 	}
 }
 
