@@ -520,6 +520,9 @@ func (p *Postgres) start(ctx context.Context) error {
 		"-c", "ssl_min_protocol_version=TLSv1.2",
 		"-c", "password_encryption=scram-sha-256",
 		"-c", "hba_file=" + filepath.Join(p.dir, "pg_hba.conf"),
+		// A failed statement is not logged: it may set a role's password
+		// (pgaudit redacts those only in the statements that succeed).
+		"-c", "log_min_error_statement=panic",
 	}
 	if p.audit {
 		// DDL and role changes, without the statements' parameters; the

@@ -239,3 +239,49 @@ func TestPostgresAuditsDDLAndRoles(t *testing.T) {
 		t.Errorf("postgres.log audits a read, want DDL and role changes only:\n%s", log)
 	}
 }
+
+// TestPostgresLogsNoRolePassword sets passwords as the roles of the
+// services will be given theirs, one statement failing, and expects none in
+// the server's log: pgaudit redacts them, and failed statements are not
+// logged.
+func TestPostgresLogsNoRolePassword(t *testing.T) {
+	pg := testkit.PostgresCluster(t)
+	conn, err := connect(t, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	statements := []struct {
+		sql  string
+		fail bool
+	}{
+		{`create role probe login password 'secret-created'`, false},
+		{`create role probe login password 'secret-again'`, true}, // it exists
+		{`alter role probe password 'secret-altered'`, false},
+		{`do $$ begin alter role probe password 'secret-in-a-block'; end $$`, false},
+	}
+	for _, s := range statements {
+		if _, err := conn.Exec(t.Context(), s.sql); (err != nil) != s.fail {
+			t.Fatalf("%s: %v, want failure %v", s.sql, err, s.fail)
+		}
+	}
+	// The last statement's audit line, or the failure's, ends the log.
+	want := `ERROR:  role "probe" already exists`
+	if pg.Audited() {
+		want = "AUDIT: SESSION,3,1,ROLE,ALTER ROLE,,,alter role probe password <REDACTED>"
+	}
+	var log string
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log, want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres.log lacks %q within 10 s:\n%s", want, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+		b, err := os.ReadFile(pg.LogFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = string(b)
+	}
+	if strings.Contains(log, "secret-") {
+		t.Errorf("postgres.log holds a role's password:\n%s", log)
+	}
+}
