@@ -60,6 +60,10 @@ func TestPostgresKeepsData(t *testing.T) {
 		t.Errorf("URL() = %q, want %q", p.URL(), want)
 	}
 	password := p.Password()
+	ca, err := os.ReadFile(p.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
 	query(t, p.URL(), `create table kept as select 'before restart' as v`)
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
@@ -118,6 +122,9 @@ func TestPostgresKeepsData(t *testing.T) {
 	if p.Password() != password {
 		t.Errorf("a new start in the same dir has password %q, want the first start's %q", p.Password(), password)
 	}
+	if again, err := os.ReadFile(p.CAFile()); err != nil || string(again) != string(ca) {
+		t.Errorf("a new start in the same dir has another CA (%v), want the first start's", err)
+	}
 	if got := query(t, p.URL(), `select v from kept`); got != "before restart" {
 		t.Errorf("after a new start in the same dir, kept holds %q", got)
 	}
@@ -136,6 +143,28 @@ func TestPostgresTemporaryDir(t *testing.T) {
 	}
 	if _, err := os.Stat(p.Dir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Stop left the temporary dir %s behind (%v)", p.Dir(), err)
+	}
+}
+
+// TestPostgresWithTheStacksCA: a cluster given a CA presents a
+// certificate it signed and makes none of its own.
+func TestPostgresWithTheStacksCA(t *testing.T) {
+	ca, err := NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPostgres(t, PostgresOptions{CA: ca})
+	if p.CAFile() != ca.CertFile() {
+		t.Errorf("CAFile() = %s, want the given CA's %s", p.CAFile(), ca.CertFile())
+	}
+	if !strings.Contains(p.URL(), "sslrootcert="+ca.CertFile()) {
+		t.Errorf("URL() = %s, want sslrootcert=%s", p.URL(), ca.CertFile())
+	}
+	if got := query(t, p.URL(), `select 'verified'`); got != "verified" {
+		t.Errorf("select 'verified' = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir(), "tls")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the cluster made a CA of its own in %s/tls (%v)", p.Dir(), err)
 	}
 }
 
