@@ -405,10 +405,16 @@ func (p *Postgres) secure() error {
 		}
 		p.ca = ca
 	}
-	certFile, keyFile, err := p.ca.Issue("postgres", "127.0.0.1", "localhost")
+	// A name of its own, so that clusters sharing a CA never read each
+	// other's files; the pair is moved into the data directory.
+	certFile, keyFile, err := p.ca.Issue("postgres-"+strings.ToLower(rand.Text()[:8]), "127.0.0.1", "localhost")
 	if err != nil {
 		return err
 	}
+	defer func() {
+		_ = os.Remove(certFile)
+		_ = os.Remove(keyFile)
+	}()
 	for _, f := range []struct {
 		from, to string
 		perm     os.FileMode

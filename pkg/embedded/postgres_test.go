@@ -166,6 +166,10 @@ func TestPostgresWithTheStacksCA(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.Dir(), "tls")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cluster made a CA of its own in %s/tls (%v)", p.Dir(), err)
 	}
+	// The server's key is in the data directory alone.
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(ca.CertFile()), "postgres*")); len(left) > 0 {
+		t.Errorf("the server's certificate and key were left in the CA's directory: %v", left)
+	}
 }
 
 func TestPostgresRefusesForeignDir(t *testing.T) {
