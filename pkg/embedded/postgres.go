@@ -88,6 +88,12 @@ const (
 //
 // PostgreSQL refuses to run as root, so when this process is root the
 // server runs as the postgres user, which then owns the data directory.
+//
+// Besides the cluster, the data directory holds what its clients need:
+// superuser-password (0600, the password on one line), pgpass (0600, the
+// same for libpq and pgx's passfile) and, unless opts.CA is set, the
+// cluster's CA in tls/. pg_hba.conf and the server's certificate and key
+// (0600, owned by the server's user) are written afresh at every start.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
 	bin, err := findPostgres("/usr/lib/postgresql")
 	if err != nil {
