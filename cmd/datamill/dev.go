@@ -239,7 +239,9 @@ func (d *devStack) run(ctx context.Context) (err error) {
 				err = errors.Join(err, stopErr)
 			}
 		}()
-		dbURL = pg.URL()
+		// The URL names the pgpass file rather than holding the
+		// password: it is printed and in every service's environment.
+		dbURL = pg.PassFileURL("datamill")
 		d.pg = pg
 	} else {
 		d.logf("postgres: using DATABASE_URL from the environment")

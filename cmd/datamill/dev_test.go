@@ -199,6 +199,13 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 	if _, printed := d.endpoints["S3_SECRET_KEY"]; printed {
 		t.Errorf("dev printed the S3 secret key; want only the file that holds it")
 	}
+	// PostgreSQL's password stays in its pgpass file too, and the URL
+	// verifies the server's certificate.
+	if u, err := url.Parse(d.endpoints["DATABASE_URL"]); err != nil {
+		t.Errorf("dev printed DATABASE_URL=%s: %v", d.endpoints["DATABASE_URL"], err)
+	} else if _, printed := u.User.Password(); printed || u.Query().Get("sslmode") != "verify-full" || u.Query().Get("passfile") == "" {
+		t.Errorf("dev printed DATABASE_URL=%s, want no password, sslmode=verify-full and a passfile", d.endpoints["DATABASE_URL"])
+	}
 	ctx := t.Context()
 
 	// A Kafka client produces and consumes on the printed broker.

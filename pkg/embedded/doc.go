@@ -1,7 +1,8 @@
 // Package embedded starts the pipeline's infrastructure inside this machine:
 // an in-process Kafka broker (franz-go's kfake), an in-process schema
 // registry (franz-go's srfake; datamill enforces compatibility itself), a
-// throwaway PostgreSQL cluster made with the machine's initdb and postgres,
+// throwaway PostgreSQL cluster made with the machine's initdb and postgres
+// (TLS and SCRAM passwords only, pgaudit when installed),
 // and an in-process S3 server for the lake (gofakes3, signed requests only,
 // bodies encrypted at rest).
 //

@@ -3,10 +3,12 @@ package embedded
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -35,21 +37,32 @@ type PostgresOptions struct {
 	Dir string
 	// Port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// CA signs the certificate the server presents. Nil means the
+	// cluster's own, kept in <Dir>/tls, so that a reused directory keeps
+	// the CA its clients trust.
+	CA *CA
 	// Logf, when set, receives progress messages.
 	Logf func(format string, args ...any)
 }
 
 // Postgres is a PostgreSQL server run from the machine's binaries, with a
-// superuser and a database both named datamill, trusting every connection
-// and listening on 127.0.0.1 only. Its log is postgres.log in the data
-// directory.
+// superuser and a database both named datamill, listening on 127.0.0.1
+// only. It is secure by default: TCP connections must use TLS (the server's
+// certificate signed by the cluster's CA) and every connection, the Unix
+// socket's too, authenticates with SCRAM-SHA-256 and the superuser's random
+// password, kept in the data directory. When the pgaudit extension is
+// installed, DDL and role changes are audited. Its log is postgres.log in
+// the data directory.
 type Postgres struct {
-	bin     string // directory of initdb and postgres
-	dir     string
-	port    int
-	tempDir bool // dir was made by StartPostgres and is removed by Stop
-	cred    *syscall.Credential
-	logf    func(string, ...any)
+	bin      string // directory of initdb and postgres
+	dir      string
+	port     int
+	tempDir  bool // dir was made by StartPostgres and is removed by Stop
+	cred     *syscall.Credential
+	logf     func(string, ...any)
+	ca       *CA
+	password string
+	audit    bool // the pgaudit library is installed and loaded
 
 	mu     sync.Mutex
 	server *exec.Cmd
@@ -75,12 +88,18 @@ const (
 //
 // PostgreSQL refuses to run as root, so when this process is root the
 // server runs as the postgres user, which then owns the data directory.
+//
+// Besides the cluster, the data directory holds what its clients need:
+// superuser-password (0600, the password on one line), pgpass (0600, the
+// same for libpq and pgx's passfile) and, unless opts.CA is set, the
+// cluster's CA in tls/. pg_hba.conf and the server's certificate and key
+// (0600, owned by the server's user) are written afresh at every start.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
 	bin, err := findPostgres("/usr/lib/postgresql")
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{bin: bin, dir: opts.Dir, port: opts.Port, logf: opts.Logf}
+	p := &Postgres{bin: bin, dir: opts.Dir, port: opts.Port, logf: opts.Logf, ca: opts.CA}
 	if p.logf == nil {
 		p.logf = func(string, ...any) {}
 	}
@@ -101,6 +120,13 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err := p.initdb(ctx); err != nil {
 		p.removeTemp()
 		return nil, err
+	}
+	if err := p.secure(); err != nil {
+		p.removeTemp()
+		return nil, err
+	}
+	if p.audit = hasPgaudit(p.bin); !p.audit {
+		p.logf("postgres: pgaudit is not installed (Debian, Ubuntu: apt-get install postgresql-15-pgaudit), so DDL and role changes are not audited")
 	}
 	for attempt := 1; ; attempt++ {
 		if opts.Port == 0 {
@@ -247,9 +273,16 @@ func spawn(cmd *exec.Cmd) (<-chan error, error) {
 	return exited, nil
 }
 
-// initdb creates the cluster unless the data directory holds one already.
+// initdb creates the cluster, with a new random superuser password, unless
+// the data directory holds one already, whose password it reads back.
 func (p *Postgres) initdb(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(p.dir, "PG_VERSION")); err == nil {
+		if p.password, err = readPassword(p.PasswordFile()); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("postgres data dir %s holds a cluster without a password file (made before clusters had passwords): remove the directory to make a new one", p.dir)
+			}
+			return err
+		}
 		p.logf("postgres: reusing the cluster in %s", p.dir)
 		return nil
 	}
@@ -262,7 +295,17 @@ func (p *Postgres) initdb(ctx context.Context) error {
 	if err := p.handOver(); err != nil {
 		return err
 	}
-	args := []string{"-D", p.dir, "-U", "datamill", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"}
+	p.password = rand.Text()
+	pwfile, removePwfile, err := p.passwordForInitdb()
+	if err != nil {
+		return err
+	}
+	defer removePwfile()
+	args := []string{
+		"-D", p.dir, "-U", "datamill", "--pwfile=" + pwfile,
+		"--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
+		"-E", "UTF8", "--locale=C.UTF-8",
+	}
 	if p.tempDir {
 		// Skip initdb's final sync: a temporary cluster does not outlive a
 		// machine crash anyway. The server itself always runs with fsync.
@@ -279,8 +322,150 @@ func (p *Postgres) initdb(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("initdb %s: %w\n%s", p.dir, cmp.Or(ctx.Err(), err), lastLines(out.String(), 20))
 	}
-	p.logf("postgres: initialised a cluster in %s in %v", p.dir, time.Since(start).Round(time.Millisecond))
+	// Kept by this process's user, not the server's: clients read it.
+	if err := os.WriteFile(p.PasswordFile(), []byte(p.password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store the postgres superuser password: %w", err)
+	}
+	p.logf("postgres: initialised a cluster in %s in %v (superuser password in %s)", p.dir, time.Since(start).Round(time.Millisecond), p.PasswordFile())
 	return nil
+}
+
+// passwordForInitdb writes the new superuser password where initdb, run as
+// the server's user, can read it (the data directory must be empty), and
+// returns its path and how to remove it.
+func (p *Postgres) passwordForInitdb() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "datamill-pwfile-")
+	if err != nil {
+		return "", nil, fmt.Errorf("initdb password file: %w", err)
+	}
+	remove := func() { _ = os.RemoveAll(dir) }
+	file := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(file, []byte(p.password+"\n"), 0o600); err != nil {
+		remove()
+		return "", nil, fmt.Errorf("initdb password file: %w", err)
+	}
+	if err := p.chown(dir, file); err != nil {
+		remove()
+		return "", nil, fmt.Errorf("initdb password file: %w", err)
+	}
+	return file, remove, nil
+}
+
+// readPassword reads a password file: its first line.
+func readPassword(file string) (string, error) {
+	b, err := os.ReadFile(file) // #nosec G304 -- the cluster's own password file
+	if err != nil {
+		return "", fmt.Errorf("read the postgres superuser password: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	if pw == "" {
+		return "", fmt.Errorf("postgres superuser password file %s is empty", file)
+	}
+	return pw, nil
+}
+
+// chown gives files to the user the server runs as, when that is not this
+// process's.
+func (p *Postgres) chown(files ...string) error {
+	if p.cred == nil {
+		return nil
+	}
+	for _, f := range files {
+		if err := os.Chown(f, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return fmt.Errorf("give %s to the postgres user: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// hbaConf is the cluster's pg_hba.conf, written at every start: TLS and
+// SCRAM only, nothing trusted.
+const hbaConf = `# Written by datamill at every start: edits are lost.
+# TCP only over TLS, every connection with a SCRAM password; nothing trusted.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+hostssl all       all   127.0.0.1/32  scram-sha-256
+hostssl all       all   ::1/128       scram-sha-256
+`
+
+// Files in the data directory.
+const (
+	passwordFileName = "superuser-password"
+	passFileName     = "pgpass"
+	serverCertName   = "server.crt"
+	serverKeyName    = "server.key"
+)
+
+// secure writes pg_hba.conf, the server's certificate and key (signed by
+// the CA, which is the cluster's own in <dir>/tls unless one was given) and
+// a pgpass file of the superuser's password.
+func (p *Postgres) secure() error {
+	hba := filepath.Join(p.dir, "pg_hba.conf")
+	if err := os.WriteFile(hba, []byte(hbaConf), 0o600); err != nil {
+		return fmt.Errorf("write pg_hba.conf: %w", err)
+	}
+	if p.ca == nil {
+		ca, err := NewCA(filepath.Join(p.dir, "tls"))
+		if err != nil {
+			return fmt.Errorf("postgres CA: %w", err)
+		}
+		p.ca = ca
+	}
+	// A name of its own, so that clusters sharing a CA never read each
+	// other's files; the pair is moved into the data directory.
+	certFile, keyFile, err := p.ca.Issue("postgres-"+strings.ToLower(rand.Text()[:8]), "127.0.0.1", "localhost")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = os.Remove(certFile)
+		_ = os.Remove(keyFile)
+	}()
+	for _, f := range []struct {
+		from, to string
+		perm     os.FileMode
+	}{
+		{certFile, serverCertName, 0o644},
+		{keyFile, serverKeyName, 0o600},
+	} {
+		b, err := os.ReadFile(f.from) // #nosec G304 -- a file the CA just wrote
+		if err != nil {
+			return fmt.Errorf("postgres server certificate: %w", err)
+		}
+		to := filepath.Join(p.dir, f.to)
+		// Written afresh, so that the mode is f.perm whatever it was.
+		_ = os.Remove(to)
+		// #nosec G703 G306 -- into the cluster's own data directory; the certificate is public, the key 0600
+		if err := os.WriteFile(to, b, f.perm); err != nil {
+			return fmt.Errorf("postgres server certificate: %w", err)
+		}
+	}
+	if err := p.chown(hba, filepath.Join(p.dir, serverCertName), filepath.Join(p.dir, serverKeyName)); err != nil {
+		return err
+	}
+	// Any host, port and database: the file belongs to this cluster. A
+	// password of rand.Text holds no ':' or '\' to escape.
+	if err := os.WriteFile(p.PassFile(), []byte("*:*:*:datamill:"+p.password+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the pgpass file: %w", err)
+	}
+	return nil
+}
+
+// hasPgaudit reports whether the pgaudit library is installed beside the
+// server binaries in bin: in <bin>/../lib (Debian's layout) or in the
+// directory pg_config names.
+func hasPgaudit(bin string) bool {
+	dirs := []string{filepath.Join(filepath.Dir(bin), "lib")}
+	// #nosec G204 -- PostgreSQL's own pg_config, no shell
+	if out, err := exec.Command(filepath.Join(bin, "pg_config"), "--pkglibdir").Output(); err == nil {
+		dirs = append(dirs, strings.TrimSpace(string(out)))
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pgaudit.so")); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // handOver gives the data directory to the postgres user when this process
@@ -289,8 +474,8 @@ func (p *Postgres) handOver() error {
 	if p.cred == nil {
 		return nil
 	}
-	if err := os.Chown(p.dir, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
-		return fmt.Errorf("give %s to the postgres user: %w", p.dir, err)
+	if err := p.chown(p.dir); err != nil {
+		return err
 	}
 	for d := filepath.Dir(p.dir); d != filepath.Dir(d); d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
@@ -340,6 +525,25 @@ func (p *Postgres) start(ctx context.Context) error {
 		"-c", "fsync=on",
 		"-c", "synchronous_commit=on",
 		"-c", "log_timezone=UTC",
+		// TLS and SCRAM only, as pg_hba.conf says.
+		"-c", "ssl=on",
+		"-c", "ssl_cert_file=" + filepath.Join(p.dir, serverCertName),
+		"-c", "ssl_key_file=" + filepath.Join(p.dir, serverKeyName),
+		"-c", "ssl_min_protocol_version=TLSv1.2",
+		"-c", "password_encryption=scram-sha-256",
+		"-c", "hba_file=" + filepath.Join(p.dir, "pg_hba.conf"),
+		// A failed statement is not logged: it may set a role's password
+		// (pgaudit redacts those only in the statements that succeed).
+		"-c", "log_min_error_statement=panic",
+	}
+	if p.audit {
+		// DDL and role changes, without the statements' parameters; the
+		// extension need not be created for the audit to be logged.
+		args = append(args,
+			"-c", "shared_preload_libraries=pgaudit",
+			"-c", "pgaudit.log=ddl, role",
+			"-c", "pgaudit.log_parameter=off",
+		)
 	}
 	// The socket lives in the data dir, unless its path is longer than a
 	// Unix socket address allows; clients here use TCP anyway.
@@ -401,7 +605,7 @@ func (p *Postgres) start(ctx context.Context) error {
 func (p *Postgres) ensureDatabase(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, p.databaseURL("postgres"))
+	conn, err := pgx.Connect(ctx, p.DatabaseURL("postgres"))
 	if err != nil {
 		return err
 	}
@@ -418,12 +622,61 @@ func (p *Postgres) ensureDatabase(ctx context.Context) error {
 	return nil
 }
 
-func (p *Postgres) databaseURL(db string) string {
-	return fmt.Sprintf("postgres://datamill@127.0.0.1:%d/%s?sslmode=disable", p.port, db)
+// DatabaseURL is the connection URL of database db as the superuser
+// datamill: its password in the URL, TLS verified against the cluster's
+// CA. It holds the password: never log it.
+func (p *Postgres) DatabaseURL(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword("datamill", p.password),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)),
+		Path:     "/" + db,
+		RawQuery: "sslmode=verify-full&sslrootcert=" + queryPath(p.ca.CertFile()),
+	}
+	return u.String()
 }
 
-// URL is the connection URL of the datamill database.
-func (p *Postgres) URL() string { return p.databaseURL("datamill") }
+// PassFileURL is DatabaseURL without the password, which clients read
+// from the cluster's pgpass file instead (the passfile parameter, which pgx
+// and libpq know): a URL to print or to put in an environment.
+func (p *Postgres) PassFileURL(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User("datamill"),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)),
+		Path:     "/" + db,
+		RawQuery: "sslmode=verify-full&sslrootcert=" + queryPath(p.ca.CertFile()) + "&passfile=" + queryPath(p.PassFile()),
+	}
+	return u.String()
+}
+
+// queryPath escapes a file's path as a URL query value, keeping its
+// slashes readable.
+func queryPath(path string) string {
+	return strings.ReplaceAll(url.QueryEscape(path), "%2F", "/")
+}
+
+// URL is the connection URL of the datamill database (see DatabaseURL).
+func (p *Postgres) URL() string { return p.DatabaseURL("datamill") }
+
+// Password is the superuser datamill's password.
+func (p *Postgres) Password() string { return p.password }
+
+// PasswordFile is the file (0600) holding the superuser's password on its
+// first line, in the data directory.
+func (p *Postgres) PasswordFile() string { return filepath.Join(p.dir, passwordFileName) }
+
+// PassFile is a pgpass file (0600) of the superuser's password, for
+// clients such as psql (PGPASSFILE) and PassFileURL.
+func (p *Postgres) PassFile() string { return filepath.Join(p.dir, passFileName) }
+
+// CAFile is the certificate of the CA that signed the server's
+// certificate, what clients verify it with (sslrootcert).
+func (p *Postgres) CAFile() string { return p.ca.CertFile() }
+
+// Audited reports whether pgaudit logs the cluster's DDL and role changes
+// to its log.
+func (p *Postgres) Audited() bool { return p.audit }
 
 // Port is the port the server listens on, on 127.0.0.1.
 func (p *Postgres) Port() int { return p.port }

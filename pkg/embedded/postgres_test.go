@@ -56,8 +56,13 @@ func query(t *testing.T, url, sql string) string {
 func TestPostgresKeepsData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pg")
 	p := startPostgres(t, PostgresOptions{Dir: dir})
-	if want := "postgres://datamill@127.0.0.1:" + strconv.Itoa(p.Port()) + "/datamill?sslmode=disable"; p.URL() != want {
+	if want := "postgres://datamill:" + p.Password() + "@127.0.0.1:" + strconv.Itoa(p.Port()) + "/datamill?sslmode=verify-full&sslrootcert=" + filepath.Join(dir, "tls", "ca.pem"); p.URL() != want {
 		t.Errorf("URL() = %q, want %q", p.URL(), want)
+	}
+	password := p.Password()
+	ca, err := os.ReadFile(p.CAFile())
+	if err != nil {
+		t.Fatal(err)
 	}
 	query(t, p.URL(), `create table kept as select 'before restart' as v`)
 	settings := map[string]string{
@@ -114,6 +119,12 @@ func TestPostgresKeepsData(t *testing.T) {
 	}
 
 	p = startPostgres(t, PostgresOptions{Dir: dir, Port: port})
+	if p.Password() != password {
+		t.Errorf("a new start in the same dir has password %q, want the first start's %q", p.Password(), password)
+	}
+	if again, err := os.ReadFile(p.CAFile()); err != nil || string(again) != string(ca) {
+		t.Errorf("a new start in the same dir has another CA (%v), want the first start's", err)
+	}
 	if got := query(t, p.URL(), `select v from kept`); got != "before restart" {
 		t.Errorf("after a new start in the same dir, kept holds %q", got)
 	}
@@ -135,6 +146,32 @@ func TestPostgresTemporaryDir(t *testing.T) {
 	}
 }
 
+// TestPostgresWithTheStacksCA: a cluster given a CA presents a
+// certificate it signed and makes none of its own.
+func TestPostgresWithTheStacksCA(t *testing.T) {
+	ca, err := NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPostgres(t, PostgresOptions{CA: ca})
+	if p.CAFile() != ca.CertFile() {
+		t.Errorf("CAFile() = %s, want the given CA's %s", p.CAFile(), ca.CertFile())
+	}
+	if !strings.Contains(p.URL(), "sslrootcert="+ca.CertFile()) {
+		t.Errorf("URL() = %s, want sslrootcert=%s", p.URL(), ca.CertFile())
+	}
+	if got := query(t, p.URL(), `select 'verified'`); got != "verified" {
+		t.Errorf("select 'verified' = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir(), "tls")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the cluster made a CA of its own in %s/tls (%v)", p.Dir(), err)
+	}
+	// The server's key is in the data directory alone.
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(ca.CertFile()), "postgres*")); len(left) > 0 {
+		t.Errorf("the server's certificate and key were left in the CA's directory: %v", left)
+	}
+}
+
 func TestPostgresRefusesForeignDir(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
@@ -146,6 +183,23 @@ func TestPostgresRefusesForeignDir(t *testing.T) {
 	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "not empty and holds no cluster") {
 		t.Errorf("StartPostgres in a non-empty dir without a cluster = %v, want a refusal", err)
+	}
+}
+
+// TestPostgresRefusesClusterWithoutPassword: a directory whose cluster was
+// made before clusters had passwords cannot be reused, and the error says
+// what to do.
+func TestPostgresRefusesClusterWithoutPassword(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "without a password file") || !strings.Contains(err.Error(), "remove the directory") {
+		t.Errorf("StartPostgres on a cluster without a password file = %v, want a refusal saying to remove it", err)
 	}
 }
 

@@ -41,7 +41,9 @@ var sharedPostgres = sync.OnceValues(func() (*embedded.Postgres, error) {
 // Postgres returns the URL of a new, empty database for the test, owned by
 // the superuser datamill and dropped in t.Cleanup (with any connection
 // still open to it). The databases live in one cluster per test binary,
-// started on first use.
+// started on first use. The URL holds the superuser's password and asks
+// for TLS verified against the cluster's CA (sslmode=verify-full), as the
+// cluster accepts nothing less.
 func Postgres(t testing.TB) string {
 	t.Helper()
 	pg, err := sharedPostgres()
@@ -49,7 +51,7 @@ func Postgres(t testing.TB) string {
 		postgresUnavailable(t, err)
 	}
 	name := "t_" + strings.ToLower(rand.Text()[:12])
-	admin := fmt.Sprintf("postgres://datamill@127.0.0.1:%d/postgres?sslmode=disable", pg.Port())
+	admin := pg.DatabaseURL("postgres")
 	if err := execSQL(admin, "create database "+name); err != nil {
 		t.Fatalf("create the test's database: %v", err)
 	}
@@ -58,7 +60,7 @@ func Postgres(t testing.TB) string {
 			t.Errorf("drop the test's database: %v", err)
 		}
 	})
-	return fmt.Sprintf("postgres://datamill@127.0.0.1:%d/%s?sslmode=disable", pg.Port(), name)
+	return pg.DatabaseURL(name)
 }
 
 // PostgresCluster starts a cluster for the test alone, in a temporary

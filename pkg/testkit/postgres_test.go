@@ -35,6 +35,15 @@ func TestPostgresDatabasePerTest(t *testing.T) {
 	t.Run("second", func(t *testing.T) {
 		names = append(names, scalar(t, Postgres(t), `select current_database()`))
 	})
+	t.Run("over TLS with a password", func(t *testing.T) {
+		url := Postgres(t)
+		if !strings.Contains(url, "sslmode=verify-full") {
+			t.Errorf("Postgres(t) = a URL without sslmode=verify-full")
+		}
+		if got := scalar(t, url, `select ssl::text from pg_stat_ssl where pid = pg_backend_pid()`); got != "true" {
+			t.Errorf("the test database's connection: ssl = %s, want true", got)
+		}
+	})
 	if len(names) != 2 || names[0] == names[1] || !strings.HasPrefix(names[0], "t_") {
 		t.Fatalf("databases %v, want two distinct t_* names", names)
 	}
