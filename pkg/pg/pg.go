@@ -14,6 +14,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -114,8 +115,12 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 }
 
 // permanent reports whether a connection error will not go away by retrying:
-// authentication failures and a missing database or role.
+// authentication failures, a missing database or role, and a server
+// certificate that does not verify (another CA, another name).
 func permanent(err error) bool {
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return true
+	}
 	pgErr, ok := errors.AsType[*pgconn.PgError](err)
 	if !ok {
 		return false

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -247,6 +248,32 @@ func TestOpenRefusesAtOnce(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Open(unknown database) took %v: a permanent refusal must not be retried", took)
+	}
+}
+
+func TestOpenRefusesAnUnverifiedServerAtOnce(t *testing.T) {
+	url := testkit.Postgres(t)
+	other, err := embedded.NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(url, "sslrootcert=")
+	if i < 0 {
+		t.Fatalf("the test database's URL does not verify the server: %s", url)
+	}
+	end := strings.IndexByte(url[i:], '&')
+	if end < 0 {
+		end = len(url) - i
+	}
+	wrongCA := url[:i] + "sslrootcert=" + other.CertFile() + url[i+end:]
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := Open(ctx, Config{URL: wrongCA}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Open(a server of another CA) = %v, want the certificate's refusal", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Open(a server of another CA) took %v: a certificate that does not verify must not be retried", took)
 	}
 }
 
