@@ -80,9 +80,13 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	models := filepath.Join(dir, "models")
 	// Its own stack, on the Kafka and PostgreSQL of the environment when
 	// it names them.
+	set := []string{"DATASETS=" + ds.Name, "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"}
+	if f.profile != "" {
+		// Go's profiles are served on the admin address only when asked.
+		set = append(set, "ADMIN_PPROF=true")
+	}
 	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute}, logs,
-		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ,
-		[]string{"DATASETS=" + ds.Name, "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"})
+		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ, set)
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	var report *benchReport
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +199,36 @@ func TestComposeStack(t *testing.T) {
 				if p.HostIP != "127.0.0.1" {
 					t.Errorf("%s: port %d is published on %q, want 127.0.0.1 only", name, p.Target, p.HostIP)
 				}
+			}
+		}
+	})
+
+	t.Run("the admin address is unpublished and scraped, the ingest address the extractor's alone", func(t *testing.T) {
+		scraped := map[string]string{}
+		for _, sc := range prometheusConfig(t)["scrape_configs"].([]any) {
+			job := sc.(map[string]any)
+			dns, _ := job["dns_sd_configs"].([]any)
+			for _, d := range dns {
+				scraped[job["job_name"].(string)] = fmt.Sprint(d.(map[string]any)["port"])
+			}
+		}
+		for _, name := range datamill {
+			s := project.Services[name]
+			_, port, err := net.SplitHostPort(deref(s.Environment["ADMIN_ADDR"]))
+			if err != nil {
+				t.Errorf("%s: ADMIN_ADDR %q: %v", name, deref(s.Environment["ADMIN_ADDR"]), err)
+				continue
+			}
+			if scraped[name] != port {
+				t.Errorf("%s: Prometheus scrapes port %q, the admin address is on %s", name, scraped[name], port)
+			}
+			for _, p := range s.Ports {
+				if strconv.Itoa(int(p.Target)) == port {
+					t.Errorf("%s: the admin port %s is published", name, port)
+				}
+			}
+			if _, ok := s.Environment["HTTP_ADDR"]; ok != (name == "extractor") {
+				t.Errorf("%s: HTTP_ADDR set = %v, want it for the extractor alone", name, ok)
 			}
 		}
 	})
@@ -947,7 +979,7 @@ func TestImageRootFilesystemRunsAService(t *testing.T) {
 			t.Errorf("umount %s: %v %s", proc, err, out)
 		}
 	})
-	environ := append(testkit.Stack(t, false), "HTTP_ADDR="+freeAddr(t))
+	environ := append(testkit.Stack(t, false), "ADMIN_ADDR="+freeAddr(t))
 	chrooted := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, "chroot", append([]string{"--userspec=65532:65532", rootfs, "/app"}, args...)...)
 		cmd.Env = environ

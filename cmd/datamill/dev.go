@@ -39,11 +39,14 @@ type devFlags struct {
 	registryPort int
 	pgPort       int
 	s3Port       int
-	httpBasePort int
-	dir          string
-	partitions   int
-	readyTimeout time.Duration
-	scale        scale
+	// adminBasePort is the first service's admin port (ADMIN_ADDR), the
+	// others following; ingestPort the extractor's (HTTP_ADDR).
+	adminBasePort int
+	ingestPort    int
+	dir           string
+	partitions    int
+	readyTimeout  time.Duration
+	scale         scale
 }
 
 // scale is --scale: how many processes of a service dev starts, by name;
@@ -135,6 +138,11 @@ scorer scale: two extractors would each publish every file, and the ecometer
 meters the whole stack. The first process of each service keeps its port; the others take the
 ports after the last service's.
 
+Each process serves /metrics, /healthz and /readyz on its own admin address
+(ADMIN_ADDR) on 127.0.0.1, from --admin-base-port on; Go's profiles there only
+with ADMIN_PPROF=true in dev's environment. The extractor's HTTP ingest listens
+apart, on --ingest-port.
+
 flags:`)
 		fs.PrintDefaults()
 	}
@@ -143,7 +151,9 @@ flags:`)
 	fs.IntVar(&f.registryPort, "registry-port", 18081, "schema registry port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.pgPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0: any free port)")
 	fs.IntVar(&f.s3Port, "s3-port", 0, "in-process S3 port on 127.0.0.1 (0: any free port; unused with S3_ENDPOINT)")
-	fs.IntVar(&f.httpBasePort, "http-base-port", 9101, "metrics and health port of the first service, the others follow (0: any free ports)")
+	fs.IntVar(&f.adminBasePort, "admin-base-port", 9101, "admin port (ADMIN_ADDR: metrics and health) of the first service on 127.0.0.1, the others follow (0: any free ports)")
+	fs.IntVar(&f.adminBasePort, "http-base-port", 9101, "former name of --admin-base-port")
+	fs.IntVar(&f.ingestPort, "ingest-port", 9100, "the extractor's HTTP ingest port (HTTP_ADDR) on 127.0.0.1 (0: any free port)")
 	fs.StringVar(&f.dir, "dir", ".dev", "directory for PostgreSQL's data, the S3 objects and the service binaries")
 	fs.IntVar(&f.partitions, "partitions", 3, "partitions of the topics created")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 60*time.Second, "how long the services may take to become ready")
@@ -303,7 +313,11 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.out.printf("%s\n", e)
 	}
 	for _, c := range d.children {
-		d.out.printf("# %s (pid %d): http://%s/metrics /healthz /readyz\n", c.name, c.cmd.Process.Pid, c.addr)
+		if c.api != "" {
+			d.out.printf("# %s (pid %d): http://%s/metrics /healthz /readyz; ingest: http://%s/v1/datasets/{dataset}/events\n", c.name, c.cmd.Process.Pid, c.addr, c.api)
+		} else {
+			d.out.printf("# %s (pid %d): http://%s/metrics /healthz /readyz\n", c.name, c.cmd.Process.Pid, c.addr)
+		}
 		if c.waiting != "" {
 			d.logf("%s is up and %s", c.name, c.waiting)
 		}
@@ -403,14 +417,21 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 			if r > 1 {
 				port, extra = extra, extra+1
 			}
-			addr, err := d.httpAddr(port)
+			addr, err := d.adminAddr(port)
 			if err != nil {
 				return err
 			}
 			name := replicaName(service, r)
 			env := append(ownS3Environ(d.environ, d.s3 != nil), endpoints...)
+			var api string
+			if service == "extractor" {
+				if api, err = d.ingestAddr(); err != nil {
+					return err
+				}
+				env = append(env, "HTTP_ADDR="+api)
+			}
 			env = append(env,
-				"HTTP_ADDR="+addr,
+				"ADMIN_ADDR="+addr,
 				"DATASETS="+strings.Join(datasets, ","),
 				// The transactional id derives from it: processes of a
 				// stage must differ.
@@ -427,6 +448,7 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 			if err != nil {
 				return err
 			}
+			c.api = api
 			d.children = append(d.children, c)
 		}
 	}
@@ -439,11 +461,30 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 	return nil
 }
 
-func (d *devStack) httpAddr(i int) (string, error) {
-	if d.flags.httpBasePort != 0 {
-		return "127.0.0.1:" + strconv.Itoa(d.flags.httpBasePort+i), nil
+// adminAddr is the admin address of the process at place i.
+func (d *devStack) adminAddr(i int) (string, error) {
+	if d.flags.adminBasePort != 0 {
+		return "127.0.0.1:" + strconv.Itoa(d.flags.adminBasePort+i), nil
 	}
 	return embedded.FreeAddr()
+}
+
+// ingestAddr is the extractor's ingest address.
+func (d *devStack) ingestAddr() (string, error) {
+	if d.flags.ingestPort != 0 {
+		return "127.0.0.1:" + strconv.Itoa(d.flags.ingestPort), nil
+	}
+	return embedded.FreeAddr()
+}
+
+// ingest is the address of the extractor's HTTP ingest, once started.
+func (d *devStack) ingest() string {
+	for _, c := range d.children {
+		if c.api != "" {
+			return c.api
+		}
+	}
+	return ""
 }
 
 // prefix is the padded name before the lines of a process of service, on
@@ -499,6 +540,7 @@ func (d *devStack) replace(ctx context.Context, name string, sig syscall.Signal,
 	if err != nil {
 		return err
 	}
+	c.api = old.api
 	d.children[i] = c
 	return c.awaitReady(ctx, time.Now().Add(d.flags.readyTimeout))
 }
@@ -522,9 +564,11 @@ func (d *devStack) stopChildren() {
 	}
 }
 
-// child is one service process.
+// child is one service process: addr is its admin address, api its own
+// API's (the extractor's ingest), "" for the others.
 type child struct {
 	name, addr string
+	api        string
 	cmd        *exec.Cmd
 	done       chan struct{}
 	err        error

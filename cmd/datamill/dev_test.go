@@ -60,9 +60,12 @@ type devRun struct {
 	cancel    context.CancelFunc
 }
 
+// devService is a process dev printed: its admin address and, for the
+// extractor, its ingest address.
 type devService struct {
-	addr string
-	pid  int
+	addr   string
+	ingest string
+	pid    int
 }
 
 // startDev runs `datamill dev` with args on free ports, in an environment
@@ -74,7 +77,7 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", dir}, extra...)
+	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--admin-base-port", "0", "--ingest-port", "0", "--dir", dir}, extra...)
 	if testkit.RealBroker() {
 		resetRealBroker(t)
 		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
@@ -87,9 +90,9 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 		pw.CloseWithError(err)
 		d.done <- err
 	}()
-	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz",
+	// "# extractor (pid 1234): http://127.0.0.1:9101/metrics /healthz /readyz; ingest: http://127.0.0.1:9100/v1/…",
 	// "# cleaner-2 (pid 1236): …"
-	serviceLine := regexp.MustCompile(`^# ([\w-]+) \(pid (\d+)\): http://([^/]+)/metrics`)
+	serviceLine := regexp.MustCompile(`^# ([\w-]+) \(pid (\d+)\): http://([^/]+)/metrics [^;]*(?:; ingest: http://([^/]+)/)?`)
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -97,7 +100,7 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 			line := sc.Text()
 			if m := serviceLine.FindStringSubmatch(line); m != nil {
 				pid, _ := strconv.Atoi(m[2])
-				d.services[m[1]] = devService{addr: m[3], pid: pid}
+				d.services[m[1]] = devService{addr: m[3], ingest: m[4], pid: pid}
 				continue
 			}
 			if line == "ready" {
@@ -168,6 +171,9 @@ func (d *devRun) addrs(t *testing.T) []string {
 	}
 	for _, s := range d.services {
 		addrs = append(addrs, s.addr)
+		if s.ingest != "" {
+			addrs = append(addrs, s.ingest)
+		}
 	}
 	return addrs
 }
@@ -243,12 +249,58 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 		}
 		wantUp(t, name, s.addr)
 	}
+	wantAdminApart(t, d.services)
 
 	addrs := d.addrs(t)
 	if err := d.stop(t); err != nil {
 		t.Fatalf("dev after Ctrl-C: %v", err)
 	}
 	d.assertGone(t, addrs)
+}
+
+// wantAdminApart checks that every process of dev serves its metrics and
+// health on loopback, its profiles not at all (ADMIN_PPROF is not set),
+// and that the extractor's ingest, on an address of its own, serves none
+// of them but takes records.
+func wantAdminApart(t *testing.T, services map[string]devService) {
+	t.Helper()
+	status := func(method, url, body string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, s := range services {
+		if host, _, _ := net.SplitHostPort(s.addr); host != "127.0.0.1" {
+			t.Errorf("%s: admin address %s, want one on 127.0.0.1", name, s.addr)
+		}
+		if code := status(http.MethodGet, "http://"+s.addr+"/debug/pprof/", ""); code != http.StatusNotFound {
+			t.Errorf("%s: GET /debug/pprof/ on the admin address = %d, want 404 without ADMIN_PPROF", name, code)
+		}
+		if (s.ingest != "") != (name == "extractor") {
+			t.Errorf("%s: ingest address %q, want one for the extractor alone", name, s.ingest)
+		}
+	}
+	ingest := services["extractor"].ingest
+	if ingest == "" || ingest == services["extractor"].addr {
+		t.Fatalf("extractor: ingest address %q, want one apart from its admin address %s", ingest, services["extractor"].addr)
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/debug/pprof/"} {
+		if code := status(http.MethodGet, "http://"+ingest+path, ""); code != http.StatusNotFound {
+			t.Errorf("GET %s on the ingest address = %d, want 404", path, code)
+		}
+	}
+	if code := status(http.MethodPost, "http://"+ingest+"/v1/datasets/users/events", `{"id":"dev-1"}`); code != http.StatusAccepted {
+		t.Errorf("POST on the ingest address = %d, want 202", code)
+	}
 }
 
 func TestDevInfraOnly(t *testing.T) {
@@ -384,7 +436,7 @@ func TestDevReadyTimeoutNamesTheService(t *testing.T) {
 	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--http-base-port", "0", "--dir", dir, "--ready-timeout", "1ns"}
+	args := []string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--admin-base-port", "0", "--ingest-port", "0", "--dir", dir, "--ready-timeout", "1ns"}
 	err := run(t.Context(), args, toolchainEnv(), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "extractor not ready") {
 		t.Fatalf("dev with no time to get ready = %v, want an error naming the extractor", err)

@@ -70,7 +70,7 @@ func TestContentSentAgainAfterAChangeIsTheNewestAndWins(t *testing.T) {
 		}
 
 		for _, age := range []int{31, 32, 31} {
-			if out, err := postEvents(ctx, p.svc["extractor"], fmt.Sprintf(`{"id":"1","age":"%d"}`, age)); err != nil {
+			if out, err := postEvents(ctx, p.ingest, fmt.Sprintf(`{"id":"1","age":"%d"}`, age)); err != nil {
 				t.Fatalf("post age %d: %v: %s", age, err, out)
 			}
 			writeFile(fmt.Sprintf("id,age\n2,%d\n", age))

@@ -130,7 +130,7 @@ func TestAnAddedFieldFlowsThroughWhileOldAndNewProducersRunSideBySide(t *testing
 		outs, errs := make([]string, 3), make([]error, 3)
 		wg.Go(func() { outs[0], errs[0] = produce(old) })
 		wg.Go(func() { outs[1], errs[1] = produce(current, "SCHEMAS_DIR="+evolved) })
-		wg.Go(func() { outs[2], errs[2] = postEvents(ctx, p.svc["extractor"], body.String()) })
+		wg.Go(func() { outs[2], errs[2] = postEvents(ctx, p.ingest, body.String()) })
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {

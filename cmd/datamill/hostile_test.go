@@ -138,7 +138,7 @@ func TestHostileInputWhileStagesAreKilled(t *testing.T) {
 		started := make(chan struct{})
 		wg.Go(func() {
 			post := func(body string, want int, ids ...int) {
-				status, answer, err := postStatus(ctx, p.svc["extractor"], body)
+				status, answer, err := postStatus(ctx, p.ingest, body)
 				switch {
 				case err != nil:
 					load.errorf("POST: %v", err)

@@ -316,7 +316,7 @@ func startCleaner(t testing.TB, env []string) {
 	}
 	var logs bytes.Buffer
 	cmd := exec.Command(bin)
-	cmd.Env = append(append(toolchainEnv(), env...), "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "STAGE_INSTANCE_ID="+filepath.Base(t.TempDir()))
+	cmd.Env = append(append(toolchainEnv(), env...), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "STAGE_INSTANCE_ID="+filepath.Base(t.TempDir()))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

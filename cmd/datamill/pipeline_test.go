@@ -132,7 +132,7 @@ func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context
 		}
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
-		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
+		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, ingest: d.ingest(), kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
 		return nil
 	}
 	if err := d.run(t.Context()); err != nil {
@@ -143,10 +143,13 @@ func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context
 
 // pipeline is one run's view of the stack.
 type pipeline struct {
-	t    *testing.T
-	eps  map[string]string
-	svc  map[string]string
-	kcfg kafka.Config
+	t   *testing.T
+	eps map[string]string
+	// svc are the processes' admin addresses (/metrics, /readyz), by name.
+	svc map[string]string
+	// ingest is the extractor's HTTP ingest address.
+	ingest string
+	kcfg   kafka.Config
 }
 
 // produce publishes the records of file to raw.users with `datamill

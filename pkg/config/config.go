@@ -11,6 +11,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -26,11 +28,12 @@ type Service struct {
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is json (default, for machines) or console (for people).
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
-	// HTTPAddr is where /metrics, /healthz and /readyz are served.
-	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
-	// HTTPReadTimeout bounds the reading of a request, body included, so
-	// that a client that stalls mid-body frees its connection and memory.
-	HTTPReadTimeout time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"1m"`
+	// AdminAddr is the operator's address, where /metrics, /healthz,
+	// /readyz and, with AdminPprof, /debug/pprof/ are served: loopback
+	// unless set otherwise.
+	AdminAddr string `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"`
+	// AdminPprof serves Go's profiles on AdminAddr.
+	AdminPprof bool `env:"ADMIN_PPROF" envDefault:"false"`
 	// Datasets lists the datasets this process handles.
 	Datasets []string `env:"DATASETS" envDefault:"users" envSeparator:","`
 	// RunID labels this run of the pipeline in eco samples and reports.
@@ -38,6 +41,20 @@ type Service struct {
 	// EcoInterval is how often the process publishes what it used to
 	// eco.samples.
 	EcoInterval time.Duration `env:"ECO_SAMPLE_INTERVAL" envDefault:"5s"`
+}
+
+// Loopback reports whether addr, host:port, listens on loopback only
+// (127.0.0.0/8, ::1, localhost); an empty host is every interface.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // Block returns the shared block; a configuration that embeds Service

@@ -39,7 +39,7 @@ func TestParse(t *testing.T) {
 		"defaults and required": {
 			environ: []string{"KAFKA_BROKERS=a:1,b:2"},
 			want: sample{
-				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", HTTPReadTimeout: time.Minute, Datasets: []string{"users"}, RunID: "default", EcoInterval: 5 * time.Second},
+				Service: Service{LogLevel: "info", LogFormat: "json", AdminAddr: "127.0.0.1:9090", Datasets: []string{"users"}, RunID: "default", EcoInterval: 5 * time.Second},
 				Brokers: []string{"a:1", "b:2"},
 				Batch:   100,
 			},
@@ -47,7 +47,7 @@ func TestParse(t *testing.T) {
 		"later pair wins": {
 			environ: []string{"KAFKA_BROKERS=a:1", "SAMPLE_BATCH=5", "SAMPLE_BATCH=7", "DATASETS=users,jobs"},
 			want: sample{
-				Service: Service{LogLevel: "info", LogFormat: "json", HTTPAddr: ":8080", HTTPReadTimeout: time.Minute, Datasets: []string{"users", "jobs"}, RunID: "default", EcoInterval: 5 * time.Second},
+				Service: Service{LogLevel: "info", LogFormat: "json", AdminAddr: "127.0.0.1:9090", Datasets: []string{"users", "jobs"}, RunID: "default", EcoInterval: 5 * time.Second},
 				Brokers: []string{"a:1"},
 				Batch:   7,
 			},
@@ -122,11 +122,45 @@ func TestVariables(t *testing.T) {
 	if !byName["KAFKA_BROKERS"].Required {
 		t.Errorf("KAFKA_BROKERS should be required: %+v", byName["KAFKA_BROKERS"])
 	}
-	if v := byName["HTTP_ADDR"]; v.Required || v.Default != ":8080" {
-		t.Errorf("HTTP_ADDR = %+v, want optional with default :8080", v)
+	if v := byName["ADMIN_ADDR"]; v.Required || v.Default != "127.0.0.1:9090" {
+		t.Errorf("ADMIN_ADDR = %+v, want optional with default 127.0.0.1:9090", v)
+	}
+	if v := byName["ADMIN_PPROF"]; v.Required || v.Default != "false" {
+		t.Errorf("ADMIN_PPROF = %+v, want optional, false by default", v)
+	}
+	if _, ok := byName["HTTP_ADDR"]; ok {
+		t.Error("HTTP_ADDR is in the shared block: only the extractor, which has an API, listens on it")
 	}
 	if len(vars) != 10 {
 		t.Errorf("got %d variables, want 10: %+v", len(vars), vars)
+	}
+}
+
+// TestAdminAddrDefaultsToLoopback checks that, unless told otherwise, a
+// process serves its metrics, health and profiles on loopback only.
+func TestAdminAddrDefaultsToLoopback(t *testing.T) {
+	svc, err := Parse[Service](nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Loopback(svc.AdminAddr) {
+		t.Errorf("default ADMIN_ADDR %q is not loopback", svc.AdminAddr)
+	}
+	if svc.AdminPprof {
+		t.Error("ADMIN_PPROF is on by default")
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	tests := map[string]bool{
+		"127.0.0.1:9090": true, "127.1.2.3:1": true, "[::1]:9090": true, "localhost:9090": true,
+		":9090": false, "0.0.0.0:9090": false, "[::]:9090": false, "10.0.0.1:9090": false,
+		"example.org:9090": false, "127.0.0.1": false,
+	}
+	for addr, want := range tests {
+		if got := Loopback(addr); got != want {
+			t.Errorf("Loopback(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }
 

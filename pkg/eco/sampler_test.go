@@ -16,7 +16,7 @@ import (
 // benchSampler is a sampler over a registry like a service's: the Go and
 // process collectors of the telemetry server and a stage's counters.
 func benchSampler(b *testing.B) *Sampler {
-	reg := telemetry.New().Registry()
+	reg := telemetry.New(telemetry.Options{}).Registry()
 	for _, name := range []string{"in", "out", "dead_lettered", "duplicates"} {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "datamill_stage_records_" + name + "_total"}, []string{"stage", "dataset"})
 		reg.MustRegister(c)

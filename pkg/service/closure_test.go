@@ -163,7 +163,7 @@ func TestClosureOfEcoSamplesAgainstTheKernel(t *testing.T) {
 	for i := range children {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), closureChild+"=1", "KAFKA_BROKERS="+strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL="+registry,
-			"RUN_ID="+runID, "ECO_SAMPLE_INTERVAL=1s", "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=error")
+			"RUN_ID="+runID, "ECO_SAMPLE_INTERVAL=1s", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error")
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {

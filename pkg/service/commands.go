@@ -41,7 +41,7 @@ func command[C config.Configured](ctx context.Context, name string, args, enviro
 			"environment variables that `%s env` lists.\n\n"+
 			"commands:\n"+
 			"  env [--json]            the environment variables read, their defaults, which are required\n"+
-			"  healthcheck [--ready]   exit 0 when the running process on HTTP_ADDR is alive (ready)\n"+
+			"  healthcheck [--ready]   exit 0 when the running process on ADMIN_ADDR is alive (ready)\n"+
 			"  help                    this text\n", name, name, name)
 		return true, nil
 	}
@@ -74,17 +74,17 @@ func printVariables(w io.Writer, vars []config.Variable, asJSON bool) error {
 	return tw.Flush()
 }
 
-// healthcheck asks the process serving on HTTP_ADDR, on this host, for
-// path. It is what container healthchecks run, as the images hold no other
+// healthcheck asks the process whose admin address is ADMIN_ADDR, on this
+// host, for path. It is what container healthchecks run, as the images hold no other
 // program that could.
 func healthcheck(ctx context.Context, environ []string, path string) error {
 	svc, err := config.Parse[config.Service](environ)
 	if err != nil {
 		return err
 	}
-	host, port, err := net.SplitHostPort(svc.HTTPAddr)
+	host, port, err := net.SplitHostPort(svc.AdminAddr)
 	if err != nil {
-		return fmt.Errorf("HTTP_ADDR %q: %w", svc.HTTPAddr, err)
+		return fmt.Errorf("ADMIN_ADDR %q: %w", svc.AdminAddr, err)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"

@@ -49,12 +49,13 @@ func TestEnvListsTheVariablesOfTheConfiguration(t *testing.T) {
 }
 
 func TestHealthcheckAsksTheRunningProcess(t *testing.T) {
-	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	environ := []string{"HTTP_ADDR=" + p.Telemetry.Addr()}
+	// HTTP_ADDR names no listener: the healthcheck asks ADMIN_ADDR.
+	environ := []string{"ADMIN_ADDR=" + p.Telemetry.Addr(), "HTTP_ADDR=127.0.0.1:1"}
 	check := func(args ...string) error {
 		return Run(t.Context(), "tester", append([]string{"tester", "healthcheck"}, args...), environ, io.Discard, noStep)
 	}

@@ -45,7 +45,7 @@ func TestSchemasOpensTheCatalogAndWarnsOfWhatIsDeprecated(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, &out)
+			p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, &out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestSchemasOpensTheCatalogAndWarnsOfWhatIsDeprecated(t *testing.T) {
 			}
 		})
 	}
-	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, &bytes.Buffer{})
+	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSchemasOpensTheCatalogAndWarnsOfWhatIsDeprecated(t *testing.T) {
 // A dataset of DATASETS that the catalog does not have stops the process
 // at start, the setting and every such dataset named.
 func TestDatasetsNamesWhatTheCatalogLacks(t *testing.T) {
-	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, &bytes.Buffer{})
+	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

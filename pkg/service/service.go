@@ -1,5 +1,7 @@
 // Package service is what every datamill service process starts with: the
-// logger, the telemetry server (/metrics, /healthz, /readyz on HTTP_ADDR),
+// logger, the telemetry server (/metrics, /healthz, /readyz and, with
+// ADMIN_PPROF=true, /debug/pprof/ on ADMIN_ADDR), the listener of its own
+// API for a service that has one (the extractor's ingest, on HTTP_ADDR),
 // the log of its effective configuration, readiness probes of the
 // dependencies it needs and, for the stage services, one stage runner per
 // dataset (RunStages).
@@ -12,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -39,31 +43,100 @@ type Process struct {
 	Log       *zap.Logger
 	Telemetry *telemetry.Server
 
+	// api serves the service's own API, apart from Telemetry; nil for a
+	// service without one.
+	api    *http.Server
+	apiMux *http.ServeMux
+	apiLn  net.Listener
+
 	svc        config.Service
 	sampler    *eco.Sampler
 	stopSample context.CancelFunc
 	sampled    chan struct{} // closed once the eco sampler published its last sample
 }
 
+// APIConfig is the configuration of a service that serves an API of its
+// own, such as the extractor's ingest. Start listens on the API's address
+// too, with a server of its own: clients of the API never reach the
+// operator's endpoints, which stay on the admin address.
+type APIConfig interface {
+	// API returns where the API listens (host:port) and how long a
+	// request may take to arrive, body included (one minute unless positive).
+	API() (addr string, readTimeout time.Duration)
+}
+
 // Start builds the logger (on stdout), starts the telemetry server on
-// svc.HTTPAddr and logs cfg, the service's whole configuration, with its
-// secrets redacted.
+// svc.AdminAddr and, when cfg is an APIConfig, the API's listener, and
+// logs cfg, the service's whole configuration, with its secrets redacted,
+// on a "starting" line naming both addresses (admin_addr, http_addr). A
+// non-loopback admin address is served with a warning.
 func Start(name string, svc config.Service, cfg any, stdout io.Writer) (*Process, error) {
 	log, err := logging.New(stdout, name, svc.LogLevel, svc.LogFormat)
 	if err != nil {
 		return nil, err
 	}
-	tel := telemetry.New()
-	tel.SetReadTimeout(svc.HTTPReadTimeout)
-	if err := tel.Start(svc.HTTPAddr); err != nil {
+	tel := telemetry.New(telemetry.Options{Pprof: svc.AdminPprof})
+	if err := tel.Start(svc.AdminAddr); err != nil {
 		return nil, err
 	}
-	log.Info("starting", zap.String("http_addr", tel.Addr()), zap.Any("config", config.Redacted(cfg)))
-	return &Process{Name: name, Log: log, Telemetry: tel, svc: svc}, nil
+	p := &Process{Name: name, Log: log, Telemetry: tel, svc: svc}
+	addrs := []zap.Field{zap.String("admin_addr", tel.Addr())}
+	if api, ok := cfg.(APIConfig); ok {
+		if err := p.listenAPI(api.API()); err != nil {
+			return nil, errors.Join(err, tel.Shutdown(context.Background()))
+		}
+		addrs = append(addrs, zap.String("http_addr", p.apiLn.Addr().String()))
+	}
+	log.Info("starting", append(addrs, zap.Any("config", config.Redacted(cfg)))...)
+	if !config.Loopback(svc.AdminAddr) {
+		log.Warn("admin endpoints reachable from the network: ADMIN_ADDR is not loopback, and serves /metrics, /healthz, /readyz and, with ADMIN_PPROF=true, /debug/pprof/ without authentication",
+			zap.String("admin_addr", tel.Addr()), zap.Bool("pprof", svc.AdminPprof))
+	}
+	return p, nil
 }
 
-// Close waits for the eco sampler's last sample, stops the telemetry
-// server and flushes the log.
+// listenAPI listens on addr (HTTP_ADDR) and serves the API's handlers
+// there in the background, bounding each request's headers (5 s, 64 KiB),
+// body (readTimeout), answer and idle time (2 min), so that a stalled
+// client frees its connection and memory.
+func (p *Process) listenAPI(addr string, readTimeout time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", addr, err)
+	}
+	if readTimeout <= 0 {
+		readTimeout = time.Minute
+	}
+	p.apiLn, p.apiMux = ln, http.NewServeMux()
+	p.api = &http.Server{
+		Handler: p.apiMux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: readTimeout,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	go func() { _ = p.api.Serve(ln) }()
+	return nil
+}
+
+// Handle serves h for pattern on the service's API address (HTTP_ADDR),
+// never on the admin address. It may be called while the process runs;
+// it panics in a process whose configuration is not an APIConfig, which
+// has no API address.
+func (p *Process) Handle(pattern string, h http.Handler) {
+	if p.apiMux == nil {
+		panic(fmt.Sprintf("service %s has no API address: its configuration is not a service.APIConfig", p.Name))
+	}
+	p.apiMux.Handle(pattern, h)
+}
+
+// APIAddr is the address the service's API listens on; "" without one.
+func (p *Process) APIAddr() string {
+	if p.apiLn == nil {
+		return ""
+	}
+	return p.apiLn.Addr().String()
+}
+
+// Close waits for the eco sampler's last sample, stops the API's server
+// and the telemetry server and flushes the log.
 func (p *Process) Close() error {
 	if p.sampled != nil {
 		p.stopSample()
@@ -75,7 +148,13 @@ func (p *Process) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := p.Telemetry.Shutdown(ctx)
+	var err error
+	if p.api != nil {
+		if apiErr := p.api.Shutdown(ctx); apiErr != nil && !errors.Is(apiErr, http.ErrServerClosed) {
+			err = fmt.Errorf("shut down the API server: %w", apiErr)
+		}
+	}
+	err = errors.Join(err, p.Telemetry.Shutdown(ctx))
 	p.Log.Info("stopped")
 	_ = p.Log.Sync()
 	return err

@@ -25,7 +25,7 @@ import (
 
 func TestAwaitHoldsReadinessUntilEveryProbePasses(t *testing.T) {
 	var out bytes.Buffer
-	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, &out)
+	p, err := Start("tester", config.Service{LogLevel: "info", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestAwaitHoldsReadinessUntilEveryProbePasses(t *testing.T) {
 }
 
 func TestAwaitGivesUpWithContext(t *testing.T) {
-	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestRunAllStopsTheOthersOnAFailure(t *testing.T) {
 }
 
 func TestConnectWaitsForTheEmbeddedStack(t *testing.T) {
-	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestConnectWaitsForTheEmbeddedStack(t *testing.T) {
 }
 
 func TestProbesKeepAnUnreachableDependencyNotReady(t *testing.T) {
-	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func readyz(t *testing.T, addr string) (int, string) {
 // record counts add up to its counters.
 func TestEcoSamplesCoverTheProcess(t *testing.T) {
 	kcfg := kafka.Config{Brokers: testkit.KafkaCluster(t).Brokers(), Partitions: 1, ReplicationFactor: -1}
-	p, err := Start("cleaner", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0", RunID: "r1", Datasets: []string{"users"}, EcoInterval: 50 * time.Millisecond}, struct{}{}, io.Discard)
+	p, err := Start("cleaner", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0", RunID: "r1", Datasets: []string{"users"}, EcoInterval: 50 * time.Millisecond}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func tagging(reg *serde.Registry) func(ctx context.Context, ds string) (*stage.S
 
 func startTester(t *testing.T) *Process {
 	t.Helper()
-	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", HTTPAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
+	p, err := Start("tester", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0"}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 // Package telemetry serves a process's Prometheus metrics and its health
-// and readiness on HTTP_ADDR: /metrics, /healthz (the process is alive),
-// /readyz (every component the process registered says it is ready) and
-// Go's profiles under /debug/pprof/.
+// and readiness on its admin address (ADMIN_ADDR, loopback by default):
+// /metrics, /healthz (the process is alive), /readyz (every component the
+// process registered says it is ready) and, only when asked for, Go's
+// profiles under /debug/pprof/. It serves nothing else: a service's own
+// API listens apart, so that what it exposes to clients never includes
+// the operator's endpoints.
 package telemetry
 
 import (
@@ -24,7 +27,6 @@ import (
 // Server exposes a metrics registry and readiness over HTTP.
 type Server struct {
 	registry *prometheus.Registry
-	mux      *http.ServeMux
 	srv      *http.Server
 	ln       net.Listener
 
@@ -39,27 +41,36 @@ type componentState struct {
 	note  string
 }
 
+// Options are what a Server serves beyond metrics and health.
+type Options struct {
+	// Pprof serves Go's profiles under /debug/pprof/; without it they
+	// answer 404.
+	Pprof bool
+}
+
 // New returns a server with a fresh registry holding the Go runtime and
 // process collectors. Nothing listens until Start.
-func New() *Server {
+func New(opts Options) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	mux := http.NewServeMux()
-	s := &Server{registry: reg, mux: mux, state: map[string]componentState{}}
+	s := &Server{registry: reg, state: map[string]componentState{}}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	// Go's profiles, for finding where a service spends its time
-	// (`go tool pprof http://<addr>/debug/pprof/profile?seconds=30`).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if opts.Pprof {
+		// Go's profiles, for finding where a service spends its time
+		// (`go tool pprof http://<addr>/debug/pprof/profile?seconds=30`).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s.srv = &http.Server{
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute,
 		// A 30 s CPU profile must fit in a response's time.
@@ -67,19 +78,6 @@ func New() *Server {
 	}
 	return s
 }
-
-// SetReadTimeout bounds the reading of a request, headers and body (one
-// minute unless set); a client that stalls past it is cut off. Call it
-// before Start.
-func (s *Server) SetReadTimeout(d time.Duration) {
-	if d > 0 {
-		s.srv.ReadTimeout = d
-	}
-}
-
-// Handle serves h for pattern next to the telemetry endpoints, e.g. a
-// service's own API. It may be called while the server runs.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Registry is where the process registers its metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
@@ -152,7 +150,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) Start(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP_ADDR %s: %w", addr, err)
+		return fmt.Errorf("listen on ADMIN_ADDR %s: %w", addr, err)
 	}
 	s.ln = ln
 	go func() { _ = s.srv.Serve(ln) }()

@@ -21,7 +21,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestServer(t *testing.T) {
-	s := New()
+	s := New(Options{})
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "datamill_test_things_total", Help: "Things."})
 	s.Registry().MustRegister(c)
 	c.Add(3)
@@ -57,18 +57,45 @@ func TestServer(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, body := get(t, base+"/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
-		t.Errorf("/debug/pprof/heap = %d, want 200 with a heap profile", code)
+}
+
+// TestPprofOnlyWhenAsked checks that Go's profiles, which show what a
+// process holds and where it spends its time, are served only with
+// Options.Pprof (ADMIN_PPROF=true), and answer 404 otherwise.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	tests := map[string]struct {
+		opts Options
+		want int
+	}{
+		"off by default": {Options{}, http.StatusNotFound},
+		"asked for":      {Options{Pprof: true}, http.StatusOK},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := New(tt.opts)
+			if err := s.Start("127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Shutdown(t.Context()) })
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+				if code, _ := get(t, "http://"+s.Addr()+path); code != tt.want {
+					t.Errorf("GET %s with %+v = %d, want %d", path, tt.opts, code, tt.want)
+				}
+			}
+			if code, _ := get(t, "http://"+s.Addr()+"/healthz"); code != http.StatusOK {
+				t.Errorf("/healthz with %+v = %d, want 200", tt.opts, code)
+			}
+		})
 	}
 }
 
 func TestStartReportsBusyAddress(t *testing.T) {
-	a := New()
+	a := New(Options{})
 	if err := a.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Shutdown(t.Context()) })
-	if err := New().Start(a.Addr()); err == nil || !strings.Contains(err.Error(), "HTTP_ADDR") {
-		t.Errorf("Start on a busy address: err = %v, want one naming HTTP_ADDR", err)
+	if err := New(Options{}).Start(a.Addr()); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
+		t.Errorf("Start on a busy address: err = %v, want one naming ADMIN_ADDR", err)
 	}
 }

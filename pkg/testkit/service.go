@@ -49,14 +49,19 @@ type Run func(ctx context.Context, args, environ []string, stdout io.Writer) err
 
 // Service is a service's run function running in a test.
 type Service struct {
-	// Addr is the host:port its telemetry server bound.
+	// Addr is the host:port its admin address bound, where /metrics,
+	// /healthz and /readyz answer.
 	Addr string
+	// API is the host:port of its own API (the extractor's ingest, on
+	// HTTP_ADDR); "" for a service without one.
+	API  string
 	log  *serviceLog
 	stop context.CancelFunc
 	done chan error
 }
 
-// Serve runs a service's run with environ plus HTTP_ADDR=127.0.0.1:0 and
+// Serve runs a service's run with environ plus ADMIN_ADDR=127.0.0.1:0
+// (and HTTP_ADDR=127.0.0.1:0, which only a service with an API reads) and
 // waits until its /readyz answers 200 (see Start). The service is stopped
 // in t.Cleanup unless Stop was called.
 func Serve(t testing.TB, run Run, environ []string) *Service {
@@ -66,26 +71,28 @@ func Serve(t testing.TB, run Run, environ []string) *Service {
 	return s
 }
 
-// Start runs a service's run with environ plus HTTP_ADDR=127.0.0.1:0 and
-// returns once it serves, with the address its telemetry server bound,
-// learnt from the "starting" line the service logs. The service is stopped
+// Start runs a service's run with environ plus ADMIN_ADDR=127.0.0.1:0 and
+// HTTP_ADDR=127.0.0.1:0 and returns once it serves, with the addresses its
+// admin server and, for a service with one, its API bound, learnt from the
+// "starting" line the service logs. The service is stopped
 // in t.Cleanup unless Stop was called.
 func Start(t testing.TB, run Run, environ []string) *Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	s := &Service{log: &serviceLog{addr: make(chan string, 1)}, stop: cancel, done: make(chan error, 1)}
+	s := &Service{log: &serviceLog{addrs: make(chan startingAddrs, 1)}, stop: cancel, done: make(chan error, 1)}
 	// The address is read from the log, so the log must be JSON and at
 	// least at info; later variables win over the caller's.
-	env := append(slices.Clone(environ), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "LOG_LEVEL=info")
+	env := append(slices.Clone(environ), "ADMIN_ADDR=127.0.0.1:0", "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json", "LOG_LEVEL=info")
 	go func() { s.done <- run(ctx, nil, env, s.log) }()
 	t.Cleanup(func() { _ = s.Stop(t) })
 	select {
-	case s.Addr = <-s.log.addr:
+	case a := <-s.log.addrs:
+		s.Addr, s.API = a.Admin, a.HTTP
 	case err := <-s.done:
 		s.done <- err
 		t.Fatalf("run returned before it served: %v\n%s", err, s.log.tail())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no telemetry address logged within 60 s:\n%s", s.log.tail())
+		t.Fatalf("no admin address logged within 60 s:\n%s", s.log.tail())
 	}
 	return s
 }
@@ -153,13 +160,20 @@ func ServeUntilReady(t *testing.T, run Run, environ []string) {
 }
 
 // serviceLog is a service's stdout in a test: it keeps the last lines for
-// failure messages and reports the http_addr of the first line naming one.
+// failure messages and reports the addresses of the first line naming an
+// admin_addr, the "starting" line.
 type serviceLog struct {
 	mu      sync.Mutex
 	partial []byte
 	lines   []string
-	addr    chan string
+	addrs   chan startingAddrs
 	found   bool
+}
+
+// startingAddrs are the addresses a service's "starting" line names.
+type startingAddrs struct {
+	Admin string `json:"admin_addr"`
+	HTTP  string `json:"http_addr"`
 }
 
 func (l *serviceLog) Write(p []byte) (int, error) {
@@ -177,12 +191,10 @@ func (l *serviceLog) Write(p []byte) (int, error) {
 			l.lines = l.lines[1:]
 		}
 		l.lines = append(l.lines, line)
-		var entry struct {
-			HTTPAddr string `json:"http_addr"`
-		}
-		if !l.found && json.Unmarshal([]byte(line), &entry) == nil && entry.HTTPAddr != "" {
+		var entry startingAddrs
+		if !l.found && json.Unmarshal([]byte(line), &entry) == nil && entry.Admin != "" {
 			l.found = true
-			l.addr <- entry.HTTPAddr
+			l.addrs <- entry
 		}
 	}
 }

@@ -82,7 +82,7 @@ func TestCleansRawUsers(t *testing.T) {
 	done := make(chan error, 1)
 	addr := testkit.FreeAddr(t)
 	go func() {
-		done <- run(runCtx, nil, append(env, "HTTP_ADDR="+addr, "STAGE_INSTANCE_ID=t"), io.Discard)
+		done <- run(runCtx, nil, append(env, "ADMIN_ADDR="+addr, "STAGE_INSTANCE_ID=t"), io.Discard)
 	}()
 	cleaned := testkit.Consume(t, kcfg.Brokers, "clean.users", 3)
 	dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 2)

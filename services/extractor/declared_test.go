@@ -65,22 +65,22 @@ func TestDeclaredFilesSourceIsReadWithoutExtractorFiles(t *testing.T) {
 		t.Errorf("raw.users holds %q, want %q", got, want)
 	}
 
-	status, body := post(t, base+"/v1/datasets/users/events", "", `{"id":"4"}`)
+	status, body := post(t, base.ingest+"/v1/datasets/users/events", "", `{"id":"4"}`)
 	if msg, _ := body["error"].(string); status != 404 || !strings.Contains(msg, `dataset "users" declares no http source`) {
 		t.Errorf("POST users: %d %v, want 404 saying users declares no http source", status, body)
 	}
-	status, body = post(t, base+"/v1/datasets/visitors/events", "", `{"id":"4"}`)
+	status, body = post(t, base.ingest+"/v1/datasets/visitors/events", "", `{"id":"4"}`)
 	if status != 202 {
 		t.Errorf("POST visitors: %d %v, want 202", status, body)
 	}
-	status, body = post(t, base+"/v1/datasets/jobs/events", "", `{"id":"4"}`)
+	status, body = post(t, base.ingest+"/v1/datasets/jobs/events", "", `{"id":"4"}`)
 	if msg, _ := body["error"].(string); status != 404 || !strings.Contains(msg, `unknown dataset "jobs"`) {
 		t.Errorf("POST jobs: %d %v, want 404 saying jobs is unknown", status, body)
 	}
 
 	// Served alone, no dataset declares http: the endpoint still says why.
 	base, _, _ = startExtractor(t, "DATASETS=users", "DATASETS_DIR="+dir, "EXTRACTOR_INSTANCE_ID=alone")
-	status, body = post(t, base+"/v1/datasets/users/events", "", `{"id":"4"}`)
+	status, body = post(t, base.ingest+"/v1/datasets/users/events", "", `{"id":"4"}`)
 	if msg, _ := body["error"].(string); status != 404 || !strings.Contains(msg, `dataset "users" declares no http source`) {
 		t.Errorf("POST users to an extractor without http sources: %d %v, want 404 saying users declares no http source", status, body)
 	}
@@ -93,7 +93,7 @@ func TestUnknownSourceOptionStopsTheStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // not reached: the start stops before Kafka
 	defer cancel()
 	err := run(ctx, nil, []string{
-		"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=127.0.0.1:0",
+		"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0",
 		"DATASETS=users", "DATASETS_DIR=" + dir,
 	}, io.Discard)
 	want := fmt.Sprintf("%s: sources[1] (files): ", filepath.Join(dir, "users", schemas.DeclarationFile))

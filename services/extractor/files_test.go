@@ -177,7 +177,7 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 	write(t, file, b.String())
 	env := append(os.Environ(), childEnv+"=1",
 		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL="+registry,
-		"HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=kill-test",
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=kill-test",
 		"EXTRACTOR_FILES=users="+file, "EXTRACTOR_SCAN_INTERVAL=100ms", "EXTRACTOR_FILE_BATCH=1000")
 	start := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -19,17 +19,21 @@ import (
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
+// bases are a running extractor's base URLs: its ingest endpoint's
+// (HTTP_ADDR) and its admin address's (ADMIN_ADDR: /metrics, /readyz).
+type bases struct{ ingest, admin string }
+
 // startExtractor runs the extractor on its own in-process broker and
-// returns its base URL and the broker.
-func startExtractor(t *testing.T, extra ...string) (string, *embedded.Kafka, string) {
+// returns its base URLs and the broker.
+func startExtractor(t *testing.T, extra ...string) (bases, *embedded.Kafka, string) {
 	t.Helper()
 	return startExtractorUntil(t, "/readyz", extra...)
 }
 
 // startExtractorUntil starts the extractor as startExtractor does, and
-// waits until its path answers 200: /readyz, or /metrics for one that
-// may start unready.
-func startExtractorUntil(t *testing.T, path string, extra ...string) (string, *embedded.Kafka, string) {
+// waits until its path on the admin address answers 200: /readyz, or
+// /metrics for one that may start unready.
+func startExtractorUntil(t *testing.T, path string, extra ...string) (bases, *embedded.Kafka, string) {
 	t.Helper()
 	k := testkit.KafkaCluster(t)
 	registry := testkit.Registry(t)
@@ -42,7 +46,7 @@ func startExtractorUntil(t *testing.T, path string, extra ...string) (string, *e
 	if err := kafka.EnsureTopics(t.Context(), cl, kcfg, kafka.PipelineTopics("users")...); err != nil {
 		t.Fatal(err)
 	}
-	addr := testkit.FreeAddr(t)
+	addr, admin := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	// HTTP_ADDR=0.0.0.0 in extra listens on every interface, at the port
 	// of addr.
 	for i, e := range extra {
@@ -53,7 +57,7 @@ func startExtractorUntil(t *testing.T, path string, extra ...string) (string, *e
 	}
 	env := append([]string{
 		"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + registry,
-		"HTTP_ADDR=" + addr, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s",
+		"HTTP_ADDR=" + addr, "ADMIN_ADDR=" + admin, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s",
 	}, extra...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -64,10 +68,10 @@ func startExtractorUntil(t *testing.T, path string, extra ...string) (string, *e
 			t.Errorf("extractor: %v", err)
 		}
 	})
-	base := "http://" + addr
+	base := bases{ingest: "http://" + addr, admin: "http://" + admin}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(base + path)
+		resp, err := http.Get(base.admin + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -100,7 +104,7 @@ func post(t *testing.T, url, token, body string) (int, map[string]any) {
 
 func TestIngestEndpoint(t *testing.T) {
 	base, k, registry := startExtractor(t, "EXTRACTOR_HTTP_TOKEN=s3cret", "EXTRACTOR_MAX_BODY_BYTES=2048")
-	url := base + "/v1/datasets/users/events"
+	url := base.ingest + "/v1/datasets/users/events"
 	tests := map[string]struct {
 		url, token, body string
 		status           int
@@ -111,7 +115,7 @@ func TestIngestEndpoint(t *testing.T) {
 		"object":         {url, "s3cret", `{"id":"5"}`, 202, ""},
 		"missing token":  {url, "", `{"id":"6"}`, 401, "bearer token"},
 		"wrong token":    {url, "nope", `{"id":"6"}`, 401, "bearer token"},
-		"wrong dataset":  {base + "/v1/datasets/jobs/events", "s3cret", `{"id":"6"}`, 404, `unknown dataset "jobs"`},
+		"wrong dataset":  {base.ingest + "/v1/datasets/jobs/events", "s3cret", `{"id":"6"}`, 404, `unknown dataset "jobs"`},
 		"malformed JSON": {url, "s3cret", `[{"id":"6"},{"id":]`, 400, "item 2"},
 		"bad ndjson":     {url, "s3cret", "{\"id\":\"6\"}\n{\"id\":\n", 400, "line 2"},
 		"unknown field":  {url, "s3cret", `[{"id":"6"},{"id":"7","shoe":"44"}]`, 400, "unknown fields shoe"},
@@ -168,7 +172,7 @@ func TestIngestEndpoint(t *testing.T) {
 func TestIngestAnswers503WhenKafkaIsDown(t *testing.T) {
 	base, k, _ := startExtractor(t)
 	k.Close()
-	status, body := post(t, base+"/v1/datasets/users/events", "", `{"id":"1"}`)
+	status, body := post(t, base.ingest+"/v1/datasets/users/events", "", `{"id":"1"}`)
 	if status != http.StatusServiceUnavailable {
 		t.Fatalf("status %d (%v), want 503", status, body)
 	}
@@ -184,7 +188,7 @@ func TestIngestAnswers503WhenKafkaIsDown(t *testing.T) {
 // HTTP_READ_TIMEOUT, freeing its slot.
 func TestIngestBodiesAreCappedAndTimedOut(t *testing.T) {
 	base, _, _ := startExtractor(t, "EXTRACTOR_HTTP_TOKEN=s3cret", "EXTRACTOR_MAX_CONCURRENT_BODIES=2", "HTTP_READ_TIMEOUT=2s")
-	url := base + "/v1/datasets/users/events"
+	url := base.ingest + "/v1/datasets/users/events"
 	for _, token := range []string{"", "s", "s3cre", "s3cret-and-more", strings.Repeat("x", 4096)} {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"id":"1"}`))
 		if token != "" {
@@ -200,7 +204,7 @@ func TestIngestBodiesAreCappedAndTimedOut(t *testing.T) {
 		}
 	}
 	// Two clients send their headers and part of their bodies, and stall.
-	host := strings.TrimPrefix(base, "http://")
+	host := strings.TrimPrefix(base.ingest, "http://")
 	stall := func() net.Conn {
 		c, err := net.Dial("tcp", host)
 		if err != nil {
@@ -251,5 +255,54 @@ func TestIngestBodiesAreCappedAndTimedOut(t *testing.T) {
 	}
 	if _, err := io.ReadAll(b); err != nil {
 		t.Errorf("the stalled connection was not closed by the server within 30 s: %v", err)
+	}
+}
+
+// The ingest address serves the ingest endpoint alone: its clients reach
+// neither the metrics, the health nor Go's profiles, which are on the
+// admin address, the profiles only with ADMIN_PPROF=true.
+func TestIngestAddressServesNoAdminEndpoints(t *testing.T) {
+	tests := map[string]struct {
+		extra      []string
+		adminPprof int
+	}{
+		"pprof off by default": {nil, http.StatusNotFound},
+		"pprof asked for":      {[]string{"ADMIN_PPROF=true"}, http.StatusOK},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			base, _, _ := startExtractor(t, append([]string{"EXTRACTOR_HTTP_TOKEN=s3cret"}, tt.extra...)...)
+			get := func(url string) int {
+				t.Helper()
+				resp, err := http.Get(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				return resp.StatusCode
+			}
+			for _, path := range []string{"/metrics", "/healthz", "/readyz", "/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=1"} {
+				if code := get(base.ingest + path); code != http.StatusNotFound {
+					t.Errorf("GET %s on the ingest address = %d, want 404", path, code)
+				}
+			}
+			for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+				if code := get(base.admin + path); code != http.StatusOK {
+					t.Errorf("GET %s on the admin address = %d, want 200", path, code)
+				}
+			}
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap"} {
+				if code := get(base.admin + path); code != tt.adminPprof {
+					t.Errorf("GET %s on the admin address = %d, want %d", path, code, tt.adminPprof)
+				}
+			}
+			if status, body := post(t, base.ingest+"/v1/datasets/users/events", "s3cret", `{"id":"1"}`); status != http.StatusAccepted {
+				t.Errorf("POST on the ingest address = %d %v, want 202", status, body)
+			}
+			if status, _ := post(t, base.admin+"/v1/datasets/users/events", "s3cret", `{"id":"1"}`); status == http.StatusAccepted {
+				t.Error("POST on the admin address was taken")
+			}
+		})
 	}
 }

@@ -61,7 +61,7 @@ func TestAnOversizedRecordIsADeadLetterAndTheDirectoryGoesOn(t *testing.T) {
 // it again would not help.
 func TestIngestRefusesKeylessAndOversizedRecords(t *testing.T) {
 	base, k, _ := startExtractor(t)
-	url := base + "/v1/datasets/users/events"
+	url := base.ingest + "/v1/datasets/users/events"
 	var many strings.Builder
 	for i := range 14 {
 		if i%7 == 0 {

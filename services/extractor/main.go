@@ -12,7 +12,8 @@
 //
 // The HTTP source (kind http, package httpingest) serves the datasets of
 // DATASETS that declare it at POST /v1/datasets/{dataset}/events on
-// HTTP_ADDR (next to /metrics); a POST for another dataset of DATASETS is
+// HTTP_ADDR, a listener of its own: /metrics, the health and the profiles
+// are on the admin address (ADMIN_ADDR), never there; a POST for another dataset of DATASETS is
 // refused with 404, saying it declares no http source. It takes a JSON
 // object, a JSON array or NDJSON, each body published whole in one Kafka
 // transaction before the 202 answer. A body is one
@@ -58,8 +59,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -84,6 +83,13 @@ type settings struct {
 	Kafka    kafka.Config
 	Registry serde.Config
 	Schemas  schemas.Config
+	// HTTPAddr is where the ingest endpoint listens: the extractor's API,
+	// apart from the admin address.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// HTTPReadTimeout bounds the reading of an ingest request, body
+	// included, so that a client that stalls mid-body frees its
+	// connection and memory.
+	HTTPReadTimeout time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"1m"`
 	// HTTPToken, when set, is a bearer token the ingest endpoint takes,
 	// of the producer "default".
 	HTTPToken string `env:"EXTRACTOR_HTTP_TOKEN" envDefault:"" secret:"true"`
@@ -125,6 +131,10 @@ type settings struct {
 	// transaction, with the file's checkpoint.
 	FileBatch int `env:"EXTRACTOR_FILE_BATCH" envDefault:"5000"`
 }
+
+// API is where the ingest endpoint listens, and how long a request may
+// take to arrive: service.Start listens there apart from ADMIN_ADDR.
+func (s settings) API() (string, time.Duration) { return s.HTTPAddr, s.HTTPReadTimeout }
 
 // Validate checks the ranges.
 func (s *settings) Validate() error {
@@ -173,7 +183,7 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	if len(producers) == 0 && !loopback(cfg.HTTPAddr) {
+	if len(producers) == 0 && !config.Loopback(cfg.HTTPAddr) {
 		if !cfg.IngestOpen {
 			return fmt.Errorf("HTTP_ADDR %q is not loopback and the ingest endpoint has no tokens: give it EXTRACTOR_INGEST_TOKENS_FILE (or EXTRACTOR_HTTP_TOKEN), or set EXTRACTOR_INGEST_OPEN=true to take anyone's records", cfg.HTTPAddr)
 		}
@@ -250,7 +260,7 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	metrics.MustRegister(records, dead, bytes, requests)
 
 	w := &wiring{
-		cfg: cfg, log: p.Log, out: out, datasets: sources, handle: p.Telemetry.Handle,
+		cfg: cfg, log: p.Log, out: out, datasets: sources, handle: p.Handle,
 		metrics: metrics, records: records, dead: dead, producers: producers, requests: requests,
 	}
 	if _, ok := byKind["http"]; !ok {
@@ -265,20 +275,6 @@ func extract(ctx context.Context, p *service.Process, cfg settings) error {
 	return runSources(ctx, built, func(kind string) func(bool, string) {
 		return func(ready bool, reason string) { p.Telemetry.SetReady(kinds[kind].component, ready, reason) }
 	})
-}
-
-// loopback reports whether addr, host:port, listens on loopback only
-// (127.0.0.0/8, ::1, localhost); an empty host is every interface.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // newSource prepares a dataset for publishing to raw.<dataset>.

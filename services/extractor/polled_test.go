@@ -327,8 +327,8 @@ func TestPolledSourcesPublishEachOfferOnceAndEachChangeOnce(t *testing.T) {
 	// 12 offers by the API; 11 by the pages (robots.txt keeps job-001's
 	// detail page out, and the item without it has no required title?
 	// it has: the list gives the title, so it stays, without salary).
-	waitPolls(t, base, "board-api", "unchanged", 2)
-	waitPolls(t, base, "board-pages", "unchanged", 2)
+	waitPolls(t, base.admin, "board-api", "unchanged", 2)
+	waitPolls(t, base.admin, "board-pages", "unchanged", 2)
 	got := rawOffers(t, brokers, registry)
 	byID := map[string]offer{}
 	for _, o := range got {
@@ -356,8 +356,8 @@ func TestPolledSourcesPublishEachOfferOnceAndEachChangeOnce(t *testing.T) {
 	b.change(4, "Staff Engineer 4")
 	want := len(got) + 2 // one new event from each source
 	waitOffers(t, brokers, registry, want)
-	waitPolls(t, base, "board-api", "unchanged", 4)
-	waitPolls(t, base, "board-pages", "unchanged", 4)
+	waitPolls(t, base.admin, "board-api", "unchanged", 4)
+	waitPolls(t, base.admin, "board-pages", "unchanged", 4)
 	got = rawOffers(t, brokers, registry)
 	if len(got) != want {
 		t.Fatalf("after one offer changed raw.offers holds %d records, want %d", len(got), want)
@@ -384,17 +384,17 @@ func TestAChallengePagePublishesNothingAndIsTriedAgain(t *testing.T) {
 	b.challenges = 1 << 30
 	dir := offersDir(t, apiSource(b, "1h"))
 	base, k, registry := startExtractorUntil(t, "/metrics", "DATASETS=offers", "DATASETS_DIR="+dir, "EXTRACTOR_POLL_RETRY=50ms")
-	waitPolls(t, base, "board-api", "failed", 2)
+	waitPolls(t, base.admin, "board-api", "failed", 2)
 	if got := rawOffers(t, k.Brokers(), registry); len(got) != 0 {
 		t.Errorf("a challenge page published %d records", len(got))
 	}
-	if ok, reason := readiness(t, base); ok || !strings.Contains(reason, "not JSON") {
+	if ok, reason := readiness(t, base.admin); ok || !strings.Contains(reason, "not JSON") {
 		t.Errorf("readiness while the API answers challenges = %v %q, want not ready, saying the body is not JSON", ok, reason)
 	}
 	b.mu.Lock()
 	b.challenges = 0
 	b.mu.Unlock()
-	waitPolls(t, base, "board-api", "published", 1)
+	waitPolls(t, base.admin, "board-api", "published", 1)
 	if got := rawOffers(t, k.Brokers(), registry); len(got) != 3 {
 		t.Errorf("after the challenge raw.offers holds %d records, want the 3 offers", len(got))
 	}
@@ -411,7 +411,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	dir := offersDir(t, apiSource(b, "1h"))
 	env := append(os.Environ(), childEnv+"=1",
 		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL="+registry,
-		"HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=poll-kill",
+		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=poll-kill",
 		"DATASETS=offers", "DATASETS_DIR="+dir, "EXTRACTOR_FILE_BATCH=4")
 	start := func(extra ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -459,7 +459,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	// (its poll state loaded, its feeds scheduled), no request comes.
 	before := b.requested("/api/offers")
 	addr := testkit.FreeAddr(t)
-	third := start("HTTP_ADDR=" + addr)
+	third := start("ADMIN_ADDR=" + addr)
 	deadline := time.Now().Add(30 * time.Second)
 	for ok, _ := readinessOf("http://" + addr); !ok; ok, _ = readinessOf("http://" + addr) {
 		if time.Now().After(deadline) {

@@ -55,7 +55,7 @@ func metricsOf(t testing.TB, base string) string {
 func TestIngestTakesEachProducer(t *testing.T) {
 	file := tokensFile(t, map[string]string{"crm": "crm-token", "shop": "shop-token"})
 	base, k, _ := startExtractor(t, "EXTRACTOR_INGEST_TOKENS_FILE="+file, "EXTRACTOR_HTTP_TOKEN=s3cret")
-	url := base + "/v1/datasets/users/events"
+	url := base.ingest + "/v1/datasets/users/events"
 	tests := map[string]struct {
 		token  string
 		status int
@@ -75,7 +75,7 @@ func TestIngestTakesEachProducer(t *testing.T) {
 		})
 	}
 	testkit.Consume(t, k.Brokers(), "raw.users", 3)
-	metrics := metricsOf(t, base)
+	metrics := metricsOf(t, base.admin)
 	for _, want := range []string{
 		`datamill_extractor_ingest_requests_total{code="202",producer="crm"} 1`,
 		`datamill_extractor_ingest_requests_total{code="202",producer="shop"} 1`,
@@ -105,7 +105,7 @@ func TestIngestLimitsEachProducersRate(t *testing.T) {
 	file := tokensFile(t, map[string]string{"crm": "crm-token", "shop": "shop-token"})
 	// 0.1 requests a second: a burst of 1, and the next request 10 s on.
 	base, k, registry := startExtractor(t, "EXTRACTOR_INGEST_TOKENS_FILE="+file, "EXTRACTOR_INGEST_RATE=0.1")
-	url := base + "/v1/datasets/users/events"
+	url := base.ingest + "/v1/datasets/users/events"
 	start := time.Now()
 	if status, body := post(t, url, "crm-token", `{"id":"1"}`); status != 202 {
 		t.Fatalf("first request: %d (%v), want 202", status, body)
@@ -133,7 +133,7 @@ func TestIngestLimitsEachProducersRate(t *testing.T) {
 			t.Errorf("raw.users holds %+v, a record of the request over the rate", raw)
 		}
 	}
-	if want := `datamill_extractor_ingest_requests_total{code="429",producer="crm"} 1`; !strings.Contains(metricsOf(t, base), want) {
+	if want := `datamill_extractor_ingest_requests_total{code="429",producer="crm"} 1`; !strings.Contains(metricsOf(t, base.admin), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 }
@@ -148,7 +148,7 @@ func TestMalformedTokensFileStopsTheStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	err := run(ctx, nil, []string{
-		"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=127.0.0.1:0",
+		"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=error", "EXTRACTOR_INGEST_TOKENS_FILE=" + path,
 	}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), path+":3:") || strings.Contains(err.Error(), "shop-token") {
@@ -162,7 +162,7 @@ func TestOpenIngestOnlyOnLoopbackOrWhenAsked(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		err := run(ctx, nil, []string{
-			"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=" + addr, "LOG_LEVEL=error",
+			"KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "HTTP_ADDR=" + addr, "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error",
 		}, io.Discard)
 		cancel()
 		for _, want := range []string{`"` + addr + `"`, "EXTRACTOR_INGEST_TOKENS_FILE", "EXTRACTOR_INGEST_OPEN=true"} {
@@ -178,7 +178,7 @@ func TestOpenIngestOnlyOnLoopbackOrWhenAsked(t *testing.T) {
 	for name, extra := range tests {
 		t.Run(name, func(t *testing.T) {
 			base, _, _ := startExtractor(t, extra...)
-			if status, body := post(t, base+"/v1/datasets/users/events", "", `{"id":"1"}`); status != 202 {
+			if status, body := post(t, base.ingest+"/v1/datasets/users/events", "", `{"id":"1"}`); status != 202 {
 				t.Errorf("%d (%v), want 202", status, body)
 			}
 		})

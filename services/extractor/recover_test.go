@@ -32,7 +32,7 @@ func TestIngestRecoversWhenKafkaComesBack(t *testing.T) {
 	}
 	registry := testkit.Registry(t)
 	addr := testkit.FreeAddr(t)
-	env := []string{"KAFKA_BROKERS=127.0.0.1:" + portText, "SCHEMA_REGISTRY_URL=" + registry, "HTTP_ADDR=" + addr, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s"}
+	env := []string{"KAFKA_BROKERS=127.0.0.1:" + portText, "SCHEMA_REGISTRY_URL=" + registry, "HTTP_ADDR=" + addr, "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s"}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env, io.Discard) }()
@@ -112,7 +112,7 @@ func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
 	write(t, file, "id,age\n1,30\n2,40\n")
 	env := []string{
 		"KAFKA_BROKERS=" + strings.Join(k, ","), "SCHEMA_REGISTRY_URL=" + registry,
-		"HTTP_ADDR=" + testkit.FreeAddr(t), "LOG_LEVEL=error", "EXTRACTOR_INSTANCE_ID=" + instance,
+		"HTTP_ADDR=" + testkit.FreeAddr(t), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error", "EXTRACTOR_INSTANCE_ID=" + instance,
 		"EXTRACTOR_FILES=users=" + file, "EXTRACTOR_SCAN_INTERVAL=100ms",
 	}
 	ctx, cancel := context.WithCancel(t.Context())

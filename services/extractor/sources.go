@@ -105,7 +105,7 @@ type wiring struct {
 	log      *zap.Logger
 	out      *publish.Producer
 	datasets map[string]*publish.Dataset
-	// handle serves a handler on the process's HTTP_ADDR.
+	// handle serves a handler on the ingest address, HTTP_ADDR.
 	handle  func(pattern string, h http.Handler)
 	metrics prometheus.Registerer
 	// records counts the records published, by dataset and source kind

@@ -86,7 +86,7 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, nil, append(env, "HTTP_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
+		done <- run(runCtx, nil, append(env, "ADMIN_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
 	}()
 
 	persisted := testkit.Consume(t, kcfg.Brokers, "persisted.users", 4)
