@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -193,13 +196,51 @@ func writeSecret(path string, data []byte) error {
 	return nil
 }
 
-// makePostgresCertificate keeps the stack's CA in dir (made when missing)
-// and the postgres service's certificate and key signed by it (issued when
-// missing or when the CA is new), and lists the files it made.
+// renewBefore is how long before a certificate expires `datamill secrets`
+// replaces it: the stack's CA and its certificates are valid 90 days.
+const renewBefore = 14 * 24 * time.Hour
+
+// expiresSoon tells whether the certificate of a PEM file expires within
+// renewBefore; a missing file does not.
+func expiresSoon(file string, now time.Time) (bool, error) {
+	data, err := os.ReadFile(file) // #nosec G304 -- a file of the secrets directory the operator names
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return false, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", file, err)
+	}
+	return now.Add(renewBefore).After(cert.NotAfter), nil
+}
+
+// makePostgresCertificate keeps the stack's CA in dir (made when missing or
+// about to expire) and the postgres service's certificate and key signed
+// by it (issued when missing, about to expire, or when the CA is new), and
+// lists the files it made.
 func makePostgresCertificate(dir string) ([]string, error) {
 	exists := func(name string) bool {
 		_, err := os.Stat(filepath.Join(dir, name))
 		return err == nil
+	}
+	now := time.Now()
+	old, err := expiresSoon(filepath.Join(dir, "ca.pem"), now)
+	if err != nil {
+		return nil, fmt.Errorf("CA: %w", err)
+	}
+	if old {
+		for _, f := range []string{"ca.pem", "ca-key.pem"} {
+			if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("renew the CA: %w", err)
+			}
+		}
 	}
 	newCA := !exists("ca.pem")
 	ca, err := embedded.NewCA(dir)
@@ -210,7 +251,11 @@ func makePostgresCertificate(dir string) ([]string, error) {
 	if newCA {
 		made = append(made, "ca.pem")
 	}
-	if !newCA && exists("postgres.pem") && exists("postgres-key.pem") {
+	old, err = expiresSoon(filepath.Join(dir, "postgres.pem"), now)
+	if err != nil {
+		return nil, fmt.Errorf("postgres certificate: %w", err)
+	}
+	if !newCA && !old && exists("postgres.pem") && exists("postgres-key.pem") {
 		return made, nil
 	}
 	_, keyFile, err := ca.Issue("postgres", "postgres", "localhost", "127.0.0.1")

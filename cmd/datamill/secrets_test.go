@@ -1,19 +1,25 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"maps"
+	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 	"golang.org/x/crypto/bcrypt"
@@ -221,4 +227,79 @@ func TestSecretsKeepsWhatIsThereAndRotatesWhatIsDeleted(t *testing.T) {
 			t.Errorf("after a new CA, %s is the old one", f)
 		}
 	}
+}
+
+// writeShortLived replaces certFile (and keyFile) with a self-signed
+// certificate valid one more day, as a CA when isCA.
+func writeShortLived(t testing.TB, certFile, keyFile string, isCA bool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "short-lived"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"postgres"}, IsCA: isCA, BasicConstraintsValid: isCA,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verifiesPostgres checks that postgres.pem of dir is valid for the host
+// postgres under ca.pem of dir for more than two weeks.
+func verifiesPostgres(t testing.TB, dir string) {
+	t.Helper()
+	files := readSecrets(t, dir)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(files["ca.pem"])) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	block, _ := pem.Decode([]byte(files["postgres.pem"]))
+	if block == nil {
+		t.Fatal("postgres.pem holds no certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "postgres", Roots: roots, CurrentTime: time.Now().Add(15 * 24 * time.Hour)}); err != nil {
+		t.Errorf("postgres.pem in 15 days: %v", err)
+	}
+}
+
+func TestSecretsRenewCertificatesAboutToExpire(t *testing.T) {
+	dir := t.TempDir()
+	runSecrets(t, dir)
+	first := readSecrets(t, dir)
+
+	// PostgreSQL's certificate expiring tomorrow is issued anew by the CA.
+	writeShortLived(t, filepath.Join(dir, "postgres.pem"), filepath.Join(dir, "postgres-key.pem"), false)
+	runSecrets(t, dir)
+	renewed := readSecrets(t, dir)
+	if renewed["ca.pem"] != first["ca.pem"] {
+		t.Error("renewing PostgreSQL's certificate changed the CA")
+	}
+	verifiesPostgres(t, dir)
+
+	// A CA expiring tomorrow is made anew, and the certificate with it.
+	writeShortLived(t, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), true)
+	runSecrets(t, dir)
+	if readSecrets(t, dir)["postgres.pem"] == renewed["postgres.pem"] {
+		t.Error("after a new CA, postgres.pem is the old one")
+	}
+	verifiesPostgres(t, dir)
 }
