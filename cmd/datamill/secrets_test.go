@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"maps"
 	"math/big"
 	"net/url"
@@ -302,4 +303,18 @@ func TestSecretsRenewCertificatesAboutToExpire(t *testing.T) {
 		t.Error("after a new CA, postgres.pem is the old one")
 	}
 	verifiesPostgres(t, dir)
+}
+
+func TestSecretsUsage(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"help", "secrets"}, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "-dir") {
+		t.Errorf("help secrets = %v, %q; want its flags", err, out.String())
+	}
+	dir := filepath.Join(t.TempDir(), "secrets")
+	if err := run(t.Context(), []string{"secrets", "--dir", dir, "extra"}, nil, io.Discard, io.Discard); err != errUsage {
+		t.Errorf("secrets extra = %v, want a usage error", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("secrets with a usage error made %s", dir)
+	}
 }
