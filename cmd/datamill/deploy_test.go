@@ -1271,7 +1271,8 @@ func getJSON(ctx context.Context, u string, v any) error {
 // chrooted into it as the image's unprivileged user, and checks that the
 // image's healthcheck (`/app healthcheck --ready`, run in the same root)
 // passes once it works: a static program that needs nothing the empty base
-// image lacks. chroot needs root, which CI has.
+// image lacks. The root is read-only with a tmpfs on /tmp, as compose runs
+// the datamill services (read_only). chroot needs root, which CI has.
 func TestImageRootFilesystemRunsAService(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
@@ -1288,14 +1289,27 @@ func TestImageRootFilesystemRunsAService(t *testing.T) {
 	if err := os.Mkdir(proc, 0o555); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "--bind", "/proc", proc).CombinedOutput(); err != nil {
-		t.Fatalf("mount /proc: %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "--lazy", proc).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", proc, err, out)
+	mount := func(target string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command("mount", append(args, target)...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v %s: %v %s", args, target, err, out)
 		}
-	})
+		t.Cleanup(func() {
+			if out, err := exec.Command("umount", "--lazy", target).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v %s", target, err, out)
+			}
+		})
+	}
+	// The root read-only, as compose's read_only makes it, and its tmpfs.
+	mount(rootfs, "--bind", rootfs)
+	if out, err := exec.Command("mount", "-o", "remount,bind,ro", rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s read-only: %v %s", rootfs, err, out)
+	}
+	mount(proc, "--bind", "/proc")
+	mount(filepath.Join(rootfs, "tmp"), "-t", "tmpfs", "-o", "size=16m,mode=1777", "tmpfs")
+	if err := os.WriteFile(filepath.Join(rootfs, "written"), nil, 0o600); err == nil {
+		t.Fatal("the root filesystem is writable")
+	}
 	environ := append(testkit.Stack(t, false), "HTTP_ADDR="+freeAddr(t))
 	chrooted := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, "chroot", append([]string{"--userspec=65532:65532", rootfs, "/app"}, args...)...)
