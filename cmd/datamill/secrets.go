@@ -176,7 +176,7 @@ func makeSecrets(dir string) (secretsResult, error) {
 	if err != nil {
 		return res, err
 	}
-	for _, name := range []string{"ca.pem", "postgres.pem", "postgres-key.pem"} {
+	for _, name := range []string{"ca.pem", "ca-key.pem", "postgres.pem", "postgres-key.pem"} {
 		if slices.Contains(caMade, name) {
 			res.made = append(res.made, name)
 		} else {
@@ -249,7 +249,7 @@ func makePostgresCertificate(dir string) ([]string, error) {
 	}
 	var made []string
 	if newCA {
-		made = append(made, "ca.pem")
+		made = append(made, "ca.pem", "ca-key.pem")
 	}
 	old, err = expiresSoon(filepath.Join(dir, "postgres.pem"), now)
 	if err != nil {
@@ -301,11 +301,15 @@ func secretsCommand(_ context.Context, args, _ []string, stdout, stderr io.Write
 	if err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
-	fmt.Fprintf(stdout, "secrets in %s: %d made, %d kept\n", *dir, len(res.made), len(res.kept))
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	fmt.Fprintf(stdout, "secrets in %s: %d made, %d kept\n", abs, len(res.made), len(res.kept))
 	for _, name := range res.made {
 		fmt.Fprintf(stdout, "  made %s\n", name)
 	}
-	fmt.Fprintf(stdout, "\nstart the stack with\n  docker compose up -d --build\n"+
+	fmt.Fprintf(stdout, "\nstart the stack with, beside docker-compose.yml, which reads ./secrets,\n  docker compose up -d --build\n"+
 		"log in with the files of %[1]s (never commit them; .gitignore lists /secrets/):\n"+
 		"  Grafana      admin / %[1]s/grafana_admin_password\n"+
 		"  pgAdmin      PGADMIN_EMAIL / %[1]s/pgadmin_password\n"+
