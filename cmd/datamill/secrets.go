@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -157,7 +158,9 @@ func makeSecrets(dir string) (secretsResult, error) {
 		data, err := os.ReadFile(path) // #nosec G304 -- a file of the secrets directory the operator names
 		switch {
 		case err == nil && !slices.ContainsFunc(f.from, func(n string) bool { return made[n] }):
-			values[f.name] = string(data)
+			// A file edited by hand may end in a newline, which the
+			// containers drop too.
+			values[f.name] = strings.TrimRight(string(data), "\r\n")
 			res.kept = append(res.kept, f.name)
 			continue
 		case err != nil && !errors.Is(err, fs.ErrNotExist):

@@ -318,3 +318,23 @@ func TestSecretsUsage(t *testing.T) {
 		t.Errorf("secrets with a usage error made %s", dir)
 	}
 }
+
+// A password edited by hand, ending in a newline, makes a URL without it.
+func TestSecretsTrimTheNewlineOfAnEditedPassword(t *testing.T) {
+	dir := t.TempDir()
+	runSecrets(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "db_scorer_password"), []byte("chosen-by-hand\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "db_scorer_url")); err != nil {
+		t.Fatal(err)
+	}
+	runSecrets(t, dir)
+	u, err := url.Parse(readSecrets(t, dir)["db_scorer_url"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, _ := u.User.Password(); pw != "chosen-by-hand" {
+		t.Errorf("db_scorer_url holds the password %q, want %q", pw, "chosen-by-hand")
+	}
+}
