@@ -67,6 +67,7 @@ func commands() []command {
 		{"replay", "publish a dataset's raw events archived in the lake (--from-lake) back into raw.<dataset>, optionally only those of --since/--until", replay},
 		{"report", "write one self-contained HTML page of charts and tables from the warehouse (DATABASE_URL), or --serve it", reportCommand},
 		{"resume", "let a stage stopped on a dead-letter flood (STAGE_DLQ_ON_FLOOD=stop) go on", resume},
+		{"secrets", "make the secrets docker-compose.yml reads (passwords, keys, tokens, a CA) in ./secrets, keeping those there", secretsCommand},
 		{"tail", "print a topic's records as JSON lines, Avro decoded, dead letters with their headers", tail},
 	}
 }
