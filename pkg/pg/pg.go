@@ -36,6 +36,10 @@ import (
 type Config struct {
 	// URL is a postgres:// URL or a keyword/value connection string.
 	URL string `env:"DATABASE_URL" secret:"true"`
+	// OwnerURL, when set, is the migration owner's URL: the service
+	// applies its migrations and changes its tables with it, then closes
+	// it and runs on URL. Unset, URL does both.
+	OwnerURL string `env:"DATABASE_OWNER_URL" envDefault:"" secret:"true"`
 	// MaxConns caps the pool.
 	MaxConns int32 `env:"DATABASE_MAX_CONNS" envDefault:"8"`
 }
@@ -49,7 +53,12 @@ func (c Config) Validate() error {
 	}
 	if c.URL != "" {
 		if _, err := pgxpool.ParseConfig(c.URL); err != nil {
-			errs = append(errs, parseError(err))
+			errs = append(errs, parseError("DATABASE_URL", err))
+		}
+	}
+	if c.OwnerURL != "" {
+		if _, err := pgxpool.ParseConfig(c.OwnerURL); err != nil {
+			errs = append(errs, parseError("DATABASE_OWNER_URL", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -70,15 +79,25 @@ const (
 // (bad password, unknown database or role) returns at once. Errors name the
 // user, host, port and database, never the password.
 func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("postgres: DATABASE_URL is empty")
+	return open(ctx, "DATABASE_URL", cfg.URL, cfg.MaxConns)
+}
+
+// OpenOwner is Open of the migration owner's URL, DATABASE_OWNER_URL, with
+// a pool of two connections.
+func OpenOwner(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	return open(ctx, "DATABASE_OWNER_URL", cfg.OwnerURL, 2)
+}
+
+func open(ctx context.Context, variable, connString string, maxConns int32) (*pgxpool.Pool, error) {
+	if connString == "" {
+		return nil, errors.New("postgres: " + variable + " is empty")
 	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := pgxpool.ParseConfig(connString)
 	if err != nil {
-		return nil, parseError(err)
+		return nil, parseError(variable, err)
 	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+	if maxConns > 0 {
+		pc.MaxConns = maxConns
 	}
 	// datamill's statements are many and short; a batch's merge is
 	// estimated costly enough for PostgreSQL to compile it with LLVM each
@@ -126,8 +145,8 @@ func permanent(err error) bool {
 // parseError says why a connection string does not parse without quoting
 // it: pgx masks passwords on a best-effort basis only, and a malformed
 // string is exactly where that can fail.
-func parseError(err error) error {
-	const prefix = "postgres: DATABASE_URL does not parse"
+func parseError(variable string, err error) error {
+	prefix := "postgres: " + variable + " does not parse"
 	if urlErr, ok := errors.AsType[*url.Error](err); ok {
 		return fmt.Errorf("%s: %w", prefix, urlErr.Err)
 	}
