@@ -50,13 +50,17 @@ func owned(t *testing.T) map[string]string {
 	ms := fstest.MapFS{"0001_users.sql": {Data: []byte(`
 create table users (id bigint primary key, name text);
 create table users_predictions (id bigint generated always as identity primary key, user_id bigint references users (id), p float8);
-create view users_named as select id, name from users;`)}}
+create view users_named as select id, name from users;
+create table lake_objects (k text primary key);
+create table lake_audit (k text);
+create table eco_stage_totals (k text primary key, n int);`)}}
 	if _, err := pg.Migrate(t.Context(), owner, "test", ms); err != nil {
 		t.Fatalf("migrate as the owner: %v", err)
 	}
 	err := pg.Grant(t.Context(), owner, pg.Tables{
 		"users": pg.Dataset, "users_predictions": pg.Predictions, "users_named": pg.View,
 		"datamill_batches": pg.BatchAudit, "datamill_migrations": pg.Migrations,
+		"lake_objects": pg.LakeObjects, "lake_audit": pg.LakeAudit, "eco_stage_totals": pg.Ecometer,
 	})
 	if err != nil {
 		t.Fatalf("grant as the owner: %v", err)
@@ -89,6 +93,14 @@ func TestRolesMayDoOnlyWhatTheirGrantsSay(t *testing.T) {
 		{"loader audits a batch", pg.RoleLoader, `insert into datamill_batches (stage, topic, partition, first_offset, last_offset, rows) values ('loader', 'clean.users', 0, 0, 0, 1)`, ""},
 		{"loader reads the audit", pg.RoleLoader, `select * from datamill_batches`, pg.InsufficientPrivilege},
 		{"owner deletes", pg.RoleOwner, `delete from users_predictions`, ""},
+		{"lake records an object", pg.RoleLake, `insert into lake_objects values ('a') on conflict do nothing`, ""},
+		{"lake rewrites an object", pg.RoleLake, `update lake_objects set k = 'b'`, pg.InsufficientPrivilege},
+		{"lake audits", pg.RoleLake, `insert into lake_audit values ('a')`, ""},
+		{"lake reads its audit", pg.RoleLake, `select * from lake_audit`, pg.InsufficientPrivilege},
+		{"lake reads users", pg.RoleLake, `select * from users`, pg.InsufficientPrivilege},
+		{"ecometer adds to its totals", pg.RoleEcometer, `insert into eco_stage_totals values ('a', 1) on conflict (k) do update set n = eco_stage_totals.n + 1`, ""},
+		{"ecometer deletes its totals", pg.RoleEcometer, `delete from eco_stage_totals`, pg.InsufficientPrivilege},
+		{"reader reads the lake's audit", pg.RoleReader, `select * from lake_audit, lake_objects, eco_stage_totals`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
