@@ -246,3 +246,19 @@ func TestProvisionSendsNoPasswordAndTheVerifierAuthenticates(t *testing.T) {
 		t.Errorf("the loader's own password: %v", err)
 	}
 }
+
+// Services starting together grant on the same tables at once.
+func TestConcurrentGrantsOfOneTable(t *testing.T) {
+	urls := owned(t)
+	owner := poolOf(t, urls[pg.RoleOwner])
+	tables := pg.Tables{"datamill_migrations": pg.Migrations, "datamill_batches": pg.BatchAudit, "users": pg.Dataset}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- pg.Grant(t.Context(), owner, tables) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("a concurrent Grant: %v", err)
+		}
+	}
+}
