@@ -263,7 +263,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	// starts once it has them, whatever the other datasets wait for.
 	return service.RunStagesIndependently(ctx, p, served, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[persisted, scored], error) {
 		d, ms := datasets[ds], applied[ds]
-		if err := d.awaitTable(ctx, db, func(r string) { p.Telemetry.SetReady("predictions_"+ds, false, r) }); err != nil {
+		if err := d.awaitTable(ctx, db, pool, func(r string) { p.Telemetry.SetReady("predictions_"+ds, false, r) }); err != nil {
 			return nil, err // ctx ended
 		}
 		p.Telemetry.SetReady("predictions_"+ds, true, "")

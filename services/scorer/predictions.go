@@ -98,40 +98,60 @@ type schemaChanger interface {
 	Change(ctx context.Context, ddl service.DDL) error
 }
 
-// predictionsDDL creates the dataset's predictions table, when the
-// dataset's table is there: the DDL of the scorer's Schema and of
-// awaitTable. It reports whether it found the dataset's table.
-func (d *dataset) predictionsDDL(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+// keyColumnType is the type of the dataset table's key column, or "" while
+// the table is not there.
+func (d *dataset) keyColumnType(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 	var keyType *string
 	err := pool.QueryRow(ctx, `select format_type(a.atttypid, a.atttypmod) from pg_attribute a
 		where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped`, ident(d.table), d.key).Scan(&keyType)
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && keyType == nil {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("key of %s: %w", d.table, err)
+		return "", fmt.Errorf("key of %s: %w", d.table, err)
 	}
-	return true, d.createPredictions(ctx, pool, *keyType)
+	return *keyType, nil
+}
+
+// predictionsDDL creates the dataset's predictions table, when the
+// dataset's table is there: the DDL of the scorer's Schema and of
+// awaitTable. It reports whether it found the dataset's table.
+func (d *dataset) predictionsDDL(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	keyType, err := d.keyColumnType(ctx, pool)
+	if err != nil || keyType == "" {
+		return false, err
+	}
+	return true, d.createPredictions(ctx, pool, keyType)
 }
 
 // awaitTable waits until the dataset's table exists with its key column
 // (the loader creates it from the dataset's clean schema), then creates
-// the predictions table, a change of db's schema.
-func (d *dataset) awaitTable(ctx context.Context, db schemaChanger, waiting func(string)) error {
+// the predictions table unless it is there, a change of db's schema. It
+// looks with pool, the scorer's own, so that the migration owner's is
+// opened only to create the table.
+func (d *dataset) awaitTable(ctx context.Context, db schemaChanger, pool *pgxpool.Pool, waiting func(string)) error {
 	for {
-		var found bool
-		err := db.Change(ctx, func(ctx context.Context, pool *pgxpool.Pool) (pg.Tables, error) {
-			var err error
-			if found, err = d.predictionsDDL(ctx, pool); err != nil || !found {
-				return nil, err
+		keyType, err := d.keyColumnType(ctx, pool)
+		if err == nil && keyType != "" {
+			var present bool
+			if present, err = d.predictionsPresent(ctx, pool); err == nil && present {
+				return nil
 			}
-			return pg.Tables{d.predictions: pg.Predictions}, nil
-		})
+			if err == nil {
+				err = db.Change(ctx, func(ctx context.Context, pool *pgxpool.Pool) (pg.Tables, error) {
+					if _, err := d.predictionsDDL(ctx, pool); err != nil {
+						return nil, err
+					}
+					return pg.Tables{d.predictions: pg.Predictions}, nil
+				})
+				if err == nil {
+					return nil
+				}
+			}
+		}
 		switch {
 		case err != nil:
 			waiting(err.Error())
-		case found:
-			return nil
 		default:
 			waiting(fmt.Sprintf("no %s table with its key %s yet (the loader creates it)", d.table, d.key))
 		}

@@ -331,7 +331,7 @@ func TestARidgeModelsScoredRecordsCarryTheEstimateAndWhetherItWasStated(t *testi
 	if d.estimateField != "salary_estimate" || d.statedField != "salary_stated" {
 		t.Fatalf("offers' scored fields of its ridge model: %q, %q", d.estimateField, d.statedField)
 	}
-	if err := d.awaitTable(t.Context(), changeOn{pool}, func(string) {}); err != nil {
+	if err := d.awaitTable(t.Context(), changeOn{pool}, pool, func(string) {}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
