@@ -162,7 +162,9 @@ func Grant(ctx context.Context, pool *pgxpool.Pool, tables Tables) error {
 // use the schema, only the owner may create in it and only the loader
 // may create temporary tables (its staging tables). Provision needs a
 // superuser (or a role with CREATEROLE that owns the database) and is
-// idempotent. Passwords are sent as SCRAM-SHA-256 verifiers computed here,
+// idempotent. It locks its database only: two databases of one cluster
+// provisioned at the same moment may collide creating a role, and the
+// second is to be run again. Passwords are sent as SCRAM-SHA-256 verifiers computed here,
 // so that no password reaches the server or its log.
 func Provision(ctx context.Context, superuser *pgxpool.Pool, passwords map[string]string) error {
 	for role := range passwords {

@@ -22,6 +22,11 @@ var rolePasswords = sync.OnceValue(func() map[string]string {
 	return pw
 })
 
+// provisioning serialises Provision in this test binary: roles are the
+// cluster's, and Provision's lock is its database's, so tests of two
+// databases provisioning at once would collide creating one role.
+var provisioning sync.Mutex
+
 // Roles provisions the datamill roles (pg.Provision) in the database of
 // dbURL, a superuser's URL such as Postgres returns, and returns a URL of
 // that database for each role: dbURL with its user and password swapped.
@@ -35,7 +40,10 @@ func Roles(t testing.TB, dbURL string) map[string]string {
 	}
 	defer pool.Close()
 	passwords := rolePasswords()
-	if err := pg.Provision(ctx, pool, passwords); err != nil {
+	provisioning.Lock()
+	err = pg.Provision(ctx, pool, passwords)
+	provisioning.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	u, err := url.Parse(dbURL)
