@@ -221,6 +221,48 @@ func Provision(ctx context.Context, superuser *pgxpool.Pool, passwords map[strin
 	})
 }
 
+// Adopt makes the migration owner the owner of the tables, views and
+// materialized views of the schema public that pool's role owns: what a
+// deployment created before it had roles, as its one (super)user, so
+// that the owner can change and grant them. Sequences of identity
+// columns follow their tables. Run by that role, after Provision.
+func Adopt(ctx context.Context, pool *pgxpool.Pool) error {
+	return InTx(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `select c.relname, c.relkind from pg_class c
+			where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
+			and c.relowner = (select oid from pg_roles where rolname = current_user)
+			order by c.oid`)
+		if err != nil {
+			return fmt.Errorf("adopt the tables: %w", err)
+		}
+		type relation struct {
+			name string
+			kind byte
+		}
+		var rels []relation
+		var r relation
+		if _, err := pgx.ForEachRow(rows, []any{&r.name, &r.kind}, func() error {
+			rels = append(rels, r)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("adopt the tables: %w", err)
+		}
+		for _, r := range rels {
+			what := "table"
+			switch r.kind {
+			case 'v':
+				what = "view"
+			case 'm':
+				what = "materialized view"
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("alter %s %s owner to %s", what, pgx.Identifier{r.name}.Sanitize(), RoleOwner)); err != nil {
+				return fmt.Errorf("adopt %s %s: %w", what, r.name, err)
+			}
+		}
+		return nil
+	})
+}
+
 // scramIterations is PostgreSQL's default scram_iterations.
 const scramIterations = 4096
 

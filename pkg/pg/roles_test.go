@@ -262,3 +262,47 @@ func TestConcurrentGrantsOfOneTable(t *testing.T) {
 		}
 	}
 }
+
+// What a deployment created as its one superuser before it had roles
+// becomes the owner's, so that the owner can change it and grant it.
+func TestAdoptHandsTheSuperusersTablesToTheOwner(t *testing.T) {
+	db := testkit.Postgres(t)
+	superuser := poolOf(t, db)
+	if _, err := pg.Migrate(t.Context(), superuser, "test", fstest.MapFS{"0001_t.sql": {Data: []byte(`
+create table t (id bigint generated always as identity primary key, x int);
+create view v as select x from t;`)}}); err != nil {
+		t.Fatal(err)
+	}
+	urls := testkit.Roles(t, db)
+	owner := poolOf(t, urls[pg.RoleOwner])
+	if _, err := owner.Exec(t.Context(), `alter table t add column y int`); code(err) != pg.InsufficientPrivilege {
+		t.Fatalf("the owner altering the superuser's table before Adopt = %v, want SQLSTATE 42501", err)
+	}
+	for range 2 { // idempotent
+		if err := pg.Adopt(t.Context(), superuser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := superuser.Query(t.Context(), `select c.relname || ' ' || r.rolname from pg_class c join pg_roles r on r.oid = c.relowner
+		where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v', 'S') order by 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"datamill_batches datamill_owner", "datamill_batches_id_seq datamill_owner", "datamill_migrations datamill_owner",
+		"t datamill_owner", "t_id_seq datamill_owner", "v datamill_owner",
+	}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("owners = %v, want %v", got, want)
+	}
+	if _, err := owner.Exec(t.Context(), `alter table t add column y int; insert into t (x) values (1)`); err != nil {
+		t.Errorf("the owner altering its adopted table: %v", err)
+	}
+	if err := pg.Grant(t.Context(), owner, pg.Tables{"t": pg.Dataset, "v": pg.View}); err != nil {
+		t.Errorf("the owner granting its adopted table: %v", err)
+	}
+}
