@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -100,5 +101,42 @@ func TestScoresAsItsOwnRoleAndAuditsEveryBatch(t *testing.T) {
 		if _, err := scorer.Exec(t.Context(), sql); !pg.Refused(err) {
 			t.Errorf("as the scorer, %s = %v; want SQLSTATE 42501", sql, err)
 		}
+	}
+}
+
+// `scorer migrate` creates the scorer's tables and the predictions table
+// of a dataset whose table is there, as the migration owner, and exits.
+func TestMigrateCreatesThePredictionsTableAsTheOwner(t *testing.T) {
+	superuser := testkit.Postgres(t)
+	roles := testkit.Roles(t, superuser)
+	owner, err := pg.Open(t.Context(), pg.Config{URL: roles[pg.RoleOwner], MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	if _, err := owner.Exec(t.Context(), usersTable); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DATABASE_URL=" + roles[pg.RoleScorer], "DATABASE_OWNER_URL=" + roles[pg.RoleOwner], "KAFKA_BROKERS=127.0.0.1:1", "SCHEMA_REGISTRY_URL=http://127.0.0.1:1"}
+	if err := run(t.Context(), []string{"scorer", "migrate"}, env, io.Discard); err != nil {
+		t.Fatalf("scorer migrate: %v", err)
+	}
+	rows, err := owner.Query(t.Context(), `select tablename || ' ' || tableowner from pg_tables
+		where tablename in ('predictions', 'scorer_drift', 'scorer_models') order by 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	want := []string{"predictions datamill_owner", "scorer_drift datamill_owner", "scorer_models datamill_owner"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("tables after scorer migrate = %v (%v), want %v", got, err, want)
+	}
+	scorer, err := pgx.Connect(t.Context(), roles[pg.RoleScorer])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scorer.Close(context.WithoutCancel(t.Context()))
+	if _, err := scorer.Exec(t.Context(), `select * from predictions, scorer_models, scorer_drift`); err != nil {
+		t.Errorf("the scorer reading its tables after migrate: %v", err)
 	}
 }
