@@ -195,11 +195,6 @@ func TestComposeStack(t *testing.T) {
 				v, file := strings.CutSuffix(k, "_FILE")
 				switch {
 				case known[k], file && known[v] && secretVariable(v):
-				case k == "DATABASE_OWNER_URL_FILE" && !known["DATABASE_OWNER_URL"]:
-					// pg.Config's DATABASE_OWNER_URL (the migration
-					// owner's URL, a secret) lands with the roles per
-					// service (issue 22) apart from this file.
-					t.Logf("%s: DATABASE_OWNER_URL_FILE is given ahead of pg.Config's DATABASE_OWNER_URL", name)
 				default:
 					t.Errorf("%s: environment sets %s, which %s does not read", name, k, name)
 				}

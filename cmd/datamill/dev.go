@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/progress"
 )
 
@@ -190,6 +193,10 @@ type devStack struct {
 	// pg is the embedded PostgreSQL server; nil with an outside
 	// DATABASE_URL.
 	pg *embedded.Postgres
+	// dbEnv gives each service using pg its own role (DATABASE_URL) and
+	// the migration owner's (DATABASE_OWNER_URL); nil with an outside
+	// DATABASE_URL, which every service uses.
+	dbEnv map[string][]string
 	// s3 is the embedded S3 server; nil with an outside S3_ENDPOINT.
 	s3 *embedded.S3
 }
@@ -253,6 +260,9 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		// password: it is printed and in every service's environment.
 		dbURL = pg.PassFileURL("datamill")
 		d.pg = pg
+		if d.dbEnv, err = serviceRoles(ctx, dbURL); err != nil {
+			return err
+		}
 	} else {
 		d.logf("postgres: using DATABASE_URL from the environment")
 	}
@@ -439,6 +449,7 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 				"RUN_ID="+cmpOr(d.env["RUN_ID"], "dev"),
 				"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
 			)
+			env = append(env, d.dbEnv[service]...)
 			if service == "lake" {
 				// A short idle cut, so that a quiet dev stack's lake
 				// catches up within seconds.
@@ -459,6 +470,43 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 		}
 	}
 	return nil
+}
+
+// serviceRoles provisions the datamill roles in dev's own cluster (of
+// dbURL, its superuser's), with random passwords, hands them what runs
+// before roles created (pg.Adopt), and returns the database variables of
+// each service that uses it: its own role, and the migration owner for
+// its schema's changes.
+func serviceRoles(ctx context.Context, dbURL string) (map[string][]string, error) {
+	pool, err := pg.Open(ctx, pg.Config{URL: dbURL, MaxConns: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	passwords := map[string]string{}
+	for _, role := range pg.Roles() {
+		passwords[role] = rand.Text()
+	}
+	if err := pg.Provision(ctx, pool, passwords); err != nil {
+		return nil, err
+	}
+	if err := pg.Adopt(ctx, pool); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	as := func(role string) string {
+		r := *u
+		r.User = url.UserPassword(role, passwords[role])
+		return r.String()
+	}
+	env := map[string][]string{}
+	for service, role := range map[string]string{"loader": pg.RoleLoader, "scorer": pg.RoleScorer, "ecometer": pg.RoleEcometer, "lake": pg.RoleLake} {
+		env[service] = []string{"DATABASE_URL=" + as(role), "DATABASE_OWNER_URL=" + as(pg.RoleOwner)}
+	}
+	return env, nil
 }
 
 // adminAddr is the admin address of the process at place i.

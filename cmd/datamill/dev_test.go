@@ -540,6 +540,13 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	if got != want {
 		t.Fatalf("users table:\n got %s\nwant %s", got, want)
 	}
+	// The loader wrote as its own role, in a table the migration owner
+	// created.
+	var owner, who string
+	if err := conn.QueryRow(t.Context(), `select tableowner, (select string_agg(distinct who, ',') from datamill_batches where stage = 'loader')
+		from pg_tables where tablename = 'users'`).Scan(&owner, &who); err != nil || owner != "datamill_owner" || who != "datamill_loader" {
+		t.Errorf("users owned by %q, its batches written by %q (%v); want datamill_owner and datamill_loader", owner, who, err)
+	}
 
 	// The lake sink archives the six raw records, each once, in objects
 	// of the dev stack's S3.

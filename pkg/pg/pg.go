@@ -37,6 +37,10 @@ import (
 type Config struct {
 	// URL is a postgres:// URL or a keyword/value connection string.
 	URL string `env:"DATABASE_URL" secret:"true"`
+	// OwnerURL, when set, is the migration owner's URL: the service
+	// applies its migrations and changes its tables with it, then closes
+	// it and runs on URL. Unset, URL does both.
+	OwnerURL string `env:"DATABASE_OWNER_URL" envDefault:"" secret:"true"`
 	// MaxConns caps the pool.
 	MaxConns int32 `env:"DATABASE_MAX_CONNS" envDefault:"8"`
 }
@@ -50,7 +54,12 @@ func (c Config) Validate() error {
 	}
 	if c.URL != "" {
 		if _, err := pgxpool.ParseConfig(c.URL); err != nil {
-			errs = append(errs, parseError(err))
+			errs = append(errs, parseError("DATABASE_URL", err))
+		}
+	}
+	if c.OwnerURL != "" {
+		if _, err := pgxpool.ParseConfig(c.OwnerURL); err != nil {
+			errs = append(errs, parseError("DATABASE_OWNER_URL", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -71,15 +80,25 @@ const (
 // (bad password, unknown database or role) returns at once. Errors name the
 // user, host, port and database, never the password.
 func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("postgres: DATABASE_URL is empty")
+	return open(ctx, "DATABASE_URL", cfg.URL, cfg.MaxConns)
+}
+
+// OpenOwner is Open of the migration owner's URL, DATABASE_OWNER_URL, with
+// a pool of two connections.
+func OpenOwner(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	return open(ctx, "DATABASE_OWNER_URL", cfg.OwnerURL, 2)
+}
+
+func open(ctx context.Context, variable, connString string, maxConns int32) (*pgxpool.Pool, error) {
+	if connString == "" {
+		return nil, errors.New("postgres: " + variable + " is empty")
 	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := pgxpool.ParseConfig(connString)
 	if err != nil {
-		return nil, parseError(err)
+		return nil, parseError(variable, err)
 	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+	if maxConns > 0 {
+		pc.MaxConns = maxConns
 	}
 	// datamill's statements are many and short; a batch's merge is
 	// estimated costly enough for PostgreSQL to compile it with LLVM each
@@ -131,8 +150,8 @@ func permanent(err error) bool {
 // parseError says why a connection string does not parse without quoting
 // it: pgx masks passwords on a best-effort basis only, and a malformed
 // string is exactly where that can fail.
-func parseError(err error) error {
-	const prefix = "postgres: DATABASE_URL does not parse"
+func parseError(variable string, err error) error {
+	prefix := "postgres: " + variable + " does not parse"
 	if urlErr, ok := errors.AsType[*url.Error](err); ok {
 		return fmt.Errorf("%s: %w", prefix, urlErr.Err)
 	}
@@ -167,14 +186,16 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error 
 var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
 
 type migration struct {
-	version  int
-	name     string
-	sql      string
-	checksum string
+	component string
+	version   int
+	name      string
+	sql       string
+	checksum  string
 }
 
 // Migrate applies the migrations of component not applied yet and returns
-// how many it applied.
+// how many it applied. pkg/pg's own migrations (datamill_batches) are
+// applied first, as component "datamill", and are not counted.
 //
 // The migrations are the NNNN_description.sql files at the root of the
 // given fs.FS (subdirectories are ignored), applied in version order, each
@@ -187,11 +208,97 @@ type migration struct {
 // applied migration whose content changed, and a new migration older than
 // one already applied. Versions recorded in the database but unknown to
 // migrations (applied by a newer release) are left alone.
+//
+// Migrate checks first, without a lock and without DDL: when nothing is
+// pending it only reads datamill_migrations, so that a role that may not
+// change the schema (a service's own) can call it at every start. A
+// pending migration is applied with the pool's role, which must be
+// allowed to; one that is not fails naming the migration.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migrations fs.FS) (applied int, err error) {
+	ownFS, err := ownMigrations()
+	if err != nil {
+		return 0, fmt.Errorf("migrations of %s: %w", ownComponent, err)
+	}
+	own, err := readMigrations(ownFS)
+	if err != nil {
+		return 0, fmt.Errorf("migrations of %s: %w", ownComponent, err)
+	}
 	ms, err := readMigrations(migrations)
 	if err != nil {
 		return 0, fmt.Errorf("migrations of %s: %w", component, err)
 	}
+	next, err := firstPending(ctx, pool, component, ms)
+	if err != nil {
+		return 0, err
+	}
+	ownNext, err := firstPending(ctx, pool, ownComponent, own)
+	if err != nil {
+		return 0, err
+	}
+	if next == nil && ownNext == nil {
+		return 0, nil
+	}
+	if ownNext != nil {
+		if _, err := apply(ctx, pool, ownComponent, own); err != nil {
+			return 0, err
+		}
+	}
+	return apply(ctx, pool, component, ms)
+}
+
+// Pending names the first migration of component that Migrate would
+// apply, or returns "" when none is pending, reading datamill_migrations
+// only. pkg/pg's own migrations are checked too.
+func Pending(ctx context.Context, pool *pgxpool.Pool, component string, migrations fs.FS) (string, error) {
+	ownFS, err := ownMigrations()
+	if err != nil {
+		return "", err
+	}
+	for _, c := range []struct {
+		component string
+		fs        fs.FS
+	}{{ownComponent, ownFS}, {component, migrations}} {
+		ms, err := readMigrations(c.fs)
+		if err != nil {
+			return "", fmt.Errorf("migrations of %s: %w", c.component, err)
+		}
+		next, err := firstPending(ctx, pool, c.component, ms)
+		if err != nil || next != nil {
+			return next.String(), err
+		}
+	}
+	return "", nil
+}
+
+// String names a migration and its component: "0002_x.sql of loader".
+func (m *migration) String() string {
+	if m == nil {
+		return ""
+	}
+	return m.name + " of " + m.component
+}
+
+// firstPending returns the first of ms not applied yet, without a lock
+// and without creating datamill_migrations: all of them when the table is
+// not there.
+func firstPending(ctx context.Context, pool *pgxpool.Pool, component string, ms []migration) (*migration, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, `select to_regclass('datamill_migrations') is not null`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read migrations of %s: %w", component, err)
+	}
+	if !exists {
+		if len(ms) == 0 {
+			return nil, nil
+		}
+		ms[0].component = component
+		return &ms[0], nil
+	}
+	return check(ctx, pool, component, ms)
+}
+
+// apply applies the migrations of ms not applied yet, one transaction
+// each, under the migration lock.
+func apply(ctx context.Context, pool *pgxpool.Pool, component string, ms []migration) (applied int, err error) {
 	for {
 		done := false
 		err := InTx(ctx, pool, func(tx pgx.Tx) error {
@@ -223,6 +330,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, migratio
 
 // readMigrations reads and checks the migration files, in version order.
 func readMigrations(fsys fs.FS) ([]migration, error) {
+	if fsys == nil {
+		return nil, nil
+	}
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, err
@@ -264,7 +374,18 @@ func pending(ctx context.Context, tx pgx.Tx, component string, ms []migration) (
 	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_migrations'))`); err != nil {
 		return nil, fmt.Errorf("lock migrations of %s: %w", component, err)
 	}
-	if _, err := tx.Exec(ctx, `create table if not exists datamill_migrations (
+	// Created only when missing: CREATE TABLE IF NOT EXISTS needs the
+	// right to create even when the table is there.
+	// pg_tables, not to_regclass: the catalog caches may not have heard
+	// yet of the table the transaction that held the lock created.
+	var exists bool
+	if err := tx.QueryRow(ctx, `select exists (select 1 from pg_tables where tablename = 'datamill_migrations' and schemaname = current_schema())`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read migrations of %s: %w", component, err)
+	}
+	if exists {
+		return check(ctx, tx, component, ms)
+	}
+	if _, err := tx.Exec(ctx, `create table datamill_migrations (
 		component  text        not null,
 		version    int         not null,
 		name       text        not null,
@@ -273,7 +394,18 @@ func pending(ctx context.Context, tx pgx.Tx, component string, ms []migration) (
 		primary key (component, version))`); err != nil {
 		return nil, fmt.Errorf("create datamill_migrations: %w", err)
 	}
-	rows, err := tx.Query(ctx, `select version, checksum from datamill_migrations where component = $1`, component)
+	return check(ctx, tx, component, ms)
+}
+
+// querier is what check reads with: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// check reads the applied migrations of component, checks ms against them
+// and returns the first of ms not applied yet, or nil.
+func check(ctx context.Context, q querier, component string, ms []migration) (*migration, error) {
+	rows, err := q.Query(ctx, `select version, checksum from datamill_migrations where component = $1`, component)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations of %s: %w", component, err)
 	}
@@ -300,6 +432,7 @@ func pending(ctx context.Context, tx pgx.Tx, component string, ms []migration) (
 				m.name, component, latest, latest)
 		case !ok && next == nil:
 			next = &ms[i]
+			next.component = component
 		}
 	}
 	return next, nil

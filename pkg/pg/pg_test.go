@@ -1,4 +1,4 @@
-package pg
+package pg_test
 
 import (
 	"context"
@@ -14,12 +14,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datamill/datamill/pkg/embedded"
+	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
 func open(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	pool, err := Open(t.Context(), Config{URL: testkit.Postgres(t), MaxConns: 8})
+	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +51,10 @@ func recorded(t *testing.T, pool *pgxpool.Pool, component string) []string {
 
 func TestMigrateAppliesInOrderOnce(t *testing.T) {
 	pool := open(t)
-	if n, err := Migrate(t.Context(), pool, "loader", migrations); err != nil || n != 2 {
+	if n, err := pg.Migrate(t.Context(), pool, "loader", migrations); err != nil || n != 2 {
 		t.Fatalf("first Migrate = %d, %v; want 2, nil", n, err)
 	}
-	if n, err := Migrate(t.Context(), pool, "loader", migrations); err != nil || n != 0 {
+	if n, err := pg.Migrate(t.Context(), pool, "loader", migrations); err != nil || n != 0 {
 		t.Fatalf("second Migrate = %d, %v; want 0, nil", n, err)
 	}
 	if diff := cmp.Diff([]string{"0001_users.sql", "0002_index.sql"}, recorded(t, pool, "loader")); diff != "" {
@@ -64,13 +65,13 @@ func TestMigrateAppliesInOrderOnce(t *testing.T) {
 	for k, v := range migrations {
 		next[k] = v
 	}
-	if n, err := Migrate(t.Context(), pool, "loader", next); err != nil || n != 1 {
+	if n, err := pg.Migrate(t.Context(), pool, "loader", next); err != nil || n != 1 {
 		t.Fatalf("Migrate with one new migration = %d, %v; want 1, nil", n, err)
 	}
 	// Another component's migrations are independent.
 	eco := fstest.MapFS{"0001_eco.sql": {Data: []byte(`create table eco (x int);`)}}
-	if n, err := Migrate(t.Context(), pool, "ecometer", eco); err != nil || n != 1 {
-		t.Fatalf("Migrate(ecometer) = %d, %v; want 1, nil", n, err)
+	if n, err := pg.Migrate(t.Context(), pool, "ecometer", eco); err != nil || n != 1 {
+		t.Fatalf("pg.Migrate(ecometer) = %d, %v; want 1, nil", n, err)
 	}
 }
 
@@ -81,7 +82,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	applied := make([]int, migrators)
 	errs := make([]error, migrators)
 	for i := range migrators {
-		wg.Go(func() { applied[i], errs[i] = Migrate(t.Context(), pool, "loader", migrations) })
+		wg.Go(func() { applied[i], errs[i] = pg.Migrate(t.Context(), pool, "loader", migrations) })
 	}
 	wg.Wait()
 	total := 0
@@ -101,7 +102,7 @@ func TestMigrateConcurrently(t *testing.T) {
 
 func TestMigrateRefuses(t *testing.T) {
 	pool := open(t)
-	if _, err := Migrate(t.Context(), pool, "loader", migrations); err != nil {
+	if _, err := pg.Migrate(t.Context(), pool, "loader", migrations); err != nil {
 		t.Fatal(err)
 	}
 	tests := map[string]struct {
@@ -152,9 +153,9 @@ func TestMigrateRefuses(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			n, err := Migrate(t.Context(), pool, tt.component, tt.files)
+			n, err := pg.Migrate(t.Context(), pool, tt.component, tt.files)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Migrate(%s, %v) = %d, %v; want an error containing %q", tt.component, tt.files, n, err, tt.want)
+				t.Fatalf("pg.Migrate(%s, %v) = %d, %v; want an error containing %q", tt.component, tt.files, n, err, tt.want)
 			}
 			if n != 0 {
 				t.Errorf("Migrate refused but reports %d applied", n)
@@ -175,10 +176,10 @@ func TestMigrateRefuses(t *testing.T) {
 			"0002_index.sql": migrations["0002_index.sql"],
 			"0005_late.sql":  {Data: []byte(`select 1`)},
 		}
-		if _, err := Migrate(t.Context(), pool, "z", fstest.MapFS{"0005_late.sql": files["0005_late.sql"]}); err != nil {
+		if _, err := pg.Migrate(t.Context(), pool, "z", fstest.MapFS{"0005_late.sql": files["0005_late.sql"]}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Migrate(t.Context(), pool, "z", files)
+		_, err := pg.Migrate(t.Context(), pool, "z", files)
 		if err == nil || !strings.Contains(err.Error(), "renumber it after 0005") {
 			t.Fatalf("Migrate with migrations older than the applied 0005 = %v, want a refusal", err)
 		}
@@ -191,14 +192,14 @@ func TestInTx(t *testing.T) {
 	if _, err := pool.Exec(ctx, `create table t (x int)`); err != nil {
 		t.Fatal(err)
 	}
-	if err := InTx(ctx, pool, func(tx pgx.Tx) error {
+	if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `insert into t values (1)`)
 		return err
 	}); err != nil {
 		t.Fatalf("InTx committing: %v", err)
 	}
 	errBoom := errors.New("boom")
-	if err := InTx(ctx, pool, func(tx pgx.Tx) error {
+	if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `insert into t values (2)`); err != nil {
 			return err
 		}
@@ -208,7 +209,7 @@ func TestInTx(t *testing.T) {
 	}
 	func() {
 		defer func() { _ = recover() }()
-		_ = InTx(ctx, pool, func(tx pgx.Tx) error {
+		_ = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `insert into t values (4)`); err != nil {
 				return err
 			}
@@ -225,7 +226,7 @@ func TestOpenUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := Open(ctx, Config{URL: "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable"})
+	_, err := pg.Open(ctx, pg.Config{URL: "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable"})
 	if err == nil {
 		t.Fatal("Open succeeded on a closed port")
 	}
@@ -243,11 +244,11 @@ func TestOpenRefusesAtOnce(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	missing := strings.Replace(url, "/t_", "/missing_", 1)
-	if _, err := Open(ctx, Config{URL: missing}); err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Errorf("Open(unknown database) = %v, want the server's refusal", err)
+	if _, err := pg.Open(ctx, pg.Config{URL: missing}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("pg.Open(unknown database) = %v, want the server's refusal", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("Open(unknown database) took %v: a permanent refusal must not be retried", took)
+		t.Errorf("pg.Open(unknown database) took %v: a permanent refusal must not be retried", took)
 	}
 }
 
@@ -269,7 +270,7 @@ func TestOpenRefusesAnUnverifiedServerAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if _, err := Open(ctx, Config{URL: wrongCA}); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := pg.Open(ctx, pg.Config{URL: wrongCA}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Open(a server of another CA) = %v, want the certificate's refusal", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -286,17 +287,17 @@ func TestConfigNeverPrintsPassword(t *testing.T) {
 	}
 	for name, url := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := Open(t.Context(), Config{URL: url, MaxConns: 1})
+			_, err := pg.Open(t.Context(), pg.Config{URL: url, MaxConns: 1})
 			if err == nil || strings.Contains(err.Error(), "hunter2") {
-				t.Errorf("Open(%s) = %v, want an error without the password", name, err)
+				t.Errorf("pg.Open(%s) = %v, want an error without the password", name, err)
 			}
-			err = Config{URL: url, MaxConns: 1}.Validate()
+			err = pg.Config{URL: url, MaxConns: 1}.Validate()
 			if err == nil || strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("Validate(%s) = %v, want an error without the password", name, err)
 			}
 		})
 	}
-	if err := (Config{URL: "postgres://u:p@localhost/db", MaxConns: 0}).Validate(); err == nil {
+	if err := (pg.Config{URL: "postgres://u:p@localhost/db", MaxConns: 0}).Validate(); err == nil {
 		t.Error("Validate accepted DATABASE_MAX_CONNS=0")
 	}
 }
@@ -307,7 +308,7 @@ func TestOpenTurnsJITOffUnlessTheURLSetsIt(t *testing.T) {
 		{url, "off"},
 		{url + "&jit=on", "on"},
 	} {
-		pool, err := Open(t.Context(), Config{URL: c.url})
+		pool, err := pg.Open(t.Context(), pg.Config{URL: c.url})
 		if err != nil {
 			t.Fatal(err)
 		}

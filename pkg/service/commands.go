@@ -10,11 +10,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/datamill/datamill/pkg/config"
+	"github.com/datamill/datamill/pkg/logging"
+	"github.com/datamill/datamill/pkg/pg"
 )
 
 // command runs the commands every service binary answers besides running:
-// env, healthcheck and help. It reports false when args name none of them.
+// env, healthcheck, migrate and help. It reports false when args name none of them.
 func command[C config.Configured](ctx context.Context, name string, args, environ []string, stdout io.Writer) (bool, error) {
 	if len(args) < 2 {
 		return false, nil
@@ -35,6 +39,11 @@ func command[C config.Configured](ctx context.Context, name string, args, enviro
 			return true, fmt.Errorf("usage: %s healthcheck [--ready]", name)
 		}
 		return true, healthcheck(ctx, environ, path)
+	case "migrate":
+		if len(args) > 2 {
+			return true, fmt.Errorf("usage: %s migrate", name)
+		}
+		return true, migrateCommand[C](ctx, name, environ, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintf(stdout, "usage: %s [command]\n\n"+
 			"Without a command, %s runs until SIGINT or SIGTERM, configured by the\n"+
@@ -42,6 +51,8 @@ func command[C config.Configured](ctx context.Context, name string, args, enviro
 			"commands:\n"+
 			"  env [--json]            the environment variables read, their defaults, which are required\n"+
 			"  healthcheck [--ready]   exit 0 when the running process on ADMIN_ADDR is alive (ready)\n"+
+			"  migrate                 apply the service's migrations and tables with DATABASE_OWNER_URL\n"+
+			"                          (or DATABASE_URL), grant them to the datamill roles, and exit\n"+
 			"  help                    this text\n", name, name, name)
 		return true, nil
 	}
@@ -105,5 +116,46 @@ func healthcheck(ctx context.Context, environ []string, path string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck: %s answered %s: %s", url, resp.Status, body)
 	}
+	return nil
+}
+
+// migrateCommand applies the Schema of a service whose configuration is a
+// Migrator with the migration owner's URL, or DATABASE_URL when
+// DATABASE_OWNER_URL is unset, and logs what it did on stdout. A service
+// without tables has nothing to migrate.
+func migrateCommand[C config.Configured](ctx context.Context, name string, environ []string, stdout io.Writer) error {
+	cfg, err := config.Parse[C](environ)
+	if err != nil {
+		return err
+	}
+	m, ok := any(cfg).(Migrator)
+	if !ok {
+		fmt.Fprintf(stdout, "%s keeps no tables: nothing to migrate\n", name)
+		return nil
+	}
+	svc := cfg.Block()
+	log, err := logging.New(stdout, name, svc.LogLevel, svc.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	p := &Process{Name: name, Log: log}
+	pcfg, s, err := m.Schema(p)
+	if err != nil {
+		return err
+	}
+	open := pg.Open
+	if pcfg.OwnerURL != "" {
+		open = pg.OpenOwner
+	}
+	pool, err := open(ctx, pcfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrate(ctx, p, pool, s, pcfg.OwnerURL != ""); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	log.Info("migrated", zap.String("component", s.Component), zap.String("user", pool.Config().ConnConfig.User))
 	return nil
 }

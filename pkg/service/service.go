@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -246,7 +244,7 @@ func Main(name string, run func(ctx context.Context, args, environ []string, std
 // Run parses a service's configuration C from environ, starts the process
 // and calls step until ctx ends. Errors of step after ctx ended are the
 // shutdown's own and are not reported. With a command in args (env,
-// healthcheck, help), it runs that instead; any other argument is an error.
+// healthcheck, migrate, help), it runs that instead; any other argument is an error.
 func Run[C config.Configured](ctx context.Context, name string, args, environ []string, stdout io.Writer,
 	step func(ctx context.Context, p *Process, cfg C) error,
 ) (err error) {
@@ -254,7 +252,7 @@ func Run[C config.Configured](ctx context.Context, name string, args, environ []
 		return err
 	}
 	if len(args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: env, healthcheck, help)", args[1])
+		return fmt.Errorf("unknown command %q (commands: env, healthcheck, migrate, help)", args[1])
 	}
 	cfg, err := config.Parse[C](environ)
 	if err != nil {
@@ -350,26 +348,6 @@ func (p *Process) ReportStored(fn eco.StoredFunc) {
 	if p.sampler != nil {
 		p.sampler.SetStored(fn)
 	}
-}
-
-// Database opens the pool of cfg and, when migrations is not nil, applies
-// component's migrations from it. The caller closes the pool.
-func (p *Process) Database(ctx context.Context, cfg pg.Config, component string, migrations fs.FS) (*pgxpool.Pool, error) {
-	pool, err := pg.Open(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if migrations != nil {
-		applied, err := pg.Migrate(ctx, pool, component, migrations)
-		if err != nil {
-			pool.Close()
-			return nil, err
-		}
-		if applied > 0 {
-			p.Log.Info("migrated the database", zap.String("component", component), zap.Int("migrations", applied))
-		}
-	}
-	return pool, nil
 }
 
 // sample starts the eco sampler: what the process uses goes to

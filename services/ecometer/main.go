@@ -65,17 +65,30 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "ecometer", args, environ, stdout, meter)
 }
 
+// schema is what the ecometer keeps in the database: the samples and
+// their totals.
+var schema = service.Schema{
+	Component: "ecometer", Migrations: migrations.FS,
+	Tables: pg.Tables{"eco_samples": pg.Ecometer, "eco_stage_totals": pg.Ecometer},
+}
+
+// Schema is the ecometer's Schema (service.Migrator): `ecometer migrate`.
+func (s settings) Schema(*service.Process) (pg.Config, service.Schema, error) {
+	return s.Postgres, schema, nil
+}
+
 // meter stores and prices the samples until ctx ends.
 func meter(ctx context.Context, p *service.Process, cfg settings) error {
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	if err != nil {
 		return err
 	}
-	pool, err := p.Database(ctx, cfg.Postgres, "ecometer", migrations.FS)
+	db, err := p.Database(ctx, cfg.Postgres, schema)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer db.Close()
+	pool := db.Pool
 	codec, err := serde.NewCodec[schemas.EcoSample](ctx, reg, kafka.EcoSamples, schemas.MustSchema("ecosample"))
 	if err != nil {
 		return err
@@ -112,6 +125,7 @@ func meter(ctx context.Context, p *service.Process, cfg settings) error {
 		var errs []error
 		fetches.EachError(func(_ string, _ int32, err error) { errs = append(errs, err) })
 		var samples []schemas.EcoSample
+		var origins []*kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) {
 			var s schemas.EcoSample
 			if err := codec.Decode(r.Value, &s); err != nil {
@@ -119,6 +133,7 @@ func meter(ctx context.Context, p *service.Process, cfg settings) error {
 				return
 			}
 			samples = append(samples, s)
+			origins = append(origins, r)
 		})
 		if len(errs) > 0 {
 			p.Log.Warn("fetch eco samples", zap.Error(errors.Join(errs...)))
@@ -131,7 +146,7 @@ func meter(ctx context.Context, p *service.Process, cfg settings) error {
 		// A database restarting answers for a moment with errors: retry
 		// (store is idempotent) before giving up.
 		for attempt := 1; ; attempt++ {
-			if stored, err = store(ctx, pool, samples); err == nil || attempt == storeAttempts {
+			if stored, err = store(ctx, pool, samples, audit(origins)); err == nil || attempt == storeAttempts {
 				break
 			}
 			p.Log.Warn("eco samples not stored; retrying", zap.Int("attempt", attempt), zap.Error(err))
@@ -161,12 +176,23 @@ func storeBackoff() retry.Backoff {
 	return retry.Backoff{First: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}
 }
 
+// audit is the datamill_batches rows of the samples read from records.
+func audit(records []*kgo.Record) []pg.Batch {
+	return pg.Batches("ecometer", len(records), func(i int) (string, int32, int64) {
+		return records[i].Topic, records[i].Partition, records[i].Offset
+	})
+}
+
 // store inserts the samples not stored yet and adds them to their run's
-// stage totals, in one transaction, and returns those it stored.
-func store(ctx context.Context, pool *pgxpool.Pool, samples []schemas.EcoSample) ([]schemas.EcoSample, error) {
+// stage totals, with the batch's datamill_batches rows, in one
+// transaction, and returns those it stored.
+func store(ctx context.Context, pool *pgxpool.Pool, samples []schemas.EcoSample, batches []pg.Batch) ([]schemas.EcoSample, error) {
 	var stored []schemas.EcoSample
 	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		stored = stored[:0]
+		if err := pg.AuditBatch(ctx, tx, batches...); err != nil {
+			return err
+		}
 		for _, s := range samples {
 			net := netGB(s)
 			tag, err := tx.Exec(ctx, `

@@ -91,6 +91,13 @@ func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 	if len(totals) != 3 {
 		t.Fatalf("totals %+v, want cleaner, loader and train", totals)
 	}
+	// Every batch stored is audited in its transaction: the five samples
+	// produced here at least (the services' own come too), from offset 0.
+	var audited, first int64
+	if err := conn.QueryRow(t.Context(), `select coalesce(sum(rows), 0), coalesce(min(first_offset), -1) from datamill_batches
+		where stage = 'ecometer' and topic = $1`, kafka.EcoSamples).Scan(&audited, &first); err != nil || audited < 5 || first != 0 {
+		t.Errorf("datamill_batches of the ecometer: %d rows from offset %d (%v), want at least 5 from 0", audited, first, err)
+	}
 	var perEpoch []float64
 	if err := conn.QueryRow(t.Context(), `select cpu_s_per_epoch from eco_samples where instance = 'train-1'`).Scan(&perEpoch); err != nil {
 		t.Fatal(err)

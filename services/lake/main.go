@@ -177,6 +177,18 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 }
 
 // archive runs the sink of every dataset until ctx ends or one fails.
+// schema is what the lake keeps in the database: its manifest and its
+// audit of S3 calls.
+var schema = service.Schema{
+	Component: "lake", Migrations: migrations.FS,
+	Tables: pg.Tables{"lake_objects": pg.LakeObjects, "lake_audit": pg.LakeAudit},
+}
+
+// Schema is the lake's Schema (service.Migrator): `lake migrate`.
+func (s settings) Schema(*service.Process) (pg.Config, service.Schema, error) {
+	return s.Postgres, schema, nil
+}
+
 func archive(ctx context.Context, p *service.Process, cfg settings) error {
 	for _, ds := range cfg.Datasets {
 		p.Telemetry.SetReady(component(ds), false, "starting")
@@ -185,11 +197,12 @@ func archive(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	pool, err := p.Database(ctx, cfg.Postgres, "lake", migrations.FS)
+	db, err := p.Database(ctx, cfg.Postgres, schema)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer db.Close()
+	pool := db.Pool
 	// Object storage is HDD-class: what the lake keeps counts as HDD.
 	p.ReportStored(func(ctx context.Context) (map[string]int64, error) {
 		n, err := storedBytes(ctx, pool)

@@ -166,8 +166,11 @@ func checkPersisted(s avro.Schema) error {
 // and to the dataset's views.
 type evolution struct {
 	sink.Evolution
-	// Views names the declared views, all created or replaced.
+	// Views names the declared views there, as declared.
 	Views []string
+	// Replaced names the views created or replaced now: those that were
+	// missing or not as declared.
+	Replaced []string
 	// Recreated names the views whose columns changed, dropped and
 	// created again.
 	Recreated []string
@@ -186,7 +189,7 @@ func (d *dataset) evolve(ctx context.Context, pool *pgxpool.Pool) (evolution, er
 		if ev.Evolution, err = d.table.Evolve(ctx, tx); err != nil {
 			return err
 		}
-		if ev.Recreated, ev.Waiting, err = createViews(ctx, tx, d.views); err != nil {
+		if ev.Replaced, ev.Recreated, ev.Waiting, err = createViews(ctx, tx, d.views); err != nil {
 			return fmt.Errorf("dataset %s: %w", d.table.Name, err)
 		}
 		for _, v := range d.views {
@@ -240,7 +243,10 @@ func (d *dataset) keyOf(v record) []byte {
 // record the database refuses is rejected with the database's reason; a
 // record that changed nothing (same content, or an older event) is counted
 // as a duplicate.
-func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, persisted] {
+//
+// The batch's datamill_batches rows, one per input partition, are
+// written in its transaction (pg.AuditBatch), as stage.
+func (d *dataset) handler(pool *pgxpool.Pool, stageName string) stage.Handler[record, persisted] {
 	return func(ctx context.Context, batch []stage.Message[record]) (stage.Result[persisted], error) {
 		rows := make([]sink.Row, len(batch))
 		for i := range batch {
@@ -250,8 +256,13 @@ func (d *dataset) handler(pool *pgxpool.Pool) stage.Handler[record, persisted] {
 		var results []sink.Result
 		err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 			var err error
-			results, err = d.table.Apply(ctx, tx, rows)
-			return err
+			if results, err = d.table.Apply(ctx, tx, rows); err != nil {
+				return err
+			}
+			return pg.AuditBatch(ctx, tx, pg.Batches(stageName, len(batch), func(i int) (string, int32, int64) {
+				o := batch[i].Origin
+				return o.Topic, o.Partition, o.Offset
+			})...)
 		})
 		if err != nil {
 			return stage.Result[persisted]{}, fmt.Errorf("upsert %d %s: %w", len(rows), d.table.Name, err)

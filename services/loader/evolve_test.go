@@ -89,7 +89,7 @@ func loadBatch(t *testing.T, pool *pgxpool.Pool, d *dataset, records ...record) 
 	for i, v := range records {
 		batch[i] = stage.Message[record]{Value: v, Origin: stage.Origin{Topic: "clean.users", Offset: int64(i)}}
 	}
-	res, err := d.handler(pool)(t.Context(), batch)
+	res, err := d.handler(pool, "loader")(t.Context(), batch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,66 +59,127 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "loader", args, environ, stdout, load)
 }
 
+// Schema is the loader's Schema (service.Migrator): `loader migrate`.
+func (s settings) Schema(p *service.Process) (pg.Config, service.Schema, error) {
+	datasets, err := loadedDatasets(p, s)
+	if err != nil {
+		return pg.Config{}, service.Schema{}, err
+	}
+	return s.Postgres, schemaOf(p.Log, datasets, nil), nil
+}
+
+// loadedDatasets reads the datasets of DATASETS from the catalog.
+func loadedDatasets(p *service.Process, cfg settings) ([]*dataset, error) {
+	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*dataset, 0, len(cfg.Datasets))
+	for _, ds := range cfg.Datasets {
+		d, err := newDataset(cat, ds)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// schemaOf is what the loader keeps in the database: its ledger, from its
+// migrations, and each dataset's table and views, created or evolved from
+// the dataset's declaration (evolve). waiting, when set, hears of the
+// datasets whose views wait for a table.
+func schemaOf(log *zap.Logger, datasets []*dataset, waiting func(*dataset)) service.Schema {
+	return service.Schema{
+		Component: "loader", Migrations: migrations.FS,
+		Tables: pg.Tables{"applied_events": pg.LoaderLedger},
+		DDL: func(ctx context.Context, pool *pgxpool.Pool) (pg.Tables, error) {
+			tables := pg.Tables{}
+			for _, d := range datasets {
+				ev, err := d.evolve(ctx, pool)
+				if err != nil {
+					return nil, err
+				}
+				logEvolution(log, d, ev)
+				tables[d.table.Name] = pg.Dataset
+				for _, v := range ev.Views {
+					tables[v] = pg.View
+				}
+				if len(ev.Waiting) > 0 && waiting != nil {
+					waiting(d)
+				}
+			}
+			return tables, nil
+		},
+	}
+}
+
 // load runs one stage runner per dataset until ctx ends.
 func load(ctx context.Context, p *service.Process, cfg settings) error {
 	reg, err := p.Connect(ctx, cfg.Kafka, cfg.Registry, &cfg.Postgres)
 	if err != nil {
 		return err
 	}
-	pool, err := p.Database(ctx, cfg.Postgres, "loader", migrations.FS)
+	datasets, err := loadedDatasets(p, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	var waiting []*dataset
+	db, err := p.Database(ctx, cfg.Postgres, schemaOf(p.Log, datasets, func(d *dataset) { waiting = append(waiting, d) }))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, d := range waiting {
+		go d.awaitViews(ctx, p.Log, db)
+	}
 	// What the database keeps, on SSD.
 	p.ReportStored(func(ctx context.Context) (map[string]int64, error) {
-		n, err := storedBytes(ctx, pool)
+		n, err := storedBytes(ctx, db.Pool)
 		return map[string]int64{eco.MediaSSD: n}, err
 	})
-	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
-	if err != nil {
-		return err
+	byName := map[string]*dataset{}
+	for _, d := range datasets {
+		byName[d.table.Name] = d
 	}
 	return service.RunStages(ctx, p, cfg.Datasets, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[record, persisted], error) {
-		return spec(ctx, p, reg, pool, cat, ds)
+		return spec(ctx, p, reg, db.Pool, byName[ds])
 	})
 }
 
-// spec builds the stage spec of one dataset, once its table exists with a
-// column for every field of its clean schema.
-func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pgxpool.Pool, cat *schemas.Catalog, ds string) (*stage.Spec[record, persisted], error) {
-	d, err := newDataset(cat, ds)
-	if err != nil {
-		return nil, err
-	}
-	ev, err := d.evolve(ctx, pool)
-	if err != nil {
-		return nil, err
-	}
+// logEvolution logs what evolve did to a dataset's table and views.
+func logEvolution(log *zap.Logger, d *dataset, ev evolution) {
+	ds := d.table.Name
 	if ev.Created {
-		p.Log.Info("table created", zap.String("dataset", ds), zap.String("table", d.table.Name))
+		log.Info("table created", zap.String("dataset", ds), zap.String("table", d.table.Name))
 	}
 	if len(ev.Constrained) > 0 {
-		p.Log.Info("check constraints added, not validated on the rows already there",
+		log.Info("check constraints added, not validated on the rows already there",
 			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("constraints", ev.Constrained))
 	}
 	for _, c := range ev.Added {
-		p.Log.Info("column added", zap.String("dataset", ds), zap.String("table", d.table.Name), zap.String("column", c.Name), zap.String("type", c.Type))
+		log.Info("column added", zap.String("dataset", ds), zap.String("table", d.table.Name), zap.String("column", c.Name), zap.String("type", c.Type))
 	}
 	if len(ev.Differ) > 0 {
-		p.Log.Warn("columns of another type than the clean schema's; left as they are",
+		log.Warn("columns of another type than the clean schema's; left as they are",
 			zap.String("dataset", ds), zap.String("table", d.table.Name), zap.Strings("columns", ev.Differ))
 	}
-	if len(ev.Views) > 0 {
-		p.Log.Info("views created or replaced", zap.String("dataset", ds), zap.Strings("views", ev.Views))
+	if len(ev.Replaced) > 0 {
+		log.Info("views created or replaced", zap.String("dataset", ds), zap.Strings("views", ev.Replaced))
 	}
 	if len(ev.Recreated) > 0 {
-		p.Log.Info("views dropped and created again, their columns changed", zap.String("dataset", ds), zap.Strings("views", ev.Recreated))
+		log.Info("views dropped and created again, their columns changed", zap.String("dataset", ds), zap.Strings("views", ev.Recreated))
 	}
 	if len(ev.Waiting) > 0 {
-		p.Log.Warn("views wait for the tables they read; tried again every "+viewRetry.String(), zap.String("dataset", ds), zap.Strings("views", ev.Waiting))
-		go d.awaitViews(ctx, p.Log, pool)
+		log.Warn("views wait for the tables they read; tried again every "+viewRetry.String(), zap.String("dataset", ds), zap.Strings("views", ev.Waiting))
 	}
+}
+
+// spec builds the stage spec of one dataset, whose table Database made
+// sure of.
+func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pgxpool.Pool, d *dataset) (*stage.Spec[record, persisted], error) {
+	ds := d.table.Name
+	var err error
 	if d.cleanCodec, err = serde.NewCodec[any](ctx, reg, kafka.Topic(kafka.Clean, ds), d.cleanSchema); err != nil {
 		return nil, err
 	}
@@ -131,7 +192,7 @@ func spec(ctx context.Context, p *service.Process, reg *serde.Registry, pool *pg
 		Stage: p.Name, Dataset: ds,
 		From: kafka.Clean, In: d.cleanSchema,
 		To: kafka.Persisted, Out: d.persistedSchema,
-	}, d.handler(pool))
+	}, d.handler(pool, p.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -159,12 +220,29 @@ func storedBytes(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 // viewRetry is how often views that wait for a table are tried again.
 const viewRetry = 5 * time.Second
 
+// schemaChanger changes the database's schema: *service.DB.
+type schemaChanger interface {
+	Change(ctx context.Context, ddl service.DDL) error
+}
+
 // awaitViews tries the dataset's views again every viewRetry until none
 // waits for a table (the scorer creates its predictions table when it
-// first starts), or until ctx ends.
-func (d *dataset) awaitViews(ctx context.Context, log *zap.Logger, pool *pgxpool.Pool) {
+// first starts), or until ctx ends: a change of the schema (DB.Change),
+// made with the migration owner's URL when there is one.
+func (d *dataset) awaitViews(ctx context.Context, log *zap.Logger, db schemaChanger) {
 	for retry.Sleep(ctx, viewRetry) {
-		ev, err := d.evolve(ctx, pool)
+		var ev evolution
+		err := db.Change(ctx, func(ctx context.Context, pool *pgxpool.Pool) (pg.Tables, error) {
+			var err error
+			if ev, err = d.evolve(ctx, pool); err != nil {
+				return nil, err
+			}
+			tables := pg.Tables{d.table.Name: pg.Dataset}
+			for _, v := range ev.Views {
+				tables[v] = pg.View
+			}
+			return tables, nil
+		})
 		switch {
 		case err != nil:
 			log.Warn("views not created; tried again", zap.String("table", d.table.Name), zap.Error(err))

@@ -24,7 +24,7 @@ func TestTheSameOffsetOfAnotherKafkaIsNoReplay(t *testing.T) {
 	first := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	load := func(at time.Time) stage.Result[persisted] {
 		t.Helper()
-		res, err := d.handler(pool)(t.Context(), []stage.Message[record]{{
+		res, err := d.handler(pool, "loader")(t.Context(), []stage.Message[record]{{
 			Value: rec, Origin: stage.Origin{Topic: "clean.users", Partition: 2, Offset: 7, Timestamp: at},
 		}})
 		if err != nil {

@@ -227,7 +227,7 @@ func TestValuesOutOfTheDeclaredRangesAreRefusedRowByRow(t *testing.T) {
 	for i, v := range batch {
 		messages[i] = stage.Message[record]{Value: v, Origin: stage.Origin{Topic: "clean.orders", Offset: int64(i)}}
 	}
-	res, err := d.handler(pool)(t.Context(), messages)
+	res, err := d.handler(pool, "loader")(t.Context(), messages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestATableMadeByTheOldMigrationStillLoads(t *testing.T) {
 	}
 	tooEarly := clean(2, 1, 30, "FR")
 	tooEarly.SignupDate = ptr(time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC))
-	res, err := d.handler(pool)(t.Context(), []stage.Message[record]{{Value: decoded(t, d, d.cleanSchema, values(t, tooEarly))}})
+	res, err := d.handler(pool, "loader")(t.Context(), []stage.Message[record]{{Value: decoded(t, d, d.cleanSchema, values(t, tooEarly))}})
 	if err != nil {
 		t.Fatal(err)
 	}

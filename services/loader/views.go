@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,24 +24,36 @@ const viewColumnsChanged = "42P16"
 // scorer's first start, or a view waiting for one.
 const undefinedTable = "42P01"
 
-// createViews creates or replaces each of views in tx, in their declared
-// order, and returns the names of those it dropped and created again, and
-// of those that read a table that does not exist yet (waiting, each with
+// createViews creates or replaces each of views in tx that is missing or
+// not as declared, in their declared order, and returns the names of those
+// it created or replaced, of those it dropped and created again, and of
+// those that read a table that does not exist yet (waiting, each with
 // PostgreSQL's message), which it leaves for a later try.
 //
 // A view is CREATE OR REPLACE VIEW <name> AS <sql>, with its SQL as
-// declared, one statement. When PostgreSQL refuses to replace it because its
-// columns changed (one removed, renamed or retyped: viewColumnsChanged),
-// the view is dropped and created again in the same transaction; one that
-// other views depend on is not dropped, and the error says so. Views that
-// are not declared are left as they are. The caller holds the lock that
-// serialises loaders on the dataset's table, so replicas starting together
-// take turns.
-func createViews(ctx context.Context, tx pgx.Tx, views []schemas.View) (recreated, waiting []string, err error) {
+// declared, one statement, and its comment holds the SQL's digest
+// (viewMark): a view whose comment holds the declared SQL's is as
+// declared and left alone, so that a role that may not replace views
+// (a service's own) changes nothing when nothing changed. When
+// PostgreSQL refuses to replace one because its columns changed (one
+// removed, renamed or retyped: viewColumnsChanged), the view is dropped
+// and created again in the same transaction; one that other views depend
+// on is not dropped, and the error says so. Views that are not declared
+// are left as they are. The caller holds the lock that serialises loaders
+// on the dataset's table, so replicas starting together take turns.
+func createViews(ctx context.Context, tx pgx.Tx, views []schemas.View) (replaced, recreated, waiting []string, err error) {
 	for _, v := range views {
 		name := pgx.Identifier{v.Name}.Sanitize()
 		def := strings.TrimSpace(v.SQL)
-		err := savepoint(ctx, tx, func(tx pgx.Tx) error {
+		mark := viewMark(def)
+		same, err := asDeclared(ctx, tx, name, def, mark)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
+		}
+		if same {
+			continue
+		}
+		err = savepoint(ctx, tx, func(tx pgx.Tx) error {
 			return execOne(ctx, tx, "create or replace view "+name+" as "+def)
 		})
 		pgErr, ok := errors.AsType[*pgconn.PgError](err)
@@ -47,21 +61,80 @@ func createViews(ctx context.Context, tx pgx.Tx, views []schemas.View) (recreate
 			waiting = append(waiting, v.Name+": "+pgErr.Message)
 			continue
 		}
-		if !ok || pgErr.Code != viewColumnsChanged {
-			if err != nil {
-				return nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
+		if ok && pgErr.Code == viewColumnsChanged {
+			if err := execOne(ctx, tx, "drop view "+name); err != nil {
+				return nil, nil, nil, fmt.Errorf("view %s: its columns changed; drop it to create it again: %w", v.Name, err)
 			}
-			continue
+			if err := execOne(ctx, tx, "create view "+name+" as "+def); err != nil {
+				return nil, nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
+			}
+			recreated = append(recreated, v.Name)
+		} else if err != nil {
+			return nil, nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
 		}
-		if err := execOne(ctx, tx, "drop view "+name); err != nil {
-			return nil, nil, fmt.Errorf("view %s: its columns changed; drop it to create it again: %w", v.Name, err)
+		if err := execOne(ctx, tx, "comment on view "+name+" is '"+mark+"'"); err != nil {
+			return nil, nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
 		}
-		if err := execOne(ctx, tx, "create view "+name+" as "+def); err != nil {
-			return nil, nil, fmt.Errorf("view %s: %w", v.Name, err)
-		}
-		recreated = append(recreated, v.Name)
+		replaced = append(replaced, v.Name)
 	}
-	return recreated, waiting, nil
+	return replaced, recreated, waiting, nil
+}
+
+// asDeclared reports whether the view name is there as def declares it:
+// its comment is mark, and its columns are those def reads now (a view
+// over select * lacks the columns its tables gained since it was created).
+// It changes nothing and needs no privilege on what def reads: the
+// statement is described, not run.
+func asDeclared(ctx context.Context, tx pgx.Tx, name, def, mark string) (bool, error) {
+	var comment *string
+	if err := tx.QueryRow(ctx, `select obj_description(to_regclass($1), 'pg_class')`, name).Scan(&comment); err != nil {
+		return false, err
+	}
+	if comment == nil || *comment != mark {
+		return false, nil
+	}
+	rows, err := tx.Query(ctx, `select attname, atttypid from pg_attribute
+		where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum`, name)
+	if err != nil {
+		return false, err
+	}
+	type column struct {
+		name string
+		oid  uint32
+	}
+	var have []column
+	var c column
+	if _, err := pgx.ForEachRow(rows, []any{&c.name, &c.oid}, func() error {
+		have = append(have, c)
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	var sd *pgconn.StatementDescription
+	err = savepoint(ctx, tx, func(tx pgx.Tx) error {
+		var err error
+		sd, err = tx.Conn().PgConn().Prepare(ctx, "", def, nil)
+		return err
+	})
+	if err != nil {
+		return false, nil // a table it reads is gone, say: create it again
+	}
+	if len(sd.Fields) != len(have) {
+		return false, nil
+	}
+	for i, f := range sd.Fields {
+		if f.Name != have[i].name || f.DataTypeOID != have[i].oid {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// viewMark is the comment of a view created from def: the digest of its
+// SQL, which tells whether the view is as declared.
+func viewMark(def string) string {
+	sum := sha256.Sum256([]byte(def))
+	return "datamill view sha256:" + hex.EncodeToString(sum[:])
 }
 
 // savepoint runs fn in a savepoint of tx, released when fn succeeds and

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 )
@@ -378,7 +379,7 @@ func TestAViewOverATableNotThereYetWaitsForIt(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { d.awaitViews(ctx, zap.NewNop(), pool); close(done) }()
+	go func() { d.awaitViews(ctx, zap.NewNop(), changeOn{pool}); close(done) }()
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(30 * time.Second)
 	for !slices.Equal(query(t, pool, `select count(*) from information_schema.views where table_name = 'orders_scored'`), []string{"1"}) {
@@ -392,4 +393,13 @@ func TestAViewOverATableNotThereYetWaitsForIt(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("awaitViews still runs once every view is created")
 	}
+}
+
+// changeOn changes the schema with its pool, as service.DB does without
+// DATABASE_OWNER_URL.
+type changeOn struct{ pool *pgxpool.Pool }
+
+func (c changeOn) Change(ctx context.Context, ddl service.DDL) error {
+	_, err := ddl(ctx, c.pool)
+	return err
 }

@@ -146,21 +146,6 @@ func (d *drift) take() []measurement {
 	return out
 }
 
-// driftTable keeps the scorer's drift measurements: the PSI of each
-// feature of a dataset's model version over a window of `records` scored
-// records, measured at measured_at.
-const driftTable = `
-create table if not exists scorer_drift (
-    id            bigint generated always as identity primary key,
-    dataset       text not null,
-    model_version text not null,
-    feature       text not null,
-    psi           double precision not null,
-    records       integer not null,
-    measured_at   timestamptz not null
-);
-create index if not exists scorer_drift_dataset_measured_at on scorer_drift (dataset, measured_at)`
-
 // driftRecorder writes the drift measurements of the datasets it was given
 // into scorer_drift, every interval and once more when it stops: off the
 // scoring path, which only updates the windows in memory. A write that
@@ -174,7 +159,6 @@ type driftRecorder struct {
 
 	writing sync.Mutex
 	pending []measurement // taken, not written yet
-	table   bool          // scorer_drift is known to exist
 }
 
 // add makes the recorder record d's measurements.
@@ -233,17 +217,6 @@ func (r *driftRecorder) record(ctx context.Context) (int, error) {
 		}
 	}
 	err := pg.InTx(ctx, r.pool, func(tx pgx.Tx) error {
-		if !r.table {
-			// Scorers starting together serialise on a lock: two
-			// concurrent creations of one table can collide even with if
-			// not exists.
-			if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table scorer_drift'))`); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, driftTable); err != nil {
-				return err
-			}
-		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"scorer_drift"},
 			[]string{"dataset", "model_version", "feature", "psi", "records", "measured_at"}, pgx.CopyFromRows(rows))
 		return err
@@ -252,6 +225,6 @@ func (r *driftRecorder) record(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("write %d drift measurements: %w", n, err)
 	}
-	r.table, r.pending = true, nil
+	r.pending = nil
 	return n, nil
 }

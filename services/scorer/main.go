@@ -59,6 +59,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -69,6 +70,7 @@ import (
 	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/schemas"
+	"github.com/datamill/datamill/services/scorer/migrations"
 )
 
 // settings is the scorer's configuration, read from the environment.
@@ -131,6 +133,67 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return service.Run(ctx, "scorer", args, environ, stdout, score)
 }
 
+// Schema is the scorer's Schema (service.Migrator): `scorer migrate`.
+func (s settings) Schema(p *service.Process) (pg.Config, service.Schema, error) {
+	datasets, _, err := scoredDatasets(p, s)
+	if err != nil {
+		return pg.Config{}, service.Schema{}, err
+	}
+	return s.Postgres, schemaOf(datasets), nil
+}
+
+// scoredDatasets reads the datasets of DATASETS that declare a model, by
+// name, and their names in DATASETS order.
+func scoredDatasets(p *service.Process, cfg settings) (map[string]*dataset, []string, error) {
+	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
+	if err != nil {
+		return nil, nil, err
+	}
+	datasets := map[string]*dataset{}
+	var served []string
+	for _, name := range cfg.Datasets {
+		ds, err := cat.Dataset(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ds.Decl.Model == nil {
+			p.Log.Info("dataset declares no model; the scorer does not serve it", zap.String("dataset", name))
+			continue
+		}
+		d, err := newDataset(ds)
+		if err != nil {
+			return nil, nil, err
+		}
+		datasets[name] = d
+		served = append(served, name)
+	}
+	return datasets, served, nil
+}
+
+// schemaOf is what the scorer keeps in the database: its own tables, from
+// its migrations, and the predictions table of each of datasets whose
+// table the loader created already (the others are created once it has:
+// awaitTable).
+func schemaOf(datasets map[string]*dataset) service.Schema {
+	return service.Schema{
+		Component: "scorer", Migrations: migrations.FS,
+		Tables: pg.Tables{"scorer_drift": pg.Scorer, "scorer_models": pg.Scorer},
+		DDL: func(ctx context.Context, pool *pgxpool.Pool) (pg.Tables, error) {
+			tables := pg.Tables{}
+			for _, d := range datasets {
+				found, err := d.predictionsDDL(ctx, pool)
+				if err != nil {
+					return nil, err
+				}
+				if found {
+					tables[d.predictions] = pg.Predictions
+				}
+			}
+			return tables, nil
+		},
+	}
+}
+
 // score serves every dataset of DATASETS that declares a model: it waits
 // for the dataset's table, creates its predictions table, waits for a
 // model, then scores every persisted record of the dataset. A dataset
@@ -140,33 +203,16 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	if err != nil {
 		return err
 	}
-	pool, err := p.Database(ctx, cfg.Postgres, "scorer", nil)
+	datasets, served, err := scoredDatasets(p, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	cat, err := p.Datasets(cfg.Schemas, cfg.Datasets)
+	db, err := p.Database(ctx, cfg.Postgres, schemaOf(datasets))
 	if err != nil {
 		return err
 	}
-	datasets := map[string]*dataset{}
-	var served []string
-	for _, name := range cfg.Datasets {
-		ds, err := cat.Dataset(name)
-		if err != nil {
-			return err
-		}
-		if ds.Decl.Model == nil {
-			p.Log.Info("dataset declares no model; the scorer does not serve it", zap.String("dataset", name))
-			continue
-		}
-		d, err := newDataset(ds)
-		if err != nil {
-			return err
-		}
-		datasets[name] = d
-		served = append(served, name)
-	}
+	defer db.Close()
+	pool := db.Pool
 
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datamill_scorer_model_info", Help: "1 for the model version being applied to a dataset, 0 for those swapped out.",
@@ -217,7 +263,7 @@ func score(ctx context.Context, p *service.Process, cfg settings) error {
 	// starts once it has them, whatever the other datasets wait for.
 	return service.RunStagesIndependently(ctx, p, served, cfg.Stage, cfg.Kafka, func(ctx context.Context, ds string) (*stage.Spec[persisted, scored], error) {
 		d, ms := datasets[ds], applied[ds]
-		if err := d.awaitTable(ctx, pool, func(r string) { p.Telemetry.SetReady("predictions_"+ds, false, r) }); err != nil {
+		if err := d.awaitTable(ctx, db, pool, func(r string) { p.Telemetry.SetReady("predictions_"+ds, false, r) }); err != nil {
 			return nil, err // ctx ended
 		}
 		p.Telemetry.SetReady("predictions_"+ds, true, "")

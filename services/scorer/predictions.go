@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datamill/datamill/pkg/pg"
+	"github.com/datamill/datamill/pkg/service"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
 
@@ -54,7 +55,13 @@ func (d *dataset) createPredictions(ctx context.Context, pool *pgxpool.Pool, key
 		// A table created before they were kept gains them too.
 		ddl += fmt.Sprintf(";\n"+estimateColumns, ident(d.predictions))
 	}
-	err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+	// Checked first, and changed only when something is missing, so that
+	// the scorer's own role, which may not, can run it at every start.
+	present, err := d.predictionsPresent(ctx, pool)
+	if err != nil || present {
+		return err
+	}
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table ' || $1))`, d.predictions); err != nil {
 			return err
 		}
@@ -67,23 +74,79 @@ func (d *dataset) createPredictions(ctx context.Context, pool *pgxpool.Pool, key
 	return nil
 }
 
+// predictionsPresent reports whether the predictions table is there with
+// the columns its model needs.
+func (d *dataset) predictionsPresent(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	want := []string{"event_id", "probability"}
+	if d.ridge() {
+		want = append(want, "estimate", "stated")
+	}
+	var n int
+	err := pool.QueryRow(ctx, `select count(*) from pg_attribute
+		where attrelid = to_regclass($1) and attname = any ($2) and not attisdropped`, ident(d.predictions), want).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("columns of %s: %w", d.predictions, err)
+	}
+	return n == len(want), nil
+}
+
 // ident quotes a name for SQL.
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
+// schemaChanger changes the database's schema: *service.DB.
+type schemaChanger interface {
+	Change(ctx context.Context, ddl service.DDL) error
+}
+
+// keyColumnType is the type of the dataset table's key column, or "" while
+// the table is not there.
+func (d *dataset) keyColumnType(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var keyType *string
+	err := pool.QueryRow(ctx, `select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+		where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped`, ident(d.table), d.key).Scan(&keyType)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && keyType == nil {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("key of %s: %w", d.table, err)
+	}
+	return *keyType, nil
+}
+
+// predictionsDDL creates the dataset's predictions table, when the
+// dataset's table is there: the DDL of the scorer's Schema and of
+// awaitTable. It reports whether it found the dataset's table.
+func (d *dataset) predictionsDDL(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	keyType, err := d.keyColumnType(ctx, pool)
+	if err != nil || keyType == "" {
+		return false, err
+	}
+	return true, d.createPredictions(ctx, pool, keyType)
+}
+
 // awaitTable waits until the dataset's table exists with its key column
 // (the loader creates it from the dataset's clean schema), then creates
-// the predictions table.
-func (d *dataset) awaitTable(ctx context.Context, pool *pgxpool.Pool, waiting func(string)) error {
+// the predictions table unless it is there, a change of db's schema. It
+// looks with pool, the scorer's own, so that the migration owner's is
+// opened only to create the table.
+func (d *dataset) awaitTable(ctx context.Context, db schemaChanger, pool *pgxpool.Pool, waiting func(string)) error {
 	for {
-		var keyType *string
-		err := pool.QueryRow(ctx, `select format_type(a.atttypid, a.atttypmod) from pg_attribute a
-			where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped`, ident(d.table), d.key).Scan(&keyType)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
-		}
-		if err == nil && keyType != nil {
-			if err = d.createPredictions(ctx, pool, *keyType); err == nil {
+		keyType, err := d.keyColumnType(ctx, pool)
+		if err == nil && keyType != "" {
+			var present bool
+			if present, err = d.predictionsPresent(ctx, pool); err == nil && present {
 				return nil
+			}
+			if err == nil {
+				err = db.Change(ctx, func(ctx context.Context, pool *pgxpool.Pool) (pg.Tables, error) {
+					if _, err := d.predictionsDDL(ctx, pool); err != nil {
+						return nil, err
+					}
+					return pg.Tables{d.predictions: pg.Predictions}, nil
+				})
+				if err == nil {
+					return nil
+				}
 			}
 		}
 		switch {

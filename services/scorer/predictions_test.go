@@ -43,7 +43,7 @@ create table users (
 // The scorer waits for the loader's users table, then creates its
 // predictions table: its columns, key, foreign key to users and indexes.
 func TestTheScorerCreatesThePredictionsTableOnceTheUsersTableExists(t *testing.T) {
-	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 2})
+	pool, err := migrated(t, testkit.Postgres(t), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestTheScorerCreatesThePredictionsTableOnceTheUsersTableExists(t *testing.T
 	waited := make(chan string, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- usersDataset(t).awaitTable(t.Context(), pool, func(reason string) {
+		done <- usersDataset(t).awaitTable(t.Context(), changeOn{pool}, pool, func(reason string) {
 			select {
 			case waited <- reason:
 			default:
@@ -119,7 +119,7 @@ order by 1`)
 	// A scorer starting again finds the table there.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if err := usersDataset(t).awaitTable(ctx, pool, func(string) {}); err != nil {
+	if err := usersDataset(t).awaitTable(ctx, changeOn{pool}, pool, func(string) {}); err != nil {
 		t.Errorf("awaitTable on an existing predictions table = %v", err)
 	}
 }
@@ -173,7 +173,7 @@ func itemsDataset(t testing.TB) *dataset {
 // are written and read back by text key, and its scored records carry the
 // key as a string field named as the clean key.
 func TestATextKeyedRidgeDatasetHasItsOwnPredictions(t *testing.T) {
-	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 2})
+	pool, err := migrated(t, testkit.Postgres(t), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestATextKeyedRidgeDatasetHasItsOwnPredictions(t *testing.T) {
 	if d.predictions != "items_predictions" || d.keyColumn != "sku" || !d.textKey {
 		t.Fatalf("items: predictions table %s, key column %s, text key %v", d.predictions, d.keyColumn, d.textKey)
 	}
-	if err := d.awaitTable(t.Context(), pool, func(string) {}); err != nil {
+	if err := d.awaitTable(t.Context(), changeOn{pool}, pool, func(string) {}); err != nil {
 		t.Fatal(err)
 	}
 	var defs string

@@ -73,7 +73,7 @@ func streamPrediction(t testing.TB, m *model.Model, c users.Clean) prediction {
 // broker).
 func (s *scorerStack) newReconciler(t *testing.T, dir string, produce func(context.Context, ...*kgo.Record) error) *reconciler {
 	t.Helper()
-	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 2})
+	pool, err := migrated(t, config.ToMap(s.env)["DATABASE_URL"], 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestReconcileReadsPredictionsByIndexOnly(t *testing.T) {
 	}
 	r := s.newReconciler(t, dir, nil)
 	// One connection, so that the statistics flushes below are its own.
-	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 1})
+	pool, err := migrated(t, config.ToMap(s.env)["DATABASE_URL"], 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestReconcileReadsPredictionsByIndexOnly(t *testing.T) {
 func TestAWriteWaitingOnAnotherGetsItsPrediction(t *testing.T) {
 	s := newScorerStack(t)
 	s.loaded(t, 1, 3, time.Hour)
-	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 2})
+	pool, err := migrated(t, config.ToMap(s.env)["DATABASE_URL"], 2)
 	if err != nil {
 		t.Fatal(err)
 	}

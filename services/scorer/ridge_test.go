@@ -22,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -313,7 +312,7 @@ func offersBatch(t testing.TB, d *dataset, rows []offer) []stage.Message[persist
 // (salary_stated), and so do the rows of its predictions table (estimate,
 // stated); a replayed batch gets the stored ones back.
 func TestARidgeModelsScoredRecordsCarryTheEstimateAndWhetherItWasStated(t *testing.T) {
-	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 2})
+	pool, err := migrated(t, testkit.Postgres(t), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +331,7 @@ func TestARidgeModelsScoredRecordsCarryTheEstimateAndWhetherItWasStated(t *testi
 	if d.estimateField != "salary_estimate" || d.statedField != "salary_stated" {
 		t.Fatalf("offers' scored fields of its ridge model: %q, %q", d.estimateField, d.statedField)
 	}
-	if err := d.awaitTable(t.Context(), pool, func(string) {}); err != nil {
+	if err := d.awaitTable(t.Context(), changeOn{pool}, pool, func(string) {}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

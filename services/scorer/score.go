@@ -107,7 +107,7 @@ type scoring struct {
 
 // handler scores a batch with one model (the current one when the batch
 // starts), writes the predictions in one database transaction, idempotent
-// by event id, and returns the scored records as the table holds them: a
+// by event id, with the batch's datamill_batches rows (pg.AuditBatch), and returns the scored records as the table holds them: a
 // replayed event gets back the prediction it was first given, model
 // version included, whatever model is current now.
 func (s *scoring) handler(ctx context.Context, batch []stage.Message[persisted]) (stage.Result[scored], error) {
@@ -125,8 +125,13 @@ func (s *scoring) handler(ctx context.Context, batch []stage.Message[persisted])
 	var stored map[string]scored
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		stored, _, err = d.writePredictions(ctx, tx, preds)
-		return err
+		if stored, _, err = d.writePredictions(ctx, tx, preds); err != nil {
+			return err
+		}
+		return pg.AuditBatch(ctx, tx, pg.Batches("scorer", len(batch), func(i int) (string, int32, int64) {
+			o := batch[i].Origin
+			return o.Topic, o.Partition, o.Offset
+		})...)
 	})
 	if err != nil {
 		return stage.Result[scored]{}, fmt.Errorf("write %d predictions of %s: %w", len(preds), d.name, err)

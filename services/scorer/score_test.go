@@ -20,7 +20,6 @@ import (
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
-	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/stage"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -45,7 +44,7 @@ func newScorerStack(t *testing.T) *scorerStack {
 	}
 	env := testkit.Stack(t, true)
 	m := config.ToMap(env)
-	pool, err := pg.Open(t.Context(), pg.Config{URL: m["DATABASE_URL"], MaxConns: 2})
+	pool, err := migrated(t, m["DATABASE_URL"], 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +273,7 @@ func TestReplayedBatchRepublishesTheStoredPredictions(t *testing.T) {
 	s.persist(t, 1, 21)
 	dir := t.TempDir()
 	first := trainModel(t, dir)
-	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 2})
+	pool, err := migrated(t, config.ToMap(s.env)["DATABASE_URL"], 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +322,7 @@ func TestABatchReadsPredictionsByIndexOnly(t *testing.T) {
 	dir := t.TempDir()
 	trainModel(t, dir)
 	// One connection, so that the statistics flushes below are its own.
-	pool, err := pg.Open(t.Context(), pg.Config{URL: config.ToMap(s.env)["DATABASE_URL"], MaxConns: 1})
+	pool, err := migrated(t, config.ToMap(s.env)["DATABASE_URL"], 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,31 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
-
-// registryTable is the scorer's model registry: every model it trained by
-// itself, promoted or not, with its held-out metrics, the data it was
-// trained on (rows and fingerprint) and the model it was compared with.
-const registryTable = `
-create table if not exists scorer_models (
-    id               bigint generated always as identity primary key,
-    dataset          text not null,
-    name             text not null,
-    version          text not null,
-    kind             text not null,
-    trained_at       timestamptz not null,
-    rows             integer not null,
-    data_fingerprint text not null,
-    test_metrics     jsonb not null,
-    baseline_version text,
-    baseline_metrics jsonb,
-    promoted         boolean not null,
-    reason           text not null,
-    artefact         text,
-    unique (name, version)
-)`
 
 // selfTrainer trains a dataset's declared model by itself: once no model
 // is applied and the dataset's table holds the declared min_rows labelled
@@ -58,8 +35,6 @@ type selfTrainer struct {
 	// last promoted, until the scorer applies it.
 	last     time.Time
 	promoted string
-	// registry is set once the registry table is known to exist.
-	registry bool
 	// labelled is how many labelled rows the table held at the last
 	// check; -1 before the first.
 	labelled atomic.Int64
@@ -84,7 +59,7 @@ func (t *selfTrainer) waiting() string {
 	return fmt.Sprintf("self-training once the %s table holds %d labelled rows; it holds %d", t.dataset, t.decl.Train.MinRows, n)
 }
 
-// run creates the registry table, then trains whenever it is due,
+// run trains whenever it is due,
 // checking every interval until ctx ends; a cycle that fails is logged and
 // tried again at the next.
 func (t *selfTrainer) run(ctx context.Context, every time.Duration) {
@@ -133,21 +108,6 @@ func (t *selfTrainer) due(ctx context.Context, cur *model.Model) (bool, error) {
 // cycle trains once if it is due and returns the registry's record of it,
 // nil when nothing was due.
 func (t *selfTrainer) cycle(ctx context.Context) (*registration, error) {
-	if !t.registry {
-		// Scorers starting together serialise on a lock: two concurrent
-		// creations of one table can collide even with if not exists.
-		err := pg.InTx(ctx, t.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table scorer_models'))`); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, registryTable)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("create the model registry: %w", err)
-		}
-		t.registry = true
-	}
 	cur := t.models.current.Load()
 	if cur != nil && cur.Version == t.promoted {
 		t.promoted = ""

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/services/scorer/internal/model"
 )
@@ -22,7 +21,7 @@ import (
 // labelled users into it.
 func labelledUsers(t *testing.T) (*pgxpool.Pool, func(n int)) {
 	t.Helper()
-	pool, err := pg.Open(t.Context(), pg.Config{URL: testkit.Postgres(t), MaxConns: 4})
+	pool, err := migrated(t, testkit.Postgres(t), 4)
 	if err != nil {
 		t.Fatal(err)
 	}
