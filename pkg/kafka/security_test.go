@@ -28,7 +28,8 @@ type secureBroker interface {
 // TestSecurity runs the security checks on the in-process secure broker
 // and, in the real-broker tier (KAFKA_BROKERS set: make test-real), on a
 // secure Apache Kafka broker it starts with broker.sh start --secure,
-// where every denial must also be in the authorizer's log.
+// where every denial must also be in the broker's audit trail: the
+// authorizer's log, the broker's for a failed authentication.
 func TestSecurity(t *testing.T) {
 	t.Run("in-process", func(t *testing.T) {
 		// kfake closes the connection of a failed authentication
@@ -38,16 +39,27 @@ func TestSecurity(t *testing.T) {
 	if testkit.RealBroker() {
 		t.Run("apache-kafka", func(t *testing.T) {
 			b := testkit.SecureRealKafka(t)
-			checkSecurity(t, b, kerr.SaslAuthenticationFailed, func(t *testing.T, principal, operation, resource string) {
-				awaitAudit(t, b, principal, operation, resource)
+			checkSecurity(t, b, kerr.SaslAuthenticationFailed, func(t *testing.T, log string, want ...string) {
+				awaitLog(t, b, log, want...)
 			})
 		})
 	}
 }
 
-// audited checks that the broker's audit trail shows principal denied
-// operation on resource; nil where the broker keeps none.
-type audited func(t *testing.T, principal, operation, resource string)
+// audited checks that a line of the broker's log file has every one of
+// want; nil where the broker keeps no audit trail.
+type audited func(t *testing.T, log string, want ...string)
+
+// The real broker's logs (scripts/kafka/broker.sh).
+const (
+	authorizerLog = "kafka-authorizer.log"
+	brokerLog     = "broker.log"
+)
+
+// denied is how the authorizer logs a denial.
+func denied(principal, operation string) string {
+	return "Principal = " + kafka.Principal(principal) + " is Denied operation = " + operation
+}
 
 // checkSecurity shows that every service can do its job on b, and each
 // denial with its real error; a wrong password fails with badPassword.
@@ -97,7 +109,7 @@ func checkSecurity(t *testing.T, b secureBroker, badPassword error, audit audite
 		}
 		t.Logf("cleaner → %s: %v", topic(kafka.Raw), err)
 		if audit != nil {
-			audit(t, "cleaner", "WRITE", topic(kafka.Raw))
+			audit(t, authorizerLog, denied("cleaner", "WRITE"), "Topic:LITERAL:"+topic(kafka.Raw))
 		}
 	})
 
@@ -109,7 +121,7 @@ func checkSecurity(t *testing.T, b secureBroker, badPassword error, audit audite
 		}
 		t.Logf("cleaner in %s: %v", group, err)
 		if audit != nil {
-			audit(t, "cleaner", "DESCRIBE", group)
+			audit(t, authorizerLog, denied("cleaner", "DESCRIBE"), "Group:LITERAL:"+group)
 		}
 	})
 
@@ -137,7 +149,7 @@ func checkSecurity(t *testing.T, b secureBroker, badPassword error, audit audite
 			t.Fatalf("cleaner initializing transactional id %s: %v, want %v", id, err, kerr.TransactionalIDAuthorizationFailed)
 		}
 		if audit != nil {
-			audit(t, "cleaner", "WRITE", id)
+			audit(t, authorizerLog, denied("cleaner", "DESCRIBE"), "TransactionalId:LITERAL:"+id)
 		}
 	})
 
@@ -168,6 +180,9 @@ func checkSecurity(t *testing.T, b secureBroker, badPassword error, audit audite
 			t.Fatalf("a wrong password: %v, want %v", err, badPassword)
 		}
 		t.Logf("wrong password: %v", err)
+		if audit != nil {
+			audit(t, brokerLog, "Failed authentication with /127.0.0.1", "invalid credentials with SASL mechanism SCRAM-SHA-512")
+		}
 	})
 
 	t.Run("PLAIN without TLS", func(t *testing.T) {
@@ -327,21 +342,25 @@ func joinGroup(ctx context.Context, t *testing.T, cfg kafka.Config, group, topic
 	}
 }
 
-// awaitAudit waits for the real broker's authorizer log to show principal
-// denied operation on resource.
-func awaitAudit(t *testing.T, b *testkit.SecureRealBroker, principal, operation, resource string) {
+// awaitLog waits for a line of the real broker's log file that has every
+// one of want.
+func awaitLog(t *testing.T, b *testkit.SecureRealBroker, log string, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	want := "Principal = " + kafka.Principal(principal) + " is Denied operation = " + operation
 	for {
-		for line := range strings.Lines(b.AuthorizerLog(t)) {
-			if strings.Contains(line, want) && strings.Contains(line, resource) {
-				t.Logf("audit: %s", strings.TrimSpace(line))
+		text := b.Log(t, log)
+		for line := range strings.Lines(text) {
+			all := true
+			for _, w := range want {
+				all = all && strings.Contains(line, w)
+			}
+			if all {
+				t.Logf("%s: %s", log, strings.TrimSpace(line))
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the authorizer log has no line with %q on %s:\n%s", want, resource, b.AuthorizerLog(t))
+			t.Fatalf("%s has no line with %q:\n%s", log, want, text)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

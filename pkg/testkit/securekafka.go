@@ -144,13 +144,14 @@ func (b *SecureRealBroker) ClientConfig(principal string) kafka.Config {
 	}
 }
 
-// AuthorizerLog returns what the broker's authorizer logged: its denials,
-// Kafka's audit trail.
-func (b *SecureRealBroker) AuthorizerLog(t testing.TB) string {
+// Log returns the broker's log file name: kafka-authorizer.log has the
+// authorizer's denials, Kafka's audit trail; broker.log everything else,
+// failed authentications among it.
+func (b *SecureRealBroker) Log(t testing.TB, name string) string {
 	t.Helper()
-	log, err := os.ReadFile(filepath.Join(b.dir, "kafka-authorizer.log"))
+	log, err := os.ReadFile(filepath.Join(b.dir, name)) // #nosec G304 -- a file of the test's own broker
 	if err != nil {
-		t.Fatalf("authorizer log: %v", err)
+		t.Fatalf("the broker's %s: %v", name, err)
 	}
 	return string(log)
 }
