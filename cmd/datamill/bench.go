@@ -356,7 +356,11 @@ func (b *benchRun) publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(b.eps["KAFKA_BROKERS"], ",")}, zap.NewNop(),
+	kcfg, err := cliKafka(b.eps)
+	if err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
@@ -426,7 +430,11 @@ func (b *benchRun) readScored(ctx context.Context) error {
 		ScoredAt time.Time `avro:"scored_at"`
 	}
 	var codec *serde.Codec[scored]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b.eps["KAFKA_BROKERS"], ",")...), kgo.ConsumeTopics(topic),
+	kcfg, err := cliKafka(b.eps)
+	if err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return err

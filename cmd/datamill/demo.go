@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	htmlreport "github.com/datamill/datamill/cmd/datamill/internal/report"
@@ -199,7 +200,10 @@ func demoReport(ctx context.Context, eps map[string]string, dataset, file string
 	if src, ok := datasetSection(dataset); ok {
 		sources = append(sources, src)
 	}
-	kcfg := kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ","), Partitions: 1}
+	kcfg, err := cliKafka(eps)
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
 	sources = append(sources, htmlreport.Pipeline, htmlreport.Streams(kcfg, eps["SCHEMA_REGISTRY_URL"], []string{dataset}), htmlreport.Profiles)
 	if err := writeReport(ctx, eps["DATABASE_URL"], sources, path); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
@@ -328,7 +332,7 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 		return nil, err
 	}
 	s.Tables[table], s.Tables[predictions] = rows, predicted
-	if s.DistinctValidIDs, err = distinctKeys(ctx, eps["KAFKA_BROKERS"], kafka.Topic(kafka.Clean, d.ds.Name), s.Counts.Clean); err != nil {
+	if s.DistinctValidIDs, err = distinctKeys(ctx, eps, kafka.Topic(kafka.Clean, d.ds.Name), s.Counts.Clean); err != nil {
 		return nil, err
 	}
 	if s.Eco, err = d.eco(ctx, conn); err != nil {
@@ -499,8 +503,12 @@ func scrape(ctx context.Context, addr, stage string) (stageCounts, error) {
 
 // distinctKeys reads the n committed records of topic and counts their
 // distinct keys.
-func distinctKeys(ctx context.Context, brokers, topic string, n int) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ConsumeTopics(topic),
+func distinctKeys(ctx context.Context, eps map[string]string, topic string, n int) (int, error) {
+	kcfg, err := cliKafka(eps)
+	if err != nil {
+		return 0, err
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return 0, err

@@ -46,7 +46,6 @@ type jobsDemo struct {
 	// `scorer train` writes the split for reference checks.
 	datasets, models, scorer, runID, exportSplit string
 	svc                                          map[string]string
-	brokers                                      string
 	registry                                     string
 	progress                                     func(string, ...any)
 }
@@ -167,7 +166,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 		progress("stack ready (services' logs: %s)", logs.Name())
 		j := &jobsDemo{
 			board: board, base: base, svc: svc, database: eps["DATABASE_URL"], eps: eps, datasets: datasets,
-			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress,
+			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, registry: eps["SCHEMA_REGISTRY_URL"], progress: progress,
 		}
 		s, err := j.run(ctx)
 		summary = s
@@ -703,7 +702,11 @@ func (j *jobsDemo) rawRecords(ctx context.Context) ([]rawJob, error) {
 	}
 	var out []rawJob
 	var bad error
-	err = kafka.ReadCommitted(ctx, kafka.Config{Brokers: strings.Split(j.brokers, ",")}, zap.NewNop(), kafka.Topic(kafka.Raw, "jobs"), nil, func(r *kgo.Record) {
+	kcfg, err := cliKafka(j.eps)
+	if err != nil {
+		return nil, err
+	}
+	err = kafka.ReadCommitted(ctx, kcfg, zap.NewNop(), kafka.Topic(kafka.Raw, "jobs"), nil, func(r *kgo.Record) {
 		_, v, err := reg.DecodeAny(ctx, r.Value)
 		if err != nil {
 			bad = err

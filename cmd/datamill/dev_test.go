@@ -533,7 +533,7 @@ func resetRealBroker(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := resetPipeline(ctx, strings.Split(os.Getenv("KAFKA_BROKERS"), ","), "users"); err != nil {
+	if err := resetPipeline(ctx, kafka.Config{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}, "users"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -143,7 +143,10 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "datamill: ignoring fields %s has no place for: %s\n", ds.Name, strings.Join(input.unknown, ", "))
 	}
 
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return fmt.Errorf("%w; nothing was published", err)
+	}
 	lookup := ctx
 	if len(input.refused) > 0 && !*skip {
 		// The input is refused whatever the sizes: asking the broker for

@@ -215,7 +215,10 @@ func csvHeader(head []byte, br *bufio.Reader) []string {
 // profileTopic profiles a topic's committed records, from its start to its
 // last stable offsets when the profile starts.
 func profileTopic(ctx context.Context, topic string, env map[string]string, opts profile.Options, stderr io.Writer) (*report, error) {
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 	if err != nil {
 		return nil, err

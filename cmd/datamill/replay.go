@@ -114,7 +114,10 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	}
 
 	if !*dryRun {
-		kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+		kcfg, err := cliKafka(env)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
 		reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 		if err != nil {
 			return err

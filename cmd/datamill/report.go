@@ -82,8 +82,11 @@ func reportCommand(ctx context.Context, args, environ []string, stdout, stderr i
 		return errUsage
 	}
 	env := config.ToMap(environ)
-	sources, err := reportSources(datasets, kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1},
-		cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry))
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	sources, err := reportSources(datasets, kcfg, cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry))
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}

@@ -61,7 +61,10 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		return fmt.Errorf("tail: --dataset %s goes with a step (%s), not with the topic %s", dataset, strings.Join(steps(), ", "), topic)
 	}
 	env := config.ToMap(environ)
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 	if err != nil {
 		return err
