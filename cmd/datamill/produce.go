@@ -45,8 +45,9 @@ lack the dataset's key, or that are larger than the topic takes
 (max.message.bytes) are listed, and nothing is published; with --skip-refused
 they are listed and the others are published.
 
-KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;
-DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
+KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev, and
+the other KAFKA_* variables (TLS, SASL) are the services' (export what dev
+prints); DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
 as it does for the services (SCHEMAS_DIR is its deprecated name).
 
 flags:`

@@ -69,7 +69,7 @@ columns that could key the records, with the duplicates of the best one.
 The target is a file when one exists at that path, a topic when it starts
 with raw., clean., persisted., scored. or dlq., else a table; file:, topic:
 and table: say which. KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those
-of datamill dev. Memory stays bounded: quantiles come from a sample, and
+of datamill dev; the other KAFKA_* variables (TLS, SASL) are the services'. Memory stays bounded: quantiles come from a sample, and
 distinct values are counted up to --max-distinct.
 
 flags:`)

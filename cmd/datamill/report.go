@@ -30,7 +30,7 @@ network) read from the warehouse of DATABASE_URL (the URL "datamill dev"
 prints): the sections of each --dataset (jobs, users; all unless given), the
 pipeline and its eco meter, the dead letters by stage and reason and each
 stage's lag (read from Kafka: KAFKA_BROKERS and SCHEMA_REGISTRY_URL, dev's
-unless set), and the tables' profiles. A dataset that was not run, a missing
+unless set, and the services' other KAFKA_* variables), and the tables' profiles. A dataset that was not run, a missing
 eco meter or an unreachable broker is a note in its section, not an error.
 
 With --serve it serves the page instead, built again on each load, on a
