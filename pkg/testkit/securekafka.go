@@ -82,16 +82,25 @@ func SecureRealKafka(t testing.TB) *SecureRealBroker {
 	}
 	script := brokerScript()
 	dir := filepath.Join(t.TempDir(), "kafka")
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, script, "start", "--secure", "--port", strconv.Itoa(port), "--dir", dir) // #nosec G204 -- the checkout's own script
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	var err error
+	// The broker takes a free port and the next one, for its controller,
+	// which another process may hold: then another pair is tried.
+	for attempt := 1; ; attempt++ {
+		port, perr := freePort()
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		stdout.Reset()
+		stderr.Reset()
+		cmd := exec.CommandContext(ctx, script, "start", "--secure", "--port", strconv.Itoa(port), "--dir", dir) // #nosec G204 -- the checkout's own script
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err = cmd.Run(); err == nil || attempt == 3 || !strings.Contains(stderr.String(), "already in use") {
+			break
+		}
+	}
 	t.Cleanup(func() {
 		out, err := exec.Command(script, "stop", "--dir", dir).CombinedOutput() // #nosec G204 -- the checkout's own script
 		if err != nil {
