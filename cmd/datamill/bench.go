@@ -80,7 +80,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	models := filepath.Join(dir, "models")
 	// Its own stack, on the Kafka and PostgreSQL of the environment when
 	// it names them.
-	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute}, logs,
+	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute, secureKafka: true}, logs,
 		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ,
 		[]string{"DATASETS=" + ds.Name, "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=200ms", "LOG_LEVEL=warn"})
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }

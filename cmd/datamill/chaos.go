@@ -270,7 +270,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 	if prefix := c.lakePrefix(name); prefix != "" {
 		set = append(set, "S3_PREFIX="+prefix)
 	}
-	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute}, c.logs,
+	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute, secureKafka: true}, c.logs,
 		"chaos-"+name, c.environ, set)
 	if brokers := d.env["KAFKA_BROKERS"]; brokers != "" {
 		c.progress("deleting the pipeline's topics and groups on %s", brokers)

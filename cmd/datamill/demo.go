@@ -79,8 +79,8 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
 	// The demo's own throwaway stack: free ports, a fresh database, an
-	// in-process broker.
-	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+	// in-process broker, secure as dev's.
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true}, logs, runID, environ,
 		[]string{
 			"DATASETS=" + ds.Name, "EXTRACTOR_FILES=" + ds.Name + "=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
 			"ECO_SAMPLE_INTERVAL=500ms", "SCORER_DRIFT_INTERVAL=200ms", // the report charts the drift of the run
@@ -393,8 +393,8 @@ func (d *demoRun) model(ctx context.Context) (demoModel, error) {
 	if len(entries) == 0 {
 		d.progress("training the %s model on the loaded %s…", modelName(d.ds), d.ds.Name)
 		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models, "--name", modelName(d.ds)) // #nosec G204 -- our own scorer binary, arguments passed without a shell
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID,
-			"KAFKA_BROKERS="+d.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID, "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
+		cmd.Env = append(cmd.Env, kafkaVars(d.eps)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return m, fmt.Errorf("demo: scorer train: %w\n%s", err, out)
 		}

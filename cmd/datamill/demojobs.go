@@ -155,7 +155,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 	}
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
-	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true}, logs, runID, environ,
 		[]string{
 			"DATASETS=jobs", "DATASETS_DIR=" + datasets, "EXTRACTOR_SECRETS_DIR=" + secrets,
 			"EXTRACTOR_POLL_RETRY=500ms", "ECO_SAMPLE_INTERVAL=500ms",
@@ -459,7 +459,8 @@ func (j *jobsDemo) model(ctx context.Context, s *jobsDemoSummary, persisted int)
 	}
 	cmd := exec.CommandContext(ctx, j.scorer, args...) // #nosec G204 -- our own scorer binary, arguments passed without a shell
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+j.database, "RUN_ID="+j.runID, "DATASETS_DIR="+j.datasets,
-		"KAFKA_BROKERS="+j.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+j.eps["SCHEMA_REGISTRY_URL"])
+		"SCHEMA_REGISTRY_URL="+j.eps["SCHEMA_REGISTRY_URL"])
+	cmd.Env = append(cmd.Env, kafkaVars(j.eps)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("demo: scorer train: %w\n%s", err, out)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/datamill/datamill/pkg/config"
@@ -25,4 +26,21 @@ func cliKafka(env map[string]string) (kafka.Config, error) {
 		return kafka.Config{}, fmt.Errorf("kafka: %w", err)
 	}
 	return cfg, nil
+}
+
+// kafkaVars are the KAFKA_* variables of env as KEY=value, sorted, for a
+// child process; with a password file they empty KAFKA_SASL_PASSWORD, so
+// that one in the shell does not clash with the file.
+func kafkaVars(env map[string]string) []string {
+	var vars []string
+	for k, v := range env {
+		if strings.HasPrefix(k, "KAFKA_") {
+			vars = append(vars, k+"="+v)
+		}
+	}
+	if env["KAFKA_SASL_PASSWORD_FILE"] != "" && env["KAFKA_SASL_PASSWORD"] == "" {
+		vars = append(vars, "KAFKA_SASL_PASSWORD=")
+	}
+	slices.Sort(vars)
+	return vars
 }
