@@ -85,7 +85,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		// Go's profiles are served on the admin address only when asked.
 		set = append(set, "ADMIN_PPROF=true")
 	}
-	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute}, logs,
+	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute, secureKafka: true}, logs,
 		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ, set)
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	var report *benchReport
@@ -360,7 +360,11 @@ func (b *benchRun) publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(b.eps["KAFKA_BROKERS"], ",")}, zap.NewNop(),
+	kcfg, err := cliKafka(b.eps)
+	if err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
@@ -430,7 +434,11 @@ func (b *benchRun) readScored(ctx context.Context) error {
 		ScoredAt time.Time `avro:"scored_at"`
 	}
 	var codec *serde.Codec[scored]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b.eps["KAFKA_BROKERS"], ",")...), kgo.ConsumeTopics(topic),
+	kcfg, err := cliKafka(b.eps)
+	if err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return err

@@ -270,12 +270,15 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 	if prefix := c.lakePrefix(name); prefix != "" {
 		set = append(set, "S3_PREFIX="+prefix)
 	}
-	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute}, c.logs,
+	d := commandStack(devFlags{dir: dir, partitions: c.flags.partitions, readyTimeout: 3 * time.Minute, secureKafka: true}, c.logs,
 		"chaos-"+name, c.environ, set)
 	if brokers := d.env["KAFKA_BROKERS"]; brokers != "" {
 		c.progress("deleting the pipeline's topics and groups on %s", brokers)
 		resetCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := resetPipeline(resetCtx, strings.Split(brokers, ","), c.ds.Name)
+		kcfg, err := cliKafka(d.env)
+		if err == nil {
+			err = resetPipeline(resetCtx, kcfg, c.ds.Name)
+		}
 		cancel()
 		if err != nil {
 			return chaosOutcome{}, nil, err
@@ -298,7 +301,10 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 				_ = os.Rename(filepath.Join(c.inbox, name), filepath.Join(c.inbox, "."+name))
 			}
 		}()
-		kcfg := kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}
+		kcfg, err := cliKafka(eps)
+		if err != nil {
+			return err
+		}
 		faultsDone := make(chan error, 1)
 		injectCtx, stopInjecting := context.WithCancel(ctx)
 		defer stopInjecting()

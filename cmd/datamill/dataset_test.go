@@ -144,7 +144,7 @@ func TestResetDeletesTheGivenDatasetsPipeline(t *testing.T) {
 	}
 	resetCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := resetPipeline(resetCtx, k.Brokers(), "orders"); err != nil {
+	if err := resetPipeline(resetCtx, kafka.Config{Brokers: k.Brokers()}, "orders"); err != nil {
 		t.Fatal(err)
 	}
 	listed, err := adm.ListTopics(ctx)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	htmlreport "github.com/datamill/datamill/cmd/datamill/internal/report"
@@ -78,8 +79,8 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
 	// The demo's own throwaway stack: free ports, a fresh database, an
-	// in-process broker.
-	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+	// in-process broker, secure as dev's.
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true}, logs, runID, environ,
 		[]string{
 			"DATASETS=" + ds.Name, "EXTRACTOR_FILES=" + ds.Name + "=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
 			"ECO_SAMPLE_INTERVAL=500ms", "SCORER_DRIFT_INTERVAL=200ms", // the report charts the drift of the run
@@ -199,7 +200,10 @@ func demoReport(ctx context.Context, eps map[string]string, dataset, file string
 	if src, ok := datasetSection(dataset); ok {
 		sources = append(sources, src)
 	}
-	kcfg := kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ","), Partitions: 1}
+	kcfg, err := cliKafka(eps)
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
 	sources = append(sources, htmlreport.Pipeline, htmlreport.Streams(kcfg, eps["SCHEMA_REGISTRY_URL"], []string{dataset}), htmlreport.Profiles)
 	if err := writeReport(ctx, eps["DATABASE_URL"], sources, path); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
@@ -328,7 +332,7 @@ func (d *demoRun) demo(ctx context.Context, opts gen.Options) (*demoSummary, err
 		return nil, err
 	}
 	s.Tables[table], s.Tables[predictions] = rows, predicted
-	if s.DistinctValidIDs, err = distinctKeys(ctx, eps["KAFKA_BROKERS"], kafka.Topic(kafka.Clean, d.ds.Name), s.Counts.Clean); err != nil {
+	if s.DistinctValidIDs, err = distinctKeys(ctx, eps, kafka.Topic(kafka.Clean, d.ds.Name), s.Counts.Clean); err != nil {
 		return nil, err
 	}
 	if s.Eco, err = d.eco(ctx, conn); err != nil {
@@ -389,8 +393,8 @@ func (d *demoRun) model(ctx context.Context) (demoModel, error) {
 	if len(entries) == 0 {
 		d.progress("training the %s model on the loaded %s…", modelName(d.ds), d.ds.Name)
 		cmd := exec.CommandContext(ctx, d.scorer, "train", "--out", d.models, "--name", modelName(d.ds)) // #nosec G204 -- our own scorer binary, arguments passed without a shell
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID,
-			"KAFKA_BROKERS="+d.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+d.eps["DATABASE_URL"], "RUN_ID="+d.runID, "SCHEMA_REGISTRY_URL="+d.eps["SCHEMA_REGISTRY_URL"])
+		cmd.Env = append(cmd.Env, kafkaVars(d.eps)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return m, fmt.Errorf("demo: scorer train: %w\n%s", err, out)
 		}
@@ -499,8 +503,12 @@ func scrape(ctx context.Context, addr, stage string) (stageCounts, error) {
 
 // distinctKeys reads the n committed records of topic and counts their
 // distinct keys.
-func distinctKeys(ctx context.Context, brokers, topic string, n int) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ConsumeTopics(topic),
+func distinctKeys(ctx context.Context, eps map[string]string, topic string, n int) (int, error) {
+	kcfg, err := cliKafka(eps)
+	if err != nil {
+		return 0, err
+	}
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return 0, err

@@ -46,7 +46,6 @@ type jobsDemo struct {
 	// `scorer train` writes the split for reference checks.
 	datasets, models, scorer, runID, exportSplit string
 	svc                                          map[string]string
-	brokers                                      string
 	registry                                     string
 	progress                                     func(string, ...any)
 }
@@ -156,7 +155,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 	}
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
-	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true}, logs, runID, environ,
 		[]string{
 			"DATASETS=jobs", "DATASETS_DIR=" + datasets, "EXTRACTOR_SECRETS_DIR=" + secrets,
 			"EXTRACTOR_POLL_RETRY=500ms", "ECO_SAMPLE_INTERVAL=500ms",
@@ -167,7 +166,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 		progress("stack ready (services' logs: %s)", logs.Name())
 		j := &jobsDemo{
 			board: board, base: base, svc: svc, database: eps["DATABASE_URL"], eps: eps, datasets: datasets,
-			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, brokers: eps["KAFKA_BROKERS"], registry: eps["SCHEMA_REGISTRY_URL"], progress: progress,
+			models: models, scorer: filepath.Join(dir, "bin", "scorer"), runID: runID, exportSplit: exportSplit, registry: eps["SCHEMA_REGISTRY_URL"], progress: progress,
 		}
 		s, err := j.run(ctx)
 		summary = s
@@ -460,7 +459,8 @@ func (j *jobsDemo) model(ctx context.Context, s *jobsDemoSummary, persisted int)
 	}
 	cmd := exec.CommandContext(ctx, j.scorer, args...) // #nosec G204 -- our own scorer binary, arguments passed without a shell
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+j.database, "RUN_ID="+j.runID, "DATASETS_DIR="+j.datasets,
-		"KAFKA_BROKERS="+j.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+j.eps["SCHEMA_REGISTRY_URL"])
+		"SCHEMA_REGISTRY_URL="+j.eps["SCHEMA_REGISTRY_URL"])
+	cmd.Env = append(cmd.Env, kafkaVars(j.eps)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("demo: scorer train: %w\n%s", err, out)
 	}
@@ -703,7 +703,11 @@ func (j *jobsDemo) rawRecords(ctx context.Context) ([]rawJob, error) {
 	}
 	var out []rawJob
 	var bad error
-	err = kafka.ReadCommitted(ctx, kafka.Config{Brokers: strings.Split(j.brokers, ",")}, zap.NewNop(), kafka.Topic(kafka.Raw, "jobs"), nil, func(r *kgo.Record) {
+	kcfg, err := cliKafka(j.eps)
+	if err != nil {
+		return nil, err
+	}
+	err = kafka.ReadCommitted(ctx, kcfg, zap.NewNop(), kafka.Topic(kafka.Raw, "jobs"), nil, func(r *kgo.Record) {
 		_, v, err := reg.DecodeAny(ctx, r.Value)
 		if err != nil {
 			bad = err

@@ -50,6 +50,9 @@ type devFlags struct {
 	partitions    int
 	readyTimeout  time.Duration
 	scale         scale
+	// secureKafka runs the in-process broker with TLS, SCRAM and ACLs,
+	// each service as its own principal.
+	secureKafka bool
 }
 
 // scale is --scale: how many processes of a service dev starts, by name;
@@ -125,6 +128,12 @@ Starts Kafka (in-process), a schema registry (in-process), PostgreSQL
 in <dir>/s3), creates the topics, builds and starts the six services, prints
 the endpoints and "ready". Ctrl-C stops it all.
 
+Its Kafka speaks TLS only (a CA kept in <dir>/kafka/ca) and lets in only
+SCRAM-SHA-512 principals: the admin, whose variables dev prints (the password
+by its file, <dir>/kafka/admin.password), and each service as itself, allowed
+only what its ACLs say. The passwords are new at every start.
+--kafka-plaintext runs it open, without TLS, SASL or ACLs.
+
 With KAFKA_BROKERS set, dev uses that Kafka instead of its own, and creates the
 pipeline's topics there when they are missing (with --partitions; existing
 topics keep theirs).
@@ -160,6 +169,7 @@ flags:`)
 	fs.StringVar(&f.dir, "dir", ".dev", "directory for PostgreSQL's data, the S3 objects and the service binaries")
 	fs.IntVar(&f.partitions, "partitions", 3, "partitions of the topics created")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 60*time.Second, "how long the services may take to become ready")
+	plaintext := fs.Bool("kafka-plaintext", false, "run the in-process Kafka without TLS, SASL and ACLs")
 	fs.Var(f.scale, "scale", "processes per service, name=N[,name=N…] (cleaner, loader, lake, scorer; default 1 each)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -171,6 +181,7 @@ flags:`)
 		fmt.Fprintf(stderr, "datamill dev: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	f.secureKafka = !*plaintext
 	if f.partitions < 1 || f.partitions > math.MaxInt32 {
 		fmt.Fprintf(stderr, "datamill dev: --partitions %d: want 1 to %d\n", f.partitions, math.MaxInt32)
 		return errUsage
@@ -199,6 +210,9 @@ type devStack struct {
 	dbEnv map[string][]string
 	// s3 is the embedded S3 server; nil with an outside S3_ENDPOINT.
 	s3 *embedded.S3
+	// kafka is the security of the in-process broker; nil when it is
+	// plaintext or outside.
+	kafka *devKafka
 }
 
 func (d *devStack) logf(format string, args ...any) {
@@ -226,14 +240,30 @@ func (d *devStack) run(ctx context.Context) (err error) {
 	}
 
 	brokers := d.env["KAFKA_BROKERS"]
+	kafkaEnv := d.env // an outside broker: the environment says how to reach it
 	if brokers == "" {
-		k, err := embedded.StartKafka(embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)}) // #nosec G115 -- dev checked it is 1 to MaxInt32
+		opts := embedded.KafkaOptions{Port: d.flags.kafkaPort, Partitions: int32(d.flags.partitions)} // #nosec G115 -- dev checked it is 1 to MaxInt32
+		if d.flags.secureKafka {
+			if d.kafka, err = newDevKafka(filepath.Join(dir, "kafka")); err != nil {
+				return err
+			}
+			opts.Security = d.kafka.security
+		}
+		k, err := embedded.StartKafka(opts)
 		if err != nil {
 			return err
 		}
 		defer k.Close()
 		brokers = strings.Join(k.Brokers(), ",")
-		d.logf("kafka (in-process) on %s", brokers)
+		kafkaEnv = map[string]string{"KAFKA_BROKERS": brokers}
+		if d.kafka != nil {
+			d.kafka.broker = k
+			kafkaEnv = config.ToMap(d.kafka.env(kafka.Admin))
+			d.logf("kafka (in-process, TLS and SCRAM-SHA-512, each service its own principal) on %s; CA %s, the admin's password in %s",
+				brokers, d.kafka.security.CA.CertFile(), d.kafka.files[kafka.Admin])
+		} else {
+			d.logf("kafka (in-process) on %s", brokers)
+		}
 	} else {
 		d.logf("kafka: using KAFKA_BROKERS from the environment (%s)", brokers)
 	}
@@ -292,18 +322,25 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		d.logf("s3: using S3_ENDPOINT from the environment (%s)", d.env["S3_ENDPOINT"])
 	}
 
-	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: int32(d.flags.partitions), ReplicationFactor: -1} // #nosec G115 -- dev checked it is 1 to MaxInt32
+	kcfg, err := cliKafka(kafkaEnv)
+	if err != nil {
+		return err
+	}
+	kcfg.Partitions, kcfg.ReplicationFactor = int32(d.flags.partitions), -1 // #nosec G115 -- dev checked it is 1 to MaxInt32
 	topics, err := createTopics(ctx, kcfg, datasets)
 	if err != nil {
 		return err
 	}
 	d.logf("topics: %s", strings.Join(topics, " "))
 
-	endpoints := []string{
-		"KAFKA_BROKERS=" + brokers,
-		"SCHEMA_REGISTRY_URL=" + reg.URL(),
-		"DATABASE_URL=" + dbURL,
+	endpoints := []string{"KAFKA_BROKERS=" + brokers}
+	if d.kafka != nil {
+		endpoints = d.kafka.env(kafka.Admin)
 	}
+	endpoints = append(endpoints,
+		"SCHEMA_REGISTRY_URL="+reg.URL(),
+		"DATABASE_URL="+dbURL,
+	)
 	endpoints = append(endpoints, s3Endpoints...)
 	processes := 0
 	for _, name := range serviceNames() {
@@ -450,6 +487,12 @@ func (d *devStack) startServices(ctx context.Context, bin string, endpoints, dat
 				"LOG_FORMAT="+cmpOr(d.env["LOG_FORMAT"], "console"),
 			)
 			env = append(env, d.dbEnv[service]...)
+			if d.kafka != nil {
+				// After the admin's endpoints: the service's own win,
+				// and a shell's KAFKA_SASL_PASSWORD must not clash
+				// with the file.
+				env = append(append(env, d.kafka.env(service)...), "KAFKA_SASL_PASSWORD=")
+			}
 			if service == "lake" {
 				// A short idle cut, so that a quiet dev stack's lake
 				// catches up within seconds.

@@ -77,7 +77,9 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--admin-base-port", "0", "--ingest-port", "0", "--dir", dir}, extra...)
+	// Plaintext unless a test asks otherwise (--kafka-plaintext=false):
+	// the tests reach the broker with the brokers alone.
+	args := append([]string{"dev", "--kafka-plaintext", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--admin-base-port", "0", "--ingest-port", "0", "--dir", dir}, extra...)
 	if testkit.RealBroker() {
 		resetRealBroker(t)
 		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
@@ -599,7 +601,7 @@ func resetRealBroker(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := resetPipeline(ctx, strings.Split(os.Getenv("KAFKA_BROKERS"), ","), "users"); err != nil {
+	if err := resetPipeline(ctx, kafka.Config{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}, "users"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -45,8 +45,9 @@ lack the dataset's key, or that are larger than the topic takes
 (max.message.bytes) are listed, and nothing is published; with --skip-refused
 they are listed and the others are published.
 
-KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;
-DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
+KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev, and
+the other KAFKA_* variables (TLS, SASL) are the services' (export what dev
+prints); DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
 as it does for the services (SCHEMAS_DIR is its deprecated name).
 
 flags:`
@@ -143,7 +144,10 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "datamill: ignoring fields %s has no place for: %s\n", ds.Name, strings.Join(input.unknown, ", "))
 	}
 
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return fmt.Errorf("%w; nothing was published", err)
+	}
 	lookup := ctx
 	if len(input.refused) > 0 && !*skip {
 		// The input is refused whatever the sizes: asking the broker for

@@ -69,7 +69,7 @@ columns that could key the records, with the duplicates of the best one.
 The target is a file when one exists at that path, a topic when it starts
 with raw., clean., persisted., scored. or dlq., else a table; file:, topic:
 and table: say which. KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those
-of datamill dev. Memory stays bounded: quantiles come from a sample, and
+of datamill dev; the other KAFKA_* variables (TLS, SASL) are the services'. Memory stays bounded: quantiles come from a sample, and
 distinct values are counted up to --max-distinct.
 
 flags:`)
@@ -215,7 +215,10 @@ func csvHeader(head []byte, br *bufio.Reader) []string {
 // profileTopic profiles a topic's committed records, from its start to its
 // last stable offsets when the profile starts.
 func profileTopic(ctx context.Context, topic string, env map[string]string, opts profile.Options, stderr io.Writer) (*report, error) {
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 	if err != nil {
 		return nil, err

@@ -96,8 +96,8 @@ func createTopics(ctx context.Context, cfg kafka.Config, datasets []string) ([]s
 // until they are gone: for runs that must start from nothing on a broker
 // that outlives them (tests, chaos). The pipeline topics of other datasets
 // stay. Never point it at a broker with data to keep.
-func resetPipeline(ctx context.Context, brokers []string, datasets ...string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func resetPipeline(ctx context.Context, cfg kafka.Config, datasets ...string) error {
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,8 @@ YYYY-MM-DDTHH, in UTC. Objects whose hour lies outside are not read.
 The lake is read with the lake's variables (S3_ENDPOINT, S3_BUCKET,
 S3_PREFIX, S3_ACCESS_KEY[_FILE], S3_SECRET_KEY[_FILE], S3_CA_FILE; a reader's
 credentials are enough); KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to
-those of datamill dev; DATASETS_DIR adds the user's datasets.
+those of datamill dev, the other KAFKA_* variables (TLS, SASL) are the
+services'; DATASETS_DIR adds the user's datasets.
 
 flags:`
 
@@ -114,7 +115,10 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	}
 
 	if !*dryRun {
-		kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+		kcfg, err := cliKafka(env)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
 		reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 		if err != nil {
 			return err

@@ -30,7 +30,7 @@ network) read from the warehouse of DATABASE_URL (the URL "datamill dev"
 prints): the sections of each --dataset (jobs, users; all unless given), the
 pipeline and its eco meter, the dead letters by stage and reason and each
 stage's lag (read from Kafka: KAFKA_BROKERS and SCHEMA_REGISTRY_URL, dev's
-unless set), and the tables' profiles. A dataset that was not run, a missing
+unless set, and the services' other KAFKA_* variables), and the tables' profiles. A dataset that was not run, a missing
 eco meter or an unreachable broker is a note in its section, not an error.
 
 With --serve it serves the page instead, built again on each load, on a
@@ -82,8 +82,11 @@ func reportCommand(ctx context.Context, args, environ []string, stdout, stderr i
 		return errUsage
 	}
 	env := config.ToMap(environ)
-	sources, err := reportSources(datasets, kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1},
-		cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry))
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	sources, err := reportSources(datasets, kcfg, cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry))
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}

@@ -37,7 +37,7 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	var dataset string
 	datasetFlag(fs, &dataset, "with a step: the dataset whose topic of that step to read")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) instead of a topic reads that step's\ntopic of --dataset: `tail clean --dataset orders` reads clean.orders.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nDATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
+		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) instead of a topic reads that step's\ntopic of --dataset: `tail clean --dataset orders` reads clean.orders.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nthe other KAFKA_* variables (TLS, SASL) are the services'.\nDATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
 		fs.PrintDefaults()
 	}
 	topic, rest := firstArg(args)
@@ -61,7 +61,10 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		return fmt.Errorf("tail: --dataset %s goes with a step (%s), not with the topic %s", dataset, strings.Join(steps(), ", "), topic)
 	}
 	env := config.ToMap(environ)
-	kcfg := kafka.Config{Brokers: strings.Split(cmpOr(env["KAFKA_BROKERS"], defaultBrokers), ","), Partitions: 1}
+	kcfg, err := cliKafka(env)
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
 	if err != nil {
 		return err

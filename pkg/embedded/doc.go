@@ -1,5 +1,7 @@
 // Package embedded starts the pipeline's infrastructure inside this machine:
-// an in-process Kafka broker (franz-go's kfake), an in-process schema
+// an in-process Kafka broker (franz-go's kfake; plaintext, or with
+// KafkaOptions.Security TLS only, SASL SCRAM-SHA-512 and the pipeline's
+// ACLs), an in-process schema
 // registry (franz-go's srfake; datamill enforces compatibility itself), a
 // throwaway PostgreSQL cluster made with the machine's initdb and postgres
 // (TLS and SCRAM passwords only, pgaudit when installed),

@@ -1,4 +1,4 @@
-package kafka
+package kafka_test
 
 import (
 	"context"
@@ -18,11 +18,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
-func ping(t *testing.T, cfg Config) error {
+func ping(t *testing.T, cfg kafka.Config) error {
 	t.Helper()
-	cl, err := NewClient(cfg, zap.NewNop())
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -38,7 +40,7 @@ func TestSCRAMFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cfg := Config{Brokers: c.ListenAddrs(), Partitions: 1, SASLMechanism: "SCRAM-SHA-512", SASLUsername: "datamill", SASLPassword: "s3cret"}
+	cfg := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 1, SASLMechanism: "SCRAM-SHA-512", SASLUsername: "datamill", SASLPassword: "s3cret"}
 	if err := ping(t, cfg); err != nil {
 		t.Fatalf("SCRAM-SHA-512 with the right password: %v", err)
 	}
@@ -56,7 +58,7 @@ func TestTLSFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cfg := Config{Brokers: c.ListenAddrs(), Partitions: 1, TLS: true, TLSCAFile: caFile}
+	cfg := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 1, TLS: true, TLSCAFile: caFile}
 	if err := ping(t, cfg); err != nil {
 		t.Fatalf("TLS with the broker's CA: %v", err)
 	}

@@ -60,6 +60,9 @@ func (c *Config) Validate() error {
 		if c.SASLUsername == "" {
 			errs = append(errs, fmt.Errorf("KAFKA_SASL_USERNAME is required with KAFKA_SASL_MECHANISM=%s", c.SASLMechanism))
 		}
+		if strings.EqualFold(c.SASLMechanism, "PLAIN") && !c.TLS {
+			errs = append(errs, errors.New("KAFKA_SASL_MECHANISM=PLAIN sends the password in clear: it needs KAFKA_TLS=true"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism))
 	}

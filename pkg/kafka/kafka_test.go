@@ -1,4 +1,4 @@
-package kafka
+package kafka_test
 
 import (
 	"context"
@@ -10,20 +10,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
 func TestValidate(t *testing.T) {
 	tests := map[string]struct {
-		cfg     Config
+		cfg     kafka.Config
 		wantErr string
 	}{
-		"ok":            {cfg: Config{Brokers: []string{"k:9092"}, Partitions: 3}},
-		"no brokers":    {cfg: Config{Partitions: 3}, wantErr: "KAFKA_BROKERS"},
-		"bad mechanism": {cfg: Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "GSSAPI"}, wantErr: "KAFKA_SASL_MECHANISM"},
-		"scram no user": {cfg: Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "SCRAM-SHA-512"}, wantErr: "KAFKA_SASL_USERNAME"},
-		"half a cert":   {cfg: Config{Brokers: []string{"k"}, Partitions: 1, TLSCertFile: "c.pem"}, wantErr: "KAFKA_TLS_KEY_FILE"},
-		"no partitions": {cfg: Config{Brokers: []string{"k"}}, wantErr: "KAFKA_TOPIC_PARTITIONS"},
+		"ok":             {cfg: kafka.Config{Brokers: []string{"k:9092"}, Partitions: 3}},
+		"no brokers":     {cfg: kafka.Config{Partitions: 3}, wantErr: "KAFKA_BROKERS"},
+		"bad mechanism":  {cfg: kafka.Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "GSSAPI"}, wantErr: "KAFKA_SASL_MECHANISM"},
+		"scram no user":  {cfg: kafka.Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "SCRAM-SHA-512"}, wantErr: "KAFKA_SASL_USERNAME"},
+		"plain in clear": {cfg: kafka.Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "PLAIN", SASLUsername: "u"}, wantErr: "KAFKA_SASL_MECHANISM=PLAIN sends the password in clear: it needs KAFKA_TLS=true"},
+		"plain over tls": {cfg: kafka.Config{Brokers: []string{"k"}, Partitions: 1, SASLMechanism: "PLAIN", SASLUsername: "u", TLS: true}},
+		"half a cert":    {cfg: kafka.Config{Brokers: []string{"k"}, Partitions: 1, TLSCertFile: "c.pem"}, wantErr: "KAFKA_TLS_KEY_FILE"},
+		"no partitions":  {cfg: kafka.Config{Brokers: []string{"k"}}, wantErr: "KAFKA_TOPIC_PARTITIONS"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -39,22 +42,22 @@ func TestValidate(t *testing.T) {
 }
 
 func TestOptsRejectsMissingCA(t *testing.T) {
-	cfg := Config{Brokers: []string{"k"}, Partitions: 1, TLS: true, TLSCAFile: "/nonexistent/ca.pem"}
-	if _, err := Opts(cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "KAFKA_TLS_CA_FILE") {
+	cfg := kafka.Config{Brokers: []string{"k"}, Partitions: 1, TLS: true, TLSCAFile: "/nonexistent/ca.pem"}
+	if _, err := kafka.Opts(cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "KAFKA_TLS_CA_FILE") {
 		t.Fatalf("Opts = %v, want an error naming KAFKA_TLS_CA_FILE", err)
 	}
 }
 
 func TestPipelineTopics(t *testing.T) {
-	got := strings.Join(PipelineTopics("users"), " ")
+	got := strings.Join(kafka.PipelineTopics("users"), " ")
 	if want := "eco.samples raw.users clean.users persisted.users scored.users dlq.users"; got != want {
 		t.Errorf("PipelineTopics(users) = %q, want %q", got, want)
 	}
 }
 
 func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
-	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 3, ReplicationFactor: -1}
-	cl, err := NewClient(cfg, zap.NewNop())
+	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 3, ReplicationFactor: -1}
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +65,10 @@ func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	a, b := testkit.Name(t, "raw"), testkit.Name(t, "clean")
-	if err := EnsureTopics(ctx, cl, cfg, a, b); err != nil {
+	if err := kafka.EnsureTopics(ctx, cl, cfg, a, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureTopics(ctx, cl, cfg, a, b); err != nil {
+	if err := kafka.EnsureTopics(ctx, cl, cfg, a, b); err != nil {
 		t.Fatalf("second EnsureTopics: %v", err)
 	}
 	details, err := kadm.NewClient(cl).ListTopics(ctx, a, b)
@@ -83,8 +86,8 @@ func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
 }
 
 func TestEnsureCompacted(t *testing.T) {
-	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
-	cl, err := NewClient(cfg, zap.NewNop())
+	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +96,14 @@ func TestEnsureCompacted(t *testing.T) {
 	defer cancel()
 	state := testkit.Name(t, "state")
 	for range 2 {
-		if err := EnsureCompacted(ctx, cl, cfg, state, 5); err != nil {
+		if err := kafka.EnsureCompacted(ctx, cl, cfg, state, 5); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := Partitions(ctx, cl, state); err != nil || n != 5 {
+	if n, err := kafka.Partitions(ctx, cl, state); err != nil || n != 5 {
 		t.Fatalf("state topic: %d partitions (%v), want 5", n, err)
 	}
-	if err := EnsureCompacted(ctx, cl, cfg, state, 4); err == nil || !strings.Contains(err.Error(), "has 5 partitions, want 4") {
+	if err := kafka.EnsureCompacted(ctx, cl, cfg, state, 4); err == nil || !strings.Contains(err.Error(), "has 5 partitions, want 4") {
 		t.Errorf("EnsureCompacted with another count = %v, want an error naming both", err)
 	}
 	configs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, state)

@@ -1,4 +1,4 @@
-package kafka
+package kafka_test
 
 import (
 	"context"
@@ -9,28 +9,29 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
 func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
-	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
+	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	topic := testkit.Name(t, "read")
-	tx, err := NewClient(cfg, zap.NewNop(), kgo.TransactionalID(topic+".tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	tx, err := kafka.NewClient(cfg, zap.NewNop(), kgo.TransactionalID(topic+".tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Close()
-	if err := EnsureTopics(ctx, tx, cfg, topic); err != nil {
+	if err := kafka.EnsureTopics(ctx, tx, cfg, topic); err != nil {
 		t.Fatal(err)
 	}
-	if err := ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(*kgo.Record) { t.Error("record in an empty topic") }); err != nil {
+	if err := kafka.ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(*kgo.Record) { t.Error("record in an empty topic") }); err != nil {
 		t.Fatalf("empty topic: %v", err)
 	}
 	// Partition 0: a plain record, then a committed transaction, then an
 	// aborted one last. Partition 1: one committed transaction.
-	plain, err := NewClient(cfg, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	plain, err := kafka.NewClient(cfg, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
 		}
 	}
 	got := map[int32][]string{}
-	if err := ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(r *kgo.Record) {
+	if err := kafka.ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(r *kgo.Record) {
 		got[r.Partition] = append(got[r.Partition], string(r.Value))
 	}); err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
 		t.Errorf("read %v", got)
 	}
 	var one []string
-	if err := ReadCommitted(ctx, cfg, zap.NewNop(), topic, []int32{1}, func(r *kgo.Record) { one = append(one, string(r.Value)) }); err != nil {
+	if err := kafka.ReadCommitted(ctx, cfg, zap.NewNop(), topic, []int32{1}, func(r *kgo.Record) { one = append(one, string(r.Value)) }); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(one) != "[commit-1]" {
@@ -77,16 +78,16 @@ func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
 // aborted (its marker lies past the end the read started with), the read
 // ends with what was committed.
 func TestReadCommittedWaitsOutAnOpenTransaction(t *testing.T) {
-	cfg := Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	topic := testkit.Name(t, "open")
-	tx, err := NewClient(cfg, zap.NewNop(), kgo.TransactionalID(topic+".tx"))
+	tx, err := kafka.NewClient(cfg, zap.NewNop(), kgo.TransactionalID(topic+".tx"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Close()
-	if err := EnsureTopics(ctx, tx, cfg, topic); err != nil {
+	if err := kafka.EnsureTopics(ctx, tx, cfg, topic); err != nil {
 		t.Fatal(err)
 	}
 	for i, end := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort} {
@@ -109,7 +110,7 @@ func TestReadCommittedWaitsOutAnOpenTransaction(t *testing.T) {
 		}
 	}
 	var got []string
-	if err := ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(r *kgo.Record) { got = append(got, string(r.Value)) }); err != nil {
+	if err := kafka.ReadCommitted(ctx, cfg, zap.NewNop(), topic, nil, func(r *kgo.Record) { got = append(got, string(r.Value)) }); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(got) != "[0]" {

@@ -3,6 +3,9 @@
 //
 //   - Kafka: franz-go's in-process kfake broker per test, or the brokers
 //     named by KAFKA_BROKERS for the real-broker tier (see scripts/kafka);
+//     SecureKafka, a broker with TLS, SCRAM-SHA-512 and the pipeline's ACLs,
+//     and SecureRealKafka, the same on Apache Kafka (broker.sh start
+//     --secure);
 //   - a schema registry: franz-go's in-process srfake;
 //   - PostgreSQL: Postgres gives each test a fresh database in one throwaway
 //     cluster per test binary, made with the machine's initdb and postgres

@@ -5,7 +5,9 @@
 #
 #   broker.sh fetch                                jars into <repo>/.cache/kafka/lib
 #   broker.sh version                              the Kafka version used
-#   broker.sh start [--port 39092] [--dir DIR]     fresh storage, start, wait until ready
+#   broker.sh start [--port 39092] [--dir DIR] [--secure]
+#                                                  fresh storage, start, wait until ready;
+#                                                  --secure: SASL_SSL, SCRAM-SHA-512, ACLs
 #   broker.sh stop [--dir DIR]                     SIGTERM, SIGKILL after 30 s
 #   broker.sh restart [--dir DIR]                  stop, then start again on the same port
 #                                                  and storage (topics, groups and
@@ -15,7 +17,9 @@
 #       broker.sh tool TopicCommand --bootstrap-server 127.0.0.1:39092 --list
 #
 # start prints KAFKA_BROKERS=127.0.0.1:PORT on stdout; everything else goes
-# to stderr. KAFKA_VERSION overrides the version pinned in pom.xml and
+# to stderr. With --secure it prints the admin's client variables too
+# (KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+# KAFKA_SASL_PASSWORD_FILE), ready for eval. KAFKA_VERSION overrides the version pinned in pom.xml and
 # KAFKA_HEAP_OPTS the broker's heap.
 set -euo pipefail
 
@@ -25,6 +29,7 @@ cache="$root/.cache/kafka"
 lib="$cache/lib"
 port=39092
 dir="$cache/run"
+secure=false
 # Any valid KRaft cluster id will do: a fixed one saves a JVM start.
 cluster_id=ZGF0YW1pbGwtdGVzdHMtMQ
 ready_timeout=${KAFKA_READY_TIMEOUT:-90}
@@ -110,6 +115,10 @@ parse() {
 			shift 2
 			;;
 		--dir=*) dir=${1#--dir=} && shift ;;
+		--secure)
+			secure=true
+			shift
+			;;
 		*) die "unknown option $1" ;;
 		esac
 	done
@@ -176,6 +185,87 @@ run_tool() {
 now() {
 	local t=${EPOCHREALTIME/./}
 	echo $((t / 1000))
+}
+
+# make_tls makes, with openssl, the broker's CA and its certificate for
+# 127.0.0.1 and localhost, as PEM files Kafka reads (ssl.keystore.type=PEM:
+# the PKCS#8 key, then the certificate), in DIR/tls.
+make_tls() {
+	command -v openssl >/dev/null || die "openssl is needed for --secure"
+	local tls="$dir/tls"
+	mkdir -p "$tls"
+	chmod 700 "$tls"
+	(
+		cd "$tls"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+			-keyout ca-key.pem -out ca.pem -subj "/CN=datamill test broker CA" \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout broker-key.pem -out broker.csr -subj "/CN=kafka"
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+		openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+			-extfile broker.ext -out broker.pem
+		cat broker-key.pem broker.pem >keystore.pem
+		chmod 600 ./*key.pem keystore.pem
+	) >"$dir/tls.log" 2>&1 || {
+		cat "$dir/tls.log" >&2
+		die "making the broker's certificates failed"
+	}
+}
+
+# admin_password prints the admin's password, made by start --secure: the
+# admin is created at format time and is the one super user besides the
+# broker itself.
+admin_password() { cat "$dir/admin.password"; }
+
+# write_secure_config turns the plain configuration into a secure one:
+# clients on SASL_SSL with SCRAM-SHA-512 only; the controller listener on
+# TLS with client certificates, where only the broker's own certificate
+# (User:CN=kafka) gets in; StandardAuthorizer denying what no ACL allows.
+write_secure_config() {
+	local pass
+	pass=$(admin_password)
+	sed -i -e "s|^listeners=.*|listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))|" \
+		-e "s|^advertised.listeners=.*|advertised.listeners=SASL_SSL://127.0.0.1:$port|" \
+		-e "s|^inter.broker.listener.name=.*|inter.broker.listener.name=SASL_SSL|" \
+		-e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL|" \
+		"$dir/server.properties"
+	cat >>"$dir/server.properties" <<EOF
+
+# Security (start --secure).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$pass";
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+listener.name.controller.ssl.client.auth=required
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:CN=kafka
+allow.everyone.if.no.acl.found=false
+EOF
+	cat >"$dir/admin.properties" <<EOF
+# The admin's client settings, for the tools: --command-config $dir/admin.properties
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$pass";
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+EOF
+	cat >>"$dir/log4j2.properties" <<EOF
+# The authorizer's decisions, denials at INFO: Kafka's audit trail.
+appender.authorizer.type=File
+appender.authorizer.name=authorizer
+appender.authorizer.fileName=$dir/kafka-authorizer.log
+appender.authorizer.layout.type=PatternLayout
+appender.authorizer.layout.pattern=[%d] %p %m (%c)%n
+logger.authorizer.name=kafka.authorizer.logger
+logger.authorizer.level=INFO
+logger.authorizer.additivity=false
+logger.authorizer.appenderRef.authorizer.ref=authorizer
+EOF
+	chmod 600 "$dir/server.properties" "$dir/admin.properties"
 }
 
 write_config() {
@@ -262,6 +352,14 @@ start() {
 	listening "$port" && die "127.0.0.1:$port is already in use"
 	listening $((port + 1)) && die "127.0.0.1:$((port + 1)) (the controller port) is already in use"
 
+	# A restart keeps the mode the broker was started in.
+	if [ "$keep" = keep ] && [ -f "$dir/admin.properties" ]; then
+		secure=true
+	fi
+	local check=()
+	if [ "$secure" = true ]; then
+		check=(--command-config "$dir/admin.properties")
+	fi
 	local t0 t0ms
 	t0=$SECONDS
 	t0ms=$(now)
@@ -279,9 +377,16 @@ start() {
 		mkdir -p "$dir"
 		dir=$(cd "$dir" && pwd -P)
 		write_config
+		local scram=()
+		if [ "$secure" = true ]; then
+			make_tls
+			(umask 077 && openssl rand -hex 16 >"$dir/admin.password")
+			write_secure_config
+			scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(admin_password)]")
+		fi
 		echo "$port" >"$dir/broker.port"
 		if ! "${tool[@]}" kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" \
-			--config "$dir/server.properties" >"$dir/format.log" 2>&1; then
+			--config "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1; then
 			cat "$dir/format.log" >&2
 			die "formatting the KRaft storage failed"
 		fi
@@ -307,7 +412,7 @@ start() {
 		# Each try is cut at 20 s: a tool that failed without exiting
 		# (it happens) must not use up the whole wait.
 		if listening "$port" && timeout -k 2 "$((left < 20 ? left : 20))" \
-			"${tool[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list \
+			"${tool[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list "${check[@]}" \
 			>"$dir/ready.log" 2>&1; then
 			break
 		fi
@@ -323,6 +428,14 @@ start() {
 	local ms=$(($(now) - t0ms))
 	say "Apache Kafka $(version) ready on 127.0.0.1:$port in $((ms / 1000)).$((ms % 1000 / 100)) s (pid $(cat "$dir/broker.pid"), log $dir/broker.log)"
 	echo "KAFKA_BROKERS=127.0.0.1:$port"
+	if [ "$secure" = true ]; then
+		say "secure: SASL_SSL with SCRAM-SHA-512 and ACLs; tools take --command-config $dir/admin.properties; denials go to $dir/kafka-authorizer.log"
+		echo "KAFKA_TLS=true"
+		echo "KAFKA_TLS_CA_FILE=$dir/tls/ca.pem"
+		echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+		echo "KAFKA_SASL_USERNAME=admin"
+		echo "KAFKA_SASL_PASSWORD_FILE=$dir/admin.password"
+	fi
 }
 
 stop() {
@@ -367,7 +480,7 @@ status() {
 }
 
 usage() {
-	echo "usage: broker.sh fetch | version | start [--port P] [--dir D] | stop [--dir D] | restart [--dir D] | status [--dir D] | tool CLASS [ARGS]" >&2
+	echo "usage: broker.sh fetch | version | start [--port P] [--dir D] [--secure] | stop [--dir D] | restart [--dir D] | status [--dir D] | tool CLASS [ARGS]" >&2
 	exit 2
 }
 

@@ -60,21 +60,36 @@ type trainSettings struct {
 	ModelDir string `env:"SCORER_MODEL_DIR" envDefault:"models"`
 }
 
-// parseTrainSettings reads the settings from environ and checks the
-// blocks that are set.
+// parseTrainSettings reads the settings from environ. A shared block that
+// is set is read as the services read it, its secrets from <VAR>_FILE
+// included (KAFKA_SASL_PASSWORD_FILE, SCHEMA_REGISTRY_PASSWORD_FILE,
+// DATABASE_URL_FILE), and checked.
 func parseTrainSettings(environ []string) (trainSettings, error) {
 	var s trainSettings
-	if err := env.ParseWithOptions(&s, env.Options{Environment: config.ToMap(environ)}); err != nil {
+	m := config.ToMap(environ)
+	if err := env.ParseWithOptions(&s, env.Options{Environment: m}); err != nil {
 		return s, fmt.Errorf("configuration: %w", err)
 	}
-	errs := []error{s.Postgres.Validate()}
-	if len(s.Kafka.Brokers) > 0 {
-		errs = append(errs, s.Kafka.Validate())
+	set := func(names ...string) bool {
+		return slices.ContainsFunc(names, func(n string) bool { return m[n] != "" })
 	}
-	if err := errors.Join(errs...); err != nil {
-		return s, fmt.Errorf("configuration: %w", err)
+	var errs []error
+	var err error
+	if set("KAFKA_BROKERS") {
+		s.Kafka, err = config.Parse[kafka.Config](environ)
+		errs = append(errs, err)
 	}
-	return s, nil
+	if set("SCHEMA_REGISTRY_URL") {
+		s.Registry, err = config.Parse[serde.Config](environ)
+		errs = append(errs, err)
+	}
+	if set("DATABASE_URL", "DATABASE_URL_FILE") {
+		s.Postgres, err = config.Parse[pg.Config](environ)
+		errs = append(errs, err)
+	} else if err := s.Postgres.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("configuration: %w", err))
+	}
+	return s, errors.Join(errs...)
 }
 
 // declaration reads the model of dataset ds from the catalog of the

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +76,54 @@ func TestTrainBuildsItsClientsFromTheSharedSettings(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// scorer train reads the shared blocks' secrets from <VAR>_FILE, as the
+// services do: datamill dev gives only the files.
+func TestTrainSettingsReadSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tests := map[string]struct {
+		environ []string
+		got     func(trainSettings) string
+		want    string
+	}{
+		"kafka": {
+			environ: []string{"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_TLS=true", "KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "KAFKA_SASL_USERNAME=scorer", "KAFKA_SASL_PASSWORD_FILE=" + file("kafka", "k-pass")},
+			got:     func(s trainSettings) string { return s.Kafka.SASLPassword },
+			want:    "k-pass",
+		},
+		"registry": {
+			environ: []string{"SCHEMA_REGISTRY_URL=http://127.0.0.1:1", "SCHEMA_REGISTRY_USERNAME=u", "SCHEMA_REGISTRY_PASSWORD_FILE=" + file("registry", "r-pass")},
+			got:     func(s trainSettings) string { return s.Registry.Password },
+			want:    "r-pass",
+		},
+		"database": {
+			environ: []string{"DATABASE_URL_FILE=" + file("database", "postgres://u:p@127.0.0.1:1/db")},
+			got:     func(s trainSettings) string { return s.Postgres.URL },
+			want:    "postgres://u:p@127.0.0.1:1/db",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, err := parseTrainSettings(tc.environ)
+			if err != nil {
+				t.Fatalf("parseTrainSettings(%q): %v", tc.environ, err)
+			}
+			if got := tc.got(s); got != tc.want {
+				t.Errorf("parseTrainSettings(%q): %q, want %q", tc.environ, got, tc.want)
+			}
+		})
+	}
+	if _, err := parseTrainSettings([]string{"KAFKA_BROKERS=127.0.0.1:1", "KAFKA_SASL_MECHANISM=PLAIN", "KAFKA_SASL_USERNAME=u"}); err == nil {
+		t.Error("parseTrainSettings took PLAIN without TLS")
 	}
 }
