@@ -79,11 +79,8 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
 	// The demo's own throwaway stack: free ports, a fresh database, an
-	// in-process broker. The broker is plaintext for now: the TLS and SCRAM
-	// handshakes of each service's connections (about 50 ms of CPU per
-	// service) weigh too much in the eco meter's A/B of a 1,000-user run
-	// (see README, Security).
-	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+	// in-process broker, secure as dev's.
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true}, logs, runID, environ,
 		[]string{
 			"DATASETS=" + ds.Name, "EXTRACTOR_FILES=" + ds.Name + "=" + inbox, "EXTRACTOR_SCAN_INTERVAL=200ms", "SCORER_MODEL_DIR=" + models, "SCORER_MODEL_POLL=100ms",
 			"ECO_SAMPLE_INTERVAL=500ms", "SCORER_DRIFT_INTERVAL=200ms", // the report charts the drift of the run

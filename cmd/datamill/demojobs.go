@@ -155,7 +155,7 @@ func demoJobs(ctx context.Context, rows int, seed uint64, dirty float64, asJSON 
 	}
 	models := filepath.Join(dir, "models")
 	runID := "demo-" + time.Now().UTC().Format("20060102T150405Z")
-	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second}, logs, runID, environ,
+	d := commandStack(devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true}, logs, runID, environ,
 		[]string{
 			"DATASETS=jobs", "DATASETS_DIR=" + datasets, "EXTRACTOR_SECRETS_DIR=" + secrets,
 			"EXTRACTOR_POLL_RETRY=500ms", "ECO_SAMPLE_INTERVAL=500ms",

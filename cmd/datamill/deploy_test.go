@@ -1430,7 +1430,8 @@ func TestJobsDashboardReadsTheViewsAsTheReader(t *testing.T) {
 	script := deployFile(t, "deploy/postgres/initdb/10-reader.sh")
 	for range 2 {
 		cmd := exec.CommandContext(ctx, "sh", script)
-		cmd.Env = append(os.Environ(), "PGHOST="+cfg.Host, fmt.Sprintf("PGPORT=%d", cfg.Port),
+		// The test cluster takes TLS and SCRAM passwords only.
+		cmd.Env = append(os.Environ(), "PGHOST="+cfg.Host, fmt.Sprintf("PGPORT=%d", cfg.Port), "PGPASSWORD="+cfg.Password, "PGSSLMODE=require",
 			"POSTGRES_USER="+cfg.User, "POSTGRES_DB="+cfg.Database, "READER_PASSWORD=reader-secret",
 			"READER_SQL="+deployFile(t, "deploy/postgres/reader.sql"))
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	caarlos "github.com/caarlos0/env/v11"
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -159,15 +158,18 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 // readLakeConfig reads the lake's variables of env. Unlike a service, the
 // CLI takes every one but S3_ENDPOINT as optional.
 func readLakeConfig(env map[string]string) (lake.Config, error) {
-	var cfg lake.Config
-	if err := caarlos.ParseWithOptions(&cfg, caarlos.Options{Environment: env}); err != nil {
-		return cfg, fmt.Errorf("lake configuration: %w", err)
+	environ := make([]string, 0, len(env))
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	// Through pkg/config, the one reader of <VAR>_FILE secrets; it
+	// validates too.
+	cfg, err := config.Parse[lake.Config](environ)
+	if err != nil {
+		return cfg, fmt.Errorf("lake %w", err)
 	}
 	if !cfg.Enabled() {
 		return cfg, errors.New("S3_ENDPOINT is not set: say where the lake is (S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY or their _FILE variants)")
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("lake configuration: %w", err)
 	}
 	return cfg, nil
 }

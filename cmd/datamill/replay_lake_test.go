@@ -400,3 +400,21 @@ func TestReplayStopsOnAProduceError(t *testing.T) {
 		t.Errorf("replay's summary after the error:\n%s", out.String())
 	}
 }
+
+// The lake's keys may come from files, as for every service: through
+// pkg/config, not a parser of the CLI's own.
+func TestReplayReadsTheLakeKeysFromFiles(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret_key")
+	if err := os.WriteFile(secret, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := readLakeConfig(map[string]string{
+		"S3_ENDPOINT": "http://127.0.0.1:9000", "S3_ACCESS_KEY": "AK", "S3_SECRET_KEY_FILE": secret,
+	})
+	if err != nil {
+		t.Fatalf("read the lake's configuration: %v", err)
+	}
+	if cfg.SecretKey != "from-a-file" {
+		t.Errorf("secret key %q, want the file's content less its newline", cfg.SecretKey)
+	}
+}
