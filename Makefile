@@ -4,6 +4,7 @@
 #                integration tests, the scaled-stack, chaos and schema-evolution tests again on
 #                a real Apache Kafka broker when java and mvn are present
 #   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
+#   make test-security  the security tests alone: each denial and its audit trail
 #   make fuzz    every fuzz target for FUZZTIME (30000 executions) each
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
 
@@ -46,7 +47,7 @@ MINIO_PKGS  := ./pkg/testkit/ ./services/lake/
 # The CLI's own fuzz targets.
 FUZZ        += ./cmd/datamill/internal/profile:FuzzProfile
 
-.PHONY: all build test test-real minio fuzz lint fmt generate bench dev demo check clean
+.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench dev demo check clean
 
 all: build
 
@@ -74,6 +75,33 @@ test-real:
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/ && \
 	CI=true $(GO) test $(TEST_FLAGS) -run '$(MINIO_TESTS)' $(MINIO_PKGS)
+
+# The security test tier: each denial of issue 22 with its real error and
+# where it is audited (README, "The security test tier"), as package:regexp.
+# These tests run in make test (and TestSecurity in make test-real) as
+# well; this target runs them alone, as the evidence. With java and mvn,
+# TestSecurity runs again on Apache Kafka, as in test-real: on a secure
+# broker it starts itself (DATAMILL_SECURE_REAL_KAFKA=true asks for it, no
+# other broker is started), whose kafka-authorizer.log and broker.log it
+# reads.
+SECURITY_TESTS := \
+	'./pkg/kafka:^(TestSecurity|TestACLs|TestREADMEHasTheACLs)$$' \
+	'./pkg/pg:^(TestSecurityDenialsAreInThePostgresLog|TestRolesMayDoOnlyWhatTheirGrantsSay|TestBatchAuditIsAppendOnlyEvenForItsOwner|TestREADMEHasTheGrants)$$' \
+	'./pkg/embedded:^(TestPostgresRefusesInsecureClients|TestPostgresAuditsDDLAndRoles|TestPostgresLogsNoRolePassword|TestPostgresSecretFiles)$$' \
+	'./pkg/service:^(TestAPIAddressServesNoAdminEndpoints|TestServiceWithoutAPIListensOnAdminOnly)$$' \
+	'./pkg/telemetry:^TestPprofOnlyWhenAsked$$' \
+	'./services/extractor:^(TestSecurityIngestDenialsAreLoggedAndCounted|TestIngestTakesEachProducer|TestIngestLimitsEachProducersRate|TestIngestBodiesAreCappedAndTimedOut|TestIngestAddressServesNoAdminEndpoints|TestOpenIngestOnlyOnLoopbackOrWhenAsked)$$'
+
+test-security:
+	@set -e; for t in $(SECURITY_TESTS); do \
+		$(GO) test $(TEST_FLAGS) -v -run "$${t#*:}" $${t%%:*}; \
+	done
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+		scripts/kafka/broker.sh fetch && \
+		DATAMILL_SECURE_REAL_KAFKA=true $(GO) test $(TEST_FLAGS) -v -run '^TestSecurity$$/^apache-kafka$$' ./pkg/kafka/; \
+	else \
+		echo "java or mvn missing: TestSecurity did not run on Apache Kafka"; \
+	fi
 
 # MinIO and mc, built once with go install at the versions pinned in
 # scripts/minio/minio.sh, into $${DATAMILL_CACHE:-~/.cache/datamill}/minio/.

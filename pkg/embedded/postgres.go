@@ -52,7 +52,9 @@ type PostgresOptions struct {
 // socket's too, authenticates with SCRAM-SHA-256 and the superuser's random
 // password, kept in the data directory. When the pgaudit extension is
 // installed, DDL and role changes are audited. Its log is postgres.log in
-// the data directory.
+// the data directory: every login is logged, and each line of a session
+// starts with role@database and the client's host, so that a refused
+// login or statement names who it was.
 type Postgres struct {
 	bin      string // directory of initdb and postgres
 	dir      string
@@ -535,6 +537,12 @@ func (p *Postgres) start(ctx context.Context) error {
 		// A failed statement is not logged: it may set a role's password
 		// (pgaudit redacts those only in the statements that succeed).
 		"-c", "log_min_error_statement=panic",
+		// Every line of a session names who (role@database, client
+		// host): a denied statement's ERROR and a refused login's
+		// FATAL are the audit trail of the denial. Each login is
+		// logged too, with its TLS.
+		"-c", "log_line_prefix=%m [%p] %q%u@%d %h ",
+		"-c", "log_connections=on",
 	}
 	if p.audit {
 		// DDL and role changes, without the statements' parameters; the

@@ -26,8 +26,9 @@ type secureBroker interface {
 }
 
 // TestSecurity runs the security checks on the in-process secure broker
-// and, in the real-broker tier (KAFKA_BROKERS set: make test-real), on a
-// secure Apache Kafka broker it starts with broker.sh start --secure,
+// and, in the real-broker tier (KAFKA_BROKERS set: make test-real) or with
+// DATAMILL_SECURE_REAL_KAFKA=true (make test-security), on a secure
+// Apache Kafka broker it starts with broker.sh start --secure,
 // where every denial must also be in the broker's audit trail: the
 // authorizer's log, the broker's for a failed authentication.
 func TestSecurity(t *testing.T) {
@@ -36,7 +37,7 @@ func TestSecurity(t *testing.T) {
 		// without answering it.
 		checkSecurity(t, testkit.SecureKafka(t), io.EOF, nil)
 	})
-	if testkit.RealBroker() {
+	if testkit.SecureRealKafkaWanted() {
 		t.Run("apache-kafka", func(t *testing.T) {
 			b := testkit.SecureRealKafka(t)
 			checkSecurity(t, b, kerr.SaslAuthenticationFailed, func(t *testing.T, log string, want ...string) {
@@ -158,6 +159,9 @@ func checkSecurity(t *testing.T, b secureBroker, badPassword error, audit audite
 		if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Fatalf("lake creating a scored topic: %v, want %v", err, kerr.TopicAuthorizationFailed)
 		}
+		if audit != nil {
+			audit(t, authorizerLog, denied("lake", "CREATE"), "Topic:LITERAL:"+topic(kafka.Scored)+".lake")
+		}
 	})
 
 	t.Run("a plaintext client", func(t *testing.T) {
@@ -170,6 +174,9 @@ func checkSecurity(t *testing.T, b secureBroker, badPassword error, audit audite
 			t.Fatal("a client without TLS reached the broker")
 		}
 		t.Logf("plaintext client: %v", err)
+		if audit != nil {
+			audit(t, brokerLog, "Failed authentication with /127.0.0.1", "SSL handshake failed")
+		}
 	})
 
 	t.Run("a wrong password", func(t *testing.T) {

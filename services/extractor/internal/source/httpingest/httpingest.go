@@ -5,7 +5,11 @@
 // came and identified within the request, so that content sent again later
 // is a newer event than the one it repeats. A body with records that lack
 // the dataset's key is refused with 400, naming them; one with a record
-// larger than the broker takes with 413.
+// larger than the broker takes with 413. A refused request (no known token,
+// a producer over its rate, too many bodies at once, a body not read in
+// time) is a warning in the log, naming the producer's id, the status and
+// the client's address, never a token, at most ten a second; Requests
+// counts every one.
 package httpingest
 
 import (
@@ -17,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -78,11 +83,21 @@ type Source struct {
 	cfg    Config
 	limits map[string]*rate.Limiter // by producer id, when limited
 	slots  chan struct{}            // one per body being read, when capped
+	// denials bounds the warnings of refused requests, so that a flood of
+	// them cannot flood the log; Requests counts every one.
+	denials *rate.Limiter
 }
+
+// At most deniedLogRate warnings of refused requests a second, and
+// deniedLogBurst at once.
+const (
+	deniedLogRate  = 10
+	deniedLogBurst = 20
+)
 
 // New returns the endpoint of cfg.
 func New(cfg Config) *Source {
-	s := &Source{cfg: cfg}
+	s := &Source{cfg: cfg, denials: rate.NewLimiter(deniedLogRate, deniedLogBurst)}
 	if cfg.Rate > 0 {
 		s.limits = map[string]*rate.Limiter{}
 		for _, p := range cfg.Producers {
@@ -116,6 +131,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.producerOf(r)
 		if !ok {
 			s.count(unknownProducer, http.StatusUnauthorized)
+			s.denied(r, "ingest request refused", unknownProducer, http.StatusUnauthorized, zap.String("reason", "missing or wrong bearer token"))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="datamill ingest"`)
 			reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token (Authorization: Bearer <token>, one of EXTRACTOR_INGEST_TOKENS_FILE or EXTRACTOR_HTTP_TOKEN)")
 			return
@@ -129,11 +145,24 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if wait := res.Delay(); wait > 0 {
 			res.Cancel()
 			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			s.denied(r, "ingest request refused", producer, http.StatusTooManyRequests, zap.String("reason", "over its rate"))
 			reply(sw, http.StatusTooManyRequests, "error", fmt.Sprintf("producer %q is over its rate of %g requests a second (EXTRACTOR_INGEST_RATE); nothing was published, try again after Retry-After", producer, s.cfg.Rate))
 			return
 		}
 	}
 	s.serve(sw, r, producer)
+}
+
+// denied logs a request of producer refused with status, at most
+// deniedLogRate a second: the producer's id and the client's address,
+// never a token.
+func (s *Source) denied(r *http.Request, msg, producer string, status int, fields ...zap.Field) {
+	if !s.denials.Allow() {
+		return
+	}
+	s.cfg.Log.Warn(msg, append([]zap.Field{
+		zap.String("producer", producer), zap.Int("status", status), zap.String("remote", r.RemoteAddr),
+	}, fields...)...)
 }
 
 // count counts a request of producer answered with status.
@@ -162,6 +191,7 @@ func (s *Source) serve(w http.ResponseWriter, r *http.Request, producer string) 
 			defer func() { <-s.slots }()
 		default:
 			w.Header().Set("Retry-After", "1")
+			s.denied(r, "ingest request refused", producer, http.StatusServiceUnavailable, zap.String("reason", "too many bodies at once"))
 			reply(w, http.StatusServiceUnavailable, "error", fmt.Sprintf("%d bodies are being read already (EXTRACTOR_MAX_CONCURRENT_BODIES); try again", s.cfg.MaxBodies))
 			return
 		}
@@ -183,7 +213,14 @@ func (s *Source) serve(w http.ResponseWriter, r *http.Request, producer string) 
 		reply(w, http.StatusRequestEntityTooLarge, "error", fmt.Sprintf("body larger than %d bytes (EXTRACTOR_MAX_BODY_BYTES); nothing was published", s.cfg.MaxBody))
 		return
 	case err != nil:
-		reply(w, http.StatusBadRequest, "error", "read body: "+err.Error())
+		// A client too slow to send its body within the server's read
+		// timeout is cut off with 408; one that went away, 400.
+		status := http.StatusBadRequest
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			status = http.StatusRequestTimeout
+		}
+		s.denied(r, "ingest body not read", producer, status, zap.Error(err))
+		reply(w, status, "error", "read body: "+err.Error())
 		return
 	}
 	recs, err := parse(src, body)
