@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/datamill/datamill/pkg/config"
 )
@@ -19,7 +18,7 @@ type withAPI struct {
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:"127.0.0.1:0"`
 }
 
-func (c withAPI) API() (string, time.Duration) { return c.HTTPAddr, 0 }
+func (c withAPI) API() API { return API{Addr: c.HTTPAddr} }
 
 func status(t *testing.T, url string) int {
 	t.Helper()

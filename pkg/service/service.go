@@ -10,6 +10,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,9 +59,20 @@ type Process struct {
 // too, with a server of its own: clients of the API never reach the
 // operator's endpoints, which stay on the admin address.
 type APIConfig interface {
-	// API returns where the API listens (host:port) and how long a
-	// request may take to arrive, body included (one minute unless positive).
-	API() (addr string, readTimeout time.Duration)
+	// API says where the API listens and how.
+	API() API
+}
+
+// API is how a service's API listens.
+type API struct {
+	// Addr is host:port (HTTP_ADDR).
+	Addr string
+	// ReadTimeout bounds how long a request may take to arrive, body
+	// included (one minute unless positive).
+	ReadTimeout time.Duration
+	// TLSCertFile and TLSKeyFile, when set, make the API serve HTTPS
+	// alone (TLS 1.2 at least) with that certificate.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Start builds the logger (on stdout), starts the telemetry server on
@@ -93,15 +105,25 @@ func Start(name string, svc config.Service, cfg any, stdout io.Writer) (*Process
 	return p, nil
 }
 
-// listenAPI listens on addr (HTTP_ADDR) and serves the API's handlers
-// there in the background, bounding each request's headers (5 s, 64 KiB),
-// body (readTimeout), answer and idle time (2 min), so that a stalled
-// client frees its connection and memory.
-func (p *Process) listenAPI(addr string, readTimeout time.Duration) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on HTTP_ADDR %s: %w", addr, err)
+// listenAPI listens on a.Addr (HTTP_ADDR) and serves the API's handlers
+// there in the background, over TLS when a certificate is given, bounding
+// each request's headers (5 s, 64 KiB), body (a.ReadTimeout), answer and
+// idle time (2 min), so that a stalled client frees its connection and
+// memory.
+func (p *Process) listenAPI(a API) error {
+	var tc *tls.Config
+	if a.TLSCertFile != "" || a.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("HTTP_TLS_CERT_FILE/HTTP_TLS_KEY_FILE: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	ln, err := net.Listen("tcp", a.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", a.Addr, err)
+	}
+	readTimeout := a.ReadTimeout
 	if readTimeout <= 0 {
 		readTimeout = time.Minute
 	}
@@ -109,8 +131,13 @@ func (p *Process) listenAPI(addr string, readTimeout time.Duration) error {
 	p.api = &http.Server{
 		Handler: p.apiMux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: readTimeout,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		TLSConfig: tc,
 	}
-	go func() { _ = p.api.Serve(ln) }()
+	if tc != nil {
+		go func() { _ = p.api.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { _ = p.api.Serve(ln) }()
+	}
 	return nil
 }
 

@@ -90,6 +90,10 @@ type settings struct {
 	// included, so that a client that stalls mid-body frees its
 	// connection and memory.
 	HTTPReadTimeout time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"1m"`
+	// HTTPTLSCertFile and HTTPTLSKeyFile, when set, make the ingest
+	// endpoint serve HTTPS alone with that certificate and key (PEM).
+	HTTPTLSCertFile string `env:"HTTP_TLS_CERT_FILE" envDefault:""`
+	HTTPTLSKeyFile  string `env:"HTTP_TLS_KEY_FILE" envDefault:""`
 	// HTTPToken, when set, is a bearer token the ingest endpoint takes,
 	// of the producer "default".
 	HTTPToken string `env:"EXTRACTOR_HTTP_TOKEN" envDefault:"" secret:"true"`
@@ -134,7 +138,9 @@ type settings struct {
 
 // API is where the ingest endpoint listens, and how long a request may
 // take to arrive: service.Start listens there apart from ADMIN_ADDR.
-func (s settings) API() (string, time.Duration) { return s.HTTPAddr, s.HTTPReadTimeout }
+func (s settings) API() service.API {
+	return service.API{Addr: s.HTTPAddr, ReadTimeout: s.HTTPReadTimeout, TLSCertFile: s.HTTPTLSCertFile, TLSKeyFile: s.HTTPTLSKeyFile}
+}
 
 // Validate checks the ranges.
 func (s *settings) Validate() error {
@@ -156,6 +162,9 @@ func (s *settings) Validate() error {
 	}
 	if s.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("EXTRACTOR_MAX_BODY_BYTES %d: must be at least 1", s.MaxBodyBytes))
+	}
+	if (s.HTTPTLSCertFile == "") != (s.HTTPTLSKeyFile == "") {
+		errs = append(errs, errors.New("HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE go together"))
 	}
 	return errors.Join(errs...)
 }
