@@ -950,6 +950,37 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("postgres audits DDL and role changes with pgaudit of its major version", func(t *testing.T) {
+		pg := project.Services["postgres"]
+		if pg.Build == nil || filepath.Clean(pg.Build.Context) != deployFile(t, "deploy/postgres") {
+			t.Fatalf("postgres: not built from deploy/postgres (build %+v)", pg.Build)
+		}
+		if strings.HasPrefix(pg.Image, "postgres:") {
+			t.Errorf("postgres: image %q names the official image, which its build would replace", pg.Image)
+		}
+		dockerfile, err := os.ReadFile(deployFile(t, "deploy/postgres/Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := regexp.MustCompile(`(?m)^FROM postgres:(\d+)\.`).FindSubmatch(dockerfile)
+		if from == nil {
+			t.Fatal("deploy/postgres/Dockerfile is not FROM a pinned postgres image")
+		}
+		// PG_MAJOR is the image's own major version.
+		if !regexp.MustCompile(`apt-get install [^\n]*"?postgresql-\$\{PG_MAJOR\}-pgaudit`).Match(dockerfile) {
+			t.Errorf("deploy/postgres/Dockerfile does not install postgresql-${PG_MAJOR}-pgaudit (PG_MAJOR %s)", from[1])
+		}
+		script, err := os.ReadFile(deployFile(t, "deploy/postgres/entrypoint.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, setting := range []string{"-c shared_preload_libraries=pgaudit", "-c pgaudit.log=ddl,role"} {
+			if !strings.Contains(string(script), setting) {
+				t.Errorf("deploy/postgres/entrypoint.sh does not pass %s", setting)
+			}
+		}
+	})
+
 	t.Run("the Dockerfile copies every module of the workspace", func(t *testing.T) {
 		dockerfile, err := os.ReadFile(deployFile(t, "Dockerfile"))
 		if err != nil {
