@@ -981,6 +981,66 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("the schema registry asks for basic auth, which every client sends", func(t *testing.T) {
+		reg := project.Services["schema-registry"]
+		env := func(k string) string { return deref(reg.Environment[k]) }
+		jaas, err := os.ReadFile(deployFile(t, "deploy/schema-registry/jaas.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		realm := regexp.MustCompile(`(?m)^(\S+) \{`).FindSubmatch(jaas)
+		if env("SCHEMA_REGISTRY_AUTHENTICATION_METHOD") != "BASIC" || realm == nil || env("SCHEMA_REGISTRY_AUTHENTICATION_REALM") != string(realm[1]) {
+			t.Errorf("schema-registry: method %q, realm %q; want BASIC in the realm of deploy/schema-registry/jaas.conf",
+				env("SCHEMA_REGISTRY_AUTHENTICATION_METHOD"), env("SCHEMA_REGISTRY_AUTHENTICATION_REALM"))
+		}
+		mounted := slices.ContainsFunc(reg.Volumes, func(v types.ServiceVolumeConfig) bool {
+			return v.Source == deployFile(t, "deploy/schema-registry") && v.ReadOnly &&
+				env("SCHEMA_REGISTRY_OPTS") == "-Djava.security.auth.login.config="+v.Target+"/jaas.conf"
+		})
+		if !mounted {
+			t.Errorf("schema-registry: SCHEMA_REGISTRY_OPTS %q does not name deploy/schema-registry/jaas.conf, mounted read-only", env("SCHEMA_REGISTRY_OPTS"))
+		}
+		// The users file the login module reads: a secret, whose user
+		// has the password every client sends and a role the registry
+		// requires.
+		usersFile := regexp.MustCompile(`file="/run/secrets/([^"]+)"`).FindSubmatch(jaas)
+		if usersFile == nil || !givenSecrets(reg)[string(usersFile[1])] {
+			t.Fatalf("deploy/schema-registry/jaas.conf reads no users file the registry is given")
+		}
+		users, err := os.ReadFile(filepath.Join(secrets, string(usersFile[1])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		password, err := os.ReadFile(filepath.Join(secrets, "schema_registry_password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s: %s,%s", registryUser, password, env("SCHEMA_REGISTRY_AUTHENTICATION_ROLES"))
+		if !slices.Contains(strings.Split(string(users), "\n"), want) {
+			t.Errorf("%s does not hold the line %q: the user, its password and the role the registry requires", usersFile[1], registryUser+": …")
+		}
+		if reg.HealthCheck == nil || !strings.Contains(strings.Join(reg.HealthCheck.Test, " "), `-u "`+registryUser+`:$(cat /run/secrets/schema_registry_password)"`) {
+			t.Errorf("schema-registry: the healthcheck does not send the registry's login")
+		}
+		for _, name := range append(slices.Clone(datamill), "init") {
+			s := project.Services[name]
+			file, ok := strings.CutPrefix(deref(s.Environment["SCHEMA_REGISTRY_PASSWORD_FILE"]), "/run/secrets/")
+			if deref(s.Environment["SCHEMA_REGISTRY_USERNAME"]) != registryUser || !ok || file != "schema_registry_password" || !givenSecrets(s)[file] {
+				t.Errorf("%s: SCHEMA_REGISTRY_USERNAME %q, SCHEMA_REGISTRY_PASSWORD_FILE %q; want %s with the secret schema_registry_password",
+					name, deref(s.Environment["SCHEMA_REGISTRY_USERNAME"]), deref(s.Environment["SCHEMA_REGISTRY_PASSWORD_FILE"]), registryUser)
+			}
+		}
+		ui := project.Services["kafka-ui"]
+		if deref(ui.Environment["KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_USERNAME"]) != registryUser || !givenSecrets(ui)["kafka.clusters.0.schemaRegistryAuth.password"] {
+			t.Errorf("kafka-ui: no schema registry login (KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_USERNAME and the property kafka.clusters.0.schemaRegistryAuth.password)")
+		}
+		for _, sec := range ui.Secrets {
+			if sec.Target == "kafka.clusters.0.schemaRegistryAuth.password" && sec.Source != "schema_registry_password" {
+				t.Errorf("kafka-ui: its registry password is the secret %s, want schema_registry_password", sec.Source)
+			}
+		}
+	})
+
 	t.Run("the Dockerfile copies every module of the workspace", func(t *testing.T) {
 		dockerfile, err := os.ReadFile(deployFile(t, "Dockerfile"))
 		if err != nil {

@@ -72,6 +72,12 @@ func composeSecretFiles() []secretFile {
 	}})
 	return append(files,
 		secretFile{name: "grafana_admin_password", make: password},
+		// The schema registry's HTTP login, the one user the services and
+		// the Kafka UI share, and its realm's users file.
+		secretFile{name: "schema_registry_password", make: password},
+		secretFile{name: "schema_registry_users", from: []string{"schema_registry_password"}, make: func(read func(string) string) ([]byte, error) {
+			return fmt.Appendf(nil, "%s: %s,%s\n", registryUser, read("schema_registry_password"), registryUser), nil
+		}},
 		secretFile{name: "pgadmin_password", make: password},
 		secretFile{name: "kafka_ui_password", make: password},
 		secretFile{name: "prometheus_password", make: password},
@@ -105,6 +111,9 @@ func composeSecretFiles() []secretFile {
 }
 
 const (
+	// registryUser is the user of the schema registry's basic auth in
+	// compose, and the role its realm requires.
+	registryUser = "datamill"
 	// prometheusUser is the user of Prometheus' basic auth in compose.
 	prometheusUser = "prometheus"
 	// ingestProducer is the id of the ingest token secrets makes.
@@ -384,9 +393,10 @@ func secretsCommand(_ context.Context, args, _ []string, stdout, stderr io.Write
 			"random passwords for PostgreSQL's superuser, its roles (datamill_owner, _loader,\n"+
 			"_scorer, _ecometer, _lake, _reader) and the UIs, each service's DATABASE_URL,\n"+
 			"Prometheus' basic auth, MinIO's and the lake's keys, the extractor's ingest\n"+
-			"token, Kafka's SCRAM passwords (the admin and each principal), and a CA with\n"+
-			"PostgreSQL's server certificate and Kafka's keystore. Files already there are\n"+
-			"kept, so running it again is safe; delete a file and run it again to rotate it.\n"+
+			"token, the schema registry's login, Kafka's SCRAM passwords (the admin and\n"+
+			"each principal), and a CA with PostgreSQL's server certificate and Kafka's\n"+
+			"keystore. Files already there are kept, so running it again is safe; delete a\n"+
+			"file and run it again to rotate it.\n"+
 			"It never prints a secret.\n\nflags:")
 		fs.PrintDefaults()
 	}
@@ -421,7 +431,8 @@ func secretsCommand(_ context.Context, args, _ []string, stdout, stderr io.Write
 		"  MinIO        MINIO_ROOT_USER / %[1]s/minio_root_password\n"+
 		"  PostgreSQL   localhost:5432 as datamill_reader / %[1]s/db_reader_password, sslmode=verify-full, sslrootcert=%[1]s/ca.pem\n"+
 		"  HTTP ingest  Authorization: Bearer <%[1]s/extractor_ingest_token>\n"+
+		"  registry     http://localhost:8081 as %[3]s / %[1]s/schema_registry_password\n"+
 		"  Kafka        localhost:9094, SASL_SSL, SCRAM-SHA-512 as admin / %[1]s/kafka_user_admin_password, CA %[1]s/ca.pem\n",
-		*dir, prometheusUser)
+		*dir, prometheusUser, registryUser)
 	return nil
 }
