@@ -1926,7 +1926,7 @@ func TestComposeRolesScript(t *testing.T) {
 // Then the init job, with its environment, creates the principals and the
 // topics as the admin, and the extractor, with its environment, may write
 // raw.users and not clean.users; the host's listener takes the admin,
-// and a plaintext client gets nothing.
+// a plaintext client gets nothing, and the service's healthcheck passes.
 func TestComposeKafkaRecipe(t *testing.T) {
 	if _, err := exec.LookPath("java"); err != nil {
 		testkit.Unavailable(t, "java 17 or newer, for Apache Kafka")
@@ -1949,7 +1949,10 @@ func TestComposeKafkaRecipe(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for script, class := range map[string]string{"kafka-storage.sh": "kafka.tools.StorageTool", "kafka-server-start.sh": "kafka.Kafka"} {
+	for script, class := range map[string]string{
+		"kafka-storage.sh": "kafka.tools.StorageTool", "kafka-server-start.sh": "kafka.Kafka",
+		"kafka-broker-api-versions.sh": "org.apache.kafka.tools.BrokerApiVersionsCommand",
+	} {
 		body := fmt.Sprintf("#!/bin/sh\nexec java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp '%s/*' %s \"$@\"\n", lib, class)
 		if err := os.WriteFile(filepath.Join(home, "bin", script), []byte(body), 0o755); err != nil { // #nosec G306 -- a script of the test
 			t.Fatal(err)
@@ -2026,6 +2029,17 @@ func TestComposeKafkaRecipe(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The kafka service's healthcheck, as the admin.
+	check := project.Services["kafka"].HealthCheck
+	if check == nil || len(check.Test) != 2 || check.Test[0] != "CMD-SHELL" {
+		t.Fatalf("kafka: healthcheck %v, want a CMD-SHELL", check)
+	}
+	health := exec.Command("sh", "-c", strings.ReplaceAll(moved.Replace(check.Test[1]), "/opt/kafka/", home+"/")) // #nosec G204 -- compose's own healthcheck
+	health.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if out, err := health.CombinedOutput(); err != nil {
+		t.Errorf("kafka's healthcheck fails: %v\n%s", err, out)
+	}
+
 	var out strings.Builder
 	if err := run(t.Context(), []string{"init"}, initEnv, &out, io.Discard); err != nil {
 		t.Fatalf("init: %v\n%s", err, log.String())
