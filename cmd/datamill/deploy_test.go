@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -2087,5 +2088,157 @@ func TestComposeKafkaRecipe(t *testing.T) {
 		}
 		cancel()
 		plain.Close()
+	}
+}
+
+// TestComposePostgresAuditsDDLAndRoles runs PostgreSQL from the machine's
+// binaries with the audit settings of deploy/postgres/entrypoint.sh
+// (pgaudit, the image's addition): a CREATE TABLE and a CREATE ROLE are
+// AUDIT lines of the server's log, the role's password redacted; a read is
+// not; a statement that fails, which may hold a password, is not logged.
+func TestComposePostgresAuditsDDLAndRoles(t *testing.T) {
+	bin := map[string]string{}
+	for _, name := range []string{"initdb", "postgres", "pg_isready", "psql"} {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			testkit.Unavailable(t, "PostgreSQL's binaries on PATH: "+err.Error())
+		}
+		bin[name] = path
+	}
+	server, err := filepath.EvalSymlinks(bin["postgres"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(server)), "lib", "pgaudit.so")); err != nil {
+		testkit.Unavailable(t, "pgaudit beside "+server+" (apt-get install postgresql-15-pgaudit)")
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			testkit.Unavailable(t, "a postgres user to run PostgreSQL as: "+err.Error())
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	ctx := t.Context()
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin[name], args...) // #nosec G204 -- PostgreSQL's binaries
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+		cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=5")
+		return cmd
+	}
+	dir := t.TempDir()
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "run")
+	for _, d := range []string{data, sock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		giveTo(t, cred, d)
+	}
+	logFile := filepath.Join(dir, "postgres.log")
+	writeOwned(t, logFile, nil, cred)
+
+	// The entrypoint's settings of the audit (TLS and pg_hba.conf are
+	// TestComposePostgresAcceptsTLSOnly's).
+	script, err := os.ReadFile(deployFile(t, "deploy/postgres/entrypoint.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*-c ([a-z_.]+)=(\S+?)\s*\\?$`).FindAllStringSubmatch(string(script), -1) {
+		if strings.HasPrefix(m[1], "pgaudit.") || m[1] == "shared_preload_libraries" || m[1] == "log_min_error_statement" {
+			settings = append(settings, "-c", m[1]+"="+m[2])
+		}
+	}
+	if len(settings) == 0 {
+		t.Fatal("deploy/postgres/entrypoint.sh sets no audit setting")
+	}
+
+	// A throwaway cluster, trusting its own socket alone.
+	if out, err := asPostgres("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	srv := asPostgres("postgres", append([]string{
+		"-D", data, "-c", "listen_addresses=", "-c", "port=" + port,
+		"-c", "unix_socket_directories=" + sock,
+	}, settings...)...)
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv.Stdout, srv.Stderr = f, f
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = srv.Process.Kill()
+			<-exited
+		}
+	})
+	readLog := func() string {
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for asPostgres("pg_isready", "-h", sock, "-p", port).Run() != nil {
+		select {
+		case err := <-exited:
+			t.Fatalf("postgres exited: %v\n%s", err, readLog())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres not ready after 60 s:\n%s", readLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	psql := func(sql string) error {
+		return asPostgres("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", sock, "-p", port, "-U", "postgres", "-d", "postgres", "-c", sql).Run()
+	}
+	for _, sql := range []string{"create table audited (x int)", "create role auditee login password 'kept-secret'", "select count(*) from audited"} {
+		if err := psql(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if err := psql("create role auditee2 password 'failed-secret' nonsense"); err == nil {
+		t.Fatal("a statement with a syntax error succeeded")
+	}
+	// The last statement's error is logged after the statements before
+	// it: wait for it, then read what was logged.
+	for !strings.Contains(readLog(), "nonsense") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	log := readLog()
+	for _, want := range []string{"AUDIT: SESSION,1,1,DDL,CREATE TABLE", ",ROLE,CREATE ROLE,"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the server's log has no %q:\n%s", want, log)
+		}
+	}
+	for _, leaked := range []string{"kept-secret", "failed-secret"} {
+		if strings.Contains(log, leaked) {
+			t.Errorf("the server's log holds the password %q:\n%s", leaked, log)
+		}
+	}
+	if strings.Contains(log, "READ,SELECT") {
+		t.Errorf("the server's log audits a read, want DDL and role changes alone:\n%s", log)
 	}
 }
