@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -19,12 +20,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +36,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 	"go.yaml.in/yaml/v4"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
@@ -767,6 +774,270 @@ func TestComposeStack(t *testing.T) {
 		for _, name := range datamill {
 			if !jobs[name] {
 				t.Errorf("deploy/prometheus/prometheus.yml has no job for %s", name)
+			}
+		}
+	})
+
+	t.Run("every Kafka listener a client uses is SASL_SSL with SCRAM-SHA-512", func(t *testing.T) {
+		k := project.Services["kafka"]
+		env := func(name string) string { return deref(k.Environment[name]) }
+		protocols := map[string]string{}
+		for _, entry := range strings.Split(env("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"), ",") {
+			name, protocol, _ := strings.Cut(entry, ":")
+			protocols[name] = protocol
+		}
+		controllers := strings.Split(env("KAFKA_CONTROLLER_LISTENER_NAMES"), ",")
+		// What clients reach: the advertised listeners, host:port each.
+		advertised := map[string]string{}
+		for _, l := range strings.Split(env("KAFKA_ADVERTISED_LISTENERS"), ",") {
+			name, addr, _ := strings.Cut(l, "://")
+			advertised[addr] = name
+			if protocols[name] != "SASL_SSL" || slices.Contains(controllers, name) {
+				t.Errorf("kafka: advertised listener %s is %q, want SASL_SSL", l, protocols[name])
+			}
+		}
+		for _, l := range strings.Split(env("KAFKA_LISTENERS"), ",") {
+			name, _, _ := strings.Cut(l, "://")
+			switch {
+			case slices.Contains(controllers, name):
+				// The controller's: TLS, and only the broker's own
+				// certificate gets in.
+				if protocols[name] != "SSL" || env("KAFKA_LISTENER_NAME_"+name+"_SSL_CLIENT_AUTH") != "required" {
+					t.Errorf("kafka: controller listener %s is %q with client auth %q, want SSL with client certificates required",
+						name, protocols[name], env("KAFKA_LISTENER_NAME_"+name+"_SSL_CLIENT_AUTH"))
+				}
+			case protocols[name] != "SASL_SSL":
+				t.Errorf("kafka: listener %s is %q, want SASL_SSL", l, protocols[name])
+			}
+		}
+		for k, want := range map[string]string{
+			"KAFKA_SASL_ENABLED_MECHANISMS":        "SCRAM-SHA-512",
+			"KAFKA_AUTHORIZER_CLASS_NAME":          "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+			"KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND": "false",
+			"KAFKA_SUPER_USERS":                    "User:admin;User:CN=kafka",
+			"KAFKA_SSL_KEYSTORE_TYPE":              "PEM",
+			"KAFKA_SSL_KEYSTORE_LOCATION":          "/run/secrets/" + kafkaKeystore,
+		} {
+			if got := env(k); got != want {
+				t.Errorf("kafka: %s = %q, want %q", k, got, want)
+			}
+		}
+		// The datamill services and init: TLS against the stack's CA,
+		// SCRAM, on an advertised SASL_SSL listener.
+		for _, name := range append(slices.Clone(datamill), "init") {
+			s := project.Services[name]
+			env := func(k string) string { return deref(s.Environment[k]) }
+			ca, ok := strings.CutPrefix(env("KAFKA_TLS_CA_FILE"), "/run/secrets/")
+			if env("KAFKA_TLS") != "true" || !ok || !givenSecrets(s)[ca] || env("KAFKA_SASL_MECHANISM") != "SCRAM-SHA-512" {
+				t.Errorf("%s: KAFKA_TLS=%q KAFKA_TLS_CA_FILE=%q KAFKA_SASL_MECHANISM=%q, want TLS with a CA secret it is given and SCRAM-SHA-512",
+					name, env("KAFKA_TLS"), env("KAFKA_TLS_CA_FILE"), env("KAFKA_SASL_MECHANISM"))
+			}
+			for _, b := range strings.Split(env("KAFKA_BROKERS"), ",") {
+				if _, ok := advertised[b]; !ok {
+					t.Errorf("%s: broker %s is no advertised listener of kafka", name, b)
+				}
+			}
+		}
+		// The registry's store and the UI.
+		reg := project.Services["schema-registry"]
+		if b := deref(reg.Environment["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"]); !strings.HasPrefix(b, "SASL_SSL://") ||
+			deref(reg.Environment["SCHEMA_REGISTRY_KAFKASTORE_SECURITY_PROTOCOL"]) != "SASL_SSL" ||
+			deref(reg.Environment["SCHEMA_REGISTRY_KAFKASTORE_SASL_MECHANISM"]) != "SCRAM-SHA-512" {
+			t.Errorf("schema-registry: its store is not on SASL_SSL with SCRAM-SHA-512 (%s)", b)
+		}
+		ui := project.Services["kafka-ui"]
+		if deref(ui.Environment["KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL"]) != "SASL_SSL" ||
+			deref(ui.Environment["KAFKA_CLUSTERS_0_PROPERTIES_SASL_MECHANISM"]) != "SCRAM-SHA-512" {
+			t.Errorf("kafka-ui: not on SASL_SSL with SCRAM-SHA-512")
+		}
+	})
+
+	t.Run("each service signs in to Kafka as its own principal, the admin's password init's and the broker's alone", func(t *testing.T) {
+		passwordFile := func(s types.ServiceConfig, principal string) {
+			t.Helper()
+			file := kafkaPasswordFile(principal)
+			if got := deref(s.Environment["KAFKA_SASL_PASSWORD_FILE"]); got != "/run/secrets/"+file || !givenSecrets(s)[file] {
+				t.Errorf("%s: KAFKA_SASL_PASSWORD_FILE = %q, want the secret %s it is given", s.Name, got, file)
+			}
+		}
+		for _, name := range datamill {
+			s := project.Services[name]
+			if got := deref(s.Environment["KAFKA_SASL_USERNAME"]); got != name {
+				t.Errorf("%s: KAFKA_SASL_USERNAME = %q, want its own principal %q", name, got, name)
+			}
+			passwordFile(s, name)
+		}
+		init := project.Services["init"]
+		if got := deref(init.Environment["KAFKA_SASL_USERNAME"]); got != kafka.Admin {
+			t.Errorf("init: KAFKA_SASL_USERNAME = %q, want the admin", got)
+		}
+		passwordFile(init, kafka.Admin)
+		// init makes every principal from the password files of its
+		// KAFKA_PRINCIPALS_DIR.
+		dir := deref(init.Environment["KAFKA_PRINCIPALS_DIR"])
+		for _, p := range kafka.Principals() {
+			if dir != "/run/secrets" || !givenSecrets(init)[kafkaPasswordFile(p)] {
+				t.Errorf("init: KAFKA_PRINCIPALS_DIR = %q without the secret %s", dir, kafkaPasswordFile(p))
+			}
+		}
+		if !givenSecrets(project.Services["kafka"])[kafkaPasswordFile(kafka.Admin)] {
+			t.Errorf("kafka is not given %s, which it formats its storage with", kafkaPasswordFile(kafka.Admin))
+		}
+		for _, name := range slices.Sorted(maps.Keys(project.Services)) {
+			s := project.Services[name]
+			if name != "init" && name != "kafka" && givenSecrets(s)[kafkaPasswordFile(kafka.Admin)] {
+				t.Errorf("%s is given the Kafka admin's password", name)
+			}
+			if name != "init" && deref(s.Environment["KAFKA_SASL_USERNAME"]) == kafka.Admin {
+				t.Errorf("%s signs in to Kafka as the admin", name)
+			}
+		}
+		// The registry and the UI: their principals' logins, from the
+		// files of their secrets.
+		if !givenSecrets(project.Services["schema-registry"])[kafkaPasswordFile(kafka.Registry)] {
+			t.Errorf("schema-registry is not given %s", kafkaPasswordFile(kafka.Registry))
+		}
+		if !givenSecrets(project.Services["kafka-ui"])["kafka.clusters.0.properties.sasl.jaas.config"] {
+			t.Errorf("kafka-ui is not given its SASL login as the property kafka.clusters.0.properties.sasl.jaas.config")
+		}
+		for _, sec := range project.Services["kafka-ui"].Secrets {
+			if sec.Target == "kafka.clusters.0.properties.sasl.jaas.config" {
+				data, err := os.ReadFile(filepath.Join(secrets, sec.Source))
+				if err != nil || !strings.Contains(string(data), `username="`+kafka.UI+`"`) {
+					t.Errorf("kafka-ui: its login %s is not the principal %s's (%v)", sec.Source, kafka.UI, err)
+				}
+			}
+		}
+	})
+
+	t.Run("the registry's start sets its SCRAM login from its secret", func(t *testing.T) {
+		// Its command, run by sh with the secrets directory in place of
+		// /run/secrets and env in place of the image's start.
+		reg := project.Services["schema-registry"]
+		script := strings.Join(reg.Command, " ")
+		script = strings.ReplaceAll(script, "/run/secrets/", secrets+"/")
+		script = strings.ReplaceAll(script, "exec /etc/confluent/docker/run", "exec env")
+		if slices.Equal(reg.Entrypoint, types.ShellCommand{"/bin/sh", "-c"}) == false {
+			t.Fatalf("schema-registry: entrypoint %v, want /bin/sh -c", reg.Entrypoint)
+		}
+		out, err := exec.Command("/bin/sh", "-c", script).Output()
+		if err != nil {
+			t.Fatalf("schema-registry's command: %v", err)
+		}
+		pw, err := os.ReadFile(filepath.Join(secrets, kafkaPasswordFile(kafka.Registry)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "SCHEMA_REGISTRY_KAFKASTORE_SASL_JAAS_CONFIG=" + scramLogin(kafka.Registry, string(pw))
+		if !slices.Contains(strings.Split(string(out), "\n"), want) {
+			t.Errorf("schema-registry's command does not set %q", want)
+		}
+	})
+
+	t.Run("datamill secrets makes Kafka's keystore and every principal's password", func(t *testing.T) {
+		for _, name := range append([]string{kafkaKeystore, "kafka_user_ui_jaas"}, func() []string {
+			var files []string
+			for _, p := range append([]string{kafka.Admin}, kafka.Principals()...) {
+				files = append(files, kafkaPasswordFile(p))
+			}
+			return files
+		}()...) {
+			if _, ok := project.Secrets[name]; !ok {
+				t.Errorf("docker-compose.yml declares no secret %s", name)
+			}
+			if _, err := os.Stat(filepath.Join(secrets, name)); err != nil {
+				t.Errorf("datamill secrets does not make %s: %v", name, err)
+			}
+		}
+	})
+
+	t.Run("postgres audits DDL and role changes with pgaudit of its major version", func(t *testing.T) {
+		pg := project.Services["postgres"]
+		if pg.Build == nil || filepath.Clean(pg.Build.Context) != deployFile(t, "deploy/postgres") {
+			t.Fatalf("postgres: not built from deploy/postgres (build %+v)", pg.Build)
+		}
+		if strings.HasPrefix(pg.Image, "postgres:") {
+			t.Errorf("postgres: image %q names the official image, which its build would replace", pg.Image)
+		}
+		dockerfile, err := os.ReadFile(deployFile(t, "deploy/postgres/Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := regexp.MustCompile(`(?m)^FROM postgres:(\d+)\.`).FindSubmatch(dockerfile)
+		if from == nil {
+			t.Fatal("deploy/postgres/Dockerfile is not FROM a pinned postgres image")
+		}
+		// PG_MAJOR is the image's own major version.
+		if !regexp.MustCompile(`apt-get install [^\n]*"?postgresql-\$\{PG_MAJOR\}-pgaudit`).Match(dockerfile) {
+			t.Errorf("deploy/postgres/Dockerfile does not install postgresql-${PG_MAJOR}-pgaudit (PG_MAJOR %s)", from[1])
+		}
+		script, err := os.ReadFile(deployFile(t, "deploy/postgres/entrypoint.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, setting := range []string{"-c shared_preload_libraries=pgaudit", "-c pgaudit.log=ddl,role"} {
+			if !strings.Contains(string(script), setting) {
+				t.Errorf("deploy/postgres/entrypoint.sh does not pass %s", setting)
+			}
+		}
+	})
+
+	t.Run("the schema registry asks for basic auth, which every client sends", func(t *testing.T) {
+		reg := project.Services["schema-registry"]
+		env := func(k string) string { return deref(reg.Environment[k]) }
+		jaas, err := os.ReadFile(deployFile(t, "deploy/schema-registry/jaas.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		realm := regexp.MustCompile(`(?m)^(\S+) \{`).FindSubmatch(jaas)
+		if env("SCHEMA_REGISTRY_AUTHENTICATION_METHOD") != "BASIC" || realm == nil || env("SCHEMA_REGISTRY_AUTHENTICATION_REALM") != string(realm[1]) {
+			t.Errorf("schema-registry: method %q, realm %q; want BASIC in the realm of deploy/schema-registry/jaas.conf",
+				env("SCHEMA_REGISTRY_AUTHENTICATION_METHOD"), env("SCHEMA_REGISTRY_AUTHENTICATION_REALM"))
+		}
+		mounted := slices.ContainsFunc(reg.Volumes, func(v types.ServiceVolumeConfig) bool {
+			return v.Source == deployFile(t, "deploy/schema-registry") && v.ReadOnly &&
+				env("SCHEMA_REGISTRY_OPTS") == "-Djava.security.auth.login.config="+v.Target+"/jaas.conf"
+		})
+		if !mounted {
+			t.Errorf("schema-registry: SCHEMA_REGISTRY_OPTS %q does not name deploy/schema-registry/jaas.conf, mounted read-only", env("SCHEMA_REGISTRY_OPTS"))
+		}
+		// The users file the login module reads: a secret, whose user
+		// has the password every client sends and a role the registry
+		// requires.
+		usersFile := regexp.MustCompile(`file="/run/secrets/([^"]+)"`).FindSubmatch(jaas)
+		if usersFile == nil || !givenSecrets(reg)[string(usersFile[1])] {
+			t.Fatalf("deploy/schema-registry/jaas.conf reads no users file the registry is given")
+		}
+		users, err := os.ReadFile(filepath.Join(secrets, string(usersFile[1])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		password, err := os.ReadFile(filepath.Join(secrets, "schema_registry_password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s: %s,%s", registryUser, password, env("SCHEMA_REGISTRY_AUTHENTICATION_ROLES"))
+		if !slices.Contains(strings.Split(string(users), "\n"), want) {
+			t.Errorf("%s does not hold the line %q: the user, its password and the role the registry requires", usersFile[1], registryUser+": …")
+		}
+		if reg.HealthCheck == nil || !strings.Contains(strings.Join(reg.HealthCheck.Test, " "), `-u "`+registryUser+`:$(cat /run/secrets/schema_registry_password)"`) {
+			t.Errorf("schema-registry: the healthcheck does not send the registry's login")
+		}
+		for _, name := range append(slices.Clone(datamill), "init") {
+			s := project.Services[name]
+			file, ok := strings.CutPrefix(deref(s.Environment["SCHEMA_REGISTRY_PASSWORD_FILE"]), "/run/secrets/")
+			if deref(s.Environment["SCHEMA_REGISTRY_USERNAME"]) != registryUser || !ok || file != "schema_registry_password" || !givenSecrets(s)[file] {
+				t.Errorf("%s: SCHEMA_REGISTRY_USERNAME %q, SCHEMA_REGISTRY_PASSWORD_FILE %q; want %s with the secret schema_registry_password",
+					name, deref(s.Environment["SCHEMA_REGISTRY_USERNAME"]), deref(s.Environment["SCHEMA_REGISTRY_PASSWORD_FILE"]), registryUser)
+			}
+		}
+		ui := project.Services["kafka-ui"]
+		if deref(ui.Environment["KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_USERNAME"]) != registryUser || !givenSecrets(ui)["kafka.clusters.0.schemaRegistryAuth.password"] {
+			t.Errorf("kafka-ui: no schema registry login (KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_USERNAME and the property kafka.clusters.0.schemaRegistryAuth.password)")
+		}
+		for _, sec := range ui.Secrets {
+			if sec.Target == "kafka.clusters.0.schemaRegistryAuth.password" && sec.Source != "schema_registry_password" {
+				t.Errorf("kafka-ui: its registry password is the secret %s, want schema_registry_password", sec.Source)
 			}
 		}
 	})
@@ -1647,5 +1918,328 @@ func TestComposeRolesScript(t *testing.T) {
 		if allowed := err == nil; allowed != tc.allowed {
 			t.Errorf("datamill_%s: %q: %v, want allowed %v", tc.role, tc.sql, err, tc.allowed)
 		}
+	}
+}
+
+// TestComposeKafkaRecipe runs compose's Kafka as compose would, outside
+// Docker: deploy/kafka/start.sh with the kafka service's environment, on
+// Apache Kafka's jars (scripts/kafka/broker.sh fetch) and a `datamill
+// secrets` directory, its addresses moved to free ports of 127.0.0.1.
+// Then the init job, with its environment, creates the principals and the
+// topics as the admin, and the extractor, with its environment, may write
+// raw.users and not clean.users; the host's listener takes the admin,
+// a plaintext client gets nothing, and the service's healthcheck passes.
+func TestComposeKafkaRecipe(t *testing.T) {
+	if _, err := exec.LookPath("java"); err != nil {
+		testkit.Unavailable(t, "java 17 or newer, for Apache Kafka")
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(root, "scripts/kafka/broker.sh"), "fetch").CombinedOutput(); err != nil {
+		testkit.Unavailable(t, fmt.Sprintf("the Kafka jars (scripts/kafka/broker.sh fetch: %v %s)", err, out))
+	}
+	lib := filepath.Join(root, ".cache/kafka/lib")
+	project, _ := loadCompose(t)
+	secrets, dir := t.TempDir(), t.TempDir()
+	if _, err := makeSecrets(secrets); err != nil {
+		t.Fatal(err)
+	}
+	// The image's bin/ scripts, as the jars run them.
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for script, class := range map[string]string{
+		"kafka-storage.sh": "kafka.tools.StorageTool", "kafka-server-start.sh": "kafka.Kafka",
+		"kafka-broker-api-versions.sh": "org.apache.kafka.tools.BrokerApiVersionsCommand",
+	} {
+		body := fmt.Sprintf("#!/bin/sh\nexec java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp '%s/*' %s \"$@\"\n", lib, class)
+		if err := os.WriteFile(filepath.Join(home, "bin", script), []byte(body), 0o755); err != nil { // #nosec G306 -- a script of the test
+			t.Fatal(err)
+		}
+	}
+	internal, controller, external := freePort(t), freePort(t), freePort(t)
+	moved := strings.NewReplacer(
+		"kafka:9092", "127.0.0.1:"+internal, "://:9092", "://127.0.0.1:"+internal,
+		"kafka:9093", "127.0.0.1:"+controller, "://:9093", "://127.0.0.1:"+controller,
+		"localhost:9094", "localhost:"+external, "://:9094", "://127.0.0.1:"+external,
+		"/run/secrets/", secrets+"/", "/run/secrets", secrets,
+		"/var/lib/kafka/data", filepath.Join(dir, "data"), "/tmp/kafka", filepath.Join(dir, "config"),
+	)
+	environ := func(service string, extra ...string) []string {
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+		for k, v := range project.Services[service].Environment {
+			env = append(env, k+"="+moved.Replace(deref(v)))
+		}
+		return append(env, extra...)
+	}
+
+	var log strings.Builder
+	broker := exec.Command("bash", filepath.Join(root, "deploy/kafka/start.sh")) // #nosec G204 -- the checkout's own script
+	broker.Env = environ("kafka", "KAFKA_HOME="+home)
+	broker.Stdout, broker.Stderr = &log, &log
+	if err := broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- broker.Wait() }()
+	t.Cleanup(func() {
+		_ = broker.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = broker.Process.Kill()
+			<-exited
+		}
+	})
+
+	// clientConfig reads a service's KAFKA_* variables as it does.
+	clientConfig := func(env []string) kafka.Config {
+		t.Helper()
+		cfg, err := config.Parse[struct{ Kafka kafka.Config }](env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Kafka
+	}
+	// The init job, as the admin, once the broker answers.
+	initEnv := slices.DeleteFunc(environ("init", "DATABASE_URL="+testkit.Postgres(t)), func(kv string) bool {
+		return strings.HasPrefix(kv, "DATABASE_URL_FILE=")
+	})
+	admin, err := kafka.NewClient(clientConfig(initEnv), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		err := admin.Ping(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the broker exited (%v):\n%s", err, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker does not take the admin after 120 s: %v\n%s", err, log.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The kafka service's healthcheck, as the admin.
+	check := project.Services["kafka"].HealthCheck
+	if check == nil || len(check.Test) != 2 || check.Test[0] != "CMD-SHELL" {
+		t.Fatalf("kafka: healthcheck %v, want a CMD-SHELL", check)
+	}
+	health := exec.Command("sh", "-c", strings.ReplaceAll(moved.Replace(check.Test[1]), "/opt/kafka/", home+"/")) // #nosec G204 -- compose's own healthcheck
+	health.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if out, err := health.CombinedOutput(); err != nil {
+		t.Errorf("kafka's healthcheck fails: %v\n%s", err, out)
+	}
+
+	var out strings.Builder
+	if err := run(t.Context(), []string{"init"}, initEnv, &out, io.Discard); err != nil {
+		t.Fatalf("init: %v\n%s", err, log.String())
+	}
+
+	extractor, err := kafka.NewClient(clientConfig(environ("extractor")), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extractor.Close()
+	produce := func(topic string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		return extractor.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("x")}).FirstErr()
+	}
+	if err := produce("raw.users"); err != nil {
+		t.Errorf("the extractor producing to raw.users: %v", err)
+	}
+	if err := produce("clean.users"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("the extractor producing to clean.users: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+
+	// The host's listener: the admin lists the topics init made.
+	host := clientConfig(initEnv)
+	host.Brokers = []string{"localhost:" + external}
+	hostClient, err := kafka.NewClient(host, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostClient.Close()
+	topics, err := kadm.NewClient(hostClient).ListTopics(t.Context())
+	if err != nil || !topics.Has("raw.users") {
+		t.Errorf("the admin on the host's listener lists %v (%v), want raw.users", topics.Names(), err)
+	}
+
+	// A plaintext client is refused on every client listener.
+	for _, port := range []string{internal, external} {
+		plain, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		if err := plain.Ping(ctx); err == nil {
+			t.Errorf("a plaintext client reaches the broker on %s", port)
+		}
+		cancel()
+		plain.Close()
+	}
+}
+
+// TestComposePostgresAuditsDDLAndRoles runs PostgreSQL from the machine's
+// binaries with the audit settings of deploy/postgres/entrypoint.sh
+// (pgaudit, the image's addition): a CREATE TABLE and a CREATE ROLE are
+// AUDIT lines of the server's log, the role's password redacted; a read is
+// not; a statement that fails, which may hold a password, is not logged.
+func TestComposePostgresAuditsDDLAndRoles(t *testing.T) {
+	bin := map[string]string{}
+	for _, name := range []string{"initdb", "postgres", "pg_isready", "psql"} {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			testkit.Unavailable(t, "PostgreSQL's binaries on PATH: "+err.Error())
+		}
+		bin[name] = path
+	}
+	server, err := filepath.EvalSymlinks(bin["postgres"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(server)), "lib", "pgaudit.so")); err != nil {
+		testkit.Unavailable(t, "pgaudit beside "+server+" (apt-get install postgresql-15-pgaudit)")
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			testkit.Unavailable(t, "a postgres user to run PostgreSQL as: "+err.Error())
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	ctx := t.Context()
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin[name], args...) // #nosec G204 -- PostgreSQL's binaries
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+		cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=5")
+		return cmd
+	}
+	dir := t.TempDir()
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "run")
+	for _, d := range []string{data, sock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		giveTo(t, cred, d)
+	}
+	logFile := filepath.Join(dir, "postgres.log")
+	writeOwned(t, logFile, nil, cred)
+
+	// The entrypoint's settings of the audit (TLS and pg_hba.conf are
+	// TestComposePostgresAcceptsTLSOnly's).
+	script, err := os.ReadFile(deployFile(t, "deploy/postgres/entrypoint.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var settings []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*-c ([a-z_.]+)=(\S+?)\s*\\?$`).FindAllStringSubmatch(string(script), -1) {
+		if strings.HasPrefix(m[1], "pgaudit.") || m[1] == "shared_preload_libraries" || m[1] == "log_min_error_statement" {
+			settings = append(settings, "-c", m[1]+"="+m[2])
+		}
+	}
+	if len(settings) == 0 {
+		t.Fatal("deploy/postgres/entrypoint.sh sets no audit setting")
+	}
+
+	// A throwaway cluster, trusting its own socket alone.
+	if out, err := asPostgres("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	srv := asPostgres("postgres", append([]string{
+		"-D", data, "-c", "listen_addresses=", "-c", "port=" + port,
+		"-c", "unix_socket_directories=" + sock,
+	}, settings...)...)
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv.Stdout, srv.Stderr = f, f
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = srv.Process.Kill()
+			<-exited
+		}
+	})
+	readLog := func() string {
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for asPostgres("pg_isready", "-h", sock, "-p", port).Run() != nil {
+		select {
+		case err := <-exited:
+			t.Fatalf("postgres exited: %v\n%s", err, readLog())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres not ready after 60 s:\n%s", readLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	psql := func(sql string) error {
+		return asPostgres("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", sock, "-p", port, "-U", "postgres", "-d", "postgres", "-c", sql).Run()
+	}
+	for _, sql := range []string{"create table audited (x int)", "create role auditee login password 'kept-secret'", "select count(*) from audited"} {
+		if err := psql(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if err := psql("create role auditee2 password 'failed-secret' nonsense"); err == nil {
+		t.Fatal("a statement with a syntax error succeeded")
+	}
+	// The last statement's error is logged after the statements before
+	// it: wait for it, then read what was logged.
+	for !strings.Contains(readLog(), "nonsense") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	log := readLog()
+	for _, want := range []string{"AUDIT: SESSION,1,1,DDL,CREATE TABLE", ",ROLE,CREATE ROLE,"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the server's log has no %q:\n%s", want, log)
+		}
+	}
+	for _, leaked := range []string{"kept-secret", "failed-secret"} {
+		if strings.Contains(log, leaked) {
+			t.Errorf("the server's log holds the password %q:\n%s", leaked, log)
+		}
+	}
+	if strings.Contains(log, "READ,SELECT") {
+		t.Errorf("the server's log audits a read, want DDL and role changes alone:\n%s", log)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +32,11 @@ type provisioning struct {
 	Postgres pg.Config
 	// Service holds DATASETS, with the services' default.
 	Service config.Service
+	// PrincipalsDir holds a password file per Kafka principal
+	// (kafka_user_<principal>_password, as `datamill secrets` makes them):
+	// init, connected as the admin, then creates each principal's SCRAM
+	// user and ACLs.
+	PrincipalsDir string `env:"KAFKA_PRINCIPALS_DIR" envDefault:""`
 }
 
 // initCommand prepares a deployment before its services start: the pipeline
@@ -41,7 +48,7 @@ func initCommand(ctx context.Context, args, environ []string, stdout, stderr io.
 	flags := flag.NewFlagSet("init", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: datamill init\n\nCreates the pipeline topics of DATASETS (the services' default when unset) with\nKAFKA_TOPIC_PARTITIONS partitions (default 3) on KAFKA_BROKERS and applies the\nservices' migrations to DATABASE_URL. Existing topics and applied migrations\nare left as they are. The KAFKA_* and DATABASE_* variables are the services'.")
+		fmt.Fprintln(stderr, "usage: datamill init\n\nCreates the pipeline topics of DATASETS (the services' default when unset) with\nKAFKA_TOPIC_PARTITIONS partitions (default 3) on KAFKA_BROKERS and applies the\nservices' migrations to DATABASE_URL. Existing topics and applied migrations\nare left as they are. The KAFKA_* and DATABASE_* variables are the services'.\n\nWith KAFKA_PRINCIPALS_DIR, a directory of files kafka_user_<principal>_password\n(`datamill secrets` makes them), it first creates, connected as the admin,\nthe SCRAM-SHA-512 user and the ACLs of each principal: "+strings.Join(kafka.Principals(), ", ")+".")
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,6 +63,13 @@ func initCommand(ctx context.Context, args, environ []string, stdout, stderr io.
 	cfg, err := config.Parse[provisioning](environ)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
+	}
+	if cfg.PrincipalsDir != "" {
+		principals, err := provisionPrincipals(ctx, cfg.Kafka, cfg.PrincipalsDir)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		fmt.Fprintf(stdout, "kafka principals (SCRAM-SHA-512 users and ACLs): %s\n", strings.Join(principals, " "))
 	}
 	topics, err := createTopics(ctx, cfg.Kafka, cfg.Service.Datasets)
 	if err != nil {
@@ -78,6 +92,45 @@ func initCommand(ctx context.Context, args, environ []string, stdout, stderr io.
 		fmt.Fprintf(stdout, "migrations of %s: %d applied\n", m.component, n)
 	}
 	return nil
+}
+
+// provisionPrincipals sets, through cfg's client (the admin's), the SCRAM
+// password of each of kafka.Principals from its file in dir and grants it
+// its ACLs, and names them. Setting a password again or granting an ACL
+// that exists changes nothing, so it runs at every start; a changed file
+// rotates that password.
+func provisionPrincipals(ctx context.Context, cfg kafka.Config, dir string) ([]string, error) {
+	passwords := map[string]string{}
+	var errs []error
+	for _, p := range kafka.Principals() {
+		file := filepath.Join(dir, kafkaPasswordFile(p))
+		data, err := os.ReadFile(file) // #nosec G304 -- a file of the directory the operator names
+		pw := strings.TrimRight(string(data), "\r\n")
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("password of kafka principal %s: %w", p, err))
+		case pw == "":
+			errs = append(errs, fmt.Errorf("password of kafka principal %s: %s is empty", p, file))
+		}
+		passwords[p] = pw
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	for _, p := range kafka.Principals() {
+		if err := kafka.SetSCRAMPassword(ctx, cl, p, passwords[p]); err != nil {
+			return nil, err
+		}
+		if err := kafka.GrantACLs(ctx, cl, p); err != nil {
+			return nil, err
+		}
+	}
+	return kafka.Principals(), nil
 }
 
 // createTopics ensures the pipeline topics of datasets and names them.

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/datamill/datamill/pkg/embedded"
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
 // The PostgreSQL roles of a deployment, as pkg/pg declares them: the
@@ -42,8 +43,8 @@ type secretFile struct {
 }
 
 // composeSecretFiles lists the files of the directory, each after those it
-// is made from. ca.pem, ca-key.pem, postgres.pem and postgres-key.pem are
-// the CA's and are made apart.
+// is made from. The CA's and the servers' certificates (certificateFiles)
+// are made apart.
 func composeSecretFiles() []secretFile {
 	password := func(func(string) string) ([]byte, error) { return randomSecret() }
 	files := []secretFile{
@@ -59,8 +60,24 @@ func composeSecretFiles() []secretFile {
 			}},
 		)
 	}
+	// Kafka's SCRAM users: the admin, whose credential the broker is
+	// formatted with, and each principal, which the init job creates.
+	for _, p := range append([]string{kafka.Admin}, kafka.Principals()...) {
+		files = append(files, secretFile{name: kafkaPasswordFile(p), make: password})
+	}
+	// The Kafka UI's SASL login, a client property its config tree reads.
+	uiPassword := kafkaPasswordFile(kafka.UI)
+	files = append(files, secretFile{name: "kafka_user_ui_jaas", from: []string{uiPassword}, make: func(read func(string) string) ([]byte, error) {
+		return []byte(scramLogin(kafka.UI, read(uiPassword))), nil
+	}})
 	return append(files,
 		secretFile{name: "grafana_admin_password", make: password},
+		// The schema registry's HTTP login, the one user the services and
+		// the Kafka UI share, and its realm's users file.
+		secretFile{name: "schema_registry_password", make: password},
+		secretFile{name: "schema_registry_users", from: []string{"schema_registry_password"}, make: func(read func(string) string) ([]byte, error) {
+			return fmt.Appendf(nil, "%s: %s,%s\n", registryUser, read("schema_registry_password"), registryUser), nil
+		}},
 		secretFile{name: "pgadmin_password", make: password},
 		secretFile{name: "kafka_ui_password", make: password},
 		secretFile{name: "prometheus_password", make: password},
@@ -94,6 +111,9 @@ func composeSecretFiles() []secretFile {
 }
 
 const (
+	// registryUser is the user of the schema registry's basic auth in
+	// compose, and the role its realm requires.
+	registryUser = "datamill"
 	// prometheusUser is the user of Prometheus' basic auth in compose.
 	prometheusUser = "prometheus"
 	// ingestProducer is the id of the ingest token secrets makes.
@@ -101,6 +121,18 @@ const (
 	// composeCAFile is where compose mounts the CA's certificate.
 	composeCAFile = "/run/secrets/ca.pem"
 )
+
+// kafkaPasswordFile is the name of the file of a Kafka principal's
+// password in the secrets directory, which the init job reads from
+// KAFKA_PRINCIPALS_DIR.
+// (kafka_ui_password is the Kafka UI's login.)
+func kafkaPasswordFile(principal string) string { return "kafka_user_" + principal + "_password" }
+
+// scramLogin is a Kafka client's sasl.jaas.config for user with
+// SCRAM-SHA-512. The passwords `datamill secrets` makes need no quoting.
+func scramLogin(user, password string) string {
+	return fmt.Sprintf("org.apache.kafka.common.security.scram.ScramLoginModule required username=%q password=%q;", user, password)
+}
 
 // composeDatabaseURL is the URL a compose service connects with as role:
 // to the postgres service over TLS, its certificate checked against the
@@ -175,11 +207,11 @@ func makeSecrets(dir string) (secretsResult, error) {
 		values[f.name], made[f.name] = string(data), true
 		res.made = append(res.made, f.name)
 	}
-	caMade, err := makePostgresCertificate(dir)
+	caMade, err := makeCertificates(dir)
 	if err != nil {
 		return res, err
 	}
-	for _, name := range []string{"ca.pem", "ca-key.pem", "postgres.pem", "postgres-key.pem"} {
+	for _, name := range certificateFiles {
 		if slices.Contains(caMade, name) {
 			res.made = append(res.made, name)
 		} else {
@@ -192,7 +224,7 @@ func makeSecrets(dir string) (secretsResult, error) {
 // writeSecret writes a file readable by the containers (see makeSecrets),
 // replacing one that was there.
 func writeSecret(path string, data []byte) error {
-	// #nosec G306 -- in a 0700 directory; containers running as their own users read it through a bind mount
+	// #nosec G306 G703 -- a file of the secrets directory the operator names, 0700; containers running as their own users read it through a bind mount
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("write secret: %w", err)
 	}
@@ -213,7 +245,14 @@ func expiresSoon(file string, now time.Time) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("read certificate: %w", err)
 	}
-	block, _ := pem.Decode(data)
+	// The first certificate: a keystore begins with its key.
+	var block *pem.Block
+	for {
+		block, data = pem.Decode(data)
+		if block == nil || block.Type == "CERTIFICATE" {
+			break
+		}
+	}
 	if block == nil {
 		return false, fmt.Errorf("%s: no PEM certificate", file)
 	}
@@ -224,11 +263,19 @@ func expiresSoon(file string, now time.Time) (bool, error) {
 	return now.Add(renewBefore).After(cert.NotAfter), nil
 }
 
-// makePostgresCertificate keeps the stack's CA in dir (made when missing or
-// about to expire) and the postgres service's certificate and key signed
-// by it (issued when missing, about to expire, or when the CA is new), and
-// lists the files it made.
-func makePostgresCertificate(dir string) ([]string, error) {
+// certificateFiles are the files of the CA and of the servers'
+// certificates in a secrets directory.
+var certificateFiles = []string{"ca.pem", "ca-key.pem", "postgres.pem", "postgres-key.pem", kafkaKeystore}
+
+// kafkaKeystore is the Kafka broker's PEM keystore (ssl.keystore.type=PEM):
+// its key as PKCS#8, which Kafka reads, then its certificate.
+const kafkaKeystore = "kafka-keystore.pem"
+
+// makeCertificates keeps the stack's CA in dir (made when missing or about
+// to expire) and the servers' certificates and keys signed by it (issued
+// when missing, about to expire, or when the CA is new): PostgreSQL's,
+// and Kafka's as a keystore, and lists the files it made.
+func makeCertificates(dir string) ([]string, error) {
 	exists := func(name string) bool {
 		_, err := os.Stat(filepath.Join(dir, name))
 		return err == nil
@@ -254,24 +301,85 @@ func makePostgresCertificate(dir string) ([]string, error) {
 	if newCA {
 		made = append(made, "ca.pem", "ca-key.pem")
 	}
-	old, err = expiresSoon(filepath.Join(dir, "postgres.pem"), now)
+	// stale tells whether a certificate's files are to be made.
+	stale := func(cert string, files ...string) (bool, error) {
+		old, err := expiresSoon(filepath.Join(dir, cert), now)
+		if err != nil {
+			return false, err
+		}
+		missing := slices.ContainsFunc(files, func(f string) bool { return !exists(f) })
+		return newCA || old || missing, nil
+	}
+
+	renew, err := stale("postgres.pem", "postgres.pem", "postgres-key.pem")
 	if err != nil {
 		return nil, fmt.Errorf("postgres certificate: %w", err)
 	}
-	if !newCA && !old && exists("postgres.pem") && exists("postgres-key.pem") {
-		return made, nil
+	if renew {
+		_, keyFile, err := ca.Issue("postgres", "postgres", "localhost", "127.0.0.1")
+		if err != nil {
+			return nil, fmt.Errorf("postgres certificate: %w", err)
+		}
+		// The postgres container copies the key to a 0600 file of its
+		// own before the server reads it (deploy/postgres/entrypoint.sh).
+		// #nosec G302 -- in a 0700 directory, read by the container's postgres user through a bind mount
+		if err := os.Chmod(keyFile, 0o644); err != nil {
+			return nil, fmt.Errorf("postgres key: %w", err)
+		}
+		made = append(made, "postgres.pem", "postgres-key.pem")
 	}
-	_, keyFile, err := ca.Issue("postgres", "postgres", "localhost", "127.0.0.1")
+
+	renew, err = stale(kafkaKeystore, kafkaKeystore)
 	if err != nil {
-		return nil, fmt.Errorf("postgres certificate: %w", err)
+		return nil, fmt.Errorf("kafka keystore: %w", err)
 	}
-	// The postgres container copies the key to a 0600 file of its own
-	// before the server reads it (deploy/postgres/entrypoint.sh).
-	// #nosec G302 -- in a 0700 directory, read by the container's postgres user through a bind mount
-	if err := os.Chmod(keyFile, 0o644); err != nil {
-		return nil, fmt.Errorf("postgres key: %w", err)
+	if renew {
+		if err := makeKafkaKeystore(ca, dir); err != nil {
+			return nil, err
+		}
+		made = append(made, kafkaKeystore)
 	}
-	return append(made, "postgres.pem", "postgres-key.pem"), nil
+	return made, nil
+}
+
+// makeKafkaKeystore issues the broker's certificate, for the compose
+// service kafka and for the host's clients on localhost, and writes it
+// with its key as the keystore the broker reads. Its subject, CN=kafka,
+// is the principal of the broker on its controller listener.
+func makeKafkaKeystore(ca *embedded.CA, dir string) error {
+	certFile, keyFile, err := ca.Issue("kafka", "kafka", "localhost", "127.0.0.1")
+	if err != nil {
+		return fmt.Errorf("kafka certificate: %w", err)
+	}
+	defer os.Remove(certFile)
+	defer os.Remove(keyFile)
+	certPEM, err := os.ReadFile(certFile) // #nosec G304 -- the file the CA just wrote
+	if err != nil {
+		return fmt.Errorf("kafka certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile) // #nosec G304 -- the file the CA just wrote
+	if err != nil {
+		return fmt.Errorf("kafka key: %w", err)
+	}
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return fmt.Errorf("kafka key: no PEM block in %s", keyFile)
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("kafka key: %w", err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("kafka key: %w", err)
+	}
+	keystore := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), certPEM...)
+	// Read by the image's user (appuser) through a bind mount, as
+	// postgres-key.pem is by postgres.
+	if err := writeSecret(filepath.Join(dir, kafkaKeystore), keystore); err != nil {
+		return fmt.Errorf("kafka keystore: %w", err)
+	}
+	return nil
 }
 
 // secretsCommand is `datamill secrets`.
@@ -285,8 +393,10 @@ func secretsCommand(_ context.Context, args, _ []string, stdout, stderr io.Write
 			"random passwords for PostgreSQL's superuser, its roles (datamill_owner, _loader,\n"+
 			"_scorer, _ecometer, _lake, _reader) and the UIs, each service's DATABASE_URL,\n"+
 			"Prometheus' basic auth, MinIO's and the lake's keys, the extractor's ingest\n"+
-			"token, and a CA with PostgreSQL's server certificate. Files already there are\n"+
-			"kept, so running it again is safe; delete a file and run it again to rotate it.\n"+
+			"token, the schema registry's login, Kafka's SCRAM passwords (the admin and\n"+
+			"each principal), and a CA with PostgreSQL's server certificate and Kafka's\n"+
+			"keystore. Files already there are kept, so running it again is safe; delete a\n"+
+			"file and run it again to rotate it.\n"+
 			"It never prints a secret.\n\nflags:")
 		fs.PrintDefaults()
 	}
@@ -320,7 +430,9 @@ func secretsCommand(_ context.Context, args, _ []string, stdout, stderr io.Write
 		"  Prometheus   %[2]s / %[1]s/prometheus_password\n"+
 		"  MinIO        MINIO_ROOT_USER / %[1]s/minio_root_password\n"+
 		"  PostgreSQL   localhost:5432 as datamill_reader / %[1]s/db_reader_password, sslmode=verify-full, sslrootcert=%[1]s/ca.pem\n"+
-		"  HTTP ingest  Authorization: Bearer <%[1]s/extractor_ingest_token>\n",
-		*dir, prometheusUser)
+		"  HTTP ingest  Authorization: Bearer <%[1]s/extractor_ingest_token>\n"+
+		"  registry     http://localhost:8081 as %[3]s / %[1]s/schema_registry_password\n"+
+		"  Kafka        localhost:9094, SASL_SSL, SCRAM-SHA-512 as admin / %[1]s/kafka_user_admin_password, CA %[1]s/ca.pem\n",
+		*dir, prometheusUser, registryUser)
 	return nil
 }

@@ -79,7 +79,7 @@ func TestSecretsMakesEveryFileWithoutPrintingOne(t *testing.T) {
 		t.Errorf("the CA's key has mode %v, want 0600: no container reads it", perm)
 	}
 
-	want := []string{"ca.pem", "ca-key.pem", "postgres.pem", "postgres-key.pem"}
+	want := slices.Clone(certificateFiles)
 	for _, f := range composeSecretFiles() {
 		want = append(want, f.name)
 	}
@@ -171,6 +171,43 @@ func TestSecretsMakesEveryFileWithoutPrintingOne(t *testing.T) {
 	if _, err := tls.X509KeyPair([]byte(files["postgres.pem"]), []byte(files["postgres-key.pem"])); err != nil {
 		t.Errorf("postgres-key.pem is not the key of postgres.pem: %v", err)
 	}
+
+	// Kafka's keystore: its key as PKCS#8, which Kafka's PEM keystore
+	// reads, and its certificate, CN=kafka (the broker's principal on
+	// its controller listener) for the compose service and the host.
+	verifiesKafka(t, files, time.Now())
+}
+
+// verifiesKafka checks kafka-keystore.pem of files under ca.pem at now.
+func verifiesKafka(t testing.TB, files map[string]string, now time.Time) {
+	t.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(files["ca.pem"])) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	keyBlock, rest := pem.Decode([]byte(files["kafka-keystore.pem"]))
+	certBlock, _ := pem.Decode(rest)
+	if keyBlock == nil || keyBlock.Type != "PRIVATE KEY" || certBlock == nil || certBlock.Type != "CERTIFICATE" {
+		t.Fatalf("kafka-keystore.pem is not a PKCS#8 key then a certificate:\n%s", files["kafka-keystore.pem"])
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes); err != nil {
+		t.Errorf("kafka-keystore.pem: its key: %v", err)
+	}
+	if _, err := tls.X509KeyPair(pem.EncodeToMemory(certBlock), pem.EncodeToMemory(keyBlock)); err != nil {
+		t.Errorf("kafka-keystore.pem: the key is not the certificate's: %v", err)
+	}
+	cert, err := x509.ParseCertificate(certBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.String() != "CN=kafka" {
+		t.Errorf("kafka-keystore.pem: subject %q, want CN=kafka", cert.Subject)
+	}
+	for _, host := range []string{"kafka", "localhost", "127.0.0.1"} {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, CurrentTime: now}); err != nil {
+			t.Errorf("kafka-keystore.pem for %s: %v", host, err)
+		}
+	}
 }
 
 func statPerm(t testing.TB, path string) os.FileMode {
@@ -223,7 +260,7 @@ func TestSecretsKeepsWhatIsThereAndRotatesWhatIsDeleted(t *testing.T) {
 	}
 	runSecrets(t, dir)
 	renewed := readSecrets(t, dir)
-	for _, f := range []string{"ca.pem", "postgres.pem", "postgres-key.pem"} {
+	for _, f := range []string{"ca.pem", "postgres.pem", "postgres-key.pem", "kafka-keystore.pem"} {
 		if renewed[f] == rotated[f] {
 			t.Errorf("after a new CA, %s is the old one", f)
 		}
@@ -296,6 +333,24 @@ func TestSecretsRenewCertificatesAboutToExpire(t *testing.T) {
 	}
 	verifiesPostgres(t, dir)
 
+	// Kafka's keystore too: its certificate is found behind its key.
+	key := filepath.Join(t.TempDir(), "key.pem")
+	keystore := filepath.Join(dir, "kafka-keystore.pem")
+	writeShortLived(t, keystore, key, false)
+	short, err := os.ReadFile(keystore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keystore, append(keyPEM, short...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runSecrets(t, dir)
+	verifiesKafka(t, readSecrets(t, dir), time.Now().Add(15*24*time.Hour))
+
 	// A CA expiring tomorrow is made anew, and the certificate with it.
 	writeShortLived(t, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), true)
 	runSecrets(t, dir)
@@ -303,6 +358,7 @@ func TestSecretsRenewCertificatesAboutToExpire(t *testing.T) {
 		t.Error("after a new CA, postgres.pem is the old one")
 	}
 	verifiesPostgres(t, dir)
+	verifiesKafka(t, readSecrets(t, dir), time.Now().Add(15*24*time.Hour))
 }
 
 func TestSecretsUsage(t *testing.T) {

@@ -8,6 +8,11 @@
 # file secret with its mode on the host (0644, in the 0700 secrets
 # directory), so the server reads a 0600 copy of its own, on the
 # container's tmpfs, made again at every start.
+#
+# pgaudit (in the image, deploy/postgres/Dockerfile) logs DDL and role
+# changes, without the statements' parameters; a failed statement is not
+# logged, as it may set a role's password, which pgaudit redacts only in
+# the statements that succeed.
 set -eu
 tls=/var/run/postgresql/tls
 mkdir -p "$tls"
@@ -20,4 +25,8 @@ exec docker-entrypoint.sh "$@" \
 	-c ssl_key_file="$tls/server.key" \
 	-c ssl_min_protocol_version=TLSv1.2 \
 	-c password_encryption=scram-sha-256 \
-	-c hba_file=/etc/datamill/postgres/pg_hba.conf
+	-c hba_file=/etc/datamill/postgres/pg_hba.conf \
+	-c shared_preload_libraries=pgaudit \
+	-c pgaudit.log=ddl,role \
+	-c pgaudit.log_parameter=off \
+	-c log_min_error_statement=panic

@@ -76,8 +76,20 @@ func Services() []string {
 	return []string{"extractor", "cleaner", "loader", "scorer", "ecometer", "lake"}
 }
 
+// The principals of the tools beside the pipeline, which a deployment
+// (docker-compose.yml) runs: the schema registry, keeping its schemas in
+// its own topic, and the Kafka UI, which reads and changes nothing.
+const (
+	Registry = "registry"
+	UI       = "ui"
+)
+
+// Principals are every principal but the admin: the services' and the
+// tools'.
+func Principals() []string { return append(Services(), Registry, UI) }
+
 // ACLs returns what service may do, nil for a name that is not one of
-// Services. Every resource is a prefix of the pipeline's names, never a
+// Principals. Every resource is a prefix of the pipeline's names, never a
 // dataset: a service serves any dataset its configuration names.
 //
 // Each service creates the topics it uses when they are missing
@@ -149,6 +161,28 @@ func ACLs(service string) []ACL {
 		// It copies raw.<dataset> in the group datamill-lake-<dataset>,
 		// creating the topic when it is missing.
 		return slices.Concat(topic(Raw+".", OpRead, OpCreate), []ACL{group("datamill-lake-")}, eco)
+	case Registry:
+		// Confluent's registry keeps its schemas in _schemas, which it
+		// creates and checks (its cleanup policy), and elects its leader
+		// in the group schema-registry.
+		return []ACL{
+			{Resource: ResourceTopic, Name: "_schemas", Operation: OpRead},
+			{Resource: ResourceTopic, Name: "_schemas", Operation: OpWrite},
+			{Resource: ResourceTopic, Name: "_schemas", Operation: OpCreate},
+			{Resource: ResourceTopic, Name: "_schemas", Operation: OpDescribeConfigs},
+			group("schema-registry"),
+		}
+	case UI:
+		// It lists and reads every topic and describes the groups and
+		// the cluster: no write, no group it could join, no offset it
+		// could move.
+		return []ACL{
+			{Resource: ResourceTopic, Name: "*", Operation: OpRead},
+			{Resource: ResourceTopic, Name: "*", Operation: OpDescribeConfigs},
+			{Resource: ResourceGroup, Name: "*", Operation: OpDescribe},
+			{Resource: ResourceCluster, Name: clusterName, Operation: OpDescribe},
+			{Resource: ResourceCluster, Name: clusterName, Operation: OpDescribeConfigs},
+		}
 	}
 	return nil
 }
@@ -162,7 +196,7 @@ func Principal(user string) string { return "User:" + user }
 func GrantACLs(ctx context.Context, admin *kgo.Client, service string) error {
 	acls := ACLs(service)
 	if acls == nil {
-		return fmt.Errorf("grant acls: %q is not a datamill service", service)
+		return fmt.Errorf("grant acls: %q is not a datamill principal", service)
 	}
 	req := kmsg.NewPtrCreateACLsRequest()
 	for _, a := range acls {
