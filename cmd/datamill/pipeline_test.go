@@ -138,7 +138,7 @@ func withStackKafka(t *testing.T, flags devFlags, secure bool, env []string, fn 
 	}
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		useRealKafka(t, d.env)
+		useRealKafka(t, d)
 	}
 	// The stack serves the datasets env names, users by default.
 	for _, kv := range env {
@@ -363,13 +363,15 @@ func stackEnv(t testing.TB, eps map[string]string) []string {
 	return append(testkit.KafkaEnv(stackKafka(t, eps)), "SCHEMA_REGISTRY_URL="+eps["SCHEMA_REGISTRY_URL"])
 }
 
-// useRealKafka sets env's Kafka variables to the admin's of the
-// real-broker tier, so that a stack's services reach that broker as the
-// admin.
-func useRealKafka(t testing.TB, env map[string]string) {
+// useRealKafka gives d the admin's Kafka variables of the real-broker
+// tier, in the variables dev reads and in its processes' environment, so
+// that the stack and its services reach that broker as the admin.
+func useRealKafka(t testing.TB, d *devStack) {
 	t.Helper()
-	for _, kv := range testkit.KafkaEnv(testkit.Kafka(t)) {
+	vars := testkit.KafkaEnv(testkit.Kafka(t))
+	for _, kv := range vars {
 		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+		d.env[k] = v
 	}
+	d.environ = append(d.environ, vars...)
 }

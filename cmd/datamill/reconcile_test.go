@@ -185,7 +185,7 @@ func withStackIn(t *testing.T, dir string, env []string, fn func(ctx context.Con
 	}
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		useRealKafka(t, d.env)
+		useRealKafka(t, d)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: stackKafka(t, eps)}, d)

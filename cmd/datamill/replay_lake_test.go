@@ -345,7 +345,7 @@ func withLakeStack(t *testing.T, s3env, env []string, fn func(ctx context.Contex
 	delete(d.env, "EXTRACTOR_FILES")
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		useRealKafka(t, d.env)
+		useRealKafka(t, d)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: stackKafka(t, eps)})

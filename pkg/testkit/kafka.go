@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,24 +105,21 @@ func ServicePassword(adminPassword, service string) string {
 	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
-// KafkaEnv returns cfg's client variables as KEY=value: KAFKA_BROKERS and,
-// on a secure broker, KAFKA_TLS, KAFKA_TLS_CA_FILE and KAFKA_SASL_*.
+// KafkaEnv returns cfg's client variables as KEY=value: KAFKA_BROKERS,
+// KAFKA_TLS, KAFKA_TLS_CA_FILE and KAFKA_SASL_*, each of them, empty when
+// unused, and KAFKA_SASL_PASSWORD_FILE empty, so that appended to an
+// inherited environment (a child process's, on the real-broker tier) they
+// replace its settings.
 func KafkaEnv(cfg kafka.Config) []string {
-	env := []string{"KAFKA_BROKERS=" + strings.Join(cfg.Brokers, ",")}
-	if cfg.TLS {
-		env = append(env, "KAFKA_TLS=true")
-		if cfg.TLSCAFile != "" {
-			env = append(env, "KAFKA_TLS_CA_FILE="+cfg.TLSCAFile)
-		}
+	return []string{
+		"KAFKA_BROKERS=" + strings.Join(cfg.Brokers, ","),
+		"KAFKA_TLS=" + strconv.FormatBool(cfg.TLS),
+		"KAFKA_TLS_CA_FILE=" + cfg.TLSCAFile,
+		"KAFKA_SASL_MECHANISM=" + cfg.SASLMechanism,
+		"KAFKA_SASL_USERNAME=" + cfg.SASLUsername,
+		"KAFKA_SASL_PASSWORD=" + cfg.SASLPassword,
+		"KAFKA_SASL_PASSWORD_FILE=",
 	}
-	if cfg.SASLMechanism != "" {
-		env = append(env,
-			"KAFKA_SASL_MECHANISM="+cfg.SASLMechanism,
-			"KAFKA_SASL_USERNAME="+cfg.SASLUsername,
-			"KAFKA_SASL_PASSWORD="+cfg.SASLPassword,
-		)
-	}
-	return env
 }
 
 // As returns environ, which holds the admin's Kafka variables (Stack,
