@@ -176,7 +176,7 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 		fmt.Fprintf(&b, "%d,%d,FR,user%d@example.org\n", i, 20+i%60, i)
 	}
 	write(t, file, b.String())
-	env := append(append(os.Environ(), k.Env("extractor")...), childEnv+"=1", "SCHEMA_REGISTRY_URL="+registry,
+	env := append(append(os.Environ(), testkit.KafkaEnv(k.ClientConfig("extractor"))...), childEnv+"=1", "SCHEMA_REGISTRY_URL="+registry,
 		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=kill-test",
 		"EXTRACTOR_FILES=users="+file, "EXTRACTOR_SCAN_INTERVAL=100ms", "EXTRACTOR_FILE_BATCH=1000")
 	start := func() *exec.Cmd {

@@ -409,7 +409,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	b := newBoard(t, 40, 10)
 	b.hold, b.holdPage, b.held = make(chan struct{}), 3, make(chan struct{})
 	dir := offersDir(t, apiSource(b, "1h"))
-	env := append(append(os.Environ(), k.Env("extractor")...), childEnv+"=1", "SCHEMA_REGISTRY_URL="+registry,
+	env := append(append(os.Environ(), testkit.KafkaEnv(k.ClientConfig("extractor"))...), childEnv+"=1", "SCHEMA_REGISTRY_URL="+registry,
 		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=poll-kill",
 		"DATASETS=offers", "DATASETS_DIR="+dir, "EXTRACTOR_FILE_BATCH=4")
 	start := func(extra ...string) *exec.Cmd {
