@@ -59,10 +59,12 @@ test:
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 # The integration suite against a real Apache Kafka broker (scripts/kafka),
-# with the lake on a real MinIO (scripts/minio: TLS, SSE-S3, the lake's
-# users): the stack tests get the sink's S3_* variables (and
-# DATAMILL_MINIO_DIR, whose reader.env holds the reader's), and the MinIO
-# tests run again.
+# secure (SASL_SSL, SCRAM-SHA-512, ACLs): the tests get the admin's KAFKA_*
+# variables and make each service's user and ACLs (testkit.Kafka), so that
+# services run as themselves. The lake is on a real MinIO (scripts/minio:
+# TLS, SSE-S3, the lake's users): the stack tests get the sink's S3_*
+# variables (and DATAMILL_MINIO_DIR, whose reader.env holds the reader's),
+# and the MinIO tests run again.
 test-real:
 	scripts/kafka/broker.sh fetch
 	scripts/minio/minio.sh fetch >/dev/null
@@ -71,9 +73,9 @@ test-real:
 	scripts/minio/minio.sh start --dir $(MINIO_DIR) --port $(MINIO_PORT) >/dev/null && \
 	scripts/minio/minio.sh provision --dir $(MINIO_DIR) && \
 	set -a && . $(MINIO_DIR)/sink.env && set +a && export DATAMILL_MINIO_DIR=$(MINIO_DIR) && \
-	scripts/kafka/broker.sh start --port $(KAFKA_PORT) && \
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/ && \
+	kafka_env=$$(scripts/kafka/broker.sh start --secure --port $(KAFKA_PORT)) && \
+	env $$kafka_env $(GO) test $(TEST_FLAGS) $(INTEGRATION) && \
+	env $$kafka_env $(GO) test $(TEST_FLAGS) -run '^($(STACK_TESTS))$$' ./cmd/datamill/ && \
 	CI=true $(GO) test $(TEST_FLAGS) -run '$(MINIO_TESTS)' $(MINIO_PKGS)
 
 # The security test tier: each denial of issue 22 with its real error and

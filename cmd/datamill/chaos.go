@@ -301,7 +301,11 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 				_ = os.Rename(filepath.Join(c.inbox, name), filepath.Join(c.inbox, "."+name))
 			}
 		}()
-		kcfg, err := cliKafka(eps)
+		// eps names an outside broker by its address alone: its TLS and
+		// SASL settings are the environment's.
+		kafkaEnv := maps.Clone(d.env)
+		maps.Copy(kafkaEnv, eps)
+		kcfg, err := cliKafka(kafkaEnv)
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ func TestChaosLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		args = append(args, "--reset", "--restart-broker", script+" restart")
-		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
+		env = append(env, testkit.KafkaEnv(testkit.Kafka(t))...)
 		brokerRestarts = 1
 	}
 	// The lake outlives the chaos stacks, so that DuckDB reads it after

@@ -124,7 +124,8 @@ func TestTailReadsAStepOfADatasetOfDatasetsDir(t *testing.T) {
 // topics and datamill's groups, and leaves other datasets' topics.
 func TestResetDeletesTheGivenDatasetsPipeline(t *testing.T) {
 	k := testkit.KafkaCluster(t) // never a shared broker: the reset deletes every group of datamill's
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 1}
+	kcfg := k.ClientConfig(kafka.Admin)
+	kcfg.Partitions = 1
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +145,7 @@ func TestResetDeletesTheGivenDatasetsPipeline(t *testing.T) {
 	}
 	resetCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := resetPipeline(resetCtx, kafka.Config{Brokers: k.Brokers()}, "orders"); err != nil {
+	if err := resetPipeline(resetCtx, k.ClientConfig(kafka.Admin), "orders"); err != nil {
 		t.Fatal(err)
 	}
 	listed, err := adm.ListTopics(ctx)

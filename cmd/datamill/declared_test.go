@@ -137,10 +137,10 @@ func withDatasetStack(t *testing.T, set []string, fn func(ctx context.Context, p
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	d := commandStack(devFlags{partitions: 3, dir: dir, readyTimeout: 90 * time.Second}, logs, "declared",
+	d := commandStack(devFlags{partitions: 3, dir: dir, readyTimeout: 90 * time.Second, secureKafka: true}, logs, "declared",
 		append(toolchainEnv(), "LOG_LEVEL=warn"), set)
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
-		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
+		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: stackKafka(t, eps)}, d)
 		return nil
 	}
 	if err := d.run(t.Context()); err != nil {

@@ -1356,7 +1356,7 @@ func TestPrometheusScrapesTheLiveStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &devStack{
-		flags: devFlags{dir: dir, partitions: 3, readyTimeout: 3 * time.Minute},
+		flags: devFlags{dir: dir, partitions: 3, readyTimeout: 3 * time.Minute, secureKafka: true},
 		env:   map[string]string{"RUN_ID": "deploy-test"}, // dev gives it to the services
 		environ: append(toolchainEnv(),
 			"EXTRACTOR_FILES=users="+inbox, "EXTRACTOR_SCAN_INTERVAL=200ms",
@@ -1608,7 +1608,18 @@ func TestImageRootFilesystemRunsAService(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "written"), nil, 0o600); err == nil {
 		t.Fatal("the root filesystem is writable")
 	}
-	environ := append(testkit.Stack(t, false), "ADMIN_ADDR="+freeAddr(t))
+	// The cleaner connects as itself; the broker's CA goes into the
+	// image's tmpfs, where the process in the chroot can read it, as
+	// compose mounts it.
+	stack := testkit.As(testkit.Stack(t, false), "cleaner")
+	ca, err := os.ReadFile(config.ToMap(stack)["KAFKA_TLS_CA_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "tmp", "ca.pem"), ca, 0o644); err != nil { // #nosec G306 -- a CA certificate, public, read by the image's user
+		t.Fatal(err)
+	}
+	environ := append(stack, "KAFKA_TLS_CA_FILE=/tmp/ca.pem", "ADMIN_ADDR="+freeAddr(t))
 	chrooted := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, "chroot", append([]string{"--userspec=65532:65532", rootfs, "/app"}, args...)...)
 		cmd.Env = environ

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/lake"
@@ -77,12 +78,12 @@ func startDev(t *testing.T, env []string, extra ...string) *devRun {
 	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
 		t.Fatal(err)
 	}
-	// Plaintext unless a test asks otherwise (--kafka-plaintext=false):
-	// the tests reach the broker with the brokers alone.
-	args := append([]string{"dev", "--kafka-plaintext", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--admin-base-port", "0", "--ingest-port", "0", "--dir", dir}, extra...)
+	// Secure as dev is by default: the tests reach the broker as the
+	// admin (stackKafka).
+	args := append([]string{"dev", "--kafka-port", freePort(t), "--registry-port", freePort(t), "--admin-base-port", "0", "--ingest-port", "0", "--dir", dir}, extra...)
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		env = append(env, "KAFKA_BROKERS="+os.Getenv("KAFKA_BROKERS"))
+		env = append(env, testkit.KafkaEnv(testkit.Kafka(t))...)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &devRun{endpoints: map[string]string{}, services: map[string]devService{}, done: make(chan error, 1), cancel: cancel}
@@ -217,7 +218,7 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 	ctx := t.Context()
 
 	// A Kafka client produces and consumes on the printed broker.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(d.endpoints["KAFKA_BROKERS"]), kgo.ConsumeTopics("raw.users"),
+	cl, err := kafka.NewClient(stackKafka(t, d.endpoints), zap.NewNop(), kgo.ConsumeTopics("raw.users"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -231,9 +232,6 @@ func TestDevStartsTheStackAndStopsCleanly(t *testing.T) {
 	if fetches := cl.PollFetches(pollCtx); fetches.NumRecords() != 1 || string(fetches.Records()[0].Value) != "hello" {
 		t.Fatalf("consumed %d records (%v), want the one produced", fetches.NumRecords(), fetches.Errors())
 	}
-
-	// So does kcat, a client of another implementation.
-	kcatRoundTrip(t, d.endpoints["KAFKA_BROKERS"])
 
 	// The registry and PostgreSQL answer.
 	checkRegistry(t, d.endpoints["SCHEMA_REGISTRY_URL"])
@@ -305,6 +303,19 @@ func wantAdminApart(t *testing.T, services map[string]devService) {
 	}
 }
 
+// With --kafka-plaintext the in-process broker is open, and kcat, a
+// client of another implementation (librdkafka, which cannot authenticate
+// to the in-process broker: see README), produces and consumes on it. On
+// the real-broker tier kcat goes through Apache Kafka's SASL_SSL.
+func TestDevKafkaPlaintextServesKcat(t *testing.T) {
+	d := startDev(t, nil, "--infra-only", "--kafka-plaintext")
+	kcfg := stackKafka(t, d.endpoints)
+	if !testkit.RealBroker() && (kcfg.TLS || kcfg.SASLMechanism != "") {
+		t.Fatalf("dev --kafka-plaintext printed TLS or SASL settings: %v", d.endpoints)
+	}
+	kcatRoundTrip(t, kcfg)
+}
+
 func TestDevInfraOnly(t *testing.T) {
 	d := startDev(t, nil, "--infra-only")
 	if len(d.services) != 0 {
@@ -312,7 +323,7 @@ func TestDevInfraOnly(t *testing.T) {
 	}
 	checkRegistry(t, d.endpoints["SCHEMA_REGISTRY_URL"])
 	checkPostgres(t, d.endpoints["DATABASE_URL"])
-	cl, err := kgo.NewClient(kgo.SeedBrokers(d.endpoints["KAFKA_BROKERS"]))
+	cl, err := kafka.NewClient(stackKafka(t, d.endpoints), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +470,7 @@ func toolchainEnv() []string {
 // kcatRoundTrip produces a record with kcat and reads it back. kcat is a
 // test dependency (.ci/run installs it): missing, it skips locally and fails
 // in CI.
-func kcatRoundTrip(t *testing.T, brokers string) {
+func kcatRoundTrip(t *testing.T, kcfg kafka.Config) {
 	t.Helper()
 	if _, err := exec.LookPath("kcat"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -468,12 +479,17 @@ func kcatRoundTrip(t *testing.T, brokers string) {
 		t.Log("kcat not installed: skipping the kcat round trip")
 		return
 	}
-	produce := exec.CommandContext(t.Context(), "kcat", "-b", brokers, "-t", "clean.users", "-P", "-k", "k1")
+	args := []string{"-b", strings.Join(kcfg.Brokers, ",")}
+	if kcfg.TLS {
+		args = append(args, "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location="+kcfg.TLSCAFile,
+			"-X", "sasl.mechanisms="+kcfg.SASLMechanism, "-X", "sasl.username="+kcfg.SASLUsername, "-X", "sasl.password="+kcfg.SASLPassword)
+	}
+	produce := exec.CommandContext(t.Context(), "kcat", append(args, "-t", "clean.users", "-P", "-k", "k1")...) // #nosec G204 -- the test's own broker settings
 	produce.Stdin = strings.NewReader("from-kcat\n")
 	if out, err := produce.CombinedOutput(); err != nil {
 		t.Fatalf("kcat produce: %v: %s", err, out)
 	}
-	out, err := exec.CommandContext(t.Context(), "kcat", "-b", brokers, "-t", "clean.users", "-C", "-e", "-q", "-o", "beginning").Output()
+	out, err := exec.CommandContext(t.Context(), "kcat", append(args, "-t", "clean.users", "-C", "-e", "-q", "-o", "beginning")...).Output() // #nosec G204 -- the test's own broker settings
 	if err != nil || strings.TrimSpace(string(out)) != "from-kcat" {
 		t.Fatalf("kcat consume = %q, %v; want from-kcat", out, err)
 	}
@@ -496,7 +512,7 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	if err := os.WriteFile(csv, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"KAFKA_BROKERS=" + endpoints["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + endpoints["SCHEMA_REGISTRY_URL"]}
+	env := stackEnv(t, endpoints)
 	var out strings.Builder
 	if err := run(t.Context(), []string{"produce", "users", csv}, env, &out, &out); err != nil {
 		t.Fatalf("produce: %v: %s", err, out.String())
@@ -504,9 +520,9 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	if !strings.Contains(out.String(), "published 6 users records to raw.users") {
 		t.Errorf("produce said %q", out.String())
 	}
-	brokers := []string{endpoints["KAFKA_BROKERS"]}
-	testkit.Consume(t, brokers, "clean.users", 4) // the exact duplicate of user 2 is dropped
-	dead := testkit.Consume(t, brokers, "dlq.users", 1)
+	kcfg := stackKafka(t, endpoints)
+	testkit.Consume(t, kcfg, "clean.users", 4) // the exact duplicate of user 2 is dropped
+	dead := testkit.Consume(t, kcfg, "dlq.users", 1)
 	if r := kafka.Header(dead[0], "datamill.reason"); !strings.HasPrefix(r, "id: out_of_range") {
 		t.Errorf("dead letter reason %q, want id: out_of_range", r)
 	}
@@ -562,7 +578,7 @@ func TestPipelineFromFileToTable(t *testing.T) {
 	}
 	var lr lakeReport
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if lr, err = checkLake(t.Context(), store, lcfg.Prefix, "users", kafka.Config{Brokers: brokers}); err == nil && lr.Rows >= 6 {
+		if lr, err = checkLake(t.Context(), store, lcfg.Prefix, "users", kcfg); err == nil && lr.Rows >= 6 {
 			break
 		}
 	}
@@ -601,7 +617,7 @@ func resetRealBroker(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := resetPipeline(ctx, kafka.Config{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}, "users"); err != nil {
+	if err := resetPipeline(ctx, testkit.Kafka(t), "users"); err != nil {
 		t.Fatal(err)
 	}
 }

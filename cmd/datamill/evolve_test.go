@@ -79,7 +79,7 @@ func TestAnAddedFieldFlowsThroughWhileOldAndNewProducersRunSideBySide(t *testing
 		}
 		produce := func(file string, env ...string) (string, error) {
 			var out strings.Builder
-			env = append(env, "KAFKA_BROKERS="+p.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL="+p.eps["SCHEMA_REGISTRY_URL"])
+			env = append(env, stackEnv(p.t, p.eps)...)
 			err := run(ctx, []string{"produce", "users", file}, env, &out, &out)
 			return out.String(), err
 		}

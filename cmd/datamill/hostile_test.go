@@ -178,7 +178,7 @@ func TestHostileInputWhileStagesAreKilled(t *testing.T) {
 					return err
 				}
 				var out strings.Builder
-				env := []string{"KAFKA_BROKERS=" + p.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + p.eps["SCHEMA_REGISTRY_URL"]}
+				env := stackEnv(p.t, p.eps)
 				if err := run(ctx, []string{"produce", "users", file}, env, &out, &out); err != nil {
 					return fmt.Errorf("%w: %s", err, out.String())
 				}

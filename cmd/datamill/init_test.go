@@ -241,20 +241,19 @@ func TestInitDraftCleansEveryRow(t *testing.T) {
 	initDraft(t, ds, ordersCSV, out)
 	_, rows := readCSV(t, ordersCSV)
 
-	brokers := testkit.Kafka(t)
-	ensureTopics(t, brokers, "raw."+ds, "clean."+ds, "dlq."+ds)
-	env := []string{
-		"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t),
+	kcfg := testkit.Kafka(t)
+	ensureTopics(t, kcfg, "raw."+ds, "clean."+ds, "dlq."+ds)
+	env := append(testkit.KafkaEnv(kcfg), "SCHEMA_REGISTRY_URL="+testkit.Registry(t),
 		// Where the draft lies for the services of today (SCHEMAS_DIR)
 		// and of issue 17 (DATASETS_DIR).
-		"SCHEMAS_DIR=" + out, "DATASETS_DIR=" + out,
-	}
+		"SCHEMAS_DIR="+out, "DATASETS_DIR="+out,
+	)
 	startCleaner(t, append(env, "DATASETS="+ds))
 	var stdout bytes.Buffer
 	if err := run(t.Context(), []string{"produce", ds, ordersCSV}, env, &stdout, &stdout); err != nil {
 		t.Fatalf("produce: %v: %s", err, stdout.String())
 	}
-	testkit.Consume(t, brokers, "clean."+ds, len(rows))
+	testkit.Consume(t, kcfg, "clean."+ds, len(rows))
 
 	// The clean topic's profile: every row, typed, one per key.
 	stdout.Reset()
@@ -316,7 +315,7 @@ func startCleaner(t testing.TB, env []string) {
 	}
 	var logs bytes.Buffer
 	cmd := exec.Command(bin)
-	cmd.Env = append(append(toolchainEnv(), env...), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "STAGE_INSTANCE_ID="+filepath.Base(t.TempDir()))
+	cmd.Env = append(append(toolchainEnv(), testkit.As(env, "cleaner")...), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "STAGE_INSTANCE_ID="+filepath.Base(t.TempDir()))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -459,10 +458,10 @@ func TestInitDraftNullsWhatTheProfileCallsInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	brokers := testkit.Kafka(t)
+	kcfg := testkit.Kafka(t)
 	registry := testkit.Registry(t)
-	ensureTopics(t, brokers, "raw."+ds, "clean."+ds, "dlq."+ds)
-	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + registry, "SCHEMAS_DIR=" + dir, "DATASETS_DIR=" + dir}
+	ensureTopics(t, kcfg, "raw."+ds, "clean."+ds, "dlq."+ds)
+	env := append(testkit.KafkaEnv(kcfg), "SCHEMA_REGISTRY_URL="+registry, "SCHEMAS_DIR="+dir, "DATASETS_DIR="+dir)
 	startCleaner(t, append(env, "DATASETS="+ds))
 	out.Reset()
 	if err := run(t.Context(), []string{"produce", ds, file}, env, &out, &out); err != nil {
@@ -473,7 +472,7 @@ func TestInitDraftNullsWhatTheProfileCallsInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	flags := map[string]int{} // field → values nulled
-	for _, rec := range testkit.Consume(t, brokers, "clean."+ds, kept) {
+	for _, rec := range testkit.Consume(t, kcfg, "clean."+ds, kept) {
 		_, v, err := reg.DecodeAny(t.Context(), rec.Value)
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -47,12 +48,13 @@ func TestThirdPartyAvroClientInteroperates(t *testing.T) {
 	}
 	script := filepath.Join(root, "cmd", "datamill", "testdata", "avro_interop.py")
 	const users = 40
-	withStack(t, nil, func(ctx context.Context, p *pipeline, _ *devStack) {
+	withPlaintextStack(t, func(ctx context.Context, p *pipeline, _ *devStack) {
 		pyRun := func(args ...string) []byte {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, python, append([]string{script}, args...)...)
+			cmd.Env = append(os.Environ(), testkit.KafkaEnv(p.kcfg)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()

@@ -11,6 +11,7 @@ import (
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/pkg/embedded"
 	"github.com/datamill/datamill/pkg/kafka"
@@ -76,8 +77,8 @@ func putLakeObject(t testing.TB, store *lake.Store, schema avro.Schema, ds, topi
 func TestCheckLakeFindsGapsOverlapsAndStrays(t *testing.T) {
 	schema := avro.MustParse(`{"type":"record","name":"raw_test","fields":[
 		{"name":"event_id","type":"string"},{"name":"name","type":["null","string"]}]}`)
-	kcfg := kafka.Config{Brokers: testkit.Kafka(t)}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kcfg.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	kcfg := testkit.Kafka(t)
+	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,10 +100,25 @@ func withStack(t *testing.T, env []string, fn func(ctx context.Context, p *pipel
 	withStackOf(t, devFlags{partitions: 3}, env, fn)
 }
 
-// withStackOf is withStack with flags' partitions and scale. On the
+// withPlaintextStack is withStack on a plaintext in-process broker, for
+// librdkafka's clients, which cannot authenticate to the in-process broker
+// (it answers SaslHandshake from version 1 only). On the real-broker tier
+// the stack is that broker's, secure as for every test.
+func withPlaintextStack(t *testing.T, fn func(ctx context.Context, p *pipeline, d *devStack)) {
+	t.Helper()
+	withStackKafka(t, devFlags{partitions: 3}, false, nil, fn)
+}
+
+// withStackOf is withStack with flags' partitions and scale, on a secure
+// broker (TLS, SCRAM-SHA-512, each service as its own principal). On the
 // real-broker tier (KAFKA_BROKERS set) the stack uses that broker, whose
 // pipeline topics and groups are deleted first.
 func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context.Context, p *pipeline, d *devStack)) {
+	t.Helper()
+	withStackKafka(t, flags, true, env, fn)
+}
+
+func withStackKafka(t *testing.T, flags devFlags, secure bool, env []string, fn func(ctx context.Context, p *pipeline, d *devStack)) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Symlink(devBin, filepath.Join(dir, "bin")); err != nil {
@@ -114,7 +129,7 @@ func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	flags.dir, flags.readyTimeout = dir, 90*time.Second
+	flags.dir, flags.readyTimeout, flags.secureKafka = dir, 90*time.Second, secure
 	d := &devStack{
 		flags:   flags,
 		env:     map[string]string{},
@@ -123,7 +138,7 @@ func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context
 	}
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		d.env["KAFKA_BROKERS"] = os.Getenv("KAFKA_BROKERS")
+		useRealKafka(t, d)
 	}
 	// The stack serves the datasets env names, users by default.
 	for _, kv := range env {
@@ -132,7 +147,7 @@ func withStackOf(t *testing.T, flags devFlags, env []string, fn func(ctx context
 		}
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
-		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, ingest: d.ingest(), kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
+		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, ingest: d.ingest(), kcfg: stackKafka(t, eps)}, d)
 		return nil
 	}
 	if err := d.run(t.Context()); err != nil {
@@ -157,7 +172,7 @@ type pipeline struct {
 func (p *pipeline) produce(ctx context.Context, file string, flags ...string) int {
 	p.t.Helper()
 	var out, errs strings.Builder
-	env := []string{"KAFKA_BROKERS=" + p.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + p.eps["SCHEMA_REGISTRY_URL"]}
+	env := stackEnv(p.t, p.eps)
 	if err := run(ctx, append([]string{"produce", "users", file}, flags...), env, &out, &errs); err != nil {
 		p.t.Fatalf("produce: %v: %s%s", err, out.String(), errs.String())
 	}
@@ -324,4 +339,39 @@ func (p *pipeline) scrapeAll(ctx context.Context, service string) stageCounts {
 		}
 	}
 	return sum
+}
+
+// stackKafka returns the admin's Kafka settings on a stack that printed
+// eps: those of dev's own secure broker, or on the real-broker tier the
+// environment's (testkit.Kafka).
+func stackKafka(t testing.TB, eps map[string]string) kafka.Config {
+	t.Helper()
+	if testkit.RealBroker() {
+		return testkit.Kafka(t)
+	}
+	cfg, err := cliKafka(eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// stackEnv is the environment of a CLI command run as the admin on a stack
+// that printed eps: its Kafka variables and SCHEMA_REGISTRY_URL.
+func stackEnv(t testing.TB, eps map[string]string) []string {
+	t.Helper()
+	return append(testkit.KafkaEnv(stackKafka(t, eps)), "SCHEMA_REGISTRY_URL="+eps["SCHEMA_REGISTRY_URL"])
+}
+
+// useRealKafka gives d the admin's Kafka variables of the real-broker
+// tier, in the variables dev reads and in its processes' environment, so
+// that the stack and its services reach that broker as the admin.
+func useRealKafka(t testing.TB, d *devStack) {
+	t.Helper()
+	vars := testkit.KafkaEnv(testkit.Kafka(t))
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		d.env[k] = v
+	}
+	d.environ = append(d.environ, vars...)
 }

@@ -33,9 +33,10 @@ func newProduceStack(t testing.TB) *produceStack {
 	k := testkit.KafkaCluster(t)
 	s := &produceStack{
 		kafka: k,
-		kcfg:  kafka.Config{Brokers: k.Brokers(), Partitions: 1},
-		env:   []string{"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t)},
+		kcfg:  k.ClientConfig(kafka.Admin),
+		env:   append(k.Env(kafka.Admin), "SCHEMA_REGISTRY_URL="+testkit.Registry(t)),
 	}
+	s.kcfg.Partitions = 1
 	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +127,7 @@ func TestProduceRefusesAnOversizedRecordUpFront(t *testing.T) {
 // The topic's own max.message.bytes is the limit, not the broker's.
 func TestProduceChecksSizesAgainstTheTopicsLimit(t *testing.T) {
 	s := newProduceStack(t)
+	s.kcfg.Partitions = 1
 	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +338,7 @@ func TestProduceSaysWhenTheTransactionTimeoutIsOverTheBrokers(t *testing.T) {
 // its deprecated name, still names the directory, with a warning.
 func TestProducePublishesADatasetOfDatasetsDir(t *testing.T) {
 	s := newProduceStack(t)
+	s.kcfg.Partitions = 1
 	cl, err := kafka.NewClient(s.kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -156,9 +156,9 @@ func TestProfileTopicIsTheFilesProfile(t *testing.T) {
 	if err := run(t.Context(), []string{"gen", "users", "--rows", "300", "--out", file}, nil, &out, &out); err != nil {
 		t.Fatalf("gen: %v: %s", err, out.String())
 	}
-	brokers := testkit.Kafka(t)
-	ensureTopics(t, brokers, "raw."+ds)
-	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t), "SCHEMAS_DIR=" + dir, "DATASETS_DIR=" + dir}
+	kcfg := testkit.Kafka(t)
+	ensureTopics(t, kcfg, "raw."+ds)
+	env := append(testkit.KafkaEnv(kcfg), "SCHEMA_REGISTRY_URL="+testkit.Registry(t), "SCHEMAS_DIR="+dir, "DATASETS_DIR="+dir)
 	if err := run(t.Context(), []string{"produce", ds, file}, env, &out, &out); err != nil {
 		t.Fatalf("produce: %v: %s", err, out.String())
 	}
@@ -289,9 +289,9 @@ func TestProfileCountsUnreadableRecords(t *testing.T) {
 }
 
 // ensureTopics creates topics of three partitions.
-func ensureTopics(t testing.TB, brokers []string, topics ...string) {
+func ensureTopics(t testing.TB, kcfg kafka.Config, topics ...string) {
 	t.Helper()
-	kcfg := kafka.Config{Brokers: brokers, Partitions: 3, ReplicationFactor: -1}
+	kcfg.Partitions, kcfg.ReplicationFactor = 3, -1
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

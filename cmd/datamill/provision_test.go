@@ -22,9 +22,9 @@ import (
 )
 
 func TestInitCreatesTopicsAndAppliesMigrationsOnce(t *testing.T) {
-	brokers := strings.Join(testkit.KafkaCluster(t).Brokers(), ",")
+	kcfg := testkit.KafkaCluster(t).ClientConfig(kafka.Admin)
 	dbURL := testkit.Postgres(t)
-	environ := []string{"KAFKA_BROKERS=" + brokers, "DATABASE_URL=" + dbURL, "KAFKA_TOPIC_PARTITIONS=6", "DATASETS=users,jobs"}
+	environ := append(testkit.KafkaEnv(kcfg), "DATABASE_URL="+dbURL, "KAFKA_TOPIC_PARTITIONS=6", "DATASETS=users,jobs")
 
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"init"}, environ, &out, io.Discard); err != nil {
@@ -34,7 +34,7 @@ func TestInitCreatesTopicsAndAppliesMigrationsOnce(t *testing.T) {
 		t.Errorf("first init printed %q, want the loader's migrations applied", out.String())
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
+	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
@@ -125,7 +124,7 @@ func TestDevRestartOnItsDataDirectoryConverges(t *testing.T) {
 			t.Fatal(err)
 		}
 		scored := map[string]int{}
-		for _, rec := range testkit.Consume(t, p.kcfg.Brokers, "scored.users", 400) {
+		for _, rec := range testkit.Consume(t, p.kcfg, "scored.users", 400) {
 			var sc users.Scored
 			if err := codec.Decode(rec.Value, &sc); err != nil {
 				t.Fatal(err)
@@ -179,17 +178,17 @@ func withStackIn(t *testing.T, dir string, env []string, fn func(ctx context.Con
 	}
 	defer logs.Close()
 	d := &devStack{
-		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
+		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true},
 		env:     map[string]string{},
 		environ: append(append(toolchainEnv(), "LOG_LEVEL=warn"), env...),
 		out:     &lockedWriter{w: logs},
 	}
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		d.env["KAFKA_BROKERS"] = os.Getenv("KAFKA_BROKERS")
+		useRealKafka(t, d)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
-		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}}, d)
+		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: stackKafka(t, eps)}, d)
 		return nil
 	}
 	if err := d.run(t.Context()); err != nil {

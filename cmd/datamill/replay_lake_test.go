@@ -144,7 +144,8 @@ func TestReplaySelectsByTime(t *testing.T) {
 	}
 
 	k := testkit.KafkaCluster(t)
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
+	kcfg := k.ClientConfig(kafka.Admin)
+	kcfg.Partitions = 3
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func TestReplaySelectsByTime(t *testing.T) {
 	if err := kafka.EnsureTopics(ctx, cl, kcfg, "raw.users"); err != nil {
 		t.Fatal(err)
 	}
-	env := append([]string{"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t)}, s3env...)
+	env := append(append(k.Env(kafka.Admin), "SCHEMA_REGISTRY_URL="+testkit.Registry(t)), s3env...)
 	args := []string{"replay", "users", "--from-lake", "--since", "2024-05-01T07:30:00Z", "--until", "2024-05-01T09"}
 
 	// A dry run counts and publishes nothing.
@@ -280,7 +281,7 @@ func TestReplayFromTheLakeIntoAFreshStack(t *testing.T) {
 	// The fresh stack's own sink archives under another prefix, so that
 	// the lake replayed from stays as the first stack left it.
 	withLakeStack(t, s3env, []string{"EXTRACTOR_FILES=users=" + t.TempDir(), "S3_PREFIX=replayed"}, func(ctx context.Context, p *pipeline) {
-		env := append([]string{"KAFKA_BROKERS=" + p.eps["KAFKA_BROKERS"], "SCHEMA_REGISTRY_URL=" + p.eps["SCHEMA_REGISTRY_URL"]}, s3env...)
+		env := append(stackEnv(p.t, p.eps), s3env...)
 		var out, errs strings.Builder
 		if err := run(ctx, []string{"replay", "users", "--from-lake"}, env, &out, &errs); err != nil {
 			t.Fatalf("replay: %v\n%s%s", err, out.String(), errs.String())
@@ -336,7 +337,7 @@ func withLakeStack(t *testing.T, s3env, env []string, fn func(ctx context.Contex
 	defer logs.Close()
 	environ := append(append(append(toolchainEnv(), "LOG_LEVEL=warn"), s3env...), env...)
 	d := &devStack{
-		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second},
+		flags:   devFlags{dir: dir, partitions: 3, readyTimeout: 90 * time.Second, secureKafka: true},
 		env:     config.ToMap(append(append([]string{}, s3env...), env...)),
 		environ: environ,
 		out:     &lockedWriter{w: logs},
@@ -344,10 +345,10 @@ func withLakeStack(t *testing.T, s3env, env []string, fn func(ctx context.Contex
 	delete(d.env, "EXTRACTOR_FILES")
 	if testkit.RealBroker() {
 		resetRealBroker(t)
-		d.env["KAFKA_BROKERS"] = os.Getenv("KAFKA_BROKERS")
+		useRealKafka(t, d)
 	}
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
-		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: kafka.Config{Brokers: strings.Split(eps["KAFKA_BROKERS"], ",")}})
+		fn(ctx, &pipeline{t: t, eps: eps, svc: svc, kcfg: stackKafka(t, eps)})
 		return nil
 	}
 	if err := d.run(t.Context()); err != nil {
@@ -377,7 +378,7 @@ func TestReplayStopsOnAProduceError(t *testing.T) {
 	writeLakeObject(t, store, ds.Raw, 1, 7, lakeEvent{7, at}, lakeEvent{8, at.Add(time.Second)})
 
 	k := testkit.KafkaCluster(t)
-	cl, err := kafka.NewClient(kafka.Config{Brokers: k.Brokers()}, zap.NewNop())
+	cl, err := kafka.NewClient(k.ClientConfig(kafka.Admin), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +391,7 @@ func TestReplayStopsOnAProduceError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append([]string{"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + testkit.Registry(t)}, s3env...)
+	env := append(append(k.Env(kafka.Admin), "SCHEMA_REGISTRY_URL="+testkit.Registry(t)), s3env...)
 	var out strings.Builder
 	err = run(ctx, []string{"replay", "users", "--from-lake"}, env, &out, io.Discard)
 	if err == nil || !errors.Is(err, kerr.MessageTooLarge) || !strings.Contains(err.Error(), "(unsure: partition 1 from offset 7)") {

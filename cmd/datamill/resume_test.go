@@ -17,10 +17,10 @@ import (
 )
 
 func TestResumeLiftsAStop(t *testing.T) {
-	brokers := testkit.Kafka(t)
-	kcfg := kafka.Config{Brokers: brokers, Partitions: 1, ReplicationFactor: -1}
+	kcfg := testkit.Kafka(t)
+	kcfg.Partitions = 1
 	ds := testkit.Name(t, "ds")
-	environ := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ",")}
+	environ := testkit.KafkaEnv(kcfg)
 	resumeCmd := func() (string, error) {
 		var out, errOut bytes.Buffer
 		err := run(t.Context(), []string{"resume", "cleaner", ds}, environ, &out, &errOut)

@@ -20,10 +20,10 @@ import (
 )
 
 func TestTailPrintsDecodedRecordsAndDeadLetters(t *testing.T) {
-	brokers := strings.Join(testkit.Kafka(t), ",")
+	kcfg := testkit.Kafka(t)
+	kcfg.Partitions = 1
 	registryURL := testkit.Registry(t)
 	ctx := t.Context()
-	kcfg := kafka.Config{Brokers: strings.Split(brokers, ","), Partitions: 1, ReplicationFactor: -1}
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestTailPrintsDecodedRecordsAndDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := []string{"KAFKA_BROKERS=" + brokers, "SCHEMA_REGISTRY_URL=" + registryURL}
+	env := append(testkit.KafkaEnv(kcfg), "SCHEMA_REGISTRY_URL="+registryURL)
 	lines := func(topic string) []map[string]any {
 		var out strings.Builder
 		if err := run(ctx, []string{"tail", topic, "--from-beginning", "--max", "1", "--idle", "20s"}, env, &out, &out); err != nil {

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/telemetry"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -58,7 +57,8 @@ func BenchmarkSample(b *testing.B) {
 // encoding and its synchronous produce to eco.samples. The broker runs in
 // this process, so its work counts too: an upper bound.
 func BenchmarkSampleAndPublish(b *testing.B) {
-	kcfg := kafka.Config{Brokers: testkit.Kafka(b), Partitions: 1, ReplicationFactor: -1}
+	kcfg := testkit.Kafka(b)
+	kcfg.Partitions = 1
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(b)})
 	if err != nil {
 		b.Fatal(err)

@@ -56,7 +56,8 @@ func TestPipelineTopics(t *testing.T) {
 }
 
 func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
-	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 3, ReplicationFactor: -1}
+	cfg := testkit.Kafka(t)
+	cfg.Partitions = 3
 	cl, err := kafka.NewClient(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,8 @@ func TestEnsureTopicsCreatesOnceAndProduces(t *testing.T) {
 }
 
 func TestEnsureCompacted(t *testing.T) {
-	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
+	cfg := testkit.Kafka(t)
+	cfg.Partitions = 2
 	cl, err := kafka.NewClient(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

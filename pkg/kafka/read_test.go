@@ -14,7 +14,8 @@ import (
 )
 
 func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
-	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 2, ReplicationFactor: -1}
+	cfg := testkit.Kafka(t)
+	cfg.Partitions = 2
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	topic := testkit.Name(t, "read")
@@ -78,7 +79,8 @@ func TestReadCommittedStopsAtTheEndAndSkipsAborted(t *testing.T) {
 // aborted (its marker lies past the end the read started with), the read
 // ends with what was committed.
 func TestReadCommittedWaitsOutAnOpenTransaction(t *testing.T) {
-	cfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+	cfg := testkit.Kafka(t)
+	cfg.Partitions = 1
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	topic := testkit.Name(t, "open")

@@ -144,7 +144,7 @@ func procCPU(t *testing.T, pid int) float64 {
 // Kafka and the schema registry; the test sums the cpu_s of every sample
 // of each process.
 func TestClosureOfEcoSamplesAgainstTheKernel(t *testing.T) {
-	brokers, registry := testkit.Kafka(t), testkit.Registry(t)
+	kcfg, registry := testkit.Kafka(t), testkit.Registry(t)
 	runID := testkit.Name(t, "closure")
 	type child struct {
 		cmd    *exec.Cmd
@@ -162,7 +162,7 @@ func TestClosureOfEcoSamplesAgainstTheKernel(t *testing.T) {
 	children := make([]*child, 2)
 	for i := range children {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), closureChild+"=1", "KAFKA_BROKERS="+strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL="+registry,
+		cmd.Env = append(append(os.Environ(), testkit.KafkaEnv(kcfg)...), closureChild+"=1", "SCHEMA_REGISTRY_URL="+registry,
 			"RUN_ID="+runID, "ECO_SAMPLE_INTERVAL=1s", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error")
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
@@ -200,7 +200,7 @@ func TestClosureOfEcoSamplesAgainstTheKernel(t *testing.T) {
 		samples   int
 	}
 	sampled := map[string]*sum{}
-	for _, s := range ecoSamples(t, brokers, registry) {
+	for _, s := range ecoSamples(t, kcfg, registry) {
 		if s.RunID != runID {
 			continue
 		}

@@ -97,7 +97,7 @@ func TestConnectWaitsForTheEmbeddedStack(t *testing.T) {
 	}
 	defer p.Close()
 	db := pg.Config{URL: testkit.Postgres(t)}
-	reg, err := p.Connect(t.Context(), kafka.Config{Brokers: testkit.Kafka(t)}, serde.Config{RegistryURL: testkit.Registry(t)}, &db)
+	reg, err := p.Connect(t.Context(), testkit.Kafka(t), serde.Config{RegistryURL: testkit.Registry(t)}, &db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +121,13 @@ func TestProbesKeepAnUnreachableDependencyNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	brokers := testkit.Kafka(t)
+	kcfg := testkit.Kafka(t)
 	closed := testkit.FreeAddr(t) // nothing listens there any more
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Connect(ctx, kafka.Config{Brokers: brokers}, serde.Config{RegistryURL: "http://" + closed}, nil)
+		_, err := p.Connect(ctx, kcfg, serde.Config{RegistryURL: "http://" + closed}, nil)
 		done <- err
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -166,7 +166,9 @@ func readyz(t *testing.T, addr string) (int, string) {
 // more when it closes: the samples' windows tile its life and their
 // record counts add up to its counters.
 func TestEcoSamplesCoverTheProcess(t *testing.T) {
-	kcfg := kafka.Config{Brokers: testkit.KafkaCluster(t).Brokers(), Partitions: 1, ReplicationFactor: -1}
+	k := testkit.KafkaCluster(t)
+	kcfg := k.ClientConfig("cleaner") // the process connects as the service it is
+	kcfg.Partitions = 1
 	p, err := Start("cleaner", config.Service{LogLevel: "error", LogFormat: "json", AdminAddr: "127.0.0.1:0", RunID: "r1", Datasets: []string{"users"}, EcoInterval: 50 * time.Millisecond}, struct{}{}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +186,7 @@ func TestEcoSamplesCoverTheProcess(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	samples := ecoSamples(t, kcfg.Brokers, registry)
+	samples := ecoSamples(t, k.ClientConfig(kafka.Admin), registry)
 	if len(samples) < 2 {
 		t.Fatalf("%d samples, want several", len(samples))
 	}
@@ -204,7 +206,7 @@ func TestEcoSamplesCoverTheProcess(t *testing.T) {
 }
 
 // ecoSamples reads back every committed eco sample of eco.samples.
-func ecoSamples(t *testing.T, brokers []string, registry string) []schemas.EcoSample {
+func ecoSamples(t *testing.T, kcfg kafka.Config, registry string) []schemas.EcoSample {
 	t.Helper()
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
 	if err != nil {
@@ -215,7 +217,7 @@ func ecoSamples(t *testing.T, brokers []string, registry string) []schemas.EcoSa
 		t.Fatal(err)
 	}
 	var samples []schemas.EcoSample
-	err = kafka.ReadCommitted(t.Context(), kafka.Config{Brokers: brokers}, zap.NewNop(), kafka.EcoSamples, nil, func(r *kgo.Record) {
+	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), kafka.EcoSamples, nil, func(r *kgo.Record) {
 		var s schemas.EcoSample
 		if err := codec.Decode(r.Value, &s); err != nil {
 			t.Fatalf("eco sample at offset %d: %v", r.Offset, err)

@@ -62,7 +62,8 @@ func startTester(t *testing.T) *Process {
 }
 
 func TestRunStagesRunsOneReadyRunnerPerDataset(t *testing.T) {
-	kcfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+	kcfg := testkit.Kafka(t)
+	kcfg.Partitions = 1
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestRunStagesRunsOneReadyRunnerPerDataset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs := testkit.Consume(t, kcfg.Brokers, out, 1)
+		recs := testkit.Consume(t, kcfg, out, 1)
 		var got item
 		if err := codec.Decode(recs[0].Value, &got); err != nil {
 			t.Fatal(err)
@@ -162,7 +163,8 @@ func TestRunStagesStartsNoRunnerWhenADatasetHasNoSpec(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			kcfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+			kcfg := testkit.Kafka(t)
+			kcfg.Partitions = 1
 			reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(t)})
 			if err != nil {
 				t.Fatal(err)
@@ -191,7 +193,8 @@ func TestRunStagesStartsNoRunnerWhenADatasetHasNoSpec(t *testing.T) {
 // RunStagesIndependently, b's records flow while a's spec still waits, and
 // the wait ends with the context, without an error.
 func TestRunStagesIndependentlyStartsEachRunnerWhenItsSpecIsBuilt(t *testing.T) {
-	kcfg := kafka.Config{Brokers: testkit.Kafka(t), Partitions: 1, ReplicationFactor: -1}
+	kcfg := testkit.Kafka(t)
+	kcfg.Partitions = 1
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +239,7 @@ func TestRunStagesIndependentlyStartsEachRunnerWhenItsSpecIsBuilt(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := testkit.Consume(t, kcfg.Brokers, out, 1)
+	recs := testkit.Consume(t, kcfg, out, 1)
 	var got item
 	if err := outCodec.Decode(recs[0].Value, &got); err != nil {
 		t.Fatal(err)

@@ -52,11 +52,12 @@ func newFixture(t *testing.T) *fixture {
 	return newFixtureOn(t, testkit.Kafka(t))
 }
 
-// newFixtureOn is newFixture on the given brokers.
-func newFixtureOn(t *testing.T, brokers []string) *fixture {
+// newFixtureOn is newFixture on the broker of kcfg, the admin's settings.
+func newFixtureOn(t *testing.T, kcfg kafka.Config) *fixture {
 	t.Helper()
 	f := &fixture{partitions: 3}
-	f.kcfg = kafka.Config{Brokers: brokers, Partitions: f.partitions, ReplicationFactor: -1}
+	f.kcfg = kcfg
+	f.kcfg.Partitions = f.partitions
 	f.registryURL = testkit.Registry(t)
 	f.in, f.out, f.dlq = testkit.Name(t, "in"), testkit.Name(t, "out"), testkit.Name(t, "dlq")
 	f.log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))

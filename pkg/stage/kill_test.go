@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -42,8 +42,14 @@ func TestMain(m *testing.M) {
 func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	kcfg, err := config.Parse[kafka.Config](os.Environ())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	kcfg.Partitions, kcfg.ReplicationFactor = 3, -1
 	f := &fixture{
-		kcfg:        kafka.Config{Brokers: strings.Split(os.Getenv("CHILD_BROKERS"), ","), Partitions: 3, ReplicationFactor: -1},
+		kcfg:        kcfg,
 		registryURL: os.Getenv("CHILD_REGISTRY"),
 		in:          os.Getenv("CHILD_IN"), out: os.Getenv("CHILD_OUT"), dlq: os.Getenv("CHILD_DLQ"),
 		partitions: 3,
@@ -118,9 +124,8 @@ type child struct {
 func startChild(t *testing.T, f *fixture, instance string, hangAt int, databaseURL string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), testkit.KafkaEnv(f.kcfg)...),
 		childEnv+"=1",
-		"CHILD_BROKERS="+strings.Join(f.kcfg.Brokers, ","),
 		"CHILD_REGISTRY="+f.registryURL,
 		"CHILD_IN="+f.in, "CHILD_OUT="+f.out, "CHILD_DLQ="+f.dlq,
 		"CHILD_INSTANCE="+instance,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -22,7 +23,7 @@ import (
 // in-process broker (it cannot be caused on demand on a real one).
 func TestAStuckTransactionIsAbortedAndItsBatchReplayed(t *testing.T) {
 	k := testkit.KafkaCluster(t)
-	f := newFixtureOn(t, k.Brokers())
+	f := newFixtureOn(t, k.ClientConfig(kafka.Admin))
 	f.produce(t, items(0, 30)...)
 
 	var (

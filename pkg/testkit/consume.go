@@ -6,14 +6,18 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
 // Consume reads exactly n committed records of topic from its start, as a
-// read_committed consumer, waiting up to 60 s for them; a record beyond the
-// n within a further second fails the test.
-func Consume(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+// read_committed consumer connecting with cfg (the admin's, from Kafka),
+// waiting up to 60 s for them; a record beyond the n within a further
+// second fails the test.
+func Consume(t *testing.T, cfg kafka.Config, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+	cl, err := kafka.NewClient(cfg, zap.NewNop(), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)

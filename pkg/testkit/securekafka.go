@@ -34,8 +34,9 @@ func Password(t testing.TB) string {
 // SecureKafka starts an in-process broker for the test that speaks TLS
 // only (a CA in t.TempDir()), authenticates with SASL SCRAM-SHA-512 and
 // authorizes with ACLs: the admin (kafka.Admin) and every service of
-// kafka.Services, each with a random password and its kafka.ACLs. Use
-// ClientConfig or Env for a principal's client settings.
+// kafka.Services, each with its kafka.ACLs; the admin's password is
+// random, each service's is ServicePassword of it. Use ClientConfig or
+// Env for a principal's client settings.
 func SecureKafka(t testing.TB) *embedded.Kafka {
 	t.Helper()
 	k, err := embedded.StartKafka(embedded.KafkaOptions{Partitions: 3, Security: KafkaSecurity(t, t.TempDir())})
@@ -47,7 +48,8 @@ func SecureKafka(t testing.TB) *embedded.Kafka {
 }
 
 // KafkaSecurity returns the security block of a secure in-process broker
-// with its CA in dir and random passwords.
+// with its CA in dir, a random admin password and the services'
+// passwords derived from it (ServicePassword).
 func KafkaSecurity(t testing.TB, dir string) *embedded.KafkaSecurity {
 	t.Helper()
 	ca, err := embedded.NewCA(dir)
@@ -56,7 +58,7 @@ func KafkaSecurity(t testing.TB, dir string) *embedded.KafkaSecurity {
 	}
 	sec := &embedded.KafkaSecurity{CA: ca, AdminPassword: Password(t), Passwords: map[string]string{}}
 	for _, svc := range kafka.Services() {
-		sec.Passwords[svc] = Password(t)
+		sec.Passwords[svc] = ServicePassword(sec.AdminPassword, svc)
 	}
 	return sec
 }

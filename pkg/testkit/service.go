@@ -28,16 +28,16 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
-// Stack returns the environment of a service running on the test's
-// embedded stack: KAFKA_BROKERS, SCHEMA_REGISTRY_URL and, with db,
-// DATABASE_URL.
+// Stack returns the environment of a process on the test's embedded
+// stack: the admin's Kafka variables on a secure broker (KafkaEnv of
+// Kafka; As switches them to a service's), SCHEMA_REGISTRY_URL and, with
+// db, DATABASE_URL.
 func Stack(t testing.TB, db bool) []string {
 	t.Helper()
-	env := []string{
-		"KAFKA_BROKERS=" + strings.Join(Kafka(t), ","),
-		"SCHEMA_REGISTRY_URL=" + Registry(t),
+	env := append(KafkaEnv(Kafka(t)),
+		"SCHEMA_REGISTRY_URL="+Registry(t),
 		"LOG_LEVEL=warn",
-	}
+	)
 	if db {
 		env = append(env, "DATABASE_URL="+Postgres(t))
 	}

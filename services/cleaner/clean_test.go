@@ -38,7 +38,7 @@ func TestCleansRawUsers(t *testing.T) {
 	env := testkit.Stack(t, false)
 	m := config.ToMap(env)
 	ctx := t.Context()
-	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
+	kcfg := testkit.KafkaConfig(t, m, 3)
 	// Every input on partition 0, so that the re-send of user 1 is
 	// processed before user 6.
 	cl, err := kafka.NewClient(kcfg, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -82,10 +82,10 @@ func TestCleansRawUsers(t *testing.T) {
 	done := make(chan error, 1)
 	addr := testkit.FreeAddr(t)
 	go func() {
-		done <- run(runCtx, nil, append(env, "ADMIN_ADDR="+addr, "STAGE_INSTANCE_ID=t"), io.Discard)
+		done <- run(runCtx, nil, append(testkit.As(env, "cleaner"), "ADMIN_ADDR="+addr, "STAGE_INSTANCE_ID=t"), io.Discard)
 	}()
-	cleaned := testkit.Consume(t, kcfg.Brokers, "clean.users", 3)
-	dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 2)
+	cleaned := testkit.Consume(t, kcfg, "clean.users", 3)
+	dead := testkit.Consume(t, kcfg, "dlq.users", 2)
 	testkit.WaitMetric(t, addr, `datamill_stage_records_duplicates_total{dataset="users",stage="cleaner"}`, "1")
 	stop()
 	if err := <-done; err != nil {

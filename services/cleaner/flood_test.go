@@ -33,7 +33,7 @@ func TestOneRequestOfRecordsWithoutIDsNeverStopsTheCleaner(t *testing.T) {
 			env := testkit.Stack(t, false)
 			m := config.ToMap(env)
 			ctx := t.Context()
-			kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
+			kcfg := testkit.KafkaConfig(t, m, 3)
 			cl, err := kafka.NewClient(kcfg, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
@@ -66,8 +66,8 @@ func TestOneRequestOfRecordsWithoutIDsNeverStopsTheCleaner(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			svc := testkit.Serve(t, run, append(env, "STAGE_INSTANCE_ID=t", "STAGE_DLQ_ON_FLOOD="+onFlood))
-			testkit.Consume(t, kcfg.Brokers, "clean.users", 100)
+			svc := testkit.Serve(t, run, append(testkit.As(env, "cleaner"), "STAGE_INSTANCE_ID=t", "STAGE_DLQ_ON_FLOOD="+onFlood))
+			testkit.Consume(t, kcfg, "clean.users", 100)
 			if err := cl.ProduceSync(ctx, recs[100:]...).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestOneRequestOfRecordsWithoutIDsNeverStopsTheCleaner(t *testing.T) {
 			if ready, body := svc.Ready(t); !ready || !strings.Contains(body, "dead-letter flood") {
 				t.Errorf("/readyz during the flood = %v %s, want ready, with the flood as a detail", ready, body)
 			}
-			if dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 2000); kafka.Header(dead[0], stage.HeaderReason) != "id: missing" {
+			if dead := testkit.Consume(t, kcfg, "dlq.users", 2000); kafka.Header(dead[0], stage.HeaderReason) != "id: missing" {
 				t.Errorf("dead letter reason %q, want id: missing", kafka.Header(dead[0], stage.HeaderReason))
 			}
 			if err := svc.Stop(t); err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestStartsReadyAndStops(t *testing.T) {
-	testkit.ServeUntilReady(t, run, testkit.Stack(t, false))
+	testkit.ServeUntilReady(t, run, testkit.As(testkit.Stack(t, false), "cleaner"))
 }
 
 func TestMissingVariableIsNamed(t *testing.T) {

@@ -26,8 +26,8 @@ import (
 func TestMeterStoresSamplesOnceAndSumsThem(t *testing.T) {
 	env := testkit.Stack(t, true)
 	m := config.ToMap(env)
-	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 1, ReplicationFactor: -1}
-	svc := testkit.Serve(t, run, env)
+	kcfg := testkit.KafkaConfig(t, m, 1)
+	svc := testkit.Serve(t, run, testkit.As(env, "ecometer"))
 
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: m["SCHEMA_REGISTRY_URL"]})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 	"github.com/datamill/datamill/schemas"
 )
@@ -54,7 +55,7 @@ func TestDeclaredFilesSourceIsReadWithoutExtractorFiles(t *testing.T) {
 	write(t, filepath.Join(inbox, "b.ndjson"), "{\"id\":\"3\"}\n")
 	base, k, registry := startExtractor(t, "DATASETS=users,visitors", "DATASETS_DIR="+dir, "EXTRACTOR_SCAN_INTERVAL=100ms")
 
-	recs := testkit.Consume(t, k.Brokers(), "raw.users", 3)
+	recs := testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 3)
 	var got []string
 	for _, r := range rawUsers(t, registry, recs) {
 		got = append(got, *r.ID+" "+r.Source)

@@ -83,8 +83,8 @@ func TestFileSourcesReadEveryFormatGlobAndWatchedDirectory(t *testing.T) {
 		"EXTRACTOR_FILES=users="+watched+",users="+filepath.Join(other, "*.json"),
 		"EXTRACTOR_SCAN_INTERVAL=100ms", "EXTRACTOR_FILE_BATCH=2")
 
-	recs := testkit.Consume(t, k.Brokers(), "raw.users", 6)
-	dead := testkit.Consume(t, k.Brokers(), "dlq.users", 2)
+	recs := testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 6)
+	dead := testkit.Consume(t, k.ClientConfig(kafka.Admin), "dlq.users", 2)
 	got := map[string]users.Raw{}
 	for _, r := range rawUsers(t, registry, recs) {
 		got[*r.ID] = r
@@ -118,7 +118,7 @@ func TestFileSourcesReadEveryFormatGlobAndWatchedDirectory(t *testing.T) {
 	if err := os.Rename(tmp, filepath.Join(watched, "e.csv")); err != nil {
 		t.Fatal(err)
 	}
-	recs = testkit.Consume(t, k.Brokers(), "raw.users", 7)
+	recs = testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 7)
 	if ids := rawIDs(t, registry, recs); !slices.Contains(ids, "9") {
 		t.Errorf("raw ids %v lack 9 from the file renamed in", ids)
 	}
@@ -128,7 +128,7 @@ func TestFileSourcesReadEveryFormatGlobAndWatchedDirectory(t *testing.T) {
 	// the newest content wins downstream (and unchanged content is a
 	// duplicate the cleaner drops).
 	write(t, a, "id,age,country\n1,30,FR\n2,40,DE\n3,50,IT\n")
-	recs = testkit.Consume(t, k.Brokers(), "raw.users", 10)
+	recs = testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 10)
 	type event struct {
 		id string
 		at time.Time
@@ -166,7 +166,8 @@ func rawIDs(t *testing.T, registry string, recs []*kgo.Record) []string {
 func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 	k := testkit.KafkaCluster(t)
 	registry := testkit.Registry(t)
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
+	kcfg := k.ClientConfig(kafka.Admin)
+	kcfg.Partitions = 3
 	const rows = 100_000
 	file := filepath.Join(t.TempDir(), "users.csv")
 	var b strings.Builder
@@ -175,8 +176,7 @@ func TestFileReadResumesAfterSIGKILL(t *testing.T) {
 		fmt.Fprintf(&b, "%d,%d,FR,user%d@example.org\n", i, 20+i%60, i)
 	}
 	write(t, file, b.String())
-	env := append(os.Environ(), childEnv+"=1",
-		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL="+registry,
+	env := append(append(os.Environ(), testkit.KafkaEnv(k.ClientConfig("extractor"))...), childEnv+"=1", "SCHEMA_REGISTRY_URL="+registry,
 		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=kill-test",
 		"EXTRACTOR_FILES=users="+file, "EXTRACTOR_SCAN_INTERVAL=100ms", "EXTRACTOR_FILE_BATCH=1000")
 	start := func() *exec.Cmd {

@@ -37,7 +37,8 @@ func startExtractorUntil(t *testing.T, path string, extra ...string) (bases, *em
 	t.Helper()
 	k := testkit.KafkaCluster(t)
 	registry := testkit.Registry(t)
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
+	kcfg := k.ClientConfig(kafka.Admin)
+	kcfg.Partitions = 3
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -55,10 +56,9 @@ func startExtractorUntil(t *testing.T, path string, extra ...string) (bases, *em
 			extra[i] = "HTTP_ADDR=0.0.0.0:" + port
 		}
 	}
-	env := append([]string{
-		"KAFKA_BROKERS=" + strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL=" + registry,
-		"HTTP_ADDR=" + addr, "ADMIN_ADDR=" + admin, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s",
-	}, extra...)
+	env := append(append(k.Env("extractor"), "SCHEMA_REGISTRY_URL="+registry,
+		"HTTP_ADDR="+addr, "ADMIN_ADDR="+admin, "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s",
+	), extra...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env, io.Discard) }()
@@ -149,7 +149,7 @@ func TestIngestEndpoint(t *testing.T) {
 
 	// Exactly the accepted records are on raw.users: nothing partial from
 	// the refused bodies.
-	recs := testkit.Consume(t, k.Brokers(), "raw.users", 5)
+	recs := testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 5)
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
 	if err != nil {
 		t.Fatal(err)

@@ -28,11 +28,11 @@ func TestAnOversizedRecordIsADeadLetterAndTheDirectoryGoesOn(t *testing.T) {
 	write(t, filepath.Join(dir, "b.csv"), "id,age\n4,40\n")
 	_, k, registry := startExtractor(t, "EXTRACTOR_FILES=users="+dir, "EXTRACTOR_SCAN_INTERVAL=100ms")
 
-	recs := testkit.Consume(t, k.Brokers(), "raw.users", 3)
+	recs := testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 3)
 	if ids := rawIDs(t, registry, recs); fmt.Sprint(slices.Sorted(slices.Values(ids))) != "[1 3 4]" {
 		t.Errorf("raw ids %v, want [1 3 4]", ids)
 	}
-	dead := testkit.Consume(t, k.Brokers(), "dlq.users", 1)[0]
+	dead := testkit.Consume(t, k.ClientConfig(kafka.Admin), "dlq.users", 1)[0]
 	a := filepath.Join(dir, "a.ndjson")
 	reason := kafka.Header(dead, stage.HeaderReason)
 	if src, line := kafka.Header(dead, stage.HeaderSourceTopic), kafka.Header(dead, stage.HeaderSourceOffset); src != "file:"+a || line != "2" ||
@@ -107,5 +107,5 @@ func TestIngestRefusesKeylessAndOversizedRecords(t *testing.T) {
 	if status, body := post(t, url, "", `{"id":"9"}`); status != http.StatusAccepted {
 		t.Fatalf("status %d (%v), want 202", status, body)
 	}
-	testkit.Consume(t, k.Brokers(), "raw.users", 1)
+	testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 1)
 }

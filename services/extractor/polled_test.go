@@ -237,14 +237,14 @@ func (o offer) String() string {
 }
 
 // rawOffers reads every committed record of raw.offers.
-func rawOffers(t *testing.T, brokers []string, registry string) []offer {
+func rawOffers(t *testing.T, kcfg kafka.Config, registry string) []offer {
 	t.Helper()
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: registry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []offer
-	err = kafka.ReadCommitted(t.Context(), kafka.Config{Brokers: brokers}, zap.NewNop(), "raw.offers", nil, func(r *kgo.Record) {
+	err = kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), "raw.offers", nil, func(r *kgo.Record) {
 		_, decoded, err := reg.DecodeAny(t.Context(), r.Value)
 		if err != nil {
 			t.Fatalf("decode raw.offers at %d: %v", r.Offset, err)
@@ -274,11 +274,11 @@ func rawOffers(t *testing.T, brokers []string, registry string) []offer {
 }
 
 // waitOffers waits until raw.offers holds n records, and returns them.
-func waitOffers(t *testing.T, brokers []string, registry string, n int) []offer {
+func waitOffers(t *testing.T, kcfg kafka.Config, registry string, n int) []offer {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		got := rawOffers(t, brokers, registry)
+		got := rawOffers(t, kcfg, registry)
 		if len(got) >= n {
 			return got
 		}
@@ -322,14 +322,14 @@ func TestPolledSourcesPublishEachOfferOnceAndEachChangeOnce(t *testing.T) {
 	b := newBoard(t, 12, 5)
 	dir := offersDir(t, apiSource(b, "100ms")+scrapeSource(b, "100ms"))
 	base, k, registry := startExtractor(t, "DATASETS=offers", "DATASETS_DIR="+dir)
-	brokers := k.Brokers()
+	kcfg := k.ClientConfig(kafka.Admin)
 
 	// 12 offers by the API; 11 by the pages (robots.txt keeps job-001's
 	// detail page out, and the item without it has no required title?
 	// it has: the list gives the title, so it stays, without salary).
 	waitPolls(t, base.admin, "board-api", "unchanged", 2)
 	waitPolls(t, base.admin, "board-pages", "unchanged", 2)
-	got := rawOffers(t, brokers, registry)
+	got := rawOffers(t, kcfg, registry)
 	byID := map[string]offer{}
 	for _, o := range got {
 		if _, dup := byID[*o.ID]; dup {
@@ -355,10 +355,10 @@ func TestPolledSourcesPublishEachOfferOnceAndEachChangeOnce(t *testing.T) {
 
 	b.change(4, "Staff Engineer 4")
 	want := len(got) + 2 // one new event from each source
-	waitOffers(t, brokers, registry, want)
+	waitOffers(t, kcfg, registry, want)
 	waitPolls(t, base.admin, "board-api", "unchanged", 4)
 	waitPolls(t, base.admin, "board-pages", "unchanged", 4)
-	got = rawOffers(t, brokers, registry)
+	got = rawOffers(t, kcfg, registry)
 	if len(got) != want {
 		t.Fatalf("after one offer changed raw.offers holds %d records, want %d", len(got), want)
 	}
@@ -385,7 +385,7 @@ func TestAChallengePagePublishesNothingAndIsTriedAgain(t *testing.T) {
 	dir := offersDir(t, apiSource(b, "1h"))
 	base, k, registry := startExtractorUntil(t, "/metrics", "DATASETS=offers", "DATASETS_DIR="+dir, "EXTRACTOR_POLL_RETRY=50ms")
 	waitPolls(t, base.admin, "board-api", "failed", 2)
-	if got := rawOffers(t, k.Brokers(), registry); len(got) != 0 {
+	if got := rawOffers(t, k.ClientConfig(kafka.Admin), registry); len(got) != 0 {
 		t.Errorf("a challenge page published %d records", len(got))
 	}
 	if ok, reason := readiness(t, base.admin); ok || !strings.Contains(reason, "not JSON") {
@@ -395,7 +395,7 @@ func TestAChallengePagePublishesNothingAndIsTriedAgain(t *testing.T) {
 	b.challenges = 0
 	b.mu.Unlock()
 	waitPolls(t, base.admin, "board-api", "published", 1)
-	if got := rawOffers(t, k.Brokers(), registry); len(got) != 3 {
+	if got := rawOffers(t, k.ClientConfig(kafka.Admin), registry); len(got) != 3 {
 		t.Errorf("after the challenge raw.offers holds %d records, want the 3 offers", len(got))
 	}
 }
@@ -409,8 +409,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	b := newBoard(t, 40, 10)
 	b.hold, b.holdPage, b.held = make(chan struct{}), 3, make(chan struct{})
 	dir := offersDir(t, apiSource(b, "1h"))
-	env := append(os.Environ(), childEnv+"=1",
-		"KAFKA_BROKERS="+strings.Join(k.Brokers(), ","), "SCHEMA_REGISTRY_URL="+registry,
+	env := append(append(os.Environ(), testkit.KafkaEnv(k.ClientConfig("extractor"))...), childEnv+"=1", "SCHEMA_REGISTRY_URL="+registry,
 		"HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "EXTRACTOR_INSTANCE_ID=poll-kill",
 		"DATASETS=offers", "DATASETS_DIR="+dir, "EXTRACTOR_FILE_BATCH=4")
 	start := func(extra ...string) *exec.Cmd {
@@ -430,7 +429,7 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 		t.Fatal("the poll never reached page 3")
 	}
 	// Pages 1 and 2 are in batches of 4: 20 offers, all committed.
-	waitOffers(t, k.Brokers(), registry, 20)
+	waitOffers(t, k.ClientConfig(kafka.Admin), registry, 20)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -438,15 +437,15 @@ func TestPollKilledMidwayPublishesEachOfferOnce(t *testing.T) {
 	close(b.hold)
 
 	second := start()
-	waitOffers(t, k.Brokers(), registry, 40)
-	waitMark(t, k.Brokers())
+	waitOffers(t, k.ClientConfig(kafka.Admin), registry, 40)
+	waitMark(t, k.ClientConfig(kafka.Admin))
 	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := second.Wait(); err != nil {
 		t.Errorf("extractor after SIGTERM: %v", err)
 	}
-	got := rawOffers(t, k.Brokers(), registry)
+	got := rawOffers(t, k.ClientConfig(kafka.Admin), registry)
 	seen := map[string]int{}
 	for _, o := range got {
 		seen[*o.ID]++
@@ -505,12 +504,12 @@ func readinessOf(base string) (bool, string) {
 }
 
 // waitMark waits for the committed mark of a complete poll.
-func waitMark(t *testing.T, brokers []string) {
+func waitMark(t *testing.T, kcfg kafka.Config) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		found := false
-		err := kafka.ReadCommitted(t.Context(), kafka.Config{Brokers: brokers}, zap.NewNop(), poll.StateTopic, nil, func(r *kgo.Record) {
+		err := kafka.ReadCommitted(t.Context(), kcfg, zap.NewNop(), poll.StateTopic, nil, func(r *kgo.Record) {
 			found = found || strings.HasPrefix(string(r.Key), "mark\x00")
 		})
 		if err == nil && found {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -74,7 +75,7 @@ func TestIngestTakesEachProducer(t *testing.T) {
 			}
 		})
 	}
-	testkit.Consume(t, k.Brokers(), "raw.users", 3)
+	testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 3)
 	metrics := metricsOf(t, base.admin)
 	for _, want := range []string{
 		`datamill_extractor_ingest_requests_total{code="202",producer="crm"} 1`,
@@ -127,7 +128,7 @@ func TestIngestLimitsEachProducersRate(t *testing.T) {
 	if status, body := post(t, url, "shop-token", `{"id":"3"}`); status != 202 {
 		t.Fatalf("another producer: %d (%v), want 202", status, body)
 	}
-	recs := testkit.Consume(t, k.Brokers(), "raw.users", 2)
+	recs := testkit.Consume(t, k.ClientConfig(kafka.Admin), "raw.users", 2)
 	for _, raw := range rawUsers(t, registry, recs) {
 		if raw.ID == nil || *raw.ID == "2" {
 			t.Errorf("raw.users holds %+v, a record of the request over the rate", raw)

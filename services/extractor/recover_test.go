@@ -26,13 +26,14 @@ func TestIngestRecoversWhenKafkaComesBack(t *testing.T) {
 	_, portText, _ := net.SplitHostPort(testkit.FreeAddr(t))
 	port, _ := strconv.Atoi(portText)
 	dir := t.TempDir()
-	k, err := embedded.StartKafka(embedded.KafkaOptions{Port: port, Partitions: 1, DataDir: dir})
+	sec := testkit.KafkaSecurity(t, t.TempDir())
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Port: port, Partitions: 1, DataDir: dir, Security: sec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	registry := testkit.Registry(t)
 	addr := testkit.FreeAddr(t)
-	env := []string{"KAFKA_BROKERS=127.0.0.1:" + portText, "SCHEMA_REGISTRY_URL=" + registry, "HTTP_ADDR=" + addr, "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s"}
+	env := append(k.Env("extractor"), "SCHEMA_REGISTRY_URL="+registry, "HTTP_ADDR="+addr, "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error", "EXTRACTOR_PUBLISH_TIMEOUT=2s")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env, io.Discard) }()
@@ -57,7 +58,7 @@ func TestIngestRecoversWhenKafkaComesBack(t *testing.T) {
 	if s := postStatus(); s != http.StatusServiceUnavailable {
 		t.Fatalf("during the outage: %d, want 503", s)
 	}
-	k, err = embedded.StartKafka(embedded.KafkaOptions{Port: port, Partitions: 1, DataDir: dir})
+	k, err = embedded.StartKafka(embedded.KafkaOptions{Port: port, Partitions: 1, DataDir: dir, Security: sec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,8 @@ func TestIngestRecoversWhenKafkaComesBack(t *testing.T) {
 func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
 	k := testkit.Kafka(t)
 	registry := testkit.Registry(t)
-	kcfg := kafka.Config{Brokers: k, Partitions: 1, ReplicationFactor: -1}
+	kcfg := k
+	kcfg.Partitions = 1
 	const instance = "fence-test"
 
 	// The predecessor: a transaction on the checkpoint topic, never ended,
@@ -110,11 +112,10 @@ func TestARestartAbortsTheOpenTransactionItsPredecessorLeft(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "users.csv")
 	write(t, file, "id,age\n1,30\n2,40\n")
-	env := []string{
-		"KAFKA_BROKERS=" + strings.Join(k, ","), "SCHEMA_REGISTRY_URL=" + registry,
-		"HTTP_ADDR=" + testkit.FreeAddr(t), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error", "EXTRACTOR_INSTANCE_ID=" + instance,
-		"EXTRACTOR_FILES=users=" + file, "EXTRACTOR_SCAN_INTERVAL=100ms",
-	}
+	env := append(testkit.As(testkit.KafkaEnv(k), "extractor"), "SCHEMA_REGISTRY_URL="+registry,
+		"HTTP_ADDR="+testkit.FreeAddr(t), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=error", "EXTRACTOR_INSTANCE_ID="+instance,
+		"EXTRACTOR_FILES=users="+file, "EXTRACTOR_SCAN_INTERVAL=100ms",
+	)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env, io.Discard) }()

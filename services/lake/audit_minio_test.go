@@ -115,7 +115,7 @@ func TestMinIOSinkArchivesARawTopicAndAuditsItsWrites(t *testing.T) {
 	vars := config.ToMap(env)
 	ctx := t.Context()
 
-	kcfg := kafka.Config{Brokers: strings.Split(vars["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
+	kcfg := testkit.KafkaConfig(t, vars, 3)
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestMinIOSinkArchivesARawTopicAndAuditsItsWrites(t *testing.T) {
 		produced[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = rec.EventID
 	}
 
-	testkit.Serve(t, run, env)
+	testkit.Serve(t, run, testkit.As(env, "lake"))
 
 	reader := minioStore(t, m, m.Reader)
 	tick := time.NewTicker(200 * time.Millisecond)

@@ -37,13 +37,12 @@ func TestConfigErrors(t *testing.T) {
 
 // env is the sink service's environment on h, with a quick idle cut.
 func (h *harness) env() []string {
-	return []string{
-		"KAFKA_BROKERS=" + strings.Join(h.kafka.Brokers, ","), "SCHEMA_REGISTRY_URL=" + h.registryURL,
-		"DATABASE_URL=" + h.databaseURL, "DATASETS=users", "ECO_SAMPLE_INTERVAL=1h",
-		"S3_ENDPOINT=" + h.lake.Endpoint, "S3_BUCKET=" + h.lake.Bucket,
-		"S3_ACCESS_KEY=" + h.lake.AccessKey, "S3_SECRET_KEY=" + h.lake.SecretKey,
+	return append(testkit.As(testkit.KafkaEnv(h.kafka), "lake"), "SCHEMA_REGISTRY_URL="+h.registryURL,
+		"DATABASE_URL="+h.databaseURL, "DATASETS=users", "ECO_SAMPLE_INTERVAL=1h",
+		"S3_ENDPOINT="+h.lake.Endpoint, "S3_BUCKET="+h.lake.Bucket,
+		"S3_ACCESS_KEY="+h.lake.AccessKey, "S3_SECRET_KEY="+h.lake.SecretKey,
 		"LAKE_FLUSH_INTERVAL=100ms", "LAKE_MAX_RECORDS=8",
-	}
+	)
 }
 
 func TestServiceArchivesTheRawTopic(t *testing.T) {

@@ -48,12 +48,13 @@ func newHarness(t testing.TB, partitions int32, encrypted bool) *harness {
 	t.Helper()
 	ctx := t.Context()
 	h := &harness{
-		kafka:       kafka.Config{Brokers: testkit.Kafka(t), Partitions: partitions, ReplicationFactor: -1},
+		kafka:       testkit.Kafka(t),
 		lake:        startS3(t, encrypted),
 		topic:       kafka.Topic(kafka.Raw, "users"),
 		registryURL: testkit.Registry(t), databaseURL: testkit.Postgres(t),
 		regs: map[*sink]*prometheus.Registry{},
 	}
+	h.kafka.Partitions = partitions
 	reg, err := serde.NewRegistry(serde.Config{RegistryURL: h.registryURL})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func newHarness(t testing.TB, partitions int32, encrypted bool) *harness {
 	if h.store, err = lake.OpenStore(ctx, h.lake); err != nil {
 		t.Fatal(err)
 	}
-	if h.produce, err = kgo.NewClient(kgo.SeedBrokers(h.kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
+	if h.produce, err = kafka.NewClient(h.kafka, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.produce.Close)
@@ -637,7 +638,7 @@ func TestUndecodableRecordIsLeftOutOfItsObject(t *testing.T) {
 
 func TestTransactionalTopicTiles(t *testing.T) {
 	h := newHarness(t, 1, true)
-	txn, err := kgo.NewClient(kgo.SeedBrokers(h.kafka.Brokers...), kgo.TransactionalID(testkit.Name(t, "txn")),
+	txn, err := kafka.NewClient(h.kafka, zap.NewNop(), kgo.TransactionalID(testkit.Name(t, "txn")),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -698,7 +699,7 @@ func (h *harness) recreate(t testing.TB) {
 		t.Fatalf("delete %s: %v", h.topic, err)
 	}
 	h.produce.Close()
-	if h.produce, err = kgo.NewClient(kgo.SeedBrokers(h.kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
+	if h.produce, err = kafka.NewClient(h.kafka, zap.NewNop(), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.produce.Close)

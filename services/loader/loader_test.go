@@ -44,7 +44,7 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 		m[k] = v
 	}
 	ctx := t.Context()
-	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
+	kcfg := testkit.KafkaConfig(t, m, 3)
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -86,11 +86,11 @@ func TestLoadsCleanRecordsAndPublishesWhatItDid(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, nil, append(env, "ADMIN_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
+		done <- run(runCtx, nil, append(testkit.As(env, "loader"), "ADMIN_ADDR="+testkit.FreeAddr(t), "STAGE_INSTANCE_ID=t"), io.Discard)
 	}()
 
-	persisted := testkit.Consume(t, kcfg.Brokers, "persisted.users", 4)
-	dead := testkit.Consume(t, kcfg.Brokers, "dlq.users", 1)
+	persisted := testkit.Consume(t, kcfg, "persisted.users", 4)
+	dead := testkit.Consume(t, kcfg, "dlq.users", 1)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("loader: %v", err)

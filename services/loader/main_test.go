@@ -9,7 +9,7 @@ import (
 )
 
 func TestStartsReadyAndStops(t *testing.T) {
-	testkit.ServeUntilReady(t, run, testkit.Stack(t, true))
+	testkit.ServeUntilReady(t, run, testkit.As(testkit.Stack(t, true), "loader"))
 }
 
 func TestMissingVariableIsNamed(t *testing.T) {

@@ -64,7 +64,7 @@ func TestLoadsAsItsOwnRoleAndAuditsEveryBatch(t *testing.T) {
 	superuser := m["DATABASE_URL"]
 	roles := testkit.Roles(t, superuser)
 	ctx := t.Context()
-	kcfg := kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}
+	kcfg := testkit.KafkaConfig(t, m, 3)
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -102,9 +102,9 @@ func TestLoadsAsItsOwnRoleAndAuditsEveryBatch(t *testing.T) {
 		want[r.Partition] = [3]int64{w[0] + 1, min(w[1], r.Offset), max(w[2], r.Offset)}
 	}
 
-	asLoader := withDatabase(env, roles[pg.RoleLoader], roles[pg.RoleOwner])
+	asLoader := withDatabase(testkit.As(env, "loader"), roles[pg.RoleLoader], roles[pg.RoleOwner])
 	svc := testkit.Start(t, run, append(asLoader, "STAGE_INSTANCE_ID=t", "STAGE_BATCH_MAX=7"))
-	testkit.Consume(t, kcfg.Brokers, "persisted.users", n)
+	testkit.Consume(t, kcfg, "persisted.users", n)
 	if err := svc.Stop(t); err != nil {
 		t.Fatalf("loader: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestLoadsAsItsOwnRoleAndAuditsEveryBatch(t *testing.T) {
 	}
 
 	// Restarted as its role alone: nothing is missing, it starts.
-	asRole := withDatabase(env, roles[pg.RoleLoader], "")
+	asRole := withDatabase(testkit.As(env, "loader"), roles[pg.RoleLoader], "")
 	testkit.ServeUntilReady(t, run, append(asRole, "STAGE_INSTANCE_ID=t"))
 	// Given a dataset whose table the owner has not created: refused,
 	// naming the table and the command.
@@ -163,7 +163,7 @@ func TestLoadsAsItsOwnRoleAndAuditsEveryBatch(t *testing.T) {
 		t.Errorf("the loader as its role with a table missing = %v; want a refusal naming jobs and `loader migrate`", err)
 	}
 	// `loader migrate` as the owner creates it; then the role starts.
-	migrate := append(withDatabase(env, roles[pg.RoleLoader], roles[pg.RoleOwner]), "DATASETS=users,jobs")
+	migrate := append(withDatabase(testkit.As(env, "loader"), roles[pg.RoleLoader], roles[pg.RoleOwner]), "DATASETS=users,jobs")
 	if err := run(ctx, []string{"loader", "migrate"}, migrate, io.Discard); err != nil {
 		t.Fatalf("loader migrate: %v", err)
 	}

@@ -272,7 +272,7 @@ func TestAViewWhoseSQLFailsStopsTheStart(t *testing.T) {
 		dir := ordersWithViews(t, "  - name: orders_by_region\n    sql: select region from orders\n")
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
-		env := append(testkit.Stack(t, true), "DATASETS=orders", "DATASETS_DIR="+dir, "ADMIN_ADDR=127.0.0.1:0")
+		env := append(testkit.As(testkit.Stack(t, true), "loader"), "DATASETS=orders", "DATASETS_DIR="+dir, "ADMIN_ADDR=127.0.0.1:0")
 		err := run(ctx, nil, env, io.Discard)
 		if err == nil || ctx.Err() != nil {
 			t.Fatalf("run = %v (context: %v), want it to stop at start", err, ctx.Err())
@@ -319,7 +319,7 @@ func TestReplicasStartingTogetherCreateTheViewsOnce(t *testing.T) {
 // start, beside the users table.
 func TestTheUsersViewIsThereAfterTheLoaderStarts(t *testing.T) {
 	env := testkit.Stack(t, true)
-	testkit.Serve(t, run, env)
+	testkit.Serve(t, run, testkit.As(env, "loader"))
 	var url string
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "DATABASE_URL="); ok {

@@ -184,7 +184,7 @@ func TestReconcileScoresRowsWithoutAPrediction(t *testing.T) {
 	checkScored := func() {
 		t.Helper()
 		seen := map[string]bool{}
-		for _, rec := range testkit.Consume(t, s.kcfg.Brokers, "scored.users", want) {
+		for _, rec := range testkit.Consume(t, s.kcfg, "scored.users", want) {
 			var sc users.Scored
 			if err := codec.Decode(rec.Value, &sc); err != nil {
 				t.Fatal(err)
@@ -230,7 +230,7 @@ func TestReconcileCommitsOnlyWhatWasPublished(t *testing.T) {
 	if got, err := r.pass(t.Context()); got != 1500 || err != nil {
 		t.Fatalf("pass with the broker back = %d, %v; want 1500 rows", got, err)
 	}
-	testkit.Consume(t, s.kcfg.Brokers, "scored.users", 1500)
+	testkit.Consume(t, s.kcfg, "scored.users", 1500)
 }
 
 // TestReconcileReadsPredictionsByIndexOnly checks that a pass looks each

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/datamill/datamill/pkg/config"
-	"github.com/datamill/datamill/pkg/kafka"
+
 	"github.com/datamill/datamill/pkg/pg"
 	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -51,17 +51,17 @@ func TestScoresAsItsOwnRoleAndAuditsEveryBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scorerStack{env: env, kcfg: kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}, reg: reg, db: db}
+	s := &scorerStack{env: env, kcfg: testkit.KafkaConfig(t, m, 3), reg: reg, db: db}
 	const n = 200
 	s.persist(t, 1, n+1)
 	dir := t.TempDir()
 	trainModel(t, dir)
 
-	asScorer := slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "DATABASE_") })
+	asScorer := slices.DeleteFunc(slices.Clone(testkit.As(env, "scorer")), func(kv string) bool { return strings.HasPrefix(kv, "DATABASE_") })
 	asScorer = append(asScorer, "DATABASE_URL="+roles[pg.RoleScorer], "DATABASE_OWNER_URL="+roles[pg.RoleOwner],
 		"SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=20ms", "SCORER_SELF_TRAIN=false", "SCORER_RECONCILE_INTERVAL=0", "STAGE_BATCH_MAX=50", "STAGE_INSTANCE_ID=t")
 	svc := testkit.Start(t, run, asScorer)
-	testkit.Consume(t, s.kcfg.Brokers, "scored.users", n)
+	testkit.Consume(t, s.kcfg, "scored.users", n)
 	for deadline := time.Now().Add(time.Minute); ; {
 		var count int
 		if err := db.QueryRow(t.Context(), `select count(*) from predictions`).Scan(&count); err != nil {

@@ -64,7 +64,7 @@ func newScorerStack(t *testing.T) *scorerStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scorerStack{env: env, kcfg: kafka.Config{Brokers: strings.Split(m["KAFKA_BROKERS"], ","), Partitions: 3, ReplicationFactor: -1}, reg: reg, db: db}
+	return &scorerStack{env: testkit.As(env, "scorer"), kcfg: testkit.KafkaConfig(t, m, 3), reg: reg, db: db}
 }
 
 // usersDataset is what the scorer knows of the built-in users dataset.
@@ -207,7 +207,7 @@ func TestScoresEveryEventOnceAcrossAModelSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	scored := testkit.Consume(t, s.kcfg.Brokers, "scored.users", n)
+	scored := testkit.Consume(t, s.kcfg, "scored.users", n)
 	codec, err := serde.NewCodec[users.Scored](t.Context(), s.reg, "scored.users", schemas.MustSchema("users/scored"))
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +442,7 @@ func TestADatasetThatWaitsHoldsUpNoOther(t *testing.T) {
 	}
 	svc := testkit.Start(t, run, append(s.env, "SCORER_MODEL_DIR="+dir, "SCORER_MODEL_POLL=50ms",
 		"DATASETS=jobs,plain,users", "DATASETS_DIR="+datasets))
-	if got := len(testkit.Consume(t, s.kcfg.Brokers, "scored.users", 100)); got != 100 {
+	if got := len(testkit.Consume(t, s.kcfg, "scored.users", 100)); got != 100 {
 		t.Fatalf("%d scored users records, want 100 while jobs waits", got)
 	}
 	ready, body := svc.Ready(t)

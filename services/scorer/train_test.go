@@ -185,8 +185,8 @@ func TestTrainErrors(t *testing.T) {
 // With Kafka and the registry at hand, training tells the eco meter what
 // it used: one sample of stage train with its Newton steps.
 func TestTrainPublishesItsEcoSample(t *testing.T) {
-	brokers, registry := testkit.Kafka(t), testkit.Registry(t)
-	env := []string{"KAFKA_BROKERS=" + strings.Join(brokers, ","), "SCHEMA_REGISTRY_URL=" + registry, "RUN_ID=r7"}
+	kcfg, registry := testkit.Kafka(t), testkit.Registry(t)
+	env := append(testkit.As(testkit.KafkaEnv(kcfg), "scorer"), "SCHEMA_REGISTRY_URL="+registry, "RUN_ID=r7")
 	models := t.TempDir()
 	if err := run(t.Context(), []string{"scorer", "train", "--csv", usersCSV(t, 500), "--out", models}, env, &strings.Builder{}); err != nil {
 		t.Fatal(err)
@@ -204,7 +204,7 @@ func TestTrainPublishesItsEcoSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := testkit.Consume(t, brokers, kafka.EcoSamples, 1)
+	recs := testkit.Consume(t, kcfg, kafka.EcoSamples, 1)
 	var s schemas.EcoSample
 	if err := codec.Decode(recs[0].Value, &s); err != nil {
 		t.Fatal(err)

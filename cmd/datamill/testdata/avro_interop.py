@@ -9,16 +9,38 @@ and consumer (Debian's python3-confluent-kafka), through the schema registry.
       reads COUNT committed records of TOPIC from its start and prints each
       value as a JSON line
 
+The broker's TLS and SASL settings, when it has them, come from the
+datamill variables KAFKA_TLS, KAFKA_TLS_CA_FILE and KAFKA_SASL_MECHANISM,
+KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD of the environment.
+
 Run with /usr/bin/python3 (Debian's packages).
 """
 
 import datetime
 import json
+import os
 import sys
 import time
 
 from confluent_kafka import avro
 from confluent_kafka.avro import AvroConsumer, AvroProducer
+
+
+def security():
+    """librdkafka's settings for the KAFKA_* variables of the environment."""
+    conf = {}
+    tls = os.environ.get("KAFKA_TLS") == "true"
+    mechanism = os.environ.get("KAFKA_SASL_MECHANISM", "")
+    if mechanism:
+        conf["security.protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+        conf["sasl.mechanisms"] = mechanism
+        conf["sasl.username"] = os.environ.get("KAFKA_SASL_USERNAME", "")
+        conf["sasl.password"] = os.environ.get("KAFKA_SASL_PASSWORD", "")
+    elif tls:
+        conf["security.protocol"] = "SSL"
+    if tls and os.environ.get("KAFKA_TLS_CA_FILE"):
+        conf["ssl.ca.location"] = os.environ["KAFKA_TLS_CA_FILE"]
+    return conf
 
 
 def produce(brokers, registry, schema_path, count):
@@ -33,6 +55,7 @@ def produce(brokers, registry, schema_path, count):
             # user's records land on the partition datamill's own
             # producers use for it.
             "partitioner": "murmur2_random",
+            **security(),
         },
         default_key_schema=key_schema,
         default_value_schema=value_schema,
@@ -83,6 +106,7 @@ def consume(brokers, registry, topic, count, group):
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
+        **security(),
     })
     consumer.subscribe([topic])
     seen = 0

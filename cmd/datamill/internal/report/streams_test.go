@@ -20,8 +20,8 @@ import (
 // the values reasons quote; a stage's lag is what its group has not
 // committed of its input.
 func TestStreamsCountsDeadLettersAndLag(t *testing.T) {
-	brokers, registry := testkit.Kafka(t), testkit.Registry(t)
-	kcfg := kafka.Config{Brokers: brokers, Partitions: 1, ReplicationFactor: -1}
+	kcfg, registry := testkit.Kafka(t), testkit.Registry(t)
+	kcfg.Partitions = 1
 	cl, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/testkit"
 )
 
@@ -16,7 +16,7 @@ import (
 // producer's.
 func TestTopicLimitsReadMaxMessageBytes(t *testing.T) {
 	k := testkit.KafkaCluster(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...))
+	cl, err := kafka.NewClient(k.ClientConfig(kafka.Admin), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,8 @@ func TestTheDoneLogCountsEveryRecord(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.csv"), "id,age\n1,30\n2,\"4\"0\n3,50\n4,60\n")
 	k := testkit.KafkaCluster(t)
-	kcfg := kafka.Config{Brokers: k.Brokers(), Partitions: 3, ReplicationFactor: -1}
+	kcfg := k.ClientConfig(kafka.Admin)
+	kcfg.Partitions = 3
 	admin, err := kafka.NewClient(kcfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
