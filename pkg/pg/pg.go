@@ -164,6 +164,20 @@ func parseError(variable string, err error) error {
 	return errors.New(prefix)
 }
 
+// LockSchema takes, for the rest of tx, the one lock every change of the
+// schema holds: migrations, a dataset's table and views, a predictions
+// table, grants. One lock for all, because changes of different tables
+// still update the same catalog rows: a foreign key to a dataset's table
+// changes that table's row in pg_class as a GRANT on it does, and two such
+// updates at once fail with "tuple concurrently updated". Any role may
+// take it; it only serialises services and replicas starting together.
+func LockSchema(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_schema'))`); err != nil {
+		return fmt.Errorf("lock the schema: %w", err)
+	}
+	return nil
+}
+
 // InTx runs fn in a transaction and commits it, or rolls it back when fn
 // returns an error (returned as is) or panics.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
@@ -369,10 +383,11 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 // pending takes the migration lock, checks the applied migrations of
 // component against ms and returns the first one not applied yet, or nil.
 func pending(ctx context.Context, tx pgx.Tx, component string, ms []migration) (*migration, error) {
-	// One lock for every component: creating the table must be serialised
-	// too, and migrations of two components may touch the same objects.
-	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_migrations'))`); err != nil {
-		return nil, fmt.Errorf("lock migrations of %s: %w", component, err)
+	// The schema's one lock, for every component: creating the table
+	// must be serialised too, and migrations of two components may touch
+	// the same objects.
+	if err := LockSchema(ctx, tx); err != nil {
+		return nil, fmt.Errorf("migrations of %s: %w", component, err)
 	}
 	// Created only when missing: CREATE TABLE IF NOT EXISTS needs the
 	// right to create even when the table is there.

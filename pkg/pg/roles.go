@@ -126,10 +126,10 @@ func Grant(ctx context.Context, pool *pgxpool.Pool, tables Tables) error {
 	slices.Sort(existing)
 	return InTx(ctx, pool, func(tx pgx.Tx) error {
 		// Services starting together grant on the same tables
-		// (datamill_migrations, datamill_batches): two GRANTs of one
-		// table at once fail with "tuple concurrently updated".
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_grants'))`); err != nil {
-			return fmt.Errorf("lock grants: %w", err)
+		// (datamill_migrations, datamill_batches), and one may create a
+		// foreign key to a table another grants on.
+		if err := LockSchema(ctx, tx); err != nil {
+			return fmt.Errorf("grant: %w", err)
 		}
 		for _, table := range slices.Sorted(maps.Keys(tables)) {
 			kind := tables[table]

@@ -3,6 +3,7 @@ package pg_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -253,6 +254,42 @@ func TestConcurrentGrantsOfOneTable(t *testing.T) {
 	for range cap(errs) {
 		if err := <-errs; err != nil {
 			t.Errorf("a concurrent Grant: %v", err)
+		}
+	}
+}
+
+// A foreign key to a table changes that table's catalog row, as a GRANT on
+// it does: a scorer creating its predictions table while a loader grants
+// on the dataset's must not fail with "tuple concurrently updated". Both
+// hold the schema's lock.
+func TestForeignKeysAndGrantsOfOneTableAtOnce(t *testing.T) {
+	urls := owned(t)
+	owner := poolOf(t, urls[pg.RoleOwner])
+	// Tables no foreign key points to yet: the first one to do so marks
+	// the table's row, as the scorer's predictions table does the
+	// dataset's table the loader has just made and grants on.
+	const rounds = 20
+	for i := range rounds {
+		if _, err := owner.Exec(t.Context(), fmt.Sprintf(`create table parent_%d (id bigint primary key)`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2*rounds)
+	for i := range rounds {
+		go func() { errs <- pg.Grant(t.Context(), owner, pg.Tables{fmt.Sprintf("parent_%d", i): pg.Dataset}) }()
+		go func() {
+			errs <- pg.InTx(t.Context(), owner, func(tx pgx.Tx) error {
+				if err := pg.LockSchema(t.Context(), tx); err != nil {
+					return err
+				}
+				_, err := tx.Exec(t.Context(), fmt.Sprintf(`create table child_%d (id bigint primary key, parent_id bigint references parent_%d (id))`, i, i))
+				return err
+			})
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("a grant or a foreign key at the same time: %v", err)
 		}
 	}
 }

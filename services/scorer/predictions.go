@@ -62,7 +62,9 @@ func (d *dataset) createPredictions(ctx context.Context, pool *pgxpool.Pool, key
 		return err
 	}
 	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table ' || $1))`, d.predictions); err != nil {
+		// The schema's lock: its foreign key changes the dataset's
+		// table, on which a loader may be granting meanwhile.
+		if err := pg.LockSchema(ctx, tx); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, ddl)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/datamill/datamill/pkg/pg"
 )
 
 // Column is a data column of a table, as the table is created with it or
@@ -64,12 +66,12 @@ type Evolution struct {
 // retyped, the rows written before keep their values and hold NULL in the
 // added columns, and a check constraint of the name it would add is left
 // as it is, as is a column of another type than declared, which gets no
-// check. Concurrent loaders serialise on a lock of the table's name,
+// check. Concurrent loaders serialise on the schema's lock (pg.LockSchema),
 // and the later ones find nothing to do.
 func (t *Table) Evolve(ctx context.Context, tx pgx.Tx) (Evolution, error) {
 	var ev Evolution
-	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('datamill_table ' || $1))`, t.Name); err != nil {
-		return ev, fmt.Errorf("lock table %s: %w", t.Name, err)
+	if err := pg.LockSchema(ctx, tx); err != nil {
+		return ev, fmt.Errorf("table %s: %w", t.Name, err)
 	}
 	have := map[string]string{}
 	rows, err := tx.Query(ctx, `select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a
