@@ -357,7 +357,10 @@ func (d *devStack) run(ctx context.Context) (err error) {
 		}
 	}
 	for _, e := range endpoints {
-		d.out.printf("%s\n", e)
+		// A URL given with its password is printed without it: the
+		// terminal and its scrollback are no place for a secret.
+		k, v, _ := strings.Cut(e, "=")
+		d.out.printf("%s=%s\n", k, config.RedactURL(v))
 	}
 	for _, c := range d.children {
 		if c.api != "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/lake"
 	"github.com/datamill/datamill/pkg/testkit"
@@ -368,8 +369,13 @@ func TestDevStopsWhenAServiceDies(t *testing.T) {
 func TestDevUsesDatabaseURL(t *testing.T) {
 	db := testkit.Postgres(t)
 	d := startDev(t, []string{"DATABASE_URL=" + db})
-	if got := d.endpoints["DATABASE_URL"]; got != db {
-		t.Errorf("dev printed DATABASE_URL=%s, want the one it was given, %s", got, db)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	if got := d.endpoints["DATABASE_URL"]; got != config.RedactURL(db) || password == "" || strings.Contains(got, password) {
+		t.Errorf("dev printed DATABASE_URL=%s, want the one it was given without its password, %s", got, config.RedactURL(db))
 	}
 	for name, s := range d.services {
 		wantUp(t, name, s.addr)
