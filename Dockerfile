@@ -40,6 +40,9 @@ WORKDIR /var/lib/datamill
 ENTRYPOINT ["/app"]
 
 FROM cli AS service
-ENV HTTP_ADDR=:8080
-EXPOSE 8080
+# The extractor's ingest listens on HTTP_ADDR (:8080 by default); every
+# service's /metrics and health on ADMIN_ADDR (127.0.0.1:9090 by default,
+# which the healthcheck below reaches; compose sets 0.0.0.0:9090 inside its
+# network for Prometheus).
+EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["/app", "healthcheck"]
