@@ -90,7 +90,7 @@ SECURITY_TESTS := \
 	'./pkg/kafka:^(TestSecurity|TestACLs|TestREADMEHasTheACLs)$$' \
 	'./pkg/pg:^(TestSecurityDenialsAreInThePostgresLog|TestRolesMayDoOnlyWhatTheirGrantsSay|TestBatchAuditIsAppendOnlyEvenForItsOwner|TestREADMEHasTheGrants)$$' \
 	'./pkg/embedded:^(TestPostgresRefusesInsecureClients|TestPostgresAuditsDDLAndRoles|TestPostgresLogsNoRolePassword|TestPostgresSecretFiles)$$' \
-	'./pkg/service:^(TestAPIAddressServesNoAdminEndpoints|TestServiceWithoutAPIListensOnAdminOnly)$$' \
+	'./pkg/service:^(TestAPIAddressServesNoAdminEndpoints|TestServiceWithoutAPIListensOnAdminOnly|TestAPIServesTLSWhenGivenACertificate)$$' \
 	'./pkg/telemetry:^TestPprofOnlyWhenAsked$$' \
 	'./services/extractor:^(TestSecurityIngestDenialsAreLoggedAndCounted|TestIngestTakesEachProducer|TestIngestLimitsEachProducersRate|TestIngestBodiesAreCappedAndTimedOut|TestIngestAddressServesNoAdminEndpoints|TestOpenIngestOnlyOnLoopbackOrWhenAsked)$$'
 
