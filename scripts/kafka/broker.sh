@@ -25,6 +25,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib/proc.sh
+. "$here/../lib/proc.sh"
 cache="$root/.cache/kafka"
 lib="$cache/lib"
 port=39092
@@ -132,27 +134,8 @@ parse() {
 }
 
 # pid prints the broker's pid when it is alive and really is the broker of
-# this directory (a stale pid file may name a recycled pid).
-pid() {
-	local p
-	[ -f "$dir/broker.pid" ] || return 1
-	p=$(cat "$dir/broker.pid")
-	[ -n "$p" ] && [ -r "/proc/$p/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "kafka.Kafka $dir/server.properties" || return 1
-	echo "$p"
-}
-
-# alive succeeds while process $1 runs (a zombie does not count).
-alive() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
-
-listening() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# this directory.
+pid() { pid_of "$dir/broker.pid" "kafka.Kafka $dir/server.properties"; }
 
 # commands sets the java command lines, once DIR is final.
 commands() {

@@ -25,6 +25,9 @@
 # minio/<version>/. Everything but what start and fetch print goes to stderr.
 set -euo pipefail
 
+# shellcheck source=../lib/proc.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/proc.sh"
+
 minio_module=github.com/minio/minio
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
 mc_module=github.com/minio/mc
@@ -119,22 +122,8 @@ parse() {
 random() { openssl rand -hex "$1"; }
 
 # pid prints the server's pid when it is alive and really serves this
-# directory (a stale pid file may name a recycled pid).
-pid() {
-	local p
-	[ -f "$dir/pid" ] || return 1
-	p=$(cat "$dir/pid")
-	[ -n "$p" ] && [ -r "/proc/$p/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "$dir/data" || return 1
-	echo "$p"
-}
-
-alive() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
+# directory.
+pid() { pid_of "$dir/pid" "$dir/data"; }
 
 # certs makes a CA and a server certificate for 127.0.0.1 and localhost
 # signed by it, in MinIO's --certs-dir layout; kept when present.
