@@ -129,25 +129,12 @@ func TestComposePostgresAcceptsTLSOnly(t *testing.T) {
 	server := asPostgres("postgres", args...)
 	var log strings.Builder
 	server.Stdout, server.Stderr = &log, &log
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- server.Wait() }()
-	t.Cleanup(func() {
-		_ = server.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = server.Process.Kill()
-			<-exited
-		}
-	})
+	proc := startProcess(t, server, syscall.SIGINT, 15*time.Second)
 	deadline := time.Now().Add(60 * time.Second)
 	for asPostgres("pg_isready", "-h", run, "-p", port).Run() != nil {
 		select {
-		case err := <-exited:
-			t.Fatalf("postgres exited: %v\n%s", err, log.String())
+		case <-proc.done:
+			t.Fatalf("postgres exited: %v\n%s", proc.err, log.String())
 		default:
 		}
 		if time.Now().After(deadline) {

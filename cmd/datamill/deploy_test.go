@@ -1991,20 +1991,7 @@ func TestComposeKafkaRecipe(t *testing.T) {
 	broker := exec.Command("bash", filepath.Join(root, "deploy/kafka/start.sh")) // #nosec G204 -- the checkout's own script
 	broker.Env = environ("kafka", "KAFKA_HOME="+home)
 	broker.Stdout, broker.Stderr = &log, &log
-	if err := broker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- broker.Wait() }()
-	t.Cleanup(func() {
-		_ = broker.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = broker.Process.Kill()
-			<-exited
-		}
-	})
+	proc := startProcess(t, broker, syscall.SIGTERM, 30*time.Second)
 
 	// clientConfig reads a service's KAFKA_* variables as it does.
 	clientConfig := func(env []string) kafka.Config {
@@ -2033,8 +2020,8 @@ func TestComposeKafkaRecipe(t *testing.T) {
 			break
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("the broker exited (%v):\n%s", err, log.String())
+		case <-proc.done:
+			t.Fatalf("the broker exited (%v):\n%s", proc.err, log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -2190,20 +2177,7 @@ func TestComposePostgresAuditsDDLAndRoles(t *testing.T) {
 	}
 	defer f.Close()
 	srv.Stdout, srv.Stderr = f, f
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = srv.Process.Kill()
-			<-exited
-		}
-	})
+	proc := startProcess(t, srv, syscall.SIGINT, 15*time.Second)
 	readLog := func() string {
 		b, err := os.ReadFile(logFile)
 		if err != nil {
@@ -2214,8 +2188,8 @@ func TestComposePostgresAuditsDDLAndRoles(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for asPostgres("pg_isready", "-h", sock, "-p", port).Run() != nil {
 		select {
-		case err := <-exited:
-			t.Fatalf("postgres exited: %v\n%s", err, readLog())
+		case <-proc.done:
+			t.Fatalf("postgres exited: %v\n%s", proc.err, readLog())
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -317,23 +317,13 @@ func startCleaner(t testing.TB, env []string) {
 	cmd := exec.Command(bin)
 	cmd.Env = append(append(toolchainEnv(), testkit.As(env, "cleaner")...), "ADMIN_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "STAGE_INSTANCE_ID="+filepath.Base(t.TempDir()))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// Registered first, so that it runs once the cleaner has stopped.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 		if t.Failed() {
 			t.Logf("cleaner's log:\n%s", logs.String())
 		}
 	})
+	startProcess(t, cmd, syscall.SIGTERM, 15*time.Second)
 }
 
 // uncomment returns text from the line marker on, without the "# " of

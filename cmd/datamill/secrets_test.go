@@ -151,18 +151,7 @@ func TestSecretsMakesEveryFileWithoutPrintingOne(t *testing.T) {
 
 	// PostgreSQL's certificate: for the host postgres, signed by the CA,
 	// with its key.
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(files["ca.pem"])) {
-		t.Fatal("ca.pem holds no certificate")
-	}
-	block, _ := pem.Decode([]byte(files["postgres.pem"]))
-	if block == nil {
-		t.Fatal("postgres.pem holds no certificate")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, roots := postgresCert(t, files)
 	for _, host := range []string{"postgres", "localhost", "127.0.0.1"} {
 		if _, err := cert.Verify(x509.VerifyOptions{DNSName: host, Roots: roots}); err != nil {
 			t.Errorf("postgres.pem for %s: %v", host, err)
@@ -297,11 +286,9 @@ func writeShortLived(t testing.TB, certFile, keyFile string, isCA bool) {
 	}
 }
 
-// verifiesPostgres checks that postgres.pem of dir is valid for the host
-// postgres under ca.pem of dir for more than two weeks.
-func verifiesPostgres(t testing.TB, dir string) {
+// postgresCert parses postgres.pem of files and a pool of ca.pem.
+func postgresCert(t testing.TB, files map[string]string) (*x509.Certificate, *x509.CertPool) {
 	t.Helper()
-	files := readSecrets(t, dir)
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM([]byte(files["ca.pem"])) {
 		t.Fatal("ca.pem holds no certificate")
@@ -314,6 +301,15 @@ func verifiesPostgres(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cert, roots
+}
+
+// verifiesPostgres checks that postgres.pem of dir is valid for the host
+// postgres under ca.pem of dir for more than two weeks.
+func verifiesPostgres(t testing.TB, dir string) {
+	t.Helper()
+	files := readSecrets(t, dir)
+	cert, roots := postgresCert(t, files)
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "postgres", Roots: roots, CurrentTime: time.Now().Add(15 * 24 * time.Hour)}); err != nil {
 		t.Errorf("postgres.pem in 15 days: %v", err)
 	}

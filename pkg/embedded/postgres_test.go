@@ -37,6 +37,15 @@ func startPostgres(t *testing.T, opts PostgresOptions) *Postgres {
 	return p
 }
 
+// needPostgres skips a test that starts its own cluster on a machine
+// without PostgreSQL's binaries; in CI (CI=true) the test runs, and fails.
+func needPostgres(t *testing.T) {
+	t.Helper()
+	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+}
+
 func query(t *testing.T, url, sql string) string {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
@@ -177,9 +186,7 @@ func TestPostgresRefusesForeignDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
+	needPostgres(t)
 	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "not empty and holds no cluster") {
 		t.Errorf("StartPostgres in a non-empty dir without a cluster = %v, want a refusal", err)
@@ -194,9 +201,7 @@ func TestPostgresRefusesClusterWithoutPassword(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
+	needPostgres(t)
 	_, err := StartPostgres(t.Context(), PostgresOptions{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "without a password file") || !strings.Contains(err.Error(), "remove the directory") {
 		t.Errorf("StartPostgres on a cluster without a password file = %v, want a refusal saying to remove it", err)
@@ -255,9 +260,7 @@ func TestPostgresDiesWithParent(t *testing.T) {
 		time.Sleep(2 * time.Minute) // until the parent kills this process
 		os.Exit(1)
 	}
-	if _, err := findPostgres("/usr/lib/postgresql"); err != nil && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
+	needPostgres(t)
 	dir := filepath.Join(t.TempDir(), "pg")
 	child := exec.Command(os.Args[0], "-test.run=^TestPostgresDiesWithParent$")
 	child.Env = append(os.Environ(), "DATAMILL_TEST_PG_CHILD_DIR="+dir)
