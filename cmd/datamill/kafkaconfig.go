@@ -7,6 +7,7 @@ import (
 
 	"github.com/datamill/datamill/pkg/config"
 	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/serde"
 )
 
 // cliKafka is the Kafka configuration of a command, read from the services'
@@ -26,6 +27,24 @@ func cliKafka(env map[string]string) (kafka.Config, error) {
 		return kafka.Config{}, fmt.Errorf("kafka: %w", err)
 	}
 	return cfg, nil
+}
+
+// cliRegistry is the schema registry client of a command, configured from
+// the services' SCHEMA_REGISTRY_* variables in env (basic auth and
+// SCHEMA_REGISTRY_PASSWORD_FILE included). SCHEMA_REGISTRY_URL defaults to
+// that of datamill dev.
+func cliRegistry(env map[string]string) (*serde.Registry, error) {
+	environ := []string{"SCHEMA_REGISTRY_URL=" + defaultRegistry}
+	for k, v := range env {
+		if strings.HasPrefix(k, "SCHEMA_REGISTRY_") && v != "" {
+			environ = append(environ, k+"="+v)
+		}
+	}
+	cfg, err := config.Parse[serde.Config](environ)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: %w", err)
+	}
+	return serde.NewRegistry(cfg)
 }
 
 // kafkaVars are the KAFKA_* variables of env as KEY=value, sorted, for a

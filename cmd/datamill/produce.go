@@ -46,8 +46,8 @@ lack the dataset's key, or that are larger than the topic takes
 they are listed and the others are published.
 
 KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev, and
-the other KAFKA_* variables (TLS, SASL) are the services' (export what dev
-prints); DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
+the other KAFKA_* variables (TLS, SASL) and SCHEMA_REGISTRY_USERNAME and
+SCHEMA_REGISTRY_PASSWORD[_FILE] are the services' (export what dev prints); DATASETS_DIR, when set, adds the user's datasets and replaces built-in files
 as it does for the services (SCHEMAS_DIR is its deprecated name).
 
 flags:`
@@ -127,7 +127,7 @@ func produce(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	// record that does not fit it. A registry out of reach is reported
 	// after the records' own problems.
 	topic := kafka.Topic(kafka.Raw, dataset)
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
+	reg, err := cliRegistry(env)
 	if err != nil {
 		return err
 	}

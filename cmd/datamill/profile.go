@@ -30,7 +30,6 @@ import (
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/progress"
-	"github.com/datamill/datamill/pkg/serde"
 	"github.com/datamill/datamill/schemas"
 )
 
@@ -69,7 +68,7 @@ columns that could key the records, with the duplicates of the best one.
 The target is a file when one exists at that path, a topic when it starts
 with raw., clean., persisted., scored. or dlq., else a table; file:, topic:
 and table: say which. KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those
-of datamill dev; the other KAFKA_* variables (TLS, SASL) are the services'. Memory stays bounded: quantiles come from a sample, and
+of datamill dev; the other KAFKA_* variables (TLS, SASL) and the registry's SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD[_FILE] are the services'. Memory stays bounded: quantiles come from a sample, and
 distinct values are counted up to --max-distinct.
 
 flags:`)
@@ -219,7 +218,7 @@ func profileTopic(ctx context.Context, topic string, env map[string]string, opts
 	if err != nil {
 		return nil, err
 	}
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
+	reg, err := cliRegistry(env)
 	if err != nil {
 		return nil, err
 	}

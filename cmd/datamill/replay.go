@@ -44,7 +44,7 @@ YYYY-MM-DDTHH, in UTC. Objects whose hour lies outside are not read.
 The lake is read with the lake's variables (S3_ENDPOINT, S3_BUCKET,
 S3_PREFIX, S3_ACCESS_KEY[_FILE], S3_SECRET_KEY[_FILE], S3_CA_FILE; a reader's
 credentials are enough); KAFKA_BROKERS and SCHEMA_REGISTRY_URL default to
-those of datamill dev, the other KAFKA_* variables (TLS, SASL) are the
+those of datamill dev, the other KAFKA_* variables (TLS, SASL) and the registry's basic auth are the
 services'; DATASETS_DIR adds the user's datasets.
 
 flags:`
@@ -118,7 +118,7 @@ func replay(ctx context.Context, args, environ []string, stdout, stderr io.Write
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
+		reg, err := cliRegistry(env)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,7 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	var dataset string
 	datasetFlag(fs, &dataset, "with a step: the dataset whose topic of that step to read")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) instead of a topic reads that step's\ntopic of --dataset: `tail clean --dataset orders` reads clean.orders.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nthe other KAFKA_* variables (TLS, SASL) are the services'.\nDATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
+		fmt.Fprintf(stderr, "usage: datamill tail <topic|step> [flags]\n\nPrints a topic's committed records as JSON lines, decoding Avro values through\nthe schema registry; dead letters show their headers and their original record.\nA step (%s) instead of a topic reads that step's\ntopic of --dataset: `tail clean --dataset orders` reads clean.orders.\nKAFKA_BROKERS and SCHEMA_REGISTRY_URL default to those of datamill dev;\nthe other KAFKA_* variables (TLS, SASL) and the registry's\nSCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD[_FILE] are the services'.\nDATASETS_DIR adds the user's datasets.\n\nflags:\n", strings.Join(steps(), ", "))
 		fs.PrintDefaults()
 	}
 	topic, rest := firstArg(args)
@@ -65,7 +65,7 @@ func tail(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
-	reg, err := serde.NewRegistry(serde.Config{RegistryURL: cmpOr(env["SCHEMA_REGISTRY_URL"], defaultRegistry)})
+	reg, err := cliRegistry(env)
 	if err != nil {
 		return err
 	}
