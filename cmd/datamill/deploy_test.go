@@ -98,6 +98,8 @@ func loadCompose(t *testing.T, opts ...func(*loader.Options)) (*types.Project, m
 		ConfigFiles: []types.ConfigFile{{Filename: deployFile(t, "docker-compose.yml")}},
 		Environment: envExample(t),
 	}
+	// Every profile: the UIs are the profile ui.
+	opts = append([]func(*loader.Options){func(o *loader.Options) { o.Profiles = []string{"*"} }}, opts...)
 	project, err := loader.LoadWithContext(t.Context(), details, opts...)
 	if err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
@@ -340,7 +342,8 @@ func TestComposeStack(t *testing.T) {
 			}
 		}
 		for name := range example {
-			if _, ok := used[name]; !ok {
+			// COMPOSE_PROFILES and the like are compose's own settings.
+			if _, ok := used[name]; !ok && !strings.HasPrefix(name, "COMPOSE_") {
 				t.Errorf(".env.example lists %s, which docker-compose.yml does not read", name)
 			}
 		}
@@ -963,9 +966,11 @@ func TestComposeStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		from := regexp.MustCompile(`(?m)^FROM postgres:(\d+)\.`).FindSubmatch(dockerfile)
+		// FROM the pinned official image, or another of the same contract
+		// given as POSTGRES_IMAGE (compose-test's stand-in).
+		from := regexp.MustCompile(`(?m)^ARG POSTGRES_IMAGE=postgres:(\d+)\.\d+\S*\nFROM \$\{POSTGRES_IMAGE\}$`).FindSubmatch(dockerfile)
 		if from == nil {
-			t.Fatal("deploy/postgres/Dockerfile is not FROM a pinned postgres image")
+			t.Fatal("deploy/postgres/Dockerfile is not FROM a pinned postgres image (ARG POSTGRES_IMAGE=postgres:<version>, FROM ${POSTGRES_IMAGE})")
 		}
 		// PG_MAJOR is the image's own major version.
 		if !regexp.MustCompile(`apt-get install [^\n]*"?postgresql-\$\{PG_MAJOR\}-pgaudit`).Match(dockerfile) {
@@ -2226,5 +2231,65 @@ func TestComposePostgresAuditsDDLAndRoles(t *testing.T) {
 	}
 	if strings.Contains(log, "READ,SELECT") {
 		t.Errorf("the server's log audits a read, want DDL and role changes alone:\n%s", log)
+	}
+}
+
+// TestComposeCIOverrideNamesImagesOnly: make compose-test's override of
+// docker-compose.yml (deploy/ci/compose.ci.yml) changes image names and
+// build arguments alone, so that the stack it runs is the real one, and
+// each image it names is one scripts/compose/images.sh builds.
+func TestComposeCIOverrideNamesImagesOnly(t *testing.T) {
+	data, err := os.ReadFile(deployFile(t, "deploy/ci/compose.ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var override struct {
+		Services map[string]map[string]any `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &override); err != nil {
+		t.Fatalf("compose.ci.yml: %v", err)
+	}
+	images, err := os.ReadFile(deployFile(t, "scripts/compose/images.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, _ := loadCompose(t)
+	if len(override.Services) == 0 {
+		t.Fatal("compose.ci.yml overrides no service")
+	}
+	for name, svc := range override.Services {
+		if _, ok := project.Services[name]; !ok {
+			t.Errorf("compose.ci.yml: %s is no service of docker-compose.yml", name)
+		}
+		for key, v := range svc {
+			switch key {
+			case "image":
+				if !strings.Contains(string(images), "build "+v.(string)+" ") {
+					t.Errorf("compose.ci.yml: %s's image %s is not built by scripts/compose/images.sh", name, v)
+				}
+			case "build":
+				for bk, args := range v.(map[string]any) {
+					if bk != "args" {
+						t.Errorf("compose.ci.yml: %s sets build.%s; only build arguments may change", name, bk)
+						continue
+					}
+					for arg, image := range args.(map[string]any) {
+						if !strings.Contains(string(images), "build "+image.(string)+" ") {
+							t.Errorf("compose.ci.yml: %s's %s %s is not built by scripts/compose/images.sh", name, arg, image)
+						}
+					}
+				}
+			default:
+				t.Errorf("compose.ci.yml: %s sets %s; only image names and build arguments may change", name, key)
+			}
+		}
+	}
+	// The UIs that cannot be built here are the profile ui, which the
+	// compose test leaves off; nothing else is in a profile.
+	for name, svc := range project.Services {
+		ui := name == "grafana" || name == "kafka-ui" || name == "pgadmin"
+		if got := strings.Join(svc.Profiles, ","); (got == "ui") != ui || (!ui && got != "") {
+			t.Errorf("%s: profiles %q, want %q", name, got, map[bool]string{true: "ui"}[ui])
+		}
 	}
 }
