@@ -2,10 +2,13 @@
 #
 #   make check   what CI runs: lint, all tests on the embedded stack, the fuzz targets, then the
 #                integration tests, the scaled-stack, chaos and schema-evolution tests again on
-#                a real Apache Kafka broker when java and mvn are present
+#                a real Apache Kafka broker when java and mvn are present, then make
+#                compose-test in CI or where a Docker engine answers
 #   make test    all tests on the embedded stack (kfake, srfake, throwaway PostgreSQL)
 #   make test-security  the security tests alone: each denial and its audit trail
 #   make fuzz    every fuzz target for FUZZTIME (30000 executions) each
+#   make compose-test  docker-compose.yml for real: up, used, scaled, a loader crashed, down -v
+#                (installs the Docker engine and Compose v2 when missing: root)
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
 
 GO          ?= go
@@ -47,7 +50,7 @@ MINIO_PKGS  := ./pkg/testkit/ ./services/lake/
 # The CLI's own fuzz targets.
 FUZZ        += ./cmd/datamill/internal/profile:FuzzProfile
 
-.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench dev demo check clean
+.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench dev demo check clean compose-images compose-test
 
 all: build
 
@@ -137,11 +140,11 @@ $(GOSEC): tools/gosec/go.mod tools/gosec/go.sum
 # each module's downloaded dependencies against go.sum, from the module
 # cache: it needs no network.
 lint: $(GOSEC)
-	$(GO) vet $(PKGS)
-	$(GO) tool staticcheck $(PKGS)
+	$(GO) vet -tags compose $(PKGS)
+	$(GO) tool staticcheck -tags compose $(PKGS)
 	@out=$$($(GO) tool gofumpt -l schemas pkg services cmd); \
 		if [ -n "$$out" ]; then echo "not gofumpt-formatted (run make fmt):"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do echo "gosec $$m"; (cd $$m && $(GOSEC) -quiet ./...); done
+	@set -e; for m in $(MODULES); do echo "gosec $$m"; (cd $$m && $(GOSEC) -quiet -tags compose ./...); done
 	@set -e; for m in $(MODULES) tools tools/gosec; do \
 		echo "go mod verify $$m"; (cd $$m && GOWORK=off $(GO) mod verify); done
 
@@ -169,7 +172,29 @@ check: lint test fuzz
 	else \
 		echo "java or mvn missing: the real-broker tier did not run"; \
 	fi; \
+	if [ -n "$$CI" ] || docker info >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory compose-test || exit 1; \
+		tiers="$$tiers, docker compose ($$(docker compose version --short), engine $$(docker version --format '{{.Server.Version}}'))"; \
+	else \
+		echo "no Docker engine answers: the compose tier did not run (make compose-test, as root, installs one)"; \
+	fi; \
 	echo "test tiers that ran: $$tiers"
+
+# compose-images: the Docker engine and Compose v2 when missing
+# (scripts/compose/engine.sh), the stand-in images of deploy/ci
+# (scripts/compose/images.sh) and the stack's own images (docker compose
+# build), under one lock, so that .ci/run can make them in the background
+# while the other tests run and compose-test then waits for them.
+compose-images:
+	@mkdir -p $(HOME)/.cache/datamill
+	flock $(HOME)/.cache/datamill/compose-images.lock sh -c '\
+		scripts/compose/engine.sh && scripts/compose/images.sh && \
+		COMPOSE_PROFILES= docker compose --file docker-compose.yml --file deploy/ci/compose.ci.yml --env-file /dev/null build --quiet'
+
+# compose-test: TestComposeUp (cmd/datamill/composeup_test.go) on the
+# images of compose-images.
+compose-test: compose-images
+	$(GO) test -tags compose -run '^TestComposeUp$$' -count=1 -timeout 20m -v ./cmd/datamill
 
 clean:
 	rm -rf $(BIN) .dev
