@@ -184,10 +184,12 @@ check: lint test fuzz
 # (scripts/compose/engine.sh), the stand-in images of deploy/ci
 # (scripts/compose/images.sh) and the stack's own images (docker compose
 # build), under one lock, so that .ci/run can make them in the background
-# while the other tests run and compose-test then waits for them.
+# while the other tests run and compose-test then waits for them. --close:
+# the lock stays flock's own, not inherited by the dockerd engine.sh starts
+# (which would hold it for as long as it runs).
 compose-images:
 	@mkdir -p $(HOME)/.cache/datamill
-	flock $(HOME)/.cache/datamill/compose-images.lock sh -c '\
+	flock --close $(HOME)/.cache/datamill/compose-images.lock sh -c '\
 		scripts/compose/engine.sh && scripts/compose/images.sh && \
 		COMPOSE_PROFILES= docker compose --file docker-compose.yml --file deploy/ci/compose.ci.yml --env-file /dev/null build --quiet'
 
