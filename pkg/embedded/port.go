@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync"
 )
 
 // Ports handed out by FreeAddr lie below Linux's default ephemeral range
@@ -17,12 +18,24 @@ const (
 	highPort = 32768
 )
 
+// handedOut holds the ports FreeAddr returned in this process, which it
+// never returns again: a stack picks all its ports before its processes
+// listen on them, so a port probed free and handed out twice would reach
+// two listeners (seen: dev's lake and another of its processes given the
+// same admin port). Process-wide by nature, as the ports are.
+var handedOut sync.Map // port → struct{}
+
 // FreeAddr returns a loopback host:port that was free a moment ago, for a
-// process started next to listen on. It tries ports below the ephemeral
-// range first, then lets the kernel pick one.
+// process started next to listen on, and not returned before in this
+// process. It tries ports below the ephemeral range first, then lets the
+// kernel pick one.
 func FreeAddr() (string, error) {
 	for range 50 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort+rand.IntN(highPort-lowPort))) // #nosec G404 -- picks a port, not a secret
+		port := lowPort + rand.IntN(highPort-lowPort) // #nosec G404 -- picks a port, not a secret
+		if _, taken := handedOut.LoadOrStore(port, struct{}{}); taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if ln, err := net.Listen("tcp", addr); err == nil {
 			_ = ln.Close() // only probing that the port is free
 			return addr, nil

@@ -27,3 +27,21 @@ func TestFreeAddrIsAFreeLoopbackPortBelowTheEphemeralRange(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestFreeAddrNeverHandsOutAPortTwice: a stack picks all its ports before
+// its processes listen, so two picks of one port would reach two
+// listeners. 2,000 picks from the 12,768 ports below the ephemeral range
+// would repeat one about 150 times if drawn independently.
+func TestFreeAddrNeverHandsOutAPortTwice(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		addr, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("FreeAddr handed out %s twice", addr)
+		}
+		seen[addr] = true
+	}
+}
