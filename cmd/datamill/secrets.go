@@ -150,12 +150,19 @@ func composeDatabaseURL(role, password string) string {
 
 // randomSecret is 32 random bytes as unpadded URL-safe base64: 43 letters,
 // digits, '-' and '_', safe in URLs and configuration files as they are.
+// It never starts with '-': a command given it as an argument would take it
+// for an option, refuse it and print it (compose's minio-init did, with
+// MinIO's root password, one start in 64).
 func randomSecret() ([]byte, error) {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("random secret: %w", err)
+	for {
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("random secret: %w", err)
+		}
+		if s := base64.RawURLEncoding.EncodeToString(b); s[0] != '-' {
+			return []byte(s), nil
+		}
 	}
-	return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
 }
 
 // secretsResult tells which files a run made and which it kept.

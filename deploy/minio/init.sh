@@ -6,7 +6,9 @@ set -eu
 
 secret() { tr -d '\n' <"/run/secrets/$1"; }
 
-mc alias set lake "$MINIO_URL" "$MINIO_ROOT_USER" "$(secret minio_root_password)" >/dev/null
+# `--` first: a secret may start with '-' (one made before `datamill
+# secrets` stopped making such), which mc would take for an option.
+mc alias set -- lake "$MINIO_URL" "$MINIO_ROOT_USER" "$(secret minio_root_password)" >/dev/null
 mc mb --ignore-existing "lake/$LAKE_BUCKET"
 # Every object is encrypted at rest with the KMS's key, asked for or not.
 mc encrypt set sse-s3 "lake/$LAKE_BUCKET"
@@ -19,7 +21,7 @@ policy lake-sink
 policy lake-reader
 
 user() {
-	mc admin user add lake "$1" "$(secret "$2")"
+	mc admin user add -- lake "$1" "$(secret "$2")"
 	# Attaching a policy the user has already is refused as done: a rerun.
 	if ! out=$(mc admin policy attach lake "$1" --user "$1" 2>&1); then
 		case "$out" in
