@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,16 +43,8 @@ func TestComposePostgresAcceptsTLSOnly(t *testing.T) {
 	}
 	// The server, psql and the init script run as the user postgres, as in
 	// the container; PostgreSQL refuses to run as root anyway.
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			testkit.Unavailable(t, "a postgres user to run PostgreSQL as: "+err.Error())
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	} else if u, err := user.Current(); err != nil || u.Username != "postgres" {
+	cred := postgresCredential(t)
+	if u, err := user.Current(); cred == nil && (err != nil || u.Username != "postgres") {
 		testkit.Unavailable(t, "root or the user postgres, for the socket's peer authentication of the superuser postgres")
 	}
 	ctx := t.Context()

@@ -2116,16 +2116,7 @@ func TestComposePostgresAuditsDDLAndRoles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(server)), "lib", "pgaudit.so")); err != nil {
 		testkit.Unavailable(t, "pgaudit beside "+server+" (apt-get install postgresql-15-pgaudit)")
 	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			testkit.Unavailable(t, "a postgres user to run PostgreSQL as: "+err.Error())
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
+	cred := postgresCredential(t)
 	ctx := t.Context()
 	asPostgres := func(name string, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin[name], args...) // #nosec G204 -- PostgreSQL's binaries
@@ -2292,4 +2283,20 @@ func TestComposeCIOverrideNamesImagesOnly(t *testing.T) {
 			t.Errorf("%s: profiles %q, want %q", name, got, map[bool]string{true: "ui"}[ui])
 		}
 	}
+}
+
+// postgresCredential is the user postgres to run PostgreSQL's programs as
+// when the test runs as root (PostgreSQL refuses root); nil otherwise.
+func postgresCredential(t *testing.T) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		testkit.Unavailable(t, "a postgres user to run PostgreSQL as: "+err.Error())
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)} // #nosec G115 -- uids and gids fit
 }
