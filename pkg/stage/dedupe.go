@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/datamill/datamill/pkg/hashfile"
 	"github.com/datamill/datamill/pkg/kafka"
 )
 
@@ -29,38 +30,63 @@ import (
 // Records of one key share an input partition (the contract), so the
 // partition that sees a key is the one that knows its last digest.
 //
-// In memory, keys and digests are kept as 64-bit hashes: 16 bytes a key
-// whatever their length, so that a million keys fit in tens of MiB. Two
-// keys whose hashes collide (about one chance in 2^64 for a pair) share an
-// entry; that can only make a record look new when it is not, never drop
-// a new one, unless its digest's hash collides too.
+// The state is kept on local disk, not in memory, so that a stage's memory
+// does not grow with its keys: one hashfile.Table per partition, in a
+// directory of the runner's own under Config.StateDir (see stateDir). Keys
+// and digests are kept as 64-bit hashes, 16 bytes a key whatever their
+// length. Two keys whose hashes collide (about one chance in 2^64 for a
+// pair) share an entry; that can only make a record look new when it is
+// not, never drop a new one, unless its digest's hash collides too.
 type dedupe struct {
 	topic string
 	kafka kafka.Config
 	log   *zap.Logger
 	seed  maphash.Seed
+	dir   *stateDir
 
 	mu    sync.Mutex
-	parts map[int32]digests // partition → its keys' last digests
+	parts map[int32]*hashfile.Table // partition → its keys' last digests
 }
 
-// digests maps the hash of a key to the hash of its last digest.
-type digests map[uint64]uint64
+// changes are a batch's state changes: partition → key hash → digest hash.
+type changes map[int32]map[uint64]uint64
 
-// changes are a batch's state changes: partition → key → digest.
-type changes map[int32]digests
-
-func newDedupe(topic string, kcfg kafka.Config, log *zap.Logger) *dedupe {
-	return &dedupe{topic: topic, kafka: kcfg, log: log, seed: maphash.MakeSeed(), parts: map[int32]digests{}}
+func newDedupe(topic string, kcfg kafka.Config, log *zap.Logger, base string) (*dedupe, error) {
+	dir, err := openStateDir(base, log)
+	if err != nil {
+		return nil, err
+	}
+	return &dedupe{topic: topic, kafka: kcfg, log: log, seed: maphash.MakeSeed(), dir: dir, parts: map[int32]*hashfile.Table{}}, nil
 }
 
 func (d *dedupe) hash(b []byte) uint64 { return maphash.Bytes(d.seed, b) }
+
+// close drops every partition's state and the runner's directory.
+func (d *dedupe) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p, t := range d.parts {
+		_ = t.Close() // its directory goes next
+		delete(d.parts, p)
+	}
+	return d.dir.remove()
+}
 
 // forget drops the state of partitions no longer owned.
 func (d *dedupe) forget(partitions []int32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range partitions {
+		d.drop(p)
+	}
+}
+
+// drop closes and removes partition p's table; d.mu is held.
+func (d *dedupe) drop(p int32) {
+	if t, ok := d.parts[p]; ok {
+		if err := t.Close(); err != nil {
+			d.log.Warn("could not remove a partition's state file", zap.Int32("partition", p), zap.Error(err))
+		}
 		delete(d.parts, p)
 	}
 }
@@ -82,7 +108,7 @@ func (d *dedupe) load(ctx context.Context, recs []*kgo.Record) error {
 			return fmt.Errorf("restore partition %d of %s: %w", p, d.topic, err)
 		}
 		d.log.Info("state restored", zap.String("changelog", d.topic), zap.Int32("partition", p),
-			zap.Int("keys", len(state)), zap.Duration("took", time.Since(start)))
+			zap.Int("keys", state.Len()), zap.Duration("took", time.Since(start)))
 		d.mu.Lock()
 		d.parts[p] = state
 		d.mu.Unlock()
@@ -90,17 +116,27 @@ func (d *dedupe) load(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-// restore reads partition p of the changelog.
-func (d *dedupe) restore(ctx context.Context, p int32) (digests, error) {
-	state := digests{}
-	err := kafka.ReadCommitted(ctx, d.kafka, d.log, d.topic, []int32{p}, func(rec *kgo.Record) {
+// restore reads partition p of the changelog into a new table.
+func (d *dedupe) restore(ctx context.Context, p int32) (*hashfile.Table, error) {
+	state, err := hashfile.Create(d.dir.file(p))
+	if err != nil {
+		return nil, err
+	}
+	var werr error
+	err = kafka.ReadCommitted(ctx, d.kafka, d.log, d.topic, []int32{p}, func(rec *kgo.Record) {
+		if werr != nil {
+			return
+		}
 		if rec.Value == nil {
-			delete(state, d.hash(rec.Key))
+			werr = state.Delete(d.hash(rec.Key))
 		} else {
-			state[d.hash(rec.Key)] = d.hash(rec.Value)
+			werr = state.Put(d.hash(rec.Key), d.hash(rec.Value))
 		}
 	})
-	return state, err
+	if err = errors.Join(err, werr); err != nil {
+		return nil, errors.Join(err, state.Close())
+	}
+	return state, nil
 }
 
 // keepNew drops the outputs whose digest equals the last one committed or
@@ -126,15 +162,18 @@ func keepNew[Out any](d *dedupe, outs []Output[Out], from []*kgo.Record, digest 
 		p, value := from[i].Partition, digest(out.Value)
 		key, sum := d.hash(out.Key), maphash.String(d.seed, value)
 		last, ok := pending[p][key]
-		if !ok {
-			last, ok = d.parts[p][key]
+		if state := d.parts[p]; !ok && state != nil { // nil: lost since load, the batch cannot commit
+			var err error
+			if last, ok, err = state.Get(key); err != nil {
+				return nil, 0, nil, nil, fmt.Errorf("state of partition %d: %w", p, err)
+			}
 		}
 		if ok && last == sum {
 			dropped[i]++
 			continue
 		}
 		if pending[p] == nil {
-			pending[p] = digests{}
+			pending[p] = map[uint64]uint64{}
 		}
 		pending[p][key] = sum
 		kept = append(kept, out)
@@ -150,7 +189,9 @@ func keepNew[Out any](d *dedupe, outs []Output[Out], from []*kgo.Record, digest 
 	return kept, duplicates, records, pending, nil
 }
 
-// commit applies a committed batch's changes to the partitions still owned.
+// commit applies a committed batch's changes to the partitions still
+// owned. A partition whose table fails to take them is dropped, to be
+// restored from the changelog (which has the batch) by its next batch.
 func (d *dedupe) commit(c changes) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -160,7 +201,12 @@ func (d *dedupe) commit(c changes) {
 			continue
 		}
 		for k, v := range keys {
-			state[k] = v
+			if err := state.Put(k, v); err != nil {
+				d.log.Warn("could not keep a partition's state; it is read again from the changelog",
+					zap.String("changelog", d.topic), zap.Int32("partition", p), zap.Error(err))
+				d.drop(p)
+				break
+			}
 		}
 	}
 }

@@ -2,13 +2,21 @@ package stage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"hash/maphash"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/hashfile"
 	"github.com/datamill/datamill/pkg/kafka"
 )
 
@@ -165,22 +173,114 @@ func TestStateTopicMustMatchTheInputsPartitions(t *testing.T) {
 	}
 }
 
-// BenchmarkDedupeStateMemory reports the heap the dedupe state takes per
-// key, the cleaner's memory at a million users.
-func BenchmarkDedupeStateMemory(b *testing.B) {
-	const keys = 1_000_000
-	d := newDedupe("state", kafka.Config{}, nil)
-	for b.Loop() {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		state := digests{}
-		for k := range keys {
-			state[d.hash(strconv.AppendInt(nil, int64(k), 10))] = maphash.String(d.seed, "0123456789abcdef")
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/keys, "B/key")
-		runtime.KeepAlive(state)
+// TestRunnerKeepsItsStateOnDiskInADirectoryOfItsOwn: the state lives in
+// files under STAGE_STATE_DIR while the runner runs and is gone when it
+// stops; a directory left by a runner that died is removed, a live one's
+// is not.
+func TestRunnerKeepsItsStateOnDiskInADirectoryOfItsOwn(t *testing.T) {
+	f := newFixture(t)
+	spec := f.digestSpec(PerRecord(echo))
+	cfg := testConfig("")
+	cfg.StateDir = t.TempDir()
+
+	dead := filepath.Join(cfg.StateDir, "datamill-state-dead")
+	if err := os.MkdirAll(dead, 0o700); err != nil {
+		t.Fatal(err)
 	}
+	for _, name := range []string{"lock", "partition-0"} {
+		if err := os.WriteFile(filepath.Join(dead, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := openStateDir(cfg.StateDir, zap.NewNop()) // another runner's, still running
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = live.remove() }()
+
+	f.produce(t, items(0, 30)...)
+	r := f.runner(t, spec, cfg)
+	stop := start(t, r)
+	f.waitDrained(t, spec.Group, 30*time.Second)
+
+	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dead runner's directory: Stat = %v, want it removed", err)
+	}
+	if _, err := os.Stat(live.path); err != nil {
+		t.Errorf("the live runner's directory: %v, want it kept", err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cfg.StateDir, stateDirPattern))
+	var files []string
+	for _, dir := range dirs {
+		if dir != live.path {
+			files, _ = filepath.Glob(filepath.Join(dir, "partition-*"))
+		}
+	}
+	if len(dirs) != 2 || len(files) == 0 {
+		t.Errorf("state directories %v with partition files %v; want the live one's and one of the runner's, with its partitions' files", dirs, files)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(cfg.StateDir, stateDirPattern)); len(dirs) != 1 || dirs[0] != live.path {
+		t.Errorf("after the runner stopped: state directories %v, want only the live one's %s", dirs, live.path)
+	}
+	if got, want := r.Counts(), (Counts{In: 30, Out: 30}); got != want {
+		t.Errorf("counts = %+v, want %+v", got, want)
+	}
+}
+
+// BenchmarkDedupe reports what the dedupe state costs a record, keepNew
+// then commit of 2,000-record batches (half of them repeats) against the
+// state of a million keys, and the Go heap that state holds per key.
+func BenchmarkDedupe(b *testing.B) {
+	const keys, batch = 1_000_000, 2000
+	d, err := newDedupe("state", kafka.Config{}, zap.NewNop(), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = d.close() }()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	state, err := hashfile.Create(d.dir.file(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.parts[0] = state
+	key := func(k int) []byte { return strconv.AppendInt(nil, int64(k), 10) }
+	for k := range keys {
+		if err := state.Put(d.hash(key(k)), maphash.String(d.seed, "same")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / keys
+
+	from := make([]*kgo.Record, batch)
+	outs := make([]Output[string], batch)
+	for i := range from {
+		from[i] = &kgo.Record{Partition: 0}
+	}
+	next := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range outs {
+			k := next % keys
+			next++
+			v := "same" // a repeat: dropped
+			if i%2 == 0 {
+				v = strconv.Itoa(next) // new content: kept, then committed
+			}
+			outs[i] = Output[string]{Key: key(k), Value: v, from: i + 1}
+		}
+		_, _, _, c, err := keepNew(d, outs, from, func(v string) string { return v })
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.commit(c)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+	b.ReportMetric(heap, "heap-B/key")
 }
