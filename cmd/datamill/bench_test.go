@@ -39,7 +39,7 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	if !(r.Latency.P50 > 0 && r.Latency.P50 <= r.Latency.P95 && r.Latency.P95 <= r.Latency.P99 && r.Latency.P99 <= r.Latency.Max) {
 		t.Errorf("latency quantiles %+v are not ordered and positive", r.Latency)
 	}
-	if r.EndToEnd.EventsPerSecond <= 0 || r.Copy.RowsPerSecond <= 0 || r.Copy.LoaderShare <= 0 {
+	if r.EndToEnd.EventsPerSecond <= 0 || r.Copy.RowsPerSecond <= 0 || r.Copy.LoaderShare <= 0 || r.Copy.EndToEndShare <= 0 {
 		t.Errorf("throughputs end to end %.0f/s, COPY %.0f/s, loader share %.2f: want all measured", r.EndToEnd.EventsPerSecond, r.Copy.RowsPerSecond, r.Copy.LoaderShare)
 	}
 	if !slices.ContainsFunc(r.Stages, func(s benchStage) bool { return s.Name == "lake" }) {
