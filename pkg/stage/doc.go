@@ -43,6 +43,8 @@
 // changed it, read back when a member first handles partition p, and
 // forgotten when p is revoked. A crash or rebalance therefore never keeps
 // the digest of an output that was not committed, nor loses one that was.
+// Between the two, a runner keeps its partitions' digests on local disk
+// (Config.StateDir), so that its memory does not grow with the keys.
 //
 // # Errors
 //
