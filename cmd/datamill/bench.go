@@ -41,10 +41,11 @@ type benchFlags struct {
 	asJSON     bool
 	profile    string
 	seed       uint64
+	scale      scale
 }
 
 func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	var f benchFlags
+	f := benchFlags{scale: scale{}}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	datasetFlag(fs, &f.dataset, "the dataset to generate and run")
@@ -54,6 +55,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON object")
 	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, and its heap profile at the end of those 10 s, into this directory")
 	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
+	fs.Var(f.scale, "scale", "processes per stage, name=N[,name=N…] (cleaner, loader, lake, scorer; default 1 each), as for datamill dev")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains the dataset's model, then publishes N\ngenerated records of --dataset to raw.<dataset> at full speed or at --rate\nand follows them to scored.<dataset>. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput (the lake sink's beside them), consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
 		fs.PrintDefaults()
@@ -85,7 +87,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		// Go's profiles are served on the admin address only when asked.
 		set = append(set, "ADMIN_PPROF=true")
 	}
-	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute, secureKafka: true}, logs,
+	d := commandStack(devFlags{dir: dir, partitions: f.partitions, readyTimeout: 3 * time.Minute, secureKafka: true, scale: f.scale}, logs,
 		"bench-"+time.Now().UTC().Format("20060102T150405Z"), environ, set)
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	var report *benchReport
@@ -119,6 +121,8 @@ type benchReport struct {
 		Postgres   string `json:"postgres"`
 		Partitions int    `json:"partitions"`
 	} `json:"machine"`
+	// Scale is how many processes of each stage ran (--scale).
+	Scale map[string]int `json:"scale"`
 	Events int     `json:"events"`
 	Rate   float64 `json:"rate"` // asked; 0: full speed
 	// Publish is the bench's producer to raw.<dataset>.
@@ -225,6 +229,10 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		r.Machine.Kafka = b.eps["KAFKA_BROKERS"]
 	}
 	r.Machine.Partitions = b.flags.partitions
+	r.Scale = map[string]int{}
+	for _, st := range benchStages {
+		r.Scale[st] = len(b.replicas(st))
+	}
 	if err := b.train(ctx); err != nil {
 		return nil, err
 	}
@@ -311,7 +319,7 @@ func (b *benchRun) train(ctx context.Context) error {
 	if err := trainModel(ctx, filepath.Join(b.dir, "bin", "scorer"), b.ds, b.dir, b.models, b.flags.seed+1, b.progress); err != nil {
 		return err
 	}
-	if err := awaitReady(ctx, b.svc["scorer"], 30*time.Second); err != nil {
+	if err := awaitReady(ctx, b.replicas("scorer")[0], 30*time.Second); err != nil {
 		return fmt.Errorf("bench: the scorer did not take the model: %w", err)
 	}
 	return nil
@@ -494,11 +502,15 @@ func (b *benchRun) readScored(ctx context.Context) error {
 func (b *benchRun) drained(ctx context.Context) (done bool, archived int, err error) {
 	counts := map[string]stageCounts{}
 	for _, st := range benchStages {
-		c, err := scrape(ctx, b.svc[st], st)
-		if err != nil {
-			return false, 0, err
+		var sum stageCounts
+		for _, addr := range b.replicas(st) {
+			c, err := scrape(ctx, addr, st)
+			if err != nil {
+				return false, 0, err
+			}
+			sum.in, sum.out = sum.in+c.in, sum.out+c.out
 		}
-		counts[st] = c
+		counts[st] = sum
 	}
 	return counts["cleaner"].in == b.flags.events &&
 		counts["lake"].in == b.flags.events &&
@@ -545,6 +557,26 @@ func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport)
 		}
 	}
 	return nil
+}
+
+// replicas are the admin addresses of a stage's processes (--scale), the
+// first one's first.
+func (b *benchRun) replicas(st string) []string {
+	addrs := []string{b.svc[st]}
+	for i := 2; b.svc[replicaName(st, i)] != ""; i++ {
+		addrs = append(addrs, b.svc[replicaName(st, i)])
+	}
+	return addrs
+}
+
+// serviceOf is the service a process of --scale runs: cleaner-2 runs the
+// cleaner.
+func serviceOf(process string) string {
+	name, n, ok := strings.Cut(process, "-")
+	if _, err := strconv.Atoi(n); ok && err == nil {
+		return name
+	}
+	return process
 }
 
 // profiledStages are the services --profile profiles: the stages and the
@@ -615,7 +647,7 @@ func targets(r *benchReport) []benchTarget {
 	}
 	out = append(out, p99)
 	for _, p := range r.Processes {
-		if !slices.Contains(serviceNames(), p.Name) {
+		if !slices.Contains(serviceNames(), serviceOf(p.Name)) {
 			continue
 		}
 		out = append(out, benchTarget{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -11,12 +12,13 @@ import (
 	"github.com/datamill/datamill/pkg/stage"
 )
 
-// TestBenchFollowsEveryEventToScored runs a small bench and checks that
-// its report accounts for every event at every stage, with latencies,
-// resources and the COPY baseline measured.
+// TestBenchFollowsEveryEventToScored runs a small bench, with two cleaners
+// and two loaders, and checks that its report accounts for every event at
+// every stage, summed over a stage's processes, with latencies, resources
+// (of every process) and the COPY baseline measured.
 func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	var out bytes.Buffer
-	err := run(t.Context(), []string{"bench", "--events", "5000", "--partitions", "3", "--json", "--profile", t.TempDir()},
+	err := run(t.Context(), []string{"bench", "--events", "5000", "--partitions", "3", "--scale", "cleaner=2,loader=2", "--json", "--profile", t.TempDir()},
 		toolchainEnv(), &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +60,22 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 			t.Errorf("process %s: RSS %.1f MiB steady, %.1f peak: want both measured", p.Name, p.SteadyRSSMiB, p.PeakRSSMiB)
 		}
 	}
-	for _, s := range append(serviceNames(), "postgresql (server and backends)") {
+	for _, s := range append(serviceNames(), "postgresql (server and backends)", "cleaner-2", "loader-2") {
 		if !slices.Contains(names, s) {
 			t.Errorf("no figures for %s", s)
 		}
+	}
+	if want := map[string]int{"cleaner": 2, "loader": 2, "scorer": 1, "lake": 1}; !maps.Equal(r.Scale, want) {
+		t.Errorf("scale %v, want %v", r.Scale, want)
+	}
+	rss := 0
+	for _, tg := range r.Targets {
+		if strings.HasSuffix(tg.Name, " steady RSS") {
+			rss++
+		}
+	}
+	if rss != len(serviceNames())+2 {
+		t.Errorf("%d steady RSS targets: want one for every service process, the second cleaner and loader too", rss)
 	}
 	if len(r.Lag) == 0 || len(r.Targets) < 3 {
 		t.Errorf("%d lag points and %d targets: want both", len(r.Lag), len(r.Targets))

@@ -87,13 +87,17 @@ func newWatcher(b *benchRun) *watcher {
 func (w *watcher) phases(ctx context.Context) map[string]map[string]float64 {
 	out := map[string]map[string]float64{}
 	for _, st := range phasedStages {
-		m, err := fetchMetrics(ctx, w.b.svc[st])
-		if err != nil {
-			continue
-		}
-		out[st] = map[string]float64{}
-		for _, ph := range stage.Phases {
-			out[st][ph] = total(m, "datamill_stage_phase_seconds_total", `phase="`+ph+`"`)
+		for _, addr := range w.b.replicas(st) { // summed over the stage's processes
+			m, err := fetchMetrics(ctx, addr)
+			if err != nil {
+				continue
+			}
+			if out[st] == nil {
+				out[st] = map[string]float64{}
+			}
+			for _, ph := range stage.Phases {
+				out[st][ph] += total(m, "datamill_stage_phase_seconds_total", `phase="`+ph+`"`)
+			}
 		}
 	}
 	return out
@@ -121,14 +125,21 @@ func (w *watcher) sample(ctx context.Context) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, st := range benchStages {
-		m, err := fetchMetrics(ctx, w.b.svc[st])
+		in, lag, err := 0, 0, error(nil)
+		for _, addr := range w.b.replicas(st) { // summed over the stage's processes
+			var m map[string]float64
+			if m, err = fetchMetrics(ctx, addr); err != nil {
+				break
+			}
+			in += sumOf(m, "datamill_stage_records_in_total")
+			lag += sumOf(m, "datamill_stage_consumer_lag_records")
+		}
 		if err != nil && len(w.samples) > 0 { // keep the last reading
 			prev := w.samples[len(w.samples)-1]
 			s.in[st], s.lag[st] = prev.in[st], prev.lag[st]
 			continue
 		}
-		s.in[st] = sumOf(m, "datamill_stage_records_in_total")
-		s.lag[st] = sumOf(m, "datamill_stage_consumer_lag_records")
+		s.in[st], s.lag[st] = in, lag
 	}
 	for _, p := range w.procs {
 		if u, err := eco.ReadProcess(p.pid); err == nil && !p.tree {
