@@ -122,9 +122,9 @@ type benchReport struct {
 		Partitions int    `json:"partitions"`
 	} `json:"machine"`
 	// Scale is how many processes of each stage ran (--scale).
-	Scale map[string]int `json:"scale"`
-	Events int     `json:"events"`
-	Rate   float64 `json:"rate"` // asked; 0: full speed
+	Scale  map[string]int `json:"scale"`
+	Events int            `json:"events"`
+	Rate   float64        `json:"rate"` // asked; 0: full speed
 	// Publish is the bench's producer to raw.<dataset>.
 	Publish struct {
 		Seconds         float64 `json:"seconds"`
@@ -635,8 +635,8 @@ func targets(r *benchReport) []benchTarget {
 	// 50,000 events/s where COPY makes 250,000 rows/s.
 	out := []benchTarget{{
 		Name: "end to end vs raw COPY", Want: "≥ 20 %",
-		Got:  fmt.Sprintf("%.1f %% (%.0f events/s)", 100*r.Copy.EndToEndShare, r.EndToEnd.EventsPerSecond),
-		Met:  is(r.Copy.EndToEndShare >= 0.2),
+		Got: fmt.Sprintf("%.1f %% (%.0f events/s)", 100*r.Copy.EndToEndShare, r.EndToEnd.EventsPerSecond),
+		Met: is(r.Copy.EndToEndShare >= 0.2),
 	}, {
 		Name: "loader vs raw COPY", Want: "≥ 50 %",
 		Got: fmt.Sprintf("%.0f %%", 100*r.Copy.LoaderShare), Met: is(r.Copy.LoaderShare >= 0.5),
