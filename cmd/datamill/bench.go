@@ -153,7 +153,14 @@ type benchReport struct {
 	Stages    []benchStage   `json:"stages"`
 	Processes []benchProcess `json:"processes"`
 	Lag       []lagPoint     `json:"lag"`
-	Copy      struct {
+	// Postgres is what the database wrote while the pipeline ran: the WAL
+	// of every writer (rows, indexes, the loader's ledger, predictions,
+	// the lake's manifest) per event, what a replica or a backup must
+	// carry.
+	Postgres struct {
+		WALBytesPerEvent float64 `json:"wal_bytes_per_event"`
+	} `json:"postgres"`
+	Copy struct {
 		Rows          int     `json:"rows"`
 		Seconds       float64 `json:"seconds"`
 		RowsPerSecond float64 `json:"rows_per_second"`
@@ -260,6 +267,10 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		close(profiled)
 	}
 
+	var wal0 string
+	if err := conn.QueryRow(ctx, `select pg_current_wal_lsn()::text`).Scan(&wal0); err != nil {
+		return nil, fmt.Errorf("bench: PostgreSQL's WAL position: %w", err)
+	}
 	start := time.Now()
 	if err := b.publish(ctx); err != nil {
 		return nil, err
@@ -293,6 +304,11 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 	<-profiled
 	cancel()
 	<-readErr
+	var wal float64
+	if err := conn.QueryRow(context.WithoutCancel(ctx), `select pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8`, wal0).Scan(&wal); err != nil {
+		return nil, fmt.Errorf("bench: PostgreSQL's WAL written: %w", err)
+	}
+	r.Postgres.WALBytesPerEvent = wal / float64(b.flags.events)
 	end := time.UnixMicro(b.lastScored.Load())
 	r.EndToEnd.Scored = int(b.scoredSeen.Load())
 	r.EndToEnd.Seconds = end.Sub(start).Seconds()
@@ -672,6 +688,7 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "end to end  %.0f events/s raw → scored (%d scored in %.1f s)\n", r.EndToEnd.EventsPerSecond, r.EndToEnd.Scored, r.EndToEnd.Seconds)
 	fmt.Fprintf(w, "latency     p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms (ingestion → scored_at); committed and read: p50 %.0f ms, p99 %.0f ms\n",
 		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Visible.P50, r.Latency.Visible.P99)
+	fmt.Fprintf(w, "WAL         %.0f bytes an event (PostgreSQL, every writer)\n", r.Postgres.WALBytesPerEvent)
 	fmt.Fprintf(w, "COPY        %.0f rows/s (%d rows in %.2f s); the loader reached %.0f %% of it, end to end %.1f %%\n\n",
 		r.Copy.RowsPerSecond, r.Copy.Rows, r.Copy.Seconds, 100*r.Copy.LoaderShare, 100*r.Copy.EndToEndShare)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

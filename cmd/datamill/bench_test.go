@@ -44,6 +44,9 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	if r.EndToEnd.EventsPerSecond <= 0 || r.Copy.RowsPerSecond <= 0 || r.Copy.LoaderShare <= 0 || r.Copy.EndToEndShare <= 0 {
 		t.Errorf("throughputs end to end %.0f/s, COPY %.0f/s, loader share %.2f: want all measured", r.EndToEnd.EventsPerSecond, r.Copy.RowsPerSecond, r.Copy.LoaderShare)
 	}
+	if r.Postgres.WALBytesPerEvent < 100 {
+		t.Errorf("PostgreSQL wrote %.0f bytes of WAL an event: want a row, its indexes and a prediction's measured", r.Postgres.WALBytesPerEvent)
+	}
 	if !slices.ContainsFunc(r.Stages, func(s benchStage) bool { return s.Name == "lake" }) {
 		t.Errorf("stages %+v: want the lake sink's among them", r.Stages)
 	}
