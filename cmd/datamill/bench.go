@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
+	"github.com/datamill/datamill/pkg/eco"
 	"github.com/datamill/datamill/pkg/ingest"
 	"github.com/datamill/datamill/pkg/kafka"
 	"github.com/datamill/datamill/pkg/serde"
@@ -159,6 +161,10 @@ type benchReport struct {
 	// carry.
 	Postgres struct {
 		WALBytesPerEvent float64 `json:"wal_bytes_per_event"`
+		// CPUSecondsByRole splits the backends' CPU by the role they
+		// work as (the loader's, the scorer's…): PostgreSQL's share of
+		// each stage. A backend that ended during the run is missing.
+		CPUSecondsByRole map[string]float64 `json:"cpu_seconds_by_role"`
 	} `json:"postgres"`
 	Copy struct {
 		Rows          int     `json:"rows"`
@@ -271,6 +277,10 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 	if err := conn.QueryRow(ctx, `select pg_current_wal_lsn()::text`).Scan(&wal0); err != nil {
 		return nil, fmt.Errorf("bench: PostgreSQL's WAL position: %w", err)
 	}
+	backends0, err := backendCPU(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	if err := b.publish(ctx); err != nil {
 		return nil, err
@@ -309,6 +319,14 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		return nil, fmt.Errorf("bench: PostgreSQL's WAL written: %w", err)
 	}
 	r.Postgres.WALBytesPerEvent = wal / float64(b.flags.events)
+	backends, err := backendCPU(context.WithoutCancel(ctx), conn)
+	if err != nil {
+		return nil, err
+	}
+	r.Postgres.CPUSecondsByRole = map[string]float64{}
+	for pid, be := range backends {
+		r.Postgres.CPUSecondsByRole[be.role] += be.cpu - backends0[pid].cpu
+	}
 	end := time.UnixMicro(b.lastScored.Load())
 	r.EndToEnd.Scored = int(b.scoredSeen.Load())
 	r.EndToEnd.Seconds = end.Sub(start).Seconds()
@@ -575,6 +593,31 @@ func (b *benchRun) copyRate(ctx context.Context, conn *pgx.Conn, r *benchReport)
 	return nil
 }
 
+// backend is a PostgreSQL backend process: its role and CPU seconds.
+type backend struct {
+	role string
+	cpu  float64
+}
+
+// backendCPU reads the CPU of every backend of the database's server, by
+// process id.
+func backendCPU(ctx context.Context, conn *pgx.Conn) (map[int]backend, error) {
+	rows, err := conn.Query(ctx, `select pid, usename from pg_stat_activity where usename is not null`)
+	if err != nil {
+		return nil, fmt.Errorf("bench: PostgreSQL's backends: %w", err)
+	}
+	out := map[int]backend{}
+	var pid int
+	var role string
+	_, err = pgx.ForEachRow(rows, []any{&pid, &role}, func() error {
+		if u, err := eco.ReadProcess(pid); err == nil { // another machine's: no figure
+			out[pid] = backend{role: role, cpu: u.CPUSeconds}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // replicas are the admin addresses of a stage's processes (--scale), the
 // first one's first.
 func (b *benchRun) replicas(st string) []string {
@@ -689,6 +732,11 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "latency     p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms (ingestion → scored_at); committed and read: p50 %.0f ms, p99 %.0f ms\n",
 		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.Latency.Visible.P50, r.Latency.Visible.P99)
 	fmt.Fprintf(w, "WAL         %.0f bytes an event (PostgreSQL, every writer)\n", r.Postgres.WALBytesPerEvent)
+	var roles []string
+	for _, role := range slices.Sorted(maps.Keys(r.Postgres.CPUSecondsByRole)) {
+		roles = append(roles, fmt.Sprintf("%s %.1f", role, r.Postgres.CPUSecondsByRole[role]))
+	}
+	fmt.Fprintf(w, "PostgreSQL  backends' CPU s by role: %s\n", strings.Join(roles, ", "))
 	fmt.Fprintf(w, "COPY        %.0f rows/s (%d rows in %.2f s); the loader reached %.0f %% of it, end to end %.1f %%\n\n",
 		r.Copy.RowsPerSecond, r.Copy.Rows, r.Copy.Seconds, 100*r.Copy.LoaderShare, 100*r.Copy.EndToEndShare)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -47,6 +47,17 @@ func TestBenchFollowsEveryEventToScored(t *testing.T) {
 	if r.Postgres.WALBytesPerEvent < 100 {
 		t.Errorf("PostgreSQL wrote %.0f bytes of WAL an event: want a row, its indexes and a prediction's measured", r.Postgres.WALBytesPerEvent)
 	}
+	for _, st := range []string{"loader", "scorer"} {
+		cpu := 0.0
+		for role, s := range r.Postgres.CPUSecondsByRole {
+			if strings.Contains(role, st) {
+				cpu += s
+			}
+		}
+		if cpu <= 0 {
+			t.Errorf("PostgreSQL's CPU by role %v: want the %s's backends' share measured", r.Postgres.CPUSecondsByRole, st)
+		}
+	}
 	if !slices.ContainsFunc(r.Stages, func(s benchStage) bool { return s.Name == "lake" }) {
 		t.Errorf("stages %+v: want the lake sink's among them", r.Stages)
 	}
