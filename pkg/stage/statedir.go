@@ -36,7 +36,7 @@ func openStateDir(base string, log *zap.Logger) (*stateDir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory (STAGE_STATE_DIR): %w", err)
 	}
-	lock, err := os.Create(filepath.Join(path, "lock"))
+	lock, err := os.OpenFile(filepath.Join(path, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	}
