@@ -117,8 +117,12 @@ func (s *sink) run(ctx context.Context) error {
 		kgo.HeartbeatInterval(min(s.cfg.SessionTimeout/3, 3*time.Second)),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("datamill-"+stageName),
-		kgo.FetchMaxBytes(4<<20),
-		kgo.FetchMaxPartitionBytes(512<<10),
+		// What is fetched waits in memory, decompressed, until it is
+		// polled and copied into the buffers: a few hundred KiB a
+		// partition keeps up with the cuts (pkg/stage's runners take
+		// twice that).
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		kgo.AdjustFetchOffsetsFn(s.assigned),
 		// Called after every join, even with nothing assigned: the sink
 		// is in its group.
@@ -202,6 +206,13 @@ func (s *sink) readTopicID(ctx context.Context) (string, error) {
 	s.log.Info("topic id read", zap.String("topic", topic), zap.String("topic_id", hex.EncodeToString(id[:])))
 	return hex.EncodeToString(id[:]), nil
 }
+
+// The fetch sizes of the sink's consumer. A record larger than these is
+// still fetched, alone (KIP-74).
+const (
+	fetchMaxBytes          = 2 << 20
+	fetchMaxPartitionBytes = 256 << 10
+)
 
 // shutdownGrace bounds the work of a sink after its context ended: the
 // cut in flight and the last cut of every buffer.
@@ -316,11 +327,13 @@ func (s *sink) offer(ctx context.Context, cl *kgo.Client, p int32, r *kgo.Record
 	// The cap counts what the buffers allocate: a record that does not
 	// fit in its partition's last chunk needs a new one, allocated first
 	// and counted whole, and the largest buffers are cut until it fits.
+	// A chunk takes at most the room left and a sixteenth of the cap, so
+	// that under a small cap one partition's chunk does not take it all.
 	var chunk []byte
 	for !pt.recs.fits(rec.size()) {
 		s.mu.Lock()
 		if chunk == nil {
-			chunk = pt.recs.newChunk(rec.size(), s.maxBuffer-s.buffered)
+			chunk = pt.recs.newChunk(rec.size(), min(s.maxBuffer-s.buffered, s.maxBuffer/16))
 		}
 		over := s.buffered > 0 && s.buffered+cap(chunk) > s.maxBuffer
 		var largest int32
