@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -8,6 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/datamill/datamill/pkg/kafka"
+	"github.com/datamill/datamill/pkg/lake"
+	"github.com/datamill/datamill/pkg/serde"
+	"github.com/datamill/datamill/pkg/testkit"
+	"github.com/datamill/datamill/schemas"
 )
 
 // bufferSink is a sink that only buffers: its limits are never reached,
@@ -82,4 +90,62 @@ func BenchmarkBufferRecords(b *testing.B) {
 	b.ReportMetric(float64(heap)/runs/float64(payload), "heap-B/payload-B")
 	b.ReportMetric(float64(heap)/float64(counted), "heap-B/counted-B")
 	b.ReportMetric(float64(mallocs)/runs/n, "mallocs/record")
+}
+
+// BenchmarkSpool writes the object of 20,000 buffered users records to a
+// spool file and reports the bytes and allocations per record: the
+// garbage of a cut, which sets how often the collector runs and how far
+// the heap grows meanwhile.
+func BenchmarkSpool(b *testing.B) {
+	reg, err := serde.NewRegistry(serde.Config{RegistryURL: testkit.Registry(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := schemas.BuiltIn().Dataset("users")
+	if err != nil {
+		b.Fatal(err)
+	}
+	topic := kafka.Topic(kafka.Raw, "users")
+	codec, err := serde.NewCodec[map[string]any](b.Context(), reg, topic, d.Raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 20000
+	var recs records
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		id := fmt.Sprintf("u%08d", i)
+		v, err := codec.Encode(&map[string]any{
+			"id": id, "age": "42", "gender": "F", "country": "France", "city": fmt.Sprintf("City %d", i%500),
+			"email": id + "@example.com", "signup_date": "2024-03-10", "last_login": "2026/11/12",
+			"account_status": "active", "monthly_spend": "12,50 €", "event_id": fmt.Sprintf("%064x", i),
+			"source": fmt.Sprintf("file:/data/users.csv#%d", i), "ingested_at": at,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := buffered{offset: int64(i), ts: at, key: []byte(id), value: v}
+		var c []byte
+		if !recs.fits(r.size()) {
+			c = recs.newChunk(r.size(), maxChunk)
+		}
+		recs.add(r, c)
+	}
+	s := bufferSink(1)
+	s.codec, s.cfg.SpoolDir = codec, b.TempDir()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for b.Loop() {
+		meta := lake.Meta{Dataset: "users", Topic: topic, Partition: 0, Start: 0, End: n, Schema: codec.Schema()}
+		f, _, err := s.spool(&recs, &meta)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}
+	runtime.ReadMemStats(&after)
+	records := float64(b.N) * n
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/records, "B/record")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/records, "allocs/record")
 }

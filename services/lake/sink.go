@@ -519,8 +519,11 @@ func (s *sink) spool(recs *records, meta *lake.Meta) (*os.File, int64, error) {
 		return fail(errFatal{fmt.Errorf("lake writer: %w", err)})
 	}
 	meta.Records = 0
+	// One map for every record: the Writer copies what it keeps, and a
+	// new map a record was most of a cut's garbage.
+	v := map[string]any{}
 	for r := range recs.all() {
-		var v map[string]any
+		clear(v)
 		if err := s.codec.Decode(r.value, &v); err != nil {
 			if !errors.Is(err, serde.ErrMalformed) {
 				return fail(fmt.Errorf("decode %s/%d@%d: %w", meta.Topic, meta.Partition, r.offset, err))
