@@ -84,10 +84,10 @@ func (b *records) add(r buffered, c []byte) int {
 	}
 	last := &b.chunks[len(b.chunks)-1]
 	at := len(*last)
-	buf := binary.LittleEndian.AppendUint64(*last, uint64(r.offset)) // #nosec G115 -- stored as is, read back as int64
-	buf = binary.LittleEndian.AppendUint64(buf, uint64(r.ts.Unix())) // #nosec G115 -- idem
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.ts.Nanosecond()))
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.epoch)) // #nosec G115 -- idem
+	buf := binary.LittleEndian.AppendUint64(*last, uint64(r.offset))       // #nosec G115 -- stored as is, read back as int64
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(r.ts.Unix()))       // #nosec G115 -- idem
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.ts.Nanosecond())) // #nosec G115 -- in [0, 1e9)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(r.epoch))           // #nosec G115 -- stored as is, read back as int32
 	keyLen := int32(-1)
 	if r.key != nil {
 		keyLen = int32(len(r.key)) // #nosec G115 -- a Kafka record is far smaller than 2 GiB
