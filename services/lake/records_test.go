@@ -110,8 +110,10 @@ func TestBufferedBytesCountTheHeap(t *testing.T) {
 	if s.buffered < payload {
 		t.Errorf("%d bytes counted for records of %d bytes of keys, values and headers", s.buffered, payload)
 	}
-	// Some slack for what the runtime allocates meanwhile.
-	if slack := 64 << 10; int(heap) > s.buffered+s.buffered/50+slack {
+	// Some slack for what the runtime and other goroutines keep
+	// meanwhile; the values alone, as counted before, were 1.47 times
+	// short of the heap.
+	if slack := 256 << 10; int(heap) > s.buffered+s.buffered/20+slack {
 		t.Errorf("the buffers took %d bytes of heap, %d counted against LAKE_MAX_BUFFER", heap, s.buffered)
 	}
 	if s.buffered > payload+payload/4 {
