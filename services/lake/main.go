@@ -20,9 +20,11 @@
 // object's dt and hour are those of its first record, never the wall
 // clock). Two more cuts are not deterministic: a partition idle for
 // LAKE_FLUSH_INTERVAL with records buffered is cut, so that a slow dataset
-// reaches the lake, and when the bytes buffered across the partitions would
-// go above the dataset's share of LAKE_MAX_BUFFER (LAKE_MAX_BUFFER divided
-// by the number of datasets), the largest buffer is cut first. Shutdown cuts
+// reaches the lake, and when the memory the buffers take across the
+// partitions would go above the dataset's share of LAKE_MAX_BUFFER
+// (LAKE_MAX_BUFFER divided by the number of datasets), the largest buffer
+// is cut first. A partition's records are packed in chunks (records.go),
+// counted as allocated. Shutdown cuts
 // every buffer, commits and leaves the group.
 //
 // # Exactly once into objects
@@ -85,8 +87,8 @@
 // # Settings
 //
 // S3_ENDPOINT is required, with the other S3_* variables of lake.Config.
-// LAKE_MAX_RECORDS (default 50000), LAKE_MAX_BYTES (16 MiB),
-// LAKE_FLUSH_INTERVAL (1m), LAKE_MAX_BUFFER (32 MiB), LAKE_SPOOL_DIR (the
+// LAKE_MAX_RECORDS (default 50000), LAKE_MAX_BYTES (4 MiB),
+// LAKE_FLUSH_INTERVAL (1m), LAKE_MAX_BUFFER (8 MiB), LAKE_SPOOL_DIR (the
 // system's temporary directory) and LAKE_SESSION_TIMEOUT (10s, the consumer
 // group session) tune the sink.
 package main
@@ -137,14 +139,17 @@ func (s *settings) Validate() error {
 type sinkConfig struct {
 	// MaxRecords and MaxBytes (of record values) cut an object.
 	MaxRecords int `env:"LAKE_MAX_RECORDS" envDefault:"50000"`
-	MaxBytes   int `env:"LAKE_MAX_BYTES" envDefault:"16777216"`
+	MaxBytes   int `env:"LAKE_MAX_BYTES" envDefault:"4194304"`
 	// FlushInterval cuts a partition's buffer that has not grown for
 	// that long.
 	FlushInterval time.Duration `env:"LAKE_FLUSH_INTERVAL" envDefault:"1m"`
-	// MaxBuffer caps the bytes of record values buffered by the process,
-	// shared equally between its datasets; a record larger than a
-	// dataset's share is buffered alone.
-	MaxBuffer int `env:"LAKE_MAX_BUFFER" envDefault:"33554432"`
+	// MaxBuffer caps the bytes the process's buffered records take in
+	// memory (keys, values and a 32-byte header each, in chunks, counted
+	// as allocated), shared equally between its datasets; a record larger
+	// than a dataset's share is buffered alone. Its default keeps the
+	// lake under 64 MiB of resident memory: the heap is about twice what
+	// is live, and the buffers are most of that.
+	MaxBuffer int `env:"LAKE_MAX_BUFFER" envDefault:"8388608"`
 	// SpoolDir holds an object's file while it is written and uploaded;
 	// empty is the system's temporary directory.
 	SpoolDir string `env:"LAKE_SPOOL_DIR" envDefault:""`

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"dataset", "reason"}),
 		buffered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "datamill_lake_buffered_bytes",
-			Help: "Bytes of record values buffered, not yet in an object.",
+			Help: "Bytes the records buffered, not yet in an object, take in memory (what LAKE_MAX_BUFFER caps).",
 		}, []string{"dataset"}),
 		upload: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "datamill_lake_upload_seconds",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -37,7 +36,7 @@ type sink struct {
 	codec     *serde.Codec[map[string]any]
 	log       *zap.Logger
 	metrics   *metrics
-	maxBuffer int    // bytes of values buffered across partitions
+	maxBuffer int    // bytes buffered across partitions (records.held)
 	writtenBy string // the manifest's written_by
 	ready     func(ready bool, reason string)
 	faults    faults
@@ -48,7 +47,7 @@ type sink struct {
 
 	mu       sync.Mutex
 	parts    map[int32]*partition // the partitions assigned
-	buffered int                  // bytes of values buffered in parts
+	buffered int                  // bytes held by the records of parts
 	peak     int                  // the most buffered at any time
 }
 
@@ -63,18 +62,8 @@ type partition struct {
 	// start is where the partition's next object starts; -1 until known
 	// (the first record read).
 	start int64
-	recs  []buffered
-	bytes int       // of the values of recs
+	recs  records   // read since start, waiting for their cut
 	grew  time.Time // when recs last grew, for LAKE_FLUSH_INTERVAL
-}
-
-// buffered is one record waiting for its cut, copied out of the fetch so
-// that the fetch's buffers are not kept.
-type buffered struct {
-	offset     int64
-	epoch      int32
-	ts         time.Time
-	key, value []byte
 }
 
 // errFatal marks an error no retry can fix.
@@ -128,8 +117,12 @@ func (s *sink) run(ctx context.Context) error {
 		kgo.HeartbeatInterval(min(s.cfg.SessionTimeout/3, 3*time.Second)),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("datamill-"+stageName),
-		kgo.FetchMaxBytes(4<<20),
-		kgo.FetchMaxPartitionBytes(512<<10),
+		// What is fetched waits in memory, decompressed, until it is
+		// polled and copied into the buffers: a few hundred KiB a
+		// partition keeps up with the cuts (pkg/stage's runners take
+		// twice that).
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		kgo.AdjustFetchOffsetsFn(s.assigned),
 		// Called after every join, even with nothing assigned: the sink
 		// is in its group.
@@ -214,6 +207,13 @@ func (s *sink) readTopicID(ctx context.Context) (string, error) {
 	return hex.EncodeToString(id[:]), nil
 }
 
+// The fetch sizes of the sink's consumer. A record larger than these is
+// still fetched, alone (KIP-74).
+const (
+	fetchMaxBytes          = 2 << 20
+	fetchMaxPartitionBytes = 256 << 10
+)
+
 // shutdownGrace bounds the work of a sink after its context ended: the
 // cut in flight and the last cut of every buffer.
 const shutdownGrace = 30 * time.Second
@@ -274,7 +274,7 @@ func (s *sink) forget(partitions []int32) {
 // drop removes partition p's state; s.mu is held.
 func (s *sink) drop(p int32) {
 	if pt := s.parts[p]; pt != nil {
-		s.buffered -= pt.bytes
+		s.buffered -= pt.recs.held
 		s.metrics.buffered.WithLabelValues(s.dataset).Set(float64(s.buffered))
 		delete(s.parts, p)
 	}
@@ -315,19 +315,27 @@ func (s *sink) offer(ctx context.Context, cl *kgo.Client, p int32, r *kgo.Record
 	if pt.start < 0 {
 		pt.start = r.Offset
 	}
-	if r.Offset < pt.start || len(pt.recs) > 0 && r.Offset <= pt.recs[len(pt.recs)-1].offset {
+	if r.Offset < pt.start || pt.recs.n > 0 && r.Offset <= pt.recs.last.offset {
 		return nil // archived or buffered already
 	}
-	ts := r.Timestamp.UTC()
-	if len(pt.recs) > 0 && !ts.Truncate(time.Hour).Equal(pt.recs[0].ts.Truncate(time.Hour)) {
+	rec := buffered{offset: r.Offset, epoch: r.LeaderEpoch, ts: r.Timestamp.UTC(), key: r.Key, value: r.Value}
+	if pt.recs.n > 0 && !rec.ts.Truncate(time.Hour).Equal(pt.recs.first.ts.Truncate(time.Hour)) {
 		if err := s.cut(ctx, cl, p, pt); err != nil {
 			return err
 		}
 	}
-	size := len(r.Value)
-	for {
+	// The cap counts what the buffers allocate: a record that does not
+	// fit in its partition's last chunk needs a new one, allocated first
+	// and counted whole, and the largest buffers are cut until it fits.
+	// A chunk takes at most the room left and a sixteenth of the cap, so
+	// that under a small cap one partition's chunk does not take it all.
+	var chunk []byte
+	for !pt.recs.fits(rec.size()) {
 		s.mu.Lock()
-		over := s.buffered > 0 && s.buffered+size > s.maxBuffer
+		if chunk == nil {
+			chunk = pt.recs.newChunk(rec.size(), min(s.maxBuffer-s.buffered, s.maxBuffer/16))
+		}
+		over := s.buffered > 0 && s.buffered+cap(chunk) > s.maxBuffer
 		var largest int32
 		if over {
 			largest = s.largest()
@@ -343,31 +351,32 @@ func (s *sink) offer(ctx context.Context, cl *kgo.Client, p int32, r *kgo.Record
 	if r.Offset < pt.start {
 		return nil // in an object adopted by a cut just now
 	}
-	pt.recs = append(pt.recs, buffered{
-		offset: r.Offset, epoch: r.LeaderEpoch, ts: ts,
-		key: bytes.Clone(r.Key), value: bytes.Clone(r.Value),
-	})
-	pt.bytes += size
+	if pt.recs.fits(rec.size()) {
+		chunk = nil // a cut kept records of this partition, in a chunk with room
+	}
+	grew := pt.recs.add(rec, chunk)
 	pt.grew = time.Now()
-	s.mu.Lock()
-	s.buffered += size
-	s.peak = max(s.peak, s.buffered)
-	s.metrics.buffered.WithLabelValues(s.dataset).Set(float64(s.buffered))
-	s.mu.Unlock()
-	if len(pt.recs) >= s.cfg.MaxRecords || pt.bytes >= s.cfg.MaxBytes {
+	if grew > 0 {
+		s.mu.Lock()
+		s.buffered += grew
+		s.peak = max(s.peak, s.buffered)
+		s.metrics.buffered.WithLabelValues(s.dataset).Set(float64(s.buffered))
+		s.mu.Unlock()
+	}
+	if pt.recs.n >= s.cfg.MaxRecords || pt.recs.values >= s.cfg.MaxBytes {
 		return s.cut(ctx, cl, p, pt)
 	}
 	return nil
 }
 
-// largest returns the partition with the most bytes buffered; s.mu is
-// held and something is buffered.
+// largest returns the partition whose records hold the most bytes; s.mu
+// is held and something is buffered.
 func (s *sink) largest() int32 {
 	var best int32
 	most := -1
 	for p, pt := range s.parts {
-		if pt.bytes > most {
-			best, most = p, pt.bytes
+		if pt.recs.held > most {
+			best, most = p, pt.recs.held
 		}
 	}
 	return best
@@ -379,7 +388,7 @@ func (s *sink) flush(ctx context.Context, cl *kgo.Client, cut func(*partition) b
 	s.mu.Lock()
 	var due []int32
 	for p, pt := range s.parts {
-		if len(pt.recs) > 0 && cut(pt) {
+		if pt.recs.n > 0 && cut(pt) {
 			due = append(due, p)
 		}
 	}
@@ -400,17 +409,17 @@ func (s *sink) flush(ctx context.Context, cl *kgo.Client, cut func(*partition) b
 // recorded in the manifest, and its End committed. The buffer keeps only
 // the records at or above End, where the next object starts.
 func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) error {
-	if pt == nil || len(pt.recs) == 0 {
+	if pt == nil || pt.recs.n == 0 {
 		return nil
 	}
 	topic := s.topic()
-	first, last := pt.recs[0], pt.recs[len(pt.recs)-1]
+	first, last := pt.recs.first, pt.recs.last
 	meta := lake.Meta{
 		Dataset: s.dataset, Topic: topic, TopicID: s.topicID, Partition: p,
 		Start: pt.start, End: last.offset + 1, Schema: s.codec.Schema(),
 	}
 	key := lake.Key(s.prefix, s.dataset, topic, s.topicID, p, pt.start, first.ts)
-	f, size, err := s.spool(pt.recs, &meta)
+	f, size, err := s.spool(&pt.recs, &meta)
 	if err != nil {
 		return err
 	}
@@ -444,7 +453,7 @@ func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) 
 		Records: meta.Records, Bytes: size, First: first.ts, Adopted: adopted, WrittenBy: s.writtenBy,
 	}
 	covered, valueBytes, epoch := 0, 0, int32(-1)
-	for _, r := range pt.recs {
+	for r := range pt.recs.all() {
 		if r.offset >= meta.End {
 			break
 		}
@@ -467,13 +476,14 @@ func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) 
 
 	s.mu.Lock()
 	if s.parts[p] == pt {
-		keep := slices.Clone(pt.recs[covered:])
-		dropped := pt.bytes
-		pt.recs, pt.bytes = keep, 0
-		for _, r := range keep {
-			pt.bytes += len(r.value)
+		// The chunks are dropped, not kept for the next records: a
+		// partition idle after its cut then holds nothing.
+		var keep records
+		if covered < pt.recs.n {
+			keep = pt.recs.from(meta.End) // an adopted object ended before the buffer
 		}
-		s.buffered -= dropped - pt.bytes
+		s.buffered -= pt.recs.held - keep.held
+		pt.recs = keep
 		pt.start = meta.End
 		s.metrics.buffered.WithLabelValues(s.dataset).Set(float64(s.buffered))
 	}
@@ -494,7 +504,7 @@ func (s *sink) cut(ctx context.Context, cl *kgo.Client, p int32, pt *partition) 
 // spool writes the object of recs to a new file of the spool directory and
 // returns it with its size; it sets meta.Records. A value that does not
 // decode with the raw schema is left out.
-func (s *sink) spool(recs []buffered, meta *lake.Meta) (*os.File, int64, error) {
+func (s *sink) spool(recs *records, meta *lake.Meta) (*os.File, int64, error) {
 	f, err := os.CreateTemp(s.cfg.SpoolDir, "lake-*.parquet")
 	if err != nil {
 		return nil, 0, errFatal{fmt.Errorf("spool file: %w", err)}
@@ -509,8 +519,11 @@ func (s *sink) spool(recs []buffered, meta *lake.Meta) (*os.File, int64, error) 
 		return fail(errFatal{fmt.Errorf("lake writer: %w", err)})
 	}
 	meta.Records = 0
-	for _, r := range recs {
-		var v map[string]any
+	// One map for every record: the Writer copies what it keeps, and a
+	// new map a record was most of a cut's garbage.
+	v := map[string]any{}
+	for r := range recs.all() {
+		clear(v)
 		if err := s.codec.Decode(r.value, &v); err != nil {
 			if !errors.Is(err, serde.ErrMalformed) {
 				return fail(fmt.Errorf("decode %s/%d@%d: %w", meta.Topic, meta.Partition, r.offset, err))
