@@ -165,7 +165,9 @@ func keepNew[Out any](d *dedupe, outs []Output[Out], from []*kgo.Record, digest 
 		if state := d.parts[p]; !ok && state != nil { // nil: lost since load, the batch cannot commit
 			var err error
 			if last, ok, err = state.Get(key); err != nil {
-				return nil, 0, nil, nil, fmt.Errorf("state of partition %d: %w", p, err)
+				// Read again from the changelog when the batch is replayed.
+				d.drop(p)
+				return nil, 0, nil, nil, &transientError{1, fmt.Errorf("state of partition %d: %w", p, err)}
 			}
 		}
 		if ok && last == sum {

@@ -752,7 +752,7 @@ func (r *Runner[In, Out]) process(ctx, work context.Context, sess *kgo.GroupTran
 		var dups int
 		var err error
 		if res.Outputs, dups, state, c.state, err = keepNew(r.dedupe, res.Outputs, from, r.spec.Digest); err != nil {
-			return count{}, fmt.Errorf("%s %s: %w", r.spec.Stage, r.spec.Dataset, err)
+			return count{}, fmt.Errorf("%s %s: %w", r.spec.Stage, r.spec.Dataset, err) // transient when reading the state failed
 		}
 		res.Duplicates += dups
 	}
