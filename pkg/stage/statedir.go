@@ -36,9 +36,9 @@ func openStateDir(base string, log *zap.Logger) (*stateDir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory (STAGE_STATE_DIR): %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(path, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	lock, err := os.OpenFile(filepath.Join(path, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- in the directory just made under STAGE_STATE_DIR
 	if err == nil {
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err = tryLock(lock)
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("lock state directory %s: %w", path, err), os.RemoveAll(path))
@@ -62,13 +62,13 @@ func (s *stateDir) remove() error {
 func removeStaleStateDirs(base string, log *zap.Logger) {
 	dirs, _ := filepath.Glob(filepath.Join(base, stateDirPattern))
 	for _, dir := range dirs {
-		lock, err := os.Open(filepath.Join(dir, "lock"))
+		lock, err := os.Open(filepath.Join(dir, "lock")) // #nosec G304 -- a runner's state directory under STAGE_STATE_DIR
 		if err != nil {
 			if info, serr := os.Stat(dir); serr != nil || time.Since(info.ModTime()) < time.Minute {
 				continue
 			}
 		} else {
-			err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			err := tryLock(lock)
 			_ = lock.Close() // releases the lock just taken, if any
 			if err != nil {
 				continue // a live runner's
@@ -80,4 +80,10 @@ func removeStaleStateDirs(base string, log *zap.Logger) {
 		}
 		log.Info("removed the state directory of a runner that is gone", zap.String("dir", dir))
 	}
+}
+
+// tryLock takes an exclusive flock on f, or fails at once if a process
+// holds one. The kernel releases it when the process ends, however it ends.
+func tryLock(f *os.File) error {
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) // #nosec G115 -- a file descriptor fits an int
 }
