@@ -81,6 +81,14 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("bench: --dataset: %w", err)
 	}
+	if f.peer != "" && ds.Name != peerDataset {
+		return fmt.Errorf("bench: --peer runs on the %s dataset only (its rules are written by hand), not %s", peerDataset, ds.Name)
+	}
+	if f.peer != "" {
+		if f.peerPython, err = peerInterpreter(f.peerPython); err != nil {
+			return fmt.Errorf("bench: --peer-python: %w", err)
+		}
+	}
 	dir, logs, err := commandDir("bench")
 	if err != nil {
 		return err

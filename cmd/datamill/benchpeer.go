@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/datamill/datamill/pkg/eco"
+	"github.com/datamill/datamill/pkg/kafka"
 )
 
 // peers are the programs `datamill bench --peer` runs on the bench's input
@@ -26,6 +27,9 @@ var peers = map[string]string{
 	// SQLAlchemy upserts, a scikit-learn model from a joblib file.
 	"python": filepath.Join("bench", "peers", "seed_consumer.py"),
 }
+
+// peerDataset is the dataset whose rules the peers write by hand.
+const peerDataset = "users"
 
 // peerSchema is the PostgreSQL schema of the peer's tables, apart from
 // datamill's.
@@ -77,6 +81,23 @@ type peerReport struct {
 	CPURatio float64 `json:"cpu_ratio"`
 }
 
+// peerInterpreter is the Python that runs the peer: python, or the venv
+// scripts/python/peers.sh makes in .cache/peers. It must exist, so that a
+// missing venv is told before the bench, not after.
+func peerInterpreter(python string) (string, error) {
+	if python == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		python = filepath.Join(root, ".cache", "peers", "bin", "python")
+	}
+	if _, err := os.Stat(python); err != nil {
+		return "", fmt.Errorf("the peer's interpreter: %w (scripts/python/peers.sh makes its venv)", err)
+	}
+	return python, nil
+}
+
 // runPeer runs the named peer on the events datamill just handled: it
 // trains the peer's model on the training file datamill's was trained on,
 // then times the peer consuming raw.<dataset> from its start in a group of
@@ -89,9 +110,6 @@ func (b *benchRun) runPeer(ctx context.Context, conn *pgx.Conn, r *benchReport) 
 	}
 	script := filepath.Join(root, peers[b.flags.peer])
 	python := b.flags.peerPython
-	if python == "" {
-		python = filepath.Join(root, ".cache", "peers", "bin", "python")
-	}
 	dir := filepath.Join(b.dir, "peer")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
@@ -119,7 +137,7 @@ func (b *benchRun) runPeer(ctx context.Context, conn *pgx.Conn, r *benchReport) 
 	b.progress("running the %s peer on the same %d events…", b.flags.peer, b.flags.events)
 	pg0, start := pgCPU(), time.Now()
 	out, state, err := runPython(ctx, python, env, script, "consume", "--events", fmt.Sprint(b.flags.events),
-		"--model", model, "--topic", "raw."+b.ds.Name, "--group", "seed-consumer-"+filepath.Base(b.dir))
+		"--model", model, "--topic", kafka.Topic(kafka.Raw, b.ds.Name), "--group", "seed-consumer-"+filepath.Base(b.dir))
 	if err != nil {
 		return nil, err
 	}
