@@ -10,6 +10,8 @@
 #   make compose-test  docker-compose.yml for real: up, used, scaled, a loader crashed, down -v
 #                (installs the Docker engine and Compose v2 when missing: root)
 #   make dev     the whole pipeline on the embedded stack (go run ./cmd/datamill dev)
+#   make bench-peers  datamill's bench, then a seed-style Python consumer on the same events
+#                (not part of make check)
 
 GO          ?= go
 SERVICES    := extractor cleaner loader scorer ecometer lake
@@ -50,7 +52,7 @@ MINIO_PKGS  := ./pkg/testkit/ ./services/lake/
 # The CLI's own fuzz targets.
 FUZZ        += ./cmd/datamill/internal/profile:FuzzProfile
 
-.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench dev demo check clean compose-images compose-test
+.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench bench-peers dev demo check clean compose-images compose-test
 
 all: build
 
@@ -156,6 +158,18 @@ generate:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# bench-peers: `datamill bench` on PEERS_EVENTS generated users (PEERS_DIRTY of
+# them dirty), then, on the same events of the same run, the seed-style
+# Python consumer of bench/peers (kafka-python, per-record cleaning,
+# SQLAlchemy upserts, scikit-learn from a joblib file) in its venv
+# (scripts/python/peers.sh: PyPI, pinned, made once in .cache/peers); prints
+# both, and the ratios. Not part of make check.
+PEERS_EVENTS ?= 300000
+PEERS_DIRTY  ?= 0.1
+bench-peers:
+	@python=$$(scripts/python/peers.sh) && \
+		$(GO) run ./cmd/datamill bench --events $(PEERS_EVENTS) --dirty $(PEERS_DIRTY) --peer python --peer-python "$$python"
 
 dev:
 	$(GO) run ./cmd/datamill dev

@@ -44,6 +44,10 @@ type benchFlags struct {
 	profile    string
 	seed       uint64
 	scale      scale
+	dirty      float64
+	// peer names a program of peers to run on the same input after
+	// datamill; peerPython is the interpreter of its venv.
+	peer, peerPython string
 }
 
 func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -58,6 +62,9 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	fs.StringVar(&f.profile, "profile", "", "write a 10 s CPU profile of each stage, taken mid-run, and its heap profile at the end of those 10 s, into this directory")
 	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
 	fs.Var(f.scale, "scale", "processes per stage, name=N[,name=N…] (cleaner, loader, lake, scorer; default 1 each), as for datamill dev")
+	fs.Float64Var(&f.dirty, "dirty", 0, "share of the generated records, in [0, 1], carrying the dirt of real exports")
+	fs.StringVar(&f.peer, "peer", "", "then run a peer on the same events and compare: python (bench/peers/seed_consumer.py)")
+	fs.StringVar(&f.peerPython, "peer-python", "", "the peer's Python, with bench/peers/requirements.txt installed (default: .cache/peers/bin/python, which scripts/python/peers.sh makes)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains the dataset's model, then publishes N\ngenerated records of --dataset to raw.<dataset> at full speed or at --rate\nand follows them to scored.<dataset>. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput (the lake sink's beside them), consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
 		fs.PrintDefaults()
@@ -68,12 +75,23 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 		return errUsage
 	}
-	if f.events < 1 || f.rate < 0 || f.partitions < 1 {
-		return errors.New("bench: want --events ≥ 1, --rate ≥ 0 and --partitions ≥ 1")
+	if f.events < 1 || f.rate < 0 || f.partitions < 1 || f.dirty < 0 || f.dirty > 1 {
+		return errors.New("bench: want --events ≥ 1, --rate ≥ 0, --partitions ≥ 1 and --dirty in [0, 1]")
+	}
+	if _, ok := peers[f.peer]; f.peer != "" && !ok {
+		return fmt.Errorf("bench: --peer %q: want python", f.peer)
 	}
 	ds, err := generatedDataset(environ, stderr, f.dataset)
 	if err != nil {
 		return fmt.Errorf("bench: --dataset: %w", err)
+	}
+	if f.peer != "" && ds.Name != peerDataset {
+		return fmt.Errorf("bench: --peer runs on the %s dataset only (its rules are written by hand), not %s", peerDataset, ds.Name)
+	}
+	if f.peer != "" {
+		if f.peerPython, err = peerInterpreter(f.peerPython); err != nil {
+			return fmt.Errorf("bench: --peer-python: %w", err)
+		}
 	}
 	dir, logs, err := commandDir("bench")
 	if err != nil {
@@ -179,6 +197,8 @@ type benchReport struct {
 	} `json:"copy"`
 	Targets  []benchTarget `json:"targets"`
 	Profiles []string      `json:"profiles,omitempty"`
+	// Peers are the --peer runs on the same events, after datamill's.
+	Peers []*peerReport `json:"peers,omitempty"`
 }
 
 type benchStage struct {
@@ -234,6 +254,7 @@ type benchRun struct {
 }
 
 func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
+	stack := ctx // the stack's own: the peer runs after this run's ends
 	r := &benchReport{Dataset: b.ds.Name, Events: b.flags.events, Rate: b.flags.rate}
 	r.Machine.CPUs = runtime.NumCPU()
 	r.Machine.GoVersion = runtime.Version()
@@ -344,6 +365,15 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		return nil, err
 	}
 	r.Targets = targets(r)
+	if b.flags.peer != "" {
+		p, err := b.runPeer(stack, conn, r)
+		if p != nil {
+			r.Peers = append(r.Peers, p)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
 	return r, nil
 }
 
@@ -417,7 +447,7 @@ func (b *benchRun) publish(ctx context.Context) error {
 	}
 	defer cl.Close()
 
-	g := gen.New(gen.Options{Users: b.flags.events, Seed: b.flags.seed})
+	g := gen.New(gen.Options{Users: b.flags.events, Seed: b.flags.seed, Dirty: b.flags.dirty})
 	var failed atomic.Pointer[error]
 	done := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -781,6 +811,7 @@ func (r *benchReport) print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Want, t.Got, verdict)
 	}
 	_ = tw.Flush()
+	printPeers(w, r.Peers)
 	for _, p := range r.Profiles {
 		fmt.Fprintf(w, "\nprofile: %s (go tool pprof -top %s)", p, p)
 	}
