@@ -201,21 +201,14 @@ class Cleaner:
     def date(s):
         if len(s) < 8 or not (s[0].isascii() and s[0].isalnum()) or not any(c.isdigit() for c in s):
             return None, "bad_date"
-        for fmt in DATE_FORMATS:
+        for fmt in DATE_FORMATS + TIME_FORMATS:
             try:
                 d = dt.datetime.strptime(s, fmt).date()
                 break
             except ValueError:
                 pass
         else:
-            for fmt in TIME_FORMATS:
-                try:
-                    d = dt.datetime.strptime(s, fmt).date()
-                    break
-                except ValueError:
-                    pass
-            else:
-                return None, "bad_date"
+            return None, "bad_date"
         if d < MIN_DATE or d > MAX_DATE:
             return None, "out_of_range"
         return d, None
