@@ -50,7 +50,7 @@ MINIO_PKGS  := ./pkg/testkit/ ./services/lake/
 # The CLI's own fuzz targets.
 FUZZ        += ./cmd/datamill/internal/profile:FuzzProfile
 
-.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench dev demo check clean compose-images compose-test
+.PHONY: all build test test-real test-security minio fuzz lint fmt generate bench bench-peer-benthos dev demo check clean compose-images compose-test
 
 all: build
 
@@ -156,6 +156,13 @@ generate:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The Benthos peer (bench/peers/benthos, built with GOWORK=off into
+# .cache/benthos): its Bloblang rules against pkg/rules, then a run over
+# raw.users of the stack whose variables (datamill dev's) are exported,
+# compared with datamill's users table. Not part of make check.
+bench-peer-benthos:
+	cd cmd/datamill && BENCH_PEERS=1 $(GO) test -count=1 -v -run '^TestBenthosPeer' -timeout 30m .
 
 dev:
 	$(GO) run ./cmd/datamill dev
