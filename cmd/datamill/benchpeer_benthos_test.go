@@ -113,7 +113,7 @@ func TestBenthosPeerCleansAsTheRules(t *testing.T) {
 	}
 	// What the generator does not make: ids the cleaner rejects, and the
 	// corners of the readers.
-	for _, edge := range []map[string]any{
+	raws = append(raws, []map[string]any{
 		{"id": "abc"},
 		{"id": "0"},
 		{"id": "-3"},
@@ -131,9 +131,7 @@ func TestBenthosPeerCleansAsTheRules(t *testing.T) {
 		{"id": "19", "monthly_spend": ".5", "age": "1e2", "email": "x@y.c0m"},
 		{"id": "20", "monthly_spend": "5.", "city": "  São   Paulo "},
 		{"id": "9223372036854775807", "age": "2147483648"},
-	} {
-		raws = append(raws, edge)
-	}
+	}...)
 	var in bytes.Buffer
 	for i, raw := range raws {
 		doc := map[string]any{"event_id": fmt.Sprint("e", i), "source": "test", "ingested_at": int64(i)}
