@@ -85,12 +85,8 @@ func fold(s string) string {
 }
 
 // CountrySpellings maps every spelling the country rule knows, folded
-// (FoldCountry), to its alpha-2 code: for what must read countries as the
+// (lower-cased, without accents, dots, spaces, hyphens, apostrophes and
+// underscores), to its alpha-2 code: for what must read countries as the
 // cleaner does without calling it, such as the peer benchmark's Bloblang
 // mapping (bench/peers/benthos), which a test checks against this.
 func CountrySpellings() map[string]string { return countryIndex() }
-
-// FoldCountry folds a country's spelling as the country rule does before
-// looking it up: lower-cased, without accents, dots, spaces, hyphens,
-// apostrophes and underscores.
-func FoldCountry(s string) string { return fold(s) }
