@@ -83,3 +83,10 @@ func fold(s string) string {
 	}
 	return b.String()
 }
+
+// CountrySpellings maps every spelling the country rule knows, folded
+// (lower-cased, without accents, dots, spaces, hyphens, apostrophes and
+// underscores), to its alpha-2 code: for what must read countries as the
+// cleaner does without calling it, such as the peer benchmark's Bloblang
+// mapping (bench/peers/benthos), which a test checks against this.
+func CountrySpellings() map[string]string { return countryIndex() }
