@@ -160,16 +160,19 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 # bench-peers: `datamill bench` on PEERS_EVENTS generated users (PEERS_DIRTY of
-# them dirty), then, on the same events of the same run, the seed-style
-# Python consumer of bench/peers (kafka-python, per-record cleaning,
-# SQLAlchemy upserts, scikit-learn from a joblib file) in its venv
-# (scripts/python/peers.sh: PyPI, pinned, made once in .cache/peers); prints
-# both, and the ratios. Not part of make check.
+# them dirty), then, on the same events of the same run, each of PEERS: the
+# seed-style Python consumer of bench/peers (kafka-python, per-record
+# cleaning, SQLAlchemy upserts, scikit-learn from a joblib file) in its venv
+# (scripts/python/peers.sh: PyPI, pinned, made once in .cache/peers), and
+# Benthos v4.27.0 (bench/peers/benthos, built once into .cache/benthos with
+# GOWORK=off); prints each beside datamill, and the ratios. Not part of make
+# check.
 PEERS_EVENTS ?= 300000
 PEERS_DIRTY  ?= 0.1
+PEERS        ?= python,benthos
 bench-peers:
 	@python=$$(scripts/python/peers.sh) && \
-		$(GO) run ./cmd/datamill bench --events $(PEERS_EVENTS) --dirty $(PEERS_DIRTY) --peer python --peer-python "$$python"
+		$(GO) run ./cmd/datamill bench --events $(PEERS_EVENTS) --dirty $(PEERS_DIRTY) --peer $(PEERS) --peer-python "$$python"
 
 dev:
 	$(GO) run ./cmd/datamill dev

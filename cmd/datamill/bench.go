@@ -45,8 +45,9 @@ type benchFlags struct {
 	seed       uint64
 	scale      scale
 	dirty      float64
-	// peer names a program of peers to run on the same input after
-	// datamill; peerPython is the interpreter of its venv.
+	// peer names programs of peers to run on the same input after
+	// datamill, comma-separated; peerPython is the Python peer's
+	// interpreter, in its venv.
 	peer, peerPython string
 }
 
@@ -63,7 +64,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	fs.Uint64Var(&f.seed, "seed", 1, "generator seed")
 	fs.Var(f.scale, "scale", "processes per stage, name=N[,name=N…] (cleaner, loader, lake, scorer; default 1 each), as for datamill dev")
 	fs.Float64Var(&f.dirty, "dirty", 0, "share of the generated records, in [0, 1], carrying the dirt of real exports")
-	fs.StringVar(&f.peer, "peer", "", "then run a peer on the same events and compare: python (bench/peers/seed_consumer.py)")
+	fs.StringVar(&f.peer, "peer", "", "then run peers on the same events and compare: python (bench/peers/seed_consumer.py), benthos (bench/peers/benthos), or python,benthos")
 	fs.StringVar(&f.peerPython, "peer-python", "", "the peer's Python, with bench/peers/requirements.txt installed (default: .cache/peers/bin/python, which scripts/python/peers.sh makes)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: datamill bench [flags]\n\nStarts the stack of `datamill dev` (its own, on free ports; an outside\nPostgreSQL with DATABASE_URL), trains the dataset's model, then publishes N\ngenerated records of --dataset to raw.<dataset> at full speed or at --rate\nand follows them to scored.<dataset>. Reports the end-to-end throughput and latency (ingestion time\nto scored_at), each stage's throughput (the lake sink's beside them), consumer lag over time, CPU seconds\nand memory of every process, and the raw PostgreSQL COPY rate of the same\nrows as the loader's physical limit, against datamill's targets.\n\nflags:")
@@ -78,8 +79,9 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if f.events < 1 || f.rate < 0 || f.partitions < 1 || f.dirty < 0 || f.dirty > 1 {
 		return errors.New("bench: want --events ≥ 1, --rate ≥ 0, --partitions ≥ 1 and --dirty in [0, 1]")
 	}
-	if _, ok := peers[f.peer]; f.peer != "" && !ok {
-		return fmt.Errorf("bench: --peer %q: want python", f.peer)
+	peerRuns, err := peerNames(f.peer)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	ds, err := generatedDataset(environ, stderr, f.dataset)
 	if err != nil {
@@ -88,7 +90,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if f.peer != "" && ds.Name != peerDataset {
 		return fmt.Errorf("bench: --peer runs on the %s dataset only (its rules are written by hand), not %s", peerDataset, ds.Name)
 	}
-	if f.peer != "" {
+	if slices.Contains(peerRuns, "python") {
 		if f.peerPython, err = peerInterpreter(f.peerPython); err != nil {
 			return fmt.Errorf("bench: --peer-python: %w", err)
 		}
@@ -113,7 +115,7 @@ func bench(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	var report *benchReport
 	d.onReady = func(ctx context.Context, eps, svc map[string]string) error {
 		progress("stack ready (services' logs: %s)", logs.Name())
-		b := &benchRun{flags: f, ds: ds, eps: eps, svc: svc, stack: d, models: models, dir: dir, progress: progress}
+		b := &benchRun{flags: f, ds: ds, eps: eps, svc: svc, stack: d, models: models, dir: dir, progress: progress, logs: logs, peers: peerRuns}
 		r, err := b.run(ctx)
 		report = r
 		return err
@@ -243,7 +245,12 @@ type benchRun struct {
 	models   string
 	dir      string
 	progress func(string, ...any)
+	logs     io.Writer // the services' log, which peers write to as well
+	peers    []string  // --peer
 
+	// publishStart is when the first event was published, loaderDone when
+	// the loader was first seen to have taken all of the cleaner's output.
+	publishStart, loaderDone time.Time
 	// published[n] is event n's ingestion time, Unix µs: set before the
 	// event is produced, read when its scored record comes back.
 	published  []atomic.Int64
@@ -303,6 +310,7 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		return nil, err
 	}
 	start := time.Now()
+	b.publishStart = start
 	if err := b.publish(ctx); err != nil {
 		return nil, err
 	}
@@ -365,8 +373,8 @@ func (b *benchRun) run(ctx context.Context) (*benchReport, error) {
 		return nil, err
 	}
 	r.Targets = targets(r)
-	if b.flags.peer != "" {
-		p, err := b.runPeer(stack, conn, r)
+	for _, name := range b.peers {
+		p, err := b.runPeer(stack, conn, r, name)
 		if p != nil {
 			r.Peers = append(r.Peers, p)
 		}
@@ -575,6 +583,9 @@ func (b *benchRun) drained(ctx context.Context) (done bool, archived int, err er
 			sum.in, sum.out = sum.in+c.in, sum.out+c.out
 		}
 		counts[st] = sum
+	}
+	if b.loaderDone.IsZero() && counts["cleaner"].in == b.flags.events && counts["loader"].in == counts["cleaner"].out {
+		b.loaderDone = time.Now()
 	}
 	return counts["cleaner"].in == b.flags.events &&
 		counts["lake"].in == b.flags.events &&

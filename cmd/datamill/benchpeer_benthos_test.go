@@ -11,13 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/datamill/datamill/cmd/datamill/internal/gen"
 	"github.com/datamill/datamill/pkg/rules"
@@ -217,59 +215,32 @@ func TestBenthosPeerCleansAsTheRules(t *testing.T) {
 	}
 }
 
-// TestBenthosPeerOnStack runs the Benthos peer on the stack that the
-// environment names, as `datamill dev` prints it (KAFKA_*,
-// SCHEMA_REGISTRY_URL, DATABASE_URL), over what raw.users holds, after
-// datamill's pipeline has handled the same records: the peer's table must
-// then hold the same users, with the same values, as datamill's users
-// table. BENCH_PEERS_EVENTS is the number of events published, for the
-// per-event figures.
-func TestBenthosPeerOnStack(t *testing.T) {
+// TestBenthosPeerEndsWhereDatamillEnds runs a small bench on dirty users
+// with the Benthos peer after datamill, and checks that it consumed the
+// same events into the same cleaned rows and rejects, both runs measured.
+func TestBenthosPeerEndsWhereDatamillEnds(t *testing.T) {
 	needBenchPeers(t)
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	if env["KAFKA_BROKERS"] == "" || env["DATABASE_URL"] == "" {
-		t.Fatal("KAFKA_BROKERS and DATABASE_URL name no stack: export what datamill dev prints")
-	}
-	stack, err := peerStackFromEnv(env)
+	var out bytes.Buffer
+	err := run(t.Context(), []string{
+		"bench", "--events", "600", "--partitions", "2", "--dirty", "0.3", "--peer", "benthos", "--json",
+	}, toolchainEnv(), &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
+	var r benchReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out.String())
 	}
-	res, err := runBenthosPeer(t.Context(), stack, BenthosPeerOptions{Root: root, Log: os.Stderr, Timeout: 30 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
+	if len(r.Peers) != 1 || r.Peers[0].Name != "benthos" {
+		t.Fatalf("peers %+v: want the benthos peer's run", r.Peers)
 	}
-	events := res.Records
-	if n, err := strconv.ParseInt(env["BENCH_PEERS_EVENTS"], 10, 64); err == nil && n > 0 {
-		events = n
+	p := r.Peers[0]
+	if p.Consumed != 600 || p.Rows == 0 || p.Rows != p.Datamill.Rows || p.Rejects == 0 || p.Rejects != p.Datamill.Rejects || p.Differ != 0 {
+		t.Errorf("peer consumed %d, %d rows, %d rejects, %d users differing; datamill %d rows, %d rejects: want 600 consumed and the same rows and rejects, some of each",
+			p.Consumed, p.Rows, p.Rejects, p.Differ, p.Datamill.Rows, p.Datamill.Rejects)
 	}
-	conn, err := pgx.Connect(t.Context(), stack.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(t.Context())
-	cols := "age, gender, country, city, email, signup_date, last_login, account_status, monthly_spend, quality_flags"
-	d, p := "d."+strings.ReplaceAll(cols, ", ", ", d."), "p."+strings.ReplaceAll(cols, ", ", ", p.")
-	var datamillRows, differ int64
-	if err := conn.QueryRow(t.Context(), `select (select count(*) from users),
-		(select count(*) from users d full join peer_benthos_users p using (id)
-		 where d.id is null or p.id is null or (`+d+`) is distinct from (`+p+`))`).Scan(&datamillRows, &differ); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("benthos peer: %d events (%d records read) in %.1f s: %.0f events/s; benthos %.1f CPU s (%.0f µs/event), PostgreSQL %.1f CPU s (%.0f µs/event), peak RSS %.0f MiB; %d rows, %d rejects; datamill's users table %d rows, %d users differ",
-		events, res.Records, res.WallSeconds, float64(events)/res.WallSeconds,
-		res.CPUSeconds, 1e6*res.CPUSeconds/float64(events),
-		res.PostgresCPUSeconds, 1e6*res.PostgresCPUSeconds/float64(events), res.PeakRSSMiB,
-		res.Rows, res.Rejects, datamillRows, differ)
-	if res.Rows == 0 || differ != 0 {
-		t.Errorf("the peer's table holds %d rows, %d users differing from datamill's %d", res.Rows, differ, datamillRows)
+	if p.EventsPerSecond <= 0 || p.CPUMicrosPerEvent <= 0 || p.Datamill.CPUMicrosPerEvent <= 0 || p.Speedup <= 0 || p.CPURatio <= 0 {
+		t.Errorf("peer %.0f events/s, %.0f CPU µs an event; datamill %.0f; ratios %.2f, %.2f: want all measured",
+			p.EventsPerSecond, p.CPUMicrosPerEvent, p.Datamill.CPUMicrosPerEvent, p.Speedup, p.CPURatio)
 	}
 }
