@@ -79,3 +79,12 @@ func TestNotReadyWhileS3IsUnreachable(t *testing.T) {
 		t.Errorf("run after shutdown: %v", err)
 	}
 }
+
+func TestASoftMemoryLimitUnlessGOMEMLIMITSetsOne(t *testing.T) {
+	if limit, ok := memoryLimit([]string{"PATH=/usr/bin", "LAKE_MAX_BUFFER=8388608"}); !ok || limit != defaultMemoryLimit {
+		t.Errorf("without GOMEMLIMIT: limit %d, %t; want %d, true", limit, ok, defaultMemoryLimit)
+	}
+	if limit, ok := memoryLimit([]string{"GOMEMLIMIT=1GiB"}); ok {
+		t.Errorf("with GOMEMLIMIT: the sink sets %d itself, want the runtime's own", limit)
+	}
+}
