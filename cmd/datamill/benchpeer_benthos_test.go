@@ -220,21 +220,7 @@ func TestBenthosPeerCleansAsTheRules(t *testing.T) {
 // same events into the same cleaned rows and rejects, both runs measured.
 func TestBenthosPeerEndsWhereDatamillEnds(t *testing.T) {
 	needBenchPeers(t)
-	var out bytes.Buffer
-	err := run(t.Context(), []string{
-		"bench", "--events", "600", "--partitions", "2", "--dirty", "0.3", "--peer", "benthos", "--json",
-	}, toolchainEnv(), &out, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r benchReport
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("bench --json: %v\n%s", err, out.String())
-	}
-	if len(r.Peers) != 1 || r.Peers[0].Name != "benthos" {
-		t.Fatalf("peers %+v: want the benthos peer's run", r.Peers)
-	}
-	p := r.Peers[0]
+	p := runBenchPeer(t, "benthos")
 	if p.Consumed != 600 || p.Rows == 0 || p.Rows != p.Datamill.Rows || p.Rejects == 0 || p.Rejects != p.Datamill.Rejects || p.Differ != 0 {
 		t.Errorf("peer consumed %d, %d rows, %d rejects, %d users differing; datamill %d rows, %d rejects: want 600 consumed and the same rows and rejects, some of each",
 			p.Consumed, p.Rows, p.Rejects, p.Differ, p.Datamill.Rows, p.Datamill.Rejects)

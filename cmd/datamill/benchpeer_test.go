@@ -37,23 +37,7 @@ func peerPython(t *testing.T) string {
 // peer consumed the same events into the same cleaned rows, rejects and
 // predictions, and that both runs were measured.
 func TestPythonPeerEndsWhereDatamillEnds(t *testing.T) {
-	python := peerPython(t)
-	var out bytes.Buffer
-	err := run(t.Context(), []string{
-		"bench", "--events", "600", "--partitions", "2", "--dirty", "0.3",
-		"--peer", "python", "--peer-python", python, "--json",
-	}, toolchainEnv(), &out, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r benchReport
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("bench --json: %v\n%s", err, out.String())
-	}
-	if len(r.Peers) != 1 || r.Peers[0].Name != "python" {
-		t.Fatalf("peers %+v: want the python peer's run", r.Peers)
-	}
-	p := r.Peers[0]
+	p := runBenchPeer(t, "python", "--peer-python", peerPython(t))
 	if p.Events != 600 || p.Consumed != 600 {
 		t.Errorf("the peer was given %d events and consumed %d: want 600 each", p.Events, p.Consumed)
 	}
@@ -77,4 +61,23 @@ func TestPythonPeerEndsWhereDatamillEnds(t *testing.T) {
 	if p.Speedup <= 0 || p.CPURatio <= 0 {
 		t.Errorf("ratios %.2f (events/s) and %.2f (CPU an event): want both", p.Speedup, p.CPURatio)
 	}
+}
+
+// runBenchPeer runs a bench of 600 users, 30 % dirty, with the peer name
+// after datamill, and returns the peer's report.
+func runBenchPeer(t *testing.T, name string, args ...string) *peerReport {
+	t.Helper()
+	var out bytes.Buffer
+	args = append([]string{"bench", "--events", "600", "--partitions", "2", "--dirty", "0.3", "--peer", name, "--json"}, args...)
+	if err := run(t.Context(), args, toolchainEnv(), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var r benchReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out.String())
+	}
+	if len(r.Peers) != 1 || r.Peers[0].Name != name {
+		t.Fatalf("peers %+v: want the %s peer's run", r.Peers, name)
+	}
+	return r.Peers[0]
 }
