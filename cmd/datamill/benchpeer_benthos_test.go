@@ -72,11 +72,11 @@ func TestBenthosPeerCountries(t *testing.T) {
 
 // needBenchPeers skips a test of the peer benchmark unless BENCH_PEERS=1:
 // the peer's binary is built from dependencies CI does not download, and
-// the benchmark is not part of CI (make bench-peers runs these tests).
+// the benchmark is not part of CI.
 func needBenchPeers(t *testing.T) {
 	t.Helper()
 	if os.Getenv("BENCH_PEERS") != "1" {
-		t.Skip("a peer benchmark test: BENCH_PEERS=1 runs it (make bench-peers)")
+		t.Skip("a peer benchmark test: BENCH_PEERS=1 runs it, building the Benthos peer into .cache/benthos")
 	}
 }
 
