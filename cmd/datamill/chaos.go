@@ -301,11 +301,7 @@ func (c *chaosRun) once(ctx context.Context, name string, faults bool) (chaosOut
 				_ = os.Rename(filepath.Join(c.inbox, name), filepath.Join(c.inbox, "."+name))
 			}
 		}()
-		// eps names an outside broker by its address alone: its TLS and
-		// SASL settings are the environment's.
-		kafkaEnv := maps.Clone(d.env)
-		maps.Copy(kafkaEnv, eps)
-		kcfg, err := cliKafka(kafkaEnv)
+		kcfg, err := cliKafka(eps)
 		if err != nil {
 			return err
 		}

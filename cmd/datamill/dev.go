@@ -377,6 +377,15 @@ func (d *devStack) run(ctx context.Context) (err error) {
 
 	if d.onReady != nil {
 		eps := map[string]string{}
+		if d.env["KAFKA_BROKERS"] != "" {
+			// The endpoints name an outside broker by its address alone:
+			// its TLS and SASL settings are the environment's.
+			for k, v := range d.env {
+				if strings.HasPrefix(k, "KAFKA_") {
+					eps[k] = v
+				}
+			}
+		}
 		for _, e := range endpoints {
 			k, v, _ := strings.Cut(e, "=")
 			eps[k] = v
