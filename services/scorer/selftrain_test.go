@@ -259,8 +259,17 @@ func TestSelfTrainingMakesTheScorerReady(t *testing.T) {
 	if err != nil || path == "" {
 		t.Fatalf("no self-trained artefact in %s (%v)", dir, err)
 	}
+	// The artefact is saved before its registry row is written: the
+	// scorer may take the model, and be ready, a moment before the row
+	// is there.
 	var promoted int
-	if err := s.db.QueryRow(t.Context(), `select count(*) from scorer_models where promoted and rows = 500`).Scan(&promoted); err != nil || promoted != 1 {
-		t.Errorf("%d promoted models of 500 rows in the registry (%v), want 1", promoted, err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := s.db.QueryRow(t.Context(), `select count(*) from scorer_models where promoted and rows = 500`).Scan(&promoted)
+		if err == nil && promoted == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d promoted models of 500 rows in the registry (%v), want 1", promoted, err)
+		}
 	}
 }
