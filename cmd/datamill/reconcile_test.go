@@ -160,6 +160,20 @@ func tableCounts(ctx context.Context, t *testing.T, databaseURL string) (rows, p
 		t.Fatal(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The scorer makes its predictions table when it starts, which a
+	// small pipeline's loader may finish before.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var made bool
+		if err := conn.QueryRow(ctx, `select to_regclass('predictions') is not null`).Scan(&made); err != nil {
+			t.Fatal(err)
+		}
+		if made {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scorer made no predictions table within 30 s")
+		}
+	}
 	if err := conn.QueryRow(ctx, `select (select count(*) from users), (select count(*) from predictions)`).Scan(&rows, &predictions); err != nil {
 		t.Fatal(err)
 	}
